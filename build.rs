@@ -1,0 +1,22 @@
+//! Generates the C header from src/ffi with cbindgen into OUT_DIR. With
+//! TAPS_UPDATE_HEADER=1 it also writes include/taps_racing.h, the checked-in
+//! copy that the test `header_is_current` compares against.
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("taps_racing.h");
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/api");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=TAPS_UPDATE_HEADER");
+    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen could not generate the header");
+    bindings.write_to_file(&out);
+    if std::env::var_os("TAPS_UPDATE_HEADER").is_some_and(|v| v == "1") {
+        bindings.write_to_file(format!("{dir}/include/taps_racing.h"));
+    }
+}

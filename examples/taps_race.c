@@ -1,0 +1,474 @@
+/* taps_race: race TCP connections to a host the Happy Eyeballs way (RFC 8305)
+ * and print the timeline of the race.
+ *
+ *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
+ *             [--json] [HOST PORT]
+ *
+ * PORT is a number or a service name ("https"). With no HOST and PORT the
+ * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
+ * races "localhost" plus the literal ::1 on that port, so ::1 is refused and
+ * IPv4 wins.
+ *
+ * Exit status: 0 connected, 1 the race failed, 2 bad usage.
+ *
+ * Uses only the public header taps_racing.h.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "taps_racing.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_CONNECTED 0
+#define EXIT_RACE_FAILED 1
+#define EXIT_USAGE 2
+
+static const char *prog = "taps_race";
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--json] [HOST PORT]\n"
+          "\n"
+          "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
+          "or a service name) as RFC 8305 (Happy Eyeballs v2) describes, and prints\n"
+          "the timeline of the attempts and the winner.\n"
+          "\n"
+          "  --attempt-delay MS     Connection Attempt Delay (default 250, RFC 8305 §5)\n"
+          "  --resolution-delay MS  Resolution Delay (default 50, RFC 8305 §3)\n"
+          "  --timeout MS           total timeout of the race (default 0: none)\n"
+          "  --json                 print one JSON object on stdout, nothing else\n"
+          "  -h, --help             this help\n"
+          "\n"
+          "With no HOST and PORT it races localhost against a listener of its own on\n"
+          "127.0.0.1 (and ::1 on the same port, which refuses).\n"
+          "Exit status: 0 connected, 1 the race failed, 2 bad usage.\n",
+          prog);
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "%s: ", prog);
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n");
+  usage(stderr);
+  return EXIT_USAGE;
+}
+
+/* A decimal number in [0, max] spanning the whole string. */
+static int parse_u32(const char *s, unsigned long max, uint32_t *out) {
+  if (s == NULL || *s < '0' || *s > '9') return -1;
+  errno = 0;
+  char *end = NULL;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v > max) return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- the race -------------------------------------------------------- */
+
+typedef struct RaceState {
+  double t_initiate_ms;
+  double elapsed_ms;
+  int done;
+  int won;
+} RaceState;
+
+static int on_ready(Connection *c, void *ud) {
+  (void)c;
+  RaceState *s = (RaceState *)ud;
+  s->elapsed_ms = now_ms() - s->t_initiate_ms;
+  s->done = 1;
+  s->won = 1;
+  return 0;
+}
+
+static int on_establishment_error(Connection *c, void *ud) {
+  (void)c;
+  RaceState *s = (RaceState *)ud;
+  s->elapsed_ms = now_ms() - s->t_initiate_ms;
+  s->done = 1;
+  s->won = 0;
+  return 0;
+}
+
+static int on_other(Connection *c, void *ud) {
+  (void)c;
+  (void)ud;
+  return 0;
+}
+
+/* ---- formatting ------------------------------------------------------ */
+
+typedef struct Addr {
+  char text[INET6_ADDRSTRLEN + IF_NAMESIZE + 2]; /* without brackets, with %scope */
+  unsigned port;
+  const char *family; /* "ipv4", "ipv6" or "unknown" */
+} Addr;
+
+static void addr_format(const struct sockaddr_storage *ss, Addr *out) {
+  strcpy(out->text, "?");
+  out->port = 0;
+  out->family = "unknown";
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &s4->sin_addr, out->text, sizeof out->text);
+    out->port = ntohs(s4->sin_port);
+    out->family = "ipv4";
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, out->text, sizeof out->text);
+    if (s6->sin6_scope_id != 0) {
+      char ifname[IF_NAMESIZE];
+      size_t len = strlen(out->text);
+      if (if_indextoname(s6->sin6_scope_id, ifname) != NULL)
+        snprintf(out->text + len, sizeof out->text - len, "%%%s", ifname);
+      else
+        snprintf(out->text + len, sizeof out->text - len, "%%%" PRIu32, (uint32_t)s6->sin6_scope_id);
+    }
+    out->port = ntohs(s6->sin6_port);
+    out->family = "ipv6";
+  }
+}
+
+static const char *outcome_name(AttemptOutcome o) {
+  switch (o) {
+    case ATTEMPT_OUTCOME_RUNNING: return "running";
+    case ATTEMPT_OUTCOME_WON: return "won";
+    case ATTEMPT_OUTCOME_FAILED: return "failed";
+    case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+  }
+  return "unknown";
+}
+
+static void json_string(FILE *out, const char *s) {
+  if (s == NULL) {
+    fputs("null", out);
+    return;
+  }
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+      case '"': fputs("\\\"", out); break;
+      case '\\': fputs("\\\\", out); break;
+      case '\n': fputs("\\n", out); break;
+      case '\r': fputs("\\r", out); break;
+      case '\t': fputs("\\t", out); break;
+      default:
+        if (*p < 0x20)
+          fprintf(out, "\\u%04x", *p);
+        else
+          fputc(*p, out);
+    }
+  }
+  fputc('"', out);
+}
+
+static void print_json(const Connection *c, const RaceState *st) {
+  FILE *out = stdout;
+  fputs("{\"winner\": ", out);
+  struct sockaddr_storage ra;
+  socklen_t ralen = sizeof ra;
+  size_t n = connection_attempt_count(c);
+  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+    Addr a;
+    addr_format(&ra, &a);
+    const char *protocol = "tcp";
+    for (size_t i = 0; i < n; i++) {
+      AttemptInfo info;
+      if (connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == ATTEMPT_OUTCOME_WON &&
+          info.protocol != NULL)
+        protocol = info.protocol;
+    }
+    fputs("{\"address\": ", out);
+    json_string(out, a.text);
+    fprintf(out, ", \"port\": %u, \"family\": \"%s\", \"protocol\": ", a.port, a.family);
+    json_string(out, protocol);
+    fputs("}", out);
+  } else {
+    fputs("null", out);
+  }
+  fprintf(out, ", \"elapsed_ms\": %.2f, \"error\": ", st->elapsed_ms);
+  json_string(out, st->won ? NULL : taps_strerror(connection_get_error(c)));
+  fputs(", \"attempts\": [", out);
+  for (size_t i = 0; i < n; i++) {
+    AttemptInfo info;
+    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    Addr a;
+    addr_format(&info.address, &a);
+    fprintf(out, "%s{\"address\": ", i ? ", " : "");
+    json_string(out, a.text);
+    fprintf(out, ", \"port\": %u, \"family\": \"%s\", \"protocol\": ", a.port, a.family);
+    json_string(out, info.protocol);
+    fprintf(out, ", \"started_ms\": %.2f, \"ended_ms\": ", (double)info.started_us / 1000.0);
+    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+      fputs("null", out);
+    else
+      fprintf(out, "%.2f", (double)info.ended_us / 1000.0);
+    fprintf(out, ", \"outcome\": \"%s\", \"error\": ", outcome_name(info.outcome));
+    json_string(out, info.os_error ? strerror(info.os_error) : NULL);
+    fputs("}", out);
+  }
+  fputs("]}\n", out);
+}
+
+static void print_timeline(const Connection *c, const RaceState *st) {
+  size_t n = connection_attempt_count(c);
+  printf("\n  #  %-42s %10s %10s  %-9s  %s\n", "address", "start ms", "end ms", "outcome", "error");
+  for (size_t i = 0; i < n; i++) {
+    AttemptInfo info;
+    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    Addr a;
+    addr_format(&info.address, &a);
+    char where[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
+    if (info.address.ss_family == AF_INET6)
+      snprintf(where, sizeof where, "[%s]:%u", a.text, a.port);
+    else
+      snprintf(where, sizeof where, "%s:%u", a.text, a.port);
+    char end[32];
+    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+      snprintf(end, sizeof end, "-");
+    else
+      snprintf(end, sizeof end, "%.2f", (double)info.ended_us / 1000.0);
+    printf("%3zu  %-42s %10.2f %10s  %-9s  %s\n", i + 1, where, (double)info.started_us / 1000.0, end,
+           outcome_name(info.outcome), info.os_error ? strerror(info.os_error) : "-");
+  }
+  printf("\n");
+  struct sockaddr_storage ra;
+  socklen_t ralen = sizeof ra;
+  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+    Addr a;
+    addr_format(&ra, &a);
+    printf("winner: %s port %u (%s, tcp) after %.2f ms\n", a.text, a.port, a.family, st->elapsed_ms);
+  } else {
+    printf("no winner: %s (after %.2f ms)\n", taps_strerror(connection_get_error(c)), st->elapsed_ms);
+  }
+}
+
+/* ---- demo listener ----------------------------------------------------- */
+
+/* Listens on 127.0.0.1 (ephemeral port) and reserves [::1] on the same port
+ * without listening, so that ::1 refuses. Returns the listener. */
+static int demo_listen(uint16_t *port, int *v6_reserved) {
+  *v6_reserved = -1;
+  for (int tries = 0; tries < 20; tries++) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0) return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(l, 16) != 0 ||
+        getsockname(l, (struct sockaddr *)&sa, &len) != 0) {
+      close(l);
+      return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    int v6 = socket(AF_INET6, SOCK_STREAM, 0);
+    if (v6 < 0) return l; /* no IPv6 at all: ::1 fails anyway */
+    int one = 1;
+    setsockopt(v6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    struct sockaddr_in6 s6;
+    memset(&s6, 0, sizeof s6);
+    s6.sin6_family = AF_INET6;
+    s6.sin6_addr = in6addr_loopback;
+    s6.sin6_port = htons(*port);
+    if (bind(v6, (struct sockaddr *)&s6, sizeof s6) == 0) {
+      *v6_reserved = v6;
+      return l;
+    }
+    int e = errno;
+    close(v6);
+    if (e != EADDRINUSE) return l; /* e.g. no ::1 here */
+    close(l);                      /* someone has [::1]:port: pick another port */
+  }
+  return -1;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  if (argc > 0 && argv[0] != NULL) {
+    const char *slash = strrchr(argv[0], '/');
+    prog = slash ? slash + 1 : argv[0];
+  }
+  RacingOptions opts = racing_options_default();
+  int json = 0;
+  const char *pos[2] = {NULL, NULL};
+  int npos = 0, only_pos = 0;
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (!only_pos && strcmp(arg, "--") == 0) {
+      only_pos = 1;
+    } else if (!only_pos && (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)) {
+      usage(stdout);
+      return 0;
+    } else if (!only_pos && strcmp(arg, "--json") == 0) {
+      json = 1;
+    } else if (!only_pos && (strcmp(arg, "--attempt-delay") == 0 || strcmp(arg, "--resolution-delay") == 0 ||
+                             strcmp(arg, "--timeout") == 0)) {
+      if (i + 1 >= argc) return usage_error("%s needs a value in milliseconds", arg);
+      uint32_t v;
+      if (parse_u32(argv[i + 1], UINT32_MAX, &v) != 0)
+        return usage_error("bad number of milliseconds: '%s'", argv[i + 1]);
+      if (strcmp(arg, "--attempt-delay") == 0)
+        opts.connection_attempt_delay_ms = v;
+      else if (strcmp(arg, "--resolution-delay") == 0)
+        opts.resolution_delay_ms = v;
+      else
+        opts.total_timeout_ms = v;
+      i++;
+    } else if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
+      return usage_error("unknown option '%s'", arg);
+    } else {
+      if (npos >= 2) return usage_error("unexpected argument '%s'", arg);
+      pos[npos++] = arg;
+    }
+  }
+  if (npos == 1) return usage_error("%s", "HOST and PORT go together: both or neither");
+  const int demo = (npos == 0);
+  const char *host = demo ? "localhost" : pos[0];
+  if (host[0] == '\0') return usage_error("%s", "empty HOST");
+
+  int listener = -1, v6_reserved = -1;
+  uint16_t port = 0;
+  const char *service = NULL;
+  if (demo) {
+    listener = demo_listen(&port, &v6_reserved);
+    if (listener < 0) {
+      fprintf(stderr, "%s: cannot listen on 127.0.0.1: %s\n", prog, strerror(errno));
+      return EXIT_RACE_FAILED;
+    }
+  } else {
+    uint32_t v;
+    const char *p = pos[1];
+    if (p[0] >= '0' && p[0] <= '9') {
+      if (parse_u32(p, 65535, &v) != 0 || v == 0) return usage_error("bad port '%s' (1-65535)", p);
+      port = (uint16_t)v;
+    } else if (p[0] == '\0' || p[0] == '-') {
+      return usage_error("bad port '%s' (1-65535)", p);
+    } else {
+      service = p;
+    }
+  }
+
+  /* Remote endpoints. */
+  RemoteEndpoint *remotes[2] = {NULL, NULL};
+  size_t n_remotes = 0;
+  int rc;
+  remotes[n_remotes] = remote_endpoint_new();
+  if (remotes[n_remotes] == NULL) {
+    fprintf(stderr, "%s: remote_endpoint_new: %s\n", prog, taps_strerror(taps_last_error()));
+    return EXIT_RACE_FAILED;
+  }
+  rc = remote_endpoint_with_hostname(remotes[0], host);
+  if (rc != TAPS_OK) {
+    remote_endpoint_free(remotes[0]);
+    return usage_error("bad HOST: %s", taps_strerror(rc));
+  }
+  rc = service ? remote_endpoint_with_service(remotes[0], service) : remote_endpoint_with_port(remotes[0], port);
+  if (rc != TAPS_OK) {
+    fprintf(stderr, "%s: bad PORT '%s': %s\n", prog, service ? service : pos[1], taps_strerror(rc));
+    usage(stderr);
+    remote_endpoint_free(remotes[0]);
+    return EXIT_USAGE;
+  }
+  n_remotes++;
+  if (demo) {
+    RemoteEndpoint *v6 = remote_endpoint_new();
+    if (v6 == NULL || remote_endpoint_with_ipv6(v6, in6addr_loopback) != TAPS_OK ||
+        remote_endpoint_with_port(v6, port) != TAPS_OK) {
+      fprintf(stderr, "%s: cannot build the ::1 endpoint\n", prog);
+      remote_endpoint_free(v6);
+      remote_endpoint_free(remotes[0]);
+      return EXIT_RACE_FAILED;
+    }
+    remotes[n_remotes++] = v6;
+  }
+
+  EventLoop *loop = event_loop_new();
+  if (loop == NULL) {
+    fprintf(stderr, "%s: event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
+    return EXIT_RACE_FAILED;
+  }
+  Preconnection *pre =
+      preconnection_new(loop, (const RemoteEndpoint *const *)remotes, n_remotes, NULL, &opts);
+  int pre_error = pre ? TAPS_OK : taps_last_error();
+  for (size_t i = 0; i < n_remotes; i++) remote_endpoint_free(remotes[i]);
+  if (pre == NULL) {
+    fprintf(stderr, "%s: preconnection_new: %s\n", prog, taps_strerror(pre_error));
+    event_loop_free(loop);
+    return pre_error == TAPS_ERROR_INVALID_OPTION ? EXIT_USAGE : EXIT_RACE_FAILED;
+  }
+
+  if (!json) {
+    if (demo) {
+      printf("demo: listening on 127.0.0.1 port %u (IPv4 only), racing localhost port %u\n", port, port);
+      printf("demo: also racing the literal ::1 on port %u, because localhost often resolves to 127.0.0.1 "
+             "only: nothing listens on ::1, so it is refused and IPv4 wins\n",
+             port);
+    } else {
+      printf("racing %s port %s\n", host, pos[1]);
+    }
+    printf("connection attempt delay %" PRIu32 " ms, resolution delay %" PRIu32 " ms, total timeout %s",
+           opts.connection_attempt_delay_ms, opts.resolution_delay_ms,
+           opts.total_timeout_ms ? "" : "none\n");
+    if (opts.total_timeout_ms) printf("%" PRIu32 " ms\n", opts.total_timeout_ms);
+    fflush(stdout);
+  }
+
+  RaceState st;
+  memset(&st, 0, sizeof st);
+  ConnectionCallbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.ready = on_ready;
+  cb.establishment_error = on_establishment_error;
+  cb.connection_error = on_other;
+  cb.closed = on_other;
+  cb.user_data = &st;
+  Connection *conn = NULL;
+  st.t_initiate_ms = now_ms();
+  rc = preconnection_initiate_with_racing(pre, cb, &conn);
+  if (rc != TAPS_OK) {
+    fprintf(stderr, "%s: preconnection_initiate_with_racing: %s\n", prog, taps_strerror(rc));
+    preconnection_free(pre);
+    event_loop_free(loop);
+    return EXIT_RACE_FAILED;
+  }
+  rc = event_loop_run(loop);
+  if (rc != TAPS_OK) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
+  if (!st.done) st.elapsed_ms = now_ms() - st.t_initiate_ms;
+
+  if (json)
+    print_json(conn, &st);
+  else
+    print_timeline(conn, &st);
+  fflush(stdout);
+
+  int status = (st.done && st.won) ? EXIT_CONNECTED : EXIT_RACE_FAILED;
+  connection_free(conn);
+  preconnection_free(pre);
+  event_loop_free(loop);
+  if (listener >= 0) close(listener);
+  if (v6_reserved >= 0) close(v6_reserved);
+  return status;
+}

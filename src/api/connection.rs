@@ -1,0 +1,176 @@
+//! Connections: the handle a race gives back, its callbacks and its report.
+
+use super::error::{Error, Result};
+use crate::driver::conn::{ConnCore, Phase};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+/// The user's callbacks for one Connection, called on the thread that runs
+/// the loop, never two at once for the same connection. Exactly one of
+/// `ready` / `establishment_error` follows a started race (none if the
+/// connection is released first). A handler may close or drop its own
+/// connection.
+pub trait ConnectionHandler: Send {
+    /// The race was won; the connection is established.
+    fn ready(&mut self, connection: &Connection) {
+        let _ = connection;
+    }
+    /// The race failed; [`Connection::error`] says why and
+    /// [`Connection::attempts`] holds every attempt's errno.
+    fn establishment_error(&mut self, connection: &Connection) {
+        let _ = connection;
+    }
+    /// An established connection failed (socket error or hang-up); it is
+    /// closed. [`Connection::error`] carries the errno as [`Error::Io`].
+    fn connection_error(&mut self, connection: &Connection) {
+        let _ = connection;
+    }
+    /// [`Connection::close`] finished.
+    fn closed(&mut self, connection: &Connection) {
+        let _ = connection;
+    }
+}
+
+/// How an attempt ended, or that it has not.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Still connecting.
+    Running,
+    /// The winner.
+    Won,
+    /// Failed; `os_error` says why (ETIMEDOUT for an attempt timeout).
+    Failed,
+    /// Stopped because the race ended (another attempt won, the race
+    /// failed, timed out, or was cancelled).
+    Cancelled,
+}
+
+/// One attempt of a race, as reported after the fact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// The remote address and port attempted.
+    pub address: SocketAddr,
+    /// "tcp".
+    pub protocol: &'static str,
+    /// Start, µs since the race was initiated.
+    pub started_us: u64,
+    /// End, µs since the race was initiated; `None` while running.
+    pub ended_us: Option<u64>,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// errno of a failed attempt, else 0.
+    pub os_error: i32,
+}
+
+/// Where a Connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not started.
+    Idle,
+    /// Racing.
+    Establishing,
+    /// Ready: the race was won.
+    Established,
+    /// Closed (by the user or by a connection error).
+    Closed,
+    /// The race failed.
+    Failed,
+}
+
+/// A connection: racing, established, failed or closed. Dropping the handle
+/// that [`crate::api::Preconnection::initiate`] returned cancels a running
+/// race and closes the socket, with no callback after the drop returns.
+///
+/// cbindgen:ignore
+pub struct Connection {
+    pub(crate) core: Arc<ConnCore>,
+    owner: bool,
+}
+
+impl Connection {
+    pub(crate) fn owned(core: Arc<ConnCore>) -> Connection {
+        Connection { core, owner: true }
+    }
+
+    /// A non-owning view, given to handlers.
+    pub(crate) fn view(core: Arc<ConnCore>) -> Connection {
+        Connection { core, owner: false }
+    }
+
+    /// A process-unique id.
+    pub fn id(&self) -> u64 {
+        self.core.id
+    }
+
+    /// Where the connection is in its life.
+    pub fn state(&self) -> ConnectionState {
+        match self.core.lock().phase {
+            Phase::Idle => ConnectionState::Idle,
+            Phase::Establishing => ConnectionState::Establishing,
+            Phase::Established => ConnectionState::Established,
+            Phase::Closed => ConnectionState::Closed,
+            Phase::Failed => ConnectionState::Failed,
+        }
+    }
+
+    /// The socket of an established connection (non-blocking, owned by the
+    /// connection: do not close it).
+    pub fn fd(&self) -> Option<RawFd> {
+        self.core.lock().stream.as_ref().map(|(_, s)| s.as_raw_fd())
+    }
+
+    /// The winner's remote address, once established.
+    pub fn remote_address(&self) -> Option<SocketAddr> {
+        self.core.lock().remote
+    }
+
+    /// Why the race failed (after establishment_error), or the errno of a
+    /// connection error; `None` otherwise.
+    pub fn error(&self) -> Option<Error> {
+        self.core.lock().error
+    }
+
+    /// Number of attempts started so far.
+    pub fn attempt_count(&self) -> usize {
+        self.core.lock().attempts.len()
+    }
+
+    /// Attempt `index` (start order).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] past the end.
+    pub fn attempt(&self, index: usize) -> Result<AttemptReport> {
+        self.core.lock().attempts.get(index).copied().ok_or(Error::OutOfRange)
+    }
+
+    /// Every attempt so far, in start order.
+    pub fn attempts(&self) -> Vec<AttemptReport> {
+        self.core.lock().attempts.clone()
+    }
+
+    /// Close gracefully: a race stops, an established socket sends FIN and
+    /// closes; the handler's `closed` follows on the loop. A no-op when
+    /// already closed, failed or never started.
+    pub fn close(&self) {
+        self.core.lp.close(&self.core);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.owner {
+            self.core.lp.release(&self.core);
+        }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("id", &self.core.id).field("state", &self.state()).finish()
+    }
+}

@@ -1,0 +1,124 @@
+//! The library's one error type, with the stable numeric codes of the C
+//! header's `TapsError`.
+
+use std::fmt;
+
+/// Why a call or a race failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A required pointer argument was NULL (C API only).
+    NullArgument,
+    /// An argument is malformed or out of range; the text says which.
+    InvalidArgument(&'static str),
+    /// A host name that is empty, too long, or has characters a host name
+    /// cannot have.
+    InvalidHostname,
+    /// Port 0, or a service name the system does not know.
+    InvalidPort,
+    /// A RacingOptions field out of its documented range; the text says which.
+    InvalidOption(&'static str),
+    /// The object is not in a state that allows this call.
+    InvalidState,
+    /// An index past the end.
+    OutOfRange,
+    /// Every DNS query failed or had no address (the getaddrinfo code, or 0).
+    ResolutionFailed(i32),
+    /// Every attempt failed (the errno of the last one).
+    AllAttemptsFailed(i32),
+    /// The race's total timeout passed.
+    TimedOut,
+    /// The race was cancelled (connection closed or freed, loop freed).
+    Cancelled,
+    /// A system call failed with this errno.
+    Io(i32),
+    /// A panic was caught at the C boundary.
+    Panic,
+}
+
+impl Error {
+    /// The C code (`TapsError`), always negative.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::NullArgument => -1,
+            Error::InvalidArgument(_) => -2,
+            Error::InvalidHostname => -3,
+            Error::InvalidPort => -4,
+            Error::InvalidOption(_) => -5,
+            Error::InvalidState => -6,
+            Error::OutOfRange => -7,
+            Error::ResolutionFailed(_) => -8,
+            Error::AllAttemptsFailed(_) => -9,
+            Error::TimedOut => -10,
+            Error::Cancelled => -11,
+            Error::Io(_) => -12,
+            Error::Panic => -13,
+        }
+    }
+
+    /// The static description of a C code; "unknown error" for others.
+    pub fn describe_code(code: i32) -> &'static str {
+        match code {
+            0 => "success",
+            -1 => "a required pointer argument was NULL",
+            -2 => "invalid argument",
+            -3 => "invalid host name",
+            -4 => "invalid port (0) or unknown service",
+            -5 => "racing option out of range",
+            -6 => "operation not allowed in the object's current state",
+            -7 => "index out of range",
+            -8 => "name resolution failed: no address for the host",
+            -9 => "every connection attempt failed",
+            -10 => "the race timed out",
+            -11 => "the race was cancelled",
+            -12 => "a system call failed",
+            -13 => "internal error: a panic was caught at the C boundary",
+            _ => "unknown error",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Error::describe_code(self.code()))?;
+        match self {
+            Error::InvalidArgument(what) | Error::InvalidOption(what) => write!(f, ": {what}"),
+            Error::AllAttemptsFailed(e) | Error::Io(e) if *e != 0 => {
+                write!(f, " ({})", std::io::Error::from_raw_os_error(*e))
+            }
+            Error::ResolutionFailed(e) if *e != 0 => {
+                // SAFETY: gai_strerror returns a static string for any code.
+                let s = unsafe { std::ffi::CStr::from_ptr(libc::gai_strerror(*e)) };
+                write!(f, " ({})", s.to_string_lossy())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_text() {
+        let mut seen = std::collections::HashSet::new();
+        for code in -13..=0 {
+            let text = Error::describe_code(code);
+            assert_ne!(text, "unknown error");
+            assert!(seen.insert(text));
+        }
+        assert_eq!(Error::describe_code(-14), "unknown error");
+        assert_eq!(Error::describe_code(7), "unknown error");
+    }
+
+    #[test]
+    fn display_carries_the_detail() {
+        let s = Error::AllAttemptsFailed(libc::ECONNREFUSED).to_string();
+        assert!(s.contains("refused"), "{s}");
+    }
+}

@@ -1,0 +1,38 @@
+//! The safe Rust API. The C ABI in `ffi` is a thin skin over it.
+//!
+//! ```no_run
+//! use taps_racing::api::*;
+//! struct Print;
+//! impl ConnectionHandler for Print {
+//!     fn ready(&mut self, c: &Connection) {
+//!         println!("connected to {:?}", c.remote_address());
+//!     }
+//!     fn establishment_error(&mut self, c: &Connection) {
+//!         println!("failed: {:?}", c.error());
+//!     }
+//! }
+//! let lp = EventLoop::new()?;
+//! let mut ep = RemoteEndpoint::new();
+//! ep.with_hostname("example.com")?.with_port(443)?;
+//! let pre = Preconnection::new(&lp, &[ep], None, None)?;
+//! let conn = pre.initiate(Box::new(Print))?;
+//! lp.run()?;
+//! # drop(conn);
+//! # Ok::<(), Error>(())
+//! ```
+
+pub mod connection;
+pub mod endpoint;
+pub mod error;
+pub mod event_loop;
+pub mod options;
+pub mod preconnection;
+pub mod properties;
+
+pub use connection::{AttemptOutcome, AttemptReport, Connection, ConnectionHandler, ConnectionState};
+pub use endpoint::{Host, RemoteEndpoint};
+pub use error::{Error, Result};
+pub use event_loop::EventLoop;
+pub use options::RacingOptions;
+pub use preconnection::Preconnection;
+pub use properties::TransportProperties;

@@ -1,0 +1,134 @@
+//! The shared state behind one Connection handle: its phase, the race
+//! report, the winner's socket, and the user's handler.
+//!
+//! Lock order: the loop's state lock, then a connection's lock; never the
+//! other way round. Handlers are called with no lock held.
+
+use super::LoopShared;
+use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
+use crate::api::error::Error;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Made, race not started.
+    Idle,
+    /// The race is running.
+    Establishing,
+    /// The race was won; the socket is the connection's.
+    Established,
+    /// Closed by the user, or ended by a connection error.
+    Closed,
+    /// The race failed (establishment error).
+    Failed,
+}
+
+/// Which user callback to call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Callback {
+    Ready,
+    EstablishmentError,
+    ConnectionError,
+    Closed,
+}
+
+pub(crate) struct ConnState {
+    pub phase: Phase,
+    pub race: Option<u64>,
+    pub attempts: Vec<AttemptReport>,
+    pub stream: Option<(mio::Token, mio::net::TcpStream)>,
+    pub remote: Option<SocketAddr>,
+    pub error: Option<Error>,
+    pub handler: Option<Box<dyn ConnectionHandler>>,
+    pub released: bool,
+    pub in_callback: Option<ThreadId>,
+}
+
+/// One connection's shared core. The loop keeps an `Arc` while a race or a
+/// callback is pending; the user's [`Connection`] owns another.
+pub(crate) struct ConnCore {
+    pub id: u64,
+    pub lp: Arc<LoopShared>,
+    st: Mutex<ConnState>,
+    done: Condvar,
+}
+
+/// Process-unique connection ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ConnCore {
+    pub(crate) fn new(lp: Arc<LoopShared>) -> Arc<ConnCore> {
+        Arc::new(ConnCore {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            lp,
+            st: Mutex::new(ConnState {
+                phase: Phase::Idle,
+                race: None,
+                attempts: Vec::new(),
+                stream: None,
+                remote: None,
+                error: None,
+                handler: None,
+                released: false,
+                in_callback: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Call the user's handler for `cb`, unless the connection was released.
+    /// No lock is held during the call, so the handler may close or free
+    /// its own connection.
+    pub(crate) fn invoke(self: &Arc<Self>, cb: Callback) {
+        let mut handler = {
+            let mut st = self.lock();
+            if st.released {
+                return;
+            }
+            let Some(h) = st.handler.take() else { return };
+            st.in_callback = Some(std::thread::current().id());
+            h
+        };
+        let view = Connection::view(Arc::clone(self));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cb {
+            Callback::Ready => handler.ready(&view),
+            Callback::EstablishmentError => handler.establishment_error(&view),
+            Callback::ConnectionError => handler.connection_error(&view),
+            Callback::Closed => handler.closed(&view),
+        }));
+        let leftover = {
+            let mut st = self.lock();
+            st.in_callback = None;
+            self.done.notify_all();
+            if st.released || st.handler.is_some() {
+                Some(handler)
+            } else {
+                st.handler = Some(handler);
+                None
+            }
+        };
+        drop(leftover);
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Wait until no other thread is inside one of this connection's
+    /// callbacks (a free from another thread must not pull the handle out
+    /// from under a running callback).
+    pub(crate) fn wait_callbacks(&self) {
+        let me = std::thread::current().id();
+        let mut st = self.lock();
+        while matches!(st.in_callback, Some(t) if t != me) {
+            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The system resolver: one getaddrinfo call per family (RFC 8305 §3: AAAA
+//! and A asked separately and at once) on worker threads, answers handed to
+//! the loop through its Waker.
+//!
+//! Each loop has its own pool (no process-wide state). Workers are started
+//! on demand up to [`MAX_WORKERS`] and leave after [`IDLE_EXIT`] without
+//! work. getaddrinfo cannot be interrupted: a worker busy when its loop is
+//! freed finishes that call and drops the answer.
+//!
+//! The worker also finds the source address the kernel would use for each
+//! answer (a connected UDP socket's local address, as glibc does for RFC
+//! 6724), so that the loop thread makes no blocking call.
+
+use crate::engine::{Candidate, Family, QueryKey};
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// Most worker threads one loop runs at once.
+pub(crate) const MAX_WORKERS: usize = 8;
+/// How long an idle worker waits for work before it exits.
+pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(5);
+
+/// One query to run.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// The race that asked.
+    pub race: u64,
+    /// Which endpoint and family.
+    pub key: QueryKey,
+    /// Host name to resolve.
+    pub host: CString,
+    /// Port to put on every answer.
+    pub port: u16,
+}
+
+/// One finished query.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The race that asked.
+    pub race: u64,
+    /// Which endpoint and family.
+    pub key: QueryKey,
+    /// Candidates, or the getaddrinfo error code (EAI_*).
+    pub result: Result<Vec<Candidate>, i32>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    workers: usize,
+    shutdown: bool,
+}
+
+/// Jobs in, answers out, a waker to call when an answer is ready.
+pub(crate) struct Resolver {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    answers: Mutex<Vec<Answer>>,
+    waker: Arc<mio::Waker>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
+impl Resolver {
+    pub(crate) fn new(waker: Arc<mio::Waker>) -> Arc<Resolver> {
+        Arc::new(Resolver { queue: Mutex::default(), work: Condvar::new(), answers: Mutex::default(), waker })
+    }
+
+    /// Queue a query; a worker picks it up.
+    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.shutdown {
+            return;
+        }
+        q.jobs.push_back(job);
+        if q.idle >= q.jobs.len() || q.workers >= MAX_WORKERS {
+            self.work.notify_one();
+            return;
+        }
+        q.workers += 1;
+        drop(q);
+        let me = Arc::clone(self);
+        let spawned = std::thread::Builder::new().name("taps-resolver".into()).spawn(move || me.worker());
+        if let Err(e) = spawned {
+            log::error!("cannot start a resolver thread: {e}");
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.workers -= 1;
+            if q.workers == 0 {
+                // Nobody will run the queued jobs: answer them with an error.
+                let jobs: Vec<Job> = q.jobs.drain(..).collect();
+                drop(q);
+                for job in jobs {
+                    self.deliver(Answer { race: job.race, key: job.key, result: Err(libc::EAI_SYSTEM) });
+                }
+            }
+        }
+    }
+
+    /// Take every answer that arrived.
+    pub(crate) fn take_answers(&self) -> Vec<Answer> {
+        std::mem::take(&mut *self.answers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Stop the workers: queued jobs are dropped, running ones finish alone.
+    pub(crate) fn shutdown(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.shutdown = true;
+        q.jobs.clear();
+        self.work.notify_all();
+    }
+
+    fn deliver(&self, answer: Answer) {
+        self.answers.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the loop: {e}");
+        }
+    }
+
+    fn worker(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if q.shutdown {
+                        q.workers -= 1;
+                        return;
+                    }
+                    if let Some(job) = q.jobs.pop_front() {
+                        break job;
+                    }
+                    q.idle += 1;
+                    let (guard, timeout) = self.work.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+                    q = guard;
+                    q.idle -= 1;
+                    if timeout.timed_out() && q.jobs.is_empty() {
+                        q.workers -= 1;
+                        return;
+                    }
+                }
+            };
+            let result = resolve(&job.host, job.port, job.key.family)
+                .map(|addrs| addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect());
+            if self.queue.lock().unwrap_or_else(|e| e.into_inner()).shutdown {
+                continue;
+            }
+            self.deliver(Answer { race: job.race, key: job.key, result });
+        }
+    }
+}
+
+/// getaddrinfo for one family, stream sockets, in the resolver's order,
+/// without duplicates. No AI_ADDRCONFIG: a host with only loopback
+/// addresses must still get answers; RFC 6724 rule 1 sorts unusable ones.
+pub(crate) fn resolve(host: &CStr, port: u16, family: Family) -> Result<Vec<SocketAddr>, i32> {
+    // SAFETY: an all-zero addrinfo is a valid "no hints" value.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = match family {
+        Family::V6 => libc::AF_INET6,
+        Family::V4 => libc::AF_INET,
+    };
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: host is NUL-terminated, hints and res are valid pointers.
+    let rc = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 {
+        return Err(rc);
+    }
+    let mut out = Vec::new();
+    let mut cur = res;
+    while !cur.is_null() {
+        // SAFETY: cur walks the list getaddrinfo returned, freed below.
+        let ai = unsafe { &*cur };
+        if let Some(ip) = unsafe { sockaddr_ip(ai.ai_addr) } {
+            let addr = match ip {
+                IpAddr::V6(v6) => {
+                    // SAFETY: AF_INET6 entries point at a sockaddr_in6.
+                    let scope = unsafe { (*(ai.ai_addr as *const libc::sockaddr_in6)).sin6_scope_id };
+                    SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
+                }
+                IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+            };
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        cur = ai.ai_next;
+    }
+    // SAFETY: res came from a successful getaddrinfo.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// The IP address of a sockaddr, if it is AF_INET or AF_INET6.
+///
+/// # Safety
+/// `sa` is NULL or points at a sockaddr of the size its family implies.
+pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match (*sa).sa_family as i32 {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// The source address the kernel would pick for `dest` (RFC 6724 needs it;
+/// glibc finds it the same way): connect a UDP socket, which sends nothing,
+/// and read its local address. `None` when there is no route.
+pub(crate) fn source_address(dest: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = match dest {
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+    };
+    let sock = UdpSocket::bind(bind).ok()?;
+    // Port 0 cannot be connected to; the port does not change the route.
+    let mut probe = dest;
+    if probe.port() == 0 {
+        probe.set_port(9);
+    }
+    sock.connect(probe).ok()?;
+    sock.local_addr().ok().map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_numeric_hosts_per_family() {
+        let host = CString::new("127.0.0.1").unwrap();
+        assert_eq!(resolve(&host, 80, Family::V4).unwrap(), vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
+        assert!(resolve(&host, 80, Family::V6).is_err() || resolve(&host, 80, Family::V6).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unknown_host_is_an_eai_error() {
+        let host = CString::new("no-such-host.invalid").unwrap();
+        assert!(resolve(&host, 80, Family::V4).is_err());
+    }
+
+    #[test]
+    fn loopback_source_is_loopback() {
+        assert_eq!(source_address("127.0.0.1:80".parse().unwrap()), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
+}

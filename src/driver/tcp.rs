@@ -1,0 +1,88 @@
+//! TCP attempts: a non-blocking connect through socket2, readiness checked
+//! with SO_ERROR and getpeername.
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+
+/// What a started connect turned into.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// In progress: wait for writability.
+    Pending(mio::net::TcpStream),
+    /// Connected at once (can happen on loopback).
+    Connected(mio::net::TcpStream),
+}
+
+/// Open a non-blocking, close-on-exec TCP socket and start connecting.
+/// An error is the errno of socket() or connect().
+pub(crate) fn start(addr: SocketAddr) -> Result<Started, i32> {
+    let domain = Domain::for_address(addr);
+    let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP)).map_err(errno)?;
+    let connected = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+        Err(e) => return Err(errno(e)),
+    };
+    let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(socket));
+    Ok(if connected { Started::Connected(stream) } else { Started::Pending(stream) })
+}
+
+/// State of a pending connect after a readiness event.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// Connected.
+    Ready,
+    /// Failed with this errno.
+    Failed(i32),
+    /// Not decided yet (spurious wake-up).
+    Waiting,
+}
+
+/// Check a pending connect, as mio's docs say: SO_ERROR first, then
+/// getpeername.
+pub(crate) fn progress(stream: &mio::net::TcpStream) -> Progress {
+    match stream.take_error() {
+        Ok(Some(e)) => return Progress::Failed(errno(e)),
+        Err(e) => return Progress::Failed(errno(e)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => Progress::Ready,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) || e.kind() == io::ErrorKind::NotConnected => Progress::Waiting,
+        Err(e) => Progress::Failed(errno(e)),
+    }
+}
+
+/// The errno of an io::Error (EIO when it has none).
+pub(crate) fn errno(e: io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn refused_port_fails_with_econnrefused() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        match start(addr) {
+            Err(e) => assert_eq!(e, libc::ECONNREFUSED),
+            Ok(Started::Pending(s)) => {
+                let mut p = Progress::Waiting;
+                for _ in 0..1000 {
+                    p = progress(&s);
+                    if p != Progress::Waiting {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                assert_eq!(p, Progress::Failed(libc::ECONNREFUSED));
+            }
+            Ok(Started::Connected(_)) => panic!("connected to a closed port"),
+        }
+    }
+}

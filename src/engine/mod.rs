@@ -1,0 +1,65 @@
+//! The sans-IO racing core.
+//!
+//! Pure: the engine takes events and the current time (µs on the loop's
+//! clock) and returns actions. It never makes a syscall, reads a clock or
+//! spawns a thread, so every schedule can be tested in virtual time.
+//!
+//! - [`sort`]: RFC 6724 §6 destination address selection and RFC 8305 §4
+//!   family interleaving.
+//! - [`race`]: one race, RFC 8305 §3 (Resolution Delay), §5 (Connection
+//!   Attempt Delay) and RFC 9623 §4.3 (staggered racing, first ready wins).
+
+pub mod race;
+pub mod sort;
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Time on the loop's clock, in microseconds. The engine only compares and
+/// adds these; the driver decides where zero is.
+pub type Micros = u64;
+
+/// An address family, in the order RFC 8305 prefers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv6 (AAAA records).
+    V6,
+    /// IPv4 (A records).
+    V4,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: &SocketAddr) -> Family {
+        match addr {
+            SocketAddr::V6(_) => Family::V6,
+            SocketAddr::V4(_) => Family::V4,
+        }
+    }
+}
+
+/// One destination to attempt: a remote address and port, with the source
+/// address the system would use to reach it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// Remote address and port.
+    pub addr: SocketAddr,
+    /// The source address the kernel picked for `addr` (glibc's trick: a
+    /// connected UDP socket's local address), or `None` when there is no
+    /// route: RFC 6724 rule 1 ("avoid unusable destinations") sorts those
+    /// last.
+    pub source: Option<IpAddr>,
+}
+
+/// Which DNS query an answer belongs to: remote endpoint `endpoint`'s AAAA
+/// ([`Family::V6`]) or A ([`Family::V4`]) query. A literal address is
+/// given to the race as an answer too, at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct QueryKey {
+    /// Index of the remote endpoint in the Preconnection.
+    pub endpoint: usize,
+    /// The record type asked for.
+    pub family: Family,
+}
+
+/// Index of an attempt in [`race::Race::attempts`], in start order.
+pub type AttemptId = usize;

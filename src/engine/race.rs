@@ -1,0 +1,1546 @@
+//! One race: resolution, staggered attempts, first ready wins.
+//!
+//! Rules (see ../shared/DESIGN.md "Racing rules"):
+//!
+//! - RFC 8305 §3, Resolution Delay: AAAA and A are asked at once. Racing
+//!   starts as soon as any AAAA query answers with addresses. If an A answer
+//!   comes first, racing starts when the AAAA queries answer, or when the
+//!   Resolution Delay (default 50 ms) has passed since that first A answer,
+//!   whichever is first. If every AAAA query has ended (failed or empty),
+//!   racing starts with what A gave. Answers that arrive during the race are
+//!   merged into the list of candidates not yet attempted (RFC 8305 §3, §6;
+//!   HEv3 draft §4.3); a duplicate address is ignored.
+//! - RFC 8305 §4 / RFC 6724 §6: the candidate list is ordered by
+//!   [`super::sort::order`] over every candidate known so far; attempts are
+//!   taken from that order, skipping those already started.
+//! - RFC 8305 §5, Connection Attempt Delay: when racing starts,
+//!   `race_count` attempts start at once (distinct candidates, default 1);
+//!   after that one attempt starts every `connection_attempt_delay` after
+//!   the previous start, or at once when any running attempt fails. When
+//!   nothing is running and new candidates arrive, the next one starts at
+//!   once. Earlier attempts keep running: only their own `attempt_timeout`
+//!   (failure with ETIMEDOUT) or the end of the race stops them.
+//! - `total_timeout`: the race fails with [`RaceError::TimedOut`] when it
+//!   has not been won that long after [`Race::new`].
+//! - RFC 9623 §4.3: the first attempt reported ready wins; every other
+//!   running attempt is cancelled; no attempt starts after the race ended;
+//!   a ready report for an attempt after the end gets a [`Action::Cancel`].
+//!   Exactly one of [`Action::Won`] / [`Action::Failed`] is ever emitted.
+
+use super::{AttemptId, Candidate, Family, Micros, QueryKey};
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+
+/// Timing and counts for one race, already validated and clamped by the
+/// API layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaceConfig {
+    /// RFC 8305 §5 Connection Attempt Delay, µs.
+    pub connection_attempt_delay: Micros,
+    /// RFC 8305 §3 Resolution Delay, µs.
+    pub resolution_delay: Micros,
+    /// RFC 8305 §4 First Address Family Count (≥ 1).
+    pub first_address_family_count: usize,
+    /// Deadline of one attempt after its start, µs; `None` for none.
+    pub attempt_timeout: Option<Micros>,
+    /// Deadline of the whole race after [`Race::new`], µs; `None` for none.
+    pub total_timeout: Option<Micros>,
+    /// Attempts started at once when racing starts (≥ 1).
+    pub race_count: usize,
+}
+
+impl Default for RaceConfig {
+    fn default() -> Self {
+        RaceConfig {
+            connection_attempt_delay: 250_000,
+            resolution_delay: 50_000,
+            first_address_family_count: 1,
+            attempt_timeout: None,
+            total_timeout: None,
+            race_count: 1,
+        }
+    }
+}
+
+/// How an attempt ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Started, not ended.
+    Running,
+    /// The winner.
+    Won,
+    /// Failed with this errno (ETIMEDOUT for an attempt timeout).
+    Failed(i32),
+    /// Stopped by the engine because the race ended.
+    Cancelled,
+}
+
+/// The report of one started attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The candidate attempted.
+    pub candidate: Candidate,
+    /// When it started, µs on the loop's clock.
+    pub started: Micros,
+    /// When it ended, µs on the loop's clock; `None` while running.
+    pub ended: Option<Micros>,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Why a race failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaceError {
+    /// Every query ended without a single address. Carries the last
+    /// query's error code as the driver gave it (a getaddrinfo EAI_* code,
+    /// or 0 when the answers were just empty).
+    ResolutionFailed(i32),
+    /// Every candidate was attempted and every attempt failed. Carries the
+    /// errno of the last attempt to fail.
+    AllAttemptsFailed(i32),
+    /// `total_timeout` passed before any attempt was ready.
+    TimedOut,
+    /// The user cancelled the race ([`Race::cancel`]).
+    Cancelled,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start a connection attempt to `addr`; report it with
+    /// [`Race::on_attempt_ready`] or [`Race::on_attempt_failed`].
+    Start {
+        /// The attempt's id (its index in [`Race::attempts`]).
+        attempt: AttemptId,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Stop this attempt and close its socket. The engine has already
+    /// recorded its outcome (Cancelled, or Failed(ETIMEDOUT) for an attempt
+    /// timeout). Every Cancel for a race's losers is emitted before its
+    /// [`Action::Won`].
+    Cancel {
+        /// The attempt to stop.
+        attempt: AttemptId,
+    },
+    /// The race is won by this attempt. Emitted once, after the losers'
+    /// Cancels.
+    Won {
+        /// The winner.
+        attempt: AttemptId,
+    },
+    /// The race failed. Emitted once, after every running attempt's Cancel.
+    Failed {
+        /// Why.
+        error: RaceError,
+    },
+}
+
+/// One race's state machine.
+///
+/// # Driving it
+///
+/// Feed one input ([`Race::on_answer`], [`Race::on_attempt_ready`],
+/// [`Race::on_attempt_failed`], [`Race::on_timer`], [`Race::cancel`]),
+/// then drain [`Race::poll_action`] until it returns `None`; more inputs may
+/// be fed while draining (their actions are appended to the queue). Sleep
+/// until [`Race::next_deadline`] and call [`Race::on_timer`] then. A race
+/// created with no query at all fails at once: drain its actions after
+/// [`Race::new`] too.
+///
+/// # Details of the rules
+///
+/// - The Resolution Delay runs from the first A answer that carries at
+///   least one address.
+/// - A failure (reported, or an attempt timeout) starts one pending
+///   candidate at once, if there is one; a failure with nothing pending
+///   starts nothing later on. The Connection Attempt Delay then runs from
+///   that start. When a failure and the delay boundary fall on the same
+///   instant, one attempt starts.
+/// - If racing started with fewer than `race_count` candidates, candidates
+///   that arrive later start at once until `race_count` attempts have
+///   started (so two literals answered one after the other at the same
+///   instant are raced together with `race_count = 2`).
+/// - Candidates that arrive while an attempt is running start at the next
+///   delay boundary (previous start + Connection Attempt Delay), at once if
+///   that boundary has passed.
+/// - A ready report for an attempt that is not running (it failed, timed
+///   out, or the race has ended), other than the winner, gets an
+///   [`Action::Cancel`] so that its socket is closed; its record is not
+///   changed. Reports for unknown attempt ids are ignored.
+/// - [`RaceError::ResolutionFailed`] carries the last error code given by a
+///   query, or 0 if every query answered with no address and no error.
+/// - Deadlines processed late start at most one attempt for the Connection
+///   Attempt Delay (starts are not back-dated) and record `now` as the end
+///   of timed-out attempts.
+#[derive(Debug)]
+pub struct Race {
+    config: RaceConfig,
+    /// When the race was created.
+    created: Micros,
+    /// Every expected query, and whether it has been answered.
+    queries: Vec<(QueryKey, bool)>,
+    /// Every candidate known so far, in arrival order, no duplicate address.
+    known: Vec<Candidate>,
+    /// `known` ordered by [`super::sort::order`].
+    ordered: Vec<Candidate>,
+    /// Addresses already attempted.
+    started_addrs: HashSet<SocketAddr>,
+    attempts: Vec<AttemptRecord>,
+    /// Whether the Resolution Delay phase is over and attempts may start.
+    racing: bool,
+    /// When the first A answer with addresses arrived.
+    first_a_answer: Option<Micros>,
+    /// Whether an AAAA query answered with at least one address.
+    aaaa_answered: bool,
+    /// When the last attempt started.
+    last_start: Option<Micros>,
+    /// Failures not yet answered by a start (within one input).
+    start_credits: usize,
+    /// errno of the last attempt failure.
+    last_errno: i32,
+    /// Last error code given by a query.
+    last_resolution_error: i32,
+    finished: bool,
+    winner: Option<AttemptId>,
+    actions: VecDeque<Action>,
+}
+
+impl Race {
+    /// A race that expects an answer for each of `queries` (one per remote
+    /// endpoint and family; literal addresses included: the driver answers
+    /// them at once). `now` is the race's start time.
+    pub fn new(config: RaceConfig, now: Micros, queries: &[QueryKey]) -> Race {
+        let mut qs: Vec<(QueryKey, bool)> = Vec::with_capacity(queries.len());
+        for q in queries {
+            if !qs.iter().any(|(k, _)| k == q) {
+                qs.push((*q, false));
+            }
+        }
+        let mut race = Race {
+            config,
+            created: now,
+            queries: qs,
+            known: Vec::new(),
+            ordered: Vec::new(),
+            started_addrs: HashSet::new(),
+            attempts: Vec::new(),
+            racing: false,
+            first_a_answer: None,
+            aaaa_answered: false,
+            last_start: None,
+            start_credits: 0,
+            last_errno: 0,
+            last_resolution_error: 0,
+            finished: false,
+            winner: None,
+            actions: VecDeque::new(),
+        };
+        race.pump(now);
+        race
+    }
+
+    /// An answer to one query: candidates (possibly empty) or an error code.
+    /// An answer for a query not expected, or given twice, is ignored.
+    pub fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
+        let Some(entry) = self.queries.iter_mut().find(|(k, _)| *k == query) else {
+            return;
+        };
+        if entry.1 {
+            return;
+        }
+        entry.1 = true;
+        if self.finished {
+            return;
+        }
+        match answer {
+            Err(code) => self.last_resolution_error = code,
+            Ok(candidates) => {
+                if !candidates.is_empty() {
+                    match query.family {
+                        Family::V6 => self.aaaa_answered = true,
+                        Family::V4 => {
+                            if self.first_a_answer.is_none() {
+                                self.first_a_answer = Some(now);
+                            }
+                        }
+                    }
+                }
+                let mut added = false;
+                for c in candidates {
+                    if !self.known.iter().any(|k| k.addr == c.addr) {
+                        self.known.push(c);
+                        added = true;
+                    }
+                }
+                if added {
+                    self.ordered =
+                        super::sort::order(&self.known, self.config.first_address_family_count);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The attempt's connection is ready. The first one wins.
+    pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
+        let Some(record) = self.attempts.get(attempt) else {
+            return;
+        };
+        if self.winner == Some(attempt) {
+            return;
+        }
+        if self.finished || record.outcome != Outcome::Running {
+            // Too late: close its socket, keep its record.
+            self.actions.push_back(Action::Cancel { attempt });
+            return;
+        }
+        let record = &mut self.attempts[attempt];
+        record.outcome = Outcome::Won;
+        record.ended = Some(now);
+        self.winner = Some(attempt);
+        self.cancel_running(now);
+        self.finished = true;
+        self.actions.push_back(Action::Won { attempt });
+    }
+
+    /// The attempt failed with `errno`. Ignored if it had already ended.
+    pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
+        if self.finished {
+            return;
+        }
+        let Some(record) = self.attempts.get_mut(attempt) else {
+            return;
+        };
+        if record.outcome != Outcome::Running {
+            return;
+        }
+        record.outcome = Outcome::Failed(errno);
+        record.ended = Some(now);
+        self.last_errno = errno;
+        self.start_credits += 1;
+        self.pump(now);
+    }
+
+    /// Process every deadline that is due at `now` (Resolution Delay,
+    /// Connection Attempt Delay, attempt and total timeouts). Calling it
+    /// early or twice is harmless.
+    pub fn on_timer(&mut self, now: Micros) {
+        self.pump(now);
+    }
+
+    /// The user gave up: every running attempt is cancelled and the race
+    /// ends with [`RaceError::Cancelled`] (a [`Action::Failed`] follows the
+    /// Cancels). Nothing happens if the race has ended.
+    pub fn cancel(&mut self, now: Micros) {
+        if !self.finished {
+            self.fail(now, RaceError::Cancelled);
+        }
+    }
+
+    /// The earliest time at which [`Race::on_timer`] has work to do, if any.
+    /// `None` once the race has ended.
+    pub fn next_deadline(&self) -> Option<Micros> {
+        if self.finished {
+            return None;
+        }
+        let mut deadline: Option<Micros> = None;
+        let mut consider = |t: Micros| {
+            deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        };
+        if let Some(t) = self.total_deadline() {
+            consider(t);
+        }
+        if let Some(timeout) = self.config.attempt_timeout {
+            for r in self.attempts.iter().filter(|r| r.outcome == Outcome::Running) {
+                consider(r.started.saturating_add(timeout));
+            }
+        }
+        if let Some(t) = self.resolution_deadline() {
+            consider(t);
+        }
+        if let Some(t) = self.attempt_delay_deadline() {
+            consider(t);
+        }
+        deadline
+    }
+
+    /// The next action, in the order they must be carried out.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Whether the race has ended (won, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Every attempt started so far, in start order (index = [`AttemptId`]).
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.attempts
+    }
+
+    /// Whether a query is still unanswered.
+    pub fn is_resolving(&self) -> bool {
+        self.queries.iter().any(|(_, answered)| !answered)
+    }
+
+    /// The winning attempt, once the race is won.
+    pub fn winner(&self) -> Option<AttemptId> {
+        self.winner
+    }
+
+    /// Every candidate known so far, in the order they are (or were)
+    /// attempted: RFC 6724 §6 sorted and RFC 8305 §4 interleaved.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.ordered
+    }
+
+    /// The configuration the race was created with.
+    pub fn config(&self) -> &RaceConfig {
+        &self.config
+    }
+
+    // ----- internals -----
+
+    fn total_deadline(&self) -> Option<Micros> {
+        self.config.total_timeout.map(|t| self.created.saturating_add(t))
+    }
+
+    /// When the Resolution Delay ends, while it is running.
+    fn resolution_deadline(&self) -> Option<Micros> {
+        if self.racing {
+            return None;
+        }
+        self.first_a_answer
+            .map(|t| t.saturating_add(self.config.resolution_delay))
+    }
+
+    /// When the next attempt starts for the Connection Attempt Delay, while
+    /// a candidate is pending.
+    fn attempt_delay_deadline(&self) -> Option<Micros> {
+        if !self.racing || self.next_pending().is_none() {
+            return None;
+        }
+        self.last_start
+            .map(|t| t.saturating_add(self.config.connection_attempt_delay))
+    }
+
+    fn next_pending(&self) -> Option<Candidate> {
+        self.ordered
+            .iter()
+            .find(|c| !self.started_addrs.contains(&c.addr))
+            .copied()
+    }
+
+    fn running(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|r| r.outcome == Outcome::Running)
+            .count()
+    }
+
+    fn aaaa_all_ended(&self) -> bool {
+        self.queries
+            .iter()
+            .all(|(k, answered)| k.family != Family::V6 || *answered)
+    }
+
+    /// RFC 8305 §3: whether racing may start now.
+    fn may_start_racing(&self, now: Micros) -> bool {
+        if self.known.is_empty() {
+            return false;
+        }
+        self.aaaa_answered
+            || self.aaaa_all_ended()
+            || self.resolution_deadline().is_some_and(|t| t <= now)
+    }
+
+    /// Start the next pending candidate; false if there is none.
+    fn start_next(&mut self, now: Micros) -> bool {
+        let Some(candidate) = self.next_pending() else {
+            return false;
+        };
+        let attempt = self.attempts.len();
+        self.started_addrs.insert(candidate.addr);
+        self.attempts.push(AttemptRecord {
+            candidate,
+            started: now,
+            ended: None,
+            outcome: Outcome::Running,
+        });
+        self.last_start = Some(now);
+        self.actions.push_back(Action::Start {
+            attempt,
+            addr: candidate.addr,
+        });
+        true
+    }
+
+    /// Cancel every running attempt (record and action).
+    fn cancel_running(&mut self, now: Micros) {
+        for (attempt, r) in self.attempts.iter_mut().enumerate() {
+            if r.outcome == Outcome::Running {
+                r.outcome = Outcome::Cancelled;
+                r.ended = Some(now);
+                self.actions.push_back(Action::Cancel { attempt });
+            }
+        }
+    }
+
+    /// End the race with `error`.
+    fn fail(&mut self, now: Micros, error: RaceError) {
+        self.cancel_running(now);
+        self.finished = true;
+        self.start_credits = 0;
+        self.actions.push_back(Action::Failed { error });
+    }
+
+    /// Apply every rule until nothing more is due at `now`.
+    fn pump(&mut self, now: Micros) {
+        while !self.finished && self.step(now) {}
+        self.start_credits = 0;
+    }
+
+    /// One round of the rules; true if something changed that may make
+    /// another rule due.
+    fn step(&mut self, now: Micros) -> bool {
+        // Total timeout.
+        if self.total_deadline().is_some_and(|t| t <= now) {
+            self.fail(now, RaceError::TimedOut);
+            return false;
+        }
+        // Attempt timeouts: fail with ETIMEDOUT, close the socket.
+        if let Some(timeout) = self.config.attempt_timeout {
+            for (attempt, r) in self.attempts.iter_mut().enumerate() {
+                if r.outcome == Outcome::Running && r.started.saturating_add(timeout) <= now {
+                    r.outcome = Outcome::Failed(libc::ETIMEDOUT);
+                    r.ended = Some(now);
+                    self.last_errno = libc::ETIMEDOUT;
+                    self.start_credits += 1;
+                    self.actions.push_back(Action::Cancel { attempt });
+                }
+            }
+        }
+        // RFC 8305 §3: end of the resolution phase.
+        if !self.racing {
+            if !self.may_start_racing(now) {
+                return self.check_end(now);
+            }
+            self.racing = true;
+            for _ in 0..self.config.race_count.max(1) {
+                if !self.start_next(now) {
+                    break;
+                }
+            }
+            return true;
+        }
+        // RFC 8305 §5: a failure starts the next candidate at once.
+        if self.start_credits > 0 {
+            self.start_credits -= 1;
+            if self.start_next(now) {
+                return true;
+            }
+            self.start_credits = 0;
+        }
+        // The initial batch of race_count is not complete (racing started
+        // with fewer candidates): late candidates join it at once.
+        if self.attempts.len() < self.config.race_count.max(1) && self.start_next(now) {
+            return true;
+        }
+        // Nothing running (late answers): start at once.
+        if self.running() == 0 && self.start_next(now) {
+            return true;
+        }
+        // Connection Attempt Delay.
+        if self.attempt_delay_deadline().is_some_and(|t| t <= now) && self.start_next(now) {
+            return true;
+        }
+        self.check_end(now)
+    }
+
+    /// Fail the race if nothing can happen any more. Always false (nothing
+    /// more to do in this round).
+    fn check_end(&mut self, now: Micros) -> bool {
+        if self.running() > 0 || self.is_resolving() || self.next_pending().is_some() {
+            return false;
+        }
+        let error = if self.attempts.is_empty() {
+            RaceError::ResolutionFailed(self.last_resolution_error)
+        } else {
+            RaceError::AllAttemptsFailed(self.last_errno)
+        };
+        self.fail(now, error);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    const MS: Micros = 1000;
+    const ECONNREFUSED: i32 = libc::ECONNREFUSED;
+    const ETIMEDOUT: i32 = libc::ETIMEDOUT;
+
+    fn q6(endpoint: usize) -> QueryKey {
+        QueryKey { endpoint, family: Family::V6 }
+    }
+
+    fn q4(endpoint: usize) -> QueryKey {
+        QueryKey { endpoint, family: Family::V4 }
+    }
+
+    fn v6(n: u16) -> Candidate {
+        Candidate {
+            addr: SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)), 443),
+            source: Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100))),
+        }
+    }
+
+    fn v4(n: u8) -> Candidate {
+        Candidate {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 443),
+            source: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100))),
+        }
+    }
+
+    fn start(attempt: AttemptId, c: Candidate) -> Action {
+        Action::Start { attempt, addr: c.addr }
+    }
+
+    fn cancel(attempt: AttemptId) -> Action {
+        Action::Cancel { attempt }
+    }
+
+    fn drain(r: &mut Race) -> Vec<Action> {
+        std::iter::from_fn(|| r.poll_action()).collect()
+    }
+
+    fn cfg() -> RaceConfig {
+        RaceConfig::default()
+    }
+
+    fn dual(config: RaceConfig) -> Race {
+        Race::new(config, 0, &[q6(0), q4(0)])
+    }
+
+    /// Check the race is over: no deadline, nothing queued, inputs ignored.
+    fn assert_over(r: &mut Race, now: Micros) {
+        assert!(r.is_finished());
+        assert_eq!(r.next_deadline(), None);
+        assert_eq!(drain(r), []);
+        r.on_timer(now + 10_000 * MS);
+        r.cancel(now + 10_000 * MS);
+        r.on_answer(now, q6(9), Ok(vec![v6(99)]));
+        assert_eq!(drain(r), []);
+        assert!(r.attempts().iter().all(|a| a.outcome != Outcome::Running));
+    }
+
+    #[test]
+    fn v6_blackholed() {
+        let mut r = dual(cfg());
+        assert_eq!(r.next_deadline(), None);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), Some(250 * MS));
+        r.on_timer(249 * MS);
+        assert_eq!(drain(&mut r), []);
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), None);
+        r.on_attempt_ready(260 * MS, 1);
+        assert_eq!(drain(&mut r), [cancel(0), Action::Won { attempt: 1 }]);
+        let a = r.attempts();
+        assert_eq!(a.len(), 2);
+        assert_eq!((a[0].started, a[0].ended, a[0].outcome), (0, Some(260 * MS), Outcome::Cancelled));
+        assert_eq!((a[1].started, a[1].ended, a[1].outcome), (250 * MS, Some(260 * MS), Outcome::Won));
+        assert_eq!(r.winner(), Some(1));
+        assert_over(&mut r, 260 * MS);
+    }
+
+    #[test]
+    fn v6_blackholed_a_answered_first_same_instant() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(50 * MS));
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), Some(250 * MS));
+    }
+
+    #[test]
+    fn v6_refused_v4_starts_at_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_attempt_failed(3 * MS, 0, ECONNREFUSED);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.attempts()[1].started, 3 * MS);
+        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
+        assert_eq!(r.attempts()[0].ended, Some(3 * MS));
+        assert_eq!(r.next_deadline(), None);
+        r.on_attempt_ready(20 * MS, 1);
+        assert_eq!(drain(&mut r), [Action::Won { attempt: 1 }]);
+        assert_over(&mut r, 20 * MS);
+    }
+
+    #[test]
+    fn aaaa_within_resolution_delay() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(50 * MS));
+        r.on_timer(20 * MS);
+        assert_eq!(drain(&mut r), []);
+        r.on_answer(30 * MS, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.attempts()[0].started, 30 * MS);
+        assert_eq!(r.next_deadline(), Some(280 * MS));
+        r.on_timer(280 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert!(!r.is_resolving());
+    }
+
+    #[test]
+    fn aaaa_never_answers_then_late_while_running() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(r.next_deadline(), Some(50 * MS));
+        r.on_timer(50 * MS - 1);
+        assert_eq!(drain(&mut r), []);
+        r.on_timer(50 * MS);
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        assert!(r.is_resolving());
+        // Nothing pending: no deadline.
+        assert_eq!(r.next_deadline(), None);
+        // v4 still running: the late v6 waits for the delay boundary.
+        r.on_answer(120 * MS, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(300 * MS));
+        r.on_timer(300 * MS);
+        assert_eq!(drain(&mut r), [start(1, v6(1))]);
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn aaaa_late_after_v4_failed_starts_at_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_timer(50 * MS);
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        r.on_attempt_failed(100 * MS, 0, ECONNREFUSED);
+        // AAAA still outstanding: not failed yet.
+        assert_eq!(drain(&mut r), []);
+        assert!(!r.is_finished());
+        assert_eq!(r.next_deadline(), None);
+        r.on_answer(120 * MS, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(1, v6(1))]);
+        assert_eq!(r.attempts()[1].started, 120 * MS);
+    }
+
+    #[test]
+    fn aaaa_late_after_delay_boundary_starts_at_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_timer(50 * MS);
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        r.on_answer(400 * MS, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(1, v6(1))]);
+        assert_eq!(r.attempts()[1].started, 400 * MS);
+    }
+
+    #[test]
+    fn aaaa_error_starts_v4_at_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), []);
+        r.on_answer(10 * MS, q6(0), Err(-2));
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        assert_eq!(r.attempts()[0].started, 10 * MS);
+        assert!(!r.is_resolving());
+    }
+
+    #[test]
+    fn aaaa_empty_starts_v4_at_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_answer(7 * MS, q6(0), Ok(vec![]));
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        assert_eq!(r.attempts()[0].started, 7 * MS);
+    }
+
+    #[test]
+    fn aaaa_before_a_starts_at_once_and_a_joins() {
+        let mut r = dual(cfg());
+        r.on_answer(5 * MS, q6(0), Ok(vec![v6(1), v6(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_answer(40 * MS, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(255 * MS));
+        r.on_timer(255 * MS);
+        // Re-sorted: v6(1), v4(1), v6(2); v6(1) already started.
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        r.on_timer(505 * MS);
+        assert_eq!(drain(&mut r), [start(2, v6(2))]);
+        assert_eq!(r.candidates(), [v6(1), v4(1), v6(2)]);
+    }
+
+    #[test]
+    fn v4_literal_alone_starts_at_once() {
+        let mut r = Race::new(cfg(), 0, &[q4(0)]);
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v4(1))]);
+        assert!(!r.is_resolving());
+        r.on_attempt_failed(MS, 0, ECONNREFUSED);
+        assert_eq!(
+            drain(&mut r),
+            [Action::Failed { error: RaceError::AllAttemptsFailed(ECONNREFUSED) }]
+        );
+        assert_over(&mut r, MS);
+    }
+
+    #[test]
+    fn v6_literal_alone_starts_at_once() {
+        let mut r = Race::new(cfg(), 0, &[q6(0)]);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+    }
+
+    #[test]
+    fn attempt_delay_10ms_exact() {
+        let config = RaceConfig { connection_attempt_delay: 10 * MS, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        let expect = [v4(1), v6(2), v4(2)];
+        for (i, c) in expect.iter().enumerate() {
+            let t = (i as Micros + 1) * 10 * MS;
+            assert_eq!(r.next_deadline(), Some(t));
+            r.on_timer(t - 1);
+            assert_eq!(drain(&mut r), []);
+            r.on_timer(t);
+            assert_eq!(drain(&mut r), [start(i + 1, *c)]);
+            assert_eq!(r.attempts()[i + 1].started, t);
+        }
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn attempt_delay_2000ms_exact() {
+        let config = RaceConfig { connection_attempt_delay: 2000 * MS, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), Some(2000 * MS));
+        r.on_timer(1999 * MS);
+        assert_eq!(drain(&mut r), []);
+        r.on_timer(2000 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), Some(4000 * MS));
+        r.on_timer(4000 * MS);
+        assert_eq!(drain(&mut r), [start(2, v6(2))]);
+    }
+
+    #[test]
+    fn failure_restarts_delay_timer() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        // One of two running fails: next at once, delay from there.
+        r.on_attempt_failed(300 * MS, 1, ECONNREFUSED);
+        assert_eq!(drain(&mut r), [start(2, v6(2))]);
+        assert_eq!(r.next_deadline(), Some(550 * MS));
+        r.on_timer(550 * MS);
+        assert_eq!(drain(&mut r), [start(3, v4(2))]);
+        // Attempt 0 kept running all along.
+        assert_eq!(r.attempts()[0].outcome, Outcome::Running);
+    }
+
+    #[test]
+    fn failure_at_delay_boundary_starts_one() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_attempt_failed(250 * MS, 0, ECONNREFUSED);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(500 * MS));
+    }
+
+    #[test]
+    fn attempt_timeout() {
+        let config = RaceConfig { attempt_timeout: Some(100 * MS), ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), Some(100 * MS));
+        r.on_timer(99 * MS);
+        assert_eq!(drain(&mut r), []);
+        r.on_timer(100 * MS);
+        assert_eq!(drain(&mut r), [cancel(0), start(1, v4(1))]);
+        let a = r.attempts()[0];
+        assert_eq!((a.ended, a.outcome), (Some(100 * MS), Outcome::Failed(ETIMEDOUT)));
+        assert_eq!(r.attempts()[1].started, 100 * MS);
+        assert_eq!(r.next_deadline(), Some(200 * MS));
+        // A late failure report for the timed-out attempt is ignored.
+        r.on_attempt_failed(150 * MS, 0, ECONNREFUSED);
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ETIMEDOUT));
+        r.on_timer(200 * MS);
+        assert_eq!(
+            drain(&mut r),
+            [cancel(1), Action::Failed { error: RaceError::AllAttemptsFailed(ETIMEDOUT) }]
+        );
+        assert_over(&mut r, 200 * MS);
+    }
+
+    #[test]
+    fn attempt_timeout_longer_than_delay() {
+        // Timeouts do not stop the stagger; each attempt has its own.
+        let config = RaceConfig { attempt_timeout: Some(300 * MS), ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), Some(300 * MS));
+        r.on_timer(300 * MS);
+        // Timeout of 0 starts the next at once; delay restarts from 300.
+        assert_eq!(drain(&mut r), [cancel(0), start(2, v6(2))]);
+        assert_eq!(r.next_deadline(), Some(550 * MS));
+        r.on_timer(550 * MS);
+        assert_eq!(drain(&mut r), [cancel(1), start(3, v4(2))]);
+        assert_eq!(r.next_deadline(), Some(600 * MS));
+    }
+
+    #[test]
+    fn total_timeout() {
+        let config = RaceConfig {
+            connection_attempt_delay: 100 * MS,
+            total_timeout: Some(300 * MS),
+            ..cfg()
+        };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_timer(100 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        r.on_timer(200 * MS);
+        assert_eq!(drain(&mut r), [start(2, v6(2))]);
+        // Delay boundary and total timeout coincide: nothing starts.
+        assert_eq!(r.next_deadline(), Some(300 * MS));
+        r.on_timer(300 * MS);
+        assert_eq!(
+            drain(&mut r),
+            [cancel(0), cancel(1), cancel(2), Action::Failed { error: RaceError::TimedOut }]
+        );
+        assert_eq!(r.attempts().len(), 3);
+        assert!(r
+            .attempts()
+            .iter()
+            .all(|a| a.outcome == Outcome::Cancelled && a.ended == Some(300 * MS)));
+        // A late ready gets its socket closed; records stay.
+        r.on_attempt_ready(310 * MS, 1);
+        assert_eq!(drain(&mut r), [cancel(1)]);
+        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
+        assert_over(&mut r, 310 * MS);
+    }
+
+    #[test]
+    fn attempt_and_total_timeouts_together() {
+        let config = RaceConfig {
+            attempt_timeout: Some(150 * MS),
+            total_timeout: Some(400 * MS),
+            ..cfg()
+        };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), Some(150 * MS));
+        r.on_timer(150 * MS);
+        assert_eq!(drain(&mut r), [cancel(0), start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), Some(300 * MS));
+        r.on_timer(300 * MS);
+        assert_eq!(drain(&mut r), [cancel(1), start(2, v6(2))]);
+        assert_eq!(r.next_deadline(), Some(400 * MS));
+        r.on_timer(400 * MS);
+        assert_eq!(
+            drain(&mut r),
+            [cancel(2), Action::Failed { error: RaceError::TimedOut }]
+        );
+        assert_eq!(r.attempts()[2].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempts().len(), 3);
+        assert_over(&mut r, 400 * MS);
+    }
+
+    #[test]
+    fn total_timeout_while_resolving() {
+        let config = RaceConfig { total_timeout: Some(1000 * MS), ..cfg() };
+        let mut r = Race::new(config, 5 * MS, &[q6(0), q4(0)]);
+        assert_eq!(r.next_deadline(), Some(1005 * MS));
+        r.on_timer(1005 * MS);
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::TimedOut }]);
+        assert!(r.attempts().is_empty());
+        assert_over(&mut r, 1005 * MS);
+    }
+
+    #[test]
+    fn all_fail() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        let mut actions = drain(&mut r);
+        let errnos = [libc::ECONNREFUSED, libc::ENETUNREACH, libc::EHOSTUNREACH, libc::ECONNRESET];
+        for (i, e) in errnos.iter().enumerate() {
+            r.on_attempt_failed((i as Micros + 1) * MS, i, *e);
+            actions.extend(drain(&mut r));
+        }
+        assert_eq!(
+            actions,
+            [
+                start(0, v6(1)),
+                start(1, v4(1)),
+                start(2, v6(2)),
+                start(3, v4(2)),
+                Action::Failed { error: RaceError::AllAttemptsFailed(libc::ECONNRESET) }
+            ]
+        );
+        for (i, e) in errnos.iter().enumerate() {
+            let a = r.attempts()[i];
+            assert_eq!(a.outcome, Outcome::Failed(*e));
+            assert_eq!(a.started, i as Micros * MS);
+            assert_eq!(a.ended, Some((i as Micros + 1) * MS));
+        }
+        assert_over(&mut r, 4 * MS);
+    }
+
+    #[test]
+    fn all_fail_waits_for_outstanding_query() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_attempt_failed(10 * MS, 0, ECONNREFUSED);
+        assert_eq!(drain(&mut r), []);
+        assert!(!r.is_finished());
+        assert!(r.is_resolving());
+        r.on_answer(20 * MS, q4(0), Ok(vec![]));
+        assert_eq!(
+            drain(&mut r),
+            [Action::Failed { error: RaceError::AllAttemptsFailed(ECONNREFUSED) }]
+        );
+        assert_over(&mut r, 20 * MS);
+    }
+
+    #[test]
+    fn resolution_failed() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Err(-2));
+        assert_eq!(drain(&mut r), []);
+        r.on_answer(MS, q4(0), Err(-3));
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::ResolutionFailed(-3) }]);
+        assert_over(&mut r, MS);
+
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![]));
+        r.on_answer(MS, q4(0), Ok(vec![]));
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::ResolutionFailed(0) }]);
+
+        // The last error code, even if an empty answer came after it.
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Err(-5));
+        r.on_answer(MS, q4(0), Ok(vec![]));
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::ResolutionFailed(-5) }]);
+    }
+
+    #[test]
+    fn no_queries_fails_at_once() {
+        let mut r = Race::new(cfg(), 0, &[]);
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::ResolutionFailed(0) }]);
+        assert_over(&mut r, 0);
+    }
+
+    #[test]
+    fn unexpected_and_repeated_answers_ignored() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(7), Ok(vec![v6(7)]));
+        assert_eq!(drain(&mut r), []);
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(1)]));
+        r.on_answer(MS, q4(0), Ok(vec![v4(2)]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.candidates(), [v4(1)]);
+        r.on_answer(2 * MS, q6(0), Ok(vec![v6(1), v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.candidates(), [v6(1), v4(1)]);
+    }
+
+    #[test]
+    fn duplicate_of_started_not_restarted() {
+        let mut r = Race::new(cfg(), 0, &[q6(0), q4(0), q6(1), q4(1)]);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_attempt_failed(MS, 0, ECONNREFUSED);
+        // Endpoint 1 resolves to the same address: nothing new.
+        r.on_answer(2 * MS, q6(1), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), []);
+        r.on_answer(3 * MS, q4(1), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.attempts()[1].started, 3 * MS);
+    }
+
+    #[test]
+    fn any_endpoint_aaaa_starts_racing() {
+        let mut r = Race::new(cfg(), 0, &[q6(0), q4(0), q6(1), q4(1)]);
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_answer(10 * MS, q6(0), Err(-2));
+        // Endpoint 1's AAAA is still out: wait for the Resolution Delay.
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(50 * MS));
+        r.on_answer(20 * MS, q6(1), Ok(vec![v6(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(2))]);
+    }
+
+    #[test]
+    fn two_ready_same_tick() {
+        let config = RaceConfig { race_count: 2, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1)), start(1, v4(1))]);
+        r.on_attempt_ready(10 * MS, 1);
+        r.on_attempt_ready(10 * MS, 0);
+        assert_eq!(drain(&mut r), [cancel(0), Action::Won { attempt: 1 }, cancel(0)]);
+        assert_eq!(r.attempts()[0].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempts()[1].outcome, Outcome::Won);
+        // The winner reported twice: nothing.
+        r.on_attempt_ready(11 * MS, 1);
+        assert_eq!(drain(&mut r), []);
+        assert_over(&mut r, 11 * MS);
+    }
+
+    #[test]
+    fn success_mid_race() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        r.on_attempt_ready(300 * MS, 0);
+        assert_eq!(drain(&mut r), [cancel(1), Action::Won { attempt: 0 }]);
+        assert_eq!(r.attempts().len(), 2);
+        assert_eq!(r.attempts()[1].ended, Some(300 * MS));
+        assert_over(&mut r, 300 * MS);
+        // Failure reported after the end: ignored.
+        r.on_attempt_failed(400 * MS, 1, ECONNREFUSED);
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
+    }
+
+    #[test]
+    fn ready_for_failed_attempt_gets_cancel() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        drain(&mut r);
+        r.on_attempt_failed(MS, 0, ECONNREFUSED);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        r.on_attempt_ready(2 * MS, 0);
+        assert_eq!(drain(&mut r), [cancel(0)]);
+        assert!(!r.is_finished());
+        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
+        // Unknown ids are ignored.
+        r.on_attempt_ready(2 * MS, 42);
+        r.on_attempt_failed(2 * MS, 42, 1);
+        assert_eq!(drain(&mut r), []);
+    }
+
+    #[test]
+    fn race_count_three() {
+        let config = RaceConfig { race_count: 3, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1)), start(1, v4(1)), start(2, v6(2))]);
+        assert!(r.attempts().iter().all(|a| a.started == 0));
+        assert_eq!(r.next_deadline(), Some(250 * MS));
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(3, v4(2))]);
+    }
+
+    #[test]
+    fn race_count_tops_up_with_late_candidates() {
+        let config = RaceConfig { race_count: 3, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        r.on_answer(5 * MS, q4(0), Ok(vec![v4(1), v4(2), v4(3)]));
+        assert_eq!(drain(&mut r), [start(1, v4(1)), start(2, v4(2))]);
+        assert_eq!(r.attempts()[1].started, 5 * MS);
+        assert_eq!(r.next_deadline(), Some(255 * MS));
+        r.on_timer(255 * MS);
+        assert_eq!(drain(&mut r), [start(3, v4(3))]);
+    }
+
+    #[test]
+    fn race_count_larger_than_candidates() {
+        let config = RaceConfig { race_count: 5, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        assert_eq!(drain(&mut r), [start(0, v6(1))]);
+        assert_eq!(r.next_deadline(), None);
+        r.on_answer(30 * MS, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn first_address_family_count_two() {
+        let config = RaceConfig { first_address_family_count: 2, connection_attempt_delay: 10 * MS, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2), v6(3)]));
+        let mut actions = drain(&mut r);
+        for t in 1..5 {
+            r.on_timer(t * 10 * MS);
+            actions.extend(drain(&mut r));
+        }
+        assert_eq!(
+            actions,
+            [
+                start(0, v6(1)),
+                start(1, v6(2)),
+                start(2, v4(1)),
+                start(3, v6(3)),
+                start(4, v4(2))
+            ]
+        );
+    }
+
+    #[test]
+    fn sync_failure_while_draining() {
+        let config = RaceConfig { race_count: 2, ..cfg() };
+        let mut r = dual(config);
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        let mut seen = Vec::new();
+        while let Some(a) = r.poll_action() {
+            seen.push(a);
+            if let Action::Start { attempt: 0, .. } = a {
+                // connect() failed synchronously.
+                r.on_attempt_failed(0, 0, libc::ENETUNREACH);
+            }
+        }
+        assert_eq!(seen, [start(0, v6(1)), start(1, v4(1)), start(2, v6(2))]);
+        assert!(r.attempts().iter().all(|a| a.started == 0));
+    }
+
+    #[test]
+    fn cancel_by_user() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.on_timer(250 * MS);
+        assert_eq!(drain(&mut r), [start(0, v6(1)), start(1, v4(1))]);
+        r.on_attempt_failed(260 * MS, 0, ECONNREFUSED);
+        r.cancel(270 * MS);
+        assert_eq!(drain(&mut r), [cancel(1), Action::Failed { error: RaceError::Cancelled }]);
+        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
+        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempts()[1].ended, Some(270 * MS));
+        assert_over(&mut r, 270 * MS);
+        r.on_attempt_ready(280 * MS, 1);
+        assert_eq!(drain(&mut r), [cancel(1)]);
+    }
+
+    #[test]
+    fn cancel_while_resolving() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        r.cancel(10 * MS);
+        assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::Cancelled }]);
+        assert_over(&mut r, 10 * MS);
+    }
+
+    #[test]
+    fn late_on_timer_starts_once() {
+        let mut r = dual(cfg());
+        r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        drain(&mut r);
+        // Woken late, past two boundaries: one start, next from now.
+        r.on_timer(600 * MS);
+        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(r.next_deadline(), Some(850 * MS));
+    }
+
+    #[test]
+    fn zero_delays() {
+        let config = RaceConfig {
+            connection_attempt_delay: 0,
+            resolution_delay: 0,
+            ..cfg()
+        };
+        let mut r = dual(config);
+        r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
+        assert_eq!(drain(&mut r), [start(0, v4(1)), start(1, v4(2))]);
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    // ----- randomized self-check -----
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Event {
+        Answer(QueryKey, Option<usize>),
+        Ready(AttemptId),
+        Fail(AttemptId, i32),
+        Cancel,
+    }
+
+    /// Checks every action as it is polled, and what the driver does.
+    struct Checker {
+        terminal: usize,
+        starts: usize,
+        cancelled: Vec<bool>,
+        start_times: Vec<Micros>,
+    }
+
+    fn run_scenario(seed: u64) {
+        let mut rng = Lcg(seed);
+        let delays = [10 * MS, 50 * MS, 250 * MS, 2000 * MS];
+        let config = RaceConfig {
+            connection_attempt_delay: delays[rng.below(4) as usize],
+            resolution_delay: rng.below(100) * MS,
+            first_address_family_count: 1 + rng.below(3) as usize,
+            attempt_timeout: rng.chance(40).then(|| (1 + rng.below(600)) * MS),
+            total_timeout: rng.chance(40).then(|| (1 + rng.below(3000)) * MS),
+            race_count: 1 + rng.below(3) as usize,
+        };
+        let t0 = rng.below(1000);
+        let endpoints = 1 + rng.below(2) as usize;
+        let mut queries = Vec::new();
+        for e in 0..endpoints {
+            if rng.chance(80) {
+                queries.push(q6(e));
+            }
+            if rng.chance(80) || queries.is_empty() {
+                queries.push(q4(e));
+            }
+        }
+        let pool: Vec<Candidate> = (1..5).map(v6).chain((1..5).map(v4)).collect();
+        // External events: (time, sequence, event).
+        let mut events: Vec<(Micros, u64, Event)> = Vec::new();
+        let mut seq = 0;
+        for q in &queries {
+            if rng.chance(90) {
+                let t = t0 + rng.below(300) * MS;
+                let n = if rng.chance(10) {
+                    None
+                } else if rng.chance(10) {
+                    Some(0)
+                } else {
+                    Some(1 + rng.below(4) as usize)
+                };
+                events.push((t, seq, Event::Answer(*q, n)));
+                seq += 1;
+            }
+        }
+        if rng.chance(10) {
+            events.push((t0 + rng.below(2000) * MS, seq, Event::Cancel));
+            seq += 1;
+        }
+
+        let mut race = Race::new(config, t0, &queries);
+        let mut now = t0;
+        let mut chk = Checker { terminal: 0, starts: 0, cancelled: Vec::new(), start_times: Vec::new() };
+
+        // Drain, acting as a driver; returns the number of actions.
+        fn drain_checked(
+            race: &mut Race,
+            chk: &mut Checker,
+            rng: &mut Lcg,
+            events: &mut Vec<(Micros, u64, Event)>,
+            seq: &mut u64,
+            now: Micros,
+        ) -> usize {
+            let mut n = 0;
+            while let Some(a) = race.poll_action() {
+                n += 1;
+                match a {
+                    Action::Start { attempt, addr } => {
+                        assert_eq!(chk.terminal, 0, "start after the end");
+                        assert_eq!(attempt, chk.starts);
+                        chk.starts += 1;
+                        chk.cancelled.push(false);
+                        chk.start_times.push(now);
+                        let rec = race.attempts()[attempt];
+                        assert_eq!(rec.candidate.addr, addr);
+                        assert_eq!(rec.started, now);
+                        match rng.below(10) {
+                            0 => race.on_attempt_failed(now, attempt, libc::ENETUNREACH),
+                            1..=3 => {
+                                let t = now + (1 + rng.below(800)) * MS;
+                                events.push((t, *seq, Event::Fail(attempt, 100 + attempt as i32)));
+                                *seq += 1;
+                            }
+                            4..=6 => {
+                                let t = now + rng.below(800) * MS;
+                                events.push((t, *seq, Event::Ready(attempt)));
+                                *seq += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Action::Cancel { attempt } => {
+                        assert!(attempt < chk.starts);
+                        chk.cancelled[attempt] = true;
+                        assert_ne!(race.attempts()[attempt].outcome, Outcome::Running);
+                        assert_ne!(race.attempts()[attempt].outcome, Outcome::Won);
+                    }
+                    Action::Won { attempt } => {
+                        chk.terminal += 1;
+                        assert_eq!(race.attempts()[attempt].outcome, Outcome::Won);
+                        assert_eq!(race.attempts()[attempt].ended, Some(now));
+                    }
+                    Action::Failed { .. } => {
+                        chk.terminal += 1;
+                    }
+                }
+            }
+            n
+        }
+
+        drain_checked(&mut race, &mut chk, &mut rng, &mut events, &mut seq, now);
+        for _ in 0..10_000 {
+            let next_ev = events.iter().enumerate().min_by_key(|(_, e)| (e.0, e.1)).map(|(i, e)| (i, e.0));
+            let deadline = race.next_deadline();
+            if let Some(d) = deadline {
+                assert!(d > now, "deadline {d} not after now {now}");
+            }
+            let (t, is_timer) = match (next_ev, deadline) {
+                (None, None) => break,
+                (Some((_, te)), Some(d)) if d <= te => (d, true),
+                (None, Some(d)) => (d, true),
+                (Some((_, te)), _) => (te, false),
+            };
+            assert!(t >= now);
+            now = t;
+            if is_timer {
+                // Not early: at d-1 nothing happens; at d something does.
+                race.on_timer(now - 1);
+                assert_eq!(race.poll_action(), None, "timer work before the deadline");
+                race.on_timer(now);
+                let n = drain_checked(&mut race, &mut chk, &mut rng, &mut events, &mut seq, now);
+                assert!(n > 0, "deadline {now} had nothing to do");
+            } else {
+                let (i, _) = next_ev.unwrap();
+                let (_, _, ev) = events.remove(i);
+                match ev {
+                    Event::Answer(q, n) => {
+                        let answer = match n {
+                            None => Err(-2),
+                            Some(n) => {
+                                let mut v = Vec::new();
+                                for _ in 0..n {
+                                    let c = pool[rng.below(pool.len() as u64) as usize];
+                                    // Mostly the family asked for.
+                                    if Family::of(&c.addr) == q.family || rng.chance(5) {
+                                        v.push(c);
+                                    }
+                                }
+                                Ok(v)
+                            }
+                        };
+                        race.on_answer(now, q, answer);
+                    }
+                    Event::Ready(a) => race.on_attempt_ready(now, a),
+                    Event::Fail(a, e) => race.on_attempt_failed(now, a, e),
+                    Event::Cancel => race.cancel(now),
+                }
+                drain_checked(&mut race, &mut chk, &mut rng, &mut events, &mut seq, now);
+            }
+            // Calling the timer again at the same instant is harmless.
+            race.on_timer(now);
+            assert_eq!(race.poll_action(), None);
+        }
+
+        assert!(chk.terminal <= 1);
+        let records = race.attempts();
+        assert_eq!(records.len(), chk.starts);
+        let addrs: HashSet<SocketAddr> = records.iter().map(|r| r.candidate.addr).collect();
+        assert_eq!(addrs.len(), records.len(), "an address attempted twice");
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.started, chk.start_times[i]);
+            if i > 0 {
+                assert!(r.started >= records[i - 1].started);
+            }
+            if let Some(e) = r.ended {
+                assert!(e >= r.started);
+            }
+        }
+        if race.is_finished() {
+            assert_eq!(chk.terminal, 1);
+            assert_eq!(race.next_deadline(), None);
+            let winners = records.iter().filter(|r| r.outcome == Outcome::Won).count();
+            assert!(winners <= 1);
+            assert_eq!(winners == 1, race.winner().is_some());
+            for (i, r) in records.iter().enumerate() {
+                assert_ne!(r.outcome, Outcome::Running, "attempt {i} still running after the end");
+                assert!(r.ended.is_some());
+                match r.outcome {
+                    Outcome::Cancelled => assert!(chk.cancelled[i], "attempt {i} not cancelled"),
+                    Outcome::Failed(e) if e == ETIMEDOUT => assert!(chk.cancelled[i]),
+                    _ => {}
+                }
+            }
+        } else {
+            // Stuck only if something can still report.
+            assert_eq!(chk.terminal, 0);
+            assert!(
+                race.is_resolving() || records.iter().any(|r| r.outcome == Outcome::Running),
+                "race stalled"
+            );
+            assert_eq!(race.next_deadline(), None);
+        }
+    }
+
+    #[test]
+    fn randomized_invariants() {
+        for seed in 0..5000 {
+            run_scenario(seed);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! C ABI: Connection, its callbacks and its race report.
+
+use super::{arg, fail, guard};
+use crate::api;
+use crate::api::{AttemptOutcome, ConnectionHandler, Error};
+use std::ffi::{c_char, c_int, c_void};
+use std::net::SocketAddr;
+
+/// A connection: establishing, established, failed or closed. Owned by the
+/// caller of preconnection_initiate_with_racing; free with connection_free.
+pub struct Connection(pub(crate) api::Connection);
+
+/// The callbacks of one connection, called on the thread that runs the
+/// loop, never two at once for one connection. Any may be NULL. The return
+/// value is reserved: return 0. A callback may call connection_close or
+/// connection_free on its own connection, and initiate new races.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ConnectionCallbacks {
+    /// The race was won; connection_get_fd gives the socket.
+    pub ready: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
+    /// The race failed; connection_get_error says why, connection_get_attempt
+    /// gives each attempt's errno.
+    pub establishment_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
+    /// An established connection failed (socket error or hang-up) and is
+    /// now closed; connection_get_error is TAPS_ERROR_IO.
+    pub connection_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
+    /// connection_close finished.
+    pub closed: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
+    /// Passed back to every callback.
+    pub user_data: *mut c_void,
+}
+
+/// How a C program hears about its connection.
+pub(crate) struct CHandler {
+    pub callbacks: ConnectionCallbacks,
+    pub connection: *mut Connection,
+}
+
+// SAFETY: the C contract: callbacks and user_data may be used from the
+// thread that runs the loop; the handle pointer stays valid until
+// connection_free, which waits for a running callback to return.
+unsafe impl Send for CHandler {}
+
+impl CHandler {
+    fn call(&self, f: Option<extern "C" fn(*mut Connection, *mut c_void) -> c_int>) {
+        if let Some(f) = f {
+            f(self.connection, self.callbacks.user_data);
+        }
+    }
+}
+
+impl ConnectionHandler for CHandler {
+    fn ready(&mut self, _: &api::Connection) {
+        self.call(self.callbacks.ready)
+    }
+    fn establishment_error(&mut self, _: &api::Connection) {
+        self.call(self.callbacks.establishment_error)
+    }
+    fn connection_error(&mut self, _: &api::Connection) {
+        self.call(self.callbacks.connection_error)
+    }
+    fn closed(&mut self, _: &api::Connection) {
+        self.call(self.callbacks.closed)
+    }
+}
+
+/// One attempt of a race.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AttemptInfo {
+    /// The remote address and port attempted (sockaddr_in or sockaddr_in6).
+    pub address: libc::sockaddr_storage,
+    /// Length of `address`.
+    pub address_len: libc::socklen_t,
+    /// "tcp"; static.
+    pub protocol: *const c_char,
+    /// Start, µs since preconnection_initiate_with_racing.
+    pub started_us: u64,
+    /// End, µs since preconnection_initiate_with_racing; 0 while running.
+    pub ended_us: u64,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// errno of a failed attempt (ECONNREFUSED, ETIMEDOUT for
+    /// attempt_timeout_ms, ...), else 0.
+    pub os_error: c_int,
+}
+
+/// Write a socket address into a sockaddr_storage; returns its length.
+pub(crate) fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    let sa = socket2::SockAddr::from(*addr);
+    // SAFETY: sockaddr_storage is large enough for any socket2 address.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            sa.as_ptr() as *const u8,
+            out as *mut libc::sockaddr_storage as *mut u8,
+            sa.len() as usize,
+        );
+    }
+    sa.len()
+}
+
+/// The socket of an established connection (non-blocking, owned by the
+/// connection: do not close it), or -1 (not established, closed, or NULL).
+#[no_mangle]
+pub extern "C" fn connection_get_fd(c: *const Connection) -> c_int {
+    guard!(-1, {
+        // SAFETY: NULL or valid per the contract.
+        match unsafe { c.as_ref() } {
+            Some(c) => c.0.fd().unwrap_or(-1),
+            None => -1,
+        }
+    })
+}
+
+/// The remote address of an established connection into `*out`, its length
+/// into `*out_len`. Errors: TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_INVALID_STATE (not established).
+#[no_mangle]
+pub extern "C" fn connection_get_remote_address(
+    c: *const Connection,
+    out: *mut libc::sockaddr_storage,
+    out_len: *mut libc::socklen_t,
+) -> c_int {
+    guard!(fail(Error::Panic), {
+        let c = arg!(c);
+        let out = arg!(mut out);
+        let out_len = arg!(mut out_len);
+        match c.0.remote_address() {
+            Some(addr) => {
+                *out_len = write_sockaddr(&addr, out);
+                0
+            }
+            None => fail(Error::InvalidState),
+        }
+    })
+}
+
+/// The race's error after establishment_error (TAPS_ERROR_ALL_ATTEMPTS_FAILED,
+/// TAPS_ERROR_RESOLUTION_FAILED, TAPS_ERROR_TIMED_OUT, TAPS_ERROR_CANCELLED),
+/// TAPS_ERROR_IO after connection_error, else 0. TAPS_ERROR_NULL_ARGUMENT
+/// for NULL.
+#[no_mangle]
+pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
+    guard!(fail(Error::Panic), {
+        let c = arg!(c);
+        c.0.error().map_or(0, |e| e.code())
+    })
+}
+
+/// The errno behind connection_get_error: the last failed attempt's errno
+/// for TAPS_ERROR_ALL_ATTEMPTS_FAILED, the socket's errno for TAPS_ERROR_IO,
+/// the getaddrinfo EAI_* code for TAPS_ERROR_RESOLUTION_FAILED; else 0.
+#[no_mangle]
+pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
+    guard!(0, {
+        // SAFETY: NULL or valid per the contract.
+        match unsafe { c.as_ref() }.and_then(|c| c.0.error()) {
+            Some(Error::AllAttemptsFailed(e) | Error::Io(e) | Error::ResolutionFailed(e)) => e,
+            _ => 0,
+        }
+    })
+}
+
+/// A process-unique id of the connection, or 0 for NULL.
+#[no_mangle]
+pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
+    guard!(0, {
+        // SAFETY: NULL or valid per the contract.
+        unsafe { c.as_ref() }.map_or(0, |c| c.0.id())
+    })
+}
+
+/// Number of attempts started so far (0 for NULL).
+#[no_mangle]
+pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
+    guard!(0, {
+        // SAFETY: NULL or valid per the contract.
+        unsafe { c.as_ref() }.map_or(0, |c| c.0.attempt_count())
+    })
+}
+
+/// Attempt `index` (start order) into `*out`. Readable at any time, also
+/// after establishment_error. Errors: TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_OUT_OF_RANGE (index ≥ connection_attempt_count).
+#[no_mangle]
+pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out: *mut AttemptInfo) -> c_int {
+    guard!(fail(Error::Panic), {
+        let c = arg!(c);
+        let out = arg!(mut out);
+        let report = match c.0.attempt(index) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        // SAFETY: an all-zero sockaddr_storage is valid.
+        let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let address_len = write_sockaddr(&report.address, &mut address);
+        *out = AttemptInfo {
+            address,
+            address_len,
+            protocol: c"tcp".as_ptr(),
+            started_us: report.started_us,
+            ended_us: report.ended_us.unwrap_or(0),
+            outcome: report.outcome,
+            os_error: report.os_error,
+        };
+        0
+    })
+}
+
+/// Close gracefully: a racing connection stops racing (its sockets close,
+/// no establishment_error), an established one sends FIN and closes its
+/// socket. `closed` follows on the loop. Closing twice, or a failed
+/// connection, does nothing. NULL is fine. Any thread.
+#[no_mangle]
+pub extern "C" fn connection_close(c: *mut Connection) {
+    guard!((), {
+        // SAFETY: NULL or valid per the contract.
+        if let Some(c) = unsafe { c.as_ref() } {
+            c.0.close();
+        }
+    })
+}
+
+/// Free the handle: a running race is cancelled, the socket closed; no
+/// callback is called after it returns (if another thread is inside one of
+/// this connection's callbacks, it waits for it). Safe inside the
+/// connection's own callbacks. NULL is fine.
+#[no_mangle]
+pub extern "C" fn connection_free(c: *mut Connection) {
+    guard!((), {
+        if !c.is_null() {
+            // SAFETY: from preconnection_initiate_with_racing, freed once.
+            drop(unsafe { Box::from_raw(c) });
+        }
+    })
+}

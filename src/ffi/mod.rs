@@ -1,0 +1,169 @@
+//! The C ABI: opaque handles, error codes, the panic boundary.
+//!
+//! A thin skin over [`crate::api`]: every function checks its pointers,
+//! converts, calls the Rust API and maps the result to a `TapsError` code.
+//! No panic crosses the boundary: each body runs inside [`catch_unwind`]
+//! and a panic becomes `TAPS_ERROR_PANIC` (or NULL / a no-op where the
+//! function returns no code).
+//!
+//! [`catch_unwind`]: std::panic::catch_unwind
+
+use crate::api::Error;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CString};
+
+pub mod connection;
+pub mod endpoint;
+pub mod event_loop;
+pub mod preconnection;
+
+/// Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
+/// one of these negative codes; `taps_strerror` describes each.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TapsError {
+    /// Success.
+    TAPS_OK = 0,
+    /// A required pointer argument was NULL.
+    TAPS_ERROR_NULL_ARGUMENT = -1,
+    /// An argument is malformed or out of range (see taps_last_error_message).
+    TAPS_ERROR_INVALID_ARGUMENT = -2,
+    /// A host name that is empty, longer than 253 characters, or not a
+    /// valid name or IP literal.
+    TAPS_ERROR_INVALID_HOSTNAME = -3,
+    /// Port 0, or a service name the system does not know.
+    TAPS_ERROR_INVALID_PORT = -4,
+    /// A RacingOptions field out of its range (see taps_last_error_message).
+    TAPS_ERROR_INVALID_OPTION = -5,
+    /// The object is not in a state that allows this call.
+    TAPS_ERROR_INVALID_STATE = -6,
+    /// An index past the end.
+    TAPS_ERROR_OUT_OF_RANGE = -7,
+    /// Every DNS query failed or returned no address.
+    TAPS_ERROR_RESOLUTION_FAILED = -8,
+    /// Every connection attempt failed; each attempt's errno is readable.
+    TAPS_ERROR_ALL_ATTEMPTS_FAILED = -9,
+    /// The race's total_timeout_ms passed.
+    TAPS_ERROR_TIMED_OUT = -10,
+    /// The race was cancelled (connection closed or freed, loop freed).
+    TAPS_ERROR_CANCELLED = -11,
+    /// A system call failed (for a connection error, the errno is in the
+    /// closed connection's connection_get_os_error).
+    TAPS_ERROR_IO = -12,
+    /// Internal error: a panic was caught at the C boundary.
+    TAPS_ERROR_PANIC = -13,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<(c_int, CString)> = RefCell::new((0, CString::default()));
+}
+
+/// Remember `e` as this thread's last error and return its code.
+pub(crate) fn fail(e: Error) -> c_int {
+    let text = CString::new(e.to_string()).unwrap_or_default();
+    LAST_ERROR.with(|l| *l.borrow_mut() = (e.code(), text));
+    e.code()
+}
+
+/// `Ok(())` → 0, `Err(e)` → its code (remembered as the last error).
+pub(crate) fn status(r: crate::api::Result<()>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Run an FFI body; a panic becomes `$on_panic` (after recording
+/// `TAPS_ERROR_PANIC` as the last error).
+macro_rules! guard {
+    ($on_panic:expr, $body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(_) => {
+                $crate::ffi::fail($crate::api::Error::Panic);
+                $on_panic
+            }
+        }
+    };
+}
+
+/// Dereference a pointer argument or return `TAPS_ERROR_NULL_ARGUMENT`.
+macro_rules! arg {
+    ($ptr:expr) => {
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return $crate::ffi::fail($crate::api::Error::NullArgument),
+        }
+    };
+    (mut $ptr:expr) => {
+        match unsafe { $ptr.as_mut() } {
+            Some(r) => r,
+            None => return $crate::ffi::fail($crate::api::Error::NullArgument),
+        }
+    };
+}
+
+pub(crate) use {arg, guard};
+
+/// A static, NUL-terminated description of a status code; "unknown error"
+/// for a code that is not a `TapsError`. Never NULL. Any thread.
+#[no_mangle]
+pub extern "C" fn taps_strerror(code: c_int) -> *const c_char {
+    // One static C string per code, built from the Rust descriptions.
+    static TEXTS: once_cell::sync::Lazy<Vec<CString>> = once_cell::sync::Lazy::new(|| {
+        (-13..=0).chain(std::iter::once(1)).map(|c| CString::new(Error::describe_code(c)).unwrap_or_default()).collect()
+    });
+    guard!(c"unknown error".as_ptr(), {
+        let index = if (-13..=0).contains(&code) { (code + 13) as usize } else { 14 };
+        TEXTS[index].as_ptr()
+    })
+}
+
+/// The code of the last failed call on this thread (thread-local, like
+/// errno), for functions that return NULL on failure: `event_loop_new`,
+/// `remote_endpoint_new`, `preconnection_new`. 0 if none failed yet.
+#[no_mangle]
+pub extern "C" fn taps_last_error() -> c_int {
+    guard!(TapsError::TAPS_ERROR_PANIC as c_int, { LAST_ERROR.with(|l| l.borrow().0) })
+}
+
+/// A description of the last failed call on this thread with its detail
+/// (which option, which errno). Valid until the next failing call on this
+/// thread; "" if none failed yet. Never NULL.
+#[no_mangle]
+pub extern "C" fn taps_last_error_message() -> *const c_char {
+    guard!(c"".as_ptr(), { LAST_ERROR.with(|l| l.borrow().1.as_ptr()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn codes_match_the_rust_errors() {
+        assert_eq!(TapsError::TAPS_ERROR_PANIC as i32, Error::Panic.code());
+        assert_eq!(TapsError::TAPS_ERROR_INVALID_OPTION as i32, Error::InvalidOption("x").code());
+        let text = |c| unsafe { CStr::from_ptr(taps_strerror(c)) }.to_str().unwrap();
+        assert_eq!(text(-9), "every connection attempt failed");
+        assert_eq!(text(-99), "unknown error");
+        assert_eq!(text(5), "unknown error");
+    }
+
+    #[test]
+    fn a_panic_becomes_a_code_not_an_abort() {
+        let code = guard!(TapsError::TAPS_ERROR_PANIC as c_int, {
+            if code_that_panics() {
+                panic!("forced");
+            }
+            0
+        });
+        assert_eq!(code, TapsError::TAPS_ERROR_PANIC as c_int);
+        assert_eq!(taps_last_error(), TapsError::TAPS_ERROR_PANIC as c_int);
+    }
+
+    fn code_that_panics() -> bool {
+        true
+    }
+}
