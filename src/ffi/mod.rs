@@ -8,6 +8,10 @@
 //!
 //! [`catch_unwind`]: std::panic::catch_unwind
 
+// These functions are called from C with pointers the C contract makes
+// valid or NULL; they check NULL and cannot be `unsafe fn` in C anyway.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use crate::api::Error;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
