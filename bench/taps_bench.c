@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -289,7 +290,11 @@ static void bench_throughput(int n_races, int in_flight) {
   Throughput t;
   memset(&t, 0, sizeof t);
   int ls[N_LISTENERS];
-  for (int i = 0; i < N_LISTENERS; i++) ls[i] = listen_loopback(4096, &t.ports[i]);
+  for (int i = 0; i < N_LISTENERS; i++) {
+    ls[i] = listen_loopback(4096, &t.ports[i]);
+    int fl = fcntl(ls[i], F_GETFL);
+    if (fl < 0 || fcntl(ls[i], F_SETFL, fl | O_NONBLOCK) != 0) die("fcntl");
+  }
   pthread_t th;
   atomic_store(&stop_acceptor, 0);
   if (pthread_create(&th, NULL, acceptor, ls) != 0) die("pthread_create");

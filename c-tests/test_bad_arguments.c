@@ -169,6 +169,31 @@ static void test_invalid_preconnections(void) {
   fprintf(stderr, "  no address: %d %s\n", taps_last_error(), taps_strerror(taps_last_error()));
   CHECK(taps_last_error() < 0);
 
+  /* RacingOptions out of range (RFC 8305 bounds) -> INVALID_OPTION; the
+   * attempt delay is clamped to [10, 2000] instead. */
+  const RemoteEndpoint *one[1] = {good};
+  RacingOptions o = racing_options_default();
+  o.resolution_delay_ms = 5000;
+  CHECK(preconnection_new(loop, one, 1, NULL, &o) == NULL);
+  CHECK_CODE(taps_last_error(), TAPS_ERROR_INVALID_OPTION);
+  o = racing_options_default();
+  o.first_address_family_count = 0;
+  CHECK(preconnection_new(loop, one, 1, NULL, &o) == NULL);
+  CHECK_CODE(taps_last_error(), TAPS_ERROR_INVALID_OPTION);
+  o = racing_options_default();
+  o.race_count = 0;
+  CHECK(preconnection_new(loop, one, 1, NULL, &o) == NULL);
+  CHECK_CODE(taps_last_error(), TAPS_ERROR_INVALID_OPTION);
+  o = racing_options_default();
+  o.connection_attempt_delay_ms = 1;
+  Preconnection *clamped = preconnection_new(loop, one, 1, NULL, &o);
+  CHECK(clamped != NULL);
+  preconnection_free(clamped);
+  o.connection_attempt_delay_ms = 100000;
+  clamped = preconnection_new(loop, one, 1, NULL, &o);
+  CHECK(clamped != NULL);
+  preconnection_free(clamped);
+
   /* Defaults (NULL props and opts) are fine; properties can be passed. */
   TransportProperties *props = transport_properties_new();
   CHECK(props != NULL);

@@ -73,6 +73,9 @@ int main(void) {
   CHECK_EQ(won, 120);
   CHECK_EQ(failed, 80);
   event_loop_free(loop);
+  if (getenv("TAPS_DEBUG_FDS") && test_count_fds() != fds_start) test_list_fds("right after event_loop_free");
+  for (int w = 0; w < 100 && test_count_fds() != fds_start; w++) test_sleep_ms(10);
+  if (test_count_fds() != fds_start) test_list_fds("after event_loop_free");
   CHECK_EQ(test_count_fds(), fds_start);
   if (fds_loop != fds_start) fprintf(stderr, "  the loop holds %d fds\n", fds_loop - fds_start);
   close(l);

@@ -65,6 +65,15 @@
     }                                                                            \
   } while (0)
 
+/* Time bounds are multiplied by $TAPS_TEST_TIME_SCALE (default 1), e.g. 20
+ * under valgrind. */
+static inline long long test_time_scale(void) {
+  const char *s = getenv("TAPS_TEST_TIME_SCALE");
+  long long v = s ? atoll(s) : 1;
+  return v > 0 ? v : 1;
+}
+#define SCALED(us) ((long long)(us) * test_time_scale())
+
 #define TEST_BEGIN(name) fprintf(stderr, "test %s ...\n", (name))
 #define TEST_PASS(name) fprintf(stderr, "test %s ... ok\n", (name))
 
@@ -229,6 +238,8 @@ static inline int test_blackhole(int family, uint16_t port, uint16_t *out_port, 
 /* Accept and close every pending connection on a listener (non-blocking). */
 static inline int test_drain(int listener) {
   int n = 0;
+  int fl = fcntl(listener, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(listener, F_SETFL, fl | O_NONBLOCK);
   for (;;) {
     int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) break;

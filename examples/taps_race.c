@@ -415,7 +415,9 @@ int main(int argc, char **argv) {
   int pre_error = pre ? TAPS_OK : taps_last_error();
   for (size_t i = 0; i < n_remotes; i++) remote_endpoint_free(remotes[i]);
   if (pre == NULL) {
-    fprintf(stderr, "%s: preconnection_new: %s\n", prog, taps_strerror(pre_error));
+    const char *detail = taps_last_error_message();
+    fprintf(stderr, "%s: preconnection_new: %s\n", prog, (detail && *detail) ? detail : taps_strerror(pre_error));
+    if (pre_error == TAPS_ERROR_INVALID_OPTION) usage(stderr);
     event_loop_free(loop);
     return pre_error == TAPS_ERROR_INVALID_OPTION ? EXIT_USAGE : EXIT_RACE_FAILED;
   }
@@ -429,8 +431,11 @@ int main(int argc, char **argv) {
     } else {
       printf("racing %s port %s\n", host, pos[1]);
     }
-    printf("connection attempt delay %" PRIu32 " ms, resolution delay %" PRIu32 " ms, total timeout %s",
-           opts.connection_attempt_delay_ms, opts.resolution_delay_ms,
+    /* RFC 8305 §5: the library clamps the attempt delay to [10, 2000] ms. */
+    uint32_t delay = opts.connection_attempt_delay_ms;
+    delay = delay < 10 ? 10 : delay > 2000 ? 2000 : delay;
+    printf("connection attempt delay %" PRIu32 " ms%s, resolution delay %" PRIu32 " ms, total timeout %s", delay,
+           delay != opts.connection_attempt_delay_ms ? " (clamped)" : "", opts.resolution_delay_ms,
            opts.total_timeout_ms ? "" : "none\n");
     if (opts.total_timeout_ms) printf("%" PRIu32 " ms\n", opts.total_timeout_ms);
     fflush(stdout);

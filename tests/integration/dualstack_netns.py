@@ -169,6 +169,10 @@ class Namespace:
             sh("ip", "netns", "del", self.name, check_rc=False)
             self.created = False
         shutil.rmtree(self.etc, ignore_errors=True)
+        try:
+            os.rmdir("/etc/netns")  # only if empty
+        except OSError:
+            pass
 
 
 def race(ns, exe, port):
