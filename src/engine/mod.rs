@@ -6,11 +6,18 @@
 //!
 //! - [`sort`]: RFC 6724 §6 destination address selection and RFC 8305 §4
 //!   family interleaving.
-//! - [`race`]: one race, RFC 8305 §3 (Resolution Delay), §5 (Connection
-//!   Attempt Delay) and RFC 9623 §4.3 (staggered racing, first ready wins).
+//! - [`race`]: one race over endpoints, RFC 8305 §3 (Resolution Delay),
+//!   §5 (Connection Attempt Delay), first ready wins.
+//! - [`tree`]: the candidate tree ROOT → PATH → PROTOCOL → ENDPOINT of
+//!   RFC 9623 §4.1, with immediate, delayed and failover branch racing
+//!   (§4.3); each leaf is a [`race::Race`].
+//! - [`select`]: selection properties (RFC 9622 §6.2) pruning and ordering
+//!   path and protocol branches.
 
 pub mod race;
+pub mod select;
 pub mod sort;
+pub mod tree;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -35,7 +35,8 @@ use std::net::SocketAddr;
 /// API layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RaceConfig {
-    /// RFC 8305 §5 Connection Attempt Delay, µs.
+    /// RFC 8305 §5 Connection Attempt Delay, µs. `Micros::MAX` means
+    /// failover racing: only a failure starts the next attempt.
     pub connection_attempt_delay: Micros,
     /// RFC 8305 §3 Resolution Delay, µs.
     pub resolution_delay: Micros,
@@ -45,7 +46,8 @@ pub struct RaceConfig {
     pub attempt_timeout: Option<Micros>,
     /// Deadline of the whole race after [`Race::new`], µs; `None` for none.
     pub total_timeout: Option<Micros>,
-    /// Attempts started at once when racing starts (≥ 1).
+    /// Attempts started at once when racing starts (≥ 1). `usize::MAX`
+    /// means immediate racing: every candidate starts as soon as it is known.
     pub race_count: usize,
 }
 
@@ -189,6 +191,9 @@ pub struct Race {
     attempts: Vec<AttemptRecord>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
+    /// Created held by a branch scheduler: answers are taken, nothing
+    /// starts until [`Race::activate`].
+    held: bool,
     /// When the first A answer with addresses arrived.
     first_a_answer: Option<Micros>,
     /// Whether an AAAA query answered with at least one address.
@@ -226,6 +231,7 @@ impl Race {
             started_addrs: HashSet::new(),
             attempts: Vec::new(),
             racing: false,
+            held: false,
             first_a_answer: None,
             aaaa_answered: false,
             last_start: None,
@@ -238,6 +244,30 @@ impl Race {
         };
         race.pump(now);
         race
+    }
+
+    /// Like [`Race::new`], but held: answers are taken and sorted, nothing
+    /// starts until [`Race::activate`]. A branch scheduler
+    /// ([`super::tree::Tree`]) makes one per branch at the start, so that
+    /// every branch sees every answer.
+    pub fn new_held(config: RaceConfig, now: Micros, queries: &[QueryKey]) -> Race {
+        let mut race = Race::new(config, now, queries);
+        race.held = !race.finished;
+        race
+    }
+
+    /// Let a held race start: racing starts now if the Resolution Delay
+    /// rules allow it. No-op if it is not held.
+    pub fn activate(&mut self, now: Micros) {
+        if self.held {
+            self.held = false;
+            self.pump(now);
+        }
+    }
+
+    /// Whether the race is held (see [`Race::new_held`]).
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// An answer to one query: candidates (possibly empty) or an error code.
@@ -409,7 +439,7 @@ impl Race {
 
     /// When the Resolution Delay ends, while it is running.
     fn resolution_deadline(&self) -> Option<Micros> {
-        if self.racing {
+        if self.racing || self.held {
             return None;
         }
         self.first_a_answer
@@ -419,7 +449,9 @@ impl Race {
     /// When the next attempt starts for the Connection Attempt Delay, while
     /// a candidate is pending.
     fn attempt_delay_deadline(&self) -> Option<Micros> {
-        if !self.racing || self.next_pending().is_none() {
+        // Micros::MAX: failover racing of endpoints (only a failure starts
+        // the next one).
+        if !self.racing || self.next_pending().is_none() || self.config.connection_attempt_delay == Micros::MAX {
             return None;
         }
         self.last_start
@@ -448,7 +480,7 @@ impl Race {
 
     /// RFC 8305 §3: whether racing may start now.
     fn may_start_racing(&self, now: Micros) -> bool {
-        if self.known.is_empty() {
+        if self.held || self.known.is_empty() {
             return false;
         }
         self.aaaa_answered

@@ -1,0 +1,637 @@
+//! The candidate tree of RFC 9623 §4.1 and branch racing of §4.3.
+//!
+//! ROOT → PATH → PROTOCOL → ENDPOINT. The driver gives the ordered,
+//! already pruned path and protocol branches ([`PathBranch`],
+//! [`ProtocolBranch`], see [`super::select`]); each (path, protocol) leaf
+//! races the endpoints with a [`Race`] (RFC 8305 rules). Every leaf sees
+//! every DNS answer from the start; a leaf only starts attempts once its
+//! branch is activated.
+//!
+//! How a branch is activated relative to its earlier siblings is its
+//! [`RacingType`] (RFC 9623 §4.3):
+//!
+//! - [`RacingType::Immediate`]: together with the previous sibling;
+//! - [`RacingType::Delayed`]: the delay after the previous sibling was
+//!   activated, or at once when the previous sibling has failed;
+//! - [`RacingType::Failover`]: only when every earlier sibling has failed.
+//!
+//! The first branch of a level is activated with its parent. A branch has
+//! failed when every leaf below it has failed. The first attempt ready in
+//! any leaf wins; every other attempt in every leaf is cancelled.
+
+use super::race::{Action as RaceAction, AttemptRecord, Race, RaceConfig, RaceError};
+use super::{AttemptId, Candidate, Micros, QueryKey};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// How a branch starts relative to its earlier siblings (RFC 9623 §4.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RacingType {
+    /// At the same time as the previous sibling.
+    Immediate,
+    /// This long (µs) after the previous sibling started, or at once when
+    /// it failed.
+    Delayed(Micros),
+    /// Only after every earlier sibling failed.
+    Failover,
+}
+
+/// A protocol branch under a path: the driver's protocol id and how it
+/// races its earlier siblings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtocolBranch {
+    /// The driver's protocol id.
+    pub protocol: usize,
+    /// How it starts relative to the protocols before it.
+    pub racing: RacingType,
+}
+
+/// A path branch: the driver's path id, how it races its earlier siblings,
+/// and its protocol branches in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathBranch {
+    /// The driver's path id.
+    pub path: usize,
+    /// How it starts relative to the paths before it.
+    pub racing: RacingType,
+    /// Its protocols, in order.
+    pub protocols: Vec<ProtocolBranch>,
+}
+
+/// What the driver must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start an attempt to `addr` with protocol `protocol` on path `path`.
+    Start {
+        /// Tree-wide attempt id (index in [`Tree::attempts`]).
+        attempt: AttemptId,
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The driver's path id.
+        path: usize,
+        /// The driver's protocol id.
+        protocol: usize,
+    },
+    /// Stop this attempt and release what it holds. Repeated Cancels for
+    /// one attempt may come; only the first matters.
+    Cancel {
+        /// The attempt.
+        attempt: AttemptId,
+    },
+    /// The race is won by this attempt; emitted once, after every Cancel.
+    Won {
+        /// The winner.
+        attempt: AttemptId,
+    },
+    /// The race failed; emitted once, after every Cancel.
+    Failed {
+        /// Why.
+        error: RaceError,
+    },
+}
+
+/// One attempt with the branch it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeAttempt {
+    /// The attempt's record (times on the loop's clock).
+    pub record: AttemptRecord,
+    /// The driver's path id.
+    pub path: usize,
+    /// The driver's protocol id.
+    pub protocol: usize,
+}
+
+#[derive(Debug)]
+struct Leaf {
+    race: Race,
+    path: usize,
+    protocol: usize,
+    racing: RacingType,
+    activated: Option<Micros>,
+    failed: bool,
+    /// Local attempt id → tree attempt id.
+    global: Vec<AttemptId>,
+}
+
+#[derive(Debug)]
+struct PathNode {
+    racing: RacingType,
+    activated: Option<Micros>,
+    /// Indices into `Tree::leaves`.
+    leaves: std::ops::Range<usize>,
+}
+
+/// A race over a candidate tree.
+#[derive(Debug)]
+pub struct Tree {
+    total_deadline: Option<Micros>,
+    paths: Vec<PathNode>,
+    leaves: Vec<Leaf>,
+    /// Tree attempt id → (leaf, local attempt id).
+    attempts: Vec<(usize, AttemptId)>,
+    finished: bool,
+    winner: Option<AttemptId>,
+    last_errno: i32,
+    last_resolution_error: i32,
+    actions: VecDeque<Action>,
+}
+
+impl Tree {
+    /// A race over `paths` (in order, each with its protocols in order),
+    /// expecting an answer to each of `queries`. `config` applies to every
+    /// leaf; its `total_timeout` to the whole tree. With no branch at all,
+    /// the tree fails at once with `AllAttemptsFailed(0)`.
+    pub fn new(config: RaceConfig, now: Micros, queries: &[QueryKey], paths: &[PathBranch]) -> Tree {
+        let leaf_config = RaceConfig { total_timeout: None, ..config };
+        let mut leaves = Vec::new();
+        let mut nodes = Vec::with_capacity(paths.len());
+        for p in paths {
+            let first = leaves.len();
+            for proto in &p.protocols {
+                leaves.push(Leaf {
+                    race: Race::new_held(leaf_config, now, queries),
+                    path: p.path,
+                    protocol: proto.protocol,
+                    racing: proto.racing,
+                    activated: None,
+                    failed: false,
+                    global: Vec::new(),
+                });
+            }
+            if leaves.len() > first {
+                nodes.push(PathNode { racing: p.racing, activated: None, leaves: first..leaves.len() });
+            }
+        }
+        let mut tree = Tree {
+            total_deadline: config.total_timeout.map(|t| now.saturating_add(t)),
+            paths: nodes,
+            leaves,
+            attempts: Vec::new(),
+            finished: false,
+            winner: None,
+            last_errno: 0,
+            last_resolution_error: 0,
+            actions: VecDeque::new(),
+        };
+        tree.pump(now);
+        tree
+    }
+
+    /// An answer to one query, given to every branch.
+    pub fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
+        for leaf in &mut self.leaves {
+            leaf.race.on_answer(now, query, answer.clone());
+        }
+        self.pump(now);
+    }
+
+    /// The attempt is ready (the protocol's ready). The first one wins.
+    pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
+        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+            self.leaves[leaf].race.on_attempt_ready(now, local);
+            self.pump(now);
+        }
+    }
+
+    /// The attempt failed with `errno`.
+    pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
+        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+            self.leaves[leaf].race.on_attempt_failed(now, local, errno);
+            self.pump(now);
+        }
+    }
+
+    /// Process every deadline due at `now`.
+    pub fn on_timer(&mut self, now: Micros) {
+        for leaf in &mut self.leaves {
+            leaf.race.on_timer(now);
+        }
+        self.pump(now);
+    }
+
+    /// The user gave up: cancel everything, then `Failed{Cancelled}`.
+    pub fn cancel(&mut self, now: Micros) {
+        if !self.finished {
+            self.end(now, Err(RaceError::Cancelled));
+        }
+    }
+
+    /// The earliest time at which [`Tree::on_timer`] has work; `None` once
+    /// the race ended.
+    pub fn next_deadline(&self) -> Option<Micros> {
+        if self.finished {
+            return None;
+        }
+        let mut best = self.total_deadline;
+        let mut consider = |t: Option<Micros>| {
+            if let Some(t) = t {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        };
+        for leaf in &self.leaves {
+            consider(leaf.race.next_deadline());
+        }
+        let path_state: Vec<_> = self.paths.iter().map(|p| (p.racing, p.activated, self.path_failed(p))).collect();
+        consider(delay_deadline(&path_state));
+        for p in self.paths.iter().filter(|p| p.activated.is_some()) {
+            let leaf_state: Vec<_> = self.leaves[p.leaves.clone()].iter().map(|l| (l.racing, l.activated, l.failed)).collect();
+            consider(delay_deadline(&leaf_state));
+        }
+        best
+    }
+
+    /// The next action, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Whether the race ended.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The winning attempt, once won.
+    pub fn winner(&self) -> Option<AttemptId> {
+        self.winner
+    }
+
+    /// Number of attempts started.
+    pub fn attempt_count(&self) -> usize {
+        self.attempts.len()
+    }
+
+    /// Every attempt so far, in start order (index = attempt id).
+    pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
+        self.attempts.iter().map(|&(leaf, local)| {
+            let l = &self.leaves[leaf];
+            TreeAttempt { record: l.race.attempts()[local], path: l.path, protocol: l.protocol }
+        })
+    }
+
+    /// When each path branch was activated (`None`: not yet), in branch order.
+    pub fn path_activations(&self) -> Vec<Option<Micros>> {
+        self.paths.iter().map(|p| p.activated).collect()
+    }
+
+    fn path_failed(&self, p: &PathNode) -> bool {
+        self.leaves[p.leaves.clone()].iter().all(|l| l.failed)
+    }
+
+    /// Translate every leaf's queued actions into tree actions.
+    fn drain_leaves(&mut self, now: Micros) -> bool {
+        let mut changed = false;
+        for i in 0..self.leaves.len() {
+            while let Some(action) = self.leaves[i].race.poll_action() {
+                changed = true;
+                match action {
+                    RaceAction::Start { attempt, addr } => {
+                        let global = self.attempts.len();
+                        self.attempts.push((i, attempt));
+                        let leaf = &mut self.leaves[i];
+                        debug_assert_eq!(leaf.global.len(), attempt);
+                        leaf.global.push(global);
+                        self.actions.push_back(Action::Start { attempt: global, addr, path: leaf.path, protocol: leaf.protocol });
+                    }
+                    RaceAction::Cancel { attempt } => {
+                        let global = self.leaves[i].global[attempt];
+                        self.actions.push_back(Action::Cancel { attempt: global });
+                    }
+                    RaceAction::Won { attempt } => {
+                        let global = self.leaves[i].global[attempt];
+                        self.end(now, Ok(global));
+                    }
+                    RaceAction::Failed { error } => {
+                        self.leaves[i].failed = true;
+                        match error {
+                            RaceError::AllAttemptsFailed(e) => self.last_errno = e,
+                            RaceError::ResolutionFailed(c) => self.last_resolution_error = c,
+                            RaceError::TimedOut | RaceError::Cancelled => {}
+                        }
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// End the race: cancel every leaf still racing, then Won or Failed.
+    fn end(&mut self, now: Micros, outcome: Result<AttemptId, RaceError>) {
+        self.finished = true;
+        for leaf in &mut self.leaves {
+            leaf.race.cancel(now);
+        }
+        self.drain_leaves(now);
+        match outcome {
+            Ok(attempt) => {
+                self.winner = Some(attempt);
+                self.actions.push_back(Action::Won { attempt });
+            }
+            Err(error) => self.actions.push_back(Action::Failed { error }),
+        }
+    }
+
+    /// Activate what the racing types allow at `now`; true if anything was.
+    fn schedule(&mut self, now: Micros) -> bool {
+        let mut changed = false;
+        let path_state: Vec<_> = self.paths.iter().map(|p| (p.racing, p.activated, self.path_failed(p))).collect();
+        for i in due(&path_state, now) {
+            self.paths[i].activated = Some(now);
+            changed = true;
+        }
+        for p in 0..self.paths.len() {
+            if self.paths[p].activated.is_none() {
+                continue;
+            }
+            let range = self.paths[p].leaves.clone();
+            let leaf_state: Vec<_> = self.leaves[range.clone()].iter().map(|l| (l.racing, l.activated, l.failed)).collect();
+            for i in due(&leaf_state, now) {
+                let leaf = &mut self.leaves[range.start + i];
+                leaf.activated = Some(now);
+                leaf.race.activate(now);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn pump(&mut self, now: Micros) {
+        loop {
+            let drained = self.drain_leaves(now);
+            if self.finished {
+                return;
+            }
+            if self.total_deadline.is_some_and(|t| t <= now) {
+                self.end(now, Err(RaceError::TimedOut));
+                return;
+            }
+            if self.leaves.iter().all(|l| l.failed) {
+                let error = if self.attempts.is_empty() && !self.leaves.is_empty() {
+                    RaceError::ResolutionFailed(self.last_resolution_error)
+                } else {
+                    RaceError::AllAttemptsFailed(self.last_errno)
+                };
+                self.end(now, Err(error));
+                return;
+            }
+            if !self.schedule(now) && !drained {
+                return;
+            }
+        }
+    }
+}
+
+/// Children of one level as (racing type, activated at, failed): which
+/// not-yet-activated children are due at `now`, in order. Activating one
+/// may make the next due (immediate racing), so the scan goes on with the
+/// new state.
+fn due(children: &[(RacingType, Option<Micros>, bool)], now: Micros) -> Vec<usize> {
+    let mut state: Vec<_> = children.to_vec();
+    let mut out = Vec::new();
+    for i in 0..state.len() {
+        if state[i].1.is_some() {
+            continue;
+        }
+        let ready = if i == 0 {
+            true
+        } else {
+            let (_, prev_activated, prev_failed) = state[i - 1];
+            match state[i].0 {
+                RacingType::Immediate => prev_activated.is_some(),
+                RacingType::Delayed(d) => {
+                    prev_activated.is_some_and(|t| t.saturating_add(d) <= now) || (prev_activated.is_some() && prev_failed)
+                }
+                RacingType::Failover => state[..i].iter().all(|c| c.2),
+            }
+        };
+        if ready {
+            state[i].1 = Some(now);
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The next time a delayed child becomes due, if one waits on a delay.
+fn delay_deadline(children: &[(RacingType, Option<Micros>, bool)]) -> Option<Micros> {
+    children.windows(2).filter_map(|w| match (w[0].1, w[1]) {
+        (Some(prev), (RacingType::Delayed(d), None, _)) => Some(prev.saturating_add(d)),
+        _ => None,
+    })
+    .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::race::Outcome;
+    use crate::engine::Family;
+
+    const MS: Micros = 1000;
+
+    fn cand(s: &str) -> Candidate {
+        let addr: SocketAddr = s.parse().unwrap();
+        Candidate { addr, source: Some(addr.ip()) }
+    }
+
+    fn q(family: Family) -> QueryKey {
+        QueryKey { endpoint: 0, family }
+    }
+
+    fn drain(t: &mut Tree) -> Vec<Action> {
+        std::iter::from_fn(|| t.poll_action()).collect()
+    }
+
+    fn starts(actions: &[Action]) -> Vec<(usize, usize, SocketAddr)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start { path, protocol, addr, .. } => Some((*path, *protocol, *addr)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn one_path(protocols: &[(usize, RacingType)]) -> Vec<PathBranch> {
+        vec![PathBranch {
+            path: 0,
+            racing: RacingType::Delayed(250 * MS),
+            protocols: protocols.iter().map(|&(protocol, racing)| ProtocolBranch { protocol, racing }).collect(),
+        }]
+    }
+
+    /// A tree over one literal IPv4 candidate (answered at 0).
+    fn literal_tree(paths: &[PathBranch]) -> Tree {
+        let mut t = Tree::new(RaceConfig::default(), 0, &[q(Family::V4)], paths);
+        t.on_answer(0, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
+        t
+    }
+
+    #[test]
+    fn one_leaf_behaves_like_a_plain_race() {
+        let mut t = Tree::new(RaceConfig::default(), 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0))]));
+        t.on_answer(0, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
+        assert_eq!(drain(&mut t), vec![], "waits the Resolution Delay for AAAA");
+        assert_eq!(t.next_deadline(), Some(50 * MS));
+        t.on_answer(30 * MS, q(Family::V6), Ok(vec![cand("[2001:db8::1]:80")]));
+        assert_eq!(starts(&drain(&mut t)), vec![(0, 0, "[2001:db8::1]:80".parse().unwrap())]);
+        assert_eq!(t.next_deadline(), Some(280 * MS));
+        t.on_timer(280 * MS);
+        assert_eq!(starts(&drain(&mut t)), vec![(0, 0, "192.0.2.1:80".parse().unwrap())]);
+        t.on_attempt_ready(300 * MS, 1);
+        assert_eq!(drain(&mut t), vec![Action::Cancel { attempt: 0 }, Action::Won { attempt: 1 }]);
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn delayed_protocols_start_at_the_branch_delay() {
+        let mut t = literal_tree(&one_path(&[(7, RacingType::Delayed(0)), (9, RacingType::Delayed(100 * MS))]));
+        assert_eq!(starts(&drain(&mut t)).iter().map(|s| s.1).collect::<Vec<_>>(), vec![7]);
+        assert_eq!(t.next_deadline(), Some(100 * MS));
+        t.on_timer(99 * MS);
+        assert!(drain(&mut t).is_empty());
+        t.on_timer(100 * MS);
+        assert_eq!(starts(&drain(&mut t)).iter().map(|s| s.1).collect::<Vec<_>>(), vec![9]);
+        let a: Vec<_> = t.attempts().collect();
+        assert_eq!((a[0].protocol, a[0].record.started), (7, 0));
+        assert_eq!((a[1].protocol, a[1].record.started), (9, 100 * MS));
+    }
+
+    #[test]
+    fn a_failed_branch_starts_the_next_delayed_one_at_once() {
+        let mut t = literal_tree(&one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Delayed(100 * MS))]));
+        drain(&mut t);
+        t.on_attempt_failed(3 * MS, 0, libc::ECONNREFUSED);
+        let s = drain(&mut t);
+        assert_eq!(starts(&s).iter().map(|s| s.1).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(t.attempts().nth(1).unwrap().record.started, 3 * MS);
+    }
+
+    #[test]
+    fn immediate_branches_start_together() {
+        let mut t = literal_tree(&one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Immediate), (2, RacingType::Immediate)]));
+        assert_eq!(starts(&drain(&mut t)).len(), 3);
+        assert!(t.attempts().all(|a| a.record.started == 0));
+    }
+
+    #[test]
+    fn failover_starts_only_after_every_other_branch_failed() {
+        let mut t = literal_tree(&one_path(&[
+            (0, RacingType::Delayed(0)),
+            (1, RacingType::Delayed(100 * MS)),
+            (2, RacingType::Failover),
+        ]));
+        drain(&mut t);
+        t.on_timer(100 * MS);
+        assert_eq!(starts(&drain(&mut t)).len(), 1);
+        assert_eq!(t.next_deadline(), None, "no timer for a failover branch");
+        t.on_attempt_failed(150 * MS, 1, libc::ECONNREFUSED);
+        assert!(starts(&drain(&mut t)).is_empty(), "branch 0 still running");
+        t.on_attempt_failed(400 * MS, 0, libc::ETIMEDOUT);
+        let s = drain(&mut t);
+        assert_eq!(starts(&s).iter().map(|s| s.1).collect::<Vec<_>>(), vec![2]);
+        t.on_attempt_failed(410 * MS, 2, libc::ECONNREFUSED);
+        assert_eq!(drain(&mut t), vec![Action::Failed { error: RaceError::AllAttemptsFailed(libc::ECONNREFUSED) }]);
+    }
+
+    #[test]
+    fn paths_race_with_their_own_delay_and_protocols_inside_each() {
+        let paths = vec![
+            PathBranch {
+                path: 10,
+                racing: RacingType::Delayed(0),
+                protocols: vec![ProtocolBranch { protocol: 0, racing: RacingType::Delayed(0) }],
+            },
+            PathBranch {
+                path: 11,
+                racing: RacingType::Delayed(40 * MS),
+                protocols: vec![
+                    ProtocolBranch { protocol: 0, racing: RacingType::Delayed(0) },
+                    ProtocolBranch { protocol: 1, racing: RacingType::Immediate },
+                ],
+            },
+        ];
+        let mut t = literal_tree(&paths);
+        assert_eq!(starts(&drain(&mut t)).iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(10, 0)]);
+        assert_eq!(t.next_deadline(), Some(40 * MS));
+        t.on_timer(40 * MS);
+        assert_eq!(starts(&drain(&mut t)).iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(11, 0), (11, 1)]);
+        assert_eq!(t.path_activations(), vec![Some(0), Some(40 * MS)]);
+        t.on_attempt_ready(41 * MS, 2);
+        let s = drain(&mut t);
+        assert_eq!(s.last(), Some(&Action::Won { attempt: 2 }));
+        let cancels: Vec<_> = s.iter().filter(|a| matches!(a, Action::Cancel { .. })).collect();
+        assert_eq!(cancels.len(), 2);
+        let outcomes: Vec<_> = t.attempts().map(|a| a.record.outcome).collect();
+        assert_eq!(outcomes, vec![Outcome::Cancelled, Outcome::Cancelled, Outcome::Won]);
+    }
+
+    #[test]
+    fn a_late_ready_in_another_branch_is_cancelled() {
+        let mut t = literal_tree(&one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Immediate)]));
+        drain(&mut t);
+        t.on_attempt_ready(5 * MS, 0);
+        t.on_attempt_ready(5 * MS, 1);
+        let s = drain(&mut t);
+        assert_eq!(s, vec![Action::Cancel { attempt: 1 }, Action::Won { attempt: 0 }, Action::Cancel { attempt: 1 }]);
+    }
+
+    #[test]
+    fn answers_reach_branches_that_start_later() {
+        let cfg = RaceConfig::default();
+        let mut t = Tree::new(cfg, 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Delayed(300 * MS))]));
+        t.on_answer(1 * MS, q(Family::V6), Ok(vec![cand("[2001:db8::1]:80")]));
+        t.on_answer(2 * MS, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
+        t.on_timer(251 * MS);
+        t.on_timer(300 * MS);
+        let s = starts(&drain(&mut t));
+        assert_eq!(s.iter().map(|s| (s.1, s.2.is_ipv6())).collect::<Vec<_>>(), vec![(0, true), (0, false), (1, true)]);
+    }
+
+    #[test]
+    fn total_timeout_and_cancel_end_the_tree() {
+        let cfg = RaceConfig { total_timeout: Some(500 * MS), ..RaceConfig::default() };
+        let mut t = Tree::new(cfg, 0, &[q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Failover)]));
+        t.on_answer(0, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
+        drain(&mut t);
+        assert_eq!(t.next_deadline(), Some(500 * MS));
+        t.on_timer(500 * MS);
+        assert_eq!(drain(&mut t), vec![Action::Cancel { attempt: 0 }, Action::Failed { error: RaceError::TimedOut }]);
+        let mut t = literal_tree(&one_path(&[(0, RacingType::Delayed(0))]));
+        drain(&mut t);
+        t.cancel(1);
+        assert_eq!(drain(&mut t), vec![Action::Cancel { attempt: 0 }, Action::Failed { error: RaceError::Cancelled }]);
+    }
+
+    #[test]
+    fn resolution_failure_fails_the_tree_once() {
+        let mut t = Tree::new(RaceConfig::default(), 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Immediate)]));
+        t.on_answer(1, q(Family::V6), Err(-2));
+        t.on_answer(2, q(Family::V4), Err(-2));
+        assert_eq!(drain(&mut t), vec![Action::Failed { error: RaceError::ResolutionFailed(-2) }]);
+    }
+
+    #[test]
+    fn an_empty_tree_fails_at_once() {
+        let mut t = Tree::new(RaceConfig::default(), 0, &[q(Family::V4)], &[]);
+        assert_eq!(drain(&mut t), vec![Action::Failed { error: RaceError::AllAttemptsFailed(0) }]);
+    }
+
+    #[test]
+    fn endpoint_failover_and_immediate_configs() {
+        let cfg = RaceConfig { connection_attempt_delay: Micros::MAX, ..RaceConfig::default() };
+        let two = |t: &mut Tree| {
+            t.on_answer(0, q(Family::V6), Ok(vec![cand("[2001:db8::1]:80")]));
+            t.on_answer(0, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
+        };
+        let mut t = Tree::new(cfg, 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0))]));
+        two(&mut t);
+        assert_eq!(starts(&drain(&mut t)).len(), 1);
+        assert_eq!(t.next_deadline(), None);
+        t.on_attempt_failed(900 * MS, 0, libc::ECONNREFUSED);
+        assert_eq!(starts(&drain(&mut t)).len(), 1);
+        let cfg = RaceConfig { race_count: usize::MAX, ..RaceConfig::default() };
+        let mut t = Tree::new(cfg, 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0))]));
+        two(&mut t);
+        assert_eq!(starts(&drain(&mut t)).len(), 2);
+    }
+}
