@@ -71,23 +71,133 @@ typedef enum TapsError {
   TAPS_ERROR_IO = -12,
   // Internal error: a panic was caught at the C boundary.
   TAPS_ERROR_PANIC = -13,
+  // The race was cancelled because event_loop_stop_thread stopped its
+  // loop's thread (reported by establishment_error).
+  TAPS_ERROR_LOOP_STOPPED = -14,
+  // The selection properties leave no path or no protocol to race
+  // (preconnection_initiate_with_racing).
+  TAPS_ERROR_NO_CANDIDATES = -15,
 } TapsError;
+
+// A selection property's preference (RFC 9622 §6.2).
+//
+typedef enum Preference {
+  // Only branches that have the property.
+  PREFERENCE_REQUIRE,
+  // Branches that have it first.
+  PREFERENCE_PREFER,
+  // The property does not matter.
+  PREFERENCE_NO_PREFERENCE,
+  // Branches that have it last, as failover.
+  PREFERENCE_AVOID,
+  // Never a branch that has it.
+  PREFERENCE_PROHIBIT,
+} Preference;
+
+// Kinds of interface a path can be on.
+//
+typedef enum InterfaceType {
+  // The loopback interface.
+  INTERFACE_TYPE_LOOPBACK,
+  // Ethernet and other wired links.
+  INTERFACE_TYPE_WIRED,
+  // Wi-Fi and other wireless links.
+  INTERFACE_TYPE_WIRELESS,
+  // Anything else (tunnels, virtual links, veth pairs, ...).
+  INTERFACE_TYPE_OTHER,
+} InterfaceType;
+
+// The boolean selection properties (RFC 9622 §6.2) that
+// transport_properties_set takes.
+typedef enum SelectionProperty {
+  // reliability (§6.2.1): default PREFERENCE_REQUIRE.
+  SELECTION_PROPERTY_RELIABILITY = 0,
+  // preserveMsgBoundaries (§6.2.2): default PREFERENCE_NO_PREFERENCE.
+  SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES = 1,
+  // multistreaming (§6.2.8): default PREFERENCE_PREFER.
+  SELECTION_PROPERTY_MULTISTREAMING = 2,
+} SelectionProperty;
+
+// How the branches of one level race (RFC 9623 §4.3), for
+// preconnection_set_racing_type.
+typedef enum RacingTypeCode {
+  // All branches start at once.
+  RACING_TYPE_IMMEDIATE = 0,
+  // Each branch starts a delay after the previous one, or at once when
+  // the previous one failed (the default).
+  RACING_TYPE_DELAYED = 1,
+  // A branch starts only when every earlier branch failed.
+  RACING_TYPE_FAILOVER = 2,
+} RacingTypeCode;
+
+// A level of the candidate tree (RFC 9623 §4.1).
+//
+typedef enum BranchKind {
+  // Paths: interfaces and local endpoints.
+  BRANCH_KIND_PATH,
+  // Protocols on a path.
+  BRANCH_KIND_PROTOCOL,
+  // Endpoints (resolved addresses) of a protocol on a path.
+  BRANCH_KIND_ENDPOINT,
+} BranchKind;
+
+// What a protocol offers, as flags for ProtocolImplementation.properties.
+typedef enum ProtocolFlag {
+  // Reliable data transfer (selection property reliability).
+  PROTOCOL_FLAG_RELIABLE = 1,
+  // Preserves message boundaries (preserveMsgBoundaries).
+  PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES = 2,
+  // Several streams per connection (multistreaming).
+  PROTOCOL_FLAG_MULTISTREAMING = 4,
+} ProtocolFlag;
 
 // A connection: establishing, established, failed or closed. Owned by the
 // caller of preconnection_initiate_with_racing; free with connection_free.
 typedef struct Connection Connection;
 
 // One event loop (a mio Poll with its timers, sockets and resolver
-// threads). Loops are independent: there are no process-wide globals.
+// threads), or one client's handle on a shared loop (event_loop_shared).
+// Loops are independent; the registry of shared loops is the library's
+// only process-wide state.
+//
+// Ways to run a loop:
+// - event_loop_run: on the calling thread until no race is pending;
+// - event_loop_run_once: until a callback was called, or a timeout;
+// - event_loop_start_thread / event_loop_stop_thread: a thread of its own;
+// - embedded in your event loop (libuv, epoll, poll): watch
+//   event_loop_get_fd for readability, wake after event_loop_get_timeout_ms
+//   at the latest, then call event_loop_process (never blocks);
+// - event_loop_shared: one loop per key on its own thread, shared by the
+//   independent components of a process.
+//
+// Threads: an EventLoop may be shared by threads. Every function may be
+// called from any thread at any time (a call from another thread wakes
+// the thread that runs the loop), except event_loop_free /
+// event_loop_release, which must be the handle's last call. One thread
+// runs a loop at a time: run, run_once and process return
+// TAPS_ERROR_INVALID_STATE while another thread runs it, when it has a
+// thread of its own (or is shared), and from inside its own callbacks.
+// Callbacks run on the thread that runs the loop, one at a time.
 typedef struct EventLoop EventLoop;
+
+// A local endpoint (RFC 9622 §6.1) under construction: interface,
+// address, port. preconnection_add_local_endpoint copies it; free it with
+// local_endpoint_free.
+typedef struct LocalEndpoint LocalEndpoint;
 
 // Remote endpoints, properties and racing options on one loop, ready to
 // initiate (RFC 9622 §6). Free with preconnection_free.
 typedef struct Preconnection Preconnection;
 
+// One attempt of a user protocol. Clone it freely; complete it once.
+typedef struct ProtocolAttempt ProtocolAttempt;
+
 // A remote endpoint under construction: a host (name or IP address) and a
 // port. preconnection_new copies it; free it with remote_endpoint_free.
 typedef struct RemoteEndpoint RemoteEndpoint;
+
+// One DNS query of a race. Clone it freely; answer it once.
+typedef struct ResolverQuery ResolverQuery;
 
 // Transport properties of a Preconnection (RFC 9622 §6). Today every race
 // uses TCP, which the defaults ask for; preconnection_new copies them.
@@ -99,7 +209,8 @@ typedef struct AttemptInfo {
   struct sockaddr_storage address;
   // Length of `address`.
   socklen_t address_len;
-  // "tcp"; static.
+  // The protocol: "tcp", "udp" or a user protocol's name; valid while
+  // the Connection lives.
   const char *protocol;
   // Start, µs since preconnection_initiate_with_racing.
   uint64_t started_us;
@@ -110,6 +221,9 @@ typedef struct AttemptInfo {
   // errno of a failed attempt (ECONNREFUSED, ETIMEDOUT for
   // attempt_timeout_ms, ...), else 0.
   int os_error;
+  // The path's interface name, NULL for the default path (the system
+  // routes); valid while the Connection lives.
+  const char *interface_name;
 } AttemptInfo;
 
 // Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
@@ -151,6 +265,68 @@ typedef struct ConnectionCallbacks {
   // Passed back to every callback.
   void *user_data;
 } ConnectionCallbacks;
+
+// A protocol the program brings (QUIC, TLS over TCP, a tunnel, a mock),
+// raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
+// level). Copied by event_loop_add_protocol. The functions run on the
+// loop's thread with the loop locked: they must not call the library,
+// except protocol_attempt_ready / protocol_attempt_failed, which may be
+// called from any thread, also from inside `start`.
+typedef struct ProtocolImplementation {
+  // Its name (copied; unique per loop; "tcp" and "udp" are taken), as
+  // AttemptInfo.protocol reports it.
+  const char *name;
+  // ProtocolFlag bits: what it offers, for the selection properties.
+  uint32_t properties;
+  // Start an attempt to `address` (`interface_name` and `local_address`
+  // are the path's, NULL when the path names none). Return 0 and report
+  // the outcome later through `attempt`, once; or return an errno (> 0)
+  // to fail the attempt at once. Required.
+  int (*start)(struct ProtocolAttempt *attempt,
+               const sockaddr *address,
+               socklen_t address_len,
+               const char *interface_name,
+               const sockaddr *local_address,
+               socklen_t local_address_len,
+               void *user_data);
+  // Stop an attempt the race no longer needs (another attempt won, or
+  // the race ended); after it returns the attempt handle is invalid and
+  // a completion for it would be ignored. May be NULL.
+  void (*cancel)(struct ProtocolAttempt *attempt, void *user_data);
+  // Close a connection this protocol reported ready (the winner when its
+  // Connection is closed or freed; a late ready after the race was
+  // decided). `fd` is what the protocol reported (-1 for none); the
+  // library never closes it. May be NULL.
+  void (*close)(void *protocol_connection, int fd, void *user_data);
+  // Passed to every function.
+  void *user_data;
+} ProtocolImplementation;
+
+// A resolver the program brings (a DNS library, a mock), asked for each
+// host name once per family (RFC 8305 §3: AAAA and A separately and at
+// once). Copied by event_loop_set_resolver. The functions run on the
+// loop's thread with the loop locked: they must not call the library,
+// except resolver_query_answer / resolver_query_fail, which may be called
+// from any thread, also from inside `resolve`.
+typedef struct ResolverImplementation {
+  // Resolve `hostname` for `family` (AF_INET6 or AF_INET). Return 0 and
+  // answer later through `query`, once; or return an error code (≠ 0) to
+  // fail the query at once. Required.
+  int (*resolve)(struct ResolverQuery *query, const char *hostname, int family, void *user_data);
+  // The race ended before the query was answered; after it returns the
+  // handle is invalid. May be NULL.
+  void (*cancel)(struct ResolverQuery *query, void *user_data);
+  // Passed to every function.
+  void *user_data;
+} ResolverImplementation;
+
+// Options of event_loop_new_with_options.
+typedef struct EventLoopOptions {
+  // A manual clock: time starts at 0 and moves only with
+  // event_loop_advance_clock, and running the loop never blocks (it does
+  // what is ready and returns). For tests that drive every delay exactly.
+  bool manual_clock;
+} EventLoopOptions;
 
 #ifdef __cplusplus
 extern "C" {
@@ -194,6 +370,14 @@ int connection_get_os_error(const struct Connection *c);
 
 // A process-unique id of the connection, or 0 for NULL.
 uint64_t connection_get_id(const struct Connection *c);
+
+// The winner's protocol name ("tcp", "udp" or a user protocol's) once
+// established, valid while the Connection lives; NULL otherwise.
+const char *connection_get_protocol(const struct Connection *c);
+
+// The `protocol_connection` a user protocol gave with
+// protocol_attempt_ready, once established; NULL for TCP and UDP.
+void *connection_get_protocol_connection(const struct Connection *c);
 
 // Number of attempts started so far (0 for NULL).
 size_t connection_attempt_count(const struct Connection *c);
@@ -260,15 +444,112 @@ struct EventLoop *event_loop_new(void);
 
 // Run the loop on the calling thread until no race is pending and every
 // queued callback (ready, establishment_error, closed, ...) was called.
-// Callbacks run on this thread. Returns 0, TAPS_ERROR_NULL_ARGUMENT, or
-// TAPS_ERROR_IO if polling failed. Returns at once when nothing is
-// pending.
+// Callbacks run on this thread. Returns at once when nothing is pending.
+// Returns 0, TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (another
+// thread runs the loop, it has a thread of its own or is shared, or
+// called from its own callback), or TAPS_ERROR_IO if polling failed.
 int event_loop_run(struct EventLoop *event_loop);
 
+// Run the loop on the calling thread until at least one callback was
+// called, `timeout_ms` ms passed (-1: no limit; 0: only what is ready
+// now), or no race and no callback is pending any more (at once when none
+// is, even with -1). Callbacks run on this thread, inside this call.
+//
+// Returns the number of callbacks called (>= 0; 0 when the timeout passed
+// or nothing is pending). Errors (< 0):
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (timeout_ms below
+// -1), TAPS_ERROR_INVALID_STATE and TAPS_ERROR_IO as for event_loop_run.
+int event_loop_run_once(struct EventLoop *event_loop, int timeout_ms);
+
+// Do all due work without blocking: call queued callbacks, fire due
+// timers, handle every ready socket, resolver answer and wake-up. For a
+// loop embedded in another event loop: call it when event_loop_get_fd is
+// readable or event_loop_get_timeout_ms has passed. Callbacks run on the
+// calling thread, inside this call.
+//
+// Returns the number of callbacks called (>= 0), or TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_STATE, TAPS_ERROR_IO as for event_loop_run.
+int event_loop_process(struct EventLoop *event_loop);
+
+// The file descriptor to watch for readability (POLLIN, EPOLLIN,
+// UV_READABLE) when the loop is embedded in another event loop: the
+// loop's epoll instance, readable whenever a socket, timer, resolver
+// answer or a call from another thread needs event_loop_process. Do not
+// read, write or close it. The same fd for the loop's whole life.
+//
+// Returns the fd (>= 0), TAPS_ERROR_NULL_ARGUMENT, or
+// TAPS_ERROR_INVALID_STATE for a loop with a thread of its own or a
+// shared loop.
+int event_loop_get_fd(const struct EventLoop *event_loop);
+
+// How many ms the embedding loop may wait before calling
+// event_loop_process when event_loop_get_fd stays quiet: 0 when work is
+// ready now (queued callbacks, a due timer), the ms to the next timer
+// (rounded up), or -1 when no timer is pending (wait for the fd alone).
+// Ask again after every event_loop_process and every initiate.
+//
+// Errors: -1 is also returned for NULL (taps_last_error() is then
+// TAPS_ERROR_NULL_ARGUMENT); TAPS_ERROR_INVALID_STATE (< -1) for a loop
+// with a thread of its own or a shared loop.
+int event_loop_get_timeout_ms(const struct EventLoop *event_loop);
+
+// Start a thread (named "taps-loop") that runs the loop; callbacks run on
+// it. Until event_loop_stop_thread, event_loop_run, event_loop_run_once
+// and event_loop_process return TAPS_ERROR_INVALID_STATE. Any thread.
+//
+// Returns 0, TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (it
+// already has a thread, another thread runs it, or it is shared), or
+// TAPS_ERROR_IO (the system refused a thread).
+int event_loop_start_thread(struct EventLoop *event_loop);
+
+// Stop the loop's thread and join it. Every race still establishing ends
+// with establishment_error and connection_get_error() ==
+// TAPS_ERROR_LOOP_STOPPED, called on the loop's thread before it exits;
+// established connections stay so. Initiating while the thread stops
+// returns TAPS_ERROR_INVALID_STATE. Afterwards the loop can be run by the
+// caller or started again. From a callback on the loop's own thread it
+// returns 0 without joining: the thread stops when the callback returns.
+//
+// Returns 0, TAPS_ERROR_NULL_ARGUMENT, or TAPS_ERROR_INVALID_STATE (no
+// thread runs the loop, or it is shared).
+int event_loop_stop_thread(struct EventLoop *event_loop);
+
+// A handle on the shared loop of `key` (a NUL-terminated UTF-8 string, ""
+// included), which runs on its own thread. The first call for a key
+// creates the loop and starts its thread; later calls, from any thread,
+// get the same loop, until the last handle is released (the key then
+// starts afresh).
+//
+// Each handle is a client of its own: use it like any EventLoop for
+// preconnection_new; the races it initiates, their callbacks (on the
+// shared loop's thread) and user_data are its own. It cannot be run,
+// embedded, started or stopped (TAPS_ERROR_INVALID_STATE). Release it
+// with event_loop_release (or event_loop_free, the same).
+//
+// Returns NULL on error, with taps_last_error(): TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (key is not UTF-8), TAPS_ERROR_IO (the loop
+// or its thread could not be created).
+struct EventLoop *event_loop_shared(const char *key);
+
+// Release a handle from event_loop_shared: its own pending races are
+// cancelled (sockets closed, connection_get_error() == TAPS_ERROR_CANCELLED,
+// no callback), and none of its connections' callbacks runs after this
+// returns (a callback running on the loop's thread is waited for); other
+// handles' races go on. Its connections stay valid handles to free. The
+// last handle of a key stops the loop's thread and joins it (not from a
+// callback of that loop: there it stops when the callback returns).
+//
+// On a loop from event_loop_new it is event_loop_free. NULL is fine.
+void event_loop_release(struct EventLoop *event_loop);
+
 // Free a loop. Every race still pending on it is cancelled and its
-// sockets closed, with no callback. Connections made on it stay valid
-// handles: free them with `connection_free`. NULL is fine. Do not call it
-// from a callback of this loop or while another thread runs it.
+// sockets closed, with no callback; its thread, if started, is stopped
+// and joined. Connections made on it stay valid handles: free them with
+// `connection_free`. On a handle from event_loop_shared it is
+// event_loop_release. NULL is fine. It must be the handle's last call.
+// From a callback of this loop only when the loop runs on a thread of its
+// own (that thread then stops after the callback returns), never inside
+// event_loop_run / run_once / process.
 void event_loop_free(struct EventLoop *event_loop);
 
 // The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
@@ -308,6 +589,128 @@ void preconnection_free(struct Preconnection *p);
 int preconnection_initiate_with_racing(struct Preconnection *p,
                                        struct ConnectionCallbacks callbacks,
                                        struct Connection **out_connection);
+
+// Set a boolean selection property (`property`: a SelectionProperty) to a
+// Preference (`preference`). Branches are pruned by Prohibit and Require
+// and ordered by Prefer and Avoid, in that order; a branch that hits an
+// Avoid races as failover behind the others. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value out of
+// its enum; nothing changes).
+int transport_properties_set(struct TransportProperties *props, int property, int preference);
+
+// Set the interface preference (RFC 9622 §6.2.11) for the interface
+// named `name` ("eth0"; copied). With an interface preference set, the
+// race's paths are the system's interfaces that are up (loopback only if
+// a preference asks for it), bound with SO_BINDTODEVICE (needs
+// CAP_NET_RAW). PREFERENCE_NO_PREFERENCE removes it. Several Require
+// entries are alternatives. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (empty or longer than 15 bytes, a bad
+// preference, more than 64 entries).
+int transport_properties_set_interface(struct TransportProperties *props,
+                                       const char *name,
+                                       int preference);
+
+// Set the interface preference for every interface of a type
+// (`interface_type`: an InterfaceType). Errors as
+// transport_properties_set_interface.
+int transport_properties_set_interface_type(struct TransportProperties *props,
+                                            int interface_type,
+                                            int preference);
+
+// A new local endpoint with nothing set. Free with local_endpoint_free.
+struct LocalEndpoint *local_endpoint_new(void);
+
+// Bind attempts on this path to interface `name` (SO_BINDTODEVICE, needs
+// CAP_NET_RAW; copied). Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (empty, over 15 bytes, '/' or spaces).
+int local_endpoint_with_interface(struct LocalEndpoint *ep, const char *name);
+
+// Bind attempts on this path to an IPv4 address (network byte order).
+int local_endpoint_with_ipv4(struct LocalEndpoint *ep, struct in_addr addr);
+
+// Bind attempts on this path to an IPv6 address.
+int local_endpoint_with_ipv6(struct LocalEndpoint *ep, struct in6_addr addr);
+
+// Bind attempts on this path to a local port (with an address; 0 lets
+// the system choose).
+int local_endpoint_with_port(struct LocalEndpoint *ep, uint16_t port);
+
+// Free a local endpoint. NULL is fine.
+void local_endpoint_free(struct LocalEndpoint *ep);
+
+// Add a local endpoint (copied) to a Preconnection: each is one path
+// branch of the race (RFC 9623 §4.1). Call before initiating. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (over 64).
+int preconnection_add_local_endpoint(struct Preconnection *p, const struct LocalEndpoint *local);
+
+// How the branches of one level of the candidate tree race each other
+// (RFC 9623 §4.3). `kind`: a BranchKind; `racing_type`: a RacingTypeCode;
+// `delay_ms`: for RACING_TYPE_DELAYED, the delay between branches (0: the
+// Connection Attempt Delay; else clamped to [10, 2000]). Defaults: delayed
+// at every level with the Connection Attempt Delay. At the endpoint
+// level, RACING_TYPE_IMMEDIATE starts every address at once and
+// RACING_TYPE_FAILOVER the next address only when an attempt failed.
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value
+// out of its enum; nothing changes).
+int preconnection_set_racing_type(struct Preconnection *p,
+                                  int kind,
+                                  int racing_type,
+                                  uint32_t delay_ms);
+
+// Register a user protocol with a loop (copied). Races on the loop
+// include it when the selection properties keep it (RFC 9623 §4.1, §5).
+// Returns 0, or TAPS_ERROR_NULL_ARGUMENT (loop, impl, name or start NULL),
+// TAPS_ERROR_INVALID_ARGUMENT (empty or duplicate name, unknown flag bits).
+int event_loop_add_protocol(struct EventLoop *event_loop,
+                            const struct ProtocolImplementation *protocol);
+
+// Resolve host names of the loop's races with `resolver` (copied); NULL
+// goes back to the system resolver (getaddrinfo on worker threads).
+// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
+// (loop NULL, or resolve NULL).
+int event_loop_set_resolver(struct EventLoop *event_loop,
+                            const struct ResolverImplementation *resolver);
+
+// The attempt's connection is ready (after the protocol's own handshake):
+// the race may be won by it. `fd` (-1 for none) becomes the Connection's
+// fd; `protocol_connection` is given back to `close`. Any thread; once per
+// attempt (a second completion is ignored). Errors: TAPS_ERROR_NULL_ARGUMENT.
+int protocol_attempt_ready(struct ProtocolAttempt *attempt, int fd, void *protocol_connection);
+
+// The attempt failed with `os_error` (an errno, > 0). Any thread; once per
+// attempt. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
+// (os_error ≤ 0: the attempt is failed with EIO).
+int protocol_attempt_failed(struct ProtocolAttempt *attempt, int os_error);
+
+// The index of the attempt in its race (its connection_get_attempt index).
+// -1 for NULL.
+int protocol_attempt_index(const struct ProtocolAttempt *attempt);
+
+// Answer a query with `n` addresses (sockaddr_in / sockaddr_in6 in
+// `addrs`; their ports are ignored, the endpoint's is used; addresses of
+// the other family are ignored; n may be 0). Any thread; once per query.
+// Errors: TAPS_ERROR_NULL_ARGUMENT (query NULL, or addrs NULL with n > 0).
+int resolver_query_answer(struct ResolverQuery *query,
+                          const struct sockaddr_storage *addrs,
+                          size_t n);
+
+// Fail a query with an error code (reported as the race's resolution
+// error, connection_get_os_error, if no query finds an address). Any
+// thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
+int resolver_query_fail(struct ResolverQuery *query, int error);
+
+// A new loop with options (NULL: the defaults, as event_loop_new). NULL
+// on failure, with taps_last_error(). Free with event_loop_free.
+struct EventLoop *event_loop_new_with_options(const struct EventLoopOptions *options);
+
+// Move a manual clock forward by `us` µs; what falls due runs at the next
+// event_loop_run (or run_once / process) on the loop's thread. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (not a manual clock).
+int event_loop_advance_clock(struct EventLoop *event_loop, uint64_t us);
+
+// The loop's clock in µs since the loop was created (a manual clock's
+// value); 0 for NULL.
+uint64_t event_loop_now_us(const struct EventLoop *event_loop);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -189,7 +189,7 @@ fn attempt_timeout_fails_the_attempt_with_etimedout() {
     let conn = pre.initiate(h).unwrap();
     lp.run().unwrap();
     assert_eq!(seen.lock().unwrap().error, Some(Error::AllAttemptsFailed(libc::ETIMEDOUT)));
-    let a = conn.attempts()[0];
+    let a = conn.attempts()[0].clone();
     assert_eq!((a.outcome, a.os_error), (AttemptOutcome::Failed, libc::ETIMEDOUT));
     assert!((40_000..200_000).contains(&a.ended_us.unwrap()), "{a:?}");
 }

@@ -2,8 +2,9 @@
 
 use super::error::{Error, Result};
 use crate::driver::conn::{ConnCore, Phase};
+use std::ffi::CStr;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 /// The user's callbacks for one Connection, called on the thread that runs
@@ -51,12 +52,14 @@ pub enum AttemptOutcome {
 }
 
 /// One attempt of a race, as reported after the fact.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptReport {
     /// The remote address and port attempted.
     pub address: SocketAddr,
-    /// "tcp".
-    pub protocol: &'static str,
+    /// The protocol's name: "tcp", "udp" or a user protocol's.
+    pub protocol: Arc<CStr>,
+    /// The interface of the path, `None` for the default path.
+    pub interface: Option<Arc<CStr>>,
     /// Start, µs since the race was initiated.
     pub started_us: u64,
     /// End, µs since the race was initiated; `None` while running.
@@ -121,7 +124,7 @@ impl Connection {
     /// The socket of an established connection (non-blocking, owned by the
     /// connection: do not close it).
     pub fn fd(&self) -> Option<RawFd> {
-        self.core.lock().stream.as_ref().map(|(_, s)| s.as_raw_fd())
+        self.core.lock().transport.as_ref().and_then(|t| t.fd())
     }
 
     /// The winner's remote address, once established.
@@ -145,7 +148,21 @@ impl Connection {
     /// # Errors
     /// [`Error::OutOfRange`] past the end.
     pub fn attempt(&self, index: usize) -> Result<AttemptReport> {
-        self.core.lock().attempts.get(index).copied().ok_or(Error::OutOfRange)
+        self.core.lock().attempts.get(index).cloned().ok_or(Error::OutOfRange)
+    }
+
+    /// The winner's protocol name ("tcp", "udp" or a user protocol's),
+    /// once established.
+    pub fn protocol(&self) -> Option<Arc<CStr>> {
+        let c = self.core.lock();
+        c.attempts.iter().find(|a| a.outcome == AttemptOutcome::Won).map(|a| Arc::clone(&a.protocol))
+    }
+
+    /// The handle a user protocol gave with its ready (see
+    /// [`super::ProtocolAttempt::ready`]); `None` for TCP and UDP or when
+    /// not established.
+    pub fn protocol_data(&self) -> Option<usize> {
+        self.core.lock().transport.as_ref().and_then(|t| t.user_data())
     }
 
     /// Every attempt so far, in start order.

@@ -98,6 +98,69 @@ impl RemoteEndpoint {
     }
 }
 
+/// A local endpoint (RFC 9622 §6.1): the interface, address and port an
+/// attempt uses. Each one given to a Preconnection is a path branch
+/// (RFC 9623 §4.1): attempts on it bind to the interface (SO_BINDTODEVICE,
+/// which needs CAP_NET_RAW) and to the address and port.
+///
+/// cbindgen:ignore
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalEndpoint {
+    interface: Option<String>,
+    address: Option<IpAddr>,
+    port: Option<u16>,
+}
+
+impl LocalEndpoint {
+    /// An endpoint with nothing set (the system chooses everything).
+    pub fn new() -> LocalEndpoint {
+        LocalEndpoint::default()
+    }
+
+    /// Bind attempts to this interface ("eth0").
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty name or one longer than 15
+    /// bytes (IFNAMSIZ - 1) or with a '/' or white space.
+    pub fn with_interface(&mut self, name: &str) -> Result<&mut Self> {
+        let bad = name.is_empty() || name.len() >= libc::IFNAMSIZ || name.bytes().any(|b| b == b'/' || b.is_ascii_whitespace());
+        if bad {
+            return Err(Error::InvalidArgument("an interface name is 1 to 15 bytes, without '/' or spaces"));
+        }
+        self.interface = Some(name.to_string());
+        Ok(self)
+    }
+
+    /// Bind attempts to this local address (attempts to the other family
+    /// fail with EAFNOSUPPORT).
+    pub fn with_address(&mut self, addr: IpAddr) -> &mut Self {
+        self.address = Some(addr);
+        self
+    }
+
+    /// Bind attempts to this local port (with an address; 0 lets the
+    /// system choose).
+    pub fn with_port(&mut self, port: u16) -> &mut Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The interface name, if set.
+    pub fn interface(&self) -> Option<&str> {
+        self.interface.as_deref()
+    }
+
+    /// The address, if set.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.address
+    }
+
+    /// The port, if set.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+}
+
 fn parse_host(text: &str) -> Result<Host> {
     let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
     if let Ok(ip) = bare.parse::<IpAddr>() {

@@ -33,9 +33,17 @@ pub enum Error {
     Io(i32),
     /// A panic was caught at the C boundary.
     Panic,
+    /// The race was cancelled because its loop's thread was stopped
+    /// (`EventLoop::stop_thread`).
+    LoopStopped,
+    /// The selection properties left no path or no protocol to race.
+    NoCandidates,
 }
 
 impl Error {
+    /// The most negative code: codes run from -1 down to this one.
+    pub const LAST_CODE: i32 = -15;
+
     /// The C code (`TapsError`), always negative.
     pub fn code(&self) -> i32 {
         match self {
@@ -52,6 +60,8 @@ impl Error {
             Error::Cancelled => -11,
             Error::Io(_) => -12,
             Error::Panic => -13,
+            Error::LoopStopped => -14,
+            Error::NoCandidates => -15,
         }
     }
 
@@ -72,6 +82,8 @@ impl Error {
             -11 => "the race was cancelled",
             -12 => "a system call failed",
             -13 => "internal error: a panic was caught at the C boundary",
+            -14 => "the race was cancelled: its event loop's thread was stopped",
+            -15 => "no candidate: the selection properties leave no path or protocol to race",
             _ => "unknown error",
         }
     }
@@ -107,12 +119,12 @@ mod tests {
     #[test]
     fn every_code_has_its_own_text() {
         let mut seen = std::collections::HashSet::new();
-        for code in -13..=0 {
+        for code in Error::LAST_CODE..=0 {
             let text = Error::describe_code(code);
             assert_ne!(text, "unknown error");
             assert!(seen.insert(text));
         }
-        assert_eq!(Error::describe_code(-14), "unknown error");
+        assert_eq!(Error::describe_code(Error::LAST_CODE - 1), "unknown error");
         assert_eq!(Error::describe_code(7), "unknown error");
     }
 

@@ -1,52 +1,264 @@
 //! EventLoop: one mio loop that runs races and calls their callbacks.
+//!
+//! # Ways to run it
+//!
+//! - [`EventLoop::run`] on the caller's thread until no race is pending,
+//!   or [`EventLoop::run_once`] until a callback ran or a timeout passed;
+//! - [`EventLoop::start_thread`]: a thread of its own, until
+//!   [`EventLoop::stop_thread`];
+//! - embedded in the caller's event loop: watch [`EventLoop::fd`] for
+//!   readability, wake up after [`EventLoop::timeout`] at the latest, and
+//!   call [`EventLoop::process`], which never blocks;
+//! - [`EventLoop::shared`]: one loop per key on its own thread, shared by
+//!   independent clients of one process.
+//!
+//! # Threads
+//!
+//! An `EventLoop` is `Send + Sync`: every method may be called from any
+//! thread; a call from another thread wakes the thread that runs the loop
+//! (through the loop's Waker). Callbacks run on the thread that runs the
+//! loop, one at a time. One thread runs a loop at a time: `run`,
+//! `run_once` and `process` fail with [`Error::InvalidState`] while another
+//! thread runs it, on a loop with a thread of its own, and from inside the
+//! loop's own callbacks.
+//!
+//! # Examples
+//!
+//! Embedded in a `poll(2)` loop:
+//!
+//! ```no_run
+//! # use taps_racing::api::*;
+//! let lp = EventLoop::new()?;
+//! // ... initiate races on lp ...
+//! while lp.has_work() {
+//!     let mut pfd = libc::pollfd { fd: lp.fd()?, events: libc::POLLIN, revents: 0 };
+//!     let ms = lp.timeout()?.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32);
+//!     unsafe { libc::poll(&mut pfd, 1, ms) };
+//!     lp.process()?;
+//! }
+//! # Ok::<(), Error>(())
+//! ```
 
-use super::error::Result;
+use super::error::{Error, Result};
+use crate::driver::client::Client;
+use super::protocol::{Protocol, ProtocolTraits, Resolver};
+use crate::driver::protocol::{ProtocolEntry, ProtocolKind};
 use crate::driver::LoopShared;
+use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// One event loop: a mio Poll, its timers, sockets and resolver threads.
-/// No process-wide state: loops are independent. Run it with
-/// [`EventLoop::run`]; callbacks run on the thread that runs it.
+/// One event loop: a mio Poll, its timers, sockets and resolver threads,
+/// or one client's handle on a shared loop ([`EventLoop::shared`]). No
+/// process-wide state but the registry of shared loops. Callbacks run on
+/// the thread that runs it.
+///
+/// Dropping it cancels the handle's pending races (no callback follows);
+/// a private loop is freed with them (its thread stopped and joined), a
+/// shared loop when its last handle goes.
 ///
 /// cbindgen:ignore
 pub struct EventLoop {
     pub(crate) shared: Arc<LoopShared>,
+    /// Whose races: the owner's for a private loop, one per shared handle.
+    pub(crate) client: Arc<Client>,
+    /// The key of a shared loop's handle.
+    pub(crate) key: Option<String>,
 }
 
 impl EventLoop {
-    /// A new loop.
+    /// A new private loop, run by the caller (or by its own thread after
+    /// [`EventLoop::start_thread`]).
     ///
     /// # Errors
-    /// [`super::Error::Io`] when the system refuses an epoll instance,
+    /// [`Error::Io`] when the system refuses an epoll instance,
     /// eventfd or timerfd.
     pub fn new() -> Result<EventLoop> {
-        Ok(EventLoop { shared: LoopShared::new()? })
+        Ok(EventLoop { shared: LoopShared::new(false)?, client: Arc::new(Client::new()), key: None })
     }
 
-    /// Run until no race is pending and every callback was called.
+    /// A new private loop with a manual clock: time starts at 0 and moves
+    /// only with [`EventLoop::advance_clock`], so tests drive every delay
+    /// exactly. Running it never blocks: it does what is ready and returns.
     ///
     /// # Errors
-    /// [`super::Error::Io`] when polling fails.
+    /// As [`EventLoop::new`].
+    pub fn with_manual_clock() -> Result<EventLoop> {
+        Ok(EventLoop { shared: LoopShared::new(true)?, client: Arc::new(Client::new()), key: None })
+    }
+
+    /// Move a manual clock forward by `us` µs. Deadlines that fall due run
+    /// at the next run / run_once / process (advance_clock then run is the
+    /// usual pair).
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the loop's clock is not manual.
+    pub fn advance_clock(&self, us: u64) -> Result<()> {
+        self.shared.advance_clock(us)
+    }
+
+    /// The loop's clock, µs since the loop was created.
+    pub fn now_us(&self) -> u64 {
+        self.shared.now()
+    }
+
+    /// Register a user protocol (RFC 9623 §4.1, the PROTOCOL level): races
+    /// on this loop include it when the selection properties keep it,
+    /// ordered and pruned by `traits`. Returns its id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty name, a name with a NUL, or
+    /// a name already registered ("tcp" and "udp" are).
+    pub fn add_protocol(&self, name: &str, traits: ProtocolTraits, protocol: Arc<dyn Protocol>) -> Result<usize> {
+        if name.is_empty() || name.len() > 64 {
+            return Err(Error::InvalidArgument("a protocol name is 1 to 64 bytes"));
+        }
+        let name = std::ffi::CString::new(name).map_err(|_| Error::InvalidArgument("a protocol name has no NUL"))?;
+        self.shared.add_protocol(ProtocolEntry { name: Arc::from(name.as_c_str()), traits, kind: ProtocolKind::User(protocol) })
+    }
+
+    /// Resolve host names of races on this loop with `resolver` (`None`:
+    /// the system resolver again). Races already running keep theirs.
+    pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
+        self.shared.set_resolver(resolver);
+    }
+
+    /// Run on the calling thread until no race is pending and every
+    /// callback was called. Returns at once when nothing is pending.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when another thread runs the loop, it has a
+    /// thread of its own (or is shared), or from its own callback;
+    /// [`Error::Io`] when polling fails.
     pub fn run(&self) -> Result<()> {
         self.shared.run()
     }
 
-    /// Whether a race or a callback is pending.
+    /// Run on the calling thread until at least one callback was called,
+    /// `timeout` passed (`None`: no limit), or no race and no callback is
+    /// pending any more (at once if none was). Callbacks that are ready are
+    /// called without waiting. Returns the number of callbacks called: 0
+    /// when the timeout passed or nothing is pending.
+    ///
+    /// # Errors
+    /// As [`EventLoop::run`].
+    pub fn run_once(&self, timeout: Option<Duration>) -> Result<usize> {
+        self.shared.run_once(timeout)
+    }
+
+    /// Do all due work without blocking: deliver queued callbacks, fire due
+    /// timers, handle every ready socket, resolver answer and wake-up.
+    /// Call it when [`EventLoop::fd`] is readable or [`EventLoop::timeout`]
+    /// has passed. Returns the number of callbacks delivered.
+    ///
+    /// # Errors
+    /// As [`EventLoop::run`].
+    pub fn process(&self) -> Result<usize> {
+        self.shared.process()
+    }
+
+    /// The file descriptor to watch for readability when the loop is
+    /// embedded in another event loop: the loop's epoll instance, readable
+    /// whenever a socket, a timer, a resolver answer or a call from another
+    /// thread needs [`EventLoop::process`]. Owned by the loop: do not close
+    /// or read it. The same fd for the loop's whole life.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] for a loop with a thread of its own or a
+    /// shared loop (nothing to embed).
+    pub fn fd(&self) -> Result<RawFd> {
+        self.refuse_if_threaded()?;
+        Ok(self.shared.poll_fd())
+    }
+
+    /// How long the embedding loop may wait before calling
+    /// [`EventLoop::process`] when [`EventLoop::fd`] stays quiet: zero when
+    /// work is ready now, the time to the next timer, `None` when no timer
+    /// is pending (wait for the fd alone).
+    ///
+    /// # Errors
+    /// As [`EventLoop::fd`].
+    pub fn timeout(&self) -> Result<Option<Duration>> {
+        self.refuse_if_threaded()?;
+        Ok(self.shared.next_timeout())
+    }
+
+    /// Start a thread that runs the loop (named `taps-loop`); callbacks run
+    /// on it. Until [`EventLoop::stop_thread`], `run`, `run_once` and
+    /// `process` are refused.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when the loop already has a thread, another
+    /// thread runs it, or it is shared; [`Error::Io`] when the system
+    /// refuses a thread.
+    pub fn start_thread(&self) -> Result<()> {
+        if self.key.is_some() {
+            return Err(Error::InvalidState);
+        }
+        self.shared.start_thread()
+    }
+
+    /// Stop the loop's thread and join it. Every race still establishing
+    /// ends with `establishment_error` and [`Error::LoopStopped`], called on
+    /// the loop's thread before it exits; connections already established
+    /// stay so. Initiating a race while the thread stops fails with
+    /// [`Error::InvalidState`]. Afterwards the loop can be run by the
+    /// caller or started again. From the loop's own callback the thread
+    /// cannot be joined: it stops after the callback returns.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when the loop has no thread, or is shared.
+    pub fn stop_thread(&self) -> Result<()> {
+        if self.key.is_some() {
+            return Err(Error::InvalidState);
+        }
+        self.shared.stop_thread()
+    }
+
+    /// Whether a race or a callback is pending (of any client).
     pub fn has_work(&self) -> bool {
         self.shared.has_work()
+    }
+
+    /// Whether the loop runs on a thread of its own (started, or shared).
+    pub fn has_thread(&self) -> bool {
+        self.shared.has_thread()
+    }
+
+    /// Whether this is a handle on a shared loop.
+    pub fn is_shared(&self) -> bool {
+        self.key.is_some()
+    }
+
+    fn refuse_if_threaded(&self) -> Result<()> {
+        if self.key.is_some() || self.shared.has_thread() {
+            return Err(Error::InvalidState);
+        }
+        Ok(())
     }
 }
 
 impl Drop for EventLoop {
-    /// Cancels every pending race with no callback; connections made on the
-    /// loop stay valid handles to free.
+    /// Cancels this handle's pending races with no callback; connections
+    /// made on the loop stay valid handles to free. A private loop stops
+    /// its thread (if any) and is freed; a shared loop when its last
+    /// handle is dropped.
     fn drop(&mut self) {
-        self.shared.shutdown();
+        self.shared.release_client(&self.client);
+        match self.key.take() {
+            Some(key) => super::shared::release(&key, &self.shared),
+            None => {
+                if self.shared.has_thread() {
+                    let _ = self.shared.stop_thread();
+                }
+                self.shared.shutdown();
+            }
+        }
     }
 }
 
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLoop").finish_non_exhaustive()
+        f.debug_struct("EventLoop").field("shared", &self.key).finish_non_exhaustive()
     }
 }

@@ -3,6 +3,8 @@
 
 use super::error::{Error, Result};
 use crate::engine::race::RaceConfig;
+use crate::engine::tree::RacingType;
+use crate::engine::Micros;
 
 /// Bounds of the Connection Attempt Delay, ms (RFC 8305 §5: at least 10 ms
 /// recommended, at most 2 s).
@@ -76,6 +78,43 @@ impl RacingOptions {
             total_timeout: opt(self.total_timeout_ms),
             race_count: self.race_count as usize,
         })
+    }
+}
+
+/// How the branches of each level of the candidate tree race their
+/// earlier siblings (RFC 9623 §4.3). The default is delayed racing at
+/// every level, with the Connection Attempt Delay; branches that the
+/// selection properties Avoid race as failover behind the others.
+///
+/// cbindgen:ignore
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BranchRacing {
+    /// Between paths (interfaces, local endpoints).
+    pub path: RacingType,
+    /// Between protocols on one path.
+    pub protocol: RacingType,
+    /// Between endpoints (resolved addresses) of one protocol on one path:
+    /// `Delayed(d)` staggers attempts by d (the Connection Attempt Delay),
+    /// `Immediate` starts every address at once, `Failover` starts the next
+    /// address only when the previous attempt failed.
+    pub endpoint: RacingType,
+}
+
+impl BranchRacing {
+    /// Delayed racing with `delay` µs at every level.
+    pub fn delayed(delay: Micros) -> BranchRacing {
+        let d = RacingType::Delayed(delay);
+        BranchRacing { path: d, protocol: d, endpoint: d }
+    }
+
+    /// Apply the endpoint level to a race configuration.
+    pub(crate) fn apply(&self, mut config: RaceConfig) -> RaceConfig {
+        match self.endpoint {
+            RacingType::Immediate => config.race_count = usize::MAX,
+            RacingType::Delayed(d) => config.connection_attempt_delay = d,
+            RacingType::Failover => config.connection_attempt_delay = Micros::MAX,
+        }
+        config
     }
 }
 

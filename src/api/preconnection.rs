@@ -1,14 +1,17 @@
 //! Preconnection: what to connect to and how to race, before Initiate.
 
 use super::connection::{Connection, ConnectionHandler};
-use super::endpoint::RemoteEndpoint;
+use super::endpoint::{LocalEndpoint, RemoteEndpoint};
 use super::error::{Error, Result};
 use super::event_loop::EventLoop;
-use super::options::RacingOptions;
+use super::options::{BranchRacing, RacingOptions};
 use super::properties::TransportProperties;
+use crate::driver::client::Client;
 use crate::driver::conn::ConnCore;
 use crate::driver::LoopShared;
+use crate::driver::RaceSpec;
 use crate::engine::race::RaceConfig;
+use crate::engine::tree::RacingType;
 use std::sync::Arc;
 
 /// Remote endpoints, transport properties and racing options on one loop
@@ -17,9 +20,28 @@ use std::sync::Arc;
 /// cbindgen:ignore
 pub struct Preconnection {
     lp: Arc<LoopShared>,
+    /// The loop handle's client: races started here are that client's.
+    client: Arc<Client>,
     remotes: Vec<RemoteEndpoint>,
+    locals: Vec<LocalEndpoint>,
     properties: TransportProperties,
     config: RaceConfig,
+    racing: BranchRacing,
+}
+
+/// A level of the candidate tree (RFC 9623 §4.1).
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BranchKind {
+    /// Paths: interfaces and local endpoints.
+    Path,
+    /// Protocols on a path.
+    Protocol,
+    /// Endpoints (resolved addresses) of a protocol on a path.
+    Endpoint,
 }
 
 impl Preconnection {
@@ -48,8 +70,11 @@ impl Preconnection {
         let config = options.copied().unwrap_or_default().to_config()?;
         Ok(Preconnection {
             lp: Arc::clone(&event_loop.shared),
+            client: Arc::clone(&event_loop.client),
             remotes: remotes.to_vec(),
+            locals: Vec::new(),
             properties: properties.cloned().unwrap_or_default(),
+            racing: BranchRacing::delayed(config.connection_attempt_delay),
             config,
         })
     }
@@ -59,7 +84,8 @@ impl Preconnection {
     /// follows on the loop's thread.
     ///
     /// # Errors
-    /// [`Error::InvalidState`] if the loop was freed.
+    /// [`Error::InvalidState`] if the loop was freed or released (this
+    /// handle's), or its thread is stopping.
     pub fn initiate(&self, handler: Box<dyn ConnectionHandler>) -> Result<Connection> {
         let conn = self.new_connection();
         self.initiate_connection(&conn, handler)?;
@@ -70,7 +96,7 @@ impl Preconnection {
     /// [`Preconnection::initiate_connection`]. For bindings that need the
     /// handle before the race can call back.
     pub fn new_connection(&self) -> Connection {
-        Connection::owned(ConnCore::new(Arc::clone(&self.lp)))
+        Connection::owned(ConnCore::new(Arc::clone(&self.lp), Arc::clone(&self.client)))
     }
 
     /// Start the race of a connection made by
@@ -78,9 +104,10 @@ impl Preconnection {
     ///
     /// # Errors
     /// [`Error::InvalidState`] if it already started, belongs to another
-    /// loop, or the loop was freed.
+    /// loop (or another handle of a shared loop), or the loop was freed,
+    /// released, or is stopping its thread.
     pub fn initiate_connection(&self, conn: &Connection, handler: Box<dyn ConnectionHandler>) -> Result<()> {
-        if !Arc::ptr_eq(&conn.core.lp, &self.lp) {
+        if !Arc::ptr_eq(&conn.core.lp, &self.lp) || !Arc::ptr_eq(&conn.core.client, &self.client) {
             return Err(Error::InvalidState);
         }
         {
@@ -90,11 +117,54 @@ impl Preconnection {
             }
             c.handler = Some(handler);
         }
-        let started = self.lp.start_race(&conn.core, &self.remotes, self.config);
+        let spec = RaceSpec {
+            remotes: &self.remotes,
+            locals: &self.locals,
+            selection: &self.properties.selection,
+            config: self.racing.apply(self.config),
+            racing: self.racing,
+        };
+        let started = self.lp.start_race(&conn.core, &spec);
         if started.is_err() {
             conn.core.lock().handler = None;
         }
         started
+    }
+
+    /// Add a local endpoint: each one is a path branch of the race (RFC
+    /// 9623 §4.1); attempts on it bind to its interface, address and port.
+    /// With none, the system chooses (or the interface preferences of the
+    /// transport properties pick interfaces).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] past 64 local endpoints.
+    pub fn add_local_endpoint(&mut self, local: &LocalEndpoint) -> Result<()> {
+        if self.locals.len() >= 64 {
+            return Err(Error::InvalidArgument("at most 64 local endpoints"));
+        }
+        self.locals.push(local.clone());
+        Ok(())
+    }
+
+    /// How branches of `kind` race each other (RFC 9623 §4.3). For
+    /// [`RacingType::Delayed`], a delay of 0 means the Connection Attempt
+    /// Delay; other delays are clamped like it, to [10, 2000] ms.
+    pub fn set_racing_type(&mut self, kind: BranchKind, racing: RacingType) {
+        let racing = match racing {
+            RacingType::Delayed(0) => RacingType::Delayed(self.config.connection_attempt_delay),
+            RacingType::Delayed(d) => RacingType::Delayed(d.clamp(10_000, 2_000_000)),
+            other => other,
+        };
+        match kind {
+            BranchKind::Path => self.racing.path = racing,
+            BranchKind::Protocol => self.racing.protocol = racing,
+            BranchKind::Endpoint => self.racing.endpoint = racing,
+        }
+    }
+
+    /// The racing types of the three levels.
+    pub fn racing(&self) -> BranchRacing {
+        self.racing
     }
 
     /// The transport properties.

@@ -4,12 +4,14 @@
 //! Lock order: the loop's state lock, then a connection's lock; never the
 //! other way round. Handlers are called with no lock held.
 
+use super::client::Client;
+use super::sync::{Condvar, Mutex, MutexGuard};
 use super::LoopShared;
 use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
 use crate::api::error::Error;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::ThreadId;
 
 /// Where a connection is in its life.
@@ -40,7 +42,7 @@ pub(crate) struct ConnState {
     pub phase: Phase,
     pub race: Option<u64>,
     pub attempts: Vec<AttemptReport>,
-    pub stream: Option<(mio::Token, mio::net::TcpStream)>,
+    pub transport: Option<super::protocol::Transport>,
     pub remote: Option<SocketAddr>,
     pub error: Option<Error>,
     pub handler: Option<Box<dyn ConnectionHandler>>,
@@ -53,6 +55,9 @@ pub(crate) struct ConnState {
 pub(crate) struct ConnCore {
     pub id: u64,
     pub lp: Arc<LoopShared>,
+    /// The loop client that started it: its release cancels this
+    /// connection's race and silences its callbacks.
+    pub client: Arc<Client>,
     st: Mutex<ConnState>,
     done: Condvar,
 }
@@ -61,15 +66,16 @@ pub(crate) struct ConnCore {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ConnCore {
-    pub(crate) fn new(lp: Arc<LoopShared>) -> Arc<ConnCore> {
+    pub(crate) fn new(lp: Arc<LoopShared>, client: Arc<Client>) -> Arc<ConnCore> {
         Arc::new(ConnCore {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lp,
+            client,
             st: Mutex::new(ConnState {
                 phase: Phase::Idle,
                 race: None,
                 attempts: Vec::new(),
-                stream: None,
+                transport: None,
                 remote: None,
                 error: None,
                 handler: None,
@@ -84,10 +90,11 @@ impl ConnCore {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Call the user's handler for `cb`, unless the connection was released.
-    /// No lock is held during the call, so the handler may close or free
-    /// its own connection.
+    /// Call the user's handler for `cb`, unless the connection or its
+    /// client was released. No lock is held during the call, so the handler
+    /// may close or free its own connection (or release its loop handle).
     pub(crate) fn invoke(self: &Arc<Self>, cb: Callback) {
+        let Some(_in_client) = self.client.enter() else { return };
         let mut handler = {
             let mut st = self.lock();
             if st.released {

@@ -7,16 +7,29 @@
 //! lock held, so callbacks may call back into the library (close or free
 //! their own connection, start another race).
 
+pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod conn;
+pub(crate) mod paths;
+pub(crate) mod protocol;
 pub(crate) mod resolver;
+pub(crate) mod runner;
+pub(crate) mod sync;
 pub(crate) mod tcp;
 pub(crate) mod timers;
 
 use crate::api::connection::{AttemptOutcome, AttemptReport};
 use crate::api::endpoint::{Host, RemoteEndpoint};
 use crate::api::error::{Error, Result};
-use crate::engine::race::{Action, Outcome, Race, RaceConfig, RaceError};
+use crate::api::endpoint::LocalEndpoint;
+use crate::api::options::BranchRacing;
+use crate::api::protocol::{Resolver as UserResolver, ResolverQuery};
+use crate::engine::race::{Outcome, RaceConfig, RaceError};
+use crate::engine::select::{self, InterfaceMatch, InterfaceType, SelectionProperties};
+use crate::engine::tree::{Action, PathBranch, ProtocolBranch, RacingType, Tree};
+use paths::Path;
+use protocol::{AttemptIo, Completion, ProtocolEntry, Started, Transport};
+use std::ffi::CStr;
 use crate::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 use clock::{Clock, WakeTimer};
 use conn::{Callback, ConnCore, Phase};
@@ -25,9 +38,11 @@ use resolver::{Job, Resolver};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::ThreadId;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
+use sync::{Condvar, Mutex, MutexGuard};
 use timers::TimerHeap;
 
 const WAKER: Token = Token(0);
@@ -43,11 +58,32 @@ enum Target {
 }
 
 struct RaceEntry {
-    race: Race,
+    race: Tree,
     conn: Arc<ConnCore>,
     started_at: Micros,
-    sockets: HashMap<AttemptId, (Token, mio::net::TcpStream)>,
+    io: HashMap<AttemptId, AttemptIo>,
     armed: Option<Micros>,
+    /// The race's paths and protocols, by the ids the tree uses.
+    paths: Vec<Path>,
+    path_names: Vec<Option<Arc<CStr>>>,
+    protocols: Vec<Arc<ProtocolEntry>>,
+    /// User-resolver queries, to cancel if the race ends first.
+    queries: Vec<ResolverQuery>,
+    user_resolver: Option<Arc<dyn UserResolver>>,
+}
+
+/// What to race: a Preconnection's contents.
+pub(crate) struct RaceSpec<'a> {
+    /// Remote endpoints.
+    pub remotes: &'a [RemoteEndpoint],
+    /// Local endpoints (paths), possibly none.
+    pub locals: &'a [LocalEndpoint],
+    /// Selection properties.
+    pub selection: &'a SelectionProperties,
+    /// Endpoint-level timing.
+    pub config: RaceConfig,
+    /// Racing types per branch level.
+    pub racing: BranchRacing,
 }
 
 struct LoopState {
@@ -58,8 +94,20 @@ struct LoopState {
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
     next_race: u64,
     next_token: usize,
+    /// The thread inside run / run_once / process (or the loop's own
+    /// thread): it sees changes without being woken.
     runner: Option<ThreadId>,
+    /// The loop's own thread (event_loop_start_thread): only it may run
+    /// the loop.
+    owner: Option<ThreadId>,
+    /// event_loop_stop_thread asked the loop's thread to stop; no new race
+    /// starts until it has.
+    stop_requested: bool,
     shut_down: bool,
+    /// tcp, udp, then user protocols in registration order.
+    protocols: Vec<Arc<ProtocolEntry>>,
+    /// A user resolver replacing the system one.
+    user_resolver: Option<Arc<dyn UserResolver>>,
 }
 
 struct Poller {
@@ -73,8 +121,22 @@ pub(crate) struct LoopShared {
     poller: Mutex<Poller>,
     registry: mio::Registry,
     waker: Arc<mio::Waker>,
+    /// The Waker was woken and the loop has not seen it yet: no need to
+    /// wake it again. Set and cleared under the state lock.
+    wake_pending: AtomicBool,
+    /// The loop's own thread, joined by stop_thread.
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Signalled when the loop's own thread has stopped.
+    stopped: Condvar,
     resolver: Arc<Resolver>,
     clock: Clock,
+    /// User-protocol completions from any thread, for the loop.
+    completions: Mutex<Vec<(u64, AttemptId, Completion)>>,
+    /// This loop, for the handles given to user protocols.
+    me: Weak<LoopShared>,
+    /// Counts race steps, so that a manual-clock run knows when nothing
+    /// more happens.
+    progress: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,7 +149,7 @@ fn io_err(e: io::Error) -> Error {
 
 impl LoopShared {
     /// A new loop: a Poll, a Waker, a timerfd.
-    pub(crate) fn new() -> Result<Arc<LoopShared>> {
+    pub(crate) fn new(manual_clock: bool) -> Result<Arc<LoopShared>> {
         let poll = Poll::new().map_err(io_err)?;
         let registry = poll.registry().try_clone().map_err(io_err)?;
         let waker = Arc::new(mio::Waker::new(&registry, WAKER).map_err(io_err)?);
@@ -102,7 +164,9 @@ impl LoopShared {
                 None
             }
         };
-        Ok(Arc::new(LoopShared {
+        Ok(Arc::new_cyclic(|me| LoopShared {
+            me: me.clone(),
+            progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
                 races: HashMap::new(),
                 targets: HashMap::new(),
@@ -112,37 +176,95 @@ impl LoopShared {
                 next_race: 1,
                 next_token: FIRST_SOCKET,
                 runner: None,
+                owner: None,
+                stop_requested: false,
                 shut_down: false,
+                protocols: ProtocolEntry::builtins(),
+                user_resolver: None,
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
             waker: Arc::clone(&waker),
+            wake_pending: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            stopped: Condvar::new(),
             resolver: Resolver::new(waker),
-            clock: Clock::new(),
+            clock: if manual_clock { Clock::manual() } else { Clock::new() },
+            completions: Mutex::new(Vec::new()),
         }))
     }
 
-    /// Wake the thread running the loop if it is not the calling thread.
-    fn nudge(&self, st: &LoopState) {
-        if let Some(t) = st.runner {
-            if t != std::thread::current().id() {
-                if let Err(e) = self.waker.wake() {
-                    log::error!("cannot wake the loop: {e}");
-                }
-            }
+    /// Now on the loop's clock, µs.
+    pub(crate) fn now(&self) -> Micros {
+        self.clock.now()
+    }
+
+    /// Move a manual clock forward by `us`.
+    pub(crate) fn advance_clock(&self, us: Micros) -> Result<()> {
+        if !self.clock.is_manual() {
+            return Err(Error::InvalidState);
+        }
+        self.clock.advance(us);
+        let st = lock(&self.state);
+        self.nudge(&st);
+        Ok(())
+    }
+
+    /// Register a protocol; its id is its index.
+    pub(crate) fn add_protocol(&self, entry: ProtocolEntry) -> Result<usize> {
+        let mut st = lock(&self.state);
+        if st.protocols.iter().any(|p| p.name == entry.name) {
+            return Err(Error::InvalidArgument("a protocol with this name is already registered"));
+        }
+        st.protocols.push(Arc::new(entry));
+        Ok(st.protocols.len() - 1)
+    }
+
+    /// Use `resolver` instead of the system resolver (None: back to it).
+    pub(crate) fn set_resolver(&self, resolver: Option<Arc<dyn UserResolver>>) {
+        lock(&self.state).user_resolver = resolver;
+    }
+
+    /// Queue a user-protocol completion and wake the loop.
+    pub(crate) fn push_completion(&self, race: u64, attempt: AttemptId, c: Completion) {
+        lock(&self.completions).push((race, attempt, c));
+        // Not nudge(): this may be called with the state lock held (a
+        // protocol completing inside its start); an extra wake is harmless.
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the loop: {e}");
         }
     }
 
-    /// Start the race of `conn` to `remotes`.
-    pub(crate) fn start_race(
-        self: &Arc<Self>,
-        conn: &Arc<ConnCore>,
-        remotes: &[RemoteEndpoint],
-        config: RaceConfig,
-    ) -> Result<()> {
+    /// Tell the loop that its state changed: wake the thread blocked in
+    /// poll (a thread of its own, or a caller's run / run_once), or make
+    /// the loop's fd readable for an embedding caller (event_loop_get_fd).
+    /// Nothing to do when the caller is the thread running the loop (it
+    /// looks at the state before it polls again), or when a wake-up is
+    /// already pending. Call with the state locked.
+    fn nudge(&self, st: &LoopState) {
+        if st.runner == Some(std::thread::current().id()) {
+            return;
+        }
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(e) = self.waker.wake() {
+            self.wake_pending.store(false, Ordering::Release);
+            log::error!("cannot wake the loop: {e}");
+        }
+    }
+
+    /// Start the race of `conn` over the candidate tree of `spec`
+    /// (RFC 9623 §4.1): paths × protocols kept by the selection
+    /// properties, each racing the resolved endpoints.
+    pub(crate) fn start_race(self: &Arc<Self>, conn: &Arc<ConnCore>, spec: &RaceSpec<'_>) -> Result<()> {
         let mut st = lock(&self.state);
-        if st.shut_down {
+        if st.shut_down || st.stop_requested || conn.client.is_released() {
             return Err(Error::InvalidState);
+        }
+        let (paths, branches, protocols) = build_tree(&st.protocols, spec);
+        if branches.is_empty() {
+            return Err(Error::NoCandidates);
         }
         {
             let mut c = conn.lock();
@@ -154,6 +276,7 @@ impl LoopShared {
         let now = self.clock.now();
         let id = st.next_race;
         st.next_race += 1;
+        let remotes = spec.remotes;
         let mut queries = Vec::with_capacity(remotes.len() * 2);
         for (i, ep) in remotes.iter().enumerate() {
             match ep.host() {
@@ -167,7 +290,7 @@ impl LoopShared {
                 }
             }
         }
-        let mut race = Race::new(config, now, &queries);
+        let mut race = Tree::new(spec.config, now, &queries, &branches);
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
         let need_sources = queries.len() > 1;
@@ -180,15 +303,51 @@ impl LoopShared {
             }
         }
         conn.lock().race = Some(id);
+        let path_names = paths
+            .iter()
+            .map(|p| p.interface.as_ref().and_then(|n| std::ffi::CString::new(n.as_str()).ok()).map(Arc::from))
+            .collect();
+        let user_resolver = st.user_resolver.clone();
         st.races.insert(
             id,
-            RaceEntry { race, conn: Arc::clone(conn), started_at: now, sockets: HashMap::new(), armed: None },
+            RaceEntry {
+                race,
+                conn: Arc::clone(conn),
+                started_at: now,
+                io: HashMap::new(),
+                armed: None,
+                paths,
+                path_names,
+                protocols,
+                queries: Vec::new(),
+                user_resolver: user_resolver.clone(),
+            },
         );
         for (i, ep) in remotes.iter().enumerate() {
-            if let (Some(host), Some(port)) = (ep.name_cstring(), ep.port()) {
-                for family in [Family::V6, Family::V4] {
-                    let key = QueryKey { endpoint: i, family };
-                    self.resolver.submit(Job { race: id, key, host: host.clone(), port });
+            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
+            for family in [Family::V6, Family::V4] {
+                let key = QueryKey { endpoint: i, family };
+                match &user_resolver {
+                    None => {
+                        if let Some(host) = ep.name_cstring() {
+                            self.resolver.submit(Job { race: id, key, host, port });
+                        }
+                    }
+                    Some(r) => {
+                        let query = ResolverQuery(Arc::new(resolver::QueryHandle {
+                            resolver: Arc::downgrade(&self.resolver),
+                            race: id,
+                            key,
+                            port,
+                            done: std::sync::atomic::AtomicBool::new(false),
+                        }));
+                        if let Err(code) = r.resolve(query.clone(), host, family) {
+                            query.fail(code);
+                        }
+                        if let Some(e) = st.races.get_mut(&id) {
+                            e.queries.push(query);
+                        }
+                    }
                 }
             }
         }
@@ -204,17 +363,19 @@ impl LoopShared {
     pub(crate) fn release(&self, conn: &Arc<ConnCore>) {
         let handler = {
             let mut st = lock(&self.state);
-            let (race, stream, handler) = {
+            let (race, transport, handler) = {
                 let mut c = conn.lock();
                 c.released = true;
-                (c.race.take(), c.stream.take(), c.handler.take())
+                (c.race.take(), c.transport.take(), c.handler.take())
             };
             if let Some(id) = race {
                 self.cancel_race(&mut st, id);
             }
-            if let Some((token, mut s)) = stream {
-                st.targets.remove(&token);
-                let _ = self.registry.deregister(&mut s);
+            if let Some(t) = transport {
+                if let Transport::Tcp(token, _) = &t {
+                    st.targets.remove(token);
+                }
+                protocol::close_transport(t, &self.registry);
             }
             st.callbacks.retain(|(c, _)| !Arc::ptr_eq(c, conn));
             self.sync_wake_timer(&mut st);
@@ -230,22 +391,23 @@ impl LoopShared {
     /// Nothing happens in any other phase.
     pub(crate) fn close(&self, conn: &Arc<ConnCore>) {
         let mut st = lock(&self.state);
-        let (race, stream) = {
+        let (race, transport) = {
             let mut c = conn.lock();
             match c.phase {
                 Phase::Establishing | Phase::Established => {}
                 _ => return,
             }
             c.phase = Phase::Closed;
-            (c.race.take(), c.stream.take())
+            (c.race.take(), c.transport.take())
         };
         if let Some(id) = race {
             self.cancel_race(&mut st, id);
         }
-        if let Some((token, mut s)) = stream {
-            st.targets.remove(&token);
-            let _ = self.registry.deregister(&mut s);
-            let _ = s.shutdown(std::net::Shutdown::Write);
+        if let Some(t) = transport {
+            if let Transport::Tcp(token, _) = &t {
+                st.targets.remove(token);
+            }
+            protocol::close_transport(t, &self.registry);
         }
         st.callbacks.push_back((Arc::clone(conn), Callback::Closed));
         self.sync_wake_timer(&mut st);
@@ -273,53 +435,6 @@ impl LoopShared {
         self.resolver.shutdown();
     }
 
-    /// Whether the loop has races or callbacks pending.
-    pub(crate) fn has_work(&self) -> bool {
-        let st = lock(&self.state);
-        !st.races.is_empty() || !st.callbacks.is_empty()
-    }
-
-    /// Run until no race is pending and every callback was delivered.
-    pub(crate) fn run(&self) -> Result<()> {
-        let me = std::thread::current().id();
-        loop {
-            self.deliver();
-            let timeout = {
-                let mut st = lock(&self.state);
-                let now = self.clock.now();
-                self.fire_timers(&mut st, now);
-                if !st.callbacks.is_empty() {
-                    continue;
-                }
-                if st.races.is_empty() {
-                    if st.runner == Some(me) {
-                        st.runner = None;
-                    }
-                    return Ok(());
-                }
-                st.runner = Some(me);
-                self.sync_wake_timer(&mut st);
-                // The timerfd wakes us on time; the poll timeout is a backstop.
-                st.timers.peek().map(|at| Duration::from_micros(at.saturating_sub(now)) + Duration::from_millis(1))
-            };
-            if let Err(e) = self.poll_once(timeout) {
-                lock(&self.state).runner = None;
-                return Err(e);
-            }
-        }
-    }
-
-    /// Call the queued callbacks, in order, with no lock held.
-    fn deliver(&self) {
-        loop {
-            let next = lock(&self.state).callbacks.pop_front();
-            match next {
-                Some((conn, cb)) => conn.invoke(cb),
-                None => return,
-            }
-        }
-    }
-
     fn poll_once(&self, timeout: Option<Duration>) -> Result<()> {
         let mut poller = lock(&self.poller);
         let Poller { poll, events } = &mut *poller;
@@ -330,15 +445,13 @@ impl LoopShared {
         }
         let mut st = lock(&self.state);
         let now = self.clock.now();
+        // Answers and completions queued from other threads (checked on
+        // every pass: the waker's event may have been consumed before).
+        self.take_queues(&mut st, now);
         for event in events.iter() {
             match event.token() {
                 WAKER => {
-                    for answer in self.resolver.take_answers() {
-                        if let Some(entry) = st.races.get_mut(&answer.race) {
-                            entry.race.on_answer(now, answer.key, answer.result);
-                            self.drive(&mut st, answer.race, now);
-                        }
-                    }
+                    self.wake_pending.store(false, Ordering::Release);
                 }
                 TIMER => {
                     if let Some(t) = st.wake_timer.as_mut() {
@@ -359,7 +472,7 @@ impl LoopShared {
             Some(Target::Attempt { race, attempt }) => {
                 let (id, attempt) = (*race, *attempt);
                 let Some(entry) = st.races.get_mut(&id) else { return };
-                let Some((_, stream)) = entry.sockets.get(&attempt) else { return };
+                let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(&attempt) else { return };
                 match tcp::progress(stream) {
                     tcp::Progress::Ready => entry.race.on_attempt_ready(now, attempt),
                     tcp::Progress::Failed(errno) => entry.race.on_attempt_failed(now, attempt, errno),
@@ -376,12 +489,15 @@ impl LoopShared {
                 if c.phase != Phase::Established {
                     return;
                 }
-                let errno = match c.stream.as_ref().map(|(_, s)| s.take_error()) {
-                    Some(Ok(Some(e))) => tcp::errno(e),
+                let errno = match c.transport.as_ref() {
+                    Some(Transport::Tcp(_, s)) => match s.take_error() {
+                        Ok(Some(e)) => tcp::errno(e),
+                        _ => libc::EPIPE,
+                    },
                     _ => libc::EPIPE,
                 };
-                if let Some((_, mut s)) = c.stream.take() {
-                    let _ = self.registry.deregister(&mut s);
+                if let Some(t) = c.transport.take() {
+                    protocol::close_transport(t, &self.registry);
                 }
                 c.phase = Phase::Closed;
                 c.error = Some(Error::Io(errno));
@@ -391,6 +507,49 @@ impl LoopShared {
             }
             None => {}
         }
+    }
+
+    /// Feed queued resolver answers and protocol completions to their
+    /// races; returns how many there were.
+    fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
+        let answers = self.resolver.take_answers();
+        let completions = std::mem::take(&mut *lock(&self.completions));
+        let n = answers.len() + completions.len();
+        for answer in answers {
+            if let Some(entry) = st.races.get_mut(&answer.race) {
+                entry.race.on_answer(now, answer.key, answer.result);
+                self.drive(st, answer.race, now);
+            }
+        }
+        // Mark every ready attempt first: when one of them wins, the others
+        // that reported ready in the same batch are closed, not cancelled.
+        for (id, attempt, completion) in &completions {
+            if let (Completion::Ready(fd, data), Some(entry)) = (completion, st.races.get_mut(id)) {
+                if let Some(AttemptIo::User { ready, .. }) = entry.io.get_mut(attempt) {
+                    *ready = Some((*fd, *data));
+                }
+            }
+        }
+        for (id, attempt, completion) in completions {
+            let Some(entry) = st.races.get_mut(&id) else { continue };
+            match completion {
+                Completion::Ready(..) => {
+                    if !matches!(entry.io.get(&attempt), Some(AttemptIo::User { .. })) {
+                        continue;
+                    }
+                    entry.race.on_attempt_ready(now, attempt);
+                }
+                Completion::Failed(errno) => {
+                    // The protocol ended it: nothing to cancel.
+                    if entry.io.remove(&attempt).is_none() {
+                        continue;
+                    }
+                    entry.race.on_attempt_failed(now, attempt, errno);
+                }
+            }
+            self.drive(st, id, now);
+        }
+        n
     }
 
     fn fire_timers(&self, st: &mut LoopState, now: Micros) {
@@ -425,43 +584,61 @@ impl LoopShared {
     /// Carry out the race's actions until it has none left; finish it if it
     /// ended.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
+        self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         let LoopState { races, targets, next_token, timers, callbacks, .. } = st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
         while let Some(action) = entry.race.poll_action() {
             match action {
-                Action::Start { attempt, addr } => match tcp::start(addr) {
-                    Ok(started) => {
-                        let (mut stream, connected) = match started {
-                            tcp::Started::Pending(s) => (s, false),
-                            tcp::Started::Connected(s) => (s, true),
-                        };
-                        let token = Token(*next_token);
-                        *next_token += 1;
-                        if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
-                            entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
-                            continue;
+                Action::Start { attempt, addr, path, protocol } => {
+                    let proto = Arc::clone(&entry.protocols[protocol]);
+                    match protocol::start(&proto, &entry.paths[path], addr, &self.me, id, attempt) {
+                        Ok(Started::Pending(AttemptIo::Tcp(_, mut stream))) => {
+                            let token = Token(*next_token);
+                            *next_token += 1;
+                            if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
+                                entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
+                                continue;
+                            }
+                            targets.insert(token, Target::Attempt { race: id, attempt });
+                            entry.io.insert(attempt, AttemptIo::Tcp(token, stream));
                         }
-                        targets.insert(token, Target::Attempt { race: id, attempt });
-                        entry.sockets.insert(attempt, (token, stream));
-                        if connected {
+                        Ok(Started::Ready(AttemptIo::Tcp(_, mut stream))) => {
+                            // Connected at once (loopback): registered so the
+                            // winner path is the same as for a pending one.
+                            let token = Token(*next_token);
+                            *next_token += 1;
+                            if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
+                                entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
+                                continue;
+                            }
+                            targets.insert(token, Target::Attempt { race: id, attempt });
+                            entry.io.insert(attempt, AttemptIo::Tcp(token, stream));
                             entry.race.on_attempt_ready(now, attempt);
                         }
+                        Ok(Started::Pending(io)) => {
+                            entry.io.insert(attempt, io);
+                        }
+                        Ok(Started::Ready(io)) => {
+                            entry.io.insert(attempt, io);
+                            entry.race.on_attempt_ready(now, attempt);
+                        }
+                        Err(errno) => entry.race.on_attempt_failed(now, attempt, errno),
                     }
-                    Err(errno) => entry.race.on_attempt_failed(now, attempt, errno),
-                },
+                }
                 Action::Cancel { attempt } => {
-                    if let Some((token, mut stream)) = entry.sockets.remove(&attempt) {
-                        targets.remove(&token);
-                        let _ = self.registry.deregister(&mut stream);
-                        drop(stream);
+                    if let Some(io) = entry.io.remove(&attempt) {
+                        if let AttemptIo::Tcp(token, _) = &io {
+                            targets.remove(token);
+                        }
+                        protocol::discard(io, &self.registry);
                     }
                 }
                 Action::Won { attempt } => end = Some(Ok(attempt)),
                 Action::Failed { error } => end = Some(Err(error)),
             }
         }
-        let reports = reports(&entry.race, entry.started_at);
+        let reports = reports(entry);
         let Some(end) = end else {
             entry.conn.lock().attempts = reports;
             match entry.race.next_deadline() {
@@ -475,38 +652,61 @@ impl LoopShared {
             return;
         };
         let Some(mut entry) = races.remove(&id) else { return };
+        for q in entry.queries.drain(..) {
+            if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
+                q.0.end();
+                if let Some(r) = &entry.user_resolver {
+                    r.cancel(&q);
+                }
+            }
+        }
         let winner = match end {
-            Ok(attempt) => entry.sockets.remove(&attempt),
+            Ok(attempt) => entry.io.remove(&attempt),
             Err(_) => None,
         };
-        for (_, (token, mut stream)) in entry.sockets.drain() {
-            targets.remove(&token);
-            let _ = self.registry.deregister(&mut stream);
+        for (_, io) in entry.io.drain() {
+            if let AttemptIo::Tcp(token, _) = &io {
+                targets.remove(token);
+            }
+            protocol::discard(io, &self.registry);
         }
         let conn = entry.conn;
         let mut c = conn.lock();
         c.attempts = reports;
         c.race = None;
+        let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
-            (Ok(_), Some((token, mut stream))) => {
-                let watch = self.registry.reregister(&mut stream, token, Interest::READABLE);
-                c.remote = stream.peer_addr().ok();
-                if c.phase == Phase::Establishing && !c.released {
-                    if watch.is_ok() {
-                        targets.insert(token, Target::Established(Arc::downgrade(&conn)));
-                    } else {
-                        targets.remove(&token);
+            (Ok(attempt), Some(io)) => {
+                let remote = entry.race.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+                let transport = match io {
+                    AttemptIo::Tcp(token, mut stream) => {
+                        let watch = self.registry.reregister(&mut stream, token, Interest::READABLE);
+                        if watch.is_ok() && live {
+                            targets.insert(token, Target::Established(Arc::downgrade(&conn)));
+                        } else {
+                            targets.remove(&token);
+                        }
+                        Transport::Tcp(token, stream)
                     }
+                    AttemptIo::Udp(sock) => Transport::Udp(sock),
+                    AttemptIo::User { entry, handle, ready } => {
+                        handle.end();
+                        let (fd, data) = ready.unwrap_or((None, 0));
+                        Transport::User { entry, fd, data }
+                    }
+                };
+                if live {
                     c.phase = Phase::Established;
-                    c.stream = Some((token, stream));
+                    c.remote = remote;
+                    c.transport = Some(transport);
                     Some(Callback::Ready)
                 } else {
-                    targets.remove(&token);
+                    protocol::close_transport(transport, &self.registry);
                     None
                 }
             }
             (Ok(_), None) => {
-                log::error!("race {id}: winner has no socket");
+                log::error!("race {id}: the winner has no transport");
                 c.phase = Phase::Failed;
                 c.error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
@@ -541,24 +741,74 @@ impl Drop for LoopShared {
 }
 
 /// The race report in the API's terms: times relative to the race start.
-fn reports(race: &Race, started_at: Micros) -> Vec<AttemptReport> {
-    race.attempts()
-        .iter()
-        .map(|r| AttemptReport {
-            address: r.candidate.addr,
-            protocol: "tcp",
-            started_us: r.started.saturating_sub(started_at),
-            ended_us: r.ended.map(|e| e.saturating_sub(started_at)),
-            outcome: match r.outcome {
-                Outcome::Running => AttemptOutcome::Running,
-                Outcome::Won => AttemptOutcome::Won,
-                Outcome::Failed(_) => AttemptOutcome::Failed,
-                Outcome::Cancelled => AttemptOutcome::Cancelled,
-            },
-            os_error: match r.outcome {
-                Outcome::Failed(e) => e,
-                _ => 0,
-            },
+fn reports(entry: &RaceEntry) -> Vec<AttemptReport> {
+    entry
+        .race
+        .attempts()
+        .map(|a| {
+            let r = a.record;
+            AttemptReport {
+                address: r.candidate.addr,
+                protocol: Arc::clone(&entry.protocols[a.protocol].name),
+                interface: entry.path_names[a.path].clone(),
+                started_us: r.started.saturating_sub(entry.started_at),
+                ended_us: r.ended.map(|e| e.saturating_sub(entry.started_at)),
+                outcome: match r.outcome {
+                    Outcome::Running => AttemptOutcome::Running,
+                    Outcome::Won => AttemptOutcome::Won,
+                    Outcome::Failed(_) => AttemptOutcome::Failed,
+                    Outcome::Cancelled => AttemptOutcome::Cancelled,
+                },
+                os_error: match r.outcome {
+                    Outcome::Failed(e) => e,
+                    _ => 0,
+                },
+            }
         })
         .collect()
+}
+
+/// The candidate tree of a race: paths and protocols kept and ordered by
+/// the selection properties (RFC 9623 §4.1, §5), with their racing types
+/// (§4.3; a branch that hits an Avoid races as failover behind the
+/// others). Returns the paths, the tree's branches (ids index the
+/// returned vectors) and the protocols.
+fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Path>, Vec<PathBranch>, Vec<Arc<ProtocolEntry>>) {
+    let sel = spec.selection;
+    let names_loopback = sel.interfaces.iter().any(|(m, p)| {
+        matches!(p, select::Preference::Require | select::Preference::Prefer)
+            && match m {
+                InterfaceMatch::Name(n) => n == "lo",
+                InterfaceMatch::Type(t) => *t == InterfaceType::Loopback,
+            }
+    });
+    let paths = paths::candidate_paths(spec.locals, !sel.interfaces.is_empty(), names_loopback);
+    let path_traits: Vec<_> = paths.iter().map(Path::traits).collect();
+    let chosen_paths = select::select_paths(sel, &path_traits);
+    let traits: Vec<_> = registered.iter().map(|p| p.traits).collect();
+    let chosen_protocols = select::select_protocols(sel, &traits);
+    let protocols: Vec<Arc<ProtocolEntry>> = chosen_protocols.iter().map(|c| Arc::clone(&registered[c.index])).collect();
+    let level = |chosen: &[select::Selected], racing: RacingType| -> Vec<RacingType> {
+        chosen
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i > 0 && c.avoided && !chosen[i - 1].avoided { RacingType::Failover } else { racing })
+            .collect()
+    };
+    let protocol_racing = level(&chosen_protocols, spec.racing.protocol);
+    let path_racing = level(&chosen_paths, spec.racing.path);
+    let branches = if protocols.is_empty() {
+        Vec::new()
+    } else {
+        chosen_paths
+            .iter()
+            .zip(path_racing)
+            .map(|(c, racing)| PathBranch {
+                path: c.index,
+                racing,
+                protocols: protocol_racing.iter().enumerate().map(|(i, &racing)| ProtocolBranch { protocol: i, racing }).collect(),
+            })
+            .collect()
+    };
+    (paths, branches, protocols)
 }

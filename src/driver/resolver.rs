@@ -15,7 +15,8 @@ use crate::engine::{Candidate, Family, QueryKey};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Condvar, Mutex};
+use super::sync::{Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Most worker threads one loop runs at once.
@@ -117,7 +118,7 @@ impl Resolver {
         self.work.notify_all();
     }
 
-    fn deliver(&self, answer: Answer) {
+    pub(crate) fn deliver(&self, answer: Answer) {
         self.answers.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the loop: {e}");
@@ -153,6 +154,45 @@ impl Resolver {
             }
             self.deliver(Answer { race: job.race, key: job.key, result });
         }
+    }
+}
+
+/// The library's side of one user-resolver query; the C `ResolverQuery *`
+/// points at it.
+pub(crate) struct QueryHandle {
+    pub resolver: std::sync::Weak<Resolver>,
+    pub race: u64,
+    pub key: QueryKey,
+    pub port: u16,
+    pub done: std::sync::atomic::AtomicBool,
+}
+
+impl QueryHandle {
+    /// Hand the answer to the loop (once; later answers are ignored).
+    /// Source addresses are found here, on the caller's thread.
+    pub(crate) fn answer(&self, result: Result<Vec<IpAddr>, i32>) {
+        if self.done.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let want_v6 = self.key.family == Family::V6;
+        let result = result.map(|ips| {
+            let mut out: Vec<Candidate> = Vec::new();
+            for ip in ips.into_iter().filter(|ip| ip.is_ipv6() == want_v6) {
+                let addr = SocketAddr::new(ip, self.port);
+                if !out.iter().any(|c| c.addr == addr) {
+                    out.push(Candidate { addr, source: source_address(addr) });
+                }
+            }
+            out
+        });
+        if let Some(r) = self.resolver.upgrade() {
+            r.deliver(Answer { race: self.race, key: self.key, result });
+        }
+    }
+
+    /// Mark as ended by the library: later answers are ignored.
+    pub(crate) fn end(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -1,32 +1,7 @@
-//! TCP attempts: a non-blocking connect through socket2, readiness checked
-//! with SO_ERROR and getpeername.
+//! TCP attempts: readiness of a non-blocking connect, checked with
+//! SO_ERROR and getpeername (the connect itself is in `protocol`).
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
-
-/// What a started connect turned into.
-#[derive(Debug)]
-pub(crate) enum Started {
-    /// In progress: wait for writability.
-    Pending(mio::net::TcpStream),
-    /// Connected at once (can happen on loopback).
-    Connected(mio::net::TcpStream),
-}
-
-/// Open a non-blocking, close-on-exec TCP socket and start connecting.
-/// An error is the errno of socket() or connect().
-pub(crate) fn start(addr: SocketAddr) -> Result<Started, i32> {
-    let domain = Domain::for_address(addr);
-    let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP)).map_err(errno)?;
-    let connected = match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => true,
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-        Err(e) => return Err(errno(e)),
-    };
-    let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(socket));
-    Ok(if connected { Started::Connected(stream) } else { Started::Pending(stream) })
-}
 
 /// State of a pending connect after a readiness event.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,9 +44,9 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        match start(addr) {
-            Err(e) => assert_eq!(e, libc::ECONNREFUSED),
-            Ok(Started::Pending(s)) => {
+        match mio::net::TcpStream::connect(addr) {
+            Err(e) => assert_eq!(errno(e), libc::ECONNREFUSED),
+            Ok(s) => {
                 let mut p = Progress::Waiting;
                 for _ in 0..1000 {
                     p = progress(&s);
@@ -82,7 +57,6 @@ mod tests {
                 }
                 assert_eq!(p, Progress::Failed(libc::ECONNREFUSED));
             }
-            Ok(Started::Connected(_)) => panic!("connected to a closed port"),
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Preference {
 }
 
 /// What a protocol offers, for the selection properties.
+///
+/// cbindgen:ignore
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProtocolTraits {
     /// Reliable data transfer (RFC 9622 §6.2.1).

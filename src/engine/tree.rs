@@ -579,7 +579,7 @@ mod tests {
     fn answers_reach_branches_that_start_later() {
         let cfg = RaceConfig::default();
         let mut t = Tree::new(cfg, 0, &[q(Family::V6), q(Family::V4)], &one_path(&[(0, RacingType::Delayed(0)), (1, RacingType::Delayed(300 * MS))]));
-        t.on_answer(1 * MS, q(Family::V6), Ok(vec![cand("[2001:db8::1]:80")]));
+        t.on_answer(MS, q(Family::V6), Ok(vec![cand("[2001:db8::1]:80")]));
         t.on_answer(2 * MS, q(Family::V4), Ok(vec![cand("192.0.2.1:80")]));
         t.on_timer(251 * MS);
         t.on_timer(300 * MS);

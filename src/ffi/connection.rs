@@ -73,7 +73,8 @@ pub struct AttemptInfo {
     pub address: libc::sockaddr_storage,
     /// Length of `address`.
     pub address_len: libc::socklen_t,
-    /// "tcp"; static.
+    /// The protocol: "tcp", "udp" or a user protocol's name; valid while
+    /// the Connection lives.
     pub protocol: *const c_char,
     /// Start, µs since preconnection_initiate_with_racing.
     pub started_us: u64,
@@ -84,6 +85,9 @@ pub struct AttemptInfo {
     /// errno of a failed attempt (ECONNREFUSED, ETIMEDOUT for
     /// attempt_timeout_ms, ...), else 0.
     pub os_error: c_int,
+    /// The path's interface name, NULL for the default path (the system
+    /// routes); valid while the Connection lives.
+    pub interface_name: *const c_char,
 }
 
 /// Write a socket address into a sockaddr_storage; returns its length.
@@ -171,6 +175,33 @@ pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
     })
 }
 
+/// The winner's protocol name ("tcp", "udp" or a user protocol's) once
+/// established, valid while the Connection lives; NULL otherwise.
+#[no_mangle]
+pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char {
+    guard!(std::ptr::null(), {
+        // SAFETY: NULL or valid per the contract.
+        let Some(c) = (unsafe { c.as_ref() }) else { return std::ptr::null() };
+        let attempts = c.0.attempts();
+        match attempts.iter().find(|a| a.outcome == AttemptOutcome::Won) {
+            // The name lives in the protocol's registry entry, which the
+            // connection's report keeps alive.
+            Some(a) => a.protocol.as_ptr(),
+            None => std::ptr::null(),
+        }
+    })
+}
+
+/// The `protocol_connection` a user protocol gave with
+/// protocol_attempt_ready, once established; NULL for TCP and UDP.
+#[no_mangle]
+pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *mut c_void {
+    guard!(std::ptr::null_mut(), {
+        // SAFETY: NULL or valid per the contract.
+        unsafe { c.as_ref() }.and_then(|c| c.0.protocol_data()).map_or(std::ptr::null_mut(), |d| d as *mut c_void)
+    })
+}
+
 /// Number of attempts started so far (0 for NULL).
 #[no_mangle]
 pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
@@ -198,11 +229,12 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
         *out = AttemptInfo {
             address,
             address_len,
-            protocol: c"tcp".as_ptr(),
+            protocol: report.protocol.as_ptr(),
             started_us: report.started_us,
             ended_us: report.ended_us.unwrap_or(0),
             outcome: report.outcome,
             os_error: report.os_error,
+            interface_name: report.interface.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
         };
         0
     })

@@ -1,12 +1,34 @@
-//! C ABI: EventLoop.
+//! C ABI: EventLoop, its run modes and shared loops.
 
-use super::{fail, guard, status};
+use super::{arg, fail, guard, status};
 use crate::api;
 use crate::api::Error;
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int, CStr};
+use std::time::Duration;
 
 /// One event loop (a mio Poll with its timers, sockets and resolver
-/// threads). Loops are independent: there are no process-wide globals.
+/// threads), or one client's handle on a shared loop (event_loop_shared).
+/// Loops are independent; the registry of shared loops is the library's
+/// only process-wide state.
+///
+/// Ways to run a loop:
+/// - event_loop_run: on the calling thread until no race is pending;
+/// - event_loop_run_once: until a callback was called, or a timeout;
+/// - event_loop_start_thread / event_loop_stop_thread: a thread of its own;
+/// - embedded in your event loop (libuv, epoll, poll): watch
+///   event_loop_get_fd for readability, wake after event_loop_get_timeout_ms
+///   at the latest, then call event_loop_process (never blocks);
+/// - event_loop_shared: one loop per key on its own thread, shared by the
+///   independent components of a process.
+///
+/// Threads: an EventLoop may be shared by threads. Every function may be
+/// called from any thread at any time (a call from another thread wakes
+/// the thread that runs the loop), except event_loop_free /
+/// event_loop_release, which must be the handle's last call. One thread
+/// runs a loop at a time: run, run_once and process return
+/// TAPS_ERROR_INVALID_STATE while another thread runs it, when it has a
+/// thread of its own (or is shared), and from inside its own callbacks.
+/// Callbacks run on the thread that runs the loop, one at a time.
 pub struct EventLoop(pub(crate) api::EventLoop);
 
 /// A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
@@ -27,27 +49,207 @@ pub extern "C" fn event_loop_new() -> *mut EventLoop {
 
 /// Run the loop on the calling thread until no race is pending and every
 /// queued callback (ready, establishment_error, closed, ...) was called.
-/// Callbacks run on this thread. Returns 0, TAPS_ERROR_NULL_ARGUMENT, or
-/// TAPS_ERROR_IO if polling failed. Returns at once when nothing is
-/// pending.
+/// Callbacks run on this thread. Returns at once when nothing is pending.
+/// Returns 0, TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (another
+/// thread runs the loop, it has a thread of its own or is shared, or
+/// called from its own callback), or TAPS_ERROR_IO if polling failed.
 #[no_mangle]
 pub extern "C" fn event_loop_run(event_loop: *mut EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = super::arg!(event_loop);
+        let lp = arg!(event_loop);
         status(lp.0.run())
     })
 }
 
+/// Run the loop on the calling thread until at least one callback was
+/// called, `timeout_ms` ms passed (-1: no limit; 0: only what is ready
+/// now), or no race and no callback is pending any more (at once when none
+/// is, even with -1). Callbacks run on this thread, inside this call.
+///
+/// Returns the number of callbacks called (>= 0; 0 when the timeout passed
+/// or nothing is pending). Errors (< 0):
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (timeout_ms below
+/// -1), TAPS_ERROR_INVALID_STATE and TAPS_ERROR_IO as for event_loop_run.
+#[no_mangle]
+pub extern "C" fn event_loop_run_once(event_loop: *mut EventLoop, timeout_ms: c_int) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        let timeout = match timeout_ms {
+            -1 => None,
+            ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+            _ => return fail(Error::InvalidArgument("timeout_ms must be -1 (no limit) or >= 0")),
+        };
+        count(lp.0.run_once(timeout))
+    })
+}
+
+/// Do all due work without blocking: call queued callbacks, fire due
+/// timers, handle every ready socket, resolver answer and wake-up. For a
+/// loop embedded in another event loop: call it when event_loop_get_fd is
+/// readable or event_loop_get_timeout_ms has passed. Callbacks run on the
+/// calling thread, inside this call.
+///
+/// Returns the number of callbacks called (>= 0), or TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_INVALID_STATE, TAPS_ERROR_IO as for event_loop_run.
+#[no_mangle]
+pub extern "C" fn event_loop_process(event_loop: *mut EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        count(lp.0.process())
+    })
+}
+
+/// The file descriptor to watch for readability (POLLIN, EPOLLIN,
+/// UV_READABLE) when the loop is embedded in another event loop: the
+/// loop's epoll instance, readable whenever a socket, timer, resolver
+/// answer or a call from another thread needs event_loop_process. Do not
+/// read, write or close it. The same fd for the loop's whole life.
+///
+/// Returns the fd (>= 0), TAPS_ERROR_NULL_ARGUMENT, or
+/// TAPS_ERROR_INVALID_STATE for a loop with a thread of its own or a
+/// shared loop.
+#[no_mangle]
+pub extern "C" fn event_loop_get_fd(event_loop: *const EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        match lp.0.fd() {
+            Ok(fd) => fd,
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// How many ms the embedding loop may wait before calling
+/// event_loop_process when event_loop_get_fd stays quiet: 0 when work is
+/// ready now (queued callbacks, a due timer), the ms to the next timer
+/// (rounded up), or -1 when no timer is pending (wait for the fd alone).
+/// Ask again after every event_loop_process and every initiate.
+///
+/// Errors: -1 is also returned for NULL (taps_last_error() is then
+/// TAPS_ERROR_NULL_ARGUMENT); TAPS_ERROR_INVALID_STATE (< -1) for a loop
+/// with a thread of its own or a shared loop.
+#[no_mangle]
+pub extern "C" fn event_loop_get_timeout_ms(event_loop: *const EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        match lp.0.timeout() {
+            Ok(None) => -1,
+            Ok(Some(d)) => d.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int,
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// Start a thread (named "taps-loop") that runs the loop; callbacks run on
+/// it. Until event_loop_stop_thread, event_loop_run, event_loop_run_once
+/// and event_loop_process return TAPS_ERROR_INVALID_STATE. Any thread.
+///
+/// Returns 0, TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (it
+/// already has a thread, another thread runs it, or it is shared), or
+/// TAPS_ERROR_IO (the system refused a thread).
+#[no_mangle]
+pub extern "C" fn event_loop_start_thread(event_loop: *mut EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        status(lp.0.start_thread())
+    })
+}
+
+/// Stop the loop's thread and join it. Every race still establishing ends
+/// with establishment_error and connection_get_error() ==
+/// TAPS_ERROR_LOOP_STOPPED, called on the loop's thread before it exits;
+/// established connections stay so. Initiating while the thread stops
+/// returns TAPS_ERROR_INVALID_STATE. Afterwards the loop can be run by the
+/// caller or started again. From a callback on the loop's own thread it
+/// returns 0 without joining: the thread stops when the callback returns.
+///
+/// Returns 0, TAPS_ERROR_NULL_ARGUMENT, or TAPS_ERROR_INVALID_STATE (no
+/// thread runs the loop, or it is shared).
+#[no_mangle]
+pub extern "C" fn event_loop_stop_thread(event_loop: *mut EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = arg!(event_loop);
+        status(lp.0.stop_thread())
+    })
+}
+
+/// A handle on the shared loop of `key` (a NUL-terminated UTF-8 string, ""
+/// included), which runs on its own thread. The first call for a key
+/// creates the loop and starts its thread; later calls, from any thread,
+/// get the same loop, until the last handle is released (the key then
+/// starts afresh).
+///
+/// Each handle is a client of its own: use it like any EventLoop for
+/// preconnection_new; the races it initiates, their callbacks (on the
+/// shared loop's thread) and user_data are its own. It cannot be run,
+/// embedded, started or stopped (TAPS_ERROR_INVALID_STATE). Release it
+/// with event_loop_release (or event_loop_free, the same).
+///
+/// Returns NULL on error, with taps_last_error(): TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_INVALID_ARGUMENT (key is not UTF-8), TAPS_ERROR_IO (the loop
+/// or its thread could not be created).
+#[no_mangle]
+pub extern "C" fn event_loop_shared(key: *const c_char) -> *mut EventLoop {
+    guard!(std::ptr::null_mut(), {
+        if key.is_null() {
+            fail(Error::NullArgument);
+            return std::ptr::null_mut();
+        }
+        // SAFETY: a non-NULL key is a NUL-terminated string per the contract.
+        let key = match unsafe { CStr::from_ptr(key) }.to_str() {
+            Ok(k) => k,
+            Err(_) => {
+                fail(Error::InvalidArgument("the shared loop key is not UTF-8"));
+                return std::ptr::null_mut();
+            }
+        };
+        match api::EventLoop::shared(key) {
+            Ok(lp) => Box::into_raw(Box::new(EventLoop(lp))),
+            Err(e) => {
+                fail(e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Release a handle from event_loop_shared: its own pending races are
+/// cancelled (sockets closed, connection_get_error() == TAPS_ERROR_CANCELLED,
+/// no callback), and none of its connections' callbacks runs after this
+/// returns (a callback running on the loop's thread is waited for); other
+/// handles' races go on. Its connections stay valid handles to free. The
+/// last handle of a key stops the loop's thread and joins it (not from a
+/// callback of that loop: there it stops when the callback returns).
+///
+/// On a loop from event_loop_new it is event_loop_free. NULL is fine.
+#[no_mangle]
+pub extern "C" fn event_loop_release(event_loop: *mut EventLoop) {
+    guard!((), { event_loop_free(event_loop) })
+}
+
 /// Free a loop. Every race still pending on it is cancelled and its
-/// sockets closed, with no callback. Connections made on it stay valid
-/// handles: free them with `connection_free`. NULL is fine. Do not call it
-/// from a callback of this loop or while another thread runs it.
+/// sockets closed, with no callback; its thread, if started, is stopped
+/// and joined. Connections made on it stay valid handles: free them with
+/// `connection_free`. On a handle from event_loop_shared it is
+/// event_loop_release. NULL is fine. It must be the handle's last call.
+/// From a callback of this loop only when the loop runs on a thread of its
+/// own (that thread then stops after the callback returns), never inside
+/// event_loop_run / run_once / process.
 #[no_mangle]
 pub extern "C" fn event_loop_free(event_loop: *mut EventLoop) {
     guard!((), {
         if !event_loop.is_null() {
-            // SAFETY: the pointer came from event_loop_new and is freed once.
+            // SAFETY: the pointer came from event_loop_new or
+            // event_loop_shared and is freed once.
             drop(unsafe { Box::from_raw(event_loop) });
         }
     })
+}
+
+/// A count of callbacks as a C result, or the error's code.
+fn count(r: crate::api::Result<usize>) -> c_int {
+    match r {
+        Ok(n) => n.min(c_int::MAX as usize) as c_int,
+        Err(e) => fail(e),
+    }
 }

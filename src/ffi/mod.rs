@@ -20,6 +20,8 @@ pub mod connection;
 pub mod endpoint;
 pub mod event_loop;
 pub mod preconnection;
+pub mod properties;
+pub mod protocol;
 
 /// Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
 /// one of these negative codes; `taps_strerror` describes each.
@@ -57,6 +59,12 @@ pub enum TapsError {
     TAPS_ERROR_IO = -12,
     /// Internal error: a panic was caught at the C boundary.
     TAPS_ERROR_PANIC = -13,
+    /// The race was cancelled because event_loop_stop_thread stopped its
+    /// loop's thread (reported by establishment_error).
+    TAPS_ERROR_LOOP_STOPPED = -14,
+    /// The selection properties leave no path or no protocol to race
+    /// (preconnection_initiate_with_racing).
+    TAPS_ERROR_NO_CANDIDATES = -15,
 }
 
 thread_local! {
@@ -116,10 +124,14 @@ pub(crate) use {arg, guard};
 pub extern "C" fn taps_strerror(code: c_int) -> *const c_char {
     // One static C string per code, built from the Rust descriptions.
     static TEXTS: once_cell::sync::Lazy<Vec<CString>> = once_cell::sync::Lazy::new(|| {
-        (-13..=0).chain(std::iter::once(1)).map(|c| CString::new(Error::describe_code(c)).unwrap_or_default()).collect()
+        (Error::LAST_CODE..=0)
+            .chain(std::iter::once(1))
+            .map(|c| CString::new(Error::describe_code(c)).unwrap_or_default())
+            .collect()
     });
     guard!(c"unknown error".as_ptr(), {
-        let index = if (-13..=0).contains(&code) { (code + 13) as usize } else { 14 };
+        let last = Error::LAST_CODE;
+        let index = if (last..=0).contains(&code) { (code - last) as usize } else { (1 - last) as usize };
         TEXTS[index].as_ptr()
     })
 }
@@ -148,9 +160,14 @@ mod tests {
     #[test]
     fn codes_match_the_rust_errors() {
         assert_eq!(TapsError::TAPS_ERROR_PANIC as i32, Error::Panic.code());
+        assert_eq!(TapsError::TAPS_ERROR_LOOP_STOPPED as i32, Error::LoopStopped.code());
+        assert_eq!(TapsError::TAPS_ERROR_NO_CANDIDATES as i32, Error::NoCandidates.code());
+        assert_eq!(TapsError::TAPS_ERROR_NO_CANDIDATES as i32, Error::LAST_CODE);
         assert_eq!(TapsError::TAPS_ERROR_INVALID_OPTION as i32, Error::InvalidOption("x").code());
         let text = |c| unsafe { CStr::from_ptr(taps_strerror(c)) }.to_str().unwrap();
         assert_eq!(text(-9), "every connection attempt failed");
+        assert_eq!(text(-14), "the race was cancelled: its event loop's thread was stopped");
+        assert_eq!(text(0), "success");
         assert_eq!(text(-99), "unknown error");
         assert_eq!(text(5), "unknown error");
     }

@@ -1,0 +1,317 @@
+/* taps_load: load figures for the racing library through its C API, for
+ * bench/compare.py (which runs it inside the namespace test bed).
+ *
+ *   taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS
+ *       Connections per second: IN_FLIGHT races at a time on one loop to
+ *       HOST (an IP literal or a name) on the ports in PORTS ("7100,7101"),
+ *       one Preconnection per port, initiated again and again; each ready
+ *       connection is closed with an RST (SO_LINGER 0, no TIME_WAIT) and freed,
+ *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
+ *   taps_load memory HOST PORTS N HOLD_MS
+ *       Memory: N races in flight to HOST (a blackholed address) on PORTS,
+ *       total timeout HOLD_MS. A sampler thread reads mallinfo2 (heap in use:
+ *       uordblks + hblkhd), VmRSS and the number of open fds every 20 ms; the
+ *       figures are taken when every race has its attempt's socket open.
+ *
+ * Prints one JSON object on stdout. Exit 0, or 1 when something could not
+ * be set up (the message is on stderr).
+ */
+#define _GNU_SOURCE
+
+#include "taps_racing.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PORTS 16
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die_taps(const char *what, int code) {
+  const char *m = taps_last_error_message();
+  fprintf(stderr, "taps_load: %s: %s%s%s\n", what, taps_strerror(code), m && *m ? ": " : "", m && *m ? m : "");
+  exit(1);
+}
+
+static int parse_ports(const char *s, uint16_t *ports) {
+  int n = 0;
+  char *copy = strdup(s), *save = NULL;
+  for (char *tok = strtok_r(copy, ",", &save); tok && n < MAX_PORTS; tok = strtok_r(NULL, ",", &save))
+    ports[n++] = (uint16_t)atoi(tok);
+  free(copy);
+  return n;
+}
+
+static RemoteEndpoint *remote(const char *host, uint16_t port) {
+  RemoteEndpoint *ep = remote_endpoint_new();
+  if (ep == NULL) die_taps("remote_endpoint_new", taps_last_error());
+  int rc = remote_endpoint_with_hostname(ep, host);
+  if (rc == TAPS_OK) rc = remote_endpoint_with_port(ep, port);
+  if (rc != TAPS_OK) die_taps("remote endpoint", rc);
+  return ep;
+}
+
+static void raise_nofile(rlim_t want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur >= want) return;
+  struct rlimit nrl = {want, want > rl.rlim_max ? want : rl.rlim_max};
+  if (setrlimit(RLIMIT_NOFILE, &nrl) != 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+/* ---- cps --------------------------------------------------------------- */
+
+typedef struct Load {
+  EventLoop *loop;
+  Preconnection *pre[MAX_PORTS];
+  int n_pre;
+  long target, started, ready, failed;
+  double deadline;
+} Load;
+
+typedef struct Slot {
+  Load *l;
+  int index;
+  Connection *conn;
+} Slot;
+
+static int slot_done(Connection *c, void *ud);
+
+static void slot_start(Slot *s) {
+  Load *l = s->l;
+  if (l->started >= l->target || now_s() > l->deadline) return;
+  ConnectionCallbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.ready = slot_done;
+  cb.establishment_error = slot_done;
+  cb.user_data = s;
+  int rc = preconnection_initiate_with_racing(l->pre[l->started % l->n_pre], cb, &s->conn);
+  if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+  l->started++;
+}
+
+static int slot_done(Connection *c, void *ud) {
+  Slot *s = (Slot *)ud;
+  int fd = connection_get_fd(c);
+  if (fd >= 0) {
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    s->l->ready++;
+  } else {
+    s->l->failed++;
+  }
+  connection_free(c);
+  s->conn = NULL;
+  slot_start(s);
+  return 0;
+}
+
+static int cmd_cps(const char *host, const char *ports_s, int in_flight, long max_races, double max_s) {
+  uint16_t ports[MAX_PORTS];
+  int np = parse_ports(ports_s, ports);
+  raise_nofile((rlim_t)in_flight * 4 + 1024);
+  Load l;
+  memset(&l, 0, sizeof l);
+  l.loop = event_loop_new();
+  if (l.loop == NULL) die_taps("event_loop_new", taps_last_error());
+  RacingOptions opts = racing_options_default();
+  opts.total_timeout_ms = 10000;
+  for (int i = 0; i < np; i++) {
+    RemoteEndpoint *ep = remote(host, ports[i]);
+    l.pre[i] = preconnection_new(l.loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
+    remote_endpoint_free(ep);
+    if (l.pre[i] == NULL) die_taps("preconnection_new", taps_last_error());
+  }
+  l.n_pre = np;
+  l.target = max_races;
+  Slot *slots = calloc((size_t)in_flight, sizeof *slots);
+  double t0 = now_s();
+  l.deadline = t0 + max_s;
+  for (int i = 0; i < in_flight; i++) {
+    slots[i].l = &l;
+    slots[i].index = i;
+    slot_start(&slots[i]);
+  }
+  int rc = event_loop_run(l.loop);
+  double elapsed = now_s() - t0;
+  if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+  for (int i = 0; i < in_flight; i++) connection_free(slots[i].conn);
+  free(slots);
+  for (int i = 0; i < np; i++) preconnection_free(l.pre[i]);
+  event_loop_free(l.loop);
+  printf("{\"started\": %ld, \"connected\": %ld, \"failed\": %ld, \"elapsed_s\": %.4f, \"cps\": %.1f}\n", l.started,
+         l.ready, l.failed, elapsed, (double)l.ready / elapsed);
+  return 0;
+}
+
+/* ---- memory ------------------------------------------------------------- */
+
+static size_t heap_in_use(void) {
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+static long status_kb(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  char line[256];
+  long v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+      v = atol(line + kl + 1);
+      break;
+    }
+  fclose(f);
+  return v;
+}
+
+static long count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  long n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n - 2;
+}
+
+typedef struct Sampler {
+  atomic_int stop;
+  long want_fds;
+  /* at the first sample with every race's socket open */
+  int seen_all;
+  double t_all;
+  size_t heap_all;
+  long rss_all_kb, fds_all;
+  /* maxima */
+  size_t heap_max;
+  long fds_max;
+} Sampler;
+
+static void *sampler(void *arg) {
+  Sampler *s = (Sampler *)arg;
+  while (!atomic_load(&s->stop)) {
+    long fds = count_fds();
+    size_t heap = heap_in_use();
+    if (heap > s->heap_max) s->heap_max = heap;
+    if (fds > s->fds_max) s->fds_max = fds;
+    if (!s->seen_all && fds >= s->want_fds) {
+      /* settle: let the loop finish registering, then sample again */
+      usleep(100000);
+      s->seen_all = 1;
+      s->t_all = now_s();
+      s->heap_all = heap_in_use();
+      s->rss_all_kb = status_kb("VmRSS");
+      s->fds_all = count_fds();
+    }
+    usleep(20000);
+  }
+  return NULL;
+}
+
+static int noop_cb(Connection *c, void *ud) {
+  (void)c;
+  (*(long *)ud)++;
+  return 0;
+}
+
+static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t hold_ms) {
+  uint16_t ports[MAX_PORTS];
+  int np = parse_ports(ports_s, ports);
+  raise_nofile((rlim_t)n + 4096);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  if ((long)rl.rlim_cur < n + 100) {
+    printf("{\"error\": \"RLIMIT_NOFILE %ld is too small for %ld races\"}\n", (long)rl.rlim_cur, n);
+    return 0;
+  }
+  EventLoop *loop = event_loop_new();
+  if (loop == NULL) die_taps("event_loop_new", taps_last_error());
+  RacingOptions opts = racing_options_default();
+  opts.total_timeout_ms = hold_ms;
+  Preconnection *pre[MAX_PORTS];
+  for (int i = 0; i < np; i++) {
+    RemoteEndpoint *ep = remote(host, ports[i]);
+    pre[i] = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
+    remote_endpoint_free(ep);
+    if (pre[i] == NULL) die_taps("preconnection_new", taps_last_error());
+  }
+  Connection **conns = calloc((size_t)n, sizeof *conns);
+  long rss0_kb = status_kb("VmRSS");
+  long fds0 = count_fds();
+  size_t heap0 = heap_in_use();
+  Sampler s;
+  memset(&s, 0, sizeof s);
+  s.want_fds = fds0 + n;
+  pthread_t th;
+  pthread_create(&th, NULL, sampler, &s);
+  long callbacks = 0;
+  ConnectionCallbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.ready = noop_cb;
+  cb.establishment_error = noop_cb;
+  cb.user_data = &callbacks;
+  double t0 = now_s();
+  for (long i = 0; i < n; i++) {
+    int rc = preconnection_initiate_with_racing(pre[i % np], cb, &conns[i]);
+    if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+  }
+  double t_initiated = now_s();
+  size_t heap_initiated = heap_in_use();
+  int rc = event_loop_run(loop);
+  double t_end = now_s();
+  atomic_store(&s.stop, 1);
+  pthread_join(th, NULL);
+  if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+  long timed_out = 0, other = 0;
+  for (long i = 0; i < n; i++) {
+    if (connection_get_error(conns[i]) == TAPS_ERROR_TIMED_OUT)
+      timed_out++;
+    else
+      other++;
+  }
+  for (long i = 0; i < n; i++) connection_free(conns[i]);
+  free(conns);
+  for (int i = 0; i < np; i++) preconnection_free(pre[i]);
+  event_loop_free(loop);
+  size_t heap_after = heap_in_use();
+  printf("{\"races\": %ld, \"all_in_flight\": %s, \"fds_before\": %ld, \"fds_in_flight\": %ld, \"fds_max\": %ld, "
+         "\"heap_before\": %zu, \"heap_initiated\": %zu, \"heap_in_flight\": %zu, \"heap_max\": %zu, "
+         "\"heap_after_free\": %zu, \"rss_before_kb\": %ld, \"rss_in_flight_kb\": %ld, \"rss_peak_kb\": %ld, "
+         "\"initiate_s\": %.3f, \"all_in_flight_after_s\": %.3f, \"run_s\": %.3f, \"timed_out\": %ld, "
+         "\"other_end\": %ld, \"callbacks\": %ld, \"nofile\": %ld}\n",
+         n, s.seen_all ? "true" : "false", fds0, s.fds_all, s.fds_max, heap0, heap_initiated, s.heap_all,
+         s.heap_max, heap_after, rss0_kb, s.rss_all_kb, status_kb("VmHWM"), t_initiated - t0,
+         s.seen_all ? s.t_all - t0 : -1.0, t_end - t0, timed_out, other, callbacks, (long)rl.rlim_cur);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 7 && strcmp(argv[1], "cps") == 0)
+    return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]));
+  if (argc == 6 && strcmp(argv[1], "memory") == 0)
+    return cmd_memory(argv[2], argv[3], atol(argv[4]), (uint32_t)atol(argv[5]));
+  fprintf(stderr,
+          "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS\n"
+          "       taps_load memory HOST PORTS N HOLD_MS\n");
+  return 2;
+}

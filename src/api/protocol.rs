@@ -1,0 +1,129 @@
+//! User protocols and user resolvers (RFC 9623 §4.1: the PROTOCOL level
+//! and the endpoints' resolution).
+//!
+//! A protocol is registered with an [`super::EventLoop`]
+//! ([`super::EventLoop::add_protocol`]) and raced like TCP and UDP when
+//! the selection properties keep it. Its attempt is ready only when the
+//! protocol says so (after its own handshake): that is the stage at which
+//! the race is won and the losers are cancelled.
+
+use crate::driver::protocol::{AttemptHandle, Completion};
+use crate::driver::resolver::QueryHandle;
+use crate::engine::Family;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+pub use crate::engine::select::ProtocolTraits;
+
+/// The path an attempt runs on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathInfo {
+    /// Interface to use, if the path names one.
+    pub interface: Option<String>,
+    /// Local address and port to bind to, if a local endpoint gave one.
+    pub local: Option<SocketAddr>,
+}
+
+/// An established user-protocol connection, given back to
+/// [`Protocol::close`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtocolConnection {
+    /// The fd the protocol reported, if any.
+    pub fd: Option<RawFd>,
+    /// The protocol's own handle (an opaque pointer-sized value).
+    pub data: usize,
+}
+
+/// A user protocol. Its methods run on the loop's thread with the loop's
+/// lock held: they must not call back into the library, except
+/// [`ProtocolAttempt::ready`] / [`ProtocolAttempt::failed`], which may be
+/// called from any thread at any time.
+pub trait Protocol: Send + Sync {
+    /// Start an attempt to `remote` on `path`. Report the result later
+    /// through `attempt` (exactly once), or return an errno to fail at once.
+    fn start(&self, attempt: ProtocolAttempt, remote: SocketAddr, path: &PathInfo) -> Result<(), i32>;
+    /// The race no longer needs this attempt (another won, or the race
+    /// ended): stop it and release what it holds. A completion reported
+    /// after this returns is ignored.
+    fn cancel(&self, attempt: &ProtocolAttempt);
+    /// Close a connection this protocol reported ready: the winner when its
+    /// Connection is closed or freed, or an attempt that became ready after
+    /// the race was decided.
+    fn close(&self, connection: ProtocolConnection);
+}
+
+/// One attempt of a user protocol. Clone it freely; complete it once.
+#[derive(Clone)]
+pub struct ProtocolAttempt(pub(crate) Arc<AttemptHandle>);
+
+impl ProtocolAttempt {
+    /// The attempt's connection is ready: `fd` (if any) becomes the
+    /// Connection's fd, `data` is given back to [`Protocol::close`]. Any
+    /// thread; a second completion is ignored.
+    pub fn ready(&self, fd: Option<RawFd>, data: usize) {
+        self.0.complete(Completion::Ready(fd, data));
+    }
+
+    /// The attempt failed with `errno`. Any thread; a second completion is
+    /// ignored.
+    pub fn failed(&self, errno: i32) {
+        self.0.complete(Completion::Failed(errno));
+    }
+
+    /// The attempt's index in its race (its AttemptInfo index).
+    pub fn index(&self) -> usize {
+        self.0.attempt
+    }
+}
+
+impl std::fmt::Debug for ProtocolAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolAttempt").field("race", &self.0.race).field("attempt", &self.0.attempt).finish()
+    }
+}
+
+/// A user resolver: answers the per-family queries of host names
+/// (RFC 8305 §3: AAAA and A separately). Its methods run on the loop's
+/// thread with the loop's lock held: they must not call back into the
+/// library, except [`ResolverQuery::answer`] / [`ResolverQuery::fail`],
+/// which may be called from any thread at any time.
+pub trait Resolver: Send + Sync {
+    /// Resolve `host` for `family`; answer later through `query` (exactly
+    /// once), or return an error code to fail the query at once.
+    fn resolve(&self, query: ResolverQuery, host: &str, family: Family) -> Result<(), i32>;
+    /// The race ended before the query was answered. An answer after this
+    /// returns is ignored.
+    fn cancel(&self, query: &ResolverQuery) {
+        let _ = query;
+    }
+}
+
+/// One DNS query of a race. Clone it freely; answer it once.
+#[derive(Clone)]
+pub struct ResolverQuery(pub(crate) Arc<QueryHandle>);
+
+impl ResolverQuery {
+    /// The addresses found (possibly none); the endpoint's port is used.
+    /// Addresses of the other family are ignored. Any thread.
+    pub fn answer(&self, addrs: &[IpAddr]) {
+        self.0.answer(Ok(addrs.to_vec()));
+    }
+
+    /// The query failed with an error code (reported as the race's
+    /// resolution error if no query finds an address). Any thread.
+    pub fn fail(&self, code: i32) {
+        self.0.answer(Err(code));
+    }
+
+    /// The family asked for.
+    pub fn family(&self) -> Family {
+        self.0.key.family
+    }
+}
+
+impl std::fmt::Debug for ResolverQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverQuery").field("race", &self.0.race).field("key", &self.0.key).finish()
+    }
+}

@@ -1,0 +1,219 @@
+//! Protocols an attempt can use: built-in TCP and UDP, and user protocols
+//! (the [`crate::api::Protocol`] trait; C programs bring theirs through
+//! the `ProtocolImplementation` vtable).
+//!
+//! A user protocol's attempt is ready when the protocol says so (after its
+//! own handshake), from any thread: the completion is queued and handed to
+//! the loop through its Waker.
+
+use super::paths::Path;
+use super::tcp;
+use super::LoopShared;
+use crate::api::protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection};
+use crate::engine::select::ProtocolTraits;
+use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
+use std::ffi::CStr;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+/// How a protocol is carried out.
+pub(crate) enum ProtocolKind {
+    /// Built-in TCP: non-blocking connect, ready when connected.
+    Tcp,
+    /// Built-in UDP: a connected UDP socket, ready when connected.
+    Udp,
+    /// A user protocol.
+    User(Arc<dyn Protocol>),
+}
+
+/// A protocol registered with a loop.
+pub(crate) struct ProtocolEntry {
+    /// Its name ("tcp", "udp", or the user's), reported in AttemptInfo.
+    pub name: Arc<CStr>,
+    /// What it offers, for the selection properties.
+    pub traits: ProtocolTraits,
+    /// How to run it.
+    pub kind: ProtocolKind,
+}
+
+impl ProtocolEntry {
+    pub(crate) fn builtins() -> Vec<Arc<ProtocolEntry>> {
+        vec![
+            Arc::new(ProtocolEntry { name: Arc::from(c"tcp"), traits: ProtocolTraits::TCP, kind: ProtocolKind::Tcp }),
+            Arc::new(ProtocolEntry { name: Arc::from(c"udp"), traits: ProtocolTraits::UDP, kind: ProtocolKind::Udp }),
+        ]
+    }
+}
+
+/// What a user protocol's completion reports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Completion {
+    /// Ready, with the protocol's fd (if any) and its connection handle.
+    Ready(Option<RawFd>, usize),
+    /// Failed with an errno.
+    Failed(i32),
+}
+
+/// The library's side of one user-protocol attempt. The C
+/// `ProtocolAttempt *` points at it.
+pub(crate) struct AttemptHandle {
+    pub lp: Weak<LoopShared>,
+    pub race: u64,
+    pub attempt: usize,
+    done: AtomicBool,
+}
+
+impl AttemptHandle {
+    /// Queue the completion for the loop; a second completion is ignored.
+    pub(crate) fn complete(&self, result: Completion) {
+        if self.done.swap(true, Ordering::AcqRel) {
+            log::warn!("attempt {} of race {} completed twice; ignored", self.attempt, self.race);
+            return;
+        }
+        if let Some(lp) = self.lp.upgrade() {
+            lp.push_completion(self.race, self.attempt, result);
+        }
+    }
+
+    /// Mark as ended by the library (cancelled): later completions are
+    /// ignored.
+    pub(crate) fn end(&self) {
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+/// A running attempt.
+pub(crate) enum AttemptIo {
+    /// TCP connect in progress, registered with the poll.
+    Tcp(mio::Token, mio::net::TcpStream),
+    /// A connected UDP socket.
+    Udp(std::net::UdpSocket),
+    /// A user protocol's attempt; `ready` once it reported ready.
+    User { entry: Arc<ProtocolEntry>, handle: Arc<AttemptHandle>, ready: Option<(Option<RawFd>, usize)> },
+}
+
+/// An established connection's transport.
+pub(crate) enum Transport {
+    /// TCP, registered with the poll for error and hang-up events.
+    Tcp(mio::Token, mio::net::TcpStream),
+    /// A connected UDP socket.
+    Udp(std::net::UdpSocket),
+    /// A user protocol's connection.
+    User { entry: Arc<ProtocolEntry>, fd: Option<RawFd>, data: usize },
+}
+
+impl Transport {
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        match self {
+            Transport::Tcp(_, s) => Some(s.as_raw_fd()),
+            Transport::Udp(s) => Some(s.as_raw_fd()),
+            Transport::User { fd, .. } => *fd,
+        }
+    }
+
+    /// The user protocol's connection handle, if any.
+    pub(crate) fn user_data(&self) -> Option<usize> {
+        match self {
+            Transport::User { data, .. } => Some(*data),
+            _ => None,
+        }
+    }
+}
+
+/// How a start went.
+pub(crate) enum Started {
+    /// Wait for readiness or a completion.
+    Pending(AttemptIo),
+    /// Ready at once.
+    Ready(AttemptIo),
+}
+
+/// A socket of `ty` for `addr`, bound to the path.
+fn path_socket(addr: SocketAddr, ty: Type, proto: IpProto, path: &Path) -> Result<Socket, i32> {
+    let socket = Socket::new(Domain::for_address(addr), ty.nonblocking().cloexec(), Some(proto)).map_err(tcp::errno)?;
+    if let Some(name) = &path.interface {
+        socket.bind_device(Some(name.as_bytes())).map_err(tcp::errno)?;
+    }
+    if let Some(local) = path.local {
+        if local.is_ipv6() != addr.is_ipv6() {
+            return Err(libc::EAFNOSUPPORT);
+        }
+        socket.bind(&SockAddr::from(local)).map_err(tcp::errno)?;
+    }
+    Ok(socket)
+}
+
+/// Start an attempt with `entry` to `addr` on `path`. A user protocol gets
+/// a handle that reports back to race `race`, attempt `attempt` on `lp`.
+pub(crate) fn start(
+    entry: &Arc<ProtocolEntry>,
+    path: &Path,
+    addr: SocketAddr,
+    lp: &Weak<LoopShared>,
+    race: u64,
+    attempt: usize,
+) -> Result<Started, i32> {
+    match &entry.kind {
+        ProtocolKind::Tcp => {
+            let socket = path_socket(addr, Type::STREAM, IpProto::TCP, path)?;
+            let connected = match socket.connect(&SockAddr::from(addr)) {
+                Ok(()) => true,
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+                Err(e) => return Err(tcp::errno(e)),
+            };
+            let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(socket));
+            // The token is set by the caller when it registers the stream.
+            let io = AttemptIo::Tcp(mio::Token(usize::MAX), stream);
+            Ok(if connected { Started::Ready(io) } else { Started::Pending(io) })
+        }
+        ProtocolKind::Udp => {
+            let socket = path_socket(addr, Type::DGRAM, IpProto::UDP, path)?;
+            socket.connect(&SockAddr::from(addr)).map_err(tcp::errno)?;
+            Ok(Started::Ready(AttemptIo::Udp(socket.into())))
+        }
+        ProtocolKind::User(protocol) => {
+            let handle = Arc::new(AttemptHandle { lp: lp.clone(), race, attempt, done: AtomicBool::new(false) });
+            let info = PathInfo { interface: path.interface.clone(), local: path.local };
+            protocol.start(ProtocolAttempt(Arc::clone(&handle)), addr, &info)?;
+            Ok(Started::Pending(AttemptIo::User { entry: Arc::clone(entry), handle, ready: None }))
+        }
+    }
+}
+
+/// Stop an attempt the race no longer needs: a running user attempt is
+/// cancelled, one that reported ready is closed; sockets are closed.
+pub(crate) fn discard(io: AttemptIo, registry: &mio::Registry) {
+    match io {
+        AttemptIo::Tcp(_, mut s) => {
+            let _ = registry.deregister(&mut s);
+        }
+        AttemptIo::Udp(_) => {}
+        AttemptIo::User { entry, handle, ready } => {
+            handle.end();
+            if let ProtocolKind::User(p) = &entry.kind {
+                match ready {
+                    Some((fd, data)) => p.close(ProtocolConnection { fd, data }),
+                    None => p.cancel(&ProtocolAttempt(handle)),
+                }
+            }
+        }
+    }
+}
+
+/// Close an established connection's transport (TCP: FIN, then close).
+pub(crate) fn close_transport(t: Transport, registry: &mio::Registry) {
+    match t {
+        Transport::Tcp(_, mut s) => {
+            let _ = registry.deregister(&mut s);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        Transport::Udp(_) => {}
+        Transport::User { entry, fd, data } => {
+            if let ProtocolKind::User(p) = &entry.kind {
+                p.close(ProtocolConnection { fd, data });
+            }
+        }
+    }
+}

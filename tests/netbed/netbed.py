@@ -1,0 +1,673 @@
+#!/usr/bin/env python3
+"""A network test bed on one machine: two network namespaces joined by veth.
+
+usage (as root):
+  netbed.py up        create a bed, print its description (JSON), keep it
+                      until stdin closes, SIGINT/SIGTERM/SIGHUP; then remove it
+  netbed.py check     create a bed, probe every case with plain sockets, remove it
+                      (exit 0 when every case behaves, 1 otherwise, 77 skip)
+  netbed.py --cleanup [--all]
+                      remove stale beds: namespaces tbed-<pid>-*-{c,s} whose
+                      process is gone (--all: every tbed-* bed), their
+                      /etc/netns entries and the processes inside them
+
+Also a module: `with netbed.Bed() as bed: subprocess.run(bed.client(["cmd"]))`.
+
+Layout (addresses exist only inside the two namespaces; nothing is added to,
+or routed through, the host's own namespace):
+
+  client ns  tbed-<pid>-<n>-c                      server ns  tbed-<pid>-<n>-s
+    c1  10.200.1.2/24  2001:db8:200:1::2/64  <-veth->  s1  10.200.1.1/24  2001:db8:200:1::1/64
+    c2  10.200.2.2/24  2001:db8:200:2::2/64  <-veth->  s2  10.200.2.1/24  2001:db8:200:2::1/64
+                                                       lo  10.200.9.1/32  2001:db8:200:9::1/128
+  client routes to 10.200.9.1 / 2001:db8:200:9::1 ("twopath.test"): via c1
+  (metric 100) and via c2 (metric 200); source-address rules send traffic from
+  c2's addresses through c2, so binding to a device or to its address both work.
+
+IPv6 uses the documentation prefix 2001:db8::/32, not a ULA (fd00::/8):
+RFC 6724's default policy table ranks ULAs (precedence 3) below IPv4 (35),
+so with ULAs an RFC 6724 sorter would try IPv4 first and the IPv6 cases
+would test nothing. 2001:db8::/32 gets ::/0's precedence 40, as global IPv6
+does.
+
+Cases (server side; names come from /etc/netns/<client>/hosts, except
+*.slow.test, answered by the bed's DNS server):
+
+  name            port  what
+  blackhole.test  7001  [v6]:7001 drops SYNs (listen backlog 0, accept queue
+                        kept full by one unaccepted connection); v4 accepts
+  refused.test    7002  nothing listens on v6 (RST); v4 accepts
+  both.test       7003  v6 and v4 accept
+  v4hole.test     7004  v6 accepts; 10.200.1.1:7004 drops SYNs (for "late AAAA")
+  twopath.test    7005  service addresses on the server's lo: the listener
+                        bound to s1 accepts, the one bound to s2 drops SYNs
+                        (its accept queue is filled from the client through c2)
+  *.slow.test     any   DNS: A at once, AAAA after the delay named in the first
+                        label: aaaa<MS> (e.g. aaaa300.slow.test), also a<MS>,
+                        noaaaa, noa, joined by '-'; addresses as blackhole.test
+  dns server      53    10.200.1.1 and [2001:db8:200:1::1], UDP
+
+Every bed is named after the creating process (pid) and removed at exit,
+on SIGINT/SIGTERM/SIGHUP, and by the next bed that finds it stale.
+"""
+import atexit
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+PREFIX = "tbed-"
+HERE = os.path.abspath(__file__)
+
+CLIENT_IF = ["c1", "c2"]
+SERVER_IF = ["s1", "s2"]
+C4 = ["10.200.1.2", "10.200.2.2"]
+S4 = ["10.200.1.1", "10.200.2.1"]
+C6 = ["2001:db8:200:1::2", "2001:db8:200:2::2"]
+S6 = ["2001:db8:200:1::1", "2001:db8:200:2::1"]
+SVC4 = "10.200.9.1"
+SVC6 = "2001:db8:200:9::1"
+
+PORT_BLACKHOLE = 7001
+PORT_REFUSED = 7002
+PORT_BOTH = 7003
+PORT_V4HOLE = 7004
+PORT_TWOPATH = 7005
+DNS_PORT = 53
+
+HOSTS = {
+    "blackhole.test": (S6[0], S4[0]),
+    "refused.test": (S6[0], S4[0]),
+    "both.test": (S6[0], S4[0]),
+    "dual.test": (S6[0], S4[0]),
+    "v4hole.test": (S6[0], S4[0]),
+    "twopath.test": (SVC6, SVC4),
+}
+
+# Description of the cases for tests and benchmarks.
+CASES = {
+    "blackhole": {"host": "blackhole.test", "port": PORT_BLACKHOLE,
+                  "what": "IPv6 blackholed (SYNs dropped), IPv4 accepts"},
+    "refused": {"host": "refused.test", "port": PORT_REFUSED,
+                "what": "IPv6 refused (RST), IPv4 accepts"},
+    "both": {"host": "both.test", "port": PORT_BOTH, "what": "IPv6 and IPv4 accept"},
+    "v4hole": {"host": "v4hole.test", "port": PORT_V4HOLE,
+               "what": "IPv6 accepts, IPv4 blackholed"},
+    "twopath": {"host": "twopath.test", "port": PORT_TWOPATH,
+                "what": "one service address over two links: c1 works, c2 blackholed"},
+}
+
+
+class BedError(RuntimeError):
+    pass
+
+
+def sh(*args, check=True, timeout=30, input=None):
+    p = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=input)
+    if check and p.returncode != 0:
+        raise BedError(f"{' '.join(args)}: exit {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def can_run():
+    """None when beds can be made here, else the reason they cannot."""
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    if shutil.which("ip") is None:
+        return "needs `ip` (iproute2)"
+    return None
+
+
+def _netns_list():
+    p = sh("ip", "netns", "list", check=False)
+    return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
+
+
+def _pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone
+    except OSError:
+        return False
+
+
+def _kill_ns_processes(ns):
+    """Kill the processes inside a bed namespace (ours: started by a bed)."""
+    p = sh("ip", "netns", "pids", ns, check=False)
+    for tok in p.stdout.split():
+        if tok.isdigit():
+            try:
+                os.kill(int(tok), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _remove_ns(ns):
+    if ns in _netns_list():
+        _kill_ns_processes(ns)
+        sh("ip", "netns", "del", ns, check=False)
+    shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+
+
+def cleanup_stale(everything=False):
+    """Remove beds whose creating process is gone (every bed with everything).
+    Returns the namespaces removed."""
+    names = set(_netns_list())
+    if os.path.isdir("/etc/netns"):
+        names.update(os.listdir("/etc/netns"))
+    removed = []
+    for ns in sorted(names):
+        m = re.fullmatch(re.escape(PREFIX) + r"(\d+)-(\d+)-([cs])", ns)
+        if not m:
+            continue
+        if everything or not _pid_alive(int(m.group(1))):
+            _remove_ns(ns)
+            removed.append(ns)
+    try:
+        os.rmdir("/etc/netns")  # only when empty
+    except OSError:
+        pass
+    return removed
+
+
+_counter = 0
+_live_beds = []
+_handlers_installed = False
+
+
+def _on_signal(signum, frame):
+    for bed in list(_live_beds):
+        bed.down()
+    sys.exit(128 + signum)
+
+
+def _install_handlers():
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(lambda: [b.down() for b in list(_live_beds)])
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(s, _on_signal)
+        except (ValueError, OSError):
+            pass  # not the main thread
+
+
+class Bed:
+    """One test bed. `up()` creates it (after removing stale beds and any
+    remnant of its own name), `down()` removes it; both are idempotent."""
+
+    def __init__(self):
+        global _counter
+        _counter += 1
+        base = f"{PREFIX}{os.getpid()}-{_counter}"
+        self.client_ns = base + "-c"
+        self.server_ns = base + "-s"
+        self.procs = []
+        self.is_up = False
+        self.client_if = list(CLIENT_IF)
+        self.cases = CASES
+        self.hosts = HOSTS
+        self.server_v4, self.server_v6 = S4[0], S6[0]
+        self.svc_v4, self.svc_v6 = SVC4, SVC6
+
+    # -- commands inside the namespaces -----------------------------------
+    def client(self, argv):
+        return ["ip", "netns", "exec", self.client_ns] + list(argv)
+
+    def server(self, argv):
+        return ["ip", "netns", "exec", self.server_ns] + list(argv)
+
+    def describe(self):
+        return {"client_ns": self.client_ns, "server_ns": self.server_ns,
+                "client_interfaces": {i: {"ipv4": a, "ipv6": b} for i, a, b in zip(CLIENT_IF, C4, C6)},
+                "server_interfaces": {i: {"ipv4": a, "ipv6": b} for i, a, b in zip(SERVER_IF, S4, S6)},
+                "service": {"ipv4": SVC4, "ipv6": SVC6},
+                "dns": {"ipv4": S4[0], "ipv6": S6[0], "port": DNS_PORT, "domain": "slow.test"},
+                "hosts": HOSTS, "cases": CASES}
+
+    # -- life cycle ---------------------------------------------------------
+    def __enter__(self):
+        self.up()
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+        return False
+
+    def up(self):
+        why = can_run()
+        if why:
+            raise BedError(why)
+        _install_handlers()
+        cleanup_stale()
+        self.down()  # remnants of the same name: start clean
+        _live_beds.append(self)
+        self.is_up = True
+        try:
+            self._create()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def down(self):
+        for p in self.procs:
+            try:
+                if p.stdin:
+                    p.stdin.close()
+            except OSError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+        _remove_ns(self.client_ns)
+        _remove_ns(self.server_ns)
+        try:
+            os.rmdir("/etc/netns")
+        except OSError:
+            pass
+        self.is_up = False
+        if self in _live_beds:
+            _live_beds.remove(self)
+
+    def _create(self):
+        C, S = self.client_ns, self.server_ns
+        for ns in (C, S):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # No DAD (addresses usable at once), no reverse-path filter
+            # (two links to one service address), wide port range and
+            # TIME_WAIT reuse (benchmarks open many connections).
+            sh(*self._exec(ns), "sysctl", "-q", "-w",
+               "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+               "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+               "net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1",
+               "net.core.somaxconn=65535", "net.ipv4.tcp_max_syn_backlog=65535")
+        for i in range(2):
+            ci, si = CLIENT_IF[i], SERVER_IF[i]
+            sh("ip", "-n", C, "link", "add", ci, "type", "veth", "peer", "name", si, "netns", S)
+            sh("ip", "-n", C, "addr", "add", f"{C4[i]}/24", "dev", ci)
+            sh("ip", "-n", C, "addr", "add", f"{C6[i]}/64", "dev", ci, "nodad")
+            sh("ip", "-n", S, "addr", "add", f"{S4[i]}/24", "dev", si)
+            sh("ip", "-n", S, "addr", "add", f"{S6[i]}/64", "dev", si, "nodad")
+            sh("ip", "-n", C, "link", "set", ci, "up")
+            sh("ip", "-n", S, "link", "set", si, "up")
+        sh("ip", "-n", S, "addr", "add", f"{SVC4}/32", "dev", "lo")
+        sh("ip", "-n", S, "addr", "add", f"{SVC6}/128", "dev", "lo", "nodad")
+        for i, metric in ((0, "100"), (1, "200")):
+            sh("ip", "-n", C, "route", "add", f"{SVC4}/32", "via", S4[i], "dev", CLIENT_IF[i], "metric", metric)
+            sh("ip", "-n", C, "-6", "route", "add", f"{SVC6}/128", "via", S6[i], "dev", CLIENT_IF[i],
+               "metric", metric)
+            table = str(101 + i)
+            sh("ip", "-n", C, "route", "add", f"{SVC4}/32", "via", S4[i], "dev", CLIENT_IF[i], "table", table)
+            sh("ip", "-n", C, "-6", "route", "add", f"{SVC6}/128", "via", S6[i], "dev", CLIENT_IF[i],
+               "table", table)
+            sh("ip", "-n", C, "rule", "add", "from", C4[i], "table", table, "pref", str(1000 + i))
+            sh("ip", "-n", C, "-6", "rule", "add", "from", C6[i], "table", table, "pref", str(1000 + i))
+
+        # Name service of the client: hosts, then the bed's DNS server.
+        etc = f"/etc/netns/{C}"
+        os.makedirs(etc, exist_ok=True)
+        with open(os.path.join(etc, "hosts"), "w") as f:
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+            for name, addrs in HOSTS.items():
+                for a in addrs:
+                    f.write(f"{a}\t{name}\n")
+        with open(os.path.join(etc, "resolv.conf"), "w") as f:
+            f.write(f"nameserver {S4[0]}\noptions timeout:2 attempts:2\n")
+        with open(os.path.join(etc, "nsswitch.conf"), "w") as f:
+            f.write("hosts: files dns\nnetworks: files\n")
+        self._wait_reachable()
+
+        # Servers (listeners, blackholes, DNS) in the server namespace ...
+        self._start(self.server([sys.executable, HERE, "_serve"]), "server")
+        # ... and the filler that blackholes the c2 path, from the client.
+        self._start(self.client([sys.executable, HERE, "_fill"]), "c2 filler")
+
+    @staticmethod
+    def _exec(ns):
+        return ["ip", "netns", "exec", ns]
+
+    def _wait_reachable(self):
+        # Neighbour discovery on each link before any timing: a TCP probe to
+        # a closed port of each server address must be refused (RST).
+        code = ("import socket,sys,time\n"
+                "for a in sys.argv[1:]:\n"
+                "  for i in range(40):\n"
+                "    s=socket.socket(socket.AF_INET6 if ':' in a else socket.AF_INET)\n"
+                "    s.settimeout(0.5)\n"
+                "    try: s.connect((a,9)); r='connected'\n"
+                "    except ConnectionRefusedError: r='refused'\n"
+                "    except OSError as e: r=str(e); time.sleep(0.05)\n"
+                "    s.close()\n"
+                "    if r=='refused': break\n"
+                "  else: print(a, r); sys.exit(1)\n")
+        p = sh(*self.client([sys.executable, "-c", code] + S4 + S6), check=False)
+        if p.returncode != 0:
+            raise BedError(f"server addresses not reachable from {self.client_ns}: {p.stdout.strip()} "
+                           f"{p.stderr.strip()}")
+
+    def start_blackholes(self, addr, ports):
+        """Extra blackholed listeners on the server's `addr` (kept until down())."""
+        return self._start(self.server([sys.executable, HERE, "_blackholes", addr, ",".join(map(str, ports))]),
+                           "blackholes")
+
+    def start_server_process(self, argv, what):
+        """Start `argv` in the server namespace; it must print 'ready' and end
+        when its stdin closes (or be killed at down())."""
+        return self._start(self.server(argv), what)
+
+    def _start(self, argv, what):
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        line = p.stdout.readline().strip()
+        if line != "ready":
+            raise BedError(f"{what} helper failed: {line!r}")
+        return p
+
+    # -- probes (plain sockets, from the client namespace) -----------------
+    def probe(self, addr, port, timeout=0.3, device=None):
+        """'connected', 'refused', 'timeout' or an errno name, seen from the client."""
+        argv = [sys.executable, HERE, "_probe", addr, str(port), str(timeout)] + ([device] if device else [])
+        return sh(*self.client(argv), check=False).stdout.strip()
+
+
+# ---------------------------------------------------------------------------
+# Helpers run inside the namespaces.
+# ---------------------------------------------------------------------------
+
+def _accept_forever(listener):
+    while True:
+        try:
+            c, _ = listener.accept()
+            c.close()
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED):
+                time.sleep(0.01)
+                continue
+            return
+
+
+def _listener(addr, port, backlog, device=None):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    if device:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    s.bind((addr, port))
+    s.listen(backlog)
+    return s
+
+
+def _probe(addr, port, timeout, device=None, source=None):
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        if device:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+        if source:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect((addr, port))
+        return "connected", s
+    except socket.timeout:
+        s.close()
+        return "timeout", None
+    except ConnectionRefusedError:
+        s.close()
+        return "refused", None
+    except OSError as e:
+        s.close()
+        return errno.errorcode.get(e.errno, str(e.errno)), None
+
+
+def _blackhole(addr, port, device=None, source=None, listen=True):
+    """A listener with backlog 0 whose accept queue holds one connection we
+    never accept: later SYNs are dropped. Returns what must stay open."""
+    keep = []
+    if listen:
+        keep.append(_listener(addr, port, 0, device))
+    state, filler = _probe(addr, port, 2.0, device, source)
+    if state != "connected":
+        raise BedError(f"cannot fill the accept queue of [{addr}]:{port}: {state}")
+    keep.append(filler)
+    state, _ = _probe(addr, port, 0.2, device, source)
+    if state != "timeout":
+        raise BedError(f"[{addr}]:{port} still answers with a full accept queue: {state}")
+    return keep
+
+
+def _dns_parse_query(data):
+    if len(data) < 12:
+        return None
+    qid, flags, qd = struct.unpack("!HHH", data[:6])
+    if flags & 0x8000 or qd < 1:
+        return None
+    i, labels = 12, []
+    while True:
+        if i >= len(data):
+            return None
+        n = data[i]
+        if n == 0:
+            i += 1
+            break
+        if n & 0xC0:
+            return None
+        labels.append(data[i + 1:i + 1 + n].decode("ascii", "replace").lower())
+        i += 1 + n
+    if i + 4 > len(data):
+        return None
+    qtype, qclass = struct.unpack("!HH", data[i:i + 4])
+    return qid, flags, labels, qtype, qclass, data[12:i + 4]
+
+
+def _dns_plan(labels):
+    """(rcode, [(rtype, rdata)], delay_s) for a query name; None: NXDOMAIN."""
+    if len(labels) < 3 or labels[-2:] != ["slow", "test"]:
+        return None
+    plan = {"a": 0.0, "aaaa": 0.0, "noa": False, "noaaaa": False}
+    for tok in labels[0].split("-"):
+        m = re.fullmatch(r"(aaaa|a)(\d+)", tok)
+        if m:
+            plan[m.group(1)] = int(m.group(2)) / 1000.0
+        elif tok in ("noa", "noaaaa"):
+            plan[tok] = True
+    return plan
+
+
+def _dns_server(sock):
+    while True:
+        try:
+            data, peer = sock.recvfrom(2048)
+        except OSError:
+            return
+        q = _dns_parse_query(data)
+        if q is None:
+            continue
+        qid, flags, labels, qtype, qclass, question = q
+        plan = _dns_plan(labels)
+        answers, delay, rcode = [], 0.0, 0
+        if plan is None:
+            rcode = 3  # NXDOMAIN
+        elif qtype == 1 and not plan["noa"]:
+            answers, delay = [(1, socket.inet_pton(socket.AF_INET, S4[0]))], plan["a"]
+        elif qtype == 28 and not plan["noaaaa"]:
+            answers, delay = [(28, socket.inet_pton(socket.AF_INET6, S6[0]))], plan["aaaa"]
+        elif qtype == 28:
+            delay = plan["aaaa"]
+        elif qtype == 1:
+            delay = plan["a"]
+        hdr = struct.pack("!HHHHHH", qid, 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode, 1,
+                          len(answers), 0, 0)
+        body = b"".join(struct.pack("!HHHIH", 0xC00C, t, 1, 0, len(rd)) + rd for t, rd in answers)
+        msg = hdr + question + body
+        if delay > 0:
+            threading.Timer(delay, sock.sendto, (msg, peer)).start()
+        else:
+            sock.sendto(msg, peer)
+
+
+def _serve():
+    keep = []
+    # blackhole: v6 drops, v4 accepts
+    keep += _blackhole(S6[0], PORT_BLACKHOLE)
+    accepting = [(S4[0], PORT_BLACKHOLE, None),
+                 (S4[0], PORT_REFUSED, None),
+                 (S6[0], PORT_BOTH, None), (S4[0], PORT_BOTH, None),
+                 (S6[0], PORT_V4HOLE, None),
+                 (SVC4, PORT_TWOPATH, SERVER_IF[0]), (SVC6, PORT_TWOPATH, SERVER_IF[0])]
+    keep += _blackhole(S4[0], PORT_V4HOLE)
+    # two paths: the s2-bound listeners are filled from the client (_fill).
+    keep.append(_listener(SVC4, PORT_TWOPATH, 0, SERVER_IF[1]))
+    keep.append(_listener(SVC6, PORT_TWOPATH, 0, SERVER_IF[1]))
+    for addr, port, dev in accepting:
+        ls = _listener(addr, port, 4096, dev)
+        keep.append(ls)
+        threading.Thread(target=_accept_forever, args=(ls,), daemon=True).start()
+    for addr in (S4[0], S6[0]):
+        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        u = socket.socket(fam, socket.SOCK_DGRAM)
+        u.bind((addr, DNS_PORT))
+        keep.append(u)
+        threading.Thread(target=_dns_server, args=(u,), daemon=True).start()
+    return keep
+
+
+def _helper(fn):
+    try:
+        keep = fn()
+    except Exception as e:
+        print(f"error: {e}", flush=True)
+        return 1
+    print("ready", flush=True)
+    sys.stdin.read()  # until the bed closes our stdin (or kills us)
+    del keep
+    return 0
+
+
+def _fill():
+    keep = []
+    for addr in (SVC4, SVC6):
+        keep += _blackhole(addr, PORT_TWOPATH, device=CLIENT_IF[1],
+                           source=C4[1] if ":" not in addr else C6[1], listen=False)
+    return keep
+
+
+# ---------------------------------------------------------------------------
+# `check`: every case, with plain sockets.
+# ---------------------------------------------------------------------------
+
+def self_check(bed, out=sys.stdout):
+    expect = [
+        (S6[0], PORT_BLACKHOLE, None, "timeout"), (S4[0], PORT_BLACKHOLE, None, "connected"),
+        (S6[0], PORT_REFUSED, None, "refused"), (S4[0], PORT_REFUSED, None, "connected"),
+        (S6[0], PORT_BOTH, None, "connected"), (S4[0], PORT_BOTH, None, "connected"),
+        (S6[0], PORT_V4HOLE, None, "connected"), (S4[0], PORT_V4HOLE, None, "timeout"),
+        (SVC4, PORT_TWOPATH, "c1", "connected"), (SVC6, PORT_TWOPATH, "c1", "connected"),
+        (SVC4, PORT_TWOPATH, "c2", "timeout"), (SVC6, PORT_TWOPATH, "c2", "timeout"),
+    ]
+    bad = good = 0
+    for rnd in range(2):  # twice: a blackhole must stay a blackhole
+        for addr, port, dev, want in expect:
+            got = bed.probe(addr, port, 0.3, dev)
+            ok = got == want
+            bad += not ok
+            good += ok and rnd == 1
+            if rnd == 1:
+                print(f"{'ok  ' if ok else 'FAIL'} [{addr}]:{port}{' via ' + dev if dev else ''}: {got}"
+                      f"{'' if ok else ' (want ' + want + ')'}", file=out, flush=True)
+    code = ("import socket,time,sys\n"
+            "for name in sys.argv[1:]:\n"
+            "  for fam in (socket.AF_INET6, socket.AF_INET):\n"
+            "    t=time.monotonic()\n"
+            "    try: a=socket.getaddrinfo(name,80,fam,socket.SOCK_STREAM)[0][4][0]\n"
+            "    except OSError as e: a='error'\n"
+            "    print(name, fam.name, a, round((time.monotonic()-t)*1000))\n")
+    p = sh(*bed.client([sys.executable, "-c", code, "both.test", "aaaa200.slow.test", "a100.slow.test"]),
+           check=False)
+    rows = [line.split() for line in p.stdout.splitlines()]
+    want = {("both.test", "AF_INET6"): (S6[0], 0, 20), ("both.test", "AF_INET"): (S4[0], 0, 20),
+            ("aaaa200.slow.test", "AF_INET6"): (S6[0], 195, 300),
+            ("aaaa200.slow.test", "AF_INET"): (S4[0], 0, 20),
+            ("a100.slow.test", "AF_INET6"): (S6[0], 0, 20),
+            ("a100.slow.test", "AF_INET"): (S4[0], 95, 200)}
+    for r in rows:
+        w = want.get((r[0], r[1]))
+        ok = w is not None and r[2] == w[0] and w[1] <= int(r[3]) <= w[2]
+        bad += not ok
+        good += ok
+        print(f"{'ok  ' if ok else 'FAIL'} getaddrinfo({r[0]}, {r[1]}) = {r[2]} in {r[3]} ms", file=out, flush=True)
+    if len(rows) != len(want):
+        bad += 1
+        print(f"FAIL name lookups: {p.stdout!r} {p.stderr!r}", file=out)
+    return good, bad
+
+
+def main(argv):
+    if argv[:1] == ["_serve"]:
+        return _helper(_serve)
+    if argv[:1] == ["_fill"]:
+        return _helper(_fill)
+    if argv[:1] == ["_blackholes"] and len(argv) == 3:
+        # extra blackholed listeners (benchmarks): ADDR PORT,PORT,...
+        return _helper(lambda: [k for port in argv[2].split(",") for k in _blackhole(argv[1], int(port))])
+    if argv[:1] == ["_probe"]:
+        state, s = _probe(argv[1], int(argv[2]), float(argv[3]), argv[4] if len(argv) > 4 else None)
+        print(state)
+        return 0
+    if argv[:1] == ["--cleanup"]:
+        why = can_run()
+        if why:
+            print(f"netbed: {why}", file=sys.stderr)
+            return 1
+        for ns in cleanup_stale(everything="--all" in argv):
+            print(f"removed {ns}")
+        return 0
+    if argv[:1] in (["up"], ["check"]):
+        why = can_run()
+        if why:
+            if os.environ.get("CI") == "true":
+                print(f"FAIL: netbed: {why} (CI=true: the test bed must run)", file=sys.stderr)
+                return 1
+            print(f"SKIP: netbed: {why}", file=sys.stderr)
+            return 77
+        bed = Bed()
+        try:
+            bed.up()
+        except BedError as e:
+            print(f"netbed: {e}", file=sys.stderr)
+            return 1
+        try:
+            if argv[0] == "check":
+                good, bad = self_check(bed)
+                print(f"netbed_check: {good} passed, {bad} failed")
+                return 1 if bad else 0
+            print(json.dumps(bed.describe(), indent=2), flush=True)
+            print(f"# bed up; run commands with: ip netns exec {bed.client_ns} CMD "
+                  "(close stdin or Ctrl-C to remove the bed)", file=sys.stderr, flush=True)
+            sys.stdin.read()
+            return 0
+        finally:
+            bed.down()
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
