@@ -7,6 +7,11 @@
  *       one Preconnection per port, initiated again and again; each ready
  *       connection is closed with an RST (SO_LINGER 0, no TIME_WAIT) and freed,
  *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
+ *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS
+ *       Time to connected, in one process: RUNS sequential races (after one
+ *       warm-up race) on one loop, a new Preconnection each; prints
+ *       {"ms": [...], "family": [...], "errors": [...]}, ms from initiate to
+ *       the ready callback (name resolution included).
  *   taps_load memory HOST PORTS N HOLD_MS
  *       Memory: N races in flight to HOST (a blackholed address) on PORTS,
  *       total timeout HOLD_MS. A sampler thread reads mallinfo2 (heap in use:
@@ -163,6 +168,78 @@ static int cmd_cps(const char *host, const char *ports_s, int in_flight, long ma
   return 0;
 }
 
+/* ---- ttc ---------------------------------------------------------------- */
+
+typedef struct Ttc {
+  double t0, ms;
+  int won;
+  char family[5];
+} Ttc;
+
+static int ttc_done(Connection *c, void *ud) {
+  Ttc *t = (Ttc *)ud;
+  t->ms = (now_s() - t->t0) * 1000.0;
+  t->won = connection_get_fd(c) >= 0;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (t->won && connection_get_remote_address(c, &ss, &len) == TAPS_OK)
+    strcpy(t->family, ss.ss_family == AF_INET6 ? "ipv6" : "ipv4");
+  return 0;
+}
+
+static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay) {
+  EventLoop *loop = event_loop_new();
+  if (loop == NULL) die_taps("event_loop_new", taps_last_error());
+  RacingOptions opts = racing_options_default();
+  opts.connection_attempt_delay_ms = delay;
+  opts.resolution_delay_ms = res_delay;
+  opts.total_timeout_ms = 10000;
+  printf("{\"ms\": [");
+  int n = 0, errors = 0;
+  char fams[4096] = "";
+  for (int i = 0; i <= runs; i++) { /* run 0 warms up (NSS, resolver threads) */
+    RemoteEndpoint *ep = remote(host, port);
+    Preconnection *pre = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
+    remote_endpoint_free(ep);
+    if (pre == NULL) die_taps("preconnection_new", taps_last_error());
+    Ttc t;
+    memset(&t, 0, sizeof t);
+    ConnectionCallbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.ready = ttc_done;
+    cb.establishment_error = ttc_done;
+    cb.user_data = &t;
+    Connection *c = NULL;
+    t.t0 = now_s();
+    int rc = preconnection_initiate_with_racing(pre, cb, &c);
+    if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+    rc = event_loop_run(loop);
+    if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+    if (i > 0) {
+      if (t.won) {
+        printf("%s%.3f", n ? ", " : "", t.ms);
+        size_t l = strlen(fams);
+        snprintf(fams + l, sizeof fams - l, "%s\"%s\"", n ? ", " : "", t.family);
+        n++;
+      } else {
+        errors++;
+      }
+    }
+    if (c) {
+      int fd = connection_get_fd(c);
+      if (fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      }
+    }
+    connection_free(c);
+    preconnection_free(pre);
+  }
+  printf("], \"family\": [%s], \"errors\": [%s]}\n", fams, errors ? "\"failed\"" : "");
+  event_loop_free(loop);
+  return 0;
+}
+
 /* ---- memory ------------------------------------------------------------- */
 
 static size_t heap_in_use(void) {
@@ -308,10 +385,14 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
 int main(int argc, char **argv) {
   if (argc == 7 && strcmp(argv[1], "cps") == 0)
     return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]));
+  if (argc == 7 && strcmp(argv[1], "ttc") == 0)
+    return cmd_ttc(argv[2], (uint16_t)atoi(argv[3]), atoi(argv[4]), (uint32_t)atol(argv[5]),
+                   (uint32_t)atol(argv[6]));
   if (argc == 6 && strcmp(argv[1], "memory") == 0)
     return cmd_memory(argv[2], argv[3], atol(argv[4]), (uint32_t)atol(argv[5]));
   fprintf(stderr,
           "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS\n"
+          "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS\n"
           "       taps_load memory HOST PORTS N HOLD_MS\n");
   return 2;
 }

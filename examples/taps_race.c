@@ -2,7 +2,7 @@
  * and print the timeline of the race.
  *
  *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
- *             [--json] [HOST PORT]
+ *             [--interface IF]... [--json] [HOST PORT]
  *
  * PORT is a number or a service name ("https"). With no HOST and PORT the
  * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
@@ -39,7 +39,8 @@ static const char *prog = "taps_race";
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--json] [HOST PORT]\n"
+          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--json]\n"
+          "       [HOST PORT]\n"
           "\n"
           "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
           "or a service name) as RFC 8305 (Happy Eyeballs v2) describes, and prints\n"
@@ -48,6 +49,8 @@ static void usage(FILE *out) {
           "  --attempt-delay MS     Connection Attempt Delay (default 250, RFC 8305 §5)\n"
           "  --resolution-delay MS  Resolution Delay (default 50, RFC 8305 §3)\n"
           "  --timeout MS           total timeout of the race (default 0: none)\n"
+          "  --interface IF         race a path on interface IF (repeatable; paths race each\n"
+          "                         other with the attempt delay, RFC 9623 §4.3; needs CAP_NET_RAW)\n"
           "  --json                 print one JSON object on stdout, nothing else\n"
           "  -h, --help             this help\n"
           "\n"
@@ -217,6 +220,8 @@ static void print_json(const Connection *c, const RaceState *st) {
     json_string(out, a.text);
     fprintf(out, ", \"port\": %u, \"family\": \"%s\", \"protocol\": ", a.port, a.family);
     json_string(out, info.protocol);
+    fputs(", \"interface\": ", out);
+    json_string(out, info.interface_name);
     fprintf(out, ", \"started_ms\": %.2f, \"ended_ms\": ", (double)info.started_us / 1000.0);
     if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
       fputs("null", out);
@@ -237,11 +242,19 @@ static void print_timeline(const Connection *c, const RaceState *st) {
     if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
     Addr a;
     addr_format(&info.address, &a);
-    char where[INET6_ADDRSTRLEN + IF_NAMESIZE + 16];
+    char where[INET6_ADDRSTRLEN + 2 * IF_NAMESIZE + 96];
     if (info.address.ss_family == AF_INET6)
       snprintf(where, sizeof where, "[%s]:%u", a.text, a.port);
     else
       snprintf(where, sizeof where, "%s:%u", a.text, a.port);
+    if (info.interface_name != NULL) {
+      size_t len = strlen(where);
+      snprintf(where + len, sizeof where - len, " via %s", info.interface_name);
+    }
+    if (strcmp(info.protocol, "tcp") != 0) {
+      size_t len = strlen(where);
+      snprintf(where + len, sizeof where - len, " (%s)", info.protocol);
+    }
     char end[32];
     if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
       snprintf(end, sizeof end, "-");
@@ -313,6 +326,8 @@ int main(int argc, char **argv) {
   RacingOptions opts = racing_options_default();
   int json = 0;
   const char *pos[2] = {NULL, NULL};
+  const char *interfaces[16];
+  int n_interfaces = 0;
   int npos = 0, only_pos = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -337,6 +352,10 @@ int main(int argc, char **argv) {
       else
         opts.total_timeout_ms = v;
       i++;
+    } else if (!only_pos && strcmp(arg, "--interface") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs an interface name", arg);
+      if (n_interfaces >= 16) return usage_error("%s", "at most 16 --interface options");
+      interfaces[n_interfaces++] = argv[++i];
     } else if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
       return usage_error("unknown option '%s'", arg);
     } else {
@@ -413,6 +432,20 @@ int main(int argc, char **argv) {
   Preconnection *pre =
       preconnection_new(loop, (const RemoteEndpoint *const *)remotes, n_remotes, NULL, &opts);
   int pre_error = pre ? TAPS_OK : taps_last_error();
+  /* Each --interface is a path branch: a local endpoint bound to it. */
+  for (int i = 0; pre != NULL && i < n_interfaces; i++) {
+    LocalEndpoint *local = local_endpoint_new();
+    int lrc = local ? local_endpoint_with_interface(local, interfaces[i]) : TAPS_ERROR_IO;
+    if (lrc == TAPS_OK) lrc = preconnection_add_local_endpoint(pre, local);
+    local_endpoint_free(local);
+    if (lrc != TAPS_OK) {
+      fprintf(stderr, "%s: bad --interface '%s': %s\n", prog, interfaces[i], taps_strerror(lrc));
+      for (size_t j = 0; j < n_remotes; j++) remote_endpoint_free(remotes[j]);
+      preconnection_free(pre);
+      event_loop_free(loop);
+      return EXIT_USAGE;
+    }
+  }
   for (size_t i = 0; i < n_remotes; i++) remote_endpoint_free(remotes[i]);
   if (pre == NULL) {
     const char *detail = taps_last_error_message();

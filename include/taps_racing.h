@@ -283,10 +283,10 @@ typedef struct ProtocolImplementation {
   // the outcome later through `attempt`, once; or return an errno (> 0)
   // to fail the attempt at once. Required.
   int (*start)(struct ProtocolAttempt *attempt,
-               const sockaddr *address,
+               const struct sockaddr *address,
                socklen_t address_len,
                const char *interface_name,
-               const sockaddr *local_address,
+               const struct sockaddr *local_address,
                socklen_t local_address_len,
                void *user_data);
   // Stop an attempt the race no longer needs (another attempt won, or

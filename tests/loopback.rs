@@ -290,3 +290,65 @@ fn bad_input_is_refused_and_loses_nothing() {
     assert_eq!(ep.with_port(0).err(), Some(Error::InvalidPort));
     assert_eq!(ep, endpoint("example.com", 443));
 }
+
+#[test]
+fn udp_races_when_reliability_is_prohibited() {
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let lp = EventLoop::new().unwrap();
+    let mut props = TransportProperties::new();
+    props.set_reliability(Preference::Prohibit);
+    let pre = Preconnection::new(&lp, &[endpoint("127.0.0.1", port)], Some(&props), None).unwrap();
+    let (h, seen) = recorder();
+    let conn = pre.initiate(h).unwrap();
+    lp.run().unwrap();
+    assert_eq!(seen.lock().unwrap().ready, 1);
+    let a = conn.attempts();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].protocol.to_str().unwrap(), "udp");
+    // The fd is the connected UDP socket: what it sends reaches the server.
+    let fd = conn.fd().unwrap();
+    let n = unsafe { libc::send(fd, b"hi".as_ptr().cast(), 2, 0) };
+    assert_eq!(n, 2);
+    let mut buf = [0u8; 8];
+    let (got, _) = server.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..got], b"hi");
+}
+
+#[test]
+fn local_endpoints_bind_the_attempt() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lp = EventLoop::new().unwrap();
+    let mut pre = Preconnection::new(&lp, &[endpoint("127.0.0.1", port)], None, None).unwrap();
+    let mut local = LocalEndpoint::new();
+    local.with_address("127.0.0.2".parse().unwrap());
+    pre.add_local_endpoint(&local).unwrap();
+    let (h, seen) = recorder();
+    let conn = pre.initiate(h).unwrap();
+    lp.run().unwrap();
+    assert_eq!(seen.lock().unwrap().ready, 1, "{:?}", conn.attempts());
+    let (_, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
+}
+
+#[test]
+fn an_interface_path_binds_to_the_device() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lp = EventLoop::new().unwrap();
+    let mut pre = Preconnection::new(&lp, &[endpoint("127.0.0.1", port)], None, None).unwrap();
+    let mut local = LocalEndpoint::new();
+    local.with_interface("lo").unwrap();
+    pre.add_local_endpoint(&local).unwrap();
+    let (h, seen) = recorder();
+    let conn = pre.initiate(h).unwrap();
+    lp.run().unwrap();
+    let a = conn.attempts();
+    if a[0].os_error == libc::EPERM {
+        eprintln!("SO_BINDTODEVICE needs CAP_NET_RAW: skipped");
+        return;
+    }
+    assert_eq!(seen.lock().unwrap().ready, 1, "{a:?}");
+    assert_eq!(a[0].interface.as_deref().unwrap().to_str().unwrap(), "lo");
+}

@@ -1,0 +1,471 @@
+/* A mock protocol and a mock resolver for the C tests, through the public
+ * header only, on a loop with a manual clock.
+ *
+ * The mock protocol records every start (protocol, address, loop time in
+ * µs from event_loop_now_us), cancel and close in a log of lines, and
+ * keeps each attempt's ProtocolAttempt pointer so that the test completes
+ * it with mock_ready / mock_fail. The mock resolver keeps each query's
+ * ResolverQuery pointer; the test answers it with mock_answer / mock_fail_query.
+ * Log lines:
+ *
+ *   "a start 127.0.0.1:443 at 250000"   protocol a started attempt #n (n = its
+ *                                       place among the starts, from 0)
+ *   "a cancel #1"                       the library cancelled attempt #1
+ *   "a close 7 fd -1"                   the library closed the connection that
+ *                                       mock_ready(.., fd, 7) reported
+ *   "resolve AAAA mock.test"            a query (AAAA or A)
+ *   "resolver cancel A"                 the library cancelled the A query
+ *
+ * Races use loopback addresses only (127.0.0.x, ::1): RFC 6724 sorts by the
+ * real routes, which loopback has on every machine. Mock protocols are
+ * registered as reliable and multistreaming, and mock_props() requires
+ * multistreaming, so built-in TCP (not multistreaming) and UDP (not
+ * reliable) stay out of the race unless a test lets them in.
+ *
+ * One test case per function `static void case_NAME(void)`; MOCK_MAIN
+ * builds main(): with no argument it runs every case, with one it runs
+ * that case (ctest registers one test per case, see CMakeLists.txt).
+ */
+#ifndef TAPS_MOCK_H
+#define TAPS_MOCK_H
+
+#include "test_util.h"
+
+#define MOCK_MAX 64
+#define MOCK_LINE 96
+
+typedef struct Mock Mock;
+
+/* One registered mock protocol. */
+typedef struct MockProtocol {
+  Mock *mock;
+  char name[16];
+  /* When > 0, `start` returns it: the attempt fails at once. */
+  int start_errno;
+} MockProtocol;
+
+/* One attempt the library started. `handle` is valid while `live`: until
+ * the test completes it or the library cancels it. */
+typedef struct MockAttempt {
+  ProtocolAttempt *handle;
+  const MockProtocol *protocol;
+  struct sockaddr_storage address;
+  uint64_t at_us;
+  int live;
+} MockAttempt;
+
+/* One query the library asked. `handle` is valid while `live`. */
+typedef struct MockQuery {
+  ResolverQuery *handle;
+  int family;
+  int live;
+} MockQuery;
+
+struct Mock {
+  EventLoop *loop;
+  char log[MOCK_MAX][MOCK_LINE];
+  int n_log;
+  MockAttempt attempts[MOCK_MAX];
+  int n_attempts;
+  MockProtocol protocols[8];
+  int n_protocols;
+  MockQuery queries[MOCK_MAX];
+  int n_queries;
+  /* The connection of the race and what its callbacks saw. */
+  Connection *conn;
+  int ready, establishment_error, connection_error, closed;
+  uint64_t done_at_us; /* loop time of ready / establishment_error */
+};
+
+static inline void mock_logf(Mock *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#include <stdarg.h>
+static inline void mock_logf(Mock *m, const char *fmt, ...) {
+  CHECK(m->n_log < MOCK_MAX);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(m->log[m->n_log++], MOCK_LINE, fmt, ap);
+  va_end(ap);
+}
+
+/* "127.0.0.1:443" or "[::1]:443". */
+static inline const char *mock_addr_str(const struct sockaddr *sa, char *buf, size_t len) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+    inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+    snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+  } else if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+    inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+    snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+  } else {
+    snprintf(buf, len, "family %d", sa->sa_family);
+  }
+  return buf;
+}
+
+/* ---- the protocol vtable --------------------------------------------- */
+
+static int mock_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+                      const char *interface_name, const struct sockaddr *local_address,
+                      socklen_t local_address_len, void *user_data) {
+  (void)interface_name;
+  (void)local_address;
+  (void)local_address_len;
+  MockProtocol *p = (MockProtocol *)user_data;
+  Mock *m = p->mock;
+  CHECK(m->n_attempts < MOCK_MAX);
+  CHECK(address != NULL && address_len <= sizeof(struct sockaddr_storage));
+  MockAttempt *a = &m->attempts[m->n_attempts];
+  memset(a, 0, sizeof *a);
+  a->handle = attempt;
+  a->protocol = p;
+  memcpy(&a->address, address, address_len);
+  /* The clock is an atomic read: safe with the loop locked. */
+  a->at_us = event_loop_now_us(m->loop);
+  a->live = p->start_errno <= 0;
+  char buf[64];
+  mock_logf(m, "%s start %s at %" PRIu64, p->name, mock_addr_str(address, buf, sizeof buf), a->at_us);
+  m->n_attempts++;
+  return p->start_errno > 0 ? p->start_errno : 0;
+}
+
+static void mock_cancel(ProtocolAttempt *attempt, void *user_data) {
+  MockProtocol *p = (MockProtocol *)user_data;
+  Mock *m = p->mock;
+  /* The newest live attempt with this pointer (a freed handle's memory may
+   * be reused by a later attempt). */
+  for (int i = m->n_attempts - 1; i >= 0; i--) {
+    if (m->attempts[i].live && m->attempts[i].handle == attempt) {
+      m->attempts[i].live = 0;
+      CHECK(m->attempts[i].protocol == p);
+      mock_logf(m, "%s cancel #%d", p->name, i);
+      return;
+    }
+  }
+  mock_logf(m, "%s cancel of an unknown or completed attempt %p", p->name, (void *)attempt);
+}
+
+static void mock_close(void *protocol_connection, int fd, void *user_data) {
+  MockProtocol *p = (MockProtocol *)user_data;
+  mock_logf(p->mock, "%s close %ld fd %d", p->name, (long)(intptr_t)protocol_connection, fd);
+}
+
+/* Register a mock protocol `name` with ProtocolFlag bits `flags`. */
+static inline MockProtocol *mock_add_protocol_flags(Mock *m, const char *name, uint32_t flags) {
+  CHECK(m->n_protocols < 8);
+  MockProtocol *p = &m->protocols[m->n_protocols++];
+  p->mock = m;
+  snprintf(p->name, sizeof p->name, "%s", name);
+  ProtocolImplementation impl;
+  memset(&impl, 0, sizeof impl);
+  impl.name = p->name;
+  impl.properties = flags;
+  impl.start = mock_start;
+  impl.cancel = mock_cancel;
+  impl.close = mock_close;
+  impl.user_data = p;
+  CHECK_CODE(event_loop_add_protocol(m->loop, &impl), TAPS_OK);
+  return p;
+}
+
+/* A reliable, multistreaming mock protocol. */
+static inline MockProtocol *mock_add_protocol(Mock *m, const char *name) {
+  return mock_add_protocol_flags(m, name, PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING);
+}
+
+/* ---- the resolver vtable --------------------------------------------- */
+
+static inline const char *mock_family_name(int family) {
+  return family == AF_INET6 ? "AAAA" : family == AF_INET ? "A" : "?";
+}
+
+static int mock_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
+  Mock *m = (Mock *)user_data;
+  CHECK(m->n_queries < MOCK_MAX);
+  MockQuery *q = &m->queries[m->n_queries++];
+  q->handle = query;
+  q->family = family;
+  q->live = 1;
+  mock_logf(m, "resolve %s %s", mock_family_name(family), hostname);
+  return 0;
+}
+
+static void mock_resolver_cancel(ResolverQuery *query, void *user_data) {
+  Mock *m = (Mock *)user_data;
+  for (int i = m->n_queries - 1; i >= 0; i--) {
+    if (m->queries[i].live && m->queries[i].handle == query) {
+      m->queries[i].live = 0;
+      mock_logf(m, "resolver cancel %s", mock_family_name(m->queries[i].family));
+      return;
+    }
+  }
+  mock_logf(m, "resolver cancel of an unknown or answered query %p", (void *)query);
+}
+
+static inline void mock_set_resolver(Mock *m) {
+  ResolverImplementation r;
+  memset(&r, 0, sizeof r);
+  r.resolve = mock_resolve;
+  r.cancel = mock_resolver_cancel;
+  r.user_data = m;
+  CHECK_CODE(event_loop_set_resolver(m->loop, &r), TAPS_OK);
+}
+
+/* The newest live query of `family`. */
+static inline MockQuery *mock_query(Mock *m, int family) {
+  for (int i = m->n_queries - 1; i >= 0; i--) {
+    if (m->queries[i].live && m->queries[i].family == family) return &m->queries[i];
+  }
+  fprintf(stderr, "no live %s query\n", mock_family_name(family));
+  CHECK(0);
+  return NULL;
+}
+
+/* Answer the live query of `family` with `n` literal addresses. */
+static inline void mock_answer(Mock *m, int family, const char *const *addrs, size_t n) {
+  MockQuery *q = mock_query(m, family);
+  struct sockaddr_storage ss[8];
+  CHECK(n <= 8);
+  memset(ss, 0, sizeof ss);
+  for (size_t i = 0; i < n; i++) {
+    if (strchr(addrs[i], ':') != NULL) {
+      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss[i];
+      s6->sin6_family = AF_INET6;
+      CHECK(inet_pton(AF_INET6, addrs[i], &s6->sin6_addr) == 1);
+    } else {
+      struct sockaddr_in *s4 = (struct sockaddr_in *)&ss[i];
+      s4->sin_family = AF_INET;
+      CHECK(inet_pton(AF_INET, addrs[i], &s4->sin_addr) == 1);
+    }
+  }
+  q->live = 0;
+  CHECK_CODE(resolver_query_answer(q->handle, ss, n), TAPS_OK);
+}
+
+static inline void mock_fail_query(Mock *m, int family, int error) {
+  MockQuery *q = mock_query(m, family);
+  q->live = 0;
+  CHECK_CODE(resolver_query_fail(q->handle, error), TAPS_OK);
+}
+
+/* ---- completing attempts ---------------------------------------------- */
+
+static inline MockAttempt *mock_attempt(Mock *m, int i) {
+  CHECK(i >= 0 && i < m->n_attempts);
+  CHECK(m->attempts[i].live);
+  return &m->attempts[i];
+}
+
+/* Attempt #i is ready with `fd` (-1 for none) and connection handle `conn`. */
+static inline void mock_ready(Mock *m, int i, int fd, intptr_t conn) {
+  MockAttempt *a = mock_attempt(m, i);
+  CHECK_EQ(protocol_attempt_index(a->handle), i);
+  a->live = 0;
+  CHECK_CODE(protocol_attempt_ready(a->handle, fd, (void *)conn), TAPS_OK);
+}
+
+/* Attempt #i failed with errno `err`. */
+static inline void mock_fail(Mock *m, int i, int err) {
+  MockAttempt *a = mock_attempt(m, i);
+  CHECK_EQ(protocol_attempt_index(a->handle), i);
+  a->live = 0;
+  CHECK_CODE(protocol_attempt_failed(a->handle, err), TAPS_OK);
+}
+
+/* ---- the connection's callbacks --------------------------------------- */
+
+static int mock_cb_ready(Connection *c, void *ud) {
+  Mock *m = (Mock *)ud;
+  CHECK(c == m->conn);
+  m->ready++;
+  m->done_at_us = event_loop_now_us(m->loop);
+  return 0;
+}
+
+static int mock_cb_establishment_error(Connection *c, void *ud) {
+  Mock *m = (Mock *)ud;
+  CHECK(c == m->conn);
+  m->establishment_error++;
+  m->done_at_us = event_loop_now_us(m->loop);
+  return 0;
+}
+
+static int mock_cb_connection_error(Connection *c, void *ud) {
+  Mock *m = (Mock *)ud;
+  CHECK(c == m->conn);
+  m->connection_error++;
+  return 0;
+}
+
+static int mock_cb_closed(Connection *c, void *ud) {
+  Mock *m = (Mock *)ud;
+  CHECK(c == m->conn);
+  m->closed++;
+  return 0;
+}
+
+/* ---- loop, endpoints, race -------------------------------------------- */
+
+static inline void mock_init(Mock *m) {
+  memset(m, 0, sizeof *m);
+  EventLoopOptions o;
+  memset(&o, 0, sizeof o);
+  o.manual_clock = true;
+  m->loop = event_loop_new_with_options(&o);
+  CHECK(m->loop != NULL);
+  CHECK_EQ(event_loop_now_us(m->loop), 0);
+}
+
+/* Properties that keep only multistreaming protocols: the mocks. Free with
+ * transport_properties_free. */
+static inline TransportProperties *mock_props(void) {
+  TransportProperties *props = transport_properties_new();
+  CHECK(props != NULL);
+  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_REQUIRE), TAPS_OK);
+  return props;
+}
+
+/* A preconnection to `hosts` (literals or names), all on `port`. */
+static inline Preconnection *mock_preconnection_port(Mock *m, const char *const *hosts, size_t n, uint16_t port,
+                                                     const TransportProperties *props, const RacingOptions *opts) {
+  RemoteEndpoint *eps[8];
+  CHECK(n >= 1 && n <= 8);
+  for (size_t i = 0; i < n; i++) eps[i] = test_remote_host(hosts[i], port);
+  Preconnection *p = preconnection_new(m->loop, (const RemoteEndpoint *const *)eps, n, props, opts);
+  if (p == NULL) fprintf(stderr, "preconnection_new: %s\n", taps_last_error_message());
+  CHECK(p != NULL);
+  for (size_t i = 0; i < n; i++) remote_endpoint_free(eps[i]);
+  return p;
+}
+
+static inline Preconnection *mock_preconnection(Mock *m, const char *const *hosts, size_t n,
+                                                const TransportProperties *props, const RacingOptions *opts) {
+  return mock_preconnection_port(m, hosts, n, 443, props, opts);
+}
+
+/* Initiate (the connection is m->conn) and run what is ready. */
+static inline void mock_initiate(Mock *m, Preconnection *p) {
+  ConnectionCallbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.ready = mock_cb_ready;
+  cb.establishment_error = mock_cb_establishment_error;
+  cb.connection_error = mock_cb_connection_error;
+  cb.closed = mock_cb_closed;
+  cb.user_data = m;
+  CHECK_CODE(preconnection_initiate_with_racing(p, cb, &m->conn), TAPS_OK);
+  CHECK(m->conn != NULL);
+}
+
+/* Run what is ready; on a manual clock this never blocks. */
+static inline void mock_run(Mock *m) { CHECK_CODE(event_loop_run(m->loop), TAPS_OK); }
+
+/* Advance the manual clock by `us` and run what fell due. */
+static inline void mock_advance(Mock *m, uint64_t us) {
+  uint64_t before = event_loop_now_us(m->loop);
+  CHECK_CODE(event_loop_advance_clock(m->loop, us), TAPS_OK);
+  CHECK_EQ(event_loop_now_us(m->loop), before + us);
+  mock_run(m);
+}
+
+/* Advance the clock to `at_us` (absolute) and run. */
+static inline void mock_advance_to(Mock *m, uint64_t at_us) {
+  uint64_t now = event_loop_now_us(m->loop);
+  CHECK(at_us >= now);
+  mock_advance(m, at_us - now);
+}
+
+static inline void mock_print_log(const Mock *m) {
+  fprintf(stderr, "mock log (%d lines):\n", m->n_log);
+  for (int i = 0; i < m->n_log; i++) fprintf(stderr, "  %2d: %s\n", i, m->log[i]);
+}
+
+/* The whole log equals `want` (NULL-terminated). */
+static inline void mock_expect_(const Mock *m, const char *file, int line, const char *const *want) {
+  int n = 0;
+  while (want[n] != NULL) n++;
+  int ok = n == m->n_log;
+  for (int i = 0; ok && i < n; i++) ok = strcmp(want[i], m->log[i]) == 0;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: the mock log differs; expected (%d lines):\n", file, line, n);
+    for (int i = 0; i < n; i++) fprintf(stderr, "  %2d: %s\n", i, want[i]);
+    mock_print_log(m);
+    if (m->conn != NULL) test_print_attempts(m->conn);
+    exit(1);
+  }
+}
+#define MOCK_EXPECT(m, ...) mock_expect_((m), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
+#define MOCK_EXPECT_EMPTY(m) mock_expect_((m), __FILE__, __LINE__, (const char *const[]){NULL})
+
+/* Attempt `i` of the connection. */
+static inline AttemptInfo mock_info(const Mock *m, size_t i) {
+  AttemptInfo a;
+  memset(&a, 0, sizeof a);
+  CHECK_CODE(connection_get_attempt(m->conn, i, &a), TAPS_OK);
+  return a;
+}
+
+static inline void mock_check_attempt(const Mock *m, size_t i, const char *protocol, const char *addr,
+                                      uint64_t started_us, uint64_t ended_us, AttemptOutcome outcome,
+                                      int os_error, const char *file, int line) {
+  AttemptInfo a = mock_info(m, i);
+  char buf[64];
+  mock_addr_str((const struct sockaddr *)&a.address, buf, sizeof buf);
+  if (a.protocol == NULL || strcmp(a.protocol, protocol) != 0 || strcmp(buf, addr) != 0 ||
+      a.started_us != started_us || a.ended_us != ended_us || a.outcome != outcome || a.os_error != os_error) {
+    fprintf(stderr,
+            "%s:%d: attempt %zu is %s %s started %" PRIu64 " ended %" PRIu64 " %s os_error %d; expected %s %s "
+            "started %" PRIu64 " ended %" PRIu64 " %s os_error %d\n",
+            file, line, i, a.protocol ? a.protocol : "(null)", buf, a.started_us, a.ended_us,
+            test_outcome_name(a.outcome), a.os_error, protocol, addr, started_us, ended_us,
+            test_outcome_name(outcome), os_error);
+    test_print_attempts(m->conn);
+    exit(1);
+  }
+}
+/* Attempt i: protocol, address, start and end (µs since initiate), outcome, errno. */
+#define MOCK_CHECK_ATTEMPT(m, i, proto, addr, start, end, outcome, err) \
+  mock_check_attempt((m), (i), (proto), (addr), (start), (end), (outcome), (err), __FILE__, __LINE__)
+
+/* Free the connection, the preconnection and the loop (in that order). */
+static inline void mock_finish(Mock *m, Preconnection *p) {
+  connection_free(m->conn);
+  m->conn = NULL;
+  preconnection_free(p);
+  event_loop_free(m->loop);
+  m->loop = NULL;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+typedef struct MockCase {
+  const char *name;
+  void (*run)(void);
+} MockCase;
+
+#define MOCK_CASE(name) {#name, case_##name}
+
+static inline int mock_main(const MockCase *cases, size_t n, int argc, char **argv) {
+  int ran = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+    TEST_BEGIN(cases[i].name);
+    cases[i].run();
+    TEST_PASS(cases[i].name);
+    ran++;
+  }
+  if (ran == 0) {
+    fprintf(stderr, "no case named %s; cases:\n", argc > 1 ? argv[1] : "?");
+    for (size_t i = 0; i < n; i++) fprintf(stderr, "  %s\n", cases[i].name);
+    return 2;
+  }
+  return 0;
+}
+
+#define MOCK_MAIN(...)                                                           \
+  int main(int argc, char **argv) {                                              \
+    static const MockCase cases[] = {__VA_ARGS__};                               \
+    return mock_main(cases, sizeof cases / sizeof cases[0], argc, argv);        \
+  }
+
+#endif /* TAPS_MOCK_H */
