@@ -13,6 +13,12 @@
  *   in µs in reports.
  * - Callbacks run on the thread that runs the event loop. No panic or
  *   exception crosses this API.
+ * - Threads: any function may be called from any thread. EventLoop,
+ *   Preconnection and Connection handles may be shared by threads (each
+ *   type's comment says what may run at once); RemoteEndpoint,
+ *   LocalEndpoint and TransportProperties are built by one thread at a
+ *   time, then only read. A *_free is the handle's last call. The one
+ *   process-wide state is the registry of shared loops (event_loop_shared).
  */
 
 #ifndef TAPS_RACING_H
@@ -36,7 +42,32 @@ typedef enum AttemptOutcome {
   // Stopped because the race ended (another attempt won, the race
   // failed, timed out, or was cancelled).
   ATTEMPT_OUTCOME_CANCELLED,
+  // Ready after another attempt won, and kept as a spare connection
+  // (connection pools, race_count above 1).
+  ATTEMPT_OUTCOME_SPARE,
 } AttemptOutcome;
+
+// What happened in a pool, for observability.
+//
+typedef enum PoolEventKind {
+  // A race started with `count` attempts.
+  POOL_EVENT_KIND_RACE_STARTED,
+  // An attempt became ready after `elapsed_us`.
+  POOL_EVENT_KIND_ATTEMPT_SUCCEEDED,
+  // An attempt failed after `elapsed_us` with `os_error`.
+  POOL_EVENT_KIND_ATTEMPT_FAILED,
+  // A race was won `elapsed_us` after it started.
+  POOL_EVENT_KIND_RACE_WON,
+  // Every attempt of a race failed (`os_error`: the last errno).
+  POOL_EVENT_KIND_RACE_FAILED,
+  // A ready connection went into the buffer.
+  POOL_EVENT_KIND_CONNECTION_BUFFERED,
+  // A connection was closed: the buffer was full, it was idle too
+  // long, or it failed while buffered.
+  POOL_EVENT_KIND_CONNECTION_DISPOSED,
+  // The next race waits `elapsed_us` µs.
+  POOL_EVENT_KIND_BACKOFF,
+} PoolEventKind;
 
 // Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
 // one of these negative codes; `taps_strerror` describes each.
@@ -153,7 +184,19 @@ typedef enum ProtocolFlag {
 
 // A connection: establishing, established, failed or closed. Owned by the
 // caller of preconnection_initiate_with_racing; free with connection_free.
+//
+// Threads: a Connection may be shared by threads. Every function may be
+// called from any thread, also while its race runs on the loop's thread
+// (connection_close and connection_free from another thread wake the
+// loop). connection_free must be the handle's last call; it is safe inside
+// the connection's own callbacks and waits for a callback running on
+// another thread. Its callbacks run on the loop's thread only.
 typedef struct Connection Connection;
+
+// A pool of connections from one Preconnection: several attempts raced at
+// once, a warm buffer, backoff when all fail. Free with
+// connection_pool_free.
+typedef struct ConnectionPool ConnectionPool;
 
 // One event loop (a mio Poll with its timers, sockets and resolver
 // threads), or one client's handle on a shared loop (event_loop_shared).
@@ -187,6 +230,12 @@ typedef struct LocalEndpoint LocalEndpoint;
 
 // Remote endpoints, properties and racing options on one loop, ready to
 // initiate (RFC 9622 §6). Free with preconnection_free.
+//
+// Threads: a Preconnection may be shared by threads: several may call
+// preconnection_initiate_with_racing on it at once, from any thread.
+// Functions that change it (adding endpoints) and preconnection_free must
+// not run at the same time as any other call on it. Races it initiates
+// belong to its loop handle (for a shared loop, to that client).
 typedef struct Preconnection Preconnection;
 
 // One attempt of a user protocol. Clone it freely; complete it once.
@@ -194,6 +243,9 @@ typedef struct ProtocolAttempt ProtocolAttempt;
 
 // A remote endpoint under construction: a host (name or IP address) and a
 // port. preconnection_new copies it; free it with remote_endpoint_free.
+//
+// Threads: build it on one thread at a time; once built, several threads
+// may pass it to preconnection_new at once.
 typedef struct RemoteEndpoint RemoteEndpoint;
 
 // One DNS query of a race. Clone it freely; answer it once.
@@ -201,6 +253,9 @@ typedef struct ResolverQuery ResolverQuery;
 
 // Transport properties of a Preconnection (RFC 9622 §6). Today every race
 // uses TCP, which the defaults ask for; preconnection_new copies them.
+//
+// Threads: as RemoteEndpoint: set on one thread at a time, then read
+// (preconnection_new) by any number at once.
 typedef struct TransportProperties TransportProperties;
 
 // One attempt of a race.
@@ -226,6 +281,71 @@ typedef struct AttemptInfo {
   const char *interface_name;
 } AttemptInfo;
 
+// A pool's options (C: `PoolOptions`, from `pool_options_default`).
+typedef struct PoolOptions {
+  // Ready connections kept warm: the pool races to refill the buffer
+  // up to this many. Default 0 (no buffer: race on demand only).
+  uint32_t buffer_size;
+  // Most connections the buffer holds; spares beyond it are closed.
+  // Default 8; at least buffer_size.
+  uint32_t max_size;
+  // Attempts raced at once when a caller waits (RacingOptions'
+  // race_count for on-demand races). Default 3, 1 to 64.
+  uint32_t race_count;
+  // Attempts raced at once to refill the buffer. Default 1 (refill
+  // conservatively), 1 to 64.
+  uint32_t refill_race_count;
+  // First backoff after a race whose attempts all failed, ms. Default
+  // 1000.
+  uint32_t backoff_initial_ms;
+  // Growth of the backoff per failed race, percent (200 = ×2). Default
+  // 200, 100 to 1000.
+  uint32_t backoff_multiplier_percent;
+  // Largest backoff, ms. Default 60000.
+  uint32_t backoff_max_ms;
+  // Random spread of each backoff, ± percent of it. Default 0, at most
+  // 100.
+  uint32_t backoff_jitter_percent;
+  // Buffered connections older than this are closed and replaced, ms;
+  // 0 for no limit (default).
+  uint32_t max_idle_ms;
+} PoolOptions;
+
+// One pool event.
+typedef struct PoolEvent {
+  // What happened.
+  enum PoolEventKind kind;
+  // Attempts started (RaceStarted), else 0.
+  uint32_t count;
+  // A duration in µs, per kind.
+  uint64_t elapsed_us;
+  // An errno (AttemptFailed, RaceFailed), else 0.
+  int32_t os_error;
+} PoolEvent;
+
+// The pool's event callback: called on the loop's thread for each event;
+// `event` is valid during the call.
+typedef void (*PoolEventCallback)(const struct PoolEvent *event, void *user_data);
+
+// The callbacks of one connection, called on the thread that runs the
+// loop, never two at once for one connection. Any may be NULL. The return
+// value is reserved: return 0. A callback may call connection_close or
+// connection_free on its own connection, and initiate new races.
+typedef struct ConnectionCallbacks {
+  // The race was won; connection_get_fd gives the socket.
+  int (*ready)(struct Connection *connection, void *user_data);
+  // The race failed; connection_get_error says why, connection_get_attempt
+  // gives each attempt's errno.
+  int (*establishment_error)(struct Connection *connection, void *user_data);
+  // An established connection failed (socket error or hang-up) and is
+  // now closed; connection_get_error is TAPS_ERROR_IO.
+  int (*connection_error)(struct Connection *connection, void *user_data);
+  // connection_close finished.
+  int (*closed)(struct Connection *connection, void *user_data);
+  // Passed back to every callback.
+  void *user_data;
+} ConnectionCallbacks;
+
 // Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
 // (C: racing_options_default(); Rust: RacingOptions::default()) and change
 // the fields you need.
@@ -246,25 +366,6 @@ typedef struct RacingOptions {
   // Attempts started at once at the head of the list, default 1, 1 to 64.
   uint32_t race_count;
 } RacingOptions;
-
-// The callbacks of one connection, called on the thread that runs the
-// loop, never two at once for one connection. Any may be NULL. The return
-// value is reserved: return 0. A callback may call connection_close or
-// connection_free on its own connection, and initiate new races.
-typedef struct ConnectionCallbacks {
-  // The race was won; connection_get_fd gives the socket.
-  int (*ready)(struct Connection *connection, void *user_data);
-  // The race failed; connection_get_error says why, connection_get_attempt
-  // gives each attempt's errno.
-  int (*establishment_error)(struct Connection *connection, void *user_data);
-  // An established connection failed (socket error or hang-up) and is
-  // now closed; connection_get_error is TAPS_ERROR_IO.
-  int (*connection_error)(struct Connection *connection, void *user_data);
-  // connection_close finished.
-  int (*closed)(struct Connection *connection, void *user_data);
-  // Passed back to every callback.
-  void *user_data;
-} ConnectionCallbacks;
 
 // A protocol the program brings (QUIC, TLS over TCP, a tunnel, a mock),
 // raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
@@ -551,6 +652,40 @@ void event_loop_release(struct EventLoop *event_loop);
 // own (that thread then stops after the callback returns), never inside
 // event_loop_run / run_once / process.
 void event_loop_free(struct EventLoop *event_loop);
+
+// The defaults: buffer_size 0, max_size 8, race_count 3,
+// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
+// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
+struct PoolOptions pool_options_default(void);
+
+// A pool racing `p`'s candidates (copied; `p` may be freed after) with
+// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
+// PoolEvent. NULL on error, with taps_last_error():
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
+// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
+struct ConnectionPool *connection_pool_new(const struct Preconnection *p,
+                                           const struct PoolOptions *opts,
+                                           PoolEventCallback on_event,
+                                           void *user_data);
+
+// Ask the pool for a connection: `*out_connection` is set at once,
+// establishing (the caller owns it: connection_free). Its `ready` follows
+// with the oldest buffered connection (on the next loop turn) or the next
+// one a race makes; its `establishment_error` if the race meant to serve
+// it failed (then the pool backs off). Errors (then `*out_connection` is
+// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
+int connection_pool_acquire(struct ConnectionPool *pool,
+                            struct ConnectionCallbacks callbacks,
+                            struct Connection **out_connection);
+
+// Connections buffered now (0 for NULL).
+size_t connection_pool_buffered(const struct ConnectionPool *pool);
+
+// Free a pool: its races are cancelled, its buffered connections closed,
+// connections still waiting fail with TAPS_ERROR_CANCELLED without a
+// callback (free them as usual); no event follows. Connections already
+// handed out are not affected. NULL is fine.
+void connection_pool_free(struct ConnectionPool *pool);
 
 // The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 // resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),

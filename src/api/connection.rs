@@ -49,6 +49,9 @@ pub enum AttemptOutcome {
     /// Stopped because the race ended (another attempt won, the race
     /// failed, timed out, or was cancelled).
     Cancelled,
+    /// Ready after another attempt won, and kept as a spare connection
+    /// (connection pools, race_count above 1).
+    Spare,
 }
 
 /// One attempt of a race, as reported after the fact.

@@ -77,6 +77,7 @@ impl RacingOptions {
             attempt_timeout: opt(self.attempt_timeout_ms),
             total_timeout: opt(self.total_timeout_ms),
             race_count: self.race_count as usize,
+            keep_losers: false,
         })
     }
 }

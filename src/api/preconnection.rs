@@ -18,6 +18,7 @@ use std::sync::Arc;
 /// (RFC 9622 §6). Initiate races them (RFC 9623 §4).
 ///
 /// cbindgen:ignore
+#[derive(Clone)]
 pub struct Preconnection {
     lp: Arc<LoopShared>,
     /// The loop handle's client: races started here are that client's.
@@ -160,6 +161,25 @@ impl Preconnection {
             BranchKind::Protocol => self.racing.protocol = racing,
             BranchKind::Endpoint => self.racing.endpoint = racing,
         }
+    }
+
+    /// A copy of what a race needs, for a pool.
+    pub(crate) fn owned_spec(&self) -> crate::driver::pool::OwnedSpec {
+        crate::driver::pool::OwnedSpec {
+            remotes: self.remotes.clone(),
+            locals: self.locals.clone(),
+            selection: self.properties.selection.clone(),
+            config: self.racing.apply(self.config),
+            racing: self.racing,
+        }
+    }
+
+    pub(crate) fn loop_shared(&self) -> &Arc<LoopShared> {
+        &self.lp
+    }
+
+    pub(crate) fn client(&self) -> Arc<Client> {
+        Arc::clone(&self.client)
     }
 
     /// The racing types of the three levels.

@@ -48,6 +48,8 @@ pub(crate) struct ConnState {
     pub handler: Option<Box<dyn ConnectionHandler>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
+    /// The pool this connection waits in or is buffered by.
+    pub pool: Option<u64>,
 }
 
 /// One connection's shared core. The loop keeps an `Arc` while a race or a
@@ -81,6 +83,7 @@ impl ConnCore {
                 handler: None,
                 released: false,
                 in_callback: None,
+                pool: None,
             }),
             done: Condvar::new(),
         })

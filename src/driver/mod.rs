@@ -11,6 +11,7 @@ pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod conn;
 pub(crate) mod paths;
+pub(crate) mod pool;
 pub(crate) mod protocol;
 pub(crate) mod resolver;
 pub(crate) mod runner;
@@ -70,6 +71,10 @@ struct RaceEntry {
     /// User-resolver queries, to cancel if the race ends first.
     queries: Vec<ResolverQuery>,
     user_resolver: Option<Arc<dyn UserResolver>>,
+    /// A pool's race: the pool and why it raced.
+    pool: Option<(u64, pool::RaceKind)>,
+    /// Outcomes already reported as pool events.
+    seen: Vec<AttemptOutcome>,
 }
 
 /// What to race: a Preconnection's contents.
@@ -92,6 +97,10 @@ struct LoopState {
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
+    /// Connection pools on this loop, by id (ids share the race counter).
+    pools: HashMap<u64, pool::PoolEntry>,
+    /// Pool events to deliver, in order, with the other callbacks.
+    pool_events: VecDeque<(Arc<pool::PoolCore>, crate::api::pool::PoolEvent)>,
     next_race: u64,
     next_token: usize,
     /// The thread inside run / run_once / process (or the loop's own
@@ -173,6 +182,8 @@ impl LoopShared {
                 timers: TimerHeap::default(),
                 wake_timer,
                 callbacks: VecDeque::new(),
+                pools: HashMap::new(),
+                pool_events: VecDeque::new(),
                 next_race: 1,
                 next_token: FIRST_SOCKET,
                 runner: None,
@@ -262,6 +273,20 @@ impl LoopShared {
         if st.shut_down || st.stop_requested || conn.client.is_released() {
             return Err(Error::InvalidState);
         }
+        self.start_race_locked(&mut st, conn, spec, None)?;
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+        Ok(())
+    }
+
+    /// Start a race with the state locked; `pool` marks a pool's race.
+    fn start_race_locked(
+        &self,
+        st: &mut LoopState,
+        conn: &Arc<ConnCore>,
+        spec: &RaceSpec<'_>,
+        pool: Option<(u64, pool::RaceKind)>,
+    ) -> Result<u64> {
         let (paths, branches, protocols) = build_tree(&st.protocols, spec);
         if branches.is_empty() {
             return Err(Error::NoCandidates);
@@ -321,6 +346,8 @@ impl LoopShared {
                 protocols,
                 queries: Vec::new(),
                 user_resolver: user_resolver.clone(),
+                pool,
+                seen: Vec::new(),
             },
         );
         for (i, ep) in remotes.iter().enumerate() {
@@ -351,10 +378,8 @@ impl LoopShared {
                 }
             }
         }
-        self.drive(&mut st, id, now);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
-        Ok(())
+        self.drive(st, id, now);
+        Ok(id)
     }
 
     /// The user released its handle: cancel the race, close the socket,
@@ -363,13 +388,16 @@ impl LoopShared {
     pub(crate) fn release(&self, conn: &Arc<ConnCore>) {
         let handler = {
             let mut st = lock(&self.state);
-            let (race, transport, handler) = {
+            let (race, transport, handler, pool) = {
                 let mut c = conn.lock();
                 c.released = true;
-                (c.race.take(), c.transport.take(), c.handler.take())
+                (c.race.take(), c.transport.take(), c.handler.take(), c.pool.take())
             };
             if let Some(id) = race {
                 self.cancel_race(&mut st, id);
+            }
+            if let Some(pool) = pool {
+                self.pool_forget_waiter(&mut st, pool, conn);
             }
             if let Some(t) = transport {
                 if let Transport::Tcp(token, _) = &t {
@@ -418,6 +446,11 @@ impl LoopShared {
     pub(crate) fn shutdown(&self) {
         let mut st = lock(&self.state);
         st.shut_down = true;
+        let pools: Vec<u64> = st.pools.keys().copied().collect();
+        for id in pools {
+            self.pool_free_locked(&mut st, id);
+        }
+        st.pool_events.clear();
         let ids: Vec<u64> = st.races.keys().copied().collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
@@ -501,9 +534,14 @@ impl LoopShared {
                 }
                 c.phase = Phase::Closed;
                 c.error = Some(Error::Io(errno));
+                let pool = c.pool.take();
                 drop(c);
                 st.targets.remove(&token);
-                st.callbacks.push_back((conn, Callback::ConnectionError));
+                match pool {
+                    // A buffered connection: the pool replaces it.
+                    Some(pool) => self.pool_lost(st, pool, &conn, now),
+                    None => st.callbacks.push_back((conn, Callback::ConnectionError)),
+                }
             }
             None => {}
         }
@@ -554,6 +592,10 @@ impl LoopShared {
 
     fn fire_timers(&self, st: &mut LoopState, now: Micros) {
         while let Some((at, id)) = st.timers.pop_due(now) {
+            if st.pools.contains_key(&id) {
+                self.pool_timer(st, id, at, now);
+                continue;
+            }
             let Some(entry) = st.races.get_mut(&id) else { continue };
             if entry.armed != Some(at) {
                 continue;
@@ -565,8 +607,10 @@ impl LoopShared {
     }
 
     fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, wake_timer, .. } = st;
-        timers.drop_stale_top(|at, id| races.get(&id).is_some_and(|e| e.armed == Some(at)));
+        let LoopState { timers, races, pools, wake_timer, .. } = st;
+        timers.drop_stale_top(|at, id| {
+            races.get(&id).is_some_and(|e| e.armed == Some(at)) || pools.get(&id).is_some_and(|p| p.armed == Some(at))
+        });
         if let Some(t) = wake_timer.as_mut() {
             t.arm(&self.clock, timers.peek());
         }
@@ -582,18 +626,28 @@ impl LoopShared {
     }
 
     /// Carry out the race's actions until it has none left; finish it if it
-    /// ended.
+    /// ended. A pool's race hands its connections to the pool instead.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
         self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let LoopState { races, targets, next_token, timers, callbacks, .. } = st;
+        let LoopState { races, targets, next_token, timers, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
+        let mut spares: Vec<AttemptId> = Vec::new();
         while let Some(action) = entry.race.poll_action() {
             match action {
                 Action::Start { attempt, addr, path, protocol } => {
                     let proto = Arc::clone(&entry.protocols[protocol]);
-                    match protocol::start(&proto, &entry.paths[path], addr, &self.me, id, attempt) {
-                        Ok(Started::Pending(AttemptIo::Tcp(_, mut stream))) => {
+                    let started = protocol::start(&proto, &entry.paths[path], addr, &self.me, id, attempt);
+                    let (io, ready) = match started {
+                        Ok(Started::Pending(io)) => (io, false),
+                        Ok(Started::Ready(io)) => (io, true),
+                        Err(errno) => {
+                            entry.race.on_attempt_failed(now, attempt, errno);
+                            continue;
+                        }
+                    };
+                    let io = match io {
+                        AttemptIo::Tcp(_, mut stream) => {
                             let token = Token(*next_token);
                             *next_token += 1;
                             if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
@@ -601,29 +655,13 @@ impl LoopShared {
                                 continue;
                             }
                             targets.insert(token, Target::Attempt { race: id, attempt });
-                            entry.io.insert(attempt, AttemptIo::Tcp(token, stream));
+                            AttemptIo::Tcp(token, stream)
                         }
-                        Ok(Started::Ready(AttemptIo::Tcp(_, mut stream))) => {
-                            // Connected at once (loopback): registered so the
-                            // winner path is the same as for a pending one.
-                            let token = Token(*next_token);
-                            *next_token += 1;
-                            if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
-                                entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
-                                continue;
-                            }
-                            targets.insert(token, Target::Attempt { race: id, attempt });
-                            entry.io.insert(attempt, AttemptIo::Tcp(token, stream));
-                            entry.race.on_attempt_ready(now, attempt);
-                        }
-                        Ok(Started::Pending(io)) => {
-                            entry.io.insert(attempt, io);
-                        }
-                        Ok(Started::Ready(io)) => {
-                            entry.io.insert(attempt, io);
-                            entry.race.on_attempt_ready(now, attempt);
-                        }
-                        Err(errno) => entry.race.on_attempt_failed(now, attempt, errno),
+                        other => other,
+                    };
+                    entry.io.insert(attempt, io);
+                    if ready {
+                        entry.race.on_attempt_ready(now, attempt);
                     }
                 }
                 Action::Cancel { attempt } => {
@@ -635,31 +673,22 @@ impl LoopShared {
                     }
                 }
                 Action::Won { attempt } => end = Some(Ok(attempt)),
+                Action::Spare { attempt } => spares.push(attempt),
                 Action::Failed { error } => end = Some(Err(error)),
             }
         }
         let reports = reports(entry);
+        if let Some((pool, kind)) = entry.pool {
+            self.drive_pool_race(st, id, pool, kind, end, spares, reports, now);
+            return;
+        }
         let Some(end) = end else {
             entry.conn.lock().attempts = reports;
-            match entry.race.next_deadline() {
-                Some(at) if entry.armed != Some(at) => {
-                    entry.armed = Some(at);
-                    timers.push(at, id);
-                }
-                Some(_) => {}
-                None => entry.armed = None,
-            }
+            arm_race(entry, timers, id);
             return;
         };
         let Some(mut entry) = races.remove(&id) else { return };
-        for q in entry.queries.drain(..) {
-            if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
-                q.0.end();
-                if let Some(r) = &entry.user_resolver {
-                    r.cancel(&q);
-                }
-            }
-        }
+        self.end_queries(&mut entry);
         let winner = match end {
             Ok(attempt) => entry.io.remove(&attempt),
             Err(_) => None,
@@ -678,27 +707,9 @@ impl LoopShared {
         let callback = match (end, winner) {
             (Ok(attempt), Some(io)) => {
                 let remote = entry.race.attempts().nth(attempt).map(|a| a.record.candidate.addr);
-                let transport = match io {
-                    AttemptIo::Tcp(token, mut stream) => {
-                        let watch = self.registry.reregister(&mut stream, token, Interest::READABLE);
-                        if watch.is_ok() && live {
-                            targets.insert(token, Target::Established(Arc::downgrade(&conn)));
-                        } else {
-                            targets.remove(&token);
-                        }
-                        Transport::Tcp(token, stream)
-                    }
-                    AttemptIo::Udp(sock) => Transport::Udp(sock),
-                    AttemptIo::User { entry, handle, ready } => {
-                        handle.end();
-                        let (fd, data) = ready.unwrap_or((None, 0));
-                        Transport::User { entry, fd, data }
-                    }
-                };
+                let transport = self.into_transport(targets, io);
                 if live {
-                    c.phase = Phase::Established;
-                    c.remote = remote;
-                    c.transport = Some(transport);
+                    self.install(targets, &conn, &mut c, transport, remote);
                     Some(Callback::Ready)
                 } else {
                     protocol::close_transport(transport, &self.registry);
@@ -714,12 +725,7 @@ impl LoopShared {
             (Err(error), _) => {
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(match error {
-                        RaceError::ResolutionFailed(code) => Error::ResolutionFailed(code),
-                        RaceError::AllAttemptsFailed(errno) => Error::AllAttemptsFailed(errno),
-                        RaceError::TimedOut => Error::TimedOut,
-                        RaceError::Cancelled => Error::Cancelled,
-                    });
+                    c.error = Some(race_error(error));
                     Some(Callback::EstablishmentError)
                 } else {
                     None
@@ -729,8 +735,80 @@ impl LoopShared {
         let released = c.released;
         drop(c);
         if let (Some(cb), false) = (callback, released) {
-            callbacks.push_back((conn, cb));
+            st.callbacks.push_back((conn, cb));
         }
+    }
+
+    /// Cancel the user-resolver queries of a race that ended.
+    fn end_queries(&self, entry: &mut RaceEntry) {
+        for q in entry.queries.drain(..) {
+            if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
+                q.0.end();
+                if let Some(r) = &entry.user_resolver {
+                    r.cancel(&q);
+                }
+            }
+        }
+    }
+
+    /// A ready attempt's I/O as an established connection's transport: a
+    /// TCP stream stops being watched for writability (its token is
+    /// forgotten until [`LoopShared::install`]).
+    fn into_transport(&self, targets: &mut HashMap<Token, Target>, io: AttemptIo) -> Transport {
+        match io {
+            AttemptIo::Tcp(token, stream) => {
+                targets.remove(&token);
+                Transport::Tcp(token, stream)
+            }
+            AttemptIo::Udp(sock) => Transport::Udp(sock),
+            AttemptIo::User { entry, handle, ready } => {
+                handle.end();
+                let (fd, data) = ready.unwrap_or((None, 0));
+                Transport::User { entry, fd, data }
+            }
+        }
+    }
+
+    /// Make `transport` the established connection of `conn` (whose state
+    /// `c` is locked): a TCP socket is watched for errors and hang-ups.
+    fn install(
+        &self,
+        targets: &mut HashMap<Token, Target>,
+        conn: &Arc<ConnCore>,
+        c: &mut conn::ConnState,
+        mut transport: Transport,
+        remote: Option<SocketAddr>,
+    ) {
+        if let Transport::Tcp(token, stream) = &mut transport {
+            if self.registry.reregister(stream, *token, Interest::READABLE).is_ok() {
+                targets.insert(*token, Target::Established(Arc::downgrade(conn)));
+            }
+        }
+        c.phase = Phase::Established;
+        c.remote = remote;
+        c.transport = Some(transport);
+    }
+}
+
+/// Push the race's next deadline on the heap if it moved.
+fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: u64) {
+    match entry.race.next_deadline() {
+        Some(at) if entry.armed != Some(at) => {
+            entry.armed = Some(at);
+            timers.push(at, id);
+        }
+        Some(_) => {}
+        None => entry.armed = None,
+    }
+}
+
+/// The API error of a race error.
+fn race_error(e: RaceError) -> Error {
+    match e {
+        RaceError::ResolutionFailed(code) => Error::ResolutionFailed(code),
+        RaceError::AllAttemptsFailed(errno) => Error::AllAttemptsFailed(errno),
+        RaceError::TimedOut => Error::TimedOut,
+        RaceError::Cancelled => Error::Cancelled,
     }
 }
 
@@ -758,6 +836,7 @@ fn reports(entry: &RaceEntry) -> Vec<AttemptReport> {
                     Outcome::Won => AttemptOutcome::Won,
                     Outcome::Failed(_) => AttemptOutcome::Failed,
                     Outcome::Cancelled => AttemptOutcome::Cancelled,
+                    Outcome::Spare => AttemptOutcome::Spare,
                 },
                 os_error: match r.outcome {
                     Outcome::Failed(e) => e,

@@ -61,7 +61,10 @@ impl LoopShared {
     /// Whether a race or a callback is pending.
     pub(crate) fn has_work(&self) -> bool {
         let st = lock(&self.state);
-        !st.races.is_empty() || !st.callbacks.is_empty()
+        !st.races.is_empty()
+            || !st.callbacks.is_empty()
+            || !st.pool_events.is_empty()
+            || st.pools.values().any(|p| p.is_pending())
     }
 
     /// Call the queued callbacks in order, with no lock held, until none is
@@ -69,6 +72,12 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
+            let event = lock(&self.state).pool_events.pop_front();
+            if let Some((pool, e)) = event {
+                pool.emit(&e);
+                n += 1;
+                continue;
+            }
             let next = lock(&self.state).callbacks.pop_front();
             match next {
                 Some((conn, cb)) => {
@@ -144,6 +153,10 @@ impl LoopShared {
     /// any more. The number of callbacks delivered (0: timeout or idle).
     pub(crate) fn run_once(&self, timeout: Option<Duration>) -> Result<usize> {
         let _running = self.enter()?;
+        if self.clock.is_manual() {
+            // Time stands still: waiting for a timer would never end.
+            return self.turn(Wait::No, false);
+        }
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
             let wait = match deadline {
@@ -181,7 +194,11 @@ impl LoopShared {
         }
         self.sync_wake_timer(&mut st);
         let now = self.clock.now();
-        st.timers.peek().map(|at| Duration::from_micros(at.saturating_sub(now)))
+        match st.timers.peek() {
+            // A manual clock's timers fall due only when it is advanced.
+            Some(at) if self.clock.is_manual() => (at <= now).then_some(Duration::ZERO),
+            at => at.map(|at| Duration::from_micros(at.saturating_sub(now))),
+        }
     }
 
     /// Whether the loop runs on a thread of its own.

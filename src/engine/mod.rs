@@ -11,9 +11,12 @@
 //! - [`tree`]: the candidate tree ROOT → PATH → PROTOCOL → ENDPOINT of
 //!   RFC 9623 §4.1, with immediate, delayed and failover branch racing
 //!   (§4.3); each leaf is a [`race::Race`].
+//! - [`pool`]: the policy of a warm connection pool (when to race, how
+//!   many attempts, where a ready connection goes, backoff).
 //! - [`select`]: selection properties (RFC 9622 §6.2) pruning and ordering
 //!   path and protocol branches.
 
+pub mod pool;
 pub mod race;
 pub mod select;
 pub mod sort;

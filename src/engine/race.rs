@@ -48,7 +48,15 @@ pub struct RaceConfig {
     pub total_timeout: Option<Micros>,
     /// Attempts started at once when racing starts (≥ 1). `usize::MAX`
     /// means immediate racing: every candidate starts as soon as it is known.
+    /// With fewer candidates than `race_count` once resolution is over, the
+    /// candidates are attempted again, in order, until `race_count`
+    /// attempts have started (several attempts of one candidate).
     pub race_count: usize,
+    /// Keep the losers: when the race is won, attempts still running are
+    /// not cancelled; one that becomes ready later is reported as
+    /// [`Action::Spare`] (a connection pool buffers it). No new attempt
+    /// starts after the win.
+    pub keep_losers: bool,
 }
 
 impl Default for RaceConfig {
@@ -60,6 +68,7 @@ impl Default for RaceConfig {
             attempt_timeout: None,
             total_timeout: None,
             race_count: 1,
+            keep_losers: false,
         }
     }
 }
@@ -75,6 +84,9 @@ pub enum Outcome {
     Failed(i32),
     /// Stopped by the engine because the race ended.
     Cancelled,
+    /// Ready after the race was won, with `keep_losers`: a spare
+    /// connection.
+    Spare,
 }
 
 /// The report of one started attempt.
@@ -129,6 +141,12 @@ pub enum Action {
     /// Cancels.
     Won {
         /// The winner.
+        attempt: AttemptId,
+    },
+    /// With `keep_losers`: this attempt became ready after the race was
+    /// won; its connection is a spare.
+    Spare {
+        /// The attempt.
         attempt: AttemptId,
     },
     /// The race failed. Emitted once, after every running attempt's Cancel.
@@ -320,6 +338,14 @@ impl Race {
         if self.winner == Some(attempt) {
             return;
         }
+        if record.outcome == Outcome::Running && self.finished && self.config.keep_losers {
+            // Ready after the end, kept: a spare connection.
+            let record = &mut self.attempts[attempt];
+            record.outcome = Outcome::Spare;
+            record.ended = Some(now);
+            self.actions.push_back(Action::Spare { attempt });
+            return;
+        }
         if self.finished || record.outcome != Outcome::Running {
             // Too late: close its socket, keep its record.
             self.actions.push_back(Action::Cancel { attempt });
@@ -329,20 +355,36 @@ impl Race {
         record.outcome = Outcome::Won;
         record.ended = Some(now);
         self.winner = Some(attempt);
-        self.cancel_running(now);
+        if !self.config.keep_losers {
+            self.cancel_running(now);
+        }
         self.finished = true;
         self.actions.push_back(Action::Won { attempt });
     }
 
+    /// Stop starting attempts without cancelling the running ones (used by
+    /// a tree when another branch won and losers are kept). No action.
+    pub fn freeze(&mut self) {
+        self.finished = true;
+    }
+
+    /// Attempts still running.
+    pub fn running_count(&self) -> usize {
+        self.running()
+    }
+
     /// The attempt failed with `errno`. Ignored if it had already ended.
     pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
-        if self.finished {
-            return;
-        }
         let Some(record) = self.attempts.get_mut(attempt) else {
             return;
         };
         if record.outcome != Outcome::Running {
+            return;
+        }
+        if self.finished {
+            // Only a kept loser is still running after the end.
+            record.outcome = Outcome::Failed(errno);
+            record.ended = Some(now);
             return;
         }
         record.outcome = Outcome::Failed(errno);
@@ -356,6 +398,9 @@ impl Race {
     /// Connection Attempt Delay, attempt and total timeouts). Calling it
     /// early or twice is harmless.
     pub fn on_timer(&mut self, now: Micros) {
+        if self.finished {
+            self.expire_kept(now);
+        }
         self.pump(now);
     }
 
@@ -365,6 +410,9 @@ impl Race {
     pub fn cancel(&mut self, now: Micros) {
         if !self.finished {
             self.fail(now, RaceError::Cancelled);
+        } else {
+            // Kept losers still running: stop them too.
+            self.cancel_running(now);
         }
     }
 
@@ -372,7 +420,14 @@ impl Race {
     /// `None` once the race has ended.
     pub fn next_deadline(&self) -> Option<Micros> {
         if self.finished {
-            return None;
+            // Kept losers still time out.
+            let timeout = self.config.attempt_timeout?;
+            return self
+                .attempts
+                .iter()
+                .filter(|r| r.outcome == Outcome::Running)
+                .map(|r| r.started.saturating_add(timeout))
+                .min();
         }
         let mut deadline: Option<Micros> = None;
         let mut consider = |t: Micros| {
@@ -509,6 +564,28 @@ impl Race {
         true
     }
 
+    /// Attempt timeouts of kept losers after the end.
+    fn expire_kept(&mut self, now: Micros) {
+        let Some(timeout) = self.config.attempt_timeout else { return };
+        for (attempt, r) in self.attempts.iter_mut().enumerate() {
+            if r.outcome == Outcome::Running && r.started.saturating_add(timeout) <= now {
+                r.outcome = Outcome::Failed(libc::ETIMEDOUT);
+                r.ended = Some(now);
+                self.actions.push_back(Action::Cancel { attempt });
+            }
+        }
+    }
+
+    /// Start candidate `index` of the order again (race_count larger than
+    /// the number of candidates).
+    fn start_again(&mut self, now: Micros, index: usize) {
+        let candidate = self.ordered[index];
+        let attempt = self.attempts.len();
+        self.attempts.push(AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
+        self.last_start = Some(now);
+        self.actions.push_back(Action::Start { attempt, addr: candidate.addr });
+    }
+
     /// Cancel every running attempt (record and action).
     fn cancel_running(&mut self, now: Micros) {
         for (attempt, r) in self.attempts.iter_mut().enumerate() {
@@ -578,6 +655,19 @@ impl Race {
         // The initial batch of race_count is not complete (racing started
         // with fewer candidates): late candidates join it at once.
         if self.attempts.len() < self.config.race_count.max(1) && self.start_next(now) {
+            return true;
+        }
+        // race_count above the number of candidates, resolution over:
+        // attempt the candidates again until race_count attempts started.
+        let want = self.config.race_count.max(1);
+        if want != usize::MAX
+            && self.attempts.len() < want
+            && !self.ordered.is_empty()
+            && self.next_pending().is_none()
+            && !self.is_resolving()
+        {
+            let index = self.attempts.len() % self.ordered.len();
+            self.start_again(now, index);
             return true;
         }
         // Nothing running (late answers): start at once.
@@ -1236,8 +1326,30 @@ mod tests {
         r.on_answer(0, q6(0), Ok(vec![v6(1)]));
         assert_eq!(drain(&mut r), [start(0, v6(1))]);
         assert_eq!(r.next_deadline(), None);
+        // Resolution over with two candidates for five: they are attempted
+        // again, in order, until five attempts have started (issue 6: N
+        // attempts of one candidate when there are too few).
         r.on_answer(30 * MS, q4(0), Ok(vec![v4(1)]));
-        assert_eq!(drain(&mut r), [start(1, v4(1))]);
+        assert_eq!(drain(&mut r), [start(1, v4(1)), start(2, v6(1)), start(3, v4(1)), start(4, v6(1))]);
+        assert!(r.attempts().iter().all(|a| a.started <= 30 * MS));
+        assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn keep_losers_turns_late_readies_into_spares() {
+        let config = RaceConfig { race_count: 3, keep_losers: true, attempt_timeout: Some(500 * MS), ..cfg() };
+        let mut r = Race::new(config, 0, &[q4(0)]);
+        r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+        assert_eq!(drain(&mut r), [start(0, v4(1)), start(1, v4(1)), start(2, v4(1))]);
+        r.on_attempt_failed(10 * MS, 0, libc::ECONNREFUSED);
+        assert_eq!(drain(&mut r), [], "the batch had every candidate: nothing new starts");
+        r.on_attempt_ready(20 * MS, 2);
+        assert_eq!(drain(&mut r), [Action::Won { attempt: 2 }], "attempt 1 is not cancelled");
+        assert_eq!(r.running_count(), 1);
+        assert_eq!(r.next_deadline(), Some(500 * MS), "a kept loser still times out");
+        r.on_attempt_ready(30 * MS, 1);
+        assert_eq!(drain(&mut r), [Action::Spare { attempt: 1 }]);
+        assert_eq!(r.attempts()[1].outcome, Outcome::Spare);
         assert_eq!(r.next_deadline(), None);
     }
 
@@ -1380,6 +1492,7 @@ mod tests {
             attempt_timeout: rng.chance(40).then(|| (1 + rng.below(600)) * MS),
             total_timeout: rng.chance(40).then(|| (1 + rng.below(3000)) * MS),
             race_count: 1 + rng.below(3) as usize,
+            keep_losers: false,
         };
         let t0 = rng.below(1000);
         let endpoints = 1 + rng.below(2) as usize;
@@ -1462,6 +1575,7 @@ mod tests {
                         assert_ne!(race.attempts()[attempt].outcome, Outcome::Running);
                         assert_ne!(race.attempts()[attempt].outcome, Outcome::Won);
                     }
+                    Action::Spare { .. } => panic!("a spare without keep_losers"),
                     Action::Won { attempt } => {
                         chk.terminal += 1;
                         assert_eq!(race.attempts()[attempt].outcome, Outcome::Won);
@@ -1533,7 +1647,8 @@ mod tests {
         let records = race.attempts();
         assert_eq!(records.len(), chk.starts);
         let addrs: HashSet<SocketAddr> = records.iter().map(|r| r.candidate.addr).collect();
-        assert_eq!(addrs.len(), records.len(), "an address attempted twice");
+        // Repeats only fill a first batch larger than the candidate list.
+        assert!(records.len() - addrs.len() < config.race_count, "an address attempted twice");
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r.started, chk.start_times[i]);
             if i > 0 {

@@ -83,6 +83,11 @@ pub enum Action {
         /// The winner.
         attempt: AttemptId,
     },
+    /// With `keep_losers`: an attempt ready after the win, a spare.
+    Spare {
+        /// The attempt.
+        attempt: AttemptId,
+    },
     /// The race failed; emitted once, after every Cancel.
     Failed {
         /// Why.
@@ -133,6 +138,7 @@ pub struct Tree {
     winner: Option<AttemptId>,
     last_errno: i32,
     last_resolution_error: i32,
+    keep_losers: bool,
     actions: VecDeque<Action>,
 }
 
@@ -171,6 +177,7 @@ impl Tree {
             winner: None,
             last_errno: 0,
             last_resolution_error: 0,
+            keep_losers: config.keep_losers,
             actions: VecDeque::new(),
         };
         tree.pump(now);
@@ -213,14 +220,27 @@ impl Tree {
     pub fn cancel(&mut self, now: Micros) {
         if !self.finished {
             self.end(now, Err(RaceError::Cancelled));
+        } else {
+            // Kept losers still running: stop them.
+            for leaf in &mut self.leaves {
+                leaf.race.cancel(now);
+            }
+            self.drain_leaves(now);
         }
+    }
+
+    /// Attempts still running (after a win with `keep_losers`, the kept
+    /// losers).
+    pub fn running_count(&self) -> usize {
+        self.leaves.iter().map(|l| l.race.running_count()).sum()
     }
 
     /// The earliest time at which [`Tree::on_timer`] has work; `None` once
     /// the race ended.
     pub fn next_deadline(&self) -> Option<Micros> {
         if self.finished {
-            return None;
+            // Kept losers' attempt timeouts.
+            return self.leaves.iter().filter_map(|l| l.race.next_deadline()).min();
         }
         let mut best = self.total_deadline;
         let mut consider = |t: Option<Micros>| {
@@ -300,6 +320,10 @@ impl Tree {
                         let global = self.leaves[i].global[attempt];
                         self.end(now, Ok(global));
                     }
+                    RaceAction::Spare { attempt } => {
+                        let global = self.leaves[i].global[attempt];
+                        self.actions.push_back(Action::Spare { attempt: global });
+                    }
                     RaceAction::Failed { error } => {
                         self.leaves[i].failed = true;
                         match error {
@@ -317,8 +341,13 @@ impl Tree {
     /// End the race: cancel every leaf still racing, then Won or Failed.
     fn end(&mut self, now: Micros, outcome: Result<AttemptId, RaceError>) {
         self.finished = true;
+        let keep = self.keep_losers && outcome.is_ok();
         for leaf in &mut self.leaves {
-            leaf.race.cancel(now);
+            if keep {
+                leaf.race.freeze();
+            } else {
+                leaf.race.cancel(now);
+            }
         }
         self.drain_leaves(now);
         match outcome {

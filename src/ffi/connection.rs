@@ -8,6 +8,13 @@ use std::net::SocketAddr;
 
 /// A connection: establishing, established, failed or closed. Owned by the
 /// caller of preconnection_initiate_with_racing; free with connection_free.
+///
+/// Threads: a Connection may be shared by threads. Every function may be
+/// called from any thread, also while its race runs on the loop's thread
+/// (connection_close and connection_free from another thread wake the
+/// loop). connection_free must be the handle's last call; it is safe inside
+/// the connection's own callbacks and waits for a callback running on
+/// another thread. Its callbacks run on the loop's thread only.
 pub struct Connection(pub(crate) api::Connection);
 
 /// The callbacks of one connection, called on the thread that runs the

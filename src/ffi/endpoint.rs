@@ -8,10 +8,16 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A remote endpoint under construction: a host (name or IP address) and a
 /// port. preconnection_new copies it; free it with remote_endpoint_free.
+///
+/// Threads: build it on one thread at a time; once built, several threads
+/// may pass it to preconnection_new at once.
 pub struct RemoteEndpoint(pub(crate) api::RemoteEndpoint);
 
 /// Transport properties of a Preconnection (RFC 9622 §6). Today every race
 /// uses TCP, which the defaults ask for; preconnection_new copies them.
+///
+/// Threads: as RemoteEndpoint: set on one thread at a time, then read
+/// (preconnection_new) by any number at once.
 pub struct TransportProperties(pub(crate) api::TransportProperties);
 
 /// A new, empty remote endpoint (no host, no port). Free it with

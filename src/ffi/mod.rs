@@ -19,6 +19,7 @@ use std::ffi::{c_char, c_int, CString};
 pub mod connection;
 pub mod endpoint;
 pub mod event_loop;
+pub mod pool;
 pub mod preconnection;
 pub mod properties;
 pub mod protocol;
@@ -90,7 +91,10 @@ pub(crate) fn status(r: crate::api::Result<()>) -> c_int {
 /// `TAPS_ERROR_PANIC` as the last error).
 macro_rules! guard {
     ($on_panic:expr, $body:block) => {
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+            $crate::ffi::injected_panic_point();
+            $body
+        })) {
             Ok(v) => v,
             Err(_) => {
                 $crate::ffi::fail($crate::api::Error::Panic);
@@ -99,6 +103,27 @@ macro_rules! guard {
         }
     };
 }
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook (unit tests only): the next guarded call on this thread
+    /// panics inside its boundary. See `panic_tests`.
+    pub(crate) static INJECT_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Test hook: in the crate's unit tests, panics when `INJECT_PANIC` is
+/// set (and clears it); compiled to nothing in every other build, so the
+/// library's C API surface has no way to trigger it.
+#[inline(always)]
+pub(crate) fn injected_panic_point() {
+    #[cfg(test)]
+    if INJECT_PANIC.with(|p| p.replace(false)) {
+        panic!("panic injected inside an extern \"C\" function (unit-test hook)");
+    }
+}
+
+#[cfg(test)]
+mod panic_tests;
 
 /// Dereference a pointer argument or return `TAPS_ERROR_NULL_ARGUMENT`.
 macro_rules! arg {

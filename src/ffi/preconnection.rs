@@ -10,6 +10,12 @@ use std::ffi::c_int;
 
 /// Remote endpoints, properties and racing options on one loop, ready to
 /// initiate (RFC 9622 §6). Free with preconnection_free.
+///
+/// Threads: a Preconnection may be shared by threads: several may call
+/// preconnection_initiate_with_racing on it at once, from any thread.
+/// Functions that change it (adding endpoints) and preconnection_free must
+/// not run at the same time as any other call on it. Races it initiates
+/// belong to its loop handle (for a shared loop, to that client).
 pub struct Preconnection(pub(crate) api::Preconnection);
 
 /// The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),

@@ -1,0 +1,215 @@
+//! ConnectionPool: several attempts raced at once for expensive
+//! connections, a warm buffer of ready ones, backoff when every attempt
+//! fails (see `engine::pool` for the policy).
+
+use super::connection::{Connection, ConnectionHandler};
+use super::error::{Error, Result};
+use super::preconnection::Preconnection;
+use crate::driver::pool::{OwnedSpec, PoolCore};
+use crate::driver::LoopShared;
+use crate::engine::pool::PoolConfig;
+use std::sync::Arc;
+
+/// A pool's options (C: `PoolOptions`, from `pool_options_default`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Ready connections kept warm: the pool races to refill the buffer
+    /// up to this many. Default 0 (no buffer: race on demand only).
+    pub buffer_size: u32,
+    /// Most connections the buffer holds; spares beyond it are closed.
+    /// Default 8; at least buffer_size.
+    pub max_size: u32,
+    /// Attempts raced at once when a caller waits (RacingOptions'
+    /// race_count for on-demand races). Default 3, 1 to 64.
+    pub race_count: u32,
+    /// Attempts raced at once to refill the buffer. Default 1 (refill
+    /// conservatively), 1 to 64.
+    pub refill_race_count: u32,
+    /// First backoff after a race whose attempts all failed, ms. Default
+    /// 1000.
+    pub backoff_initial_ms: u32,
+    /// Growth of the backoff per failed race, percent (200 = ×2). Default
+    /// 200, 100 to 1000.
+    pub backoff_multiplier_percent: u32,
+    /// Largest backoff, ms. Default 60000.
+    pub backoff_max_ms: u32,
+    /// Random spread of each backoff, ± percent of it. Default 0, at most
+    /// 100.
+    pub backoff_jitter_percent: u32,
+    /// Buffered connections older than this are closed and replaced, ms;
+    /// 0 for no limit (default).
+    pub max_idle_ms: u32,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            buffer_size: 0,
+            max_size: 8,
+            race_count: 3,
+            refill_race_count: 1,
+            backoff_initial_ms: 1000,
+            backoff_multiplier_percent: 200,
+            backoff_max_ms: 60_000,
+            backoff_jitter_percent: 0,
+            max_idle_ms: 0,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Check and convert.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming the field out of range.
+    pub fn to_config(&self) -> Result<PoolConfig> {
+        if !(1..=64).contains(&self.race_count) || !(1..=64).contains(&self.refill_race_count) {
+            return Err(Error::InvalidOption("race_count and refill_race_count must be 1 to 64"));
+        }
+        if self.max_size < self.buffer_size || self.max_size > 4096 {
+            return Err(Error::InvalidOption("max_size must be at least buffer_size and at most 4096"));
+        }
+        if !(100..=1000).contains(&self.backoff_multiplier_percent) {
+            return Err(Error::InvalidOption("backoff_multiplier_percent must be 100 to 1000"));
+        }
+        if self.backoff_jitter_percent > 100 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(Error::InvalidOption("backoff_jitter_percent at most 100, backoff_max_ms at least backoff_initial_ms"));
+        }
+        let ms = |v: u32| v as u64 * 1000;
+        Ok(PoolConfig {
+            buffer_size: self.buffer_size as usize,
+            max_size: self.max_size as usize,
+            race_count: self.race_count as usize,
+            refill_race_count: self.refill_race_count as usize,
+            backoff_initial: ms(self.backoff_initial_ms),
+            backoff_multiplier_percent: self.backoff_multiplier_percent,
+            backoff_max: ms(self.backoff_max_ms),
+            backoff_jitter_percent: self.backoff_jitter_percent,
+            max_idle: (self.max_idle_ms > 0).then(|| ms(self.max_idle_ms)),
+        })
+    }
+}
+
+/// What happened in a pool, for observability.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolEventKind {
+    /// A race started with `count` attempts.
+    RaceStarted,
+    /// An attempt became ready after `elapsed_us`.
+    AttemptSucceeded,
+    /// An attempt failed after `elapsed_us` with `os_error`.
+    AttemptFailed,
+    /// A race was won `elapsed_us` after it started.
+    RaceWon,
+    /// Every attempt of a race failed (`os_error`: the last errno).
+    RaceFailed,
+    /// A ready connection went into the buffer.
+    ConnectionBuffered,
+    /// A connection was closed: the buffer was full, it was idle too
+    /// long, or it failed while buffered.
+    ConnectionDisposed,
+    /// The next race waits `elapsed_us` µs.
+    Backoff,
+}
+
+/// One pool event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolEvent {
+    /// What happened.
+    pub kind: PoolEventKind,
+    /// Attempts started (RaceStarted), else 0.
+    pub count: u32,
+    /// A duration in µs, per kind.
+    pub elapsed_us: u64,
+    /// An errno (AttemptFailed, RaceFailed), else 0.
+    pub os_error: i32,
+}
+
+/// A pool of connections made from one Preconnection. Dropping it cancels
+/// its races, closes its buffered connections and fails its waiting
+/// connections with [`Error::Cancelled`] (no callback); no event follows.
+///
+/// cbindgen:ignore
+pub struct ConnectionPool {
+    lp: Arc<LoopShared>,
+    core: Arc<PoolCore>,
+    pre: Preconnection,
+}
+
+impl ConnectionPool {
+    /// A pool racing `pre`'s candidates (copied) with `options`; `events`
+    /// is called on the loop's thread for each [`PoolEvent`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] from [`PoolOptions::to_config`];
+    /// [`Error::InvalidState`] if the loop was freed.
+    pub fn new(pre: &Preconnection, options: &PoolOptions, events: Option<Box<dyn FnMut(&PoolEvent) + Send>>) -> Result<ConnectionPool> {
+        let config = options.to_config()?;
+        let spec: OwnedSpec = pre.owned_spec();
+        let core = pre.loop_shared().pool_new(spec, config, events, pre.client())?;
+        Ok(ConnectionPool { lp: Arc::clone(pre.loop_shared()), core, pre: pre.clone() })
+    }
+
+    /// Ask for a connection: returns it at once, establishing; its
+    /// handler's `ready` follows with the oldest buffered connection (on
+    /// the next loop turn) or the next one a race makes, its
+    /// `establishment_error` if the race meant to serve it failed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if the pool's loop was freed.
+    pub fn acquire(&self, handler: Box<dyn ConnectionHandler>) -> Result<Connection> {
+        let conn = self.new_connection();
+        self.acquire_into(&conn, handler)?;
+        Ok(conn)
+    }
+
+    /// A Connection not yet waiting, for [`ConnectionPool::acquire_into`]
+    /// (bindings that need the handle before a callback can run).
+    pub fn new_connection(&self) -> Connection {
+        self.pre.new_connection()
+    }
+
+    /// [`ConnectionPool::acquire`] for a connection from
+    /// [`ConnectionPool::new_connection`].
+    ///
+    /// # Errors
+    /// As [`ConnectionPool::acquire`]; [`Error::InvalidState`] if `conn`
+    /// already started.
+    pub fn acquire_into(&self, conn: &Connection, handler: Box<dyn ConnectionHandler>) -> Result<()> {
+        {
+            let mut c = conn.core.lock();
+            if c.handler.is_some() {
+                return Err(Error::InvalidState);
+            }
+            c.handler = Some(handler);
+        }
+        let r = self.lp.pool_acquire(self.core.id, &conn.core);
+        if r.is_err() {
+            conn.core.lock().handler = None;
+        }
+        r
+    }
+
+    /// Connections buffered now.
+    pub fn buffered(&self) -> usize {
+        self.lp.pool_buffered(self.core.id)
+    }
+}
+
+impl Drop for ConnectionPool {
+    fn drop(&mut self) {
+        self.lp.pool_free(self.core.id);
+    }
+}
+
+impl std::fmt::Debug for ConnectionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionPool").field("id", &self.core.id).finish()
+    }
+}

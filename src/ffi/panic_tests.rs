@@ -1,0 +1,171 @@
+//! A panic inside every guarded `extern "C"` function becomes
+//! `TAPS_ERROR_PANIC` (or NULL, -1, 0, a no-op: each function's documented
+//! failure value) and never an abort.
+//!
+//! The library has no natural panic to trigger from C, so the test uses a
+//! hook that exists only in this crate's unit tests: `INJECT_PANIC` makes
+//! the next `guard!`ed call on the thread panic inside its boundary. Each
+//! function is called through its real `extern "C"` symbol (an
+//! `extern "C" fn` pointer, as C calls it); the hook is compiled out of
+//! every other build (see `injected_panic_point` in `mod.rs`).
+
+use super::connection::*;
+use super::endpoint::*;
+use super::event_loop::*;
+use super::preconnection::*;
+use super::properties::*;
+use super::protocol::*;
+use super::{taps_last_error, taps_last_error_message, taps_strerror, TapsError, INJECT_PANIC};
+use std::ffi::{c_int, CStr};
+use std::ptr::{null, null_mut};
+
+const PANIC: c_int = TapsError::TAPS_ERROR_PANIC as c_int;
+
+/// Arm the hook and clear the last error with a harmless failing call.
+fn arm() {
+    assert_eq!(event_loop_run(null_mut()), TapsError::TAPS_ERROR_NULL_ARGUMENT as c_int);
+    INJECT_PANIC.with(|p| p.set(true));
+}
+
+/// The hook fired (it clears itself) and the last error is PANIC.
+fn fired(what: &str) {
+    assert!(!INJECT_PANIC.with(|p| p.get()), "{what}: the call did not go through the guard");
+    assert_eq!(taps_last_error(), PANIC, "{what}: last error");
+}
+
+macro_rules! code {
+    ($call:expr) => {{
+        arm();
+        let rc = $call;
+        fired(stringify!($call));
+        assert_eq!(rc as i64, PANIC as i64, "{}", stringify!($call));
+    }};
+}
+
+macro_rules! value {
+    ($call:expr, $want:expr) => {{
+        arm();
+        let v = $call;
+        fired(stringify!($call));
+        assert_eq!(v, $want, "{}", stringify!($call));
+    }};
+}
+
+macro_rules! null {
+    ($call:expr) => {{
+        arm();
+        let p = $call;
+        fired(stringify!($call));
+        assert!(p.is_null(), "{}", stringify!($call));
+    }};
+}
+
+macro_rules! no_op {
+    ($call:expr) => {{
+        arm();
+        $call;
+        fired(stringify!($call));
+    }};
+}
+
+fn callbacks() -> ConnectionCallbacks {
+    ConnectionCallbacks { ready: None, establishment_error: None, connection_error: None, closed: None, user_data: null_mut() }
+}
+
+#[test]
+fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
+    let v4 = libc::in_addr { s_addr: 0 };
+    let v6 = libc::in6_addr { s6_addr: [0; 16] };
+    let mut out_conn: *mut Connection = null_mut();
+
+    // Status and errors.
+    arm();
+    let text = unsafe { CStr::from_ptr(taps_strerror(0)) };
+    fired("taps_strerror");
+    assert_eq!(text.to_str().unwrap(), "unknown error");
+    code!(taps_last_error());
+    arm();
+    let msg = unsafe { CStr::from_ptr(taps_last_error_message()) };
+    fired("taps_last_error_message");
+    assert_eq!(msg.to_str().unwrap(), "");
+
+    // Endpoints and properties.
+    null!(remote_endpoint_new());
+    code!(remote_endpoint_with_hostname(null_mut(), c"localhost".as_ptr()));
+    code!(remote_endpoint_with_port(null_mut(), 80));
+    code!(remote_endpoint_with_service(null_mut(), c"80".as_ptr()));
+    code!(remote_endpoint_with_ipv4(null_mut(), v4));
+    code!(remote_endpoint_with_ipv6(null_mut(), v6));
+    no_op!(remote_endpoint_free(null_mut()));
+    null!(transport_properties_new());
+    no_op!(transport_properties_free(null_mut()));
+    code!(transport_properties_set(null_mut(), 0, 0));
+    code!(transport_properties_set_interface(null_mut(), c"lo".as_ptr(), 0));
+    code!(transport_properties_set_interface_type(null_mut(), 0, 0));
+    null!(local_endpoint_new());
+    code!(local_endpoint_with_interface(null_mut(), c"lo".as_ptr()));
+    code!(local_endpoint_with_ipv4(null_mut(), v4));
+    code!(local_endpoint_with_ipv6(null_mut(), v6));
+    code!(local_endpoint_with_port(null_mut(), 0));
+    no_op!(local_endpoint_free(null_mut()));
+
+    // Loops.
+    null!(event_loop_new());
+    null!(event_loop_new_with_options(null()));
+    null!(event_loop_shared(c"k".as_ptr()));
+    code!(event_loop_run(null_mut()));
+    code!(event_loop_run_once(null_mut(), 0));
+    code!(event_loop_process(null_mut()));
+    code!(event_loop_get_fd(null()));
+    code!(event_loop_get_timeout_ms(null()));
+    code!(event_loop_start_thread(null_mut()));
+    code!(event_loop_stop_thread(null_mut()));
+    code!(event_loop_add_protocol(null_mut(), null()));
+    code!(event_loop_set_resolver(null_mut(), null()));
+    code!(event_loop_advance_clock(null_mut(), 1));
+    value!(event_loop_now_us(null()), 0);
+    no_op!(event_loop_release(null_mut()));
+    no_op!(event_loop_free(null_mut()));
+
+    // Preconnections and connections.
+    null!(preconnection_new(null_mut(), null(), 0, null(), null()));
+    no_op!(preconnection_free(null_mut()));
+    code!(preconnection_initiate_with_racing(null_mut(), callbacks(), &mut out_conn));
+    code!(preconnection_add_local_endpoint(null_mut(), null()));
+    code!(preconnection_set_racing_type(null_mut(), 0, 0, 0));
+    value!(connection_get_fd(null()), -1);
+    code!(connection_get_remote_address(null(), null_mut(), null_mut()));
+    code!(connection_get_error(null()));
+    value!(connection_get_os_error(null()), 0);
+    value!(connection_get_id(null()), 0);
+    null!(connection_get_protocol(null()));
+    null!(connection_get_protocol_connection(null()));
+    value!(connection_attempt_count(null()), 0);
+    code!(connection_get_attempt(null(), 0, null_mut()));
+    no_op!(connection_close(null_mut()));
+    no_op!(connection_free(null_mut()));
+
+    // User protocols and resolvers.
+    code!(protocol_attempt_ready(null_mut(), -1, null_mut()));
+    code!(protocol_attempt_failed(null_mut(), 1));
+    value!(protocol_attempt_index(null()), -1);
+    code!(resolver_query_answer(null_mut(), null(), 0));
+    code!(resolver_query_fail(null_mut(), 1));
+}
+
+/// On a real loop: the call that panicked leaves nothing broken behind;
+/// the next calls work.
+#[test]
+fn the_loop_works_after_a_panic() {
+    let lp = event_loop_new();
+    assert!(!lp.is_null());
+    code!(event_loop_run(lp));
+    assert_eq!(event_loop_run(lp), 0);
+    assert!(event_loop_get_fd(lp) >= 0);
+    no_op!(event_loop_free(lp));
+    // The panicking free did not free it: free it now.
+    event_loop_free(lp);
+    let fresh = event_loop_new();
+    assert!(!fresh.is_null());
+    event_loop_free(fresh);
+}

@@ -1,0 +1,131 @@
+//! C ABI: ConnectionPool.
+
+use super::connection::{CHandler, Connection, ConnectionCallbacks};
+use super::preconnection::Preconnection;
+use super::{arg, fail, guard};
+use crate::api::{self, Error, PoolEvent, PoolOptions};
+use std::ffi::{c_int, c_void};
+
+/// A pool of connections from one Preconnection: several attempts raced at
+/// once, a warm buffer, backoff when all fail. Free with
+/// connection_pool_free.
+pub struct ConnectionPool(pub(crate) api::ConnectionPool);
+
+/// The pool's event callback: called on the loop's thread for each event;
+/// `event` is valid during the call.
+pub type PoolEventCallback = Option<extern "C" fn(event: *const PoolEvent, user_data: *mut c_void)>;
+
+struct CEvents(extern "C" fn(*const PoolEvent, *mut c_void), *mut c_void);
+
+// SAFETY: the C contract: the callback and user_data are used on the
+// loop's thread.
+unsafe impl Send for CEvents {}
+
+impl CEvents {
+    fn call(&self, e: &PoolEvent) {
+        (self.0)(e, self.1)
+    }
+}
+
+/// The defaults: buffer_size 0, max_size 8, race_count 3,
+/// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
+/// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
+#[no_mangle]
+pub extern "C" fn pool_options_default() -> PoolOptions {
+    PoolOptions::default()
+}
+
+/// A pool racing `p`'s candidates (copied; `p` may be freed after) with
+/// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
+/// PoolEvent. NULL on error, with taps_last_error():
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
+/// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
+#[no_mangle]
+pub extern "C" fn connection_pool_new(
+    p: *const Preconnection,
+    opts: *const PoolOptions,
+    on_event: PoolEventCallback,
+    user_data: *mut c_void,
+) -> *mut ConnectionPool {
+    guard!(std::ptr::null_mut(), {
+        // SAFETY: NULL or valid per the contract.
+        let Some(pre) = (unsafe { p.as_ref() }) else {
+            fail(Error::NullArgument);
+            return std::ptr::null_mut();
+        };
+        // SAFETY: NULL or valid per the contract.
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        let events: Option<Box<dyn FnMut(&PoolEvent) + Send>> = on_event.map(|f| {
+            let c = CEvents(f, user_data);
+            Box::new(move |e: &PoolEvent| c.call(e)) as Box<dyn FnMut(&PoolEvent) + Send>
+        });
+        match api::ConnectionPool::new(&pre.0, &opts, events) {
+            Ok(pool) => Box::into_raw(Box::new(ConnectionPool(pool))),
+            Err(e) => {
+                fail(e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Ask the pool for a connection: `*out_connection` is set at once,
+/// establishing (the caller owns it: connection_free). Its `ready` follows
+/// with the oldest buffered connection (on the next loop turn) or the next
+/// one a race makes; its `establishment_error` if the race meant to serve
+/// it failed (then the pool backs off). Errors (then `*out_connection` is
+/// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
+#[no_mangle]
+pub extern "C" fn connection_pool_acquire(
+    pool: *mut ConnectionPool,
+    callbacks: ConnectionCallbacks,
+    out_connection: *mut *mut Connection,
+) -> c_int {
+    guard!(fail(Error::Panic), {
+        if out_connection.is_null() {
+            return fail(Error::NullArgument);
+        }
+        // SAFETY: a valid out-pointer.
+        unsafe { *out_connection = std::ptr::null_mut() };
+        let pool = arg!(pool);
+        let raw = Box::into_raw(Box::new(Connection(pool.0.new_connection())));
+        // SAFETY: a valid out-pointer; raw is a fresh box.
+        unsafe { *out_connection = raw };
+        let handler = Box::new(CHandler { callbacks, connection: raw });
+        // SAFETY: raw stays valid: only connection_free frees it.
+        match pool.0.acquire_into(unsafe { &(*raw).0 }, handler) {
+            Ok(()) => 0,
+            Err(e) => {
+                // SAFETY: raw was never handed out successfully.
+                unsafe {
+                    *out_connection = std::ptr::null_mut();
+                    drop(Box::from_raw(raw));
+                }
+                fail(e)
+            }
+        }
+    })
+}
+
+/// Connections buffered now (0 for NULL).
+#[no_mangle]
+pub extern "C" fn connection_pool_buffered(pool: *const ConnectionPool) -> usize {
+    guard!(0, {
+        // SAFETY: NULL or valid per the contract.
+        unsafe { pool.as_ref() }.map_or(0, |p| p.0.buffered())
+    })
+}
+
+/// Free a pool: its races are cancelled, its buffered connections closed,
+/// connections still waiting fail with TAPS_ERROR_CANCELLED without a
+/// callback (free them as usual); no event follows. Connections already
+/// handed out are not affected. NULL is fine.
+#[no_mangle]
+pub extern "C" fn connection_pool_free(pool: *mut ConnectionPool) {
+    guard!((), {
+        if !pool.is_null() {
+            // SAFETY: from connection_pool_new, freed once.
+            drop(unsafe { Box::from_raw(pool) });
+        }
+    })
+}
