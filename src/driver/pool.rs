@@ -395,13 +395,10 @@ impl LoopShared {
 
     fn pool_race_failed(&self, st: &mut LoopState, pool: u64, kind: RaceKind, error: RaceError, started: Micros, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
-        let tell = entry.policy.race_ended(now, kind, false);
+        let tell = entry.policy.race_ended(now, kind, false).min(entry.waiters.len());
         let (backoff, _) = entry.policy.backoff();
-        let mut failed_waiters = Vec::new();
-        if tell {
-            entry.policy.waiters_failed();
-            failed_waiters.extend(entry.waiters.drain(..));
-        }
+        entry.policy.waiters_failed(tell);
+        let failed_waiters: Vec<_> = entry.waiters.drain(..tell).collect();
         let errno = match error {
             RaceError::AllAttemptsFailed(e) => e,
             _ => 0,

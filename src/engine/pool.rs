@@ -128,10 +128,10 @@ impl PoolPolicy {
     }
 
     /// A race of `kind` ended; `won` if it produced a connection. A failed
-    /// race starts (or grows) the backoff and returns `true` when the
-    /// callers waiting should be told (no other race is left that could
-    /// serve them).
-    pub fn race_ended(&mut self, now: Micros, kind: RaceKind, won: bool) -> bool {
+    /// race starts (or grows) the backoff and returns how many of the
+    /// callers waiting (the oldest) should be told it failed: those no race
+    /// left in flight can serve.
+    pub fn race_ended(&mut self, now: Micros, kind: RaceKind, won: bool) -> usize {
         match kind {
             RaceKind::OnDemand => self.on_demand = self.on_demand.saturating_sub(1),
             RaceKind::Refill => self.refill = self.refill.saturating_sub(1),
@@ -139,7 +139,7 @@ impl PoolPolicy {
         if won {
             self.backoff = 0;
             self.backoff_until = None;
-            return false;
+            return 0;
         }
         self.backoff = if self.backoff == 0 {
             self.config.backoff_initial
@@ -148,7 +148,7 @@ impl PoolPolicy {
         };
         let wait = self.jittered(self.backoff);
         self.backoff_until = Some(now.saturating_add(wait));
-        self.waiting > 0 && self.on_demand + self.refill == 0
+        self.waiting.saturating_sub(self.on_demand + self.refill)
     }
 
     /// A waiting caller gave up.
@@ -156,9 +156,9 @@ impl PoolPolicy {
         self.waiting = self.waiting.saturating_sub(1);
     }
 
-    /// The callers that waited were told the race failed.
-    pub fn waiters_failed(&mut self) -> usize {
-        std::mem::take(&mut self.waiting)
+    /// `n` callers that waited were told their race failed.
+    pub fn waiters_failed(&mut self, n: usize) {
+        self.waiting = self.waiting.saturating_sub(n);
     }
 
     /// The backoff now in force (µs; 0 when none), and until when.
@@ -173,7 +173,9 @@ impl PoolPolicy {
         }
         self.backoff_until = None;
         let mut out = Vec::new();
-        if self.waiting > 0 && self.on_demand == 0 {
+        // One on-demand race per waiting caller (spares serve the others
+        // sooner and fill the buffer).
+        while self.waiting > self.on_demand {
             self.on_demand += 1;
             out.push((RaceKind::OnDemand, self.config.race_count.max(1)));
         }
@@ -256,10 +258,10 @@ mod tests {
         let mut p = PoolPolicy::new(cfg(), 1);
         assert!(!p.acquire());
         assert_eq!(p.races_to_start(0), vec![(RaceKind::OnDemand, 3)]);
-        assert_eq!(p.races_to_start(0), vec![], "one on-demand race at a time");
+        assert_eq!(p.races_to_start(0), vec![], "one on-demand race per waiting caller");
         assert_eq!(p.place(5), Placement::Waiter);
         assert_eq!(p.place(5), Placement::Buffer, "a spare goes to the buffer");
-        assert!(!p.race_ended(6, RaceKind::OnDemand, true));
+        assert_eq!(p.race_ended(6, RaceKind::OnDemand, true), 0);
         assert!(p.acquire(), "the spare serves the next caller at once");
     }
 
@@ -268,8 +270,8 @@ mod tests {
         let mut p = PoolPolicy::new(cfg(), 1);
         p.acquire();
         p.races_to_start(0);
-        assert!(p.race_ended(10, RaceKind::OnDemand, false), "the waiter is told");
-        assert_eq!(p.waiters_failed(), 1);
+        assert_eq!(p.race_ended(10, RaceKind::OnDemand, false), 1, "the waiter is told");
+        p.waiters_failed(1);
         assert_eq!(p.backoff(), (S, Some(10 + S)));
         p.acquire();
         assert_eq!(p.races_to_start(10 + S - 1), vec![]);
