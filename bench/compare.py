@@ -34,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -211,6 +212,18 @@ def proc_cpu_s(pid):
         return None
 
 
+def cpu_busy_s():
+    """CPU seconds the whole machine spent busy so far (all CPUs)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def measure_cps(bed, exes, server, seconds, repeats, max_conns):
     ports = ",".join(map(str, CPS_PORTS))
     lit, name = bed.server_v4, "both.test"
@@ -238,21 +251,58 @@ def measure_cps(bed, exes, server, seconds, repeats, max_conns):
     for n in (100, 1000):
         for rep in range(repeats):  # interleaved repeats: load changes hit every peer alike
             for key, what, argv in peers:
-                c0, t0 = proc_cpu_s(server.pid), time.monotonic()
+                c0, t0, b0, k0 = proc_cpu_s(server.pid), time.monotonic(), cpu_busy_s(), children_cpu_s()
                 p = run(bed.client(argv(n)), timeout=seconds * 10 + 60, check=False)
-                c1, t1 = proc_cpu_s(server.pid), time.monotonic()
+                c1, t1, b1, k1 = proc_cpu_s(server.pid), time.monotonic(), cpu_busy_s(), children_cpu_s()
                 try:
                     j = json.loads(p.stdout.strip().splitlines()[-1])
                 except (ValueError, IndexError):
                     j = {"cps": 0.0, "error": f"exit {p.returncode}: {p.stderr.strip()[-300:]}"}
                 j["server_cpu"] = (c1 - c0) / (t1 - t0) if c0 is not None and c1 is not None else None
+                # CPU the rest of the machine used meanwhile (other jobs), in CPUs
+                j["others_cpu"] = max(0.0, ((b1 - b0) - (k1 - k0) - ((c1 - c0) if c0 is not None else 0)) / (t1 - t0))
                 out.setdefault((key, n), {"what": what, "runs": []})["runs"].append(j)
                 log(f"  {n:5d} in flight {key:16s} {j.get('cps', 0):10.0f} conn/s  failed {j.get('failed')} "
-                    f"server CPU {f2((j['server_cpu'] or 0) * 100, 0)}% {j.get('error', '')}")
+                    f"server CPU {f2((j['server_cpu'] or 0) * 100, 0)}% others {j['others_cpu']:.2f} CPUs "
+                    f"{j.get('error', '')}")
     for v in out.values():
         v["cps"] = statistics.median(r.get("cps", 0.0) for r in v["runs"])
         v["server_cpu"] = max((r["server_cpu"] or 0) for r in v["runs"])
+        v["others_cpu"] = statistics.median(r["others_cpu"] for r in v["runs"])
     return peers, out
+
+
+def measure_syscalls(bed, exes, n=2000):
+    """System calls per connection (strace -f -c), 100 in flight: a figure
+    that does not depend on the machine's load. None without strace."""
+    if shutil.which("strace") is None:
+        return None
+    ports = ",".join(map(str, CPS_PORTS))
+    lit, name = bed.server_v4, "both.test"
+    rows = [("epoll", [exes["epoll_connect"], lit, ports, "100", str(n), "30"]),
+            ("taps_literal", [exes["taps_load"], "cps", lit, ports, "100", str(n), "30"]),
+            ("taps_name", [exes["taps_load"], "cps", name, ports, "100", str(n), "30"]),
+            ("node_name", ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", name, ports, "100", str(n),
+                           "30", str(DELAY_MS)])]
+    out = {}
+    for key, argv in rows:
+        path = f"/tmp/compare-strace-{os.getpid()}.txt"
+        p = run(bed.client(["strace", "-f", "-c", "-o", path] + argv), timeout=300, check=False)
+        try:
+            conns = json.loads(p.stdout.strip().splitlines()[-1])["connected"]
+            calls = {}
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 5 and parts[-1] != "total" and parts[3].isdigit():
+                        calls[parts[-1]] = int(parts[3])
+            os.unlink(path)
+        except (ValueError, IndexError, KeyError, OSError):
+            continue
+        out[key] = {"per_conn": sum(calls.values()) / conns,
+                    "top": sorted(((c / conns, k) for k, c in calls.items()), reverse=True)[:8]}
+        log(f"  {key:14s} {out[key]['per_conn']:.1f} system calls per connection")
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -308,6 +358,63 @@ def measure_memory(bed, exes, sizes):
 # Report.
 # ---------------------------------------------------------------------------
 
+def heap_sites(bed, exes, n=2000):
+    """Where the heap of races in flight goes: valgrind massif's peak
+    snapshot, bytes per race by the first taps_racing function on each
+    allocation's stack. None without valgrind."""
+    if shutil.which("valgrind") is None or shutil.which("ms_print") is None:
+        return None
+    out_file = f"/tmp/compare-massif-{os.getpid()}.out"
+    run(bed.client(["valgrind", "--tool=massif", f"--massif-out-file={out_file}", "--threshold=0.5",
+                    exes["taps_load"], "memory", bed.server_v4, ",".join(map(str, HOLE_PORTS)), str(n), "3000"]),
+        timeout=600, check=False)
+    try:
+        text = run(["ms_print", "--threshold=0.5", out_file], check=False).stdout
+        os.unlink(out_file)
+    except OSError:
+        return None
+    lines = text.splitlines()
+    # the detailed snapshot marked (peak)
+    peak = next((ln for ln in lines if "(peak)" in ln), None)
+    if peak is None:
+        return None
+    m = re.search(r"(\d+) \(peak\)", peak)
+    want = m.group(1) if m else None
+    start = None
+    for i, ln in enumerate(lines):
+        f = ln.split()
+        if start is None and len(f) >= 5 and f[0] == want and f[1].replace(",", "").isdigit():
+            start = i
+            total = int(f[3].replace(",", ""))
+            continue
+        if start is not None and i > start + 1 and re.match(r"^ *-+$", ln):
+            end = i
+            break
+    else:
+        end = len(lines)
+    if start is None:
+        return None
+    sites, stack = {}, []
+    for ln in lines[start + 1:end]:
+        k = ln.find("->")
+        if k < 0:
+            continue
+        mm = re.match(r"->\s*([\d.]+)% \(([\d,]+)B\) (?:0x[0-9A-Fa-f]+: )?(.*)", ln[k:])
+        if not mm:
+            continue
+        nbytes, frame = int(mm.group(2).replace(",", "")), mm.group(3)
+        while stack and stack[-1][0] >= k:
+            stack.pop()
+        inside = stack[-1][1] if stack else False
+        mine = frame.startswith("taps_racing::") or frame.startswith("<taps_racing::")
+        if mine and not inside:
+            key = re.sub(r"\s+", " ", frame)
+            sites[key] = sites.get(key, 0) + nbytes
+        stack.append((k, inside or mine))
+    top = sorted(sites.items(), key=lambda kv: -kv[1])[:10]
+    return {"races": n, "total_per_race": total / n, "sites": [(k, v / n) for k, v in top]}
+
+
 def machine():
     info = {"nproc": os.cpu_count(), "kernel": platform.release(), "cpu": "?", "mem": "?"}
     try:
@@ -330,7 +437,8 @@ def versions(exes):
     v["node"] = run(["node", "--version"], check=False).stdout.strip() if shutil.which("node") else "missing"
     v["python"] = platform.python_version()
     g = run(["git", "-C", ROOT, "describe", "--always", "--dirty"], check=False).stdout.strip()
-    v["taps"] = g or "?"
+    src = run(["git", "-C", ROOT, "status", "--porcelain", "src", "Cargo.toml"], check=False).stdout.strip()
+    v["taps"] = (g or "?") + (" (src/ as committed)" if not src else " (src/ with uncommitted changes)")
     return v
 
 
@@ -417,18 +525,35 @@ def write_report(path, ctx):
       "runs one loop (one thread, plus its resolver threads for names), one Preconnection per port initiated "
       "again and again. The host name is `both.test` from the hosts file (AAAA and A; IPv6 wins at once).")
     w("")
-    w("| client | 100 in flight, conn/s | 1,000 in flight, conn/s | vs. epoll ceiling (100 / 1,000) |")
-    w("|---|---|---|---|")
+    w("| client | 100 in flight, conn/s | 1,000 in flight, conn/s | vs. epoll ceiling (100 / 1,000) | "
+      "other jobs' CPU during the runs (100 / 1,000) |")
+    w("|---|---|---|---|---|")
     cps = ctx["cps"]
     for key, what, _ in ctx["cps_peers"]:
         a, b = cps[(key, 100)], cps[(key, 1000)]
         ra = a["cps"] / cps[("epoll", 100)]["cps"] if cps[("epoll", 100)]["cps"] else float("nan")
         rb = b["cps"] / cps[("epoll", 1000)]["cps"] if cps[("epoll", 1000)]["cps"] else float("nan")
-        w(f"| {what} | {a['cps']:,.0f} | {b['cps']:,.0f} | {ra:.0%} / {rb:.0%} |")
+        w(f"| {what} | {a['cps']:,.0f} | {b['cps']:,.0f} | {ra:.0%} / {rb:.0%} | "
+          f"{a['others_cpu']:.2f} / {b['others_cpu']:.2f} CPUs |")
     w("")
     w("Server CPU (highest over the runs of a row) stayed at or below "
-      f"{max(v['server_cpu'] for v in cps.values()) * 100:.0f}% of one CPU.")
+      f"{max(v['server_cpu'] for v in cps.values()) * 100:.0f}% of one CPU, so the server was not the "
+      "bottleneck. \"Other jobs' CPU\" is the machine's busy CPU time during a run minus this benchmark's client "
+      "and server, in CPUs of the 2 (median over the repeats): the share of the machine the run did not have.")
     w("")
+    sc = ctx.get("syscalls")
+    if sc:
+        w("System calls per connection (`strace -f -c`, 2,000 connections, 100 in flight; all threads, so the "
+          "library's resolver threads and Node's libuv pool count too). Unlike the rates above, these counts do "
+          "not depend on the machine's load:")
+        w("")
+        w("| client | calls per connection | the most frequent (per connection) |")
+        w("|---|---|---|")
+        names = {k: what for k, what, _ in ctx["cps_peers"]}
+        for key, v in sc.items():
+            top = ", ".join(f"{name} {c:.1f}" for c, name in v["top"])
+            w(f"| {names.get(key, key)} | {v['per_conn']:.1f} | {top} |")
+        w("")
     w("## 3. Memory per race in flight")
     w("")
     lim = ctx["mem_limits"]
@@ -455,6 +580,17 @@ def write_report(path, ctx):
             err = next((x.get("error") for x in r["runs"] if "error" in x), "not all in flight")
             w(f"| {r['races']:,} | {r['processes']} | failed: {err} | | | |")
     w("")
+    hs = ctx.get("heap_sites")
+    if hs:
+        w(f"Where the heap goes (valgrind massif, peak of {hs['races']:,} races in flight: "
+          f"{hs['total_per_race']:,.0f} B per race in all), bytes per race by the first library function on "
+          "the allocating stack:")
+        w("")
+        w("| function (file:line) | bytes per race |")
+        w("|---|---|")
+        for site, b in hs["sites"]:
+            w(f"| `{site}` | {b:,.0f} |")
+        w("")
     w("## Targets (issue 5)")
     w("")
     for line in ctx["targets"]:
@@ -540,9 +676,11 @@ def main():
         log("2. connections per second")
         ctx["cps_peers"], ctx["cps"] = measure_cps(bed, exes, server, args.cps_seconds, args.cps_repeats,
                                                    args.cps_max)
+        ctx["syscalls"] = measure_syscalls(bed, exes)
         loads.append(loadavg())
         log("3. memory")
         ctx["mem_limits"], ctx["mem"] = measure_memory(bed, exes, [int(x) for x in args.memory.split(",")])
+        ctx["heap_sites"] = heap_sites(bed, exes)
         loads.append(loadavg())
     finally:
         bed.down()

@@ -3,13 +3,14 @@
  *
  * The mock protocol records every start (protocol, address, loop time in
  * µs from event_loop_now_us), cancel and close in a log of lines, and
- * keeps each attempt's ProtocolAttempt pointer so that the test completes
- * it with mock_ready / mock_fail. The mock resolver keeps each query's
+ * keeps each attempt's ProtocolAttempt pointer under the attempt's index
+ * in the race (connection_get_attempt's) so that the test completes it
+ * with mock_ready / mock_fail. The mock resolver keeps each query's
  * ResolverQuery pointer; the test answers it with mock_answer / mock_fail_query.
  * Log lines:
  *
- *   "a start 127.0.0.1:443 at 250000"   protocol a started attempt #n (n = its
- *                                       place among the starts, from 0)
+ *   "a start 127.0.0.1:443 at 250000"   protocol a started an attempt at
+ *                                       250 ms on the loop's clock
  *   "a cancel #1"                       the library cancelled attempt #1
  *   "a close 7 fd -1"                   the library closed the connection that
  *                                       mock_ready(.., fd, 7) reported
@@ -24,12 +25,29 @@
  *
  * One test case per function `static void case_NAME(void)`; MOCK_MAIN
  * builds main(): with no argument it runs every case, with one it runs
- * that case (ctest registers one test per case, see CMakeLists.txt).
+ * that case (ctest registers one test per case, see CMakeLists.txt). Each
+ * case runs twice and the second run must free all it allocated.
  */
 #ifndef TAPS_MOCK_H
 #define TAPS_MOCK_H
 
 #include "test_util.h"
+
+#include <stdarg.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MOCK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MOCK_ASAN 1
+#endif
+#endif
+#if defined(MOCK_ASAN)
+/* From <sanitizer/allocator_interface.h>, which not every compiler ships. */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#else
+#include <malloc.h>
+#endif
 
 #define MOCK_MAX 64
 #define MOCK_LINE 96
@@ -42,10 +60,13 @@ typedef struct MockProtocol {
   char name[16];
   /* When > 0, `start` returns it: the attempt fails at once. */
   int start_errno;
+  /* When > 0, `start` reports the attempt ready at once, from inside
+   * `start`, with this connection handle and no fd. */
+  intptr_t ready_in_start;
 } MockProtocol;
 
-/* One attempt the library started. `handle` is valid while `live`: until
- * the test completes it or the library cancels it. */
+/* One attempt the library started with a mock protocol. `handle` is valid
+ * while `live`: until the test completes it or the library cancels it. */
 typedef struct MockAttempt {
   ProtocolAttempt *handle;
   const MockProtocol *protocol;
@@ -65,8 +86,10 @@ struct Mock {
   EventLoop *loop;
   char log[MOCK_MAX][MOCK_LINE];
   int n_log;
+  /* By attempt index (connection_get_attempt's). */
   MockAttempt attempts[MOCK_MAX];
-  int n_attempts;
+  int n_attempts; /* highest index started + 1 */
+  int n_started;  /* starts of mock protocols */
   MockProtocol protocols[8];
   int n_protocols;
   MockQuery queries[MOCK_MAX];
@@ -78,7 +101,6 @@ struct Mock {
 };
 
 static inline void mock_logf(Mock *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
 static inline void mock_logf(Mock *m, const char *fmt, ...) {
   CHECK(m->n_log < MOCK_MAX);
   va_list ap;
@@ -106,7 +128,7 @@ static inline const char *mock_addr_str(const struct sockaddr *sa, char *buf, si
 
 /* ---- the protocol vtable --------------------------------------------- */
 
-static int mock_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+static inline int mock_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
                       const char *interface_name, const struct sockaddr *local_address,
                       socklen_t local_address_len, void *user_data) {
   (void)interface_name;
@@ -114,23 +136,35 @@ static int mock_start(ProtocolAttempt *attempt, const struct sockaddr *address, 
   (void)local_address_len;
   MockProtocol *p = (MockProtocol *)user_data;
   Mock *m = p->mock;
-  CHECK(m->n_attempts < MOCK_MAX);
+  /* The attempt's index in its race (connection_get_attempt's); attempts
+   * of other protocols (built-in TCP) leave their slots empty. The header
+   * lets `start` call only the completion functions; protocol_attempt_index
+   * and event_loop_now_us are plain reads (no lock), so they are fine. */
+  int idx = protocol_attempt_index(attempt);
+  CHECK(idx >= 0 && idx < MOCK_MAX);
   CHECK(address != NULL && address_len <= sizeof(struct sockaddr_storage));
-  MockAttempt *a = &m->attempts[m->n_attempts];
+  MockAttempt *a = &m->attempts[idx];
+  CHECK(a->protocol == NULL);
   memset(a, 0, sizeof *a);
   a->handle = attempt;
   a->protocol = p;
   memcpy(&a->address, address, address_len);
-  /* The clock is an atomic read: safe with the loop locked. */
   a->at_us = event_loop_now_us(m->loop);
   a->live = p->start_errno <= 0;
   char buf[64];
   mock_logf(m, "%s start %s at %" PRIu64, p->name, mock_addr_str(address, buf, sizeof buf), a->at_us);
-  m->n_attempts++;
-  return p->start_errno > 0 ? p->start_errno : 0;
+  m->n_started++;
+  if (idx >= m->n_attempts) m->n_attempts = idx + 1;
+  if (p->start_errno > 0) return p->start_errno;
+  if (p->ready_in_start > 0) {
+    a->live = 0;
+    /* Allowed inside `start` by the header. */
+    CHECK_CODE(protocol_attempt_ready(attempt, -1, (void *)p->ready_in_start), TAPS_OK);
+  }
+  return 0;
 }
 
-static void mock_cancel(ProtocolAttempt *attempt, void *user_data) {
+static inline void mock_cancel(ProtocolAttempt *attempt, void *user_data) {
   MockProtocol *p = (MockProtocol *)user_data;
   Mock *m = p->mock;
   /* The newest live attempt with this pointer (a freed handle's memory may
@@ -146,7 +180,7 @@ static void mock_cancel(ProtocolAttempt *attempt, void *user_data) {
   mock_logf(m, "%s cancel of an unknown or completed attempt %p", p->name, (void *)attempt);
 }
 
-static void mock_close(void *protocol_connection, int fd, void *user_data) {
+static inline void mock_close(void *protocol_connection, int fd, void *user_data) {
   MockProtocol *p = (MockProtocol *)user_data;
   mock_logf(p->mock, "%s close %ld fd %d", p->name, (long)(intptr_t)protocol_connection, fd);
 }
@@ -180,7 +214,7 @@ static inline const char *mock_family_name(int family) {
   return family == AF_INET6 ? "AAAA" : family == AF_INET ? "A" : "?";
 }
 
-static int mock_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
+static inline int mock_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
   Mock *m = (Mock *)user_data;
   CHECK(m->n_queries < MOCK_MAX);
   MockQuery *q = &m->queries[m->n_queries++];
@@ -191,7 +225,7 @@ static int mock_resolve(ResolverQuery *query, const char *hostname, int family, 
   return 0;
 }
 
-static void mock_resolver_cancel(ResolverQuery *query, void *user_data) {
+static inline void mock_resolver_cancel(ResolverQuery *query, void *user_data) {
   Mock *m = (Mock *)user_data;
   for (int i = m->n_queries - 1; i >= 0; i--) {
     if (m->queries[i].live && m->queries[i].handle == query) {
@@ -257,7 +291,7 @@ static inline MockAttempt *mock_attempt(Mock *m, int i) {
   return &m->attempts[i];
 }
 
-/* Attempt #i is ready with `fd` (-1 for none) and connection handle `conn`. */
+/* Attempt #i (its index in the race) is ready with `fd` (-1 for none) and connection handle `conn`. */
 static inline void mock_ready(Mock *m, int i, int fd, intptr_t conn) {
   MockAttempt *a = mock_attempt(m, i);
   CHECK_EQ(protocol_attempt_index(a->handle), i);
@@ -275,7 +309,7 @@ static inline void mock_fail(Mock *m, int i, int err) {
 
 /* ---- the connection's callbacks --------------------------------------- */
 
-static int mock_cb_ready(Connection *c, void *ud) {
+static inline int mock_cb_ready(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   CHECK(c == m->conn);
   m->ready++;
@@ -283,7 +317,7 @@ static int mock_cb_ready(Connection *c, void *ud) {
   return 0;
 }
 
-static int mock_cb_establishment_error(Connection *c, void *ud) {
+static inline int mock_cb_establishment_error(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   CHECK(c == m->conn);
   m->establishment_error++;
@@ -291,14 +325,14 @@ static int mock_cb_establishment_error(Connection *c, void *ud) {
   return 0;
 }
 
-static int mock_cb_connection_error(Connection *c, void *ud) {
+static inline int mock_cb_connection_error(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   CHECK(c == m->conn);
   m->connection_error++;
   return 0;
 }
 
-static int mock_cb_closed(Connection *c, void *ud) {
+static inline int mock_cb_closed(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   CHECK(c == m->conn);
   m->closed++;
@@ -397,6 +431,22 @@ static inline void mock_expect_(const Mock *m, const char *file, int line, const
 #define MOCK_EXPECT(m, ...) mock_expect_((m), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
 #define MOCK_EXPECT_EMPTY(m) mock_expect_((m), __FILE__, __LINE__, (const char *const[]){NULL})
 
+/* Whether the log has this line. */
+static inline int mock_log_has(const Mock *m, const char *line) {
+  for (int i = 0; i < m->n_log; i++) {
+    if (strcmp(m->log[i], line) == 0) return 1;
+  }
+  return 0;
+}
+#define MOCK_CHECK_LOG_HAS(m, line)                                              \
+  do {                                                                           \
+    if (!mock_log_has((m), (line))) {                                            \
+      fprintf(stderr, "%s:%d: the mock log lacks \"%s\"\n", __FILE__, __LINE__, (line)); \
+      mock_print_log(m);                                                         \
+      exit(1);                                                                   \
+    }                                                                            \
+  } while (0)
+
 /* Attempt `i` of the connection. */
 static inline AttemptInfo mock_info(const Mock *m, size_t i) {
   AttemptInfo a;
@@ -445,12 +495,47 @@ typedef struct MockCase {
 
 #define MOCK_CASE(name) {#name, case_##name}
 
+/* Bytes the process has allocated now, where that count is exact: ASan's
+ * count in a sanitizer build; glibc's when its per-thread cache is off
+ * (GLIBC_TUNABLES=glibc.malloc.tcache_count=0, as ctest runs these tests:
+ * with the cache on, mallinfo2 counts cached free chunks as in use).
+ * Returns 0 (no check) otherwise. */
+static inline int mock_heap_in_use(size_t *out) {
+#if defined(MOCK_ASAN)
+  *out = __sanitizer_get_current_allocated_bytes();
+  return 1;
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  const char *t = getenv("GLIBC_TUNABLES");
+  if (t == NULL || strstr(t, "glibc.malloc.tcache_count=0") == NULL) return 0;
+  *out = mallinfo2().uordblks;
+  return 1;
+#else
+  (void)out;
+  return 0;
+#endif
+}
+
+/* Runs the case named by argv[1], or every case. Each case runs twice:
+ * the first run warms up what the process allocates once (stdio buffers,
+ * the library's thread-local error, the Rust runtime's thread data); the
+ * second must leave the heap exactly as it found it where the count is
+ * exact, since every case frees everything it made ("nothing left
+ * allocated"; LeakSanitizer alone can miss a leak that a stale register
+ * still points at). */
 static inline int mock_main(const MockCase *cases, size_t n, int argc, char **argv) {
   int ran = 0;
   for (size_t i = 0; i < n; i++) {
     if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
     TEST_BEGIN(cases[i].name);
     cases[i].run();
+    size_t before = 0, after = 0;
+    int exact = mock_heap_in_use(&before);
+    cases[i].run();
+    if (exact && mock_heap_in_use(&after) && after != before) {
+      fprintf(stderr, "%s: the heap grew by %lld bytes in the second run: something was not freed\n",
+              cases[i].name, (long long)after - (long long)before);
+      exit(1);
+    }
     TEST_PASS(cases[i].name);
     ran++;
   }

@@ -361,6 +361,7 @@ static inline const char *test_outcome_name(AttemptOutcome o) {
     case ATTEMPT_OUTCOME_WON: return "won";
     case ATTEMPT_OUTCOME_FAILED: return "failed";
     case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+    case ATTEMPT_OUTCOME_SPARE: return "spare";
   }
   return "?";
 }

@@ -157,6 +157,7 @@ static const char *outcome_name(AttemptOutcome o) {
     case ATTEMPT_OUTCOME_WON: return "won";
     case ATTEMPT_OUTCOME_FAILED: return "failed";
     case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+    case ATTEMPT_OUTCOME_SPARE: return "spare";
   }
   return "unknown";
 }

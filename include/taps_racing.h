@@ -238,7 +238,9 @@ typedef struct LocalEndpoint LocalEndpoint;
 // belong to its loop handle (for a shared loop, to that client).
 typedef struct Preconnection Preconnection;
 
-// One attempt of a user protocol. Clone it freely; complete it once.
+// One attempt of a user protocol. Valid from `start` until the protocol's
+// own protocol_attempt_ready / protocol_attempt_failed call for it returns,
+// or until `cancel` for it returns, whichever comes first.
 typedef struct ProtocolAttempt ProtocolAttempt;
 
 // A remote endpoint under construction: a host (name or IP address) and a
@@ -248,7 +250,9 @@ typedef struct ProtocolAttempt ProtocolAttempt;
 // may pass it to preconnection_new at once.
 typedef struct RemoteEndpoint RemoteEndpoint;
 
-// One DNS query of a race. Clone it freely; answer it once.
+// One query of a user resolver. Valid from `resolve` until the resolver's
+// resolver_query_answer / resolver_query_fail call for it returns, or
+// until `cancel` for it returns, whichever comes first.
 typedef struct ResolverQuery ResolverQuery;
 
 // Transport properties of a Preconnection (RFC 9622 §6). Today every race
@@ -371,8 +375,11 @@ typedef struct RacingOptions {
 // raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
 // level). Copied by event_loop_add_protocol. The functions run on the
 // loop's thread with the loop locked: they must not call the library,
-// except protocol_attempt_ready / protocol_attempt_failed, which may be
-// called from any thread, also from inside `start`.
+// except protocol_attempt_ready / protocol_attempt_failed (any thread,
+// also from inside `start`), protocol_attempt_index and event_loop_now_us.
+// If `cancel` comes for an attempt the protocol has just reported ready
+// from another thread, the library closes that connection with `close`
+// when it sees the report: `cancel` need not.
 typedef struct ProtocolImplementation {
   // Its name (copied; unique per loop; "tcp" and "udp" are taken), as
   // AttemptInfo.protocol reports it.

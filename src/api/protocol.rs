@@ -54,6 +54,8 @@ pub trait Protocol: Send + Sync {
 }
 
 /// One attempt of a user protocol. Clone it freely; complete it once.
+///
+/// cbindgen:ignore
 #[derive(Clone)]
 pub struct ProtocolAttempt(pub(crate) Arc<AttemptHandle>);
 
@@ -100,6 +102,8 @@ pub trait Resolver: Send + Sync {
 }
 
 /// One DNS query of a race. Clone it freely; answer it once.
+///
+/// cbindgen:ignore
 #[derive(Clone)]
 pub struct ResolverQuery(pub(crate) Arc<QueryHandle>);
 

@@ -140,7 +140,7 @@ pub(crate) struct LoopShared {
     resolver: Arc<Resolver>,
     clock: Clock,
     /// User-protocol completions from any thread, for the loop.
-    completions: Mutex<Vec<(u64, AttemptId, Completion)>>,
+    completions: Mutex<Vec<(u64, AttemptId, Completion, Arc<ProtocolEntry>)>>,
     /// This loop, for the handles given to user protocols.
     me: Weak<LoopShared>,
     /// Counts race steps, so that a manual-clock run knows when nothing
@@ -237,8 +237,8 @@ impl LoopShared {
     }
 
     /// Queue a user-protocol completion and wake the loop.
-    pub(crate) fn push_completion(&self, race: u64, attempt: AttemptId, c: Completion) {
-        lock(&self.completions).push((race, attempt, c));
+    pub(crate) fn push_completion(&self, race: u64, attempt: AttemptId, c: Completion, protocol: Arc<ProtocolEntry>) {
+        lock(&self.completions).push((race, attempt, c, protocol));
         // Not nudge(): this may be called with the state lock held (a
         // protocol completing inside its start); an extra wake is harmless.
         if let Err(e) = self.waker.wake() {
@@ -561,14 +561,30 @@ impl LoopShared {
         }
         // Mark every ready attempt first: when one of them wins, the others
         // that reported ready in the same batch are closed, not cancelled.
-        for (id, attempt, completion) in &completions {
-            if let (Completion::Ready(fd, data), Some(entry)) = (completion, st.races.get_mut(id)) {
-                if let Some(AttemptIo::User { ready, .. }) = entry.io.get_mut(attempt) {
-                    *ready = Some((*fd, *data));
+        // A completion whose attempt the race already let go of (it ended,
+        // or cancelled it while the protocol completed it) is an orphan: a
+        // ready connection is closed.
+        let mut claimed = Vec::with_capacity(completions.len());
+        for (id, attempt, completion, protocol) in &completions {
+            let io = st.races.get_mut(id).and_then(|e| e.io.get_mut(attempt));
+            let mine = match io {
+                Some(AttemptIo::User { ready, .. }) => {
+                    if let Completion::Ready(fd, data) = completion {
+                        *ready = Some((*fd, *data));
+                    }
+                    true
                 }
+                _ => false,
+            };
+            if !mine {
+                protocol::close_orphan(protocol, *completion);
             }
+            claimed.push(mine);
         }
-        for (id, attempt, completion) in completions {
+        for ((id, attempt, completion, _), mine) in completions.into_iter().zip(claimed) {
+            if !mine {
+                continue;
+            }
             let Some(entry) = st.races.get_mut(&id) else { continue };
             match completion {
                 Completion::Ready(..) => {

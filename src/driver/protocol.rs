@@ -62,6 +62,9 @@ pub(crate) struct AttemptHandle {
     pub lp: Weak<LoopShared>,
     pub race: u64,
     pub attempt: usize,
+    /// The protocol, to close a connection reported ready after the race
+    /// let go of the attempt.
+    pub protocol: Arc<ProtocolEntry>,
     done: AtomicBool,
 }
 
@@ -72,15 +75,16 @@ impl AttemptHandle {
             log::warn!("attempt {} of race {} completed twice; ignored", self.attempt, self.race);
             return;
         }
-        if let Some(lp) = self.lp.upgrade() {
-            lp.push_completion(self.race, self.attempt, result);
+        match self.lp.upgrade() {
+            Some(lp) => lp.push_completion(self.race, self.attempt, result, Arc::clone(&self.protocol)),
+            None => close_orphan(&self.protocol, result),
         }
     }
 
-    /// Mark as ended by the library (cancelled): later completions are
-    /// ignored.
-    pub(crate) fn end(&self) {
-        self.done.store(true, Ordering::Release);
+    /// Mark as ended by the library. Returns whether the protocol had
+    /// already completed it (its completion is queued for the loop).
+    pub(crate) fn end(&self) -> bool {
+        self.done.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -174,7 +178,13 @@ pub(crate) fn start(
             Ok(Started::Ready(AttemptIo::Udp(socket.into())))
         }
         ProtocolKind::User(protocol) => {
-            let handle = Arc::new(AttemptHandle { lp: lp.clone(), race, attempt, done: AtomicBool::new(false) });
+            let handle = Arc::new(AttemptHandle {
+                lp: lp.clone(),
+                race,
+                attempt,
+                protocol: Arc::clone(entry),
+                done: AtomicBool::new(false),
+            });
             let info = PathInfo { interface: path.interface.clone(), local: path.local };
             protocol.start(ProtocolAttempt(Arc::clone(&handle)), addr, &info)?;
             Ok(Started::Pending(AttemptIo::User { entry: Arc::clone(entry), handle, ready: None }))
@@ -191,14 +201,25 @@ pub(crate) fn discard(io: AttemptIo, registry: &mio::Registry) {
         }
         AttemptIo::Udp(_) => {}
         AttemptIo::User { entry, handle, ready } => {
-            handle.end();
+            let completed = handle.end();
             if let ProtocolKind::User(p) = &entry.kind {
                 match ready {
                     Some((fd, data)) => p.close(ProtocolConnection { fd, data }),
+                    // Completed but not yet seen by the loop: a ready one is
+                    // closed when its completion comes out of the queue.
+                    None if completed => {}
                     None => p.cancel(&ProtocolAttempt(handle)),
                 }
             }
         }
+    }
+}
+
+/// A completion that no attempt waits for any more: a ready connection is
+/// closed, a failure needs nothing.
+pub(crate) fn close_orphan(protocol: &ProtocolEntry, c: Completion) {
+    if let (Completion::Ready(fd, data), ProtocolKind::User(p)) = (c, &protocol.kind) {
+        p.close(ProtocolConnection { fd, data });
     }
 }
 

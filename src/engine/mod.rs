@@ -15,7 +15,11 @@
 //!   many attempts, where a ready connection goes, backoff).
 //! - [`select`]: selection properties (RFC 9622 §6.2) pruning and ordering
 //!   path and protocol branches.
+//! - [`group`]: the policy of a connection group (which member carries the
+//!   next stream: round robin, least loaded, weighted; capacity, failover,
+//!   per-member metrics).
 
+pub mod group;
 pub mod pool;
 pub mod race;
 pub mod select;

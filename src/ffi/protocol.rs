@@ -41,8 +41,11 @@ pub enum ProtocolFlag {
 /// raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
 /// level). Copied by event_loop_add_protocol. The functions run on the
 /// loop's thread with the loop locked: they must not call the library,
-/// except protocol_attempt_ready / protocol_attempt_failed, which may be
-/// called from any thread, also from inside `start`.
+/// except protocol_attempt_ready / protocol_attempt_failed (any thread,
+/// also from inside `start`), protocol_attempt_index and event_loop_now_us.
+/// If `cancel` comes for an attempt the protocol has just reported ready
+/// from another thread, the library closes that connection with `close`
+/// when it sees the report: `cancel` need not.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ProtocolImplementation {
