@@ -55,7 +55,7 @@ fn run(name: &'static str, policy: AssignPolicy, weights: Option<[u32; MEMBERS]>
         open.push(black_box(m));
         // Random releases: one now and then, and always one once MAX_OPEN
         // are open.
-        while open.len() >= MAX_OPEN || (!open.is_empty() && rng.next() % 4 == 0) {
+        while open.len() >= MAX_OPEN || (!open.is_empty() && rng.next().is_multiple_of(4)) {
             let i = (rng.next() % open.len() as u64) as usize;
             let m = open.swap_remove(i);
             g.release(m, false);

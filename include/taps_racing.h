@@ -47,6 +47,23 @@ typedef enum AttemptOutcome {
   ATTEMPT_OUTCOME_SPARE,
 } AttemptOutcome;
 
+// What happened in a group.
+//
+typedef enum GroupEventKind {
+  // A member joined (`member`; `connect_time_us`: its connect time).
+  GROUP_EVENT_KIND_MEMBER_JOINED,
+  // A member failed (`member`; `streams`: how many it carried, now
+  // failed); it left the rotation, a rebuild follows.
+  GROUP_EVENT_KIND_MEMBER_FAILED,
+  // Every member has failed; the group keeps rebuilding. Reported once
+  // per outage.
+  GROUP_EVENT_KIND_ALL_FAILED,
+  // A member joined after AllFailed (`member`).
+  GROUP_EVENT_KIND_RECOVERED,
+  // A rebuild race failed; the next waits `connect_time_us` µs.
+  GROUP_EVENT_KIND_REBUILD_FAILED,
+} GroupEventKind;
+
 // What happened in a pool, for observability.
 //
 typedef enum PoolEventKind {
@@ -108,6 +125,12 @@ typedef enum TapsError {
   // The selection properties leave no path or no protocol to race
   // (preconnection_initiate_with_racing).
   TAPS_ERROR_NO_CANDIDATES = -15,
+  // connection_group_assign: the group has no live member (it is
+  // rebuilding).
+  TAPS_ERROR_NO_MEMBER = -16,
+  // connection_group_assign: every live member carries its capacity of
+  // streams.
+  TAPS_ERROR_ALL_MEMBERS_FULL = -17,
 } TapsError;
 
 // A selection property's preference (RFC 9622 §6.2).
@@ -182,6 +205,17 @@ typedef enum ProtocolFlag {
   PROTOCOL_FLAG_MULTISTREAMING = 4,
 } ProtocolFlag;
 
+// How a group picks the member for the next stream.
+//
+typedef enum AssignPolicy {
+  // The live members in join order, one stream each in turn.
+  ASSIGN_POLICY_ROUND_ROBIN,
+  // The member with the fewest open streams (ties in round-robin order).
+  ASSIGN_POLICY_LEAST_LOADED,
+  // Smooth weighted round robin over the members' weights.
+  ASSIGN_POLICY_WEIGHTED,
+} AssignPolicy;
+
 // A connection: establishing, established, failed or closed. Owned by the
 // caller of preconnection_initiate_with_racing; free with connection_free.
 //
@@ -192,6 +226,10 @@ typedef enum ProtocolFlag {
 // the connection's own callbacks and waits for a callback running on
 // another thread. Its callbacks run on the loop's thread only.
 typedef struct Connection Connection;
+
+// A group of K connections from one Preconnection, with streams assigned
+// over them and failover. Free with connection_group_free.
+typedef struct ConnectionGroup ConnectionGroup;
 
 // A pool of connections from one Preconnection: several attempts raced at
 // once, a warm buffer, backoff when all fail. Free with
@@ -284,6 +322,59 @@ typedef struct AttemptInfo {
   // routes); valid while the Connection lives.
   const char *interface_name;
 } AttemptInfo;
+
+// A group's options (C: `GroupOptions`, from `group_options_default`).
+typedef struct GroupOptions {
+  // Members to keep (K). Default 2, 1 to 64.
+  uint32_t size;
+  // How streams are assigned: an AssignPolicy. Default round robin.
+  uint32_t policy;
+  // Streams a member carries at most. Default 256, 1 to 1,000,000.
+  uint32_t capacity;
+  // First backoff after a rebuild race whose attempts all failed, ms.
+  // Default 1000.
+  uint32_t backoff_initial_ms;
+  // Growth of the backoff per failed rebuild, percent. Default 200,
+  // 100 to 1000.
+  uint32_t backoff_multiplier_percent;
+  // Largest backoff, ms. Default 60000.
+  uint32_t backoff_max_ms;
+} GroupOptions;
+
+// One group event.
+typedef struct GroupEvent {
+  // What happened.
+  enum GroupEventKind kind;
+  // The member concerned (0 when none).
+  uint64_t member;
+  // Streams the failed member carried (MemberFailed), else 0.
+  uint32_t streams;
+  // A duration in µs, per kind.
+  uint64_t connect_time_us;
+} GroupEvent;
+
+// The group's event callback: called on the loop's thread; `event` is
+// valid during the call.
+typedef void (*GroupEventCallback)(const struct GroupEvent *event, void *user_data);
+
+// What a group knows about a member.
+typedef struct GroupMemberMetrics {
+  // Streams assigned since it joined.
+  uint64_t streams_assigned;
+  // Streams open now (0 once it failed).
+  uint32_t streams_open;
+  // Streams that ended failed (released as failed, or open when it
+  // failed).
+  uint64_t streams_failed;
+  // Its connect time, µs.
+  uint64_t connect_time_us;
+  // When it joined, µs on the loop's clock.
+  uint64_t joined_at_us;
+  // Its weight for ASSIGN_POLICY_WEIGHTED.
+  uint32_t weight;
+  // 1 while it is a live member, 0 after it failed.
+  int live;
+} GroupMemberMetrics;
 
 // A pool's options (C: `PoolOptions`, from `pool_options_default`).
 typedef struct PoolOptions {
@@ -544,6 +635,60 @@ struct TransportProperties *transport_properties_new(void);
 
 // Free transport properties. NULL is fine.
 void transport_properties_free(struct TransportProperties *props);
+
+// The defaults: size 2, policy ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
+// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
+// 60000.
+struct GroupOptions group_options_default(void);
+
+// A group racing `p`'s candidates (copied) into `opts->size` members,
+// diverse where the candidates allow (distinct addresses first).
+// `on_event` (may be NULL) hears every GroupEvent. NULL on error, with
+// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
+// TAPS_ERROR_INVALID_STATE.
+struct ConnectionGroup *connection_group_new(const struct Preconnection *p,
+                                             const struct GroupOptions *opts,
+                                             GroupEventCallback on_event,
+                                             void *user_data);
+
+// The member for the next stream (or request, or round) into
+// `*out_member`; it counts as an open stream until
+// connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_NO_MEMBER (none live: the group is rebuilding),
+// TAPS_ERROR_ALL_MEMBERS_FULL.
+int connection_group_assign(struct ConnectionGroup *group, uint64_t *out_member);
+
+// A stream on `member` ended; `failed` (0 or 1) counts it as failed.
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (no open
+// stream on that member).
+int connection_group_release_stream(struct ConnectionGroup *group, uint64_t member, int failed);
+
+// The caller saw `member` fail: it leaves the rotation at once (its open
+// streams count as failed), its connection closes, MEMBER_FAILED is
+// reported and a rebuild races a replacement. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (not live).
+int connection_group_mark_failed(struct ConnectionGroup *group, uint64_t member);
+
+// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
+// default the weight comes from the connect time, faster = heavier).
+int connection_group_set_weight(struct ConnectionGroup *group, uint64_t member, uint32_t weight);
+
+// A member's metrics into `*out` (also after it failed). Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown member).
+int connection_group_member_metrics(const struct ConnectionGroup *group,
+                                    uint64_t member,
+                                    struct GroupMemberMetrics *out);
+
+// A live member's socket (owned by the group: do not close it), or -1.
+int connection_group_member_fd(const struct ConnectionGroup *group, uint64_t member);
+
+// Live members now (0 for NULL); with `out` non-NULL, up to `cap` of
+// their ids into it, in join order.
+size_t connection_group_members(const struct ConnectionGroup *group, uint64_t *out, size_t cap);
+
+// Free a group: its rebuild race is cancelled, its members closed; no
+// event follows. NULL is fine.
+void connection_group_free(struct ConnectionGroup *group);
 
 // A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 // the system refused an epoll instance, eventfd or timerfd). Free it with

@@ -38,11 +38,15 @@ pub enum Error {
     LoopStopped,
     /// The selection properties left no path or no protocol to race.
     NoCandidates,
+    /// A connection group has no live member.
+    NoMember,
+    /// Every member of a connection group carries its capacity of streams.
+    AllMembersFull,
 }
 
 impl Error {
     /// The most negative code: codes run from -1 down to this one.
-    pub const LAST_CODE: i32 = -15;
+    pub const LAST_CODE: i32 = -17;
 
     /// The C code (`TapsError`), always negative.
     pub fn code(&self) -> i32 {
@@ -62,6 +66,8 @@ impl Error {
             Error::Panic => -13,
             Error::LoopStopped => -14,
             Error::NoCandidates => -15,
+            Error::NoMember => -16,
+            Error::AllMembersFull => -17,
         }
     }
 
@@ -84,6 +90,8 @@ impl Error {
             -13 => "internal error: a panic was caught at the C boundary",
             -14 => "the race was cancelled: its event loop's thread was stopped",
             -15 => "no candidate: the selection properties leave no path or protocol to race",
+            -16 => "the connection group has no live member",
+            -17 => "every member of the connection group carries its capacity of streams",
             _ => "unknown error",
         }
     }

@@ -131,6 +131,9 @@ pub struct PoolEvent {
     pub os_error: i32,
 }
 
+/// A pool's event callback, called on the loop's thread.
+pub type PoolEventHandler = Box<dyn FnMut(&PoolEvent) + Send>;
+
 /// A pool of connections made from one Preconnection. Dropping it cancels
 /// its races, closes its buffered connections and fails its waiting
 /// connections with [`Error::Cancelled`] (no callback); no event follows.
@@ -149,7 +152,7 @@ impl ConnectionPool {
     /// # Errors
     /// [`Error::InvalidOption`] from [`PoolOptions::to_config`];
     /// [`Error::InvalidState`] if the loop was freed.
-    pub fn new(pre: &Preconnection, options: &PoolOptions, events: Option<Box<dyn FnMut(&PoolEvent) + Send>>) -> Result<ConnectionPool> {
+    pub fn new(pre: &Preconnection, options: &PoolOptions, events: Option<PoolEventHandler>) -> Result<ConnectionPool> {
         let config = options.to_config()?;
         let spec: OwnedSpec = pre.owned_spec();
         let core = pre.loop_shared().pool_new(spec, config, events, pre.client())?;

@@ -50,6 +50,8 @@ pub(crate) struct ConnState {
     pub in_callback: Option<ThreadId>,
     /// The pool this connection waits in or is buffered by.
     pub pool: Option<u64>,
+    /// The group and member id this connection is.
+    pub group: Option<(u64, usize)>,
 }
 
 /// One connection's shared core. The loop keeps an `Arc` while a race or a
@@ -84,6 +86,7 @@ impl ConnCore {
                 released: false,
                 in_callback: None,
                 pool: None,
+                group: None,
             }),
             done: Condvar::new(),
         })

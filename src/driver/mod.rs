@@ -10,6 +10,7 @@
 pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod conn;
+pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
@@ -46,6 +47,13 @@ use std::time::Duration;
 use sync::{Condvar, Mutex, MutexGuard};
 use timers::TimerHeap;
 
+/// A user protocol's completion waiting for the loop: race, attempt, what
+/// happened, and the protocol (to close an orphaned ready connection).
+type QueuedCompletion = (u64, AttemptId, Completion, Arc<ProtocolEntry>);
+
+/// A user callback of a pool or group, called with no lock held.
+pub(crate) type Note = Box<dyn FnOnce() + Send>;
+
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
 const FIRST_SOCKET: usize = 2;
@@ -71,10 +79,21 @@ struct RaceEntry {
     /// User-resolver queries, to cancel if the race ends first.
     queries: Vec<ResolverQuery>,
     user_resolver: Option<Arc<dyn UserResolver>>,
-    /// A pool's race: the pool and why it raced.
-    pool: Option<(u64, pool::RaceKind)>,
+    /// Who started the race: a user, a pool, a group.
+    owner: RaceOwner,
     /// Outcomes already reported as pool events.
     seen: Vec<AttemptOutcome>,
+}
+
+/// Who a race works for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RaceOwner {
+    /// A user's Connection: its callbacks hear the outcome.
+    User,
+    /// A pool (its id) and why it raced.
+    Pool(u64, pool::RaceKind),
+    /// A group (its id) building members.
+    Group(u64),
 }
 
 /// What to race: a Preconnection's contents.
@@ -99,8 +118,11 @@ struct LoopState {
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
     /// Connection pools on this loop, by id (ids share the race counter).
     pools: HashMap<u64, pool::PoolEntry>,
-    /// Pool events to deliver, in order, with the other callbacks.
-    pool_events: VecDeque<(Arc<pool::PoolCore>, crate::api::pool::PoolEvent)>,
+    /// Pool and group events to deliver with the other callbacks: the
+    /// owner's id and the call (the owner's free drops its pending ones).
+    notes: VecDeque<(u64, Note)>,
+    /// Connection groups on this loop, by id.
+    groups: HashMap<u64, group::GroupEntry>,
     next_race: u64,
     next_token: usize,
     /// The thread inside run / run_once / process (or the loop's own
@@ -140,7 +162,7 @@ pub(crate) struct LoopShared {
     resolver: Arc<Resolver>,
     clock: Clock,
     /// User-protocol completions from any thread, for the loop.
-    completions: Mutex<Vec<(u64, AttemptId, Completion, Arc<ProtocolEntry>)>>,
+    completions: Mutex<Vec<QueuedCompletion>>,
     /// This loop, for the handles given to user protocols.
     me: Weak<LoopShared>,
     /// Counts race steps, so that a manual-clock run knows when nothing
@@ -183,7 +205,8 @@ impl LoopShared {
                 wake_timer,
                 callbacks: VecDeque::new(),
                 pools: HashMap::new(),
-                pool_events: VecDeque::new(),
+                notes: VecDeque::new(),
+                groups: HashMap::new(),
                 next_race: 1,
                 next_token: FIRST_SOCKET,
                 runner: None,
@@ -273,7 +296,7 @@ impl LoopShared {
         if st.shut_down || st.stop_requested || conn.client.is_released() {
             return Err(Error::InvalidState);
         }
-        self.start_race_locked(&mut st, conn, spec, None)?;
+        self.start_race_locked(&mut st, conn, spec, RaceOwner::User)?;
         self.sync_wake_timer(&mut st);
         self.nudge(&st);
         Ok(())
@@ -285,7 +308,7 @@ impl LoopShared {
         st: &mut LoopState,
         conn: &Arc<ConnCore>,
         spec: &RaceSpec<'_>,
-        pool: Option<(u64, pool::RaceKind)>,
+        owner: RaceOwner,
     ) -> Result<u64> {
         let (paths, branches, protocols) = build_tree(&st.protocols, spec);
         if branches.is_empty() {
@@ -346,7 +369,7 @@ impl LoopShared {
                 protocols,
                 queries: Vec::new(),
                 user_resolver: user_resolver.clone(),
-                pool,
+                owner,
                 seen: Vec::new(),
             },
         );
@@ -450,7 +473,11 @@ impl LoopShared {
         for id in pools {
             self.pool_free_locked(&mut st, id);
         }
-        st.pool_events.clear();
+        let groups: Vec<u64> = st.groups.keys().copied().collect();
+        for id in groups {
+            self.group_free_locked(&mut st, id);
+        }
+        st.notes.clear();
         let ids: Vec<u64> = st.races.keys().copied().collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
@@ -514,12 +541,17 @@ impl LoopShared {
                 self.drive(st, id, now);
             }
             Some(Target::Established(weak)) => {
-                if !(event.is_error() || (event.is_read_closed() && event.is_write_closed())) {
-                    return;
-                }
                 let Some(conn) = weak.upgrade() else { return };
                 let mut c = conn.lock();
                 if c.phase != Phase::Established {
+                    return;
+                }
+                // A user's connection fails on an error or a full hang-up
+                // (the user may still write after the peer's FIN); a pool's
+                // or group's, which nobody reads, also when the peer closed.
+                let owned = c.pool.is_some() || c.group.is_some();
+                let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
+                if !(event.is_error() || hangup) {
                     return;
                 }
                 let errno = match c.transport.as_ref() {
@@ -535,12 +567,15 @@ impl LoopShared {
                 c.phase = Phase::Closed;
                 c.error = Some(Error::Io(errno));
                 let pool = c.pool.take();
+                let group = c.group.take();
                 drop(c);
                 st.targets.remove(&token);
-                match pool {
+                match (pool, group) {
                     // A buffered connection: the pool replaces it.
-                    Some(pool) => self.pool_lost(st, pool, &conn, now),
-                    None => st.callbacks.push_back((conn, Callback::ConnectionError)),
+                    (Some(pool), _) => self.pool_lost(st, pool, &conn, now),
+                    // A group member: failover, then rebuild.
+                    (_, Some((group, member))) => self.group_member_lost(st, group, member, now),
+                    _ => st.callbacks.push_back((conn, Callback::ConnectionError)),
                 }
             }
             None => {}
@@ -612,6 +647,10 @@ impl LoopShared {
                 self.pool_timer(st, id, at, now);
                 continue;
             }
+            if st.groups.contains_key(&id) {
+                self.group_timer(st, id, at, now);
+                continue;
+            }
             let Some(entry) = st.races.get_mut(&id) else { continue };
             if entry.armed != Some(at) {
                 continue;
@@ -623,9 +662,11 @@ impl LoopShared {
     }
 
     fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, pools, wake_timer, .. } = st;
+        let LoopState { timers, races, pools, groups, wake_timer, .. } = st;
         timers.drop_stale_top(|at, id| {
-            races.get(&id).is_some_and(|e| e.armed == Some(at)) || pools.get(&id).is_some_and(|p| p.armed == Some(at))
+            races.get(&id).is_some_and(|e| e.armed == Some(at))
+                || pools.get(&id).is_some_and(|p| p.armed == Some(at))
+                || groups.get(&id).is_some_and(|g| g.armed == Some(at))
         });
         if let Some(t) = wake_timer.as_mut() {
             t.arm(&self.clock, timers.peek());
@@ -694,9 +735,10 @@ impl LoopShared {
             }
         }
         let reports = reports(entry);
-        if let Some((pool, kind)) = entry.pool {
-            self.drive_pool_race(st, id, pool, kind, end, spares, reports, now);
-            return;
+        match entry.owner {
+            RaceOwner::User => {}
+            RaceOwner::Pool(pool, kind) => return self.drive_pool_race(st, id, pool, kind, end, spares, reports, now),
+            RaceOwner::Group(group) => return self.drive_group_race(st, id, group, end, spares, reports, now),
         }
         let Some(end) = end else {
             entry.conn.lock().attempts = reports;
@@ -723,7 +765,7 @@ impl LoopShared {
         let callback = match (end, winner) {
             (Ok(attempt), Some(io)) => {
                 let remote = entry.race.attempts().nth(attempt).map(|a| a.record.candidate.addr);
-                let transport = self.into_transport(targets, io);
+                let transport = self.to_transport(targets, io);
                 if live {
                     self.install(targets, &conn, &mut c, transport, remote);
                     Some(Callback::Ready)
@@ -755,6 +797,20 @@ impl LoopShared {
         }
     }
 
+    /// Remove a race that has nothing running: its queries are cancelled,
+    /// what is left of its I/O released.
+    fn remove_race(&self, st: &mut LoopState, id: u64) {
+        if let Some(mut entry) = st.races.remove(&id) {
+            self.end_queries(&mut entry);
+            for (_, io) in entry.io.drain() {
+                if let AttemptIo::Tcp(token, _) = &io {
+                    st.targets.remove(token);
+                }
+                protocol::discard(io, &self.registry);
+            }
+        }
+    }
+
     /// Cancel the user-resolver queries of a race that ended.
     fn end_queries(&self, entry: &mut RaceEntry) {
         for q in entry.queries.drain(..) {
@@ -770,7 +826,7 @@ impl LoopShared {
     /// A ready attempt's I/O as an established connection's transport: a
     /// TCP stream stops being watched for writability (its token is
     /// forgotten until [`LoopShared::install`]).
-    fn into_transport(&self, targets: &mut HashMap<Token, Target>, io: AttemptIo) -> Transport {
+    fn to_transport(&self, targets: &mut HashMap<Token, Target>, io: AttemptIo) -> Transport {
         match io {
             AttemptIo::Tcp(token, stream) => {
                 targets.remove(&token);

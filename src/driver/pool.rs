@@ -10,7 +10,7 @@
 //! buffer.
 
 use super::conn::{Callback, ConnCore, Phase};
-use super::protocol::{self, AttemptIo, Transport};
+use super::protocol::{self, Transport};
 use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
 use crate::api::endpoint::{LocalEndpoint, RemoteEndpoint};
@@ -40,7 +40,7 @@ pub(crate) struct OwnedSpec {
 /// The user's side of a pool: its event callback.
 pub(crate) struct PoolCore {
     pub id: u64,
-    events: Mutex<Option<Box<dyn FnMut(&PoolEvent) + Send>>>,
+    events: Mutex<Option<crate::api::pool::PoolEventHandler>>,
 }
 
 impl PoolCore {
@@ -85,7 +85,7 @@ impl LoopShared {
         &self,
         spec: OwnedSpec,
         config: PoolConfig,
-        events: Option<Box<dyn FnMut(&PoolEvent) + Send>>,
+        events: Option<crate::api::pool::PoolEventHandler>,
         client: Arc<super::client::Client>,
     ) -> Result<Arc<PoolCore>> {
         let mut st = lock(&self.state);
@@ -178,7 +178,7 @@ impl LoopShared {
     pub(super) fn pool_free_locked(&self, st: &mut LoopState, pool: u64) {
         let Some(entry) = st.pools.remove(&pool) else { return };
         entry.core.silence();
-        st.pool_events.retain(|(c, _)| c.id != pool);
+        st.notes.retain(|(owner, _)| *owner != pool);
         for (race, _) in entry.races {
             self.cancel_race(st, race);
         }
@@ -206,7 +206,7 @@ impl LoopShared {
     }
 
     /// Close a transport that no connection keeps.
-    fn drop_transport(&self, st: &mut LoopState, t: Transport) {
+    pub(super) fn drop_transport(&self, st: &mut LoopState, t: Transport) {
         if let Transport::Tcp(token, _) = &t {
             st.targets.remove(token);
         }
@@ -217,7 +217,8 @@ impl LoopShared {
     fn pool_event(&self, st: &mut LoopState, pool: u64, kind: PoolEventKind, count: u32, elapsed_us: u64, os_error: i32) {
         if let Some(entry) = st.pools.get(&pool) {
             let core = Arc::clone(&entry.core);
-            st.pool_events.push_back((core, PoolEvent { kind, count, elapsed_us, os_error }));
+            let e = PoolEvent { kind, count, elapsed_us, os_error };
+            st.notes.push_back((pool, Box::new(move || core.emit(&e))));
         }
     }
 
@@ -286,7 +287,7 @@ impl LoopShared {
             racing: owned.racing,
         };
         self.pool_event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
-        match self.start_race_locked(st, &conn, &spec, Some((pool, kind))) {
+        match self.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind)) {
             Ok(race) => {
                 if let Some(entry) = st.pools.get_mut(&pool) {
                     // The race may have ended inside start (all failed at once).
@@ -349,7 +350,7 @@ impl LoopShared {
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
-                entry.io.remove(&a).map(|io| (self.into_transport(targets, io), remote))
+                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -374,15 +375,7 @@ impl LoopShared {
         // Remove the race once nothing of it runs.
         let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
         if done {
-            if let Some(mut entry) = st.races.remove(&id) {
-                self.end_queries(&mut entry);
-                for (_, io) in entry.io.drain() {
-                    if let AttemptIo::Tcp(token, _) = &io {
-                        st.targets.remove(token);
-                    }
-                    protocol::discard(io, &self.registry);
-                }
-            }
+            self.remove_race(st, id);
             if let Some(p) = st.pools.get_mut(&pool) {
                 p.races.remove(&id);
             }

@@ -63,7 +63,7 @@ impl LoopShared {
         let st = lock(&self.state);
         !st.races.is_empty()
             || !st.callbacks.is_empty()
-            || !st.pool_events.is_empty()
+            || !st.notes.is_empty()
             || st.pools.values().any(|p| p.is_pending())
     }
 
@@ -72,9 +72,9 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
-            let event = lock(&self.state).pool_events.pop_front();
-            if let Some((pool, e)) = event {
-                pool.emit(&e);
+            let note = lock(&self.state).notes.pop_front();
+            if let Some((_, call)) = note {
+                call();
                 n += 1;
                 continue;
             }
@@ -189,7 +189,7 @@ impl LoopShared {
     /// the next timer, `None` when no timer is pending.
     pub(crate) fn next_timeout(&self) -> Option<Duration> {
         let mut st = lock(&self.state);
-        if !st.callbacks.is_empty() || !st.pool_events.is_empty() {
+        if !st.callbacks.is_empty() || !st.notes.is_empty() {
             return Some(Duration::ZERO);
         }
         self.sync_wake_timer(&mut st);

@@ -18,6 +18,7 @@ use std::ffi::{c_char, c_int, CString};
 
 pub mod connection;
 pub mod endpoint;
+pub mod group;
 pub mod event_loop;
 pub mod pool;
 pub mod preconnection;
@@ -66,6 +67,12 @@ pub enum TapsError {
     /// The selection properties leave no path or no protocol to race
     /// (preconnection_initiate_with_racing).
     TAPS_ERROR_NO_CANDIDATES = -15,
+    /// connection_group_assign: the group has no live member (it is
+    /// rebuilding).
+    TAPS_ERROR_NO_MEMBER = -16,
+    /// connection_group_assign: every live member carries its capacity of
+    /// streams.
+    TAPS_ERROR_ALL_MEMBERS_FULL = -17,
 }
 
 thread_local! {
@@ -187,7 +194,8 @@ mod tests {
         assert_eq!(TapsError::TAPS_ERROR_PANIC as i32, Error::Panic.code());
         assert_eq!(TapsError::TAPS_ERROR_LOOP_STOPPED as i32, Error::LoopStopped.code());
         assert_eq!(TapsError::TAPS_ERROR_NO_CANDIDATES as i32, Error::NoCandidates.code());
-        assert_eq!(TapsError::TAPS_ERROR_NO_CANDIDATES as i32, Error::LAST_CODE);
+        assert_eq!(TapsError::TAPS_ERROR_ALL_MEMBERS_FULL as i32, Error::AllMembersFull.code());
+        assert_eq!(TapsError::TAPS_ERROR_ALL_MEMBERS_FULL as i32, Error::LAST_CODE);
         assert_eq!(TapsError::TAPS_ERROR_INVALID_OPTION as i32, Error::InvalidOption("x").code());
         let text = |c| unsafe { CStr::from_ptr(taps_strerror(c)) }.to_str().unwrap();
         assert_eq!(text(-9), "every connection attempt failed");

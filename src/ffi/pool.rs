@@ -55,9 +55,9 @@ pub extern "C" fn connection_pool_new(
         };
         // SAFETY: NULL or valid per the contract.
         let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
-        let events: Option<Box<dyn FnMut(&PoolEvent) + Send>> = on_event.map(|f| {
+        let events: Option<crate::api::pool::PoolEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
-            Box::new(move |e: &PoolEvent| c.call(e)) as Box<dyn FnMut(&PoolEvent) + Send>
+            Box::new(move |e: &PoolEvent| c.call(e)) as crate::api::pool::PoolEventHandler
         });
         match api::ConnectionPool::new(&pre.0, &opts, events) {
             Ok(pool) => Box::into_raw(Box::new(ConnectionPool(pool))),

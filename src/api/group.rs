@@ -1,0 +1,201 @@
+//! ConnectionGroup: K connections built by racing, streams spread over
+//! them (round robin, least loaded, weighted), failover when one fails, a
+//! rebuild with backoff until K are back.
+
+use super::error::{Error, Result};
+use super::preconnection::Preconnection;
+use crate::driver::group::{GroupConfig, GroupCore};
+use crate::driver::LoopShared;
+use crate::engine::group::{AssignPolicy, MemberId, MemberMetrics};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+/// A group's options (C: `GroupOptions`, from `group_options_default`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// Members to keep (K). Default 2, 1 to 64.
+    pub size: u32,
+    /// How streams are assigned: an AssignPolicy. Default round robin.
+    pub policy: u32,
+    /// Streams a member carries at most. Default 256, 1 to 1,000,000.
+    pub capacity: u32,
+    /// First backoff after a rebuild race whose attempts all failed, ms.
+    /// Default 1000.
+    pub backoff_initial_ms: u32,
+    /// Growth of the backoff per failed rebuild, percent. Default 200,
+    /// 100 to 1000.
+    pub backoff_multiplier_percent: u32,
+    /// Largest backoff, ms. Default 60000.
+    pub backoff_max_ms: u32,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        GroupOptions {
+            size: 2,
+            policy: 0,
+            capacity: crate::engine::group::DEFAULT_CAPACITY,
+            backoff_initial_ms: 1000,
+            backoff_multiplier_percent: 200,
+            backoff_max_ms: 60_000,
+        }
+    }
+}
+
+impl GroupOptions {
+    pub(crate) fn to_config(self) -> Result<GroupConfig> {
+        if !(1..=64).contains(&self.size) {
+            return Err(Error::InvalidOption("size must be 1 to 64"));
+        }
+        let policy = match self.policy {
+            0 => AssignPolicy::RoundRobin,
+            1 => AssignPolicy::LeastLoaded,
+            2 => AssignPolicy::Weighted,
+            _ => return Err(Error::InvalidOption("policy must be an AssignPolicy")),
+        };
+        if !(1..=1_000_000).contains(&self.capacity) {
+            return Err(Error::InvalidOption("capacity must be 1 to 1000000"));
+        }
+        if !(100..=1000).contains(&self.backoff_multiplier_percent) || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(Error::InvalidOption("backoff_multiplier_percent 100 to 1000, backoff_max_ms at least backoff_initial_ms"));
+        }
+        Ok(GroupConfig {
+            size: self.size as usize,
+            policy,
+            capacity: self.capacity,
+            backoff_initial: self.backoff_initial_ms as u64 * 1000,
+            backoff_multiplier_percent: self.backoff_multiplier_percent,
+            backoff_max: self.backoff_max_ms as u64 * 1000,
+        })
+    }
+}
+
+/// What happened in a group.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupEventKind {
+    /// A member joined (`member`; `connect_time_us`: its connect time).
+    MemberJoined,
+    /// A member failed (`member`; `streams`: how many it carried, now
+    /// failed); it left the rotation, a rebuild follows.
+    MemberFailed,
+    /// Every member has failed; the group keeps rebuilding. Reported once
+    /// per outage.
+    AllFailed,
+    /// A member joined after AllFailed (`member`).
+    Recovered,
+    /// A rebuild race failed; the next waits `connect_time_us` µs.
+    RebuildFailed,
+}
+
+/// One group event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupEvent {
+    /// What happened.
+    pub kind: GroupEventKind,
+    /// The member concerned (0 when none).
+    pub member: u64,
+    /// Streams the failed member carried (MemberFailed), else 0.
+    pub streams: u32,
+    /// A duration in µs, per kind.
+    pub connect_time_us: u64,
+}
+
+/// A group's event callback, called on the loop's thread.
+pub type GroupEventHandler = Box<dyn FnMut(&GroupEvent) + Send>;
+
+/// A group of K connections from one Preconnection. Dropping it cancels
+/// its rebuild race and closes its members; no event follows.
+///
+/// cbindgen:ignore
+pub struct ConnectionGroup {
+    lp: Arc<LoopShared>,
+    core: Arc<GroupCore>,
+}
+
+impl ConnectionGroup {
+    /// A group racing `pre`'s candidates (copied) into `options.size`
+    /// members; `events` hears every [`GroupEvent`] on the loop's thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`]; [`Error::InvalidState`] if the loop was
+    /// freed.
+    pub fn new(pre: &Preconnection, options: &GroupOptions, events: Option<GroupEventHandler>) -> Result<ConnectionGroup> {
+        let config = options.to_config()?;
+        let core = pre.loop_shared().group_new(pre.owned_spec(), config, events, pre.client())?;
+        Ok(ConnectionGroup { lp: Arc::clone(pre.loop_shared()), core })
+    }
+
+    /// The member for the next stream (or request): counted as an open
+    /// stream until [`ConnectionGroup::release_stream`].
+    ///
+    /// # Errors
+    /// [`Error::NoMember`] (none live: rebuilding), [`Error::AllMembersFull`].
+    pub fn assign(&self) -> Result<MemberId> {
+        self.lp.group_assign(self.core.id)
+    }
+
+    /// A stream on `member` ended; `failed` counts it as failed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `member` has no open stream.
+    pub fn release_stream(&self, member: MemberId, failed: bool) -> Result<()> {
+        self.lp.group_release(self.core.id, member, failed)
+    }
+
+    /// The caller saw `member` fail: it leaves the rotation at once, its
+    /// connection closes, a rebuild starts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if it is not a live member.
+    pub fn mark_failed(&self, member: MemberId) -> Result<()> {
+        self.lp.group_mark_failed(self.core.id, member)
+    }
+
+    /// Set a member's weight for the weighted policy (0: never chosen).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown member.
+    pub fn set_weight(&self, member: MemberId, weight: u32) -> Result<()> {
+        self.lp.group_set_weight(self.core.id, member, weight)
+    }
+
+    /// A member's metrics (also after it failed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown member.
+    pub fn metrics(&self, member: MemberId) -> Result<MemberMetrics> {
+        self.lp.group_metrics(self.core.id, member)
+    }
+
+    /// A live member's socket (owned by the group) and remote address.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if it is not a live member.
+    pub fn member(&self, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
+        self.lp.group_member(self.core.id, member)
+    }
+
+    /// Live members, in join order.
+    pub fn members(&self) -> Vec<MemberId> {
+        self.lp.group_members(self.core.id)
+    }
+}
+
+impl Drop for ConnectionGroup {
+    fn drop(&mut self) {
+        self.lp.group_free(self.core.id);
+    }
+}
+
+impl std::fmt::Debug for ConnectionGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionGroup").field("id", &self.core.id).finish()
+    }
+}

@@ -1,0 +1,435 @@
+//! Connection groups on the loop: K members built by racing, streams
+//! assigned over them by the policy ([`crate::engine::group`]), failover
+//! when a member fails, and a rebuild that races replacements with backoff
+//! until K members are back.
+//!
+//! A build race starts `K - live` attempts at once (distinct candidates
+//! first, so members differ where the candidates allow) and keeps its
+//! losers: the winner and the spares become members, up to K.
+
+use super::conn::{ConnCore, Phase};
+use super::pool::OwnedSpec;
+use super::protocol::Transport;
+use super::sync::Mutex;
+use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
+use crate::api::connection::AttemptReport;
+use crate::api::error::{Error, Result};
+use crate::api::group::{GroupEvent, GroupEventKind};
+use crate::engine::group::{AssignError, GroupPolicy, MemberId, MemberMetrics};
+use crate::engine::race::{RaceConfig, RaceError};
+use crate::engine::{AttemptId, Micros};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+/// A group's settings, validated by the API layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupConfig {
+    pub size: usize,
+    pub policy: crate::engine::group::AssignPolicy,
+    pub capacity: u32,
+    pub backoff_initial: Micros,
+    pub backoff_multiplier_percent: u32,
+    pub backoff_max: Micros,
+}
+
+/// The user's side of a group: its event callback.
+pub(crate) struct GroupCore {
+    pub id: u64,
+    events: Mutex<Option<crate::api::group::GroupEventHandler>>,
+}
+
+impl GroupCore {
+    fn emit(&self, e: &GroupEvent) {
+        if let Some(f) = self.events.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            f(e);
+        }
+    }
+}
+
+pub(crate) struct GroupEntry {
+    policy: GroupPolicy,
+    config: GroupConfig,
+    spec: OwnedSpec,
+    members: HashMap<MemberId, Arc<ConnCore>>,
+    /// The build race in flight, if any.
+    race: Option<u64>,
+    backoff: Micros,
+    backoff_until: Option<Micros>,
+    /// "every member failed" was reported and no member joined since.
+    down: bool,
+    core: Arc<GroupCore>,
+    client: Arc<super::client::Client>,
+    pub(crate) armed: Option<Micros>,
+}
+
+impl LoopShared {
+    /// A new group: its first build race starts at once.
+    pub(crate) fn group_new(
+        &self,
+        spec: OwnedSpec,
+        config: GroupConfig,
+        events: Option<crate::api::group::GroupEventHandler>,
+        client: Arc<super::client::Client>,
+    ) -> Result<Arc<GroupCore>> {
+        let mut st = lock(&self.state);
+        if st.shut_down {
+            return Err(Error::InvalidState);
+        }
+        let id = st.next_race;
+        st.next_race += 1;
+        let core = Arc::new(GroupCore { id, events: Mutex::new(events) });
+        st.groups.insert(
+            id,
+            GroupEntry {
+                policy: GroupPolicy::new(config.policy, config.capacity),
+                config,
+                spec,
+                members: HashMap::new(),
+                race: None,
+                backoff: 0,
+                backoff_until: None,
+                down: false,
+                core: Arc::clone(&core),
+                client,
+                armed: None,
+            },
+        );
+        let now = self.clock.now();
+        self.group_step(&mut st, id, now);
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+        Ok(core)
+    }
+
+    fn group_event(&self, st: &mut LoopState, group: u64, kind: GroupEventKind, member: MemberId, streams: u32, connect_time: Micros) {
+        if let Some(entry) = st.groups.get(&group) {
+            let core = Arc::clone(&entry.core);
+            let e = GroupEvent { kind, member: member as u64, streams, connect_time_us: connect_time };
+            st.notes.push_back((group, Box::new(move || core.emit(&e))));
+        }
+    }
+
+    /// Start a build race when members are missing and no backoff holds;
+    /// re-arm the group's timer.
+    pub(super) fn group_step(&self, st: &mut LoopState, group: u64, now: Micros) {
+        let Some(entry) = st.groups.get_mut(&group) else { return };
+        let missing = entry.config.size.saturating_sub(entry.policy.live_members());
+        let blocked = entry.backoff_until.is_some_and(|t| t > now);
+        if missing > 0 && entry.race.is_none() && !blocked {
+            entry.backoff_until = None;
+            let config = RaceConfig { race_count: missing, keep_losers: true, ..entry.spec.config };
+            let owned = OwnedSpec {
+                remotes: entry.spec.remotes.clone(),
+                locals: entry.spec.locals.clone(),
+                selection: entry.spec.selection.clone(),
+                config,
+                racing: entry.spec.racing,
+            };
+            let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
+            let spec = RaceSpec {
+                remotes: &owned.remotes,
+                locals: &owned.locals,
+                selection: &owned.selection,
+                config,
+                racing: owned.racing,
+            };
+            // Mark the build as started before the race can report back
+            // (it may end inside start_race_locked), so that no second
+            // race starts meanwhile. Race ids start at 1: 0 is "starting".
+            entry.race = Some(0);
+            let started = self.start_race_locked(st, &conn, &spec, super::RaceOwner::Group(group));
+            let live = started.as_ref().ok().filter(|race| st.races.contains_key(race)).copied();
+            if let Some(entry) = st.groups.get_mut(&group) {
+                entry.race = live;
+            }
+            match started {
+                Ok(race) if live.is_none() => {
+                    // Ended inside start: step again for what it left.
+                    let _ = race;
+                    return self.group_step(st, group, now);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    log::warn!("group {group}: cannot start a build race: {e}");
+                    self.group_race_failed(st, group, now);
+                }
+            }
+        }
+        if let Some(entry) = st.groups.get_mut(&group) {
+            let missing = entry.config.size > entry.policy.live_members();
+            let at = entry.backoff_until.filter(|_| missing && entry.race.is_none());
+            match at {
+                Some(at) if entry.armed != Some(at) => {
+                    entry.armed = Some(at);
+                    st.timers.push(at, group);
+                }
+                Some(_) => {}
+                None => entry.armed = None,
+            }
+        }
+    }
+
+    fn group_race_failed(&self, st: &mut LoopState, group: u64, now: Micros) {
+        let Some(entry) = st.groups.get_mut(&group) else { return };
+        let c = entry.config;
+        entry.backoff = if entry.backoff == 0 {
+            c.backoff_initial
+        } else {
+            (entry.backoff.saturating_mul(c.backoff_multiplier_percent as u64) / 100).min(c.backoff_max)
+        };
+        entry.backoff_until = Some(now.saturating_add(entry.backoff));
+        let backoff = entry.backoff;
+        let report_down = entry.policy.live_members() == 0 && !entry.down;
+        if report_down {
+            entry.down = true;
+        }
+        self.group_event(st, group, GroupEventKind::RebuildFailed, 0, 0, backoff);
+        if report_down {
+            self.group_event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
+        }
+    }
+
+    /// A build race's actions were carried out: members join, the race
+    /// ends.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn drive_group_race(
+        &self,
+        st: &mut LoopState,
+        id: u64,
+        group: u64,
+        end: Option<std::result::Result<AttemptId, RaceError>>,
+        spares: Vec<AttemptId>,
+        reports: Vec<AttemptReport>,
+        now: Micros,
+    ) {
+        let mut ready: Vec<(Transport, Option<SocketAddr>, Micros)> = Vec::new();
+        let mut failed = false;
+        {
+            let LoopState { races, targets, timers, .. } = &mut *st;
+            let Some(entry) = races.get_mut(&id) else { return };
+            let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
+                let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
+                let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
+                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote, took))
+            };
+            match end {
+                Some(Ok(a)) => ready.extend(take(entry, a)),
+                Some(Err(_)) => failed = true,
+                None => {}
+            }
+            for a in spares {
+                ready.extend(take(entry, a));
+            }
+            arm_race(entry, timers, id);
+        }
+        for (t, remote, took) in ready {
+            self.group_member_ready(st, group, t, remote, took, reports.clone(), now);
+        }
+        // Enough members: stop the losers still running.
+        let full = st.groups.get(&group).is_some_and(|g| g.policy.live_members() >= g.config.size);
+        if full {
+            if let Some(entry) = st.races.get_mut(&id) {
+                if entry.race.is_finished() && entry.race.running_count() > 0 {
+                    entry.race.cancel(now);
+                    self.drive(st, id, now);
+                    return;
+                }
+            }
+        }
+        let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
+        if done {
+            self.remove_race(st, id);
+            if let Some(g) = st.groups.get_mut(&group) {
+                if g.race == Some(id) {
+                    g.race = None;
+                }
+            }
+        }
+        if failed {
+            self.group_race_failed(st, group, now);
+        }
+        self.group_step(st, group, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn group_member_ready(
+        &self,
+        st: &mut LoopState,
+        group: u64,
+        transport: Transport,
+        remote: Option<SocketAddr>,
+        connect_time: Micros,
+        reports: Vec<AttemptReport>,
+        now: Micros,
+    ) {
+        let room = st.groups.get(&group).is_some_and(|g| g.policy.live_members() < g.config.size);
+        if !room {
+            self.drop_transport(st, transport);
+            return;
+        }
+        let Some(entry) = st.groups.get_mut(&group) else { return };
+        let member = entry.policy.add_member(now, connect_time);
+        entry.backoff = 0;
+        entry.backoff_until = None;
+        let recovered = std::mem::take(&mut entry.down);
+        let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
+        {
+            let mut c = conn.lock();
+            c.attempts = reports;
+            c.group = Some((group, member));
+            let LoopState { targets, .. } = &mut *st;
+            self.install(targets, &conn, &mut c, transport, remote);
+        }
+        if let Some(entry) = st.groups.get_mut(&group) {
+            entry.members.insert(member, conn);
+        }
+        self.group_event(st, group, GroupEventKind::MemberJoined, member, 0, connect_time);
+        if recovered {
+            self.group_event(st, group, GroupEventKind::Recovered, member, 0, 0);
+        }
+    }
+
+    /// A member failed (its socket, or the caller said so): it leaves the
+    /// rotation, its connection closes, the group rebuilds.
+    pub(super) fn group_member_lost(&self, st: &mut LoopState, group: u64, member: MemberId, now: Micros) {
+        let Some(entry) = st.groups.get_mut(&group) else { return };
+        if !entry.policy.is_live(member) {
+            return;
+        }
+        let streams = entry.policy.member_failed(member);
+        let conn = entry.members.remove(&member);
+        let all_down = entry.policy.live_members() == 0 && !entry.down;
+        if all_down {
+            entry.down = true;
+        }
+        if let Some(conn) = conn {
+            let t = {
+                let mut c = conn.lock();
+                c.phase = Phase::Closed;
+                c.group = None;
+                c.transport.take()
+            };
+            if let Some(t) = t {
+                self.drop_transport(st, t);
+            }
+        }
+        self.group_event(st, group, GroupEventKind::MemberFailed, member, streams, 0);
+        if all_down {
+            self.group_event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
+        }
+        self.group_step(st, group, now);
+    }
+
+    /// A group's timer fired (a backoff ended).
+    pub(super) fn group_timer(&self, st: &mut LoopState, group: u64, at: Micros, now: Micros) {
+        let Some(entry) = st.groups.get_mut(&group) else { return };
+        if entry.armed != Some(at) {
+            return;
+        }
+        entry.armed = None;
+        self.group_step(st, group, now);
+    }
+
+    /// Run `f` on a group's entry with the state locked.
+    fn with_group<R>(&self, group: u64, f: impl FnOnce(&mut GroupEntry) -> R) -> Result<R> {
+        let mut st = lock(&self.state);
+        st.groups.get_mut(&group).map(f).ok_or(Error::InvalidState)
+    }
+
+    /// The member for the next stream.
+    pub(crate) fn group_assign(&self, group: u64) -> Result<MemberId> {
+        self.with_group(group, |g| g.policy.assign())?.map_err(|e| match e {
+            AssignError::NoMember => Error::NoMember,
+            AssignError::AllFull => Error::AllMembersFull,
+        })
+    }
+
+    /// A stream on `member` ended.
+    pub(crate) fn group_release(&self, group: u64, member: MemberId, failed: bool) -> Result<()> {
+        self.with_group(group, |g| {
+            if g.policy.metrics(member).is_some_and(|m| m.streams_open > 0) {
+                g.policy.release(member, failed);
+                Ok(())
+            } else {
+                Err(Error::InvalidArgument("no open stream on that member"))
+            }
+        })?
+    }
+
+    /// The caller says a member failed.
+    pub(crate) fn group_mark_failed(&self, group: u64, member: MemberId) -> Result<()> {
+        let mut st = lock(&self.state);
+        let live = st.groups.get(&group).ok_or(Error::InvalidState)?.policy.is_live(member);
+        if !live {
+            return Err(Error::InvalidArgument("not a live member of the group"));
+        }
+        let now = self.clock.now();
+        self.group_member_lost(&mut st, group, member, now);
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+        Ok(())
+    }
+
+    /// A member's weight for the weighted policy.
+    pub(crate) fn group_set_weight(&self, group: u64, member: MemberId, weight: u32) -> Result<()> {
+        self.with_group(group, |g| {
+            if g.policy.metrics(member).is_none() {
+                return Err(Error::InvalidArgument("not a member of the group"));
+            }
+            g.policy.set_weight(member, weight);
+            Ok(())
+        })?
+    }
+
+    /// A member's metrics (failed members too).
+    pub(crate) fn group_metrics(&self, group: u64, member: MemberId) -> Result<MemberMetrics> {
+        self.with_group(group, |g| g.policy.metrics(member))?.ok_or(Error::InvalidArgument("not a member of the group"))
+    }
+
+    /// A live member's fd and remote address.
+    pub(crate) fn group_member(&self, group: u64, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
+        self.with_group(group, |g| {
+            g.members.get(&member).map(|c| {
+                let c = c.lock();
+                (c.transport.as_ref().and_then(|t| t.fd()), c.remote)
+            })
+        })?
+        .ok_or(Error::InvalidArgument("not a live member of the group"))
+    }
+
+    /// Live members, in join order.
+    pub(crate) fn group_members(&self, group: u64) -> Vec<MemberId> {
+        self.with_group(group, |g| g.policy.members()).unwrap_or_default()
+    }
+
+    /// Free a group: its race is cancelled, its members closed; no event
+    /// follows.
+    pub(crate) fn group_free(&self, group: u64) {
+        let mut st = lock(&self.state);
+        self.group_free_locked(&mut st, group);
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+    }
+
+    pub(super) fn group_free_locked(&self, st: &mut LoopState, group: u64) {
+        let Some(entry) = st.groups.remove(&group) else { return };
+        entry.core.events.lock().unwrap_or_else(|e| e.into_inner()).take();
+        st.notes.retain(|(owner, _)| *owner != group);
+        if let Some(race) = entry.race {
+            self.cancel_race(st, race);
+        }
+        for (_, conn) in entry.members {
+            let t = {
+                let mut c = conn.lock();
+                c.phase = Phase::Closed;
+                c.group = None;
+                c.transport.take()
+            };
+            if let Some(t) = t {
+                self.drop_transport(st, t);
+            }
+        }
+    }
+}

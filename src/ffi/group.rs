@@ -1,0 +1,209 @@
+//! C ABI: ConnectionGroup.
+
+use super::preconnection::Preconnection;
+use super::{arg, fail, guard, status};
+use crate::api::{self, Error, GroupEvent, GroupOptions};
+use std::ffi::{c_int, c_void};
+
+/// A group of K connections from one Preconnection, with streams assigned
+/// over them and failover. Free with connection_group_free.
+pub struct ConnectionGroup(pub(crate) api::ConnectionGroup);
+
+/// What a group knows about a member.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GroupMemberMetrics {
+    /// Streams assigned since it joined.
+    pub streams_assigned: u64,
+    /// Streams open now (0 once it failed).
+    pub streams_open: u32,
+    /// Streams that ended failed (released as failed, or open when it
+    /// failed).
+    pub streams_failed: u64,
+    /// Its connect time, µs.
+    pub connect_time_us: u64,
+    /// When it joined, µs on the loop's clock.
+    pub joined_at_us: u64,
+    /// Its weight for ASSIGN_POLICY_WEIGHTED.
+    pub weight: u32,
+    /// 1 while it is a live member, 0 after it failed.
+    pub live: c_int,
+}
+
+/// The group's event callback: called on the loop's thread; `event` is
+/// valid during the call.
+pub type GroupEventCallback = Option<extern "C" fn(event: *const GroupEvent, user_data: *mut c_void)>;
+
+struct CEvents(extern "C" fn(*const GroupEvent, *mut c_void), *mut c_void);
+
+// SAFETY: the C contract: the callback and user_data are used on the
+// loop's thread.
+unsafe impl Send for CEvents {}
+
+impl CEvents {
+    fn call(&self, e: &GroupEvent) {
+        (self.0)(e, self.1)
+    }
+}
+
+/// The defaults: size 2, policy ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
+/// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
+/// 60000.
+#[no_mangle]
+pub extern "C" fn group_options_default() -> GroupOptions {
+    GroupOptions::default()
+}
+
+/// A group racing `p`'s candidates (copied) into `opts->size` members,
+/// diverse where the candidates allow (distinct addresses first).
+/// `on_event` (may be NULL) hears every GroupEvent. NULL on error, with
+/// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
+/// TAPS_ERROR_INVALID_STATE.
+#[no_mangle]
+pub extern "C" fn connection_group_new(
+    p: *const Preconnection,
+    opts: *const GroupOptions,
+    on_event: GroupEventCallback,
+    user_data: *mut c_void,
+) -> *mut ConnectionGroup {
+    guard!(std::ptr::null_mut(), {
+        // SAFETY: NULL or valid per the contract.
+        let Some(pre) = (unsafe { p.as_ref() }) else {
+            fail(Error::NullArgument);
+            return std::ptr::null_mut();
+        };
+        // SAFETY: NULL or valid per the contract.
+        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        let events: Option<crate::api::group::GroupEventHandler> = on_event.map(|f| {
+            let c = CEvents(f, user_data);
+            Box::new(move |e: &GroupEvent| c.call(e)) as crate::api::group::GroupEventHandler
+        });
+        match api::ConnectionGroup::new(&pre.0, &opts, events) {
+            Ok(g) => Box::into_raw(Box::new(ConnectionGroup(g))),
+            Err(e) => {
+                fail(e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// The member for the next stream (or request, or round) into
+/// `*out_member`; it counts as an open stream until
+/// connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_NO_MEMBER (none live: the group is rebuilding),
+/// TAPS_ERROR_ALL_MEMBERS_FULL.
+#[no_mangle]
+pub extern "C" fn connection_group_assign(group: *mut ConnectionGroup, out_member: *mut u64) -> c_int {
+    guard!(fail(Error::Panic), {
+        let g = arg!(group);
+        let out = arg!(mut out_member);
+        match g.0.assign() {
+            Ok(m) => {
+                *out = m as u64;
+                0
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// A stream on `member` ended; `failed` (0 or 1) counts it as failed.
+/// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (no open
+/// stream on that member).
+#[no_mangle]
+pub extern "C" fn connection_group_release_stream(group: *mut ConnectionGroup, member: u64, failed: c_int) -> c_int {
+    guard!(fail(Error::Panic), {
+        let g = arg!(group);
+        status(g.0.release_stream(member as usize, failed != 0))
+    })
+}
+
+/// The caller saw `member` fail: it leaves the rotation at once (its open
+/// streams count as failed), its connection closes, MEMBER_FAILED is
+/// reported and a rebuild races a replacement. Errors:
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (not live).
+#[no_mangle]
+pub extern "C" fn connection_group_mark_failed(group: *mut ConnectionGroup, member: u64) -> c_int {
+    guard!(fail(Error::Panic), {
+        let g = arg!(group);
+        status(g.0.mark_failed(member as usize))
+    })
+}
+
+/// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
+/// default the weight comes from the connect time, faster = heavier).
+#[no_mangle]
+pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, member: u64, weight: u32) -> c_int {
+    guard!(fail(Error::Panic), {
+        let g = arg!(group);
+        status(g.0.set_weight(member as usize, weight))
+    })
+}
+
+/// A member's metrics into `*out` (also after it failed). Errors:
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown member).
+#[no_mangle]
+pub extern "C" fn connection_group_member_metrics(group: *const ConnectionGroup, member: u64, out: *mut GroupMemberMetrics) -> c_int {
+    guard!(fail(Error::Panic), {
+        let g = arg!(group);
+        let out = arg!(mut out);
+        match g.0.metrics(member as usize) {
+            Ok(m) => {
+                *out = GroupMemberMetrics {
+                    streams_assigned: m.streams_assigned,
+                    streams_open: m.streams_open,
+                    streams_failed: m.streams_failed,
+                    connect_time_us: m.connect_time,
+                    joined_at_us: m.joined_at,
+                    weight: m.weight,
+                    live: g.0.members().contains(&(member as usize)) as c_int,
+                };
+                0
+            }
+            Err(e) => fail(e),
+        }
+    })
+}
+
+/// A live member's socket (owned by the group: do not close it), or -1.
+#[no_mangle]
+pub extern "C" fn connection_group_member_fd(group: *const ConnectionGroup, member: u64) -> c_int {
+    guard!(-1, {
+        // SAFETY: NULL or valid per the contract.
+        match unsafe { group.as_ref() }.map(|g| g.0.member(member as usize)) {
+            Some(Ok((Some(fd), _))) => fd,
+            _ => -1,
+        }
+    })
+}
+
+/// Live members now (0 for NULL); with `out` non-NULL, up to `cap` of
+/// their ids into it, in join order.
+#[no_mangle]
+pub extern "C" fn connection_group_members(group: *const ConnectionGroup, out: *mut u64, cap: usize) -> usize {
+    guard!(0, {
+        // SAFETY: NULL or valid per the contract.
+        let Some(g) = (unsafe { group.as_ref() }) else { return 0 };
+        let members = g.0.members();
+        if !out.is_null() {
+            for (i, m) in members.iter().take(cap).enumerate() {
+                // SAFETY: out holds cap entries per the contract.
+                unsafe { *out.add(i) = *m as u64 };
+            }
+        }
+        members.len()
+    })
+}
+
+/// Free a group: its rebuild race is cancelled, its members closed; no
+/// event follows. NULL is fine.
+#[no_mangle]
+pub extern "C" fn connection_group_free(group: *mut ConnectionGroup) {
+    guard!((), {
+        if !group.is_null() {
+            // SAFETY: from connection_group_new, freed once.
+            drop(unsafe { Box::from_raw(group) });
+        }
+    })
+}
