@@ -64,8 +64,11 @@ impl PoolOptions {
     /// # Errors
     /// [`Error::InvalidOption`] naming the field out of range.
     pub fn to_config(&self) -> Result<PoolConfig> {
-        if !(1..=64).contains(&self.race_count) || !(1..=64).contains(&self.refill_race_count) {
-            return Err(Error::InvalidOption("race_count and refill_race_count must be 1 to 64"));
+        if !(1..=64).contains(&self.race_count) {
+            return Err(Error::InvalidOption("race_count must be 1 to 64"));
+        }
+        if !(1..=64).contains(&self.refill_race_count) {
+            return Err(Error::InvalidOption("refill_race_count must be 1 to 64"));
         }
         if self.max_size < self.buffer_size || self.max_size > 4096 {
             return Err(Error::InvalidOption("max_size must be at least buffer_size and at most 4096"));
@@ -73,8 +76,11 @@ impl PoolOptions {
         if !(100..=1000).contains(&self.backoff_multiplier_percent) {
             return Err(Error::InvalidOption("backoff_multiplier_percent must be 100 to 1000"));
         }
-        if self.backoff_jitter_percent > 100 || self.backoff_max_ms < self.backoff_initial_ms {
-            return Err(Error::InvalidOption("backoff_jitter_percent at most 100, backoff_max_ms at least backoff_initial_ms"));
+        if self.backoff_jitter_percent > 100 {
+            return Err(Error::InvalidOption("backoff_jitter_percent must be at most 100"));
+        }
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(Error::InvalidOption("backoff_max_ms must be at least backoff_initial_ms"));
         }
         let ms = |v: u32| v as u64 * 1000;
         Ok(PoolConfig {

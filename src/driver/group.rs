@@ -10,7 +10,6 @@
 use super::conn::{ConnCore, Phase};
 use super::pool::OwnedSpec;
 use super::protocol::Transport;
-use super::sync::Mutex;
 use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::AttemptReport;
 use crate::api::error::{Error, Result};
@@ -37,14 +36,12 @@ pub(crate) struct GroupConfig {
 /// The user's side of a group: its event callback.
 pub(crate) struct GroupCore {
     pub id: u64,
-    events: Mutex<Option<crate::api::group::GroupEventHandler>>,
+    events: super::pool::Events<GroupEvent>,
 }
 
 impl GroupCore {
     fn emit(&self, e: &GroupEvent) {
-        if let Some(f) = self.events.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            f(e);
-        }
+        self.events.emit(e);
     }
 }
 
@@ -79,7 +76,7 @@ impl LoopShared {
         }
         let id = st.next_race;
         st.next_race += 1;
-        let core = Arc::new(GroupCore { id, events: Mutex::new(events) });
+        let core = Arc::new(GroupCore { id, events: super::pool::Events::new(events) });
         st.groups.insert(
             id,
             GroupEntry {
@@ -415,7 +412,7 @@ impl LoopShared {
 
     pub(super) fn group_free_locked(&self, st: &mut LoopState, group: u64) {
         let Some(entry) = st.groups.remove(&group) else { return };
-        entry.core.events.lock().unwrap_or_else(|e| e.into_inner()).take();
+        entry.core.events.silence();
         st.notes.retain(|(owner, _)| *owner != group);
         if let Some(race) = entry.race {
             self.cancel_race(st, race);

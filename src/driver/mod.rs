@@ -442,17 +442,20 @@ impl LoopShared {
     /// Nothing happens in any other phase.
     pub(crate) fn close(&self, conn: &Arc<ConnCore>) {
         let mut st = lock(&self.state);
-        let (race, transport) = {
+        let (race, transport, waiting_in) = {
             let mut c = conn.lock();
             match c.phase {
                 Phase::Establishing | Phase::Established => {}
                 _ => return,
             }
             c.phase = Phase::Closed;
-            (c.race.take(), c.transport.take())
+            (c.race.take(), c.transport.take(), c.pool.take())
         };
         if let Some(id) = race {
             self.cancel_race(&mut st, id);
+        }
+        if let Some(pool) = waiting_in {
+            self.pool_forget_waiter(&mut st, pool, conn);
         }
         if let Some(t) = transport {
             if let Transport::Tcp(token, _) = &t {

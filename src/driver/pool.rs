@@ -40,20 +40,52 @@ pub(crate) struct OwnedSpec {
 /// The user's side of a pool: its event callback.
 pub(crate) struct PoolCore {
     pub id: u64,
-    events: Mutex<Option<crate::api::pool::PoolEventHandler>>,
+    events: Events<PoolEvent>,
 }
 
 impl PoolCore {
     /// Call the event callback (no loop lock held).
     pub(crate) fn emit(&self, e: &PoolEvent) {
-        if let Some(f) = self.events.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        self.events.emit(e);
+    }
+
+    /// No event after this returns (a callback running on another thread
+    /// finishes).
+    pub(crate) fn silence(&self) {
+        self.events.silence();
+    }
+}
+
+/// An event callback that may free its own pool or group: it is taken out
+/// of its slot while it runs, so no lock is held during the call.
+pub(crate) struct Events<E> {
+    slot: Mutex<Option<Box<dyn FnMut(&E) + Send>>>,
+    silenced: std::sync::atomic::AtomicBool,
+}
+
+impl<E> Events<E> {
+    pub(crate) fn new(f: Option<Box<dyn FnMut(&E) + Send>>) -> Self {
+        Events { slot: Mutex::new(f), silenced: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    pub(crate) fn emit(&self, e: &E) {
+        use std::sync::atomic::Ordering;
+        if self.silenced.load(Ordering::Acquire) {
+            return;
+        }
+        let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut f) = taken {
             f(e);
+            if !self.silenced.load(Ordering::Acquire) {
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+            }
         }
     }
 
-    /// No event after this returns.
     pub(crate) fn silence(&self) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.silenced.store(true, std::sync::atomic::Ordering::Release);
+        let f = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(f);
     }
 }
 
@@ -94,7 +126,7 @@ impl LoopShared {
         }
         let id = st.next_race;
         st.next_race += 1;
-        let core = Arc::new(PoolCore { id, events: Mutex::new(events) });
+        let core = Arc::new(PoolCore { id, events: Events::new(events) });
         let entry = PoolEntry {
             policy: PoolPolicy::new(config, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             spec,
@@ -302,7 +334,7 @@ impl LoopShared {
                     Error::NoCandidates => RaceError::AllAttemptsFailed(0),
                     _ => RaceError::Cancelled,
                 };
-                self.pool_race_failed(st, pool, kind, error, now, now);
+                self.pool_race_failed(st, pool, kind, error, &[], now, now);
             }
         }
     }
@@ -381,12 +413,22 @@ impl LoopShared {
             }
         }
         if let Some(e) = failed {
-            self.pool_race_failed(st, pool, kind, e, started, now);
+            self.pool_race_failed(st, pool, kind, e, &reports, started, now);
         }
         self.pool_step(st, pool, now);
     }
 
-    fn pool_race_failed(&self, st: &mut LoopState, pool: u64, kind: RaceKind, error: RaceError, started: Micros, now: Micros) {
+    #[allow(clippy::too_many_arguments)]
+    fn pool_race_failed(
+        &self,
+        st: &mut LoopState,
+        pool: u64,
+        kind: RaceKind,
+        error: RaceError,
+        reports: &[AttemptReport],
+        started: Micros,
+        now: Micros,
+    ) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         let tell = entry.policy.race_ended(now, kind, false).min(entry.waiters.len());
         let (backoff, _) = entry.policy.backoff();
@@ -400,6 +442,7 @@ impl LoopShared {
         self.pool_event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
+            c.attempts = reports.to_vec();
             c.phase = Phase::Failed;
             c.error = Some(race_error(error));
             c.pool = None;

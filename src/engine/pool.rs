@@ -81,6 +81,8 @@ pub struct PoolPolicy {
     on_demand: usize,
     refill: usize,
     backoff: Micros,
+    /// The wait actually applied (the backoff with its jitter).
+    backoff_wait: Micros,
     backoff_until: Option<Micros>,
     rng: u64,
 }
@@ -96,6 +98,7 @@ impl PoolPolicy {
             on_demand: 0,
             refill: 0,
             backoff: 0,
+            backoff_wait: 0,
             backoff_until: None,
             rng: seed | 1,
         }
@@ -138,6 +141,7 @@ impl PoolPolicy {
         }
         if won {
             self.backoff = 0;
+            self.backoff_wait = 0;
             self.backoff_until = None;
             return 0;
         }
@@ -147,6 +151,7 @@ impl PoolPolicy {
             (self.backoff.saturating_mul(self.config.backoff_multiplier_percent as u64) / 100).min(self.config.backoff_max)
         };
         let wait = self.jittered(self.backoff);
+        self.backoff_wait = wait;
         self.backoff_until = Some(now.saturating_add(wait));
         self.waiting.saturating_sub(self.on_demand + self.refill)
     }
@@ -161,9 +166,10 @@ impl PoolPolicy {
         self.waiting = self.waiting.saturating_sub(n);
     }
 
-    /// The backoff now in force (µs; 0 when none), and until when.
+    /// The wait now in force (µs, jitter applied; 0 when none), and until
+    /// when.
     pub fn backoff(&self) -> (Micros, Option<Micros>) {
-        (self.backoff, self.backoff_until)
+        (self.backoff_wait, self.backoff_until)
     }
 
     /// Races to start at `now`: (kind, attempts). None while backing off.
