@@ -111,7 +111,8 @@ pub(crate) struct RaceSpec<'a> {
 }
 
 struct LoopState {
-    races: HashMap<u64, RaceEntry>,
+    /// Boxed: the map's slots stay small with many races in flight.
+    races: HashMap<u64, Box<RaceEntry>>,
     targets: HashMap<Token, Target>,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -358,7 +359,7 @@ impl LoopShared {
         let user_resolver = st.user_resolver.clone();
         st.races.insert(
             id,
-            RaceEntry {
+            Box::new(RaceEntry {
                 race,
                 conn: Arc::clone(conn),
                 started_at: now,
@@ -371,7 +372,7 @@ impl LoopShared {
                 user_resolver: user_resolver.clone(),
                 owner,
                 seen: Vec::new(),
-            },
+            }),
         );
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
@@ -426,7 +427,10 @@ impl LoopShared {
                 if let Transport::Tcp(token, _) = &t {
                     st.targets.remove(token);
                 }
-                protocol::close_transport(t, &self.registry);
+                // Freed, not closed gracefully: closing the fd sends the FIN
+                // and takes it out of the epoll set; no shutdown or
+                // deregister call needed.
+                protocol::drop_transport(t);
             }
             st.callbacks.retain(|(c, _)| !Arc::ptr_eq(c, conn));
             self.sync_wake_timer(&mut st);
@@ -536,7 +540,8 @@ impl LoopShared {
                 let (id, attempt) = (*race, *attempt);
                 let Some(entry) = st.races.get_mut(&id) else { return };
                 let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(&attempt) else { return };
-                match tcp::progress(stream) {
+                let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
+                match tcp::progress_after(stream, Some(writable)) {
                     tcp::Progress::Ready => entry.race.on_attempt_ready(now, attempt),
                     tcp::Progress::Failed(errno) => entry.race.on_attempt_failed(now, attempt, errno),
                     tcp::Progress::Waiting => return,

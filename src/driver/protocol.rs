@@ -223,6 +223,20 @@ pub(crate) fn close_orphan(protocol: &ProtocolEntry, c: Completion) {
     }
 }
 
+/// Release an established connection's transport when its handle is freed:
+/// sockets are just closed (the kernel sends the FIN and drops the fd from
+/// the epoll set); a user protocol's connection goes to its `close`.
+pub(crate) fn drop_transport(t: Transport) {
+    match t {
+        Transport::Tcp(..) | Transport::Udp(_) => drop(t),
+        Transport::User { entry, fd, data } => {
+            if let ProtocolKind::User(p) = &entry.kind {
+                p.close(ProtocolConnection { fd, data });
+            }
+        }
+    }
+}
+
 /// Close an established connection's transport (TCP: FIN, then close).
 pub(crate) fn close_transport(t: Transport, registry: &mio::Registry) {
     match t {

@@ -28,7 +28,7 @@
 //!   Exactly one of [`Action::Won`] / [`Action::Failed`] is ever emitted.
 
 use super::{AttemptId, Candidate, Family, Micros, QueryKey};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// Timing and counts for one race, already validated and clamped by the
@@ -204,8 +204,8 @@ pub struct Race {
     known: Vec<Candidate>,
     /// `known` ordered by [`super::sort::order`].
     ordered: Vec<Candidate>,
-    /// Addresses already attempted.
-    started_addrs: HashSet<SocketAddr>,
+    // Addresses already attempted are found by scanning `attempts`: a race has
+    // a handful, and a set would cost an allocation per race.
     attempts: Vec<AttemptRecord>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
@@ -246,7 +246,6 @@ impl Race {
             queries: qs,
             known: Vec::new(),
             ordered: Vec::new(),
-            started_addrs: HashSet::new(),
             attempts: Vec::new(),
             racing: false,
             held: false,
@@ -516,7 +515,7 @@ impl Race {
     fn next_pending(&self) -> Option<Candidate> {
         self.ordered
             .iter()
-            .find(|c| !self.started_addrs.contains(&c.addr))
+            .find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
             .copied()
     }
 
@@ -549,7 +548,6 @@ impl Race {
             return false;
         };
         let attempt = self.attempts.len();
-        self.started_addrs.insert(candidate.addr);
         self.attempts.push(AttemptRecord {
             candidate,
             started: now,
@@ -1646,7 +1644,7 @@ mod tests {
         assert!(chk.terminal <= 1);
         let records = race.attempts();
         assert_eq!(records.len(), chk.starts);
-        let addrs: HashSet<SocketAddr> = records.iter().map(|r| r.candidate.addr).collect();
+        let addrs: std::collections::HashSet<SocketAddr> = records.iter().map(|r| r.candidate.addr).collect();
         // Repeats only fill a first batch larger than the candidate list.
         assert!(records.len() - addrs.len() < config.race_count, "an address attempted twice");
         for (i, r) in records.iter().enumerate() {

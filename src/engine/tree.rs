@@ -149,7 +149,7 @@ impl Tree {
     /// the tree fails at once with `AllAttemptsFailed(0)`.
     pub fn new(config: RaceConfig, now: Micros, queries: &[QueryKey], paths: &[PathBranch]) -> Tree {
         let leaf_config = RaceConfig { total_timeout: None, ..config };
-        let mut leaves = Vec::new();
+        let mut leaves = Vec::with_capacity(paths.iter().map(|p| p.protocols.len()).sum());
         let mut nodes = Vec::with_capacity(paths.len());
         for p in paths {
             let first = leaves.len();
