@@ -92,17 +92,17 @@ fn done(mock: &Arc<Mock>) {
 #[test]
 fn staggered_starts_are_exact_and_the_winner_cancels_the_rest() {
     let (lp, mock, props) = setup(&["mock"]);
-    let pre = Preconnection::new(&lp, &[ep("2001:db8::1"), ep("192.0.2.1"), ep("2001:db8::2")], Some(&props), None).unwrap();
+    let pre = Preconnection::new(&lp, &[ep("::1"), ep("127.0.0.1"), ep("127.0.0.2")], Some(&props), None).unwrap();
     let out = Arc::new(Mutex::new(Outcome::default()));
     let conn = pre.initiate(Box::new(H(Arc::clone(&out)))).unwrap();
     lp.run().unwrap();
-    assert_eq!(mock.log(), vec!["mock start [2001:db8::1]:443 at 0"]);
+    assert_eq!(mock.log(), vec!["mock start [::1]:443 at 0"]);
     lp.advance_clock(249_999).unwrap();
     lp.run().unwrap();
     assert_eq!(mock.log().len(), 1, "nothing before 250 ms");
     lp.advance_clock(1).unwrap();
     lp.run().unwrap();
-    assert_eq!(mock.log()[1], "mock start 192.0.2.1:443 at 250");
+    assert_eq!(mock.log()[1], "mock start 127.0.0.1:443 at 250");
     // The second attempt wins at 260 ms: the first is cancelled, the third never starts.
     lp.advance_clock(10_000).unwrap();
     mock.attempt(1).ready(None, 77);
@@ -127,17 +127,17 @@ fn staggered_starts_are_exact_and_the_winner_cancels_the_rest() {
 #[test]
 fn a_late_ready_is_closed_and_failures_start_the_next_at_once() {
     let (lp, mock, props) = setup(&["mock"]);
-    let pre = Preconnection::new(&lp, &[ep("192.0.2.1"), ep("192.0.2.2"), ep("192.0.2.3")], Some(&props), None).unwrap();
+    let pre = Preconnection::new(&lp, &[ep("127.0.0.1"), ep("127.0.0.2"), ep("127.0.0.3")], Some(&props), None).unwrap();
     let out = Arc::new(Mutex::new(Outcome::default()));
     let conn = pre.initiate(Box::new(H(Arc::clone(&out)))).unwrap();
     lp.run().unwrap();
     lp.advance_clock(3_000).unwrap();
     mock.attempt(0).failed(libc::ECONNREFUSED);
     lp.run().unwrap();
-    assert_eq!(mock.log()[1], "mock start 192.0.2.2:443 at 3");
+    assert_eq!(mock.log()[1], "mock start 127.0.0.2:443 at 3");
     lp.advance_clock(250_000).unwrap();
     lp.run().unwrap();
-    assert_eq!(mock.log()[2], "mock start 192.0.2.3:443 at 253");
+    assert_eq!(mock.log()[2], "mock start 127.0.0.3:443 at 253");
     // Both ready in the same tick: the first reported wins, the other is closed.
     mock.attempt(2).ready(None, 3);
     mock.attempt(1).ready(None, 2);

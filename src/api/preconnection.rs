@@ -124,6 +124,7 @@ impl Preconnection {
             selection: &self.properties.selection,
             config: self.racing.apply(self.config),
             racing: self.racing,
+            avoid: &[],
         };
         let started = self.lp.start_race(&conn.core, &spec);
         if started.is_err() {

@@ -124,6 +124,8 @@ impl LoopShared {
                 config,
                 racing: entry.spec.racing,
             };
+            // Diversity: the live members' addresses come last.
+            let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote).collect();
             let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
             let spec = RaceSpec {
                 remotes: &owned.remotes,
@@ -131,6 +133,7 @@ impl LoopShared {
                 selection: &owned.selection,
                 config,
                 racing: owned.racing,
+                avoid: &avoid,
             };
             // Mark the build as started before the race can report back
             // (it may end inside start_race_locked), so that no second
@@ -408,6 +411,11 @@ impl LoopShared {
         self.group_free_locked(&mut st, group);
         self.sync_wake_timer(&mut st);
         self.nudge(&st);
+    }
+
+    /// The groups a client made.
+    pub(super) fn groups_of(&self, st: &LoopState, client: &Arc<super::client::Client>) -> Vec<u64> {
+        st.groups.iter().filter(|(_, g)| Arc::ptr_eq(&g.client, client)).map(|(id, _)| *id).collect()
     }
 
     pub(super) fn group_free_locked(&self, st: &mut LoopState, group: u64) {

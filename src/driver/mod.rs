@@ -108,6 +108,8 @@ pub(crate) struct RaceSpec<'a> {
     pub config: RaceConfig,
     /// Racing types per branch level.
     pub racing: BranchRacing,
+    /// Addresses to attempt only after every other candidate.
+    pub avoid: &'a [SocketAddr],
 }
 
 struct LoopState {
@@ -340,16 +342,25 @@ impl LoopShared {
             }
         }
         let mut race = Tree::new(spec.config, now, &queries, &branches);
+        if !spec.avoid.is_empty() {
+            race.set_avoided(spec.avoid);
+        }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
         let need_sources = queries.len() > 1;
+        let mut literals = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
                 let addr = SocketAddr::new(*ip, port);
                 let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
                 let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-                race.on_answer(now, QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
+                literals.push((QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }])));
             }
+        }
+        // Literal addresses are all known at once: the race sorts them
+        // together (RFC 6724) before its first attempt.
+        if !literals.is_empty() {
+            race.on_answers(now, literals);
         }
         conn.lock().race = Some(id);
         let path_names = paths

@@ -206,6 +206,11 @@ impl LoopShared {
         self.nudge(&st);
     }
 
+    /// The pools a client made.
+    pub(super) fn pools_of(&self, st: &LoopState, client: &Arc<super::client::Client>) -> Vec<u64> {
+        st.pools.iter().filter(|(_, p)| Arc::ptr_eq(&p.client, client)).map(|(id, _)| *id).collect()
+    }
+
     /// [`LoopShared::pool_free`] with the state locked.
     pub(super) fn pool_free_locked(&self, st: &mut LoopState, pool: u64) {
         let Some(entry) = st.pools.remove(&pool) else { return };
@@ -302,6 +307,7 @@ impl LoopShared {
             selection: &entry.spec.selection,
             config,
             racing: entry.spec.racing,
+            avoid: &[],
         };
         // The spec borrows the pool entry; copy what the race needs first.
         let owned = OwnedSpec {
@@ -317,6 +323,7 @@ impl LoopShared {
             selection: &owned.selection,
             config: owned.config,
             racing: owned.racing,
+            avoid: &[],
         };
         self.pool_event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         match self.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind)) {

@@ -314,6 +314,14 @@ impl LoopShared {
     pub(crate) fn release_client(&self, client: &Arc<Client>) {
         client.release();
         let mut st = lock(&self.state);
+        // The client's pools and groups go first, so that cancelling their
+        // races does not look like failures to rebuild from.
+        for pool in self.pools_of(&st, client) {
+            self.pool_free_locked(&mut st, pool);
+        }
+        for group in self.groups_of(&st, client) {
+            self.group_free_locked(&mut st, group);
+        }
         let ids: Vec<u64> =
             st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| *id).collect();
         for id in ids {

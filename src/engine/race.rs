@@ -209,6 +209,8 @@ pub struct Race {
     attempts: Vec<AttemptRecord>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
+    /// Addresses to attempt only after every other (see `set_avoided`).
+    avoided: Vec<SocketAddr>,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -248,6 +250,7 @@ impl Race {
             ordered: Vec::new(),
             attempts: Vec::new(),
             racing: false,
+            avoided: Vec::new(),
             held: false,
             first_a_answer: None,
             aaaa_answered: false,
@@ -290,6 +293,21 @@ impl Race {
     /// An answer to one query: candidates (possibly empty) or an error code.
     /// An answer for a query not expected, or given twice, is ignored.
     pub fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
+        self.take_answer(now, query, answer);
+        self.pump(now);
+    }
+
+    /// Several answers that arrived at the same instant (the literal
+    /// addresses of a Preconnection, known at once): all are taken before
+    /// the rules run, so racing starts with every one of them.
+    pub fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
+        for (query, answer) in answers {
+            self.take_answer(now, query, answer);
+        }
+        self.pump(now);
+    }
+
+    fn take_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
         let Some(entry) = self.queries.iter_mut().find(|(k, _)| *k == query) else {
             return;
         };
@@ -321,12 +339,10 @@ impl Race {
                     }
                 }
                 if added {
-                    self.ordered =
-                        super::sort::order(&self.known, self.config.first_address_family_count);
+                    self.reorder();
                 }
             }
         }
-        self.pump(now);
     }
 
     /// The attempt's connection is ready. The first one wins.
@@ -359,6 +375,24 @@ impl Race {
         }
         self.finished = true;
         self.actions.push_back(Action::Won { attempt });
+    }
+
+    /// Prefer other candidates to these addresses: they keep their RFC
+    /// 8305 order but come after every other candidate (a connection group
+    /// rebuilding a member away from the live members' addresses).
+    pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
+        self.avoided = addrs.to_vec();
+        self.reorder();
+    }
+
+    /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
+    /// addresses last.
+    fn reorder(&mut self) {
+        let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
+        if !self.avoided.is_empty() {
+            ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
+        }
+        self.ordered = ordered;
     }
 
     /// Stop starting attempts without cancelling the running ones (used by

@@ -192,6 +192,15 @@ impl Tree {
         self.pump(now);
     }
 
+    /// Answers that arrived at the same instant, given to every branch
+    /// together (see [`Race::on_answers`]).
+    pub fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
+        for leaf in &mut self.leaves {
+            leaf.race.on_answers(now, answers.clone());
+        }
+        self.pump(now);
+    }
+
     /// The attempt is ready (the protocol's ready). The first one wins.
     pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
         if let Some(&(leaf, local)) = self.attempts.get(attempt) {
@@ -214,6 +223,14 @@ impl Tree {
             leaf.race.on_timer(now);
         }
         self.pump(now);
+    }
+
+    /// Attempt these addresses only after every other candidate, in every
+    /// branch (see [`Race::set_avoided`]). Call before the answers come.
+    pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
+        for leaf in &mut self.leaves {
+            leaf.race.set_avoided(addrs);
+        }
     }
 
     /// The user gave up: cancel everything, then `Failed{Cancelled}`.
