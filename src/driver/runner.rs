@@ -110,7 +110,7 @@ impl LoopShared {
             self.fire_timers(&mut st, now);
             self.sync_wake_timer(&mut st);
             let idle = st.races.is_empty();
-            if delivered > 0 || !st.callbacks.is_empty() || (idle && !block_when_idle) || st.stop_requested {
+            if delivered > 0 || !st.callbacks.is_empty() || !st.notes.is_empty() || (idle && !block_when_idle) || st.stop_requested {
                 Some(Duration::ZERO)
             } else {
                 let timer = self.timer_backstop(&st);

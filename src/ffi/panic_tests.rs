@@ -12,6 +12,8 @@
 use super::connection::*;
 use super::endpoint::*;
 use super::event_loop::*;
+use super::group::*;
+use super::pool::*;
 use super::preconnection::*;
 use super::properties::*;
 use super::protocol::*;
@@ -151,6 +153,21 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     value!(protocol_attempt_index(null()), -1);
     code!(resolver_query_answer(null_mut(), null(), 0));
     code!(resolver_query_fail(null_mut(), 1));
+
+    // Pools and groups.
+    null!(connection_pool_new(null(), null(), None, null_mut()));
+    code!(connection_pool_acquire(null_mut(), callbacks(), &mut out_conn));
+    value!(connection_pool_buffered(null()), 0);
+    no_op!(connection_pool_free(null_mut()));
+    null!(connection_group_new(null(), null(), None, null_mut()));
+    code!(connection_group_assign(null_mut(), null_mut()));
+    code!(connection_group_release_stream(null_mut(), 0, 0));
+    code!(connection_group_mark_failed(null_mut(), 0));
+    code!(connection_group_set_weight(null_mut(), 0, 0));
+    code!(connection_group_member_metrics(null(), 0, null_mut()));
+    value!(connection_group_member_fd(null(), 0), -1);
+    value!(connection_group_members(null(), null_mut(), 0), 0);
+    no_op!(connection_group_free(null_mut()));
 }
 
 /// On a real loop: the call that panicked leaves nothing broken behind;
