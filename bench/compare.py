@@ -326,7 +326,8 @@ def measure_memory(bed, exes, sizes):
     for n in sizes:
         procs = -(-n // per_proc)
         each = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
-        hold = int(4000 + each[0] * 0.05)
+        # long enough for a loaded machine to initiate them all (seconds)
+        hold = int(8000 + each[0] * 0.4)
         ps = [subprocess.Popen(bed.client([exes["taps_load"], "memory", bed.server_v4, holes, str(k), str(hold)]),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in each]
         rs = []

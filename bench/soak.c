@@ -1,7 +1,7 @@
 /* Soak: many races with mixed outcomes against loopback, then the same
  * open fd count and heap as before.
  *
- *   soak [--races N] [--in-flight K] [--slack BYTES]
+ *   soak [--races N] [--in-flight K] [--slack BYTES] [--warm-up N]
  *
  * N races (default 1,000,000), K in flight at once on one loop run by this
  * thread (default 256), in a repeating pattern of four outcomes:
@@ -12,13 +12,14 @@
  *   refused    127.0.0.1 on a bound port that does not listen;
  *   timed out  a blackholed listener (backlog 0, its queue full: SYNs are
  *              dropped) with total_timeout_ms 30;
- *   cancelled  the blackhole again, freed by the soak 0 to 2 loop turns
- *              after initiate (before the loop ran it, or with its attempt
- *              connecting).
+ *   cancelled  the blackhole again, without a total timeout (so that no
+ *              callback can come first), freed by the soak 0 to 2 loop
+ *              turns after initiate (before the loop ran it, or with its
+ *              attempt connecting).
  *
  * Each race must end with the planned callback (exactly one; none for a
  * cancelled one). Before and after, with the loop alive and warmed up by
- * 2,000 races, the process's open fds (/proc/self/fd) must be equal and
+ * 10,000 races (--warm-up), the process's open fds (/proc/self/fd) must be equal and
  * its heap (glibc mallinfo2: uordblks + hblkhd) equal within --slack bytes
  * (default 65536: glibc's per-thread tcache keeps freed chunks counted as
  * in use, and the loop's timer heap and slab keep their capacity). A leak
@@ -34,7 +35,7 @@ static const char *kind_names[KINDS] = {"won", "refused", "timed out", "cancelle
 
 typedef struct Soak {
   EventLoop *loop;
-  Preconnection *pre[3]; /* listener, refusing, blackhole */
+  Preconnection *pre[4]; /* listener, refusing, blackhole (30 ms), blackhole (no timeout) */
   int listener, refusing, blackhole, filler;
   long planned[KINDS], seen[KINDS], wrong;
   long in_flight;
@@ -117,7 +118,7 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
       cb.connection_error = on_unexpected;
       cb.closed = on_unexpected;
       cb.user_data = r;
-      Preconnection *p = s->pre[kind == WON ? 0 : kind == REFUSED ? 1 : 2];
+      Preconnection *p = s->pre[kind];
       Connection *c = NULL;
       CHECK_CODE(preconnection_initiate_with_racing(p, cb, &c), TAPS_OK);
       s->planned[kind]++;
@@ -158,14 +159,15 @@ static Preconnection *pre_to(EventLoop *loop, uint16_t port, uint32_t total_time
 }
 
 int main(int argc, char **argv) {
-  long races = 1000000, in_flight = 256;
+  long races = 1000000, in_flight = 256, warm_up = 10000;
   long long slack = 65536;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--races") == 0 && i + 1 < argc) races = atol(argv[++i]);
     else if (strcmp(argv[i], "--in-flight") == 0 && i + 1 < argc) in_flight = atol(argv[++i]);
     else if (strcmp(argv[i], "--slack") == 0 && i + 1 < argc) slack = atoll(argv[++i]);
+    else if (strcmp(argv[i], "--warm-up") == 0 && i + 1 < argc) warm_up = atol(argv[++i]);
     else {
-      fprintf(stderr, "usage: soak [--races N] [--in-flight K] [--slack BYTES]\n");
+      fprintf(stderr, "usage: soak [--races N] [--in-flight K] [--slack BYTES] [--warm-up N]\n");
       return 2;
     }
   }
@@ -189,10 +191,11 @@ int main(int argc, char **argv) {
   s.pre[0] = pre_to(s.loop, p_listen, 0);
   s.pre[1] = pre_to(s.loop, p_refuse, 0);
   s.pre[2] = pre_to(s.loop, p_black, 30);
+  s.pre[3] = pre_to(s.loop, p_black, 0);
 
   /* Warm up: the loop's tables, thread-locals and allocator caches reach
    * their working size. */
-  soak_run(&s, 2000, in_flight);
+  soak_run(&s, warm_up, in_flight);
   memset(s.planned, 0, sizeof s.planned);
   memset(s.seen, 0, sizeof s.seen);
   int fds_before = test_count_fds();
@@ -204,7 +207,7 @@ int main(int argc, char **argv) {
   size_t heap_after = hx_heap_bytes();
   long long heap_delta = (long long)heap_after - (long long)heap_before;
 
-  for (int i = 0; i < 3; i++) preconnection_free(s.pre[i]);
+  for (int i = 0; i < 4; i++) preconnection_free(s.pre[i]);
   event_loop_free(s.loop);
   close(s.listener);
   close(s.refusing);
@@ -214,7 +217,8 @@ int main(int argc, char **argv) {
   size_t heap_end = hx_heap_bytes();
 
   int ok = 1;
-  printf("races:                %ld in %.1f s (%.0f races/s), %ld in flight\n", races, secs, races / secs, in_flight);
+  printf("races:                %ld in %.1f s (%.0f races/s), %ld in flight, after %ld warm-up races\n", races, secs,
+         races / secs, in_flight, warm_up);
   for (int k = 0; k < KINDS; k++) {
     printf("  %-10s          %ld planned, %ld seen\n", kind_names[k], s.planned[k], s.seen[k]);
     if (s.planned[k] != s.seen[k]) ok = 0;

@@ -44,6 +44,8 @@ typedef struct Fixture {
   Preconnection *pre;
   Connection *conn;
   TestRecord rec;
+  ConnectionPool *pool;
+  ConnectionGroup *group;
   int listener;
   int in_callback_code;     /* what a call made inside a callback returned */
 } Fixture;
@@ -55,6 +57,8 @@ static void fx_init(Fixture *f) {
 }
 
 static void fx_free(Fixture *f) {
+  connection_group_free(f->group);
+  connection_pool_free(f->pool);
   connection_free(f->conn);
   preconnection_free(f->pre);
   remote_endpoint_free(f->ep);
@@ -578,7 +582,10 @@ static long long ids_differ(Fixture *f) {
 
 static long long strerror_all_distinct(Fixture *f) {
   (void)f;
-  for (int c = TAPS_ERROR_NO_CANDIDATES; c <= 0; c++) {
+  int last = 0;
+  while (strcmp(taps_strerror(last - 1), "unknown error") != 0) last--;
+  if (last > TAPS_ERROR_ALL_MEMBERS_FULL) return -999;
+  for (int c = last; c <= 0; c++) {
     const char *s = taps_strerror(c);
     if (s == NULL || strcmp(s, "unknown error") == 0 || s[0] == '\0') return c;
     for (int d = c + 1; d <= 0; d++) {
@@ -755,7 +762,7 @@ static long long interface_type_pref(Fixture *f, int type, int pref) {
 /* status and errors */
 ROW(taps_strerror, "every TapsError code: distinct, static, not 'unknown error'", 0, strerror_all_distinct(f))
 ROW(taps_strerror, "code 1 (positive)", 0, strerror_unknown(1))
-ROW(taps_strerror, "code below the last error", 0, strerror_unknown(TAPS_ERROR_NO_CANDIDATES - 1))
+ROW(taps_strerror, "code -1000", 0, strerror_unknown(-1000))
 ROW(taps_strerror, "INT_MIN", 0, strerror_unknown(INT_MIN))
 ROW(taps_strerror, "INT_MAX", 0, strerror_unknown(INT_MAX))
 ROW(taps_last_error, "after preconnection_new(NULL, ...)", TAPS_ERROR_NULL_ARGUMENT, (preconnection_new(NULL, NULL, 0, NULL, NULL), taps_last_error()))
@@ -990,8 +997,7 @@ ROW(resolver_query_answer, "AF_UNIX addresses: ignored", TAPS_ERROR_RESOLUTION_F
 ROW(resolver_query_answer, "family 0: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, 0))
 ROW(resolver_query_fail, "NULL", TAPS_ERROR_NULL_ARGUMENT, resolver_query_fail(NULL, -2))
 
-#ifdef TAPS_TEST_POOL
-/* connection pools (when the header has them) */
+/* connection pools */
 static long long pool_defaults_ok(Fixture *f) {
   (void)f;
   PoolOptions o = pool_options_default();
@@ -1014,15 +1020,151 @@ static long long pool_acquire(Fixture *f, int null_pool, int null_out) {
   connection_pool_free(pool);
   return rc;
 }
+static long long pool_loop_freed(Fixture *f, int acquire) {
+  fx_pre(f);
+  if (acquire) {
+    f->pool = connection_pool_new(f->pre, NULL, NULL, NULL);
+    CHECK(f->pool != NULL);
+  }
+  event_loop_free(f->loop);
+  f->loop = NULL;
+  if (!acquire) return RC(connection_pool_new(f->pre, NULL, NULL, NULL));
+  Connection *c = (Connection *)1;
+  int rc = connection_pool_acquire(f->pool, test_callbacks(&f->rec), &c);
+  return c == NULL ? rc : -100;
+}
 ROW(pool_options_default, "the documented defaults", 0, pool_defaults_ok(f))
 ROW(connection_pool_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, pool_with(f, 1, 3))
 ROW(connection_pool_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 0))
 ROW(connection_pool_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 65))
+ROW(connection_pool_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 0))
 ROW(connection_pool_acquire, "NULL pool", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 1, 0))
 ROW(connection_pool_acquire, "NULL out_connection", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 0, 1))
+ROW(connection_pool_acquire, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 1))
 ROW(connection_pool_buffered, "NULL", 0, connection_pool_buffered(NULL))
 ROW(connection_pool_free, "NULL", 0, (connection_pool_free(NULL), 0))
-#endif
+
+/* connection groups */
+static long long group_defaults_ok(Fixture *f) {
+  (void)f;
+  GroupOptions o = group_options_default();
+  return !(o.size == 2 && o.policy == ASSIGN_POLICY_ROUND_ROBIN && o.capacity == 256 && o.backoff_initial_ms == 1000 &&
+           o.backoff_multiplier_percent == 200 && o.backoff_max_ms == 60000);
+}
+static GroupOptions group_opts(uint32_t size, uint32_t policy, uint32_t capacity, uint32_t multiplier) {
+  GroupOptions o = group_options_default();
+  o.size = size;
+  o.policy = policy;
+  o.capacity = capacity;
+  o.backoff_multiplier_percent = multiplier;
+  return o;
+}
+static long long group_with(Fixture *f, int null_pre, GroupOptions o) {
+  ConnectionGroup *g = connection_group_new(null_pre ? NULL : fx_pre(f), &o, NULL, NULL);
+  int rc = RC(g);
+  connection_group_free(g);
+  return rc;
+}
+static long long group_loop_freed(Fixture *f) {
+  fx_pre(f);
+  event_loop_free(f->loop);
+  f->loop = NULL;
+  return RC(connection_group_new(f->pre, NULL, NULL, NULL));
+}
+/* A group whose members never connect (127.0.0.1:9 refuses). */
+static ConnectionGroup *group_dead(Fixture *f) {
+  f->group = connection_group_new(fx_pre(f), NULL, NULL, NULL);
+  CHECK(f->group != NULL);
+  return f->group;
+}
+/* A group of `size` members connected to a loopback listener. */
+static ConnectionGroup *group_live(Fixture *f, uint32_t size, uint32_t capacity) {
+  uint16_t port = 0;
+  f->listener = test_listen(AF_INET, &port);
+  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
+  remote_endpoint_free(ep);
+  GroupOptions o = group_options_default();
+  o.size = size;
+  o.capacity = capacity;
+  f->group = connection_group_new(f->pre, &o, NULL, NULL);
+  CHECK(f->group != NULL);
+  uint64_t end = test_now_us() + (uint64_t)SCALED(3000000);
+  while (connection_group_members(f->group, NULL, 0) < size && test_now_us() < end)
+    CHECK(event_loop_run_once(f->loop, 10) >= 0);
+  CHECK_EQ(connection_group_members(f->group, NULL, 0), size);
+  return f->group;
+}
+static uint64_t first_member(ConnectionGroup *g) {
+  uint64_t m = 0;
+  CHECK_EQ(connection_group_members(g, &m, 1), 1);
+  return m;
+}
+static long long group_assign(Fixture *f, int times) {
+  ConnectionGroup *g = group_live(f, 1, 1);
+  uint64_t m;
+  int rc = 0;
+  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_assign(g, &m);
+  return rc;
+}
+static long long group_release(Fixture *f, int assigned, int times) {
+  ConnectionGroup *g = group_live(f, 1, 4);
+  uint64_t m = first_member(g);
+  if (assigned) CHECK_CODE(connection_group_assign(g, &m), TAPS_OK);
+  int rc = 0;
+  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_release_stream(g, m, 0);
+  return rc;
+}
+static long long group_mark_failed(Fixture *f, int times) {
+  ConnectionGroup *g = group_live(f, 1, 4);
+  uint64_t m = first_member(g);
+  int rc = 0;
+  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_mark_failed(g, m);
+  return rc;
+}
+static long long group_metrics(Fixture *f, int null_out, int unknown) {
+  ConnectionGroup *g = group_live(f, 1, 4);
+  GroupMemberMetrics out;
+  return connection_group_member_metrics(g, unknown ? 987654 : first_member(g), null_out ? NULL : &out);
+}
+static long long group_fd(Fixture *f, int unknown) {
+  ConnectionGroup *g = group_live(f, 1, 4);
+  int fd = connection_group_member_fd(g, unknown ? 987654 : first_member(g));
+  return unknown ? fd : fd >= 0;
+}
+ROW(group_options_default, "the documented defaults", 0, group_defaults_ok(f))
+ROW(connection_group_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, group_with(f, 1, group_options_default()))
+ROW(connection_group_new, "NULL options: the defaults", 0, group_with(f, 0, group_options_default()))
+ROW(connection_group_new, "size 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(0, 0, 256, 200)))
+ROW(connection_group_new, "size 65", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(65, 0, 256, 200)))
+ROW(connection_group_new, "capacity 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 0, 200)))
+ROW(connection_group_new, "capacity 1,000,001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 1000001, 200)))
+ROW(connection_group_new, "policy 3", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 3, 256, 200)))
+ROW(connection_group_new, "backoff_multiplier_percent 99", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 99)))
+ROW(connection_group_new, "backoff_multiplier_percent 1001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 1001)))
+ROW(connection_group_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, group_loop_freed(f))
+ROW(connection_group_assign, "NULL group", TAPS_ERROR_NULL_ARGUMENT, connection_group_assign(NULL, &(uint64_t){0}))
+ROW(connection_group_assign, "NULL out_member", TAPS_ERROR_NULL_ARGUMENT, connection_group_assign(group_dead(f), NULL))
+ROW(connection_group_assign, "no live member", TAPS_ERROR_NO_MEMBER, connection_group_assign(group_dead(f), &(uint64_t){0}))
+ROW(connection_group_assign, "capacity 1, twice", TAPS_ERROR_ALL_MEMBERS_FULL, group_assign(f, 2))
+ROW(connection_group_release_stream, "NULL", TAPS_ERROR_NULL_ARGUMENT, connection_group_release_stream(NULL, 1, 0))
+ROW(connection_group_release_stream, "no open stream", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 0, 1))
+ROW(connection_group_release_stream, "released twice", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 1, 2))
+ROW(connection_group_release_stream, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, connection_group_release_stream(group_dead(f), UINT64_MAX, 0))
+ROW(connection_group_mark_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, connection_group_mark_failed(NULL, 1))
+ROW(connection_group_mark_failed, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, connection_group_mark_failed(group_dead(f), 987654))
+ROW(connection_group_mark_failed, "twice: not live the second time", TAPS_ERROR_INVALID_ARGUMENT, group_mark_failed(f, 2))
+ROW(connection_group_set_weight, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, connection_group_set_weight(NULL, 1, 1))
+ROW(connection_group_set_weight, "unknown member (no error documented)", TAPS_ERROR_INVALID_ARGUMENT, connection_group_set_weight(group_dead(f), 987654, 1))
+ROW(connection_group_member_metrics, "NULL group", TAPS_ERROR_NULL_ARGUMENT, connection_group_member_metrics(NULL, 1, &(GroupMemberMetrics){0}))
+ROW(connection_group_member_metrics, "NULL out", TAPS_ERROR_NULL_ARGUMENT, group_metrics(f, 1, 0))
+ROW(connection_group_member_metrics, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, group_metrics(f, 0, 1))
+ROW(connection_group_member_fd, "NULL", -1, connection_group_member_fd(NULL, 1))
+ROW(connection_group_member_fd, "unknown member", -1, group_fd(f, 1))
+ROW(connection_group_member_fd, "a live member", 1, group_fd(f, 0))
+ROW(connection_group_members, "NULL", 0, connection_group_members(NULL, NULL, 0))
+ROW(connection_group_members, "none live", 0, connection_group_members(group_dead(f), NULL, 0))
+ROW(connection_group_free, "NULL", 0, (connection_group_free(NULL), 0))
 
 /* ---- coverage of the header ------------------------------------------- */
 

@@ -198,8 +198,8 @@ static void resolver_never_answers(void) {
   CHECK_CODE(connection_get_error(c), TAPS_ERROR_TIMED_OUT);
   CHECK_EQ(connection_attempt_count(c), 0);
   CHECK_EQ(r.cancels, 2);
-  /* A late answer is ignored. */
-  CHECK_CODE(resolver_query_answer(r.queries[0], NULL, 0), TAPS_OK);
+  /* (No late answer here: a query's handle is invalid once `cancel`
+   * returned, and using it is a use-after-free that valgrind reports.) */
   CHECK_CODE(event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.ready + rec.establishment_error, 1);
   connection_free(c);

@@ -671,6 +671,8 @@ int connection_group_mark_failed(struct ConnectionGroup *group, uint64_t member)
 
 // Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
 // default the weight comes from the connect time, faster = heavier).
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown
+// member).
 int connection_group_set_weight(struct ConnectionGroup *group, uint64_t member, uint32_t weight);
 
 // A member's metrics into `*out` (also after it failed). Errors:
@@ -913,13 +915,15 @@ struct LocalEndpoint *local_endpoint_new(void);
 int local_endpoint_with_interface(struct LocalEndpoint *ep, const char *name);
 
 // Bind attempts on this path to an IPv4 address (network byte order).
+// Errors: TAPS_ERROR_NULL_ARGUMENT.
 int local_endpoint_with_ipv4(struct LocalEndpoint *ep, struct in_addr addr);
 
-// Bind attempts on this path to an IPv6 address.
+// Bind attempts on this path to an IPv6 address. Errors:
+// TAPS_ERROR_NULL_ARGUMENT.
 int local_endpoint_with_ipv6(struct LocalEndpoint *ep, struct in6_addr addr);
 
 // Bind attempts on this path to a local port (with an address; 0 lets
-// the system choose).
+// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
 int local_endpoint_with_port(struct LocalEndpoint *ep, uint16_t port);
 
 // Free a local endpoint. NULL is fine.

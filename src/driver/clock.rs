@@ -41,7 +41,10 @@ impl Clock {
     /// Move a manual clock forward by `us`; no effect on a real one.
     pub(crate) fn advance(&self, us: Micros) {
         if let Some(m) = &self.manual {
-            m.fetch_add(us, std::sync::atomic::Ordering::AcqRel);
+            // Saturating: the clock never runs backwards.
+            let _ = m.fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |t| {
+                Some(t.saturating_add(us))
+            });
         }
     }
 

@@ -58,13 +58,16 @@ impl PoolCore {
 
 /// An event callback that may free its own pool or group: it is taken out
 /// of its slot while it runs, so no lock is held during the call.
+/// A boxed event callback.
+pub(crate) type EventFn<E> = Box<dyn FnMut(&E) + Send>;
+
 pub(crate) struct Events<E> {
-    slot: Mutex<Option<Box<dyn FnMut(&E) + Send>>>,
+    slot: Mutex<Option<EventFn<E>>>,
     silenced: std::sync::atomic::AtomicBool,
 }
 
 impl<E> Events<E> {
-    pub(crate) fn new(f: Option<Box<dyn FnMut(&E) + Send>>) -> Self {
+    pub(crate) fn new(f: Option<EventFn<E>>) -> Self {
         Events { slot: Mutex::new(f), silenced: std::sync::atomic::AtomicBool::new(false) }
     }
 

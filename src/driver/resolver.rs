@@ -200,6 +200,21 @@ impl QueryHandle {
 /// without duplicates. No AI_ADDRCONFIG: a host with only loopback
 /// addresses must still get answers; RFC 6724 rule 1 sorts unusable ones.
 pub(crate) fn resolve(host: &CStr, port: u16, family: Family) -> Result<Vec<SocketAddr>, i32> {
+    // RFC 6761 §6.3 and §6.4: "localhost" names are the loopback
+    // addresses and ".invalid" names do not exist, without asking DNS (a
+    // hosts file without "::1 localhost" would otherwise send the AAAA
+    // query to the network).
+    let name = host.to_str().unwrap_or("").trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        let ip: IpAddr = match family {
+            Family::V6 => Ipv6Addr::LOCALHOST.into(),
+            Family::V4 => Ipv4Addr::LOCALHOST.into(),
+        };
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if name == "invalid" || name.ends_with(".invalid") {
+        return Err(libc::EAI_NONAME);
+    }
     // SAFETY: an all-zero addrinfo is a valid "no hints" value.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = match family {
@@ -286,6 +301,17 @@ mod tests {
         let host = CString::new("127.0.0.1").unwrap();
         assert_eq!(resolve(&host, 80, Family::V4).unwrap(), vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
         assert!(resolve(&host, 80, Family::V6).is_err() || resolve(&host, 80, Family::V6).unwrap().is_empty());
+    }
+
+    #[test]
+    fn localhost_and_invalid_are_answered_without_dns() {
+        let lo = CString::new("LocalHost.").unwrap();
+        assert_eq!(resolve(&lo, 80, Family::V6).unwrap(), vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(resolve(&lo, 80, Family::V4).unwrap(), vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
+        let sub = CString::new("a.b.localhost").unwrap();
+        assert_eq!(resolve(&sub, 1, Family::V4).unwrap().len(), 1);
+        let inv = CString::new("x.invalid").unwrap();
+        assert_eq!(resolve(&inv, 80, Family::V6), Err(libc::EAI_NONAME));
     }
 
     #[test]

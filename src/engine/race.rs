@@ -439,7 +439,8 @@ impl Race {
 
     /// The user gave up: every running attempt is cancelled and the race
     /// ends with [`RaceError::Cancelled`] (a [`Action::Failed`] follows the
-    /// Cancels). Nothing happens if the race has ended.
+    /// Cancels). After the end, only losers kept running (`keep_losers`)
+    /// are cancelled; nothing else happens.
     pub fn cancel(&mut self, now: Micros) {
         if !self.finished {
             self.fail(now, RaceError::Cancelled);

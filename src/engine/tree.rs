@@ -219,6 +219,11 @@ impl Tree {
 
     /// Process every deadline due at `now`.
     pub fn on_timer(&mut self, now: Micros) {
+        // The total timeout first: nothing starts at the instant it ends.
+        if !self.finished && self.total_deadline.is_some_and(|t| t <= now) {
+            self.end(now, Err(RaceError::TimedOut));
+            return;
+        }
         for leaf in &mut self.leaves {
             leaf.race.on_timer(now);
         }

@@ -133,6 +133,8 @@ pub extern "C" fn connection_group_mark_failed(group: *mut ConnectionGroup, memb
 
 /// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
 /// default the weight comes from the connect time, faster = heavier).
+/// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown
+/// member).
 #[no_mangle]
 pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, member: u64, weight: u32) -> c_int {
     guard!(fail(Error::Panic), {

@@ -161,6 +161,7 @@ pub extern "C" fn local_endpoint_with_interface(ep: *mut LocalEndpoint, name: *c
 }
 
 /// Bind attempts on this path to an IPv4 address (network byte order).
+/// Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::in_addr) -> c_int {
     guard!(fail(Error::Panic), {
@@ -170,7 +171,8 @@ pub extern "C" fn local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::i
     })
 }
 
-/// Bind attempts on this path to an IPv6 address.
+/// Bind attempts on this path to an IPv6 address. Errors:
+/// TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::in6_addr) -> c_int {
     guard!(fail(Error::Panic), {
@@ -181,7 +183,7 @@ pub extern "C" fn local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::i
 }
 
 /// Bind attempts on this path to a local port (with an address; 0 lets
-/// the system choose).
+/// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
 pub extern "C" fn local_endpoint_with_port(ep: *mut LocalEndpoint, port: u16) -> c_int {
     guard!(fail(Error::Panic), {
