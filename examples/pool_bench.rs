@@ -44,7 +44,7 @@ impl Protocol for Slow {
     fn start(&self, attempt: ProtocolAttempt, _: SocketAddr, _: &PathInfo) -> std::result::Result<(), i32> {
         let mut s = self.0.lock().unwrap();
         let took = 30 * S + s.rng.next() % (60 * S + 1);
-        let ok = s.rng.next() % 2 == 0;
+        let ok = s.rng.next().is_multiple_of(2);
         let (at, seq) = (s.now + took, s.seq);
         s.seq += 1;
         let id = s.attempts.len();
