@@ -44,6 +44,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(ROOT, "tests", "netbed"))
 import netbed  # noqa: E402
 
@@ -97,7 +98,7 @@ def dns_times(bed):
             "for name in sys.argv[1:]:\n"
             "  for fam,k in ((socket.AF_INET,'a'),(socket.AF_INET6,'aaaa')):\n"
             "    xs=[]\n"
-            "    for i in range(9):\n"
+            "    for i in range(15):\n"
             "      t=time.perf_counter(); socket.getaddrinfo(name,80,fam,socket.SOCK_STREAM)\n"
             "      xs.append((time.perf_counter()-t)*1000)\n"
             "    out[name+' '+k]=statistics.median(xs)\n"

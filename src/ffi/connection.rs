@@ -72,6 +72,34 @@ impl ConnectionHandler for CHandler {
     }
 }
 
+/// Box `conn` as the caller's handle, publish it in `*out` before anything
+/// can call back, and `start` it with the C callbacks; on error the handle
+/// is freed and `*out` is NULL again. `out` is a valid out-pointer.
+pub(crate) fn start_connection(
+    conn: api::Connection,
+    callbacks: ConnectionCallbacks,
+    out: *mut *mut Connection,
+    start: impl FnOnce(&api::Connection, Box<dyn ConnectionHandler>) -> api::Result<()>,
+) -> c_int {
+    let raw = Box::into_raw(Box::new(Connection(conn)));
+    // SAFETY: out is a valid out-pointer (checked by the caller); raw is a
+    // fresh box.
+    unsafe { *out = raw };
+    let handler = Box::new(CHandler { callbacks, connection: raw });
+    // SAFETY: raw stays valid: only connection_free frees it.
+    match start(unsafe { &(*raw).0 }, handler) {
+        Ok(()) => 0,
+        Err(e) => {
+            // SAFETY: raw was never handed out successfully.
+            unsafe {
+                *out = std::ptr::null_mut();
+                drop(Box::from_raw(raw));
+            }
+            fail(e)
+        }
+    }
+}
+
 /// One attempt of a race.
 #[repr(C)]
 #[derive(Clone, Copy)]

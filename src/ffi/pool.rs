@@ -1,6 +1,6 @@
 //! C ABI: ConnectionPool.
 
-use super::connection::{CHandler, Connection, ConnectionCallbacks};
+use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::preconnection::Preconnection;
 use super::{arg, fail, guard};
 use crate::api::{self, Error, PoolEvent, PoolOptions};
@@ -88,22 +88,7 @@ pub extern "C" fn connection_pool_acquire(
         // SAFETY: a valid out-pointer.
         unsafe { *out_connection = std::ptr::null_mut() };
         let pool = arg!(pool);
-        let raw = Box::into_raw(Box::new(Connection(pool.0.new_connection())));
-        // SAFETY: a valid out-pointer; raw is a fresh box.
-        unsafe { *out_connection = raw };
-        let handler = Box::new(CHandler { callbacks, connection: raw });
-        // SAFETY: raw stays valid: only connection_free frees it.
-        match pool.0.acquire_into(unsafe { &(*raw).0 }, handler) {
-            Ok(()) => 0,
-            Err(e) => {
-                // SAFETY: raw was never handed out successfully.
-                unsafe {
-                    *out_connection = std::ptr::null_mut();
-                    drop(Box::from_raw(raw));
-                }
-                fail(e)
-            }
-        }
+        start_connection(pool.0.new_connection(), callbacks, out_connection, |c, h| pool.0.acquire_into(c, h))
     })
 }
 

@@ -1,6 +1,6 @@
 //! C ABI: RacingOptions, Preconnection and Initiate.
 
-use super::connection::{CHandler, Connection, ConnectionCallbacks};
+use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::endpoint::{RemoteEndpoint, TransportProperties};
 use super::event_loop::EventLoop;
 use super::{fail, guard};
@@ -106,21 +106,6 @@ pub extern "C" fn preconnection_initiate_with_racing(
         // SAFETY: out_connection is a valid out-pointer.
         unsafe { *out_connection = std::ptr::null_mut() };
         let pre = super::arg!(p);
-        let raw = Box::into_raw(Box::new(Connection(pre.0.new_connection())));
-        // SAFETY: out_connection is valid; raw is a fresh box.
-        unsafe { *out_connection = raw };
-        let handler = Box::new(CHandler { callbacks, connection: raw });
-        // SAFETY: raw stays valid: only connection_free frees it.
-        match pre.0.initiate_connection(unsafe { &(*raw).0 }, handler) {
-            Ok(()) => 0,
-            Err(e) => {
-                // SAFETY: raw was never handed out successfully.
-                unsafe {
-                    *out_connection = std::ptr::null_mut();
-                    drop(Box::from_raw(raw));
-                }
-                fail(e)
-            }
-        }
+        start_connection(pre.0.new_connection(), callbacks, out_connection, |c, h| pre.0.initiate_connection(c, h))
     })
 }

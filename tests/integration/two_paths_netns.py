@@ -23,7 +23,8 @@ root and `ip`: without them it exits 77, except under CI=true (a failure).
 import subprocess
 import sys
 
-import nettest
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import nettest  # noqa: E402
 from nettest import DELAY_MS
 
 RUNS = 5
