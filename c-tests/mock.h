@@ -34,6 +34,7 @@
 #include "test_util.h"
 
 #include <stdarg.h>
+#include <sys/socket.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define MOCK_ASAN 1
@@ -552,5 +553,25 @@ static inline int mock_main(const MockCase *cases, size_t n, int argc, char **ar
     static const MockCase cases[] = {__VA_ARGS__};                               \
     return mock_main(cases, sizeof cases / sizeof cases[0], argc, argv);        \
   }
+
+/* Real-clock loopback helpers for the TCP cases. */
+
+/* Accept what is pending on the non-blocking listener `l` into fds. */
+static inline void tcp_accept(int l, int *fds, int *n, int max) {
+  for (;;) {
+    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) break;
+    CHECK(*n < max);
+    fds[(*n)++] = fd;
+  }
+}
+
+/* The local (peer = 0) or remote (peer = 1) port of a socket. */
+static inline uint16_t sock_port(int fd, int peer) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  CHECK((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)) == 0);
+  return test_addr_port(&ss);
+}
 
 #endif /* TAPS_MOCK_H */

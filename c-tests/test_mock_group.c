@@ -1233,22 +1233,6 @@ static void tcp_pump(EventLoop *loop) {
     while (!(cond) && test_now_us() < until_) tcp_pump(loop);            \
   } while (0)
 
-static void tcp_accept(int l, int *fds, int *n, int max) {
-  for (;;) {
-    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) break;
-    CHECK(*n < max);
-    fds[(*n)++] = fd;
-  }
-}
-
-static uint16_t sock_port(int fd, int peer) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  CHECK((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)) == 0);
-  return test_addr_port(&ss);
-}
-
 /* A group of 2 to a 127.0.0.1 listener builds; its members' fds are
  * connected to the listener; the server closes one member's connection →
  * MEMBER_FAILED for that member, new streams go to the other, and the

@@ -1203,23 +1203,6 @@ static void tcp_pump(EventLoop *loop, int max_ms) {
     while (!(cond) && test_now_us() < until_) tcp_pump((loop), 10);      \
   } while (0)
 
-/* Accept what is pending on the non-blocking listener. */
-static void tcp_accept(int l, int *fds, int *n, int max) {
-  for (;;) {
-    int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0) break;
-    CHECK(*n < max);
-    fds[(*n)++] = fd;
-  }
-}
-
-static uint16_t sock_port(int fd, int peer) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  CHECK((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)) == 0);
-  return test_addr_port(&ss);
-}
-
 /* A pool with buffer_size 2 to a 127.0.0.1 listener fills its buffer; an
  * acquire is served at once; when the server closes a buffered connection
  * the pool notices the hang-up, disposes of it and refills. */
