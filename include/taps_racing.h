@@ -433,7 +433,8 @@ typedef struct ConnectionCallbacks {
   // gives each attempt's errno.
   int (*establishment_error)(struct Connection *connection, void *user_data);
   // An established connection failed (socket error or hang-up) and is
-  // now closed; connection_get_error is TAPS_ERROR_IO.
+  // now closed; connection_get_error is TAPS_ERROR_IO. When NULL, the
+  // library does not watch the established socket at all.
   int (*connection_error)(struct Connection *connection, void *user_data);
   // connection_close finished.
   int (*closed)(struct Connection *connection, void *user_data);

@@ -31,6 +31,12 @@ pub trait ConnectionHandler: Send {
     fn closed(&mut self, connection: &Connection) {
         let _ = connection;
     }
+    /// Whether `connection_error` should be called: when it returns false,
+    /// the established socket is not watched for errors and hang-ups (one
+    /// system call less per connection). Default true.
+    fn wants_connection_errors(&self) -> bool {
+        true
+    }
 }
 
 /// How an attempt ended, or that it has not.

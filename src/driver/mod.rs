@@ -870,7 +870,12 @@ impl LoopShared {
         mut transport: Transport,
         remote: Option<SocketAddr>,
     ) {
-        if let Transport::Tcp(token, stream) = &mut transport {
+        // Watched for errors and hang-ups when someone listens: a pool or
+        // group that owns it, or a handler that wants connection errors
+        // (a C program that set connection_error). Otherwise the socket is
+        // left as it is, which saves an epoll_ctl per connection.
+        let watch = c.pool.is_some() || c.group.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
+        if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
             if self.registry.reregister(stream, *token, Interest::READABLE).is_ok() {
                 targets.insert(*token, Target::Established(Arc::downgrade(conn)));
             }

@@ -30,7 +30,8 @@ pub struct ConnectionCallbacks {
     /// gives each attempt's errno.
     pub establishment_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// An established connection failed (socket error or hang-up) and is
-    /// now closed; connection_get_error is TAPS_ERROR_IO.
+    /// now closed; connection_get_error is TAPS_ERROR_IO. When NULL, the
+    /// library does not watch the established socket at all.
     pub connection_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// connection_close finished.
     pub closed: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
@@ -69,6 +70,9 @@ impl ConnectionHandler for CHandler {
     }
     fn closed(&mut self, _: &api::Connection) {
         self.call(self.callbacks.closed)
+    }
+    fn wants_connection_errors(&self) -> bool {
+        self.callbacks.connection_error.is_some()
     }
 }
 
