@@ -33,6 +33,7 @@
 
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 
@@ -572,6 +573,24 @@ static inline uint16_t sock_port(int fd, int peer) {
   socklen_t len = sizeof ss;
   CHECK((peer ? getpeername(fd, (struct sockaddr *)&ss, &len) : getsockname(fd, (struct sockaddr *)&ss, &len)) == 0);
   return test_addr_port(&ss);
+}
+
+/* A non-blocking 127.0.0.1 listener into *listener, a real-clock loop and
+ * a Preconnection to the listener into *loop and *pre (the caller frees
+ * them); returns the listener's port. */
+static inline uint16_t tcp_fixture(int *listener, EventLoop **loop, Preconnection **pre) {
+  uint16_t port = 0;
+  *listener = test_listen(AF_INET, &port);
+  CHECK(*listener >= 0);
+  CHECK(fcntl(*listener, F_SETFL, fcntl(*listener, F_GETFL) | O_NONBLOCK) == 0);
+  *loop = event_loop_new();
+  CHECK(*loop != NULL);
+  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
+  const RemoteEndpoint *eps[] = {ep};
+  *pre = preconnection_new(*loop, eps, 1, NULL, NULL);
+  CHECK(*pre != NULL);
+  remote_endpoint_free(ep);
+  return port;
 }
 
 #endif /* TAPS_MOCK_H */

@@ -1238,18 +1238,10 @@ static void tcp_pump(EventLoop *loop) {
  * MEMBER_FAILED for that member, new streams go to the other, and the
  * group rebuilds to 2 with a new connection. */
 static void case_tcp_loopback(void) {
-  uint16_t port = 0;
-  int l = test_listen(AF_INET, &port);
-  CHECK(l >= 0);
-  CHECK(fcntl(l, F_SETFL, fcntl(l, F_GETFL) | O_NONBLOCK) == 0);
-  int srv[16], n_srv = 0;
-  EventLoop *loop = event_loop_new();
-  CHECK(loop != NULL);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  const RemoteEndpoint *eps[] = {ep};
-  Preconnection *pre = preconnection_new(loop, eps, 1, NULL, NULL);
-  CHECK(pre != NULL);
-  remote_endpoint_free(ep);
+  int l, srv[16], n_srv = 0;
+  EventLoop *loop;
+  Preconnection *pre;
+  uint16_t port = tcp_fixture(&l, &loop, &pre);
   GroupOptions o = group_options_default();
   o.backoff_initial_ms = 10;
   TcpEvents ev;

@@ -1207,18 +1207,10 @@ static void tcp_pump(EventLoop *loop, int max_ms) {
  * acquire is served at once; when the server closes a buffered connection
  * the pool notices the hang-up, disposes of it and refills. */
 static void case_tcp_loopback(void) {
-  uint16_t port = 0;
-  int l = test_listen(AF_INET, &port);
-  CHECK(l >= 0);
-  CHECK(fcntl(l, F_SETFL, fcntl(l, F_GETFL) | O_NONBLOCK) == 0);
-  int srv[16], n_srv = 0;
-  EventLoop *loop = event_loop_new();
-  CHECK(loop != NULL);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  const RemoteEndpoint *eps[] = {ep};
-  Preconnection *pre = preconnection_new(loop, eps, 1, NULL, NULL);
-  CHECK(pre != NULL);
-  remote_endpoint_free(ep);
+  int l, srv[16], n_srv = 0;
+  EventLoop *loop;
+  Preconnection *pre;
+  uint16_t port = tcp_fixture(&l, &loop, &pre);
   PoolOptions o = pool_options_default();
   o.buffer_size = 2;
   TcpEvents ev;
