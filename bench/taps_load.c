@@ -1,15 +1,18 @@
 /* taps_load: load figures for the racing library through its C API, for
  * bench/compare.py (which runs it inside the namespace test bed).
  *
- *   taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS
+ *   taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS [CACHE_MS]
  *       Connections per second: IN_FLIGHT races at a time on one loop to
  *       HOST (an IP literal or a name) on the ports in PORTS ("7100,7101"),
  *       one Preconnection per port, initiated again and again; each ready
  *       connection is closed with an RST (SO_LINGER 0, no TIME_WAIT) and freed,
  *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
+ *       CACHE_MS: the loop's resolution cache lifetime (default: the
+ *       library's default; 0: every race resolves the name).
  *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS
  *       Time to connected, in one process: RUNS sequential races (after one
- *       warm-up race) on one loop, a new Preconnection each; prints
+ *       warm-up race) on one loop, a new Preconnection each, with the
+ *       resolution cache off (every race asks the resolver); prints
  *       {"ms": [...], "family": [...], "errors": [...]}, ms from initiate to
  *       the ready callback (name resolution included).
  *   taps_load memory HOST PORTS N HOLD_MS
@@ -130,7 +133,8 @@ static int slot_done(Connection *c, void *ud) {
   return 0;
 }
 
-static int cmd_cps(const char *host, const char *ports_s, int in_flight, long max_races, double max_s) {
+static int cmd_cps(const char *host, const char *ports_s, int in_flight, long max_races, double max_s,
+                   long cache_ms) {
   uint16_t ports[MAX_PORTS];
   int np = parse_ports(ports_s, ports);
   raise_nofile((rlim_t)in_flight * 4 + 1024);
@@ -138,6 +142,10 @@ static int cmd_cps(const char *host, const char *ports_s, int in_flight, long ma
   memset(&l, 0, sizeof l);
   l.loop = event_loop_new();
   if (l.loop == NULL) die_taps("event_loop_new", taps_last_error());
+  if (cache_ms >= 0) {
+    int rc = event_loop_set_resolution_cache(l.loop, (uint32_t)cache_ms);
+    if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
+  }
   RacingOptions opts = racing_options_default();
   opts.total_timeout_ms = 10000;
   for (int i = 0; i < np; i++) {
@@ -190,6 +198,9 @@ static int ttc_done(Connection *c, void *ud) {
 static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay) {
   EventLoop *loop = event_loop_new();
   if (loop == NULL) die_taps("event_loop_new", taps_last_error());
+  /* Each run measures name resolution too: nothing is kept between runs. */
+  int rc = event_loop_set_resolution_cache(loop, 0);
+  if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
   RacingOptions opts = racing_options_default();
   opts.connection_attempt_delay_ms = delay;
   opts.resolution_delay_ms = res_delay;
@@ -383,15 +394,15 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
 }
 
 int main(int argc, char **argv) {
-  if (argc == 7 && strcmp(argv[1], "cps") == 0)
-    return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]));
+  if ((argc == 7 || argc == 8) && strcmp(argv[1], "cps") == 0)
+    return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]), argc == 8 ? atol(argv[7]) : -1);
   if (argc == 7 && strcmp(argv[1], "ttc") == 0)
     return cmd_ttc(argv[2], (uint16_t)atoi(argv[3]), atoi(argv[4]), (uint32_t)atol(argv[5]),
                    (uint32_t)atol(argv[6]));
   if (argc == 6 && strcmp(argv[1], "memory") == 0)
     return cmd_memory(argv[2], argv[3], atol(argv[4]), (uint32_t)atol(argv[5]));
   fprintf(stderr,
-          "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS\n"
+          "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS [CACHE_MS]\n"
           "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS\n"
           "       taps_load memory HOST PORTS N HOLD_MS\n");
   return 2;

@@ -906,6 +906,11 @@ ROW(event_loop_set_resolver, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, event_loop_s
 ROW(event_loop_set_resolver, "NULL resolve", TAPS_ERROR_NULL_ARGUMENT, set_resolver(f, 1))
 ROW(event_loop_set_resolver, "NULL resolver: the system's", TAPS_OK, event_loop_set_resolver(fx_loop(f), NULL))
 ROW(event_loop_set_resolver, "a resolver", TAPS_OK, set_resolver(f, 0))
+ROW(event_loop_set_resolution_cache, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, event_loop_set_resolution_cache(NULL, 0))
+ROW(event_loop_set_resolution_cache, "off", TAPS_OK, event_loop_set_resolution_cache(fx_loop(f), 0))
+ROW(event_loop_set_resolution_cache, "one day", TAPS_OK, event_loop_set_resolution_cache(fx_loop(f), 86400000))
+ROW(event_loop_set_resolution_cache, "over one day", TAPS_ERROR_OUT_OF_RANGE,
+    event_loop_set_resolution_cache(fx_loop(f), 86400001))
 
 /* preconnections */
 ROW(racing_options_default, "the documented defaults", 0, defaults_ok(f))

@@ -717,6 +717,22 @@ int event_loop_run(struct EventLoop *event_loop);
 // -1), TAPS_ERROR_INVALID_STATE and TAPS_ERROR_IO as for event_loop_run.
 int event_loop_run_once(struct EventLoop *event_loop, int timeout_ms);
 
+// Keep the system resolver's answers for `lifetime_ms` ms (default 60000,
+// like curl's DNS cache; 0: no cache, and the kept answers are dropped).
+// getaddrinfo reports no TTL, so this is the lifetime of every answer. A
+// race to a name with answers kept for both families starts at once, with
+// no getaddrinfo call and no resolver thread; kept are each family's
+// addresses (with the source address of each, for RFC 6724 sorting) and
+// "no address of this family" (EAI_NONAME, EAI_NODATA); other failures
+// are asked again. A race that fails using kept answers drops them. Per
+// loop: on a shared loop it applies to every client. Races started before
+// the call are unaffected. Names resolved by a user resolver
+// (event_loop_set_resolver) are not cached. Any thread.
+//
+// Returns 0, TAPS_ERROR_NULL_ARGUMENT, or TAPS_ERROR_OUT_OF_RANGE (more
+// than 86400000, one day).
+int event_loop_set_resolution_cache(struct EventLoop *event_loop, uint32_t lifetime_ms);
+
 // Do all due work without blocking: call queued callbacks, fire due
 // timers, handle every ready socket, resolver answer and wake-up. For a
 // loop embedded in another event loop: call it when event_loop_get_fd is

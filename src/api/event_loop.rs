@@ -123,6 +123,25 @@ impl EventLoop {
         self.shared.set_resolver(resolver);
     }
 
+    /// Keep the system resolver's answers for `lifetime` (default 60 s,
+    /// like curl's DNS cache; zero: no cache, and the kept answers are
+    /// dropped). A race to a name with answers kept for both families
+    /// starts at once, without getaddrinfo; kept are the addresses of each
+    /// family with their source addresses, and "no address of this family";
+    /// not kept are other failures. A race that fails with kept answers
+    /// drops them. Applies to every client of a shared loop and to races
+    /// started after the call. User resolvers are not cached.
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] for more than one day.
+    pub fn set_resolution_cache(&self, lifetime: std::time::Duration) -> Result<()> {
+        if lifetime > crate::driver::cache::MAX_LIFETIME {
+            return Err(Error::OutOfRange);
+        }
+        self.shared.set_resolution_cache(lifetime);
+        Ok(())
+    }
+
     /// Run on the calling thread until no race is pending and every
     /// callback was called. Returns at once when nothing is pending.
     ///

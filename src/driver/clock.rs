@@ -8,6 +8,15 @@ use crate::engine::Micros;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// How long before a deadline the loop stops sleeping when the library
+/// itself waits (run, run_once, its own thread), in µs. A timer that wakes
+/// an idle CPU fires 50–100 µs late on a virtual machine, and the code and
+/// data the attempt needs are cold; polling without sleeping for the last
+/// 200 µs starts the attempt within a few µs of its deadline. It costs at
+/// most that much CPU per deadline, only when the loop has nothing else to
+/// do. Embedded loops (event_loop_process) sleep until the deadline itself.
+pub(crate) const WAKE_AHEAD: Micros = 200;
+
 /// Monotonic time in ns.
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };

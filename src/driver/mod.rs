@@ -7,6 +7,7 @@
 //! lock held, so callbacks may call back into the library (close or free
 //! their own connection, start another race).
 
+pub(crate) mod cache;
 pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod conn;
@@ -83,6 +84,9 @@ struct RaceEntry {
     owner: RaceOwner,
     /// Outcomes already reported as pool events.
     seen: Vec<AttemptOutcome>,
+    /// Host names whose answers came from the resolution cache: dropped
+    /// from it when the race fails.
+    cached: Option<Box<[Box<str>]>>,
 }
 
 /// Who a race works for.
@@ -118,6 +122,12 @@ struct LoopState {
     targets: HashMap<Token, Target>,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
+    /// How early the timerfd fires before a deadline while the library
+    /// itself waits (run, run_once, own thread): the last µs are polled
+    /// without sleeping, so a deadline does not pay the wake-up of an idle
+    /// CPU. 0 while embedded (`process`): the caller's loop sleeps until
+    /// the deadline itself.
+    wake_ahead: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
     /// Connection pools on this loop, by id (ids share the race counter).
     pools: HashMap<u64, pool::PoolEntry>,
@@ -171,6 +181,8 @@ pub(crate) struct LoopShared {
     /// Counts race steps, so that a manual-clock run knows when nothing
     /// more happens.
     progress: std::sync::atomic::AtomicU64,
+    /// See [`LoopState::wake_ahead`]: the value while the library waits.
+    wake_ahead: Micros,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,6 +218,7 @@ impl LoopShared {
                 targets: HashMap::new(),
                 timers: TimerHeap::default(),
                 wake_timer,
+                wake_ahead: 0,
                 callbacks: VecDeque::new(),
                 pools: HashMap::new(),
                 notes: VecDeque::new(),
@@ -227,6 +240,7 @@ impl LoopShared {
             stopped: Condvar::new(),
             resolver: Resolver::new(waker),
             clock: if manual_clock { Clock::manual() } else { Clock::new() },
+            wake_ahead: clock::WAKE_AHEAD,
             completions: Mutex::new(Vec::new()),
         }))
     }
@@ -255,6 +269,12 @@ impl LoopShared {
         }
         st.protocols.push(Arc::new(entry));
         Ok(st.protocols.len() - 1)
+    }
+
+    /// How long the system resolver's answers are kept for later races
+    /// (zero: not at all; see [`cache`]).
+    pub(crate) fn set_resolution_cache(&self, lifetime: std::time::Duration) {
+        self.resolver.cache.set_lifetime(lifetime);
     }
 
     /// Use `resolver` instead of the system resolver (None: back to it).
@@ -383,15 +403,23 @@ impl LoopShared {
                 user_resolver: user_resolver.clone(),
                 owner,
                 seen: Vec::new(),
+                cached: None,
             }),
         );
+        let mut cached = Vec::new();
+        let mut cached_names: Vec<Box<str>> = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
             for family in [Family::V6, Family::V4] {
                 let key = QueryKey { endpoint: i, family };
                 match &user_resolver {
                     None => {
-                        if let Some(host) = ep.name_cstring() {
+                        if let Some(answer) = self.resolver.cache.get(host, family, port) {
+                            cached.push((key, answer));
+                            if !cached_names.iter().any(|n| **n == **host) {
+                                cached_names.push(host.as_str().into());
+                            }
+                        } else if let Some(host) = ep.name_cstring() {
                             self.resolver.submit(Job { race: id, key, host, port });
                         }
                     }
@@ -411,6 +439,14 @@ impl LoopShared {
                         }
                     }
                 }
+            }
+        }
+        // Cached answers are all known at once, like literals: sorted
+        // together before the first attempt.
+        if !cached.is_empty() {
+            if let Some(e) = st.races.get_mut(&id) {
+                e.race.on_answers(now, cached);
+                e.cached = Some(cached_names.into_boxed_slice());
             }
         }
         self.drive(st, id, now);
@@ -681,14 +717,21 @@ impl LoopShared {
     }
 
     fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, pools, groups, wake_timer, .. } = st;
+        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
         timers.drop_stale_top(|at, id| {
             races.get(&id).is_some_and(|e| e.armed == Some(at))
                 || pools.get(&id).is_some_and(|p| p.armed == Some(at))
                 || groups.get(&id).is_some_and(|g| g.armed == Some(at))
         });
         if let Some(t) = wake_timer.as_mut() {
-            t.arm(&self.clock, timers.peek());
+            // Early by the wake-ahead while that is still in the future;
+            // inside the window, at the deadline itself (the runner polls
+            // without sleeping there).
+            let at = timers.peek().map(|at| {
+                let early = at.saturating_sub(*wake_ahead);
+                if early > self.clock.now() { early } else { at }
+            });
+            t.arm(&self.clock, at);
         }
     }
 
@@ -754,6 +797,12 @@ impl LoopShared {
             }
         }
         let reports = reports(entry);
+        if let (Some(Err(_)), Some(names)) = (&end, &entry.cached) {
+            // The cached addresses all failed: the next race asks again.
+            for name in names.iter() {
+                self.resolver.cache.forget(name);
+            }
+        }
         match entry.owner {
             RaceOwner::User => {}
             RaceOwner::Pool(pool, kind) => return self.drive_pool_race(st, id, pool, kind, end, spares, reports, now),

@@ -11,6 +11,7 @@
 //! answer (a connected UDP socket's local address, as glibc does for RFC
 //! 6724), so that the loop thread makes no blocking call.
 
+use super::cache::AnswerCache;
 use crate::engine::{Candidate, Family, QueryKey};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
@@ -19,8 +20,9 @@ use super::sync::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most worker threads one loop runs at once.
-pub(crate) const MAX_WORKERS: usize = 8;
+/// Most worker threads one loop runs at once: as many lookups can wait on
+/// slow DNS servers at the same time before new queries queue.
+pub(crate) const MAX_WORKERS: usize = 32;
 /// How long an idle worker waits for work before it exits.
 pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(5);
 
@@ -58,6 +60,10 @@ struct Queue {
 
 /// Jobs in, answers out, a waker to call when an answer is ready.
 pub(crate) struct Resolver {
+    /// Answers kept for later races (see [`AnswerCache`]).
+    pub(crate) cache: AnswerCache,
+    /// Queries handed to the workers so far.
+    pub(crate) submitted: std::sync::atomic::AtomicU64,
     queue: Mutex<Queue>,
     work: Condvar,
     answers: Mutex<Vec<Answer>>,
@@ -72,7 +78,10 @@ impl std::fmt::Debug for Resolver {
 
 impl Resolver {
     pub(crate) fn new(waker: Arc<mio::Waker>) -> Arc<Resolver> {
-        Arc::new(Resolver { queue: Mutex::default(), work: Condvar::new(), answers: Mutex::default(), waker })
+        Arc::new(Resolver {
+            cache: AnswerCache::default(),
+            submitted: std::sync::atomic::AtomicU64::new(0),
+            queue: Mutex::default(), work: Condvar::new(), answers: Mutex::default(), waker })
     }
 
     /// Queue a query; a worker picks it up.
@@ -82,12 +91,18 @@ impl Resolver {
             return;
         }
         q.jobs.push_back(job);
+        self.submitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if q.idle >= q.jobs.len() || q.workers >= MAX_WORKERS {
             self.work.notify_one();
             return;
         }
         q.workers += 1;
         drop(q);
+        self.spawn_worker();
+    }
+
+    /// Start a worker already counted in `workers`.
+    fn spawn_worker(self: &Arc<Self>) {
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("taps-resolver".into()).spawn(move || me.worker());
         if let Err(e) = spawned {
@@ -149,6 +164,9 @@ impl Resolver {
             };
             let result = resolve(&job.host, job.port, job.key.family)
                 .map(|addrs| addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect());
+            if let Ok(host) = job.host.to_str() {
+                self.cache.put(host, job.key.family, &result);
+            }
             if self.queue.lock().unwrap_or_else(|e| e.into_inner()).shutdown {
                 continue;
             }

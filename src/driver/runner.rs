@@ -106,6 +106,7 @@ impl LoopShared {
         let mut delivered = self.deliver();
         let timeout = {
             let mut st = lock(&self.state);
+            st.wake_ahead = if wait == Wait::No { 0 } else { self.wake_ahead };
             let now = self.clock.now();
             self.fire_timers(&mut st, now);
             self.sync_wake_timer(&mut st);
@@ -114,7 +115,10 @@ impl LoopShared {
                 Some(Duration::ZERO)
             } else {
                 let timer = self.timer_backstop(&st);
+                let close = st.timers.peek().is_some_and(|at| at <= now + st.wake_ahead);
                 match wait {
+                    // Inside the wake-ahead window: poll without sleeping.
+                    _ if close => Some(Duration::ZERO),
                     Wait::No => Some(Duration::ZERO),
                     Wait::UpTo(d) => Some(timer.map_or(d, |t| t.min(d))),
                     Wait::Forever => timer,

@@ -124,6 +124,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(event_loop_stop_thread(null_mut()));
     code!(event_loop_add_protocol(null_mut(), null()));
     code!(event_loop_set_resolver(null_mut(), null()));
+    code!(event_loop_set_resolution_cache(null_mut(), 0));
     code!(event_loop_advance_clock(null_mut(), 1));
     value!(event_loop_now_us(null()), 0);
     no_op!(event_loop_release(null_mut()));

@@ -1,0 +1,263 @@
+//! The resolution cache: the system resolver's answers per host name and
+//! family, kept for a lifetime, the way curl's DNS cache keeps them (60 s
+//! by default there too). A long-lived client that races to the same name
+//! again and again then pays neither the two getaddrinfo calls nor the
+//! source-address probes per race: its races start at once, as with
+//! literal addresses, and still sort and race both families (RFC 8305 §4,
+//! RFC 6724).
+//!
+//! getaddrinfo reports no TTL, so the lifetime is the loop's setting
+//! ([`DEFAULT_LIFETIME`]; zero turns the cache off and empties it). Kept:
+//! the addresses of a family, each with its source address, and "no address
+//! of this family" (an empty answer, EAI_NONAME, EAI_NODATA): without that,
+//! a name with only A records would wait the Resolution Delay for its AAAA
+//! query on every race. Not kept: other failures (EAI_AGAIN, EAI_FAIL,
+//! EAI_SYSTEM...), which the next race asks again. A race that fails after
+//! using cached answers drops them ([`AnswerCache::forget`]): the name may
+//! have moved. User resolvers (`event_loop_set_resolver`) are not cached.
+//!
+//! One cache per loop, shared by the loop thread (lookups at race start)
+//! and the resolver workers (answers); at most [`MAX_ENTRIES`] entries.
+
+use super::sync::Mutex;
+use crate::engine::{Candidate, Family};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// The lifetime of a cached answer unless the loop sets another.
+pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+/// The longest lifetime a loop may set (one day).
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+/// Most names × families kept; when full, expired entries go first, then
+/// the one closest to expiry.
+pub(crate) const MAX_ENTRIES: usize = 4096;
+
+/// A cached answer: candidates with port 0, or the getaddrinfo code.
+type Answer = Result<Vec<Candidate>, i32>;
+
+#[derive(Debug)]
+struct Entry {
+    expires: Instant,
+    answer: Answer,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lifetime: Duration,
+    entries: HashMap<(Box<str>, Family), Entry>,
+}
+
+/// Answers by (host name, family), for a lifetime.
+pub(crate) struct AnswerCache {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for AnswerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerCache").finish_non_exhaustive()
+    }
+}
+
+impl Default for AnswerCache {
+    fn default() -> Self {
+        AnswerCache { inner: Mutex::new(Inner { lifetime: DEFAULT_LIFETIME, entries: HashMap::new() }) }
+    }
+}
+
+/// Names compare without case (DNS) and without a final dot.
+fn key(host: &str, family: Family) -> (Box<str>, Family) {
+    (host.trim_end_matches('.').to_ascii_lowercase().into_boxed_str(), family)
+}
+
+/// Whether a failure means "no address of this family", which is kept.
+fn is_no_address(code: i32) -> bool {
+    code == libc::EAI_NONAME || code == libc::EAI_NODATA
+}
+
+impl AnswerCache {
+    /// The lifetime of new entries; zero turns the cache off. Entries
+    /// already kept expire at their own time, except that turning the cache
+    /// off empties it.
+    pub(crate) fn set_lifetime(&self, lifetime: Duration) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.lifetime = lifetime;
+        if lifetime.is_zero() {
+            inner.entries.clear();
+        }
+    }
+
+    /// The kept answer for `host` and `family`, with `port` on every
+    /// address; `None` when there is none or it expired.
+    pub(crate) fn get(&self, host: &str, family: Family, port: u16) -> Option<Answer> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.lifetime.is_zero() || inner.entries.is_empty() {
+            return None;
+        }
+        let k = key(host, family);
+        let entry = inner.entries.get(&k)?;
+        if entry.expires <= Instant::now() {
+            inner.entries.remove(&k);
+            return None;
+        }
+        Some(entry.answer.as_ref().map(|cands| {
+            cands
+                .iter()
+                .map(|c| {
+                    let mut c = *c;
+                    c.addr.set_port(port);
+                    c
+                })
+                .collect()
+        }).map_err(|e| *e))
+    }
+
+    /// Keep an answer the system resolver gave (failures other than "no
+    /// address" are not kept).
+    pub(crate) fn put(&self, host: &str, family: Family, answer: &Answer) {
+        let answer = match answer {
+            Ok(cands) => Ok(cands
+                .iter()
+                .map(|c| {
+                    let mut c = *c;
+                    c.addr.set_port(0);
+                    c
+                })
+                .collect()),
+            Err(code) if is_no_address(*code) => Err(*code),
+            Err(_) => return,
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.lifetime.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let k = key(host, family);
+        if inner.entries.len() >= MAX_ENTRIES && !inner.entries.contains_key(&k) {
+            inner.entries.retain(|_, e| e.expires > now);
+            if inner.entries.len() >= MAX_ENTRIES {
+                let first = inner.entries.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| k.clone());
+                if let Some(first) = first {
+                    inner.entries.remove(&first);
+                }
+            }
+        }
+        let expires = now + inner.lifetime;
+        inner.entries.insert(k, Entry { expires, answer });
+    }
+
+    /// Drop both families of `host`.
+    pub(crate) fn forget(&self, host: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for family in [Family::V6, Family::V4] {
+            inner.entries.remove(&key(host, family));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn cand(s: &str) -> Candidate {
+        let addr: SocketAddr = s.parse().unwrap();
+        Candidate { addr, source: Some(addr.ip()) }
+    }
+
+    #[test]
+    fn keeps_answers_per_family_with_the_asked_port() {
+        let c = AnswerCache::default();
+        c.put("Example.COM.", Family::V6, &Ok(vec![cand("[2001:db8::1]:80")]));
+        c.put("example.com", Family::V4, &Err(libc::EAI_NONAME));
+        assert_eq!(c.get("example.com", Family::V6, 443), Some(Ok(vec![cand("[2001:db8::1]:443")])));
+        assert_eq!(c.get("EXAMPLE.com.", Family::V4, 443), Some(Err(libc::EAI_NONAME)));
+        assert_eq!(c.get("other.example", Family::V4, 443), None);
+    }
+
+    #[test]
+    fn transient_failures_are_not_kept() {
+        let c = AnswerCache::default();
+        c.put("a.example", Family::V4, &Err(libc::EAI_AGAIN));
+        assert_eq!(c.get("a.example", Family::V4, 1), None);
+    }
+
+    #[test]
+    fn expires_after_the_lifetime_and_zero_turns_it_off() {
+        let c = AnswerCache::default();
+        c.set_lifetime(Duration::from_millis(30));
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        assert!(c.get("a.example", Family::V4, 1).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        c.set_lifetime(DEFAULT_LIFETIME);
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        c.set_lifetime(Duration::ZERO);
+        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        assert_eq!(c.get("a.example", Family::V4, 1), None);
+    }
+
+    #[test]
+    fn forget_drops_both_families() {
+        let c = AnswerCache::default();
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        c.put("a.example", Family::V6, &Ok(vec![cand("[2001:db8::1]:1")]));
+        c.forget("A.example");
+        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        assert_eq!(c.get("a.example", Family::V6, 1), None);
+    }
+
+    /// End to end on loopback: the second race to a name asks nothing, a
+    /// race that fails with kept answers drops them, zero turns it off.
+    #[test]
+    fn races_use_kept_answers() {
+        use crate::api::{Connection, ConnectionHandler, EventLoop, Preconnection, RemoteEndpoint};
+        use std::sync::atomic::Ordering;
+        struct Outcome(std::sync::Arc<std::sync::Mutex<Vec<bool>>>);
+        impl ConnectionHandler for Outcome {
+            fn ready(&mut self, _: &Connection) {
+                self.0.lock().unwrap().push(true);
+            }
+            fn establishment_error(&mut self, _: &Connection) {
+                self.0.lock().unwrap().push(false);
+            }
+        }
+        let lp = EventLoop::new().unwrap();
+        let queries = || lp.shared.resolver.submitted.load(Ordering::Relaxed);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let race = |port: u16| {
+            let mut ep = RemoteEndpoint::new();
+            ep.with_hostname("localhost").unwrap().with_port(port).unwrap();
+            let pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+            let conn = pre.initiate(Box::new(Outcome(std::sync::Arc::clone(&seen)))).unwrap();
+            lp.run().unwrap();
+            drop(conn);
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        race(port);
+        assert_eq!(queries(), 2, "AAAA and A asked");
+        race(port);
+        assert_eq!(queries(), 2, "both answers kept");
+        drop(listener);
+        race(port); // refused on both families: the kept answers go
+        assert_eq!(queries(), 2);
+        race(port);
+        assert_eq!(queries(), 4, "asked again after the failure");
+        lp.set_resolution_cache(Duration::ZERO).unwrap();
+        race(port);
+        assert_eq!(queries(), 6, "no cache");
+        assert_eq!(*seen.lock().unwrap(), vec![true, true, false, false, false]);
+        assert!(lp.set_resolution_cache(MAX_LIFETIME + Duration::from_millis(1)).is_err());
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let c = AnswerCache::default();
+        for i in 0..MAX_ENTRIES + 10 {
+            c.put(&format!("h{i}.example"), Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        }
+        assert_eq!(c.inner.lock().unwrap().entries.len(), MAX_ENTRIES);
+        assert!(c.get(&format!("h{}.example", MAX_ENTRIES + 9), Family::V4, 1).is_some());
+    }
+}
