@@ -13,14 +13,15 @@
 //! a name with only A records would wait the Resolution Delay for its AAAA
 //! query on every race. Not kept: other failures (EAI_AGAIN, EAI_FAIL,
 //! EAI_SYSTEM...), which the next race asks again. A race that fails after
-//! using cached answers drops them ([`AnswerCache::forget`]): the name may
-//! have moved. User resolvers (`event_loop_set_resolver`) are not cached.
+//! using cached answers drops them ([`AnswerCache::forget_addresses`]): the
+//! name may have moved. User resolvers (`event_loop_set_resolver`) are not cached.
 //!
 //! One cache per loop, shared by the loop thread (lookups at race start)
 //! and the resolver workers (answers); at most [`MAX_ENTRIES`] entries.
 
 use super::sync::Mutex;
 use crate::engine::{Candidate, Family};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -41,10 +42,23 @@ struct Entry {
     answer: Answer,
 }
 
+/// One name's answers: AAAA, A.
+#[derive(Debug, Default)]
+struct Slots([Option<Entry>; 2]);
+
+fn slot(family: Family) -> usize {
+    match family {
+        Family::V6 => 0,
+        Family::V4 => 1,
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     lifetime: Duration,
-    entries: HashMap<(Box<str>, Family), Entry>,
+    /// Entries (one per name and family) in `names`.
+    count: usize,
+    names: HashMap<Box<str>, Slots>,
 }
 
 /// Answers by (host name, family), for a lifetime.
@@ -60,18 +74,71 @@ impl std::fmt::Debug for AnswerCache {
 
 impl Default for AnswerCache {
     fn default() -> Self {
-        AnswerCache { inner: Mutex::new(Inner { lifetime: DEFAULT_LIFETIME, entries: HashMap::new() }) }
+        AnswerCache { inner: Mutex::new(Inner { lifetime: DEFAULT_LIFETIME, count: 0, names: HashMap::new() }) }
     }
 }
 
-/// Names compare without case (DNS) and without a final dot.
-fn key(host: &str, family: Family) -> (Box<str>, Family) {
-    (host.trim_end_matches('.').to_ascii_lowercase().into_boxed_str(), family)
+/// Names compare without case (DNS) and without a final dot; no copy when
+/// the name is already in that form.
+fn key(host: &str) -> Cow<'_, str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// Whether a failure means "no address of this family", which is kept.
 fn is_no_address(code: i32) -> bool {
     code == libc::EAI_NONAME || code == libc::EAI_NODATA
+}
+
+fn with_port(cands: &[Candidate], port: u16) -> Vec<Candidate> {
+    cands
+        .iter()
+        .map(|c| {
+            let mut c = *c;
+            c.addr.set_port(port);
+            c
+        })
+        .collect()
+}
+
+impl Inner {
+    fn remove_expired(&mut self, now: Instant) {
+        let mut count = 0;
+        self.names.retain(|_, slots| {
+            for e in &mut slots.0 {
+                if e.as_ref().is_some_and(|e| e.expires <= now) {
+                    *e = None;
+                }
+            }
+            let n = slots.0.iter().flatten().count();
+            count += n;
+            n > 0
+        });
+        self.count = count;
+    }
+
+    /// Drop the entry closest to expiry.
+    fn remove_first(&mut self) {
+        let first = self
+            .names
+            .iter()
+            .flat_map(|(name, slots)| slots.0.iter().enumerate().filter_map(move |(i, e)| e.as_ref().map(|e| (e.expires, name, i))))
+            .min_by_key(|(expires, _, _)| *expires)
+            .map(|(_, name, i)| (name.clone(), i));
+        if let Some((name, i)) = first {
+            if let Some(slots) = self.names.get_mut(&name) {
+                slots.0[i] = None;
+                self.count -= 1;
+                if slots.0.iter().all(Option::is_none) {
+                    self.names.remove(&name);
+                }
+            }
+        }
+    }
 }
 
 impl AnswerCache {
@@ -82,47 +149,48 @@ impl AnswerCache {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.lifetime = lifetime;
         if lifetime.is_zero() {
-            inner.entries.clear();
+            inner.names.clear();
+            inner.count = 0;
         }
     }
 
-    /// The kept answer for `host` and `family`, with `port` on every
-    /// address; `None` when there is none or it expired.
-    pub(crate) fn get(&self, host: &str, family: Family, port: u16) -> Option<Answer> {
+    /// The kept answers for `host`, AAAA then A, with `port` on every
+    /// address; `None` where there is none or it expired.
+    pub(crate) fn get(&self, host: &str, port: u16) -> [Option<Answer>; 2] {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if inner.lifetime.is_zero() || inner.entries.is_empty() {
-            return None;
+        if inner.count == 0 {
+            return [None, None];
         }
-        let k = key(host, family);
-        let entry = inner.entries.get(&k)?;
-        if entry.expires <= Instant::now() {
-            inner.entries.remove(&k);
-            return None;
+        let k = key(host);
+        let Some(slots) = inner.names.get_mut(&*k) else { return [None, None] };
+        let now = Instant::now();
+        let mut out = [None, None];
+        let mut expired = 0;
+        for (i, e) in slots.0.iter_mut().enumerate() {
+            match e {
+                Some(entry) if entry.expires > now => {
+                    out[i] = Some(entry.answer.as_ref().map(|c| with_port(c, port)).map_err(|e| *e));
+                }
+                Some(_) => {
+                    *e = None;
+                    expired += 1;
+                }
+                None => {}
+            }
         }
-        Some(entry.answer.as_ref().map(|cands| {
-            cands
-                .iter()
-                .map(|c| {
-                    let mut c = *c;
-                    c.addr.set_port(port);
-                    c
-                })
-                .collect()
-        }).map_err(|e| *e))
+        let empty = slots.0.iter().all(Option::is_none);
+        if empty {
+            inner.names.remove(&*k);
+        }
+        inner.count -= expired;
+        out
     }
 
     /// Keep an answer the system resolver gave (failures other than "no
     /// address" are not kept).
     pub(crate) fn put(&self, host: &str, family: Family, answer: &Answer) {
         let answer = match answer {
-            Ok(cands) => Ok(cands
-                .iter()
-                .map(|c| {
-                    let mut c = *c;
-                    c.addr.set_port(0);
-                    c
-                })
-                .collect()),
+            Ok(cands) => Ok(with_port(cands, 0)),
             Err(code) if is_no_address(*code) => Err(*code),
             Err(_) => return,
         };
@@ -131,25 +199,33 @@ impl AnswerCache {
             return;
         }
         let now = Instant::now();
-        let k = key(host, family);
-        if inner.entries.len() >= MAX_ENTRIES && !inner.entries.contains_key(&k) {
-            inner.entries.retain(|_, e| e.expires > now);
-            if inner.entries.len() >= MAX_ENTRIES {
-                let first = inner.entries.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| k.clone());
-                if let Some(first) = first {
-                    inner.entries.remove(&first);
-                }
+        let k = key(host);
+        let new = inner.names.get(&*k).is_none_or(|s| s.0[slot(family)].is_none());
+        if new && inner.count >= MAX_ENTRIES {
+            inner.remove_expired(now);
+            if inner.count >= MAX_ENTRIES {
+                inner.remove_first();
             }
         }
         let expires = now + inner.lifetime;
-        inner.entries.insert(k, Entry { expires, answer });
+        let slots = inner.names.entry(k.into_owned().into_boxed_str()).or_default();
+        slots.0[slot(family)] = Some(Entry { expires, answer });
+        if new {
+            inner.count += 1;
+        }
     }
 
-    /// Drop both families of `host`.
-    pub(crate) fn forget(&self, host: &str) {
+    /// Drop every name with an answer holding one of `addrs` (ports
+    /// ignored): after a race failed with them, the next one asks again.
+    pub(crate) fn forget_addresses(&self, addrs: &[std::net::IpAddr]) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        for family in [Family::V6, Family::V4] {
-            inner.entries.remove(&key(host, family));
+        let before = inner.names.len();
+        inner.names.retain(|_, slots| {
+            !slots.0.iter().flatten().any(|e| e.answer.as_ref().is_ok_and(|c| c.iter().any(|c| addrs.contains(&c.addr.ip()))))
+        });
+        if inner.names.len() != before {
+            let count = inner.names.values().map(|s| s.0.iter().flatten().count()).sum();
+            inner.count = count;
         }
     }
 }
@@ -169,16 +245,16 @@ mod tests {
         let c = AnswerCache::default();
         c.put("Example.COM.", Family::V6, &Ok(vec![cand("[2001:db8::1]:80")]));
         c.put("example.com", Family::V4, &Err(libc::EAI_NONAME));
-        assert_eq!(c.get("example.com", Family::V6, 443), Some(Ok(vec![cand("[2001:db8::1]:443")])));
-        assert_eq!(c.get("EXAMPLE.com.", Family::V4, 443), Some(Err(libc::EAI_NONAME)));
-        assert_eq!(c.get("other.example", Family::V4, 443), None);
+        assert_eq!(c.get("example.com", 443), [Some(Ok(vec![cand("[2001:db8::1]:443")])), Some(Err(libc::EAI_NONAME))]);
+        assert_eq!(c.get("EXAMPLE.com.", 443)[1], Some(Err(libc::EAI_NONAME)));
+        assert_eq!(c.get("other.example", 443), [None, None]);
     }
 
     #[test]
     fn transient_failures_are_not_kept() {
         let c = AnswerCache::default();
         c.put("a.example", Family::V4, &Err(libc::EAI_AGAIN));
-        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        assert_eq!(c.get("a.example", 1), [None, None]);
     }
 
     #[test]
@@ -186,25 +262,28 @@ mod tests {
         let c = AnswerCache::default();
         c.set_lifetime(Duration::from_millis(30));
         c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
-        assert!(c.get("a.example", Family::V4, 1).is_some());
+        assert!(c.get("a.example", 1)[1].is_some());
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        assert_eq!(c.get("a.example", 1), [None, None]);
+        assert_eq!(c.inner.lock().unwrap().count, 0);
         c.set_lifetime(DEFAULT_LIFETIME);
         c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
         c.set_lifetime(Duration::ZERO);
-        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        assert_eq!(c.get("a.example", 1), [None, None]);
         c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
-        assert_eq!(c.get("a.example", Family::V4, 1), None);
+        assert_eq!(c.get("a.example", 1), [None, None]);
     }
 
     #[test]
-    fn forget_drops_both_families() {
+    fn forgetting_an_address_drops_its_names() {
         let c = AnswerCache::default();
         c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
         c.put("a.example", Family::V6, &Ok(vec![cand("[2001:db8::1]:1")]));
-        c.forget("A.example");
-        assert_eq!(c.get("a.example", Family::V4, 1), None);
-        assert_eq!(c.get("a.example", Family::V6, 1), None);
+        c.put("b.example", Family::V4, &Ok(vec![cand("192.0.2.2:1")]));
+        c.forget_addresses(&["192.0.2.1".parse().unwrap()]);
+        assert_eq!(c.get("a.example", 1), [None, None]);
+        assert!(c.get("b.example", 1)[1].is_some());
+        assert_eq!(c.inner.lock().unwrap().count, 1);
     }
 
     /// End to end on loopback: the second race to a name asks nothing, a
@@ -257,7 +336,9 @@ mod tests {
         for i in 0..MAX_ENTRIES + 10 {
             c.put(&format!("h{i}.example"), Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
         }
-        assert_eq!(c.inner.lock().unwrap().entries.len(), MAX_ENTRIES);
-        assert!(c.get(&format!("h{}.example", MAX_ENTRIES + 9), Family::V4, 1).is_some());
+        assert_eq!(c.inner.lock().unwrap().count, MAX_ENTRIES);
+        assert_eq!(c.inner.lock().unwrap().names.len(), MAX_ENTRIES);
+        assert!(c.get(&format!("h{}.example", MAX_ENTRIES + 9), 1)[1].is_some());
+        assert_eq!(c.get("h0.example", 1), [None, None], "the oldest went first");
     }
 }

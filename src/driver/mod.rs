@@ -84,9 +84,9 @@ struct RaceEntry {
     owner: RaceOwner,
     /// Outcomes already reported as pool events.
     seen: Vec<AttemptOutcome>,
-    /// Host names whose answers came from the resolution cache: dropped
-    /// from it when the race fails.
-    cached: Option<Box<[Box<str>]>>,
+    /// Some answers came from the resolution cache: a failed race drops
+    /// the names it attempted from it.
+    from_cache: bool,
 }
 
 /// Who a race works for.
@@ -403,22 +403,22 @@ impl LoopShared {
                 user_resolver: user_resolver.clone(),
                 owner,
                 seen: Vec::new(),
-                cached: None,
+                from_cache: false,
             }),
         );
         let mut cached = Vec::new();
-        let mut cached_names: Vec<Box<str>> = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
-            for family in [Family::V6, Family::V4] {
+            let mut kept = match user_resolver {
+                None => self.resolver.cache.get(host, port),
+                Some(_) => [None, None],
+            };
+            for (family, kept) in [Family::V6, Family::V4].into_iter().zip(&mut kept) {
                 let key = QueryKey { endpoint: i, family };
                 match &user_resolver {
                     None => {
-                        if let Some(answer) = self.resolver.cache.get(host, family, port) {
+                        if let Some(answer) = kept.take() {
                             cached.push((key, answer));
-                            if !cached_names.iter().any(|n| **n == **host) {
-                                cached_names.push(host.as_str().into());
-                            }
                         } else if let Some(host) = ep.name_cstring() {
                             self.resolver.submit(Job { race: id, key, host, port });
                         }
@@ -446,7 +446,7 @@ impl LoopShared {
         if !cached.is_empty() {
             if let Some(e) = st.races.get_mut(&id) {
                 e.race.on_answers(now, cached);
-                e.cached = Some(cached_names.into_boxed_slice());
+                e.from_cache = true;
             }
         }
         self.drive(st, id, now);
@@ -479,7 +479,10 @@ impl LoopShared {
                 // deregister call needed.
                 protocol::drop_transport(t);
             }
-            st.callbacks.retain(|(c, _)| !Arc::ptr_eq(c, conn));
+            // Callbacks still queued for it are skipped when their turn
+            // comes (`invoke` sees `released`): no O(queue) search here,
+            // where a handler that frees its connection in `ready` would
+            // pay one per connection of the batch.
             self.sync_wake_timer(&mut st);
             self.nudge(&st);
             handler
@@ -797,11 +800,10 @@ impl LoopShared {
             }
         }
         let reports = reports(entry);
-        if let (Some(Err(_)), Some(names)) = (&end, &entry.cached) {
-            // The cached addresses all failed: the next race asks again.
-            for name in names.iter() {
-                self.resolver.cache.forget(name);
-            }
+        if matches!(end, Some(Err(_))) && entry.from_cache {
+            // The kept addresses failed: the next race asks again.
+            let tried: Vec<std::net::IpAddr> = entry.race.attempts().map(|a| a.record.candidate.addr.ip()).collect();
+            self.resolver.cache.forget_addresses(&tried);
         }
         match entry.owner {
             RaceOwner::User => {}
