@@ -1,7 +1,7 @@
 //! Preconnection: what to connect to and how to race, before Initiate.
 
 use super::connection::{Connection, ConnectionHandler};
-use super::endpoint::{LocalEndpoint, RemoteEndpoint};
+use super::endpoint::{Host, LocalEndpoint, RemoteEndpoint};
 use super::error::{Error, Result};
 use super::event_loop::EventLoop;
 use super::options::{BranchRacing, RacingOptions};
@@ -69,6 +69,11 @@ impl Preconnection {
             return Err(Error::InvalidArgument("a remote endpoint has no port"));
         }
         let config = options.copied().unwrap_or_default().to_config()?;
+        if remotes.iter().any(|r| matches!(r.host(), Some(Host::Name(_)))) {
+            // Its races will ask the system resolver: have its threads
+            // started by then, not on the race's clock.
+            event_loop.shared.prepare_resolver();
+        }
         Ok(Preconnection {
             lp: Arc::clone(&event_loop.shared),
             client: Arc::clone(&event_loop.client),

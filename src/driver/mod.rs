@@ -281,6 +281,14 @@ impl LoopShared {
         self.resolver.cache.set_lifetime(lifetime);
     }
 
+    /// Start the system resolver's threads for a race to come (no-op with
+    /// a user resolver, or when they are running).
+    pub(crate) fn prepare_resolver(&self) {
+        if lock(&self.state).user_resolver.is_none() {
+            self.resolver.prepare();
+        }
+    }
+
     /// Use `resolver` instead of the system resolver (None: back to it).
     pub(crate) fn set_resolver(&self, resolver: Option<Arc<dyn UserResolver>>) {
         lock(&self.state).user_resolver = resolver;
