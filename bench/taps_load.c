@@ -9,10 +9,12 @@
  *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
  *       CACHE_MS: the loop's resolution cache lifetime (default: the
  *       library's default; 0: every race resolves the name).
- *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS
+ *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS]
  *       Time to connected, in one process: RUNS sequential races (after one
- *       warm-up race) on one loop, a new Preconnection each, with the
- *       resolution cache off (every race asks the resolver); prints
+ *       warm-up race) on one loop, a new Preconnection each. CACHE_MS: the
+ *       loop's resolution cache lifetime (default: the library's; 0: every
+ *       race asks the resolver). A HOST with "%d" gets the run's number
+ *       there (a name of its own per run: the cache cannot answer); prints
  *       {"ms": [...], "family": [...], "errors": [...]}, ms from initiate to
  *       the ready callback (name resolution included).
  *   taps_load memory HOST PORTS N HOLD_MS
@@ -195,12 +197,13 @@ static int ttc_done(Connection *c, void *ud) {
   return 0;
 }
 
-static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay) {
+static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay, long cache_ms) {
   EventLoop *loop = event_loop_new();
   if (loop == NULL) die_taps("event_loop_new", taps_last_error());
-  /* Each run measures name resolution too: nothing is kept between runs. */
-  int rc = event_loop_set_resolution_cache(loop, 0);
-  if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
+  if (cache_ms >= 0) {
+    int rc = event_loop_set_resolution_cache(loop, (uint32_t)cache_ms);
+    if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
+  }
   RacingOptions opts = racing_options_default();
   opts.connection_attempt_delay_ms = delay;
   opts.resolution_delay_ms = res_delay;
@@ -209,7 +212,12 @@ static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, ui
   int n = 0, errors = 0;
   char fams[4096] = "";
   for (int i = 0; i <= runs; i++) { /* run 0 warms up (NSS, resolver threads) */
-    RemoteEndpoint *ep = remote(host, port);
+    char name[256];
+    if (strstr(host, "%d") != NULL)
+      snprintf(name, sizeof name, host, i); /* a name of its own per run */
+    else
+      snprintf(name, sizeof name, "%s", host);
+    RemoteEndpoint *ep = remote(name, port);
     Preconnection *pre = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
     remote_endpoint_free(ep);
     if (pre == NULL) die_taps("preconnection_new", taps_last_error());
@@ -396,14 +404,14 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
 int main(int argc, char **argv) {
   if ((argc == 7 || argc == 8) && strcmp(argv[1], "cps") == 0)
     return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]), argc == 8 ? atol(argv[7]) : -1);
-  if (argc == 7 && strcmp(argv[1], "ttc") == 0)
+  if ((argc == 7 || argc == 8) && strcmp(argv[1], "ttc") == 0)
     return cmd_ttc(argv[2], (uint16_t)atoi(argv[3]), atoi(argv[4]), (uint32_t)atol(argv[5]),
-                   (uint32_t)atol(argv[6]));
+                   (uint32_t)atol(argv[6]), argc == 8 ? atol(argv[7]) : -1);
   if (argc == 6 && strcmp(argv[1], "memory") == 0)
     return cmd_memory(argv[2], argv[3], atol(argv[4]), (uint32_t)atol(argv[5]));
   fprintf(stderr,
           "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS [CACHE_MS]\n"
-          "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS\n"
+          "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS]\n"
           "       taps_load memory HOST PORTS N HOLD_MS\n");
   return 2;
 }
