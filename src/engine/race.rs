@@ -332,6 +332,7 @@ impl Race {
                     }
                 }
                 let mut added = false;
+                self.known.reserve_exact(candidates.len());
                 for c in candidates {
                     if !self.known.iter().any(|k| k.addr == c.addr) {
                         self.known.push(c);
@@ -388,7 +389,12 @@ impl Race {
     /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
     /// addresses last.
     fn reorder(&mut self) {
-        let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
+        // One candidate is its own order.
+        let mut ordered = if self.known.len() == 1 {
+            self.known.clone()
+        } else {
+            super::sort::order(&self.known, self.config.first_address_family_count)
+        };
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }
@@ -486,7 +492,11 @@ impl Race {
 
     /// The next action, in the order they must be carried out.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() {
+            super::release_queue(&mut self.actions);
+        }
+        action
     }
 
     /// Whether the race has ended (won, failed or cancelled).
@@ -583,7 +593,7 @@ impl Race {
             return false;
         };
         let attempt = self.attempts.len();
-        self.attempts.push(AttemptRecord {
+        super::push_first_exact(&mut self.attempts, AttemptRecord {
             candidate,
             started: now,
             ended: None,
@@ -614,7 +624,7 @@ impl Race {
     fn start_again(&mut self, now: Micros, index: usize) {
         let candidate = self.ordered[index];
         let attempt = self.attempts.len();
-        self.attempts.push(AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
+        super::push_first_exact(&mut self.attempts, AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
         self.last_start = Some(now);
         self.actions.push_back(Action::Start { attempt, addr: candidate.addr });
     }

@@ -114,8 +114,6 @@ struct Leaf {
     racing: RacingType,
     activated: Option<Micros>,
     failed: bool,
-    /// Local attempt id → tree attempt id.
-    global: Vec<AttemptId>,
 }
 
 #[derive(Debug)]
@@ -161,7 +159,6 @@ impl Tree {
                     racing: proto.racing,
                     activated: None,
                     failed: false,
-                    global: Vec::new(),
                 });
             }
             if leaves.len() > first {
@@ -284,7 +281,11 @@ impl Tree {
 
     /// The next action, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() {
+            super::release_queue(&mut self.actions);
+        }
+        action
     }
 
     /// Whether the race ended.
@@ -319,6 +320,12 @@ impl Tree {
         self.leaves[p.leaves.clone()].iter().all(|l| l.failed)
     }
 
+    /// The tree attempt id of leaf `leaf`'s attempt `local`. A race has a
+    /// handful of attempts: a scan costs less than a map per leaf.
+    fn global_id(&self, leaf: usize, local: AttemptId) -> AttemptId {
+        self.attempts.iter().position(|&a| a == (leaf, local)).expect("every leaf attempt has a tree id")
+    }
+
     /// Translate every leaf's queued actions into tree actions.
     fn drain_leaves(&mut self, now: Micros) -> bool {
         let mut changed = false;
@@ -328,22 +335,20 @@ impl Tree {
                 match action {
                     RaceAction::Start { attempt, addr } => {
                         let global = self.attempts.len();
-                        self.attempts.push((i, attempt));
-                        let leaf = &mut self.leaves[i];
-                        debug_assert_eq!(leaf.global.len(), attempt);
-                        leaf.global.push(global);
+                        super::push_first_exact(&mut self.attempts, (i, attempt));
+                        let leaf = &self.leaves[i];
                         self.actions.push_back(Action::Start { attempt: global, addr, path: leaf.path, protocol: leaf.protocol });
                     }
                     RaceAction::Cancel { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.actions.push_back(Action::Cancel { attempt: global });
                     }
                     RaceAction::Won { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.end(now, Ok(global));
                     }
                     RaceAction::Spare { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.actions.push_back(Action::Spare { attempt: global });
                     }
                     RaceAction::Failed { error } => {
