@@ -48,6 +48,10 @@ pub(crate) struct ConnState {
     pub handler: Option<Box<dyn ConnectionHandler>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
+    /// Signalled when a callback returns; made by the first thread that
+    /// has to wait for one (rare: a free from another thread), so that a
+    /// connection costs no condition variable otherwise.
+    callback_done: Option<Arc<Condvar>>,
     /// The pool this connection waits in or is buffered by.
     pub pool: Option<u64>,
     /// The group and member id this connection is.
@@ -63,7 +67,6 @@ pub(crate) struct ConnCore {
     /// connection's race and silences its callbacks.
     pub client: Arc<Client>,
     st: Mutex<ConnState>,
-    done: Condvar,
 }
 
 /// Process-unique connection ids.
@@ -85,10 +88,10 @@ impl ConnCore {
                 handler: None,
                 released: false,
                 in_callback: None,
+                callback_done: None,
                 pool: None,
                 group: None,
             }),
-            done: Condvar::new(),
         })
     }
 
@@ -120,7 +123,9 @@ impl ConnCore {
         let leftover = {
             let mut st = self.lock();
             st.in_callback = None;
-            self.done.notify_all();
+            if let Some(done) = &st.callback_done {
+                done.notify_all();
+            }
             if st.released || st.handler.is_some() {
                 Some(handler)
             } else {
@@ -141,7 +146,8 @@ impl ConnCore {
         let me = std::thread::current().id();
         let mut st = self.lock();
         while matches!(st.in_callback, Some(t) if t != me) {
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            let done = Arc::clone(st.callback_done.get_or_insert_with(|| Arc::new(Condvar::new())));
+            st = done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
