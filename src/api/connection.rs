@@ -149,7 +149,7 @@ impl Connection {
 
     /// Number of attempts started so far.
     pub fn attempt_count(&self) -> usize {
-        self.core.lock().attempts.len()
+        self.core.lp.attempt_reports(&self.core, |a| a.len())
     }
 
     /// Attempt `index` (start order).
@@ -157,14 +157,15 @@ impl Connection {
     /// # Errors
     /// [`Error::OutOfRange`] past the end.
     pub fn attempt(&self, index: usize) -> Result<AttemptReport> {
-        self.core.lock().attempts.get(index).cloned().ok_or(Error::OutOfRange)
+        self.core.lp.attempt_reports(&self.core, |a| a.get(index).cloned()).ok_or(Error::OutOfRange)
     }
 
     /// The winner's protocol name ("tcp", "udp" or a user protocol's),
     /// once established.
     pub fn protocol(&self) -> Option<Arc<CStr>> {
-        let c = self.core.lock();
-        c.attempts.iter().find(|a| a.outcome == AttemptOutcome::Won).map(|a| Arc::clone(&a.protocol))
+        self.core.lp.attempt_reports(&self.core, |a| {
+            a.iter().find(|a| a.outcome == AttemptOutcome::Won).map(|a| Arc::clone(&a.protocol))
+        })
     }
 
     /// The handle a user protocol gave with its ready (see
@@ -176,7 +177,7 @@ impl Connection {
 
     /// Every attempt so far, in start order.
     pub fn attempts(&self) -> Vec<AttemptReport> {
-        self.core.lock().attempts.clone()
+        self.core.lp.attempt_reports(&self.core, <[AttemptReport]>::to_vec)
     }
 
     /// Close gracefully: a race stops, an established socket sends FIN and

@@ -212,7 +212,7 @@ impl LoopShared {
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
                 let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
-                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote, took))
+                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote, took))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),

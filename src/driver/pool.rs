@@ -392,7 +392,7 @@ impl LoopShared {
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
-                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote))
+                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
