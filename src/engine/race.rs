@@ -199,18 +199,18 @@ pub struct Race {
     /// When the race was created.
     created: Micros,
     /// Every expected query, and whether it has been answered.
-    queries: Vec<(QueryKey, bool)>,
+    queries: Box<[(QueryKey, bool)]>,
     /// Every candidate known so far, in arrival order, no duplicate address.
     known: Vec<Candidate>,
     /// `known` ordered by [`super::sort::order`].
-    ordered: Vec<Candidate>,
+    ordered: Box<[Candidate]>,
     // Addresses already attempted are found by scanning `attempts`: a race has
     // a handful, and a set would cost an allocation per race.
     attempts: Vec<AttemptRecord>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
     /// Addresses to attempt only after every other (see `set_avoided`).
-    avoided: Vec<SocketAddr>,
+    avoided: Box<[SocketAddr]>,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -221,7 +221,7 @@ pub struct Race {
     /// When the last attempt started.
     last_start: Option<Micros>,
     /// Failures not yet answered by a start (within one input).
-    start_credits: usize,
+    start_credits: u32,
     /// errno of the last attempt failure.
     last_errno: i32,
     /// Last error code given by a query.
@@ -245,12 +245,12 @@ impl Race {
         let mut race = Race {
             config,
             created: now,
-            queries: qs,
+            queries: qs.into_boxed_slice(),
             known: Vec::new(),
-            ordered: Vec::new(),
+            ordered: Box::default(),
             attempts: Vec::new(),
             racing: false,
-            avoided: Vec::new(),
+            avoided: Box::default(),
             held: false,
             first_a_answer: None,
             aaaa_answered: false,
@@ -382,7 +382,7 @@ impl Race {
     /// 8305 order but come after every other candidate (a connection group
     /// rebuilding a member away from the live members' addresses).
     pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
-        self.avoided = addrs.to_vec();
+        self.avoided = addrs.into();
         self.reorder();
     }
 
@@ -398,7 +398,7 @@ impl Race {
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }
-        self.ordered = ordered;
+        self.ordered = ordered.into_boxed_slice();
     }
 
     /// Stop starting attempts without cancelling the running ones (used by

@@ -128,8 +128,8 @@ struct PathNode {
 #[derive(Debug)]
 pub struct Tree {
     total_deadline: Option<Micros>,
-    paths: Vec<PathNode>,
-    leaves: Vec<Leaf>,
+    paths: Box<[PathNode]>,
+    leaves: Box<[Leaf]>,
     /// Tree attempt id → (leaf, local attempt id).
     attempts: Vec<(usize, AttemptId)>,
     finished: bool,
@@ -167,8 +167,8 @@ impl Tree {
         }
         let mut tree = Tree {
             total_deadline: config.total_timeout.map(|t| now.saturating_add(t)),
-            paths: nodes,
-            leaves,
+            paths: nodes.into_boxed_slice(),
+            leaves: leaves.into_boxed_slice(),
             attempts: Vec::new(),
             finished: false,
             winner: None,
