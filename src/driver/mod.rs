@@ -77,13 +77,19 @@ struct RaceEntry {
     /// loop's default path. Protocol ids are indices into the loop's
     /// registered protocols (which only grow).
     paths: Arc<[RacePath]>,
-    /// User-resolver queries, to cancel if the race ends first.
-    queries: Vec<ResolverQuery>,
-    user_resolver: Option<Arc<dyn UserResolver>>,
+    /// Queries asked of a user resolver, to cancel if the race ends
+    /// first; `None` for the system resolver and literals.
+    user_queries: Option<Box<UserQueries>>,
     /// Who started the race: a user, a pool, a group.
     owner: RaceOwner,
     /// Outcomes already reported as pool events.
     seen: Vec<AttemptOutcome>,
+}
+
+/// A race's queries to a user resolver, with the resolver that has them.
+struct UserQueries {
+    resolver: Arc<dyn UserResolver>,
+    queries: Vec<ResolverQuery>,
 }
 
 /// One path of a race, with its interface name as the race report gives
@@ -424,8 +430,7 @@ impl LoopShared {
                 io: AttemptIos::default(),
                 armed: None,
                 paths,
-                queries: Vec::new(),
-                user_resolver: user_resolver.clone(),
+                user_queries: None,
                 owner,
                 seen: Vec::new(),
             }),
@@ -452,7 +457,10 @@ impl LoopShared {
                             query.fail(code);
                         }
                         if let Some(e) = st.races.get_mut(&id) {
-                            e.queries.push(query);
+                            let u = e.user_queries.get_or_insert_with(|| {
+                                Box::new(UserQueries { resolver: Arc::clone(r), queries: Vec::new() })
+                            });
+                            u.queries.push(query);
                         }
                     }
                 }
@@ -895,12 +903,11 @@ impl LoopShared {
 
     /// Cancel the user-resolver queries of a race that ended.
     fn end_queries(&self, entry: &mut RaceEntry) {
-        for q in entry.queries.drain(..) {
+        let Some(u) = entry.user_queries.take() else { return };
+        for q in u.queries {
             if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
                 q.0.end();
-                if let Some(r) = &entry.user_resolver {
-                    r.cancel(&q);
-                }
+                u.resolver.cancel(&q);
             }
         }
     }
