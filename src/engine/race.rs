@@ -227,7 +227,8 @@ pub struct Race {
     /// Last error code given by a query.
     last_resolution_error: i32,
     finished: bool,
-    winner: Option<AttemptId>,
+    // The winner is the attempt whose outcome is Won (at most one): no
+    // field of its own.
     actions: VecDeque<Action>,
 }
 
@@ -259,7 +260,6 @@ impl Race {
             last_errno: 0,
             last_resolution_error: 0,
             finished: false,
-            winner: None,
             actions: VecDeque::new(),
         };
         race.pump(now);
@@ -351,7 +351,7 @@ impl Race {
         let Some(record) = self.attempts.get(attempt) else {
             return;
         };
-        if self.winner == Some(attempt) {
+        if record.outcome == Outcome::Won {
             return;
         }
         if record.outcome == Outcome::Running && self.finished && self.config.keep_losers {
@@ -370,7 +370,6 @@ impl Race {
         let record = &mut self.attempts[attempt];
         record.outcome = Outcome::Won;
         record.ended = Some(now);
-        self.winner = Some(attempt);
         if !self.config.keep_losers {
             self.cancel_running(now);
         }
@@ -516,7 +515,7 @@ impl Race {
 
     /// The winning attempt, once the race is won.
     pub fn winner(&self) -> Option<AttemptId> {
-        self.winner
+        self.attempts.iter().position(|r| r.outcome == Outcome::Won)
     }
 
     /// Every candidate known so far, in the order they are (or were)

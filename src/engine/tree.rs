@@ -19,7 +19,7 @@
 //! failed when every leaf below it has failed. The first attempt ready in
 //! any leaf wins; every other attempt in every leaf is cancelled.
 
-use super::race::{Action as RaceAction, AttemptRecord, Race, RaceConfig, RaceError};
+use super::race::{Action as RaceAction, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
 use super::{AttemptId, Candidate, Micros, QueryKey};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -133,7 +133,6 @@ pub struct Tree {
     /// Tree attempt id → (leaf, local attempt id).
     attempts: Vec<(usize, AttemptId)>,
     finished: bool,
-    winner: Option<AttemptId>,
     last_errno: i32,
     last_resolution_error: i32,
     keep_losers: bool,
@@ -171,7 +170,6 @@ impl Tree {
             leaves: leaves.into_boxed_slice(),
             attempts: Vec::new(),
             finished: false,
-            winner: None,
             last_errno: 0,
             last_resolution_error: 0,
             keep_losers: config.keep_losers,
@@ -295,7 +293,8 @@ impl Tree {
 
     /// The winning attempt, once won.
     pub fn winner(&self) -> Option<AttemptId> {
-        self.winner
+        // At most one leaf wins: the others are cancelled or frozen first.
+        self.attempts().position(|a| a.record.outcome == Outcome::Won)
     }
 
     /// Number of attempts started.
@@ -379,7 +378,6 @@ impl Tree {
         self.drain_leaves(now);
         match outcome {
             Ok(attempt) => {
-                self.winner = Some(attempt);
                 self.actions.push_back(Action::Won { attempt });
             }
             Err(error) => self.actions.push_back(Action::Failed { error }),
