@@ -83,7 +83,7 @@ struct RaceEntry {
     /// Who started the race: a user, a pool, a group.
     owner: RaceOwner,
     /// Outcomes already reported as pool events.
-    seen: Vec<AttemptOutcome>,
+    seen: Box<[AttemptOutcome]>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -432,7 +432,7 @@ impl LoopShared {
                 paths,
                 user_queries: None,
                 owner,
-                seen: Vec::new(),
+                seen: Box::default(),
             }),
         );
         for (i, ep) in remotes.iter().enumerate() {
