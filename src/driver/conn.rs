@@ -52,10 +52,30 @@ pub(crate) struct ConnState {
     /// has to wait for one (rare: a free from another thread), so that a
     /// connection costs no condition variable otherwise.
     callback_done: Option<Arc<Condvar>>,
-    /// The pool this connection waits in or is buffered by.
-    pub pool: Option<u64>,
-    /// The group and member id this connection is.
-    pub group: Option<(u64, usize)>,
+    /// The pool or group that holds it, if any.
+    pub holder: Option<Holder>,
+}
+
+/// Who holds a connection besides its user (one at most).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The pool (its id) it waits in or is buffered by.
+    Pool(u64),
+    /// The group (its id) and its member id there.
+    Group(u64, usize),
+}
+
+impl ConnState {
+    /// Let go of the pool that holds it, if a pool does: its id.
+    pub(crate) fn take_pool(&mut self) -> Option<u64> {
+        match self.holder {
+            Some(Holder::Pool(pool)) => {
+                self.holder = None;
+                Some(pool)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One connection's shared core. The loop keeps an `Arc` while a race or a
@@ -89,8 +109,7 @@ impl ConnCore {
                 released: false,
                 in_callback: None,
                 callback_done: None,
-                pool: None,
-                group: None,
+                holder: None,
             }),
         })
     }

@@ -7,7 +7,7 @@
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
 
-use super::conn::{ConnCore, Phase};
+use super::conn::{ConnCore, Holder, Phase};
 use super::pool::OwnedSpec;
 use super::protocol::Transport;
 use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
@@ -278,7 +278,7 @@ impl LoopShared {
         {
             let mut c = conn.lock();
             c.attempts = reports;
-            c.group = Some((group, member));
+            c.holder = Some(Holder::Group(group, member));
             let LoopState { targets, .. } = &mut *st;
             self.install(targets, &conn, &mut c, transport, remote);
         }
@@ -308,7 +308,7 @@ impl LoopShared {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.group = None;
+                c.holder = None;
                 c.transport.take()
             };
             if let Some(t) = t {
@@ -429,7 +429,7 @@ impl LoopShared {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.group = None;
+                c.holder = None;
                 c.transport.take()
             };
             if let Some(t) = t {

@@ -34,7 +34,7 @@ use protocol::{AttemptIo, Completion, ProtocolEntry, Started, Transport};
 use std::ffi::CStr;
 use crate::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 use clock::{Clock, WakeTimer};
-use conn::{Callback, ConnCore, Phase};
+use conn::{Callback, ConnCore, Holder, Phase};
 use mio::{Events, Interest, Poll, Token};
 use resolver::{Job, Resolver};
 use std::collections::{HashMap, VecDeque};
@@ -479,7 +479,7 @@ impl LoopShared {
             let (race, transport, handler, pool) = {
                 let mut c = conn.lock();
                 c.released = true;
-                (c.race.take(), c.transport.take(), c.handler.take(), c.pool.take())
+                (c.race.take(), c.transport.take(), c.handler.take(), c.take_pool())
             };
             if let Some(id) = race {
                 self.cancel_race(&mut st, id);
@@ -517,7 +517,7 @@ impl LoopShared {
                 _ => return,
             }
             c.phase = Phase::Closed;
-            (c.race.take(), c.transport.take(), c.pool.take())
+            (c.race.take(), c.transport.take(), c.take_pool())
         };
         if let Some(id) = race {
             self.cancel_race(&mut st, id);
@@ -621,7 +621,7 @@ impl LoopShared {
                 // A user's connection fails on an error or a full hang-up
                 // (the user may still write after the peer's FIN); a pool's
                 // or group's, which nobody reads, also when the peer closed.
-                let owned = c.pool.is_some() || c.group.is_some();
+                let owned = c.holder.is_some();
                 let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
                 if !(event.is_error() || hangup) {
                     return;
@@ -638,16 +638,15 @@ impl LoopShared {
                 }
                 c.phase = Phase::Closed;
                 c.error = Some(Error::Io(errno));
-                let pool = c.pool.take();
-                let group = c.group.take();
+                let holder = c.holder.take();
                 drop(c);
                 st.targets.remove(&token);
-                match (pool, group) {
+                match holder {
                     // A buffered connection: the pool replaces it.
-                    (Some(pool), _) => self.pool_lost(st, pool, &conn, now),
+                    Some(Holder::Pool(pool)) => self.pool_lost(st, pool, &conn, now),
                     // A group member: failover, then rebuild.
-                    (_, Some((group, member))) => self.group_member_lost(st, group, member, now),
-                    _ => st.callbacks.push_back((conn, Callback::ConnectionError)),
+                    Some(Holder::Group(group, member)) => self.group_member_lost(st, group, member, now),
+                    None => st.callbacks.push_back((conn, Callback::ConnectionError)),
                 }
             }
             None => {}
@@ -944,7 +943,7 @@ impl LoopShared {
         // group that owns it, or a handler that wants connection errors
         // (a C program that set connection_error). Otherwise the socket is
         // left as it is, which saves an epoll_ctl per connection.
-        let watch = c.pool.is_some() || c.group.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
+        let watch = c.holder.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
         if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
             if self.registry.reregister(stream, *token, Interest::READABLE).is_ok() {
                 targets.insert(*token, Target::Established(Arc::downgrade(conn)));

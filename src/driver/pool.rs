@@ -9,7 +9,7 @@
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
 
-use super::conn::{Callback, ConnCore, Phase};
+use super::conn::{Callback, ConnCore, Holder, Phase};
 use super::protocol::{self, Transport};
 use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
@@ -178,7 +178,7 @@ impl LoopShared {
         } else {
             let mut c = conn.lock();
             c.phase = Phase::Establishing;
-            c.pool = Some(pool);
+            c.holder = Some(Holder::Pool(pool));
             drop(c);
             entry.waiters.push_back(Arc::clone(conn));
         }
@@ -236,7 +236,7 @@ impl LoopShared {
             let mut c = w.lock();
             c.phase = Phase::Failed;
             c.error = Some(Error::Cancelled);
-            c.pool = None;
+            c.holder = None;
         }
     }
 
@@ -455,7 +455,7 @@ impl LoopShared {
             c.attempts = reports.to_vec();
             c.phase = Phase::Failed;
             c.error = Some(race_error(error));
-            c.pool = None;
+            c.holder = None;
             let released = c.released;
             drop(c);
             if !released {
@@ -485,7 +485,7 @@ impl LoopShared {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
                 c.attempts = reports;
-                c.pool = None;
+                c.holder = None;
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &w, &mut c, transport, remote);
                 let released = c.released;
@@ -499,7 +499,7 @@ impl LoopShared {
                 let b = ConnCore::new(self.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
                 c.attempts = reports;
-                c.pool = Some(pool);
+                c.holder = Some(Holder::Pool(pool));
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &b, &mut c, transport, remote);
                 drop(c);
