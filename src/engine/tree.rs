@@ -130,7 +130,8 @@ pub struct Tree {
     total_deadline: Option<Micros>,
     paths: Box<[PathNode]>,
     leaves: Box<[Leaf]>,
-    /// Tree attempt id → (leaf, local attempt id).
+    /// Tree attempt id → (leaf, local attempt id); empty in a tree of
+    /// one leaf, whose attempt ids are the leaf's (see [`Tree::locate`]).
     attempts: Vec<(usize, AttemptId)>,
     finished: bool,
     last_errno: i32,
@@ -198,7 +199,7 @@ impl Tree {
 
     /// The attempt is ready (the protocol's ready). The first one wins.
     pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
-        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+        if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_ready(now, local);
             self.pump(now);
         }
@@ -206,7 +207,7 @@ impl Tree {
 
     /// The attempt failed with `errno`.
     pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
-        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+        if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_failed(now, local, errno);
             self.pump(now);
         }
@@ -299,12 +300,15 @@ impl Tree {
 
     /// Number of attempts started.
     pub fn attempt_count(&self) -> usize {
-        self.attempts.len()
+        match &*self.leaves {
+            [one] => one.race.attempts().len(),
+            _ => self.attempts.len(),
+        }
     }
 
     /// Every attempt so far, in start order (index = attempt id).
     pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
-        self.attempts.iter().map(|&(leaf, local)| {
+        (0..self.attempt_count()).filter_map(|id| self.locate(id)).map(|(leaf, local)| {
             let l = &self.leaves[leaf];
             TreeAttempt { record: l.race.attempts()[local], path: l.path, protocol: l.protocol }
         })
@@ -322,7 +326,20 @@ impl Tree {
     /// The tree attempt id of leaf `leaf`'s attempt `local`. A race has a
     /// handful of attempts: a scan costs less than a map per leaf.
     fn global_id(&self, leaf: usize, local: AttemptId) -> AttemptId {
+        if self.leaves.len() == 1 {
+            return local;
+        }
         self.attempts.iter().position(|&a| a == (leaf, local)).expect("every leaf attempt has a tree id")
+    }
+
+    /// The leaf and local id of tree attempt `attempt`, if it exists. A
+    /// tree of one leaf (the common case: one path, one protocol) keeps
+    /// no id map: its ids are the leaf's.
+    fn locate(&self, attempt: AttemptId) -> Option<(usize, AttemptId)> {
+        match &*self.leaves {
+            [one] => (attempt < one.race.attempts().len()).then_some((0, attempt)),
+            _ => self.attempts.get(attempt).copied(),
+        }
     }
 
     /// Translate every leaf's queued actions into tree actions.
@@ -333,8 +350,12 @@ impl Tree {
                 changed = true;
                 match action {
                     RaceAction::Start { attempt, addr } => {
-                        let global = self.attempts.len();
-                        super::push_first_exact(&mut self.attempts, (i, attempt));
+                        let global = if self.leaves.len() == 1 {
+                            attempt
+                        } else {
+                            super::push_first_exact(&mut self.attempts, (i, attempt));
+                            self.attempts.len() - 1
+                        };
                         let leaf = &self.leaves[i];
                         self.actions.push_back(Action::Start { attempt: global, addr, path: leaf.path, protocol: leaf.protocol });
                     }
@@ -419,7 +440,7 @@ impl Tree {
                 return;
             }
             if self.leaves.iter().all(|l| l.failed) {
-                let error = if self.attempts.is_empty() && !self.leaves.is_empty() {
+                let error = if self.attempt_count() == 0 && !self.leaves.is_empty() {
                     RaceError::ResolutionFailed(self.last_resolution_error)
                 } else {
                     RaceError::AllAttemptsFailed(self.last_errno)
