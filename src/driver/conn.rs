@@ -10,6 +10,7 @@ use super::LoopShared;
 use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
 use crate::api::error::Error;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -40,8 +41,11 @@ pub(crate) enum Callback {
 
 pub(crate) struct ConnState {
     pub phase: Phase,
-    pub race: Option<u64>,
-    pub attempts: Vec<AttemptReport>,
+    /// The race running for it (race ids start at 1).
+    pub race: Option<NonZeroU64>,
+    /// The race report once its race ended (see
+    /// [`super::LoopShared::attempt_reports`]).
+    pub attempts: Box<[AttemptReport]>,
     pub transport: Option<super::protocol::Transport>,
     pub remote: Option<SocketAddr>,
     pub error: Option<Error>,
@@ -101,7 +105,7 @@ impl ConnCore {
             st: Mutex::new(ConnState {
                 phase: Phase::Idle,
                 race: None,
-                attempts: Vec::new(),
+                attempts: Box::default(),
                 transport: None,
                 remote: None,
                 error: None,

@@ -277,7 +277,7 @@ impl LoopShared {
         let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         {
             let mut c = conn.lock();
-            c.attempts = reports;
+            c.attempts = reports.into();
             c.holder = Some(Holder::Group(group, member));
             let LoopState { targets, .. } = &mut *st;
             self.install(targets, &conn, &mut c, transport, remote);

@@ -40,6 +40,7 @@ use resolver::{Job, Resolver};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -414,7 +415,7 @@ impl LoopShared {
         if !literals.is_empty() {
             race.on_answers(now, literals);
         }
-        conn.lock().race = Some(id);
+        conn.lock().race = NonZeroU64::new(id);
         let paths = if paths.len() == 1 && paths[0] == st.default_paths[0].path {
             Arc::clone(&st.default_paths)
         } else {
@@ -481,7 +482,7 @@ impl LoopShared {
                 c.released = true;
                 (c.race.take(), c.transport.take(), c.handler.take(), c.take_pool())
             };
-            if let Some(id) = race {
+            if let Some(id) = race.map(NonZeroU64::get) {
                 self.cancel_race(&mut st, id);
             }
             if let Some(pool) = pool {
@@ -519,7 +520,7 @@ impl LoopShared {
             c.phase = Phase::Closed;
             (c.race.take(), c.transport.take(), c.take_pool())
         };
-        if let Some(id) = race {
+        if let Some(id) = race.map(NonZeroU64::get) {
             self.cancel_race(&mut st, id);
         }
         if let Some(pool) = waiting_in {
@@ -836,7 +837,7 @@ impl LoopShared {
         }
         let conn = entry.conn;
         let mut c = conn.lock();
-        c.attempts = reports;
+        c.attempts = reports.into();
         c.race = None;
         let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
@@ -894,7 +895,7 @@ impl LoopShared {
     pub(crate) fn attempt_reports<R>(&self, conn: &ConnCore, f: impl FnOnce(&[AttemptReport]) -> R) -> R {
         let st = lock(&self.state);
         let c = conn.lock();
-        match c.race.and_then(|id| st.races.get(&id)) {
+        match c.race.and_then(|id| st.races.get(&id.get())) {
             Some(entry) if entry.owner == RaceOwner::User => f(&reports(entry, &st.protocols)),
             _ => f(&c.attempts),
         }

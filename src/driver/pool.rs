@@ -452,7 +452,7 @@ impl LoopShared {
         self.pool_event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
-            c.attempts = reports.to_vec();
+            c.attempts = reports.into();
             c.phase = Phase::Failed;
             c.error = Some(race_error(error));
             c.holder = None;
@@ -484,7 +484,7 @@ impl LoopShared {
             Placement::Waiter => {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
-                c.attempts = reports;
+                c.attempts = reports.into();
                 c.holder = None;
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &w, &mut c, transport, remote);
@@ -498,7 +498,7 @@ impl LoopShared {
                 let client = Arc::clone(&entry.client);
                 let b = ConnCore::new(self.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
-                c.attempts = reports;
+                c.attempts = reports.into();
                 c.holder = Some(Holder::Pool(pool));
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &b, &mut c, transport, remote);
