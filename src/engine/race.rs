@@ -202,8 +202,9 @@ pub struct Race {
     queries: Box<[(QueryKey, bool)]>,
     /// Every candidate known so far, in arrival order, no duplicate address.
     known: Vec<Candidate>,
-    /// `known` ordered by [`super::sort::order`].
-    ordered: Box<[Candidate]>,
+    /// `known` ordered by [`super::sort::order`], as indices into `known`
+    /// (a candidate is stored once).
+    ordered: Box<[u32]>,
     // Addresses already attempted are found by scanning `attempts`: a race has
     // a handful, and a set would cost an allocation per race.
     attempts: Vec<AttemptRecord>,
@@ -389,15 +390,17 @@ impl Race {
     /// addresses last.
     fn reorder(&mut self) {
         // One candidate is its own order.
-        let mut ordered = if self.known.len() == 1 {
-            self.known.clone()
-        } else {
-            super::sort::order(&self.known, self.config.first_address_family_count)
-        };
+        if self.known.len() == 1 {
+            self.ordered = Box::new([0]);
+            return;
+        }
+        let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }
-        self.ordered = ordered.into_boxed_slice();
+        // Addresses are unique in `known`: each finds its own index.
+        let index = |c: &Candidate| self.known.iter().position(|k| k.addr == c.addr).expect("sorted from known") as u32;
+        self.ordered = ordered.iter().map(index).collect();
     }
 
     /// Stop starting attempts without cancelling the running ones (used by
@@ -520,8 +523,13 @@ impl Race {
 
     /// Every candidate known so far, in the order they are (or were)
     /// attempted: RFC 6724 §6 sorted and RFC 8305 §4 interleaved.
-    pub fn candidates(&self) -> &[Candidate] {
-        &self.ordered
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.ordered().collect()
+    }
+
+    /// The known candidates in order.
+    fn ordered(&self) -> impl Iterator<Item = Candidate> + '_ {
+        self.ordered.iter().map(|&i| self.known[i as usize])
     }
 
     /// The configuration the race was created with.
@@ -557,10 +565,7 @@ impl Race {
     }
 
     fn next_pending(&self) -> Option<Candidate> {
-        self.ordered
-            .iter()
-            .find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
-            .copied()
+        self.ordered().find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
     }
 
     fn running(&self) -> usize {
@@ -621,7 +626,7 @@ impl Race {
     /// Start candidate `index` of the order again (race_count larger than
     /// the number of candidates).
     fn start_again(&mut self, now: Micros, index: usize) {
-        let candidate = self.ordered[index];
+        let candidate = self.known[self.ordered[index] as usize];
         let attempt = self.attempts.len();
         super::push_first_exact(&mut self.attempts, AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
         self.last_start = Some(now);
