@@ -133,18 +133,18 @@ impl Connection {
     /// The socket of an established connection (non-blocking, owned by the
     /// connection: do not close it).
     pub fn fd(&self) -> Option<RawFd> {
-        self.core.lock().transport.as_ref().and_then(|t| t.fd())
+        self.core.lock().transport().and_then(|t| t.fd())
     }
 
     /// The winner's remote address, once established.
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.core.lock().remote
+        self.core.lock().remote()
     }
 
     /// Why the race failed (after establishment_error), or the errno of a
     /// connection error; `None` otherwise.
     pub fn error(&self) -> Option<Error> {
-        self.core.lock().error
+        self.core.lock().error()
     }
 
     /// Number of attempts started so far.
@@ -172,7 +172,7 @@ impl Connection {
     /// [`super::ProtocolAttempt::ready`]); `None` for TCP and UDP or when
     /// not established.
     pub fn protocol_data(&self) -> Option<usize> {
-        self.core.lock().transport.as_ref().and_then(|t| t.user_data())
+        self.core.lock().transport().and_then(|t| t.user_data())
     }
 
     /// Every attempt so far, in start order.

@@ -5,6 +5,7 @@
 //! other way round. Handlers are called with no lock held.
 
 use super::client::Client;
+use super::protocol::Transport;
 use super::sync::{Condvar, Mutex, MutexGuard};
 use super::LoopShared;
 use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
@@ -43,12 +44,8 @@ pub(crate) struct ConnState {
     pub phase: Phase,
     /// The race running for it (race ids start at 1).
     pub race: Option<NonZeroU64>,
-    /// The race report once its race ended (see
-    /// [`super::LoopShared::attempt_reports`]).
-    pub attempts: Box<[AttemptReport]>,
-    pub transport: Option<super::protocol::Transport>,
-    pub remote: Option<SocketAddr>,
-    pub error: Option<Error>,
+    /// What it has once its race ended; `None` before.
+    settled: Option<Box<Settled>>,
     pub handler: Option<Box<dyn ConnectionHandler>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
@@ -58,6 +55,19 @@ pub(crate) struct ConnState {
     callback_done: Option<Arc<Condvar>>,
     /// The pool or group that holds it, if any.
     pub holder: Option<Holder>,
+}
+
+/// What a connection has once its race ended: the race report, the error
+/// of a failed race or connection, the established transport and its
+/// peer. Boxed and made when first set, so that a connection still racing
+/// (thousands may be in flight) carries no room for them.
+#[derive(Default)]
+pub(crate) struct Settled {
+    /// The race report (see [`super::LoopShared::attempt_reports`]).
+    pub attempts: Box<[AttemptReport]>,
+    pub transport: Option<Transport>,
+    pub remote: Option<SocketAddr>,
+    pub error: Option<Error>,
 }
 
 /// Who holds a connection besides its user (one at most).
@@ -70,6 +80,36 @@ pub(crate) enum Holder {
 }
 
 impl ConnState {
+    /// The settled part, made on first use (to set one of its fields).
+    pub(crate) fn settled(&mut self) -> &mut Settled {
+        self.settled.get_or_insert_with(Box::default)
+    }
+
+    /// The race report kept when the race ended (empty before).
+    pub(crate) fn attempts(&self) -> &[AttemptReport] {
+        self.settled.as_ref().map_or(&[], |s| &s.attempts)
+    }
+
+    /// The established transport.
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.settled.as_ref()?.transport.as_ref()
+    }
+
+    /// Take the established transport out.
+    pub(crate) fn take_transport(&mut self) -> Option<Transport> {
+        self.settled.as_mut()?.transport.take()
+    }
+
+    /// The established connection's peer.
+    pub(crate) fn remote(&self) -> Option<SocketAddr> {
+        self.settled.as_ref()?.remote
+    }
+
+    /// Why the race failed, or the connection error.
+    pub(crate) fn error(&self) -> Option<Error> {
+        self.settled.as_ref()?.error
+    }
+
     /// Let go of the pool that holds it, if a pool does: its id.
     pub(crate) fn take_pool(&mut self) -> Option<u64> {
         match self.holder {
@@ -105,10 +145,7 @@ impl ConnCore {
             st: Mutex::new(ConnState {
                 phase: Phase::Idle,
                 race: None,
-                attempts: Box::default(),
-                transport: None,
-                remote: None,
-                error: None,
+                settled: None,
                 handler: None,
                 released: false,
                 in_callback: None,

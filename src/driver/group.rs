@@ -125,7 +125,7 @@ impl LoopShared {
                 racing: entry.spec.racing,
             };
             // Diversity: the live members' addresses come last.
-            let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote).collect();
+            let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote()).collect();
             let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
             let spec = RaceSpec {
                 remotes: &owned.remotes,
@@ -277,7 +277,7 @@ impl LoopShared {
         let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         {
             let mut c = conn.lock();
-            c.attempts = reports.into();
+            c.settled().attempts = reports.into();
             c.holder = Some(Holder::Group(group, member));
             let LoopState { targets, .. } = &mut *st;
             self.install(targets, &conn, &mut c, transport, remote);
@@ -309,7 +309,7 @@ impl LoopShared {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
                 c.holder = None;
-                c.transport.take()
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);
@@ -393,7 +393,7 @@ impl LoopShared {
         self.with_group(group, |g| {
             g.members.get(&member).map(|c| {
                 let c = c.lock();
-                (c.transport.as_ref().and_then(|t| t.fd()), c.remote)
+                (c.transport().and_then(|t| t.fd()), c.remote())
             })
         })?
         .ok_or(Error::InvalidArgument("not a live member of the group"))
@@ -430,7 +430,7 @@ impl LoopShared {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
                 c.holder = None;
-                c.transport.take()
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);

@@ -480,7 +480,7 @@ impl LoopShared {
             let (race, transport, handler, pool) = {
                 let mut c = conn.lock();
                 c.released = true;
-                (c.race.take(), c.transport.take(), c.handler.take(), c.take_pool())
+                (c.race.take(), c.take_transport(), c.handler.take(), c.take_pool())
             };
             if let Some(id) = race.map(NonZeroU64::get) {
                 self.cancel_race(&mut st, id);
@@ -518,7 +518,7 @@ impl LoopShared {
                 _ => return,
             }
             c.phase = Phase::Closed;
-            (c.race.take(), c.transport.take(), c.take_pool())
+            (c.race.take(), c.take_transport(), c.take_pool())
         };
         if let Some(id) = race.map(NonZeroU64::get) {
             self.cancel_race(&mut st, id);
@@ -557,7 +557,7 @@ impl LoopShared {
                 c.race = None;
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(Error::Cancelled);
+                    c.settled().error = Some(Error::Cancelled);
                 }
             }
             self.cancel_race(&mut st, id);
@@ -627,18 +627,18 @@ impl LoopShared {
                 if !(event.is_error() || hangup) {
                     return;
                 }
-                let errno = match c.transport.as_ref() {
+                let errno = match c.transport() {
                     Some(Transport::Tcp(_, s)) => match s.take_error() {
                         Ok(Some(e)) => tcp::errno(e),
                         _ => libc::EPIPE,
                     },
                     _ => libc::EPIPE,
                 };
-                if let Some(t) = c.transport.take() {
+                if let Some(t) = c.take_transport() {
                     protocol::close_transport(t, &self.registry);
                 }
                 c.phase = Phase::Closed;
-                c.error = Some(Error::Io(errno));
+                c.settled().error = Some(Error::Io(errno));
                 let holder = c.holder.take();
                 drop(c);
                 st.targets.remove(&token);
@@ -837,7 +837,7 @@ impl LoopShared {
         }
         let conn = entry.conn;
         let mut c = conn.lock();
-        c.attempts = reports.into();
+        c.settled().attempts = reports.into();
         c.race = None;
         let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
@@ -855,13 +855,13 @@ impl LoopShared {
             (Ok(_), None) => {
                 log::error!("race {id}: the winner has no transport");
                 c.phase = Phase::Failed;
-                c.error = Some(Error::Io(libc::EIO));
+                c.settled().error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
             }
             (Err(error), _) => {
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(race_error(error));
+                    c.settled().error = Some(race_error(error));
                     Some(Callback::EstablishmentError)
                 } else {
                     None
@@ -897,7 +897,7 @@ impl LoopShared {
         let c = conn.lock();
         match c.race.and_then(|id| st.races.get(&id.get())) {
             Some(entry) if entry.owner == RaceOwner::User => f(&reports(entry, &st.protocols)),
-            _ => f(&c.attempts),
+            _ => f(c.attempts()),
         }
     }
 
@@ -951,8 +951,9 @@ impl LoopShared {
             }
         }
         c.phase = Phase::Established;
-        c.remote = remote;
-        c.transport = Some(transport);
+        let settled = c.settled();
+        settled.remote = remote;
+        settled.transport = Some(transport);
     }
 }
 

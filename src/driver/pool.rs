@@ -165,10 +165,10 @@ impl LoopShared {
             let (transport, remote, attempts) = {
                 let mut b = buffered.lock();
                 b.phase = Phase::Closed;
-                (b.transport.take(), b.remote, std::mem::take(&mut b.attempts))
+                (b.take_transport(), b.remote(), std::mem::take(&mut b.settled().attempts))
             };
             let mut c = conn.lock();
-            c.attempts = attempts;
+            c.settled().attempts = attempts;
             if let Some(t) = transport {
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, conn, &mut c, t, remote);
@@ -226,7 +226,7 @@ impl LoopShared {
             let t = {
                 let mut c = b.lock();
                 c.phase = Phase::Closed;
-                c.transport.take()
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);
@@ -235,7 +235,7 @@ impl LoopShared {
         for w in entry.waiters {
             let mut c = w.lock();
             c.phase = Phase::Failed;
-            c.error = Some(Error::Cancelled);
+            c.settled().error = Some(Error::Cancelled);
             c.holder = None;
         }
     }
@@ -272,7 +272,7 @@ impl LoopShared {
             if let Some(b) = entry.buffer.pop_front() {
                 let mut c = b.lock();
                 c.phase = Phase::Closed;
-                if let Some(t) = c.transport.take() {
+                if let Some(t) = c.take_transport() {
                     closed.push(t);
                 }
             }
@@ -452,9 +452,9 @@ impl LoopShared {
         self.pool_event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
-            c.attempts = reports.into();
+            c.settled().attempts = reports.into();
             c.phase = Phase::Failed;
-            c.error = Some(race_error(error));
+            c.settled().error = Some(race_error(error));
             c.holder = None;
             let released = c.released;
             drop(c);
@@ -484,7 +484,7 @@ impl LoopShared {
             Placement::Waiter => {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
-                c.attempts = reports.into();
+                c.settled().attempts = reports.into();
                 c.holder = None;
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &w, &mut c, transport, remote);
@@ -498,7 +498,7 @@ impl LoopShared {
                 let client = Arc::clone(&entry.client);
                 let b = ConnCore::new(self.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
-                c.attempts = reports.into();
+                c.settled().attempts = reports.into();
                 c.holder = Some(Holder::Pool(pool));
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &b, &mut c, transport, remote);

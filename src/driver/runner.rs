@@ -289,8 +289,8 @@ impl LoopShared {
                 // ... that says why.
                 if let Some(conn) = conn {
                     let mut c = conn.lock();
-                    if c.phase == Phase::Failed && c.error == Some(Error::Cancelled) {
-                        c.error = Some(Error::LoopStopped);
+                    if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
+                        c.settled().error = Some(Error::LoopStopped);
                     }
                 }
             }
@@ -330,7 +330,7 @@ impl LoopShared {
                 c.race = None;
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(Error::Cancelled);
+                    c.settled().error = Some(Error::Cancelled);
                 }
             }
             self.cancel_race(&mut st, id);
