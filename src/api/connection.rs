@@ -133,23 +133,23 @@ impl Connection {
     /// The socket of an established connection (non-blocking, owned by the
     /// connection: do not close it).
     pub fn fd(&self) -> Option<RawFd> {
-        self.core.lock().transport.as_ref().and_then(|t| t.fd())
+        self.core.lock().transport().and_then(|t| t.fd())
     }
 
     /// The winner's remote address, once established.
     pub fn remote_address(&self) -> Option<SocketAddr> {
-        self.core.lock().remote
+        self.core.lock().remote()
     }
 
     /// Why the race failed (after establishment_error), or the errno of a
     /// connection error; `None` otherwise.
     pub fn error(&self) -> Option<Error> {
-        self.core.lock().error
+        self.core.lock().error()
     }
 
     /// Number of attempts started so far.
     pub fn attempt_count(&self) -> usize {
-        self.core.lock().attempts.len()
+        self.core.lp.attempt_reports(&self.core, |a| a.len())
     }
 
     /// Attempt `index` (start order).
@@ -157,26 +157,27 @@ impl Connection {
     /// # Errors
     /// [`Error::OutOfRange`] past the end.
     pub fn attempt(&self, index: usize) -> Result<AttemptReport> {
-        self.core.lock().attempts.get(index).cloned().ok_or(Error::OutOfRange)
+        self.core.lp.attempt_reports(&self.core, |a| a.get(index).cloned()).ok_or(Error::OutOfRange)
     }
 
     /// The winner's protocol name ("tcp", "udp" or a user protocol's),
     /// once established.
     pub fn protocol(&self) -> Option<Arc<CStr>> {
-        let c = self.core.lock();
-        c.attempts.iter().find(|a| a.outcome == AttemptOutcome::Won).map(|a| Arc::clone(&a.protocol))
+        self.core.lp.attempt_reports(&self.core, |a| {
+            a.iter().find(|a| a.outcome == AttemptOutcome::Won).map(|a| Arc::clone(&a.protocol))
+        })
     }
 
     /// The handle a user protocol gave with its ready (see
     /// [`super::ProtocolAttempt::ready`]); `None` for TCP and UDP or when
     /// not established.
     pub fn protocol_data(&self) -> Option<usize> {
-        self.core.lock().transport.as_ref().and_then(|t| t.user_data())
+        self.core.lock().transport().and_then(|t| t.user_data())
     }
 
     /// Every attempt so far, in start order.
     pub fn attempts(&self) -> Vec<AttemptReport> {
-        self.core.lock().attempts.clone()
+        self.core.lp.attempt_reports(&self.core, <[AttemptReport]>::to_vec)
     }
 
     /// Close gracefully: a race stops, an established socket sends FIN and

@@ -5,11 +5,13 @@
 //! other way round. Handlers are called with no lock held.
 
 use super::client::Client;
+use super::protocol::Transport;
 use super::sync::{Condvar, Mutex, MutexGuard};
 use super::LoopShared;
 use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
 use crate::api::error::Error;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -40,18 +42,84 @@ pub(crate) enum Callback {
 
 pub(crate) struct ConnState {
     pub phase: Phase,
-    pub race: Option<u64>,
-    pub attempts: Vec<AttemptReport>,
-    pub transport: Option<super::protocol::Transport>,
-    pub remote: Option<SocketAddr>,
-    pub error: Option<Error>,
+    /// The race running for it (race ids start at 1).
+    pub race: Option<NonZeroU64>,
+    /// What it has once its race ended; `None` before.
+    settled: Option<Box<Settled>>,
     pub handler: Option<Box<dyn ConnectionHandler>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
-    /// The pool this connection waits in or is buffered by.
-    pub pool: Option<u64>,
-    /// The group and member id this connection is.
-    pub group: Option<(u64, usize)>,
+    /// Signalled when a callback returns; made by the first thread that
+    /// has to wait for one (rare: a free from another thread), so that a
+    /// connection costs no condition variable otherwise.
+    callback_done: Option<Arc<Condvar>>,
+    /// The pool or group that holds it, if any.
+    pub holder: Option<Holder>,
+}
+
+/// What a connection has once its race ended: the race report, the error
+/// of a failed race or connection, the established transport and its
+/// peer. Boxed and made when first set, so that a connection still racing
+/// (thousands may be in flight) carries no room for them.
+#[derive(Default)]
+pub(crate) struct Settled {
+    /// The race report (see [`super::LoopShared::attempt_reports`]).
+    pub attempts: Box<[AttemptReport]>,
+    pub transport: Option<Transport>,
+    pub remote: Option<SocketAddr>,
+    pub error: Option<Error>,
+}
+
+/// Who holds a connection besides its user (one at most).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The pool (its id) it waits in or is buffered by.
+    Pool(u64),
+    /// The group (its id) and its member id there.
+    Group(u64, usize),
+}
+
+impl ConnState {
+    /// The settled part, made on first use (to set one of its fields).
+    pub(crate) fn settled(&mut self) -> &mut Settled {
+        self.settled.get_or_insert_with(Box::default)
+    }
+
+    /// The race report kept when the race ended (empty before).
+    pub(crate) fn attempts(&self) -> &[AttemptReport] {
+        self.settled.as_ref().map_or(&[], |s| &s.attempts)
+    }
+
+    /// The established transport.
+    pub(crate) fn transport(&self) -> Option<&Transport> {
+        self.settled.as_ref()?.transport.as_ref()
+    }
+
+    /// Take the established transport out.
+    pub(crate) fn take_transport(&mut self) -> Option<Transport> {
+        self.settled.as_mut()?.transport.take()
+    }
+
+    /// The established connection's peer.
+    pub(crate) fn remote(&self) -> Option<SocketAddr> {
+        self.settled.as_ref()?.remote
+    }
+
+    /// Why the race failed, or the connection error.
+    pub(crate) fn error(&self) -> Option<Error> {
+        self.settled.as_ref()?.error
+    }
+
+    /// Let go of the pool that holds it, if a pool does: its id.
+    pub(crate) fn take_pool(&mut self) -> Option<u64> {
+        match self.holder {
+            Some(Holder::Pool(pool)) => {
+                self.holder = None;
+                Some(pool)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One connection's shared core. The loop keeps an `Arc` while a race or a
@@ -63,7 +131,6 @@ pub(crate) struct ConnCore {
     /// connection's race and silences its callbacks.
     pub client: Arc<Client>,
     st: Mutex<ConnState>,
-    done: Condvar,
 }
 
 /// Process-unique connection ids.
@@ -78,17 +145,13 @@ impl ConnCore {
             st: Mutex::new(ConnState {
                 phase: Phase::Idle,
                 race: None,
-                attempts: Vec::new(),
-                transport: None,
-                remote: None,
-                error: None,
+                settled: None,
                 handler: None,
                 released: false,
                 in_callback: None,
-                pool: None,
-                group: None,
+                callback_done: None,
+                holder: None,
             }),
-            done: Condvar::new(),
         })
     }
 
@@ -120,7 +183,9 @@ impl ConnCore {
         let leftover = {
             let mut st = self.lock();
             st.in_callback = None;
-            self.done.notify_all();
+            if let Some(done) = &st.callback_done {
+                done.notify_all();
+            }
             if st.released || st.handler.is_some() {
                 Some(handler)
             } else {
@@ -141,7 +206,8 @@ impl ConnCore {
         let me = std::thread::current().id();
         let mut st = self.lock();
         while matches!(st.in_callback, Some(t) if t != me) {
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            let done = Arc::clone(st.callback_done.get_or_insert_with(|| Arc::new(Condvar::new())));
+            st = done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 }

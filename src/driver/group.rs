@@ -7,7 +7,7 @@
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
 
-use super::conn::{ConnCore, Phase};
+use super::conn::{ConnCore, Holder, Phase};
 use super::pool::OwnedSpec;
 use super::protocol::Transport;
 use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
@@ -125,7 +125,7 @@ impl LoopShared {
                 racing: entry.spec.racing,
             };
             // Diversity: the live members' addresses come last.
-            let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote).collect();
+            let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote()).collect();
             let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
             let spec = RaceSpec {
                 remotes: &owned.remotes,
@@ -212,7 +212,7 @@ impl LoopShared {
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
                 let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
-                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote, took))
+                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote, took))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -277,8 +277,8 @@ impl LoopShared {
         let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         {
             let mut c = conn.lock();
-            c.attempts = reports;
-            c.group = Some((group, member));
+            c.settled().attempts = reports.into();
+            c.holder = Some(Holder::Group(group, member));
             let LoopState { targets, .. } = &mut *st;
             self.install(targets, &conn, &mut c, transport, remote);
         }
@@ -308,8 +308,8 @@ impl LoopShared {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.group = None;
-                c.transport.take()
+                c.holder = None;
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);
@@ -393,7 +393,7 @@ impl LoopShared {
         self.with_group(group, |g| {
             g.members.get(&member).map(|c| {
                 let c = c.lock();
-                (c.transport.as_ref().and_then(|t| t.fd()), c.remote)
+                (c.transport().and_then(|t| t.fd()), c.remote())
             })
         })?
         .ok_or(Error::InvalidArgument("not a live member of the group"))
@@ -429,8 +429,8 @@ impl LoopShared {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.group = None;
-                c.transport.take()
+                c.holder = None;
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);

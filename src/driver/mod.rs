@@ -35,12 +35,13 @@ use protocol::{AttemptIo, Completion, ProtocolEntry, Started, Transport};
 use std::ffi::CStr;
 use crate::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 use clock::{Clock, WakeTimer};
-use conn::{Callback, ConnCore, Phase};
+use conn::{Callback, ConnCore, Holder, Phase};
 use mio::{Events, Interest, Poll, Token};
 use resolver::{Job, Resolver};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
@@ -71,22 +72,71 @@ struct RaceEntry {
     race: Tree,
     conn: Arc<ConnCore>,
     started_at: Micros,
-    io: HashMap<AttemptId, AttemptIo>,
+    /// The I/O of the attempts still running.
+    io: AttemptIos,
     armed: Option<Micros>,
-    /// The race's paths and protocols, by the ids the tree uses.
-    paths: Vec<Path>,
-    path_names: Vec<Option<Arc<CStr>>>,
-    protocols: Vec<Arc<ProtocolEntry>>,
-    /// User-resolver queries, to cancel if the race ends first.
-    queries: Vec<ResolverQuery>,
-    user_resolver: Option<Arc<dyn UserResolver>>,
+    /// The race's paths, by the ids the tree uses: most races share the
+    /// loop's default path. Protocol ids are indices into the loop's
+    /// registered protocols (which only grow).
+    paths: Arc<[RacePath]>,
+    /// Queries asked of a user resolver, to cancel if the race ends
+    /// first; `None` for the system resolver and literals.
+    user_queries: Option<Box<UserQueries>>,
     /// Who started the race: a user, a pool, a group.
     owner: RaceOwner,
     /// Outcomes already reported as pool events.
-    seen: Vec<AttemptOutcome>,
+    seen: Box<[AttemptOutcome]>,
     /// Some answers came from the resolution cache: a failed race drops
     /// the names it attempted from it.
     from_cache: bool,
+}
+
+/// A race's queries to a user resolver, with the resolver that has them.
+struct UserQueries {
+    resolver: Arc<dyn UserResolver>,
+    queries: Vec<ResolverQuery>,
+}
+
+/// One path of a race, with its interface name as the race report gives
+/// it (C string, shared by every report of the race).
+pub(crate) struct RacePath {
+    path: Path,
+    name: Option<Arc<CStr>>,
+}
+
+impl RacePath {
+    fn new(path: Path) -> RacePath {
+        let name = path.interface.as_ref().and_then(|n| std::ffi::CString::new(n.as_str()).ok()).map(Arc::from);
+        RacePath { path, name }
+    }
+}
+
+/// The I/O of a race's running attempts, by attempt id. A race runs one
+/// or two attempts at a time: a short list costs less than a map.
+#[derive(Default)]
+struct AttemptIos(Vec<(AttemptId, AttemptIo)>);
+
+impl AttemptIos {
+    fn get(&self, attempt: AttemptId) -> Option<&AttemptIo> {
+        self.0.iter().find(|(a, _)| *a == attempt).map(|(_, io)| io)
+    }
+
+    fn get_mut(&mut self, attempt: AttemptId) -> Option<&mut AttemptIo> {
+        self.0.iter_mut().find(|(a, _)| *a == attempt).map(|(_, io)| io)
+    }
+
+    fn insert(&mut self, attempt: AttemptId, io: AttemptIo) {
+        crate::engine::push_first_exact(&mut self.0, (attempt, io));
+    }
+
+    fn remove(&mut self, attempt: AttemptId) -> Option<AttemptIo> {
+        let i = self.0.iter().position(|(a, _)| *a == attempt)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = AttemptIo> + '_ {
+        self.0.drain(..).map(|(_, io)| io)
+    }
 }
 
 /// Who a race works for.
@@ -153,6 +203,8 @@ struct LoopState {
     shut_down: bool,
     /// tcp, udp, then user protocols in registration order.
     protocols: Vec<Arc<ProtocolEntry>>,
+    /// The default path alone, shared by the races that take it.
+    default_paths: Arc<[RacePath]>,
     /// A user resolver replacing the system one.
     user_resolver: Option<Arc<dyn UserResolver>>,
 }
@@ -234,6 +286,7 @@ impl LoopShared {
                 stop_requested: false,
                 shut_down: false,
                 protocols: ProtocolEntry::builtins(),
+                default_paths: Arc::new([RacePath::new(Path::default_path())]),
                 user_resolver: None,
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
@@ -345,7 +398,7 @@ impl LoopShared {
         spec: &RaceSpec<'_>,
         owner: RaceOwner,
     ) -> Result<u64> {
-        let (paths, branches, protocols) = build_tree(&st.protocols, spec);
+        let (paths, branches) = build_tree(&st.protocols, spec);
         if branches.is_empty() {
             return Err(Error::NoCandidates);
         }
@@ -394,11 +447,12 @@ impl LoopShared {
         if !literals.is_empty() {
             race.on_answers(now, literals);
         }
-        conn.lock().race = Some(id);
-        let path_names = paths
-            .iter()
-            .map(|p| p.interface.as_ref().and_then(|n| std::ffi::CString::new(n.as_str()).ok()).map(Arc::from))
-            .collect();
+        conn.lock().race = NonZeroU64::new(id);
+        let paths = if paths.len() == 1 && paths[0] == st.default_paths[0].path {
+            Arc::clone(&st.default_paths)
+        } else {
+            paths.into_iter().map(RacePath::new).collect()
+        };
         let user_resolver = st.user_resolver.clone();
         st.races.insert(
             id,
@@ -406,15 +460,12 @@ impl LoopShared {
                 race,
                 conn: Arc::clone(conn),
                 started_at: now,
-                io: HashMap::new(),
+                io: AttemptIos::default(),
                 armed: None,
                 paths,
-                path_names,
-                protocols,
-                queries: Vec::new(),
-                user_resolver: user_resolver.clone(),
+                user_queries: None,
                 owner,
-                seen: Vec::new(),
+                seen: Box::default(),
                 from_cache: false,
             }),
         );
@@ -450,7 +501,10 @@ impl LoopShared {
                             query.fail(code);
                         }
                         if let Some(e) = st.races.get_mut(&id) {
-                            e.queries.push(query);
+                            let u = e.user_queries.get_or_insert_with(|| {
+                                Box::new(UserQueries { resolver: Arc::clone(r), queries: Vec::new() })
+                            });
+                            u.queries.push(query);
                         }
                     }
                 }
@@ -477,9 +531,9 @@ impl LoopShared {
             let (race, transport, handler, pool) = {
                 let mut c = conn.lock();
                 c.released = true;
-                (c.race.take(), c.transport.take(), c.handler.take(), c.pool.take())
+                (c.race.take(), c.take_transport(), c.handler.take(), c.take_pool())
             };
-            if let Some(id) = race {
+            if let Some(id) = race.map(NonZeroU64::get) {
                 self.cancel_race(&mut st, id);
             }
             if let Some(pool) = pool {
@@ -518,9 +572,9 @@ impl LoopShared {
                 _ => return,
             }
             c.phase = Phase::Closed;
-            (c.race.take(), c.transport.take(), c.pool.take())
+            (c.race.take(), c.take_transport(), c.take_pool())
         };
-        if let Some(id) = race {
+        if let Some(id) = race.map(NonZeroU64::get) {
             self.cancel_race(&mut st, id);
         }
         if let Some(pool) = waiting_in {
@@ -557,7 +611,7 @@ impl LoopShared {
                 c.race = None;
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(Error::Cancelled);
+                    c.settled().error = Some(Error::Cancelled);
                 }
             }
             self.cancel_race(&mut st, id);
@@ -604,7 +658,7 @@ impl LoopShared {
             Some(Target::Attempt { race, attempt }) => {
                 let (id, attempt) = (*race, *attempt);
                 let Some(entry) = st.races.get_mut(&id) else { return };
-                let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(&attempt) else { return };
+                let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
                 let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
                 match tcp::progress_after(stream, Some(writable)) {
                     tcp::Progress::Ready => entry.race.on_attempt_ready(now, attempt),
@@ -622,33 +676,32 @@ impl LoopShared {
                 // A user's connection fails on an error or a full hang-up
                 // (the user may still write after the peer's FIN); a pool's
                 // or group's, which nobody reads, also when the peer closed.
-                let owned = c.pool.is_some() || c.group.is_some();
+                let owned = c.holder.is_some();
                 let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
                 if !(event.is_error() || hangup) {
                     return;
                 }
-                let errno = match c.transport.as_ref() {
+                let errno = match c.transport() {
                     Some(Transport::Tcp(_, s)) => match s.take_error() {
                         Ok(Some(e)) => tcp::errno(e),
                         _ => libc::EPIPE,
                     },
                     _ => libc::EPIPE,
                 };
-                if let Some(t) = c.transport.take() {
+                if let Some(t) = c.take_transport() {
                     protocol::close_transport(t, &self.registry);
                 }
                 c.phase = Phase::Closed;
-                c.error = Some(Error::Io(errno));
-                let pool = c.pool.take();
-                let group = c.group.take();
+                c.settled().error = Some(Error::Io(errno));
+                let holder = c.holder.take();
                 drop(c);
                 st.targets.remove(&token);
-                match (pool, group) {
+                match holder {
                     // A buffered connection: the pool replaces it.
-                    (Some(pool), _) => self.pool_lost(st, pool, &conn, now),
+                    Some(Holder::Pool(pool)) => self.pool_lost(st, pool, &conn, now),
                     // A group member: failover, then rebuild.
-                    (_, Some((group, member))) => self.group_member_lost(st, group, member, now),
-                    _ => st.callbacks.push_back((conn, Callback::ConnectionError)),
+                    Some(Holder::Group(group, member)) => self.group_member_lost(st, group, member, now),
+                    None => st.callbacks.push_back((conn, Callback::ConnectionError)),
                 }
             }
             None => {}
@@ -674,7 +727,7 @@ impl LoopShared {
         // ready connection is closed.
         let mut claimed = Vec::with_capacity(completions.len());
         for (id, attempt, completion, protocol) in &completions {
-            let io = st.races.get_mut(id).and_then(|e| e.io.get_mut(attempt));
+            let io = st.races.get_mut(id).and_then(|e| e.io.get_mut(*attempt));
             let mine = match io {
                 Some(AttemptIo::User { ready, .. }) => {
                     if let Completion::Ready(fd, data) = completion {
@@ -696,14 +749,14 @@ impl LoopShared {
             let Some(entry) = st.races.get_mut(&id) else { continue };
             match completion {
                 Completion::Ready(..) => {
-                    if !matches!(entry.io.get(&attempt), Some(AttemptIo::User { .. })) {
+                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. })) {
                         continue;
                     }
                     entry.race.on_attempt_ready(now, attempt);
                 }
                 Completion::Failed(errno) => {
                     // The protocol ended it: nothing to cancel.
-                    if entry.io.remove(&attempt).is_none() {
+                    if entry.io.remove(attempt).is_none() {
                         continue;
                     }
                     entry.race.on_attempt_failed(now, attempt, errno);
@@ -766,15 +819,14 @@ impl LoopShared {
     /// ended. A pool's race hands its connections to the pool instead.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
         self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let LoopState { races, targets, next_token, timers, .. } = &mut *st;
+        let LoopState { races, targets, next_token, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
         let mut spares: Vec<AttemptId> = Vec::new();
         while let Some(action) = entry.race.poll_action() {
             match action {
                 Action::Start { attempt, addr, path, protocol } => {
-                    let proto = Arc::clone(&entry.protocols[protocol]);
-                    let started = protocol::start(&proto, &entry.paths[path], addr, &self.me, id, attempt);
+                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
                     let (io, ready) = match started {
                         Ok(Started::Pending(io)) => (io, false),
                         Ok(Started::Ready(io)) => (io, true),
@@ -802,7 +854,7 @@ impl LoopShared {
                     }
                 }
                 Action::Cancel { attempt } => {
-                    if let Some(io) = entry.io.remove(&attempt) {
+                    if let Some(io) = entry.io.remove(attempt) {
                         if let AttemptIo::Tcp(token, _) = &io {
                             targets.remove(token);
                         }
@@ -814,7 +866,6 @@ impl LoopShared {
                 Action::Failed { error } => end = Some(Err(error)),
             }
         }
-        let reports = reports(entry);
         if matches!(end, Some(Err(_))) && entry.from_cache {
             // The kept addresses failed: the next race asks again.
             let tried: Vec<std::net::IpAddr> = entry.race.attempts().map(|a| a.record.candidate.addr.ip()).collect();
@@ -822,21 +873,29 @@ impl LoopShared {
         }
         match entry.owner {
             RaceOwner::User => {}
-            RaceOwner::Pool(pool, kind) => return self.drive_pool_race(st, id, pool, kind, end, spares, reports, now),
-            RaceOwner::Group(group) => return self.drive_group_race(st, id, group, end, spares, reports, now),
+            RaceOwner::Pool(pool, kind) => {
+                let reports = reports(entry, protocols);
+                return self.drive_pool_race(st, id, pool, kind, end, spares, reports, now);
+            }
+            RaceOwner::Group(group) => {
+                let reports = reports(entry, protocols);
+                return self.drive_group_race(st, id, group, end, spares, reports, now);
+            }
         }
+        // A user's race report is read from the race while it runs (see
+        // attempt_reports) and kept in the connection when it ends.
         let Some(end) = end else {
-            entry.conn.lock().attempts = reports;
             arm_race(entry, timers, id);
             return;
         };
         let Some(mut entry) = races.remove(&id) else { return };
+        let reports = reports(&entry, protocols);
         self.end_queries(&mut entry);
         let winner = match end {
-            Ok(attempt) => entry.io.remove(&attempt),
+            Ok(attempt) => entry.io.remove(attempt),
             Err(_) => None,
         };
-        for (_, io) in entry.io.drain() {
+        for io in entry.io.drain() {
             if let AttemptIo::Tcp(token, _) = &io {
                 targets.remove(token);
             }
@@ -844,7 +903,7 @@ impl LoopShared {
         }
         let conn = entry.conn;
         let mut c = conn.lock();
-        c.attempts = reports;
+        c.settled().attempts = reports.into();
         c.race = None;
         let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
@@ -862,13 +921,13 @@ impl LoopShared {
             (Ok(_), None) => {
                 log::error!("race {id}: the winner has no transport");
                 c.phase = Phase::Failed;
-                c.error = Some(Error::Io(libc::EIO));
+                c.settled().error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
             }
             (Err(error), _) => {
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(race_error(error));
+                    c.settled().error = Some(race_error(error));
                     Some(Callback::EstablishmentError)
                 } else {
                     None
@@ -887,7 +946,7 @@ impl LoopShared {
     fn remove_race(&self, st: &mut LoopState, id: u64) {
         if let Some(mut entry) = st.races.remove(&id) {
             self.end_queries(&mut entry);
-            for (_, io) in entry.io.drain() {
+            for io in entry.io.drain() {
                 if let AttemptIo::Tcp(token, _) = &io {
                     st.targets.remove(token);
                 }
@@ -896,14 +955,25 @@ impl LoopShared {
         }
     }
 
+    /// Call `f` with the race report of `conn`: built from its race while
+    /// a user's race runs, else the one the connection kept (its race
+    /// ended, or a pool or group gave it its report).
+    pub(crate) fn attempt_reports<R>(&self, conn: &ConnCore, f: impl FnOnce(&[AttemptReport]) -> R) -> R {
+        let st = lock(&self.state);
+        let c = conn.lock();
+        match c.race.and_then(|id| st.races.get(&id.get())) {
+            Some(entry) if entry.owner == RaceOwner::User => f(&reports(entry, &st.protocols)),
+            _ => f(c.attempts()),
+        }
+    }
+
     /// Cancel the user-resolver queries of a race that ended.
     fn end_queries(&self, entry: &mut RaceEntry) {
-        for q in entry.queries.drain(..) {
+        let Some(u) = entry.user_queries.take() else { return };
+        for q in u.queries {
             if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
                 q.0.end();
-                if let Some(r) = &entry.user_resolver {
-                    r.cancel(&q);
-                }
+                u.resolver.cancel(&q);
             }
         }
     }
@@ -940,15 +1010,16 @@ impl LoopShared {
         // group that owns it, or a handler that wants connection errors
         // (a C program that set connection_error). Otherwise the socket is
         // left as it is, which saves an epoll_ctl per connection.
-        let watch = c.pool.is_some() || c.group.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
+        let watch = c.holder.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
         if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
             if self.registry.reregister(stream, *token, Interest::READABLE).is_ok() {
                 targets.insert(*token, Target::Established(Arc::downgrade(conn)));
             }
         }
         c.phase = Phase::Established;
-        c.remote = remote;
-        c.transport = Some(transport);
+        let settled = c.settled();
+        settled.remote = remote;
+        settled.transport = Some(transport);
     }
 }
 
@@ -981,7 +1052,7 @@ impl Drop for LoopShared {
 }
 
 /// The race report in the API's terms: times relative to the race start.
-fn reports(entry: &RaceEntry) -> Vec<AttemptReport> {
+fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Vec<AttemptReport> {
     entry
         .race
         .attempts()
@@ -989,8 +1060,8 @@ fn reports(entry: &RaceEntry) -> Vec<AttemptReport> {
             let r = a.record;
             AttemptReport {
                 address: r.candidate.addr,
-                protocol: Arc::clone(&entry.protocols[a.protocol].name),
-                interface: entry.path_names[a.path].clone(),
+                protocol: Arc::clone(&protocols[a.protocol].name),
+                interface: entry.paths[a.path].name.clone(),
                 started_us: r.started.saturating_sub(entry.started_at),
                 ended_us: r.ended.map(|e| e.saturating_sub(entry.started_at)),
                 outcome: match r.outcome {
@@ -1012,9 +1083,9 @@ fn reports(entry: &RaceEntry) -> Vec<AttemptReport> {
 /// The candidate tree of a race: paths and protocols kept and ordered by
 /// the selection properties (RFC 9623 §4.1, §5), with their racing types
 /// (§4.3; a branch that hits an Avoid races as failover behind the
-/// others). Returns the paths, the tree's branches (ids index the
-/// returned vectors) and the protocols.
-fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Path>, Vec<PathBranch>, Vec<Arc<ProtocolEntry>>) {
+/// others). Returns the paths and the tree's branches (path ids index
+/// the returned paths, protocol ids the `registered` protocols).
+fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Path>, Vec<PathBranch>) {
     let sel = spec.selection;
     let names_loopback = sel.interfaces.iter().any(|(m, p)| {
         matches!(p, select::Preference::Require | select::Preference::Prefer)
@@ -1028,7 +1099,6 @@ fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Pa
     let chosen_paths = select::select_paths(sel, &path_traits);
     let traits: Vec<_> = registered.iter().map(|p| p.traits).collect();
     let chosen_protocols = select::select_protocols(sel, &traits);
-    let protocols: Vec<Arc<ProtocolEntry>> = chosen_protocols.iter().map(|c| Arc::clone(&registered[c.index])).collect();
     let level = |chosen: &[select::Selected], racing: RacingType| -> Vec<RacingType> {
         chosen
             .iter()
@@ -1038,7 +1108,7 @@ fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Pa
     };
     let protocol_racing = level(&chosen_protocols, spec.racing.protocol);
     let path_racing = level(&chosen_paths, spec.racing.path);
-    let branches = if protocols.is_empty() {
+    let branches = if chosen_protocols.is_empty() {
         Vec::new()
     } else {
         chosen_paths
@@ -1047,9 +1117,13 @@ fn build_tree(registered: &[Arc<ProtocolEntry>], spec: &RaceSpec<'_>) -> (Vec<Pa
             .map(|(c, racing)| PathBranch {
                 path: c.index,
                 racing,
-                protocols: protocol_racing.iter().enumerate().map(|(i, &racing)| ProtocolBranch { protocol: i, racing }).collect(),
+                protocols: chosen_protocols
+                    .iter()
+                    .zip(&protocol_racing)
+                    .map(|(c, &racing)| ProtocolBranch { protocol: c.index, racing })
+                    .collect(),
             })
             .collect()
     };
-    (paths, branches, protocols)
+    (paths, branches)
 }

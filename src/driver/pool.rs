@@ -9,7 +9,7 @@
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
 
-use super::conn::{Callback, ConnCore, Phase};
+use super::conn::{Callback, ConnCore, Holder, Phase};
 use super::protocol::{self, Transport};
 use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
@@ -165,10 +165,10 @@ impl LoopShared {
             let (transport, remote, attempts) = {
                 let mut b = buffered.lock();
                 b.phase = Phase::Closed;
-                (b.transport.take(), b.remote, std::mem::take(&mut b.attempts))
+                (b.take_transport(), b.remote(), std::mem::take(&mut b.settled().attempts))
             };
             let mut c = conn.lock();
-            c.attempts = attempts;
+            c.settled().attempts = attempts;
             if let Some(t) = transport {
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, conn, &mut c, t, remote);
@@ -178,7 +178,7 @@ impl LoopShared {
         } else {
             let mut c = conn.lock();
             c.phase = Phase::Establishing;
-            c.pool = Some(pool);
+            c.holder = Some(Holder::Pool(pool));
             drop(c);
             entry.waiters.push_back(Arc::clone(conn));
         }
@@ -226,7 +226,7 @@ impl LoopShared {
             let t = {
                 let mut c = b.lock();
                 c.phase = Phase::Closed;
-                c.transport.take()
+                c.take_transport()
             };
             if let Some(t) = t {
                 self.drop_transport(st, t);
@@ -235,8 +235,8 @@ impl LoopShared {
         for w in entry.waiters {
             let mut c = w.lock();
             c.phase = Phase::Failed;
-            c.error = Some(Error::Cancelled);
-            c.pool = None;
+            c.settled().error = Some(Error::Cancelled);
+            c.holder = None;
         }
     }
 
@@ -272,7 +272,7 @@ impl LoopShared {
             if let Some(b) = entry.buffer.pop_front() {
                 let mut c = b.lock();
                 c.phase = Phase::Closed;
-                if let Some(t) = c.transport.take() {
+                if let Some(t) = c.take_transport() {
                     closed.push(t);
                 }
             }
@@ -392,7 +392,7 @@ impl LoopShared {
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
-                entry.io.remove(&a).map(|io| (self.to_transport(targets, io), remote))
+                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -452,10 +452,10 @@ impl LoopShared {
         self.pool_event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
-            c.attempts = reports.to_vec();
+            c.settled().attempts = reports.into();
             c.phase = Phase::Failed;
-            c.error = Some(race_error(error));
-            c.pool = None;
+            c.settled().error = Some(race_error(error));
+            c.holder = None;
             let released = c.released;
             drop(c);
             if !released {
@@ -484,8 +484,8 @@ impl LoopShared {
             Placement::Waiter => {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
-                c.attempts = reports;
-                c.pool = None;
+                c.settled().attempts = reports.into();
+                c.holder = None;
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &w, &mut c, transport, remote);
                 let released = c.released;
@@ -498,8 +498,8 @@ impl LoopShared {
                 let client = Arc::clone(&entry.client);
                 let b = ConnCore::new(self.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
-                c.attempts = reports;
-                c.pool = Some(pool);
+                c.settled().attempts = reports.into();
+                c.holder = Some(Holder::Pool(pool));
                 let LoopState { targets, .. } = &mut *st;
                 self.install(targets, &b, &mut c, transport, remote);
                 drop(c);

@@ -294,8 +294,8 @@ impl LoopShared {
                 // ... that says why.
                 if let Some(conn) = conn {
                     let mut c = conn.lock();
-                    if c.phase == Phase::Failed && c.error == Some(Error::Cancelled) {
-                        c.error = Some(Error::LoopStopped);
+                    if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
+                        c.settled().error = Some(Error::LoopStopped);
                     }
                 }
             }
@@ -335,7 +335,7 @@ impl LoopShared {
                 c.race = None;
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.error = Some(Error::Cancelled);
+                    c.settled().error = Some(Error::Cancelled);
                 }
             }
             self.cancel_race(&mut st, id);

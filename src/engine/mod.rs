@@ -26,6 +26,7 @@ pub mod select;
 pub mod sort;
 pub mod tree;
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 /// Time on the loop's clock, in microseconds. The engine only compares and
@@ -77,3 +78,21 @@ pub struct QueryKey {
 
 /// Index of an attempt in [`race::Race::attempts`], in start order.
 pub type AttemptId = usize;
+
+/// Push onto `v`, allocating room for exactly one element the first time:
+/// most races make one attempt, and a race in flight should not hold
+/// room for four. Later pushes grow as usual.
+pub(crate) fn push_first_exact<T>(v: &mut Vec<T>, item: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(item);
+}
+
+/// Free a drained action queue's buffer: a race in flight spends most of
+/// its life waiting with nothing queued, and many races wait at once.
+pub(crate) fn release_queue<T>(q: &mut VecDeque<T>) {
+    if q.is_empty() && q.capacity() > 0 {
+        *q = VecDeque::new();
+    }
+}

@@ -199,18 +199,19 @@ pub struct Race {
     /// When the race was created.
     created: Micros,
     /// Every expected query, and whether it has been answered.
-    queries: Vec<(QueryKey, bool)>,
+    queries: Box<[(QueryKey, bool)]>,
     /// Every candidate known so far, in arrival order, no duplicate address.
     known: Vec<Candidate>,
-    /// `known` ordered by [`super::sort::order`].
-    ordered: Vec<Candidate>,
+    /// `known` ordered by [`super::sort::order`], as indices into `known`
+    /// (a candidate is stored once).
+    ordered: Box<[u32]>,
     // Addresses already attempted are found by scanning `attempts`: a race has
     // a handful, and a set would cost an allocation per race.
     attempts: Vec<AttemptRecord>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
     /// Addresses to attempt only after every other (see `set_avoided`).
-    avoided: Vec<SocketAddr>,
+    avoided: Box<[SocketAddr]>,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -221,13 +222,14 @@ pub struct Race {
     /// When the last attempt started.
     last_start: Option<Micros>,
     /// Failures not yet answered by a start (within one input).
-    start_credits: usize,
+    start_credits: u32,
     /// errno of the last attempt failure.
     last_errno: i32,
     /// Last error code given by a query.
     last_resolution_error: i32,
     finished: bool,
-    winner: Option<AttemptId>,
+    // The winner is the attempt whose outcome is Won (at most one): no
+    // field of its own.
     actions: VecDeque<Action>,
 }
 
@@ -245,12 +247,12 @@ impl Race {
         let mut race = Race {
             config,
             created: now,
-            queries: qs,
+            queries: qs.into_boxed_slice(),
             known: Vec::new(),
-            ordered: Vec::new(),
+            ordered: Box::default(),
             attempts: Vec::new(),
             racing: false,
-            avoided: Vec::new(),
+            avoided: Box::default(),
             held: false,
             first_a_answer: None,
             aaaa_answered: false,
@@ -259,7 +261,6 @@ impl Race {
             last_errno: 0,
             last_resolution_error: 0,
             finished: false,
-            winner: None,
             actions: VecDeque::new(),
         };
         race.pump(now);
@@ -332,6 +333,7 @@ impl Race {
                     }
                 }
                 let mut added = false;
+                self.known.reserve_exact(candidates.len());
                 for c in candidates {
                     if !self.known.iter().any(|k| k.addr == c.addr) {
                         self.known.push(c);
@@ -350,7 +352,7 @@ impl Race {
         let Some(record) = self.attempts.get(attempt) else {
             return;
         };
-        if self.winner == Some(attempt) {
+        if record.outcome == Outcome::Won {
             return;
         }
         if record.outcome == Outcome::Running && self.finished && self.config.keep_losers {
@@ -369,7 +371,6 @@ impl Race {
         let record = &mut self.attempts[attempt];
         record.outcome = Outcome::Won;
         record.ended = Some(now);
-        self.winner = Some(attempt);
         if !self.config.keep_losers {
             self.cancel_running(now);
         }
@@ -381,18 +382,25 @@ impl Race {
     /// 8305 order but come after every other candidate (a connection group
     /// rebuilding a member away from the live members' addresses).
     pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
-        self.avoided = addrs.to_vec();
+        self.avoided = addrs.into();
         self.reorder();
     }
 
     /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
     /// addresses last.
     fn reorder(&mut self) {
+        // One candidate is its own order.
+        if self.known.len() == 1 {
+            self.ordered = Box::new([0]);
+            return;
+        }
         let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }
-        self.ordered = ordered;
+        // Addresses are unique in `known`: each finds its own index.
+        let index = |c: &Candidate| self.known.iter().position(|k| k.addr == c.addr).expect("sorted from known") as u32;
+        self.ordered = ordered.iter().map(index).collect();
     }
 
     /// Stop starting attempts without cancelling the running ones (used by
@@ -486,7 +494,11 @@ impl Race {
 
     /// The next action, in the order they must be carried out.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() {
+            super::release_queue(&mut self.actions);
+        }
+        action
     }
 
     /// Whether the race has ended (won, failed or cancelled).
@@ -506,13 +518,18 @@ impl Race {
 
     /// The winning attempt, once the race is won.
     pub fn winner(&self) -> Option<AttemptId> {
-        self.winner
+        self.attempts.iter().position(|r| r.outcome == Outcome::Won)
     }
 
     /// Every candidate known so far, in the order they are (or were)
     /// attempted: RFC 6724 §6 sorted and RFC 8305 §4 interleaved.
-    pub fn candidates(&self) -> &[Candidate] {
-        &self.ordered
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.ordered().collect()
+    }
+
+    /// The known candidates in order.
+    fn ordered(&self) -> impl Iterator<Item = Candidate> + '_ {
+        self.ordered.iter().map(|&i| self.known[i as usize])
     }
 
     /// The configuration the race was created with.
@@ -548,10 +565,7 @@ impl Race {
     }
 
     fn next_pending(&self) -> Option<Candidate> {
-        self.ordered
-            .iter()
-            .find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
-            .copied()
+        self.ordered().find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
     }
 
     fn running(&self) -> usize {
@@ -583,7 +597,7 @@ impl Race {
             return false;
         };
         let attempt = self.attempts.len();
-        self.attempts.push(AttemptRecord {
+        super::push_first_exact(&mut self.attempts, AttemptRecord {
             candidate,
             started: now,
             ended: None,
@@ -612,9 +626,9 @@ impl Race {
     /// Start candidate `index` of the order again (race_count larger than
     /// the number of candidates).
     fn start_again(&mut self, now: Micros, index: usize) {
-        let candidate = self.ordered[index];
+        let candidate = self.known[self.ordered[index] as usize];
         let attempt = self.attempts.len();
-        self.attempts.push(AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
+        super::push_first_exact(&mut self.attempts, AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
         self.last_start = Some(now);
         self.actions.push_back(Action::Start { attempt, addr: candidate.addr });
     }

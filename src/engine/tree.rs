@@ -19,7 +19,7 @@
 //! failed when every leaf below it has failed. The first attempt ready in
 //! any leaf wins; every other attempt in every leaf is cancelled.
 
-use super::race::{Action as RaceAction, AttemptRecord, Race, RaceConfig, RaceError};
+use super::race::{Action as RaceAction, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
 use super::{AttemptId, Candidate, Micros, QueryKey};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -114,8 +114,6 @@ struct Leaf {
     racing: RacingType,
     activated: Option<Micros>,
     failed: bool,
-    /// Local attempt id → tree attempt id.
-    global: Vec<AttemptId>,
 }
 
 #[derive(Debug)]
@@ -130,12 +128,12 @@ struct PathNode {
 #[derive(Debug)]
 pub struct Tree {
     total_deadline: Option<Micros>,
-    paths: Vec<PathNode>,
-    leaves: Vec<Leaf>,
-    /// Tree attempt id → (leaf, local attempt id).
+    paths: Box<[PathNode]>,
+    leaves: Box<[Leaf]>,
+    /// Tree attempt id → (leaf, local attempt id); empty in a tree of
+    /// one leaf, whose attempt ids are the leaf's (see [`Tree::locate`]).
     attempts: Vec<(usize, AttemptId)>,
     finished: bool,
-    winner: Option<AttemptId>,
     last_errno: i32,
     last_resolution_error: i32,
     keep_losers: bool,
@@ -161,7 +159,6 @@ impl Tree {
                     racing: proto.racing,
                     activated: None,
                     failed: false,
-                    global: Vec::new(),
                 });
             }
             if leaves.len() > first {
@@ -170,11 +167,10 @@ impl Tree {
         }
         let mut tree = Tree {
             total_deadline: config.total_timeout.map(|t| now.saturating_add(t)),
-            paths: nodes,
-            leaves,
+            paths: nodes.into_boxed_slice(),
+            leaves: leaves.into_boxed_slice(),
             attempts: Vec::new(),
             finished: false,
-            winner: None,
             last_errno: 0,
             last_resolution_error: 0,
             keep_losers: config.keep_losers,
@@ -203,7 +199,7 @@ impl Tree {
 
     /// The attempt is ready (the protocol's ready). The first one wins.
     pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
-        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+        if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_ready(now, local);
             self.pump(now);
         }
@@ -211,7 +207,7 @@ impl Tree {
 
     /// The attempt failed with `errno`.
     pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
-        if let Some(&(leaf, local)) = self.attempts.get(attempt) {
+        if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_failed(now, local, errno);
             self.pump(now);
         }
@@ -284,7 +280,11 @@ impl Tree {
 
     /// The next action, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() {
+            super::release_queue(&mut self.actions);
+        }
+        action
     }
 
     /// Whether the race ended.
@@ -294,17 +294,21 @@ impl Tree {
 
     /// The winning attempt, once won.
     pub fn winner(&self) -> Option<AttemptId> {
-        self.winner
+        // At most one leaf wins: the others are cancelled or frozen first.
+        self.attempts().position(|a| a.record.outcome == Outcome::Won)
     }
 
     /// Number of attempts started.
     pub fn attempt_count(&self) -> usize {
-        self.attempts.len()
+        match &*self.leaves {
+            [one] => one.race.attempts().len(),
+            _ => self.attempts.len(),
+        }
     }
 
     /// Every attempt so far, in start order (index = attempt id).
     pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
-        self.attempts.iter().map(|&(leaf, local)| {
+        (0..self.attempt_count()).filter_map(|id| self.locate(id)).map(|(leaf, local)| {
             let l = &self.leaves[leaf];
             TreeAttempt { record: l.race.attempts()[local], path: l.path, protocol: l.protocol }
         })
@@ -319,6 +323,25 @@ impl Tree {
         self.leaves[p.leaves.clone()].iter().all(|l| l.failed)
     }
 
+    /// The tree attempt id of leaf `leaf`'s attempt `local`. A race has a
+    /// handful of attempts: a scan costs less than a map per leaf.
+    fn global_id(&self, leaf: usize, local: AttemptId) -> AttemptId {
+        if self.leaves.len() == 1 {
+            return local;
+        }
+        self.attempts.iter().position(|&a| a == (leaf, local)).expect("every leaf attempt has a tree id")
+    }
+
+    /// The leaf and local id of tree attempt `attempt`, if it exists. A
+    /// tree of one leaf (the common case: one path, one protocol) keeps
+    /// no id map: its ids are the leaf's.
+    fn locate(&self, attempt: AttemptId) -> Option<(usize, AttemptId)> {
+        match &*self.leaves {
+            [one] => (attempt < one.race.attempts().len()).then_some((0, attempt)),
+            _ => self.attempts.get(attempt).copied(),
+        }
+    }
+
     /// Translate every leaf's queued actions into tree actions.
     fn drain_leaves(&mut self, now: Micros) -> bool {
         let mut changed = false;
@@ -327,23 +350,25 @@ impl Tree {
                 changed = true;
                 match action {
                     RaceAction::Start { attempt, addr } => {
-                        let global = self.attempts.len();
-                        self.attempts.push((i, attempt));
-                        let leaf = &mut self.leaves[i];
-                        debug_assert_eq!(leaf.global.len(), attempt);
-                        leaf.global.push(global);
+                        let global = if self.leaves.len() == 1 {
+                            attempt
+                        } else {
+                            super::push_first_exact(&mut self.attempts, (i, attempt));
+                            self.attempts.len() - 1
+                        };
+                        let leaf = &self.leaves[i];
                         self.actions.push_back(Action::Start { attempt: global, addr, path: leaf.path, protocol: leaf.protocol });
                     }
                     RaceAction::Cancel { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.actions.push_back(Action::Cancel { attempt: global });
                     }
                     RaceAction::Won { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.end(now, Ok(global));
                     }
                     RaceAction::Spare { attempt } => {
-                        let global = self.leaves[i].global[attempt];
+                        let global = self.global_id(i, attempt);
                         self.actions.push_back(Action::Spare { attempt: global });
                     }
                     RaceAction::Failed { error } => {
@@ -374,7 +399,6 @@ impl Tree {
         self.drain_leaves(now);
         match outcome {
             Ok(attempt) => {
-                self.winner = Some(attempt);
                 self.actions.push_back(Action::Won { attempt });
             }
             Err(error) => self.actions.push_back(Action::Failed { error }),
@@ -416,7 +440,7 @@ impl Tree {
                 return;
             }
             if self.leaves.iter().all(|l| l.failed) {
-                let error = if self.attempts.is_empty() && !self.leaves.is_empty() {
+                let error = if self.attempt_count() == 0 && !self.leaves.is_empty() {
                     RaceError::ResolutionFailed(self.last_resolution_error)
                 } else {
                     RaceError::AllAttemptsFailed(self.last_errno)
