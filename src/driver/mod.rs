@@ -20,6 +20,7 @@ pub(crate) mod runner;
 pub(crate) mod sync;
 pub(crate) mod tcp;
 pub(crate) mod timers;
+pub(crate) mod tokens;
 
 use crate::api::connection::{AttemptOutcome, AttemptReport};
 use crate::api::endpoint::{Host, RemoteEndpoint};
@@ -38,6 +39,7 @@ use clock::{Clock, WakeTimer};
 use conn::{Callback, ConnCore, Holder, Phase};
 use mio::{Events, Interest, Poll, Token};
 use resolver::{Job, Resolver};
+use tokens::{Target, Targets};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -58,15 +60,7 @@ pub(crate) type Note = Box<dyn FnOnce() + Send>;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
-const FIRST_SOCKET: usize = 2;
 
-/// What a socket token belongs to.
-enum Target {
-    /// A racing attempt.
-    Attempt { race: u64, attempt: AttemptId },
-    /// An established connection, watched for errors and hang-ups.
-    Established(Weak<ConnCore>),
-}
 
 struct RaceEntry {
     race: Tree,
@@ -169,7 +163,7 @@ pub(crate) struct RaceSpec<'a> {
 struct LoopState {
     /// Boxed: the map's slots stay small with many races in flight.
     races: HashMap<u64, Box<RaceEntry>>,
-    targets: HashMap<Token, Target>,
+    targets: Targets,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
     /// How early the timerfd fires before a deadline while the library
@@ -190,7 +184,6 @@ struct LoopState {
     /// Connection groups on this loop, by id.
     groups: HashMap<u64, group::GroupEntry>,
     next_race: u64,
-    next_token: usize,
     /// The thread inside run / run_once / process (or the loop's own
     /// thread): it sees changes without being woken.
     runner: Option<ThreadId>,
@@ -270,7 +263,7 @@ impl LoopShared {
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
                 races: HashMap::new(),
-                targets: HashMap::new(),
+                targets: Targets::default(),
                 timers: TimerHeap::default(),
                 wake_timer,
                 wake_ahead: 0,
@@ -280,7 +273,6 @@ impl LoopShared {
                 notes: VecDeque::new(),
                 groups: HashMap::new(),
                 next_race: 1,
-                next_token: FIRST_SOCKET,
                 runner: None,
                 owner: None,
                 stop_requested: false,
@@ -541,7 +533,7 @@ impl LoopShared {
             }
             if let Some(t) = transport {
                 if let Transport::Tcp(token, _) = &t {
-                    st.targets.remove(token);
+                    st.targets.forget(*token);
                 }
                 // Freed, not closed gracefully: closing the fd sends the FIN
                 // and takes it out of the epoll set; no shutdown or
@@ -582,7 +574,7 @@ impl LoopShared {
         }
         if let Some(t) = transport {
             if let Transport::Tcp(token, _) = &t {
-                st.targets.remove(token);
+                st.targets.forget(*token);
             }
             protocol::close_transport(t, &self.registry);
         }
@@ -654,9 +646,8 @@ impl LoopShared {
     }
 
     fn socket_event(&self, st: &mut LoopState, token: Token, event: &mio::event::Event, now: Micros) {
-        match st.targets.get(&token) {
-            Some(Target::Attempt { race, attempt }) => {
-                let (id, attempt) = (*race, *attempt);
+        match st.targets.get(token) {
+            Some(Target::Attempt { race: id, attempt }) => {
                 let Some(entry) = st.races.get_mut(&id) else { return };
                 let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
                 let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
@@ -695,7 +686,7 @@ impl LoopShared {
                 c.settled().error = Some(Error::Io(errno));
                 let holder = c.holder.take();
                 drop(c);
-                st.targets.remove(&token);
+                st.targets.forget(token);
                 match holder {
                     // A buffered connection: the pool replaces it.
                     Some(Holder::Pool(pool)) => self.pool_lost(st, pool, &conn, now),
@@ -819,7 +810,7 @@ impl LoopShared {
     /// ended. A pool's race hands its connections to the pool instead.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
         self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        let LoopState { races, targets, next_token, timers, protocols, .. } = &mut *st;
+        let LoopState { races, targets, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
         let mut spares: Vec<AttemptId> = Vec::new();
@@ -837,13 +828,12 @@ impl LoopShared {
                     };
                     let io = match io {
                         AttemptIo::Tcp(_, mut stream) => {
-                            let token = Token(*next_token);
-                            *next_token += 1;
+                            let token = targets.attempt(id, attempt);
                             if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
+                                targets.forget(token);
                                 entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
                                 continue;
                             }
-                            targets.insert(token, Target::Attempt { race: id, attempt });
                             AttemptIo::Tcp(token, stream)
                         }
                         other => other,
@@ -856,7 +846,7 @@ impl LoopShared {
                 Action::Cancel { attempt } => {
                     if let Some(io) = entry.io.remove(attempt) {
                         if let AttemptIo::Tcp(token, _) = &io {
-                            targets.remove(token);
+                            targets.forget(*token);
                         }
                         protocol::discard(io, &self.registry);
                     }
@@ -897,7 +887,7 @@ impl LoopShared {
         };
         for io in entry.io.drain() {
             if let AttemptIo::Tcp(token, _) = &io {
-                targets.remove(token);
+                targets.forget(*token);
             }
             protocol::discard(io, &self.registry);
         }
@@ -948,7 +938,7 @@ impl LoopShared {
             self.end_queries(&mut entry);
             for io in entry.io.drain() {
                 if let AttemptIo::Tcp(token, _) = &io {
-                    st.targets.remove(token);
+                    st.targets.forget(*token);
                 }
                 protocol::discard(io, &self.registry);
             }
@@ -981,10 +971,10 @@ impl LoopShared {
     /// A ready attempt's I/O as an established connection's transport: a
     /// TCP stream stops being watched for writability (its token is
     /// forgotten until [`LoopShared::install`]).
-    fn to_transport(&self, targets: &mut HashMap<Token, Target>, io: AttemptIo) -> Transport {
+    fn to_transport(&self, targets: &mut Targets, io: AttemptIo) -> Transport {
         match io {
             AttemptIo::Tcp(token, stream) => {
-                targets.remove(&token);
+                targets.forget(token);
                 Transport::Tcp(token, stream)
             }
             AttemptIo::Udp(sock) => Transport::Udp(sock),
@@ -1000,7 +990,7 @@ impl LoopShared {
     /// `c` is locked): a TCP socket is watched for errors and hang-ups.
     fn install(
         &self,
-        targets: &mut HashMap<Token, Target>,
+        targets: &mut Targets,
         conn: &Arc<ConnCore>,
         c: &mut conn::ConnState,
         mut transport: Transport,
@@ -1012,8 +1002,11 @@ impl LoopShared {
         // left as it is, which saves an epoll_ctl per connection.
         let watch = c.holder.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
         if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
-            if self.registry.reregister(stream, *token, Interest::READABLE).is_ok() {
-                targets.insert(*token, Target::Established(Arc::downgrade(conn)));
+            let watched = targets.established(Arc::downgrade(conn));
+            if self.registry.reregister(stream, watched, Interest::READABLE).is_ok() {
+                *token = watched;
+            } else {
+                targets.forget(watched);
             }
         }
         c.phase = Phase::Established;

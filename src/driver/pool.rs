@@ -248,7 +248,7 @@ impl LoopShared {
     /// Close a transport that no connection keeps.
     pub(super) fn drop_transport(&self, st: &mut LoopState, t: Transport) {
         if let Transport::Tcp(token, _) = &t {
-            st.targets.remove(token);
+            st.targets.forget(*token);
         }
         protocol::close_transport(t, &self.registry);
     }
