@@ -76,7 +76,7 @@ pub(crate) enum Holder {
     /// The pool (its id) it waits in or is buffered by.
     Pool(u64),
     /// The group (its id) and its member id there.
-    Group(u64, usize),
+    Group(u64, u32),
 }
 
 impl ConnState {

@@ -278,7 +278,7 @@ impl LoopShared {
         {
             let mut c = conn.lock();
             c.settled().attempts = reports.into();
-            c.holder = Some(Holder::Group(group, member));
+            c.holder = Some(Holder::Group(group, u32::try_from(member).unwrap_or(u32::MAX)));
             let LoopState { targets, .. } = &mut *st;
             self.install(targets, &conn, &mut c, transport, remote);
         }

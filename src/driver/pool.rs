@@ -100,7 +100,9 @@ pub(crate) struct PoolEntry {
     /// Callers' connections waiting, oldest first.
     waiters: VecDeque<Arc<ConnCore>>,
     /// Races in flight and their start times.
-    races: HashMap<u64, (RaceKind, Micros)>,
+    /// The pool's races: why each started, when, and its attempts'
+    /// outcomes already reported as events.
+    races: HashMap<u64, (RaceKind, Micros, Box<[AttemptOutcome]>)>,
     core: Arc<PoolCore>,
     client: Arc<super::client::Client>,
     pub(crate) armed: Option<Micros>,
@@ -329,15 +331,22 @@ impl LoopShared {
             avoid: &[],
         };
         self.pool_event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
-        match self.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind)) {
-            Ok(race) => {
-                if let Some(entry) = st.pools.get_mut(&pool) {
-                    // The race may have ended inside start (all failed at once).
-                    if st.races.contains_key(&race) {
-                        entry.races.insert(race, (kind, now));
-                    }
-                }
+        // The pool knows its race before it starts: attempts that end
+        // inside the start are reported like later ones.
+        let race = st.next_race;
+        if let Some(entry) = st.pools.get_mut(&pool) {
+            entry.races.insert(race, (kind, now, Box::default()));
+        }
+        let started = self.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind));
+        // The race may have ended inside start (all failed at once), or
+        // not started.
+        if !st.races.contains_key(&race) {
+            if let Some(entry) = st.pools.get_mut(&pool) {
+                entry.races.remove(&race);
             }
+        }
+        match started {
+            Ok(_) => {}
             Err(e) => {
                 log::warn!("pool {pool}: cannot start a race: {e}");
                 let error = match e {
@@ -366,14 +375,14 @@ impl LoopShared {
         let started = st.pools.get(&pool).and_then(|p| p.races.get(&id)).map_or(now, |r| r.1);
         // Attempt events: outcomes that changed since the last look.
         let mut changes = Vec::new();
-        if let Some(entry) = st.races.get_mut(&id) {
+        if let Some(record) = st.pools.get_mut(&pool).and_then(|p| p.races.get_mut(&id)) {
             for (i, r) in reports.iter().enumerate() {
-                let before = entry.seen.get(i).copied();
+                let before = record.2.get(i).copied();
                 if before != Some(r.outcome) {
                     changes.push((r.outcome, r.ended_us.unwrap_or(0).saturating_sub(r.started_us), r.os_error));
                 }
             }
-            entry.seen = reports.iter().map(|r| r.outcome).collect();
+            record.2 = reports.iter().map(|r| r.outcome).collect();
         }
         for (outcome, took, errno) in changes {
             match outcome {
