@@ -109,6 +109,15 @@ impl Connection {
         Connection { core, owner: true }
     }
 
+    /// The shared core of an owning connection, which stops owning it: the
+    /// caller keeps the reference (the C handle does) and gives it back
+    /// with [`Connection::owned`].
+    pub(crate) fn into_core(self) -> Arc<ConnCore> {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped: its core moves out exactly once.
+        unsafe { std::ptr::read(&me.core) }
+    }
+
     /// A non-owning view, given to handlers.
     pub(crate) fn view(core: Arc<ConnCore>) -> Connection {
         Connection { core, owner: false }

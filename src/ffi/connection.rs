@@ -3,6 +3,8 @@
 use super::{arg, fail, guard};
 use crate::api;
 use crate::api::{AttemptOutcome, ConnectionHandler, Error};
+use crate::driver::conn::ConnCore;
+use std::sync::Arc;
 use std::ffi::{c_char, c_int, c_void};
 use std::net::SocketAddr;
 
@@ -15,7 +17,39 @@ use std::net::SocketAddr;
 /// loop). connection_free must be the handle's last call; it is safe inside
 /// the connection's own callbacks and waits for a callback running on
 /// another thread. Its callbacks run on the loop's thread only.
-pub struct Connection(pub(crate) api::Connection);
+// The handle is the connection's shared core itself, one reference count
+// of it: no allocation of its own. Never constructed in Rust.
+pub struct Connection {
+    _core: [u8; 0],
+}
+
+impl Connection {
+    /// The handle of an owning connection: its reference becomes the
+    /// handle's, given back by [`Connection::into_api`].
+    fn from_api(conn: api::Connection) -> *mut Connection {
+        Arc::into_raw(conn.into_core()) as *mut Connection
+    }
+
+    /// The owning connection of a handle (connection_free, or a start that
+    /// failed).
+    ///
+    /// # Safety
+    /// `raw` came from [`Connection::from_api`], and this is its last use.
+    unsafe fn into_api(raw: *mut Connection) -> api::Connection {
+        api::Connection::owned(Arc::from_raw(raw as *const ConnCore))
+    }
+
+    /// A view of the connection for one call (its own reference count).
+    fn api(&self) -> api::Connection {
+        let core = self as *const Connection as *const ConnCore;
+        // SAFETY: a handle points into a live Arc<ConnCore>, whose count
+        // the handle holds until connection_free.
+        unsafe {
+            Arc::increment_strong_count(core);
+            api::Connection::view(Arc::from_raw(core))
+        }
+    }
+}
 
 /// The callbacks of one connection, called on the thread that runs the
 /// loop, never two at once for one connection. Any may be NULL. The return
@@ -85,19 +119,19 @@ pub(crate) fn start_connection(
     out: *mut *mut Connection,
     start: impl FnOnce(&api::Connection, Box<dyn ConnectionHandler>) -> api::Result<()>,
 ) -> c_int {
-    let raw = Box::into_raw(Box::new(Connection(conn)));
-    // SAFETY: out is a valid out-pointer (checked by the caller); raw is a
-    // fresh box.
+    let raw = Connection::from_api(conn);
+    // SAFETY: out is a valid out-pointer (checked by the caller).
     unsafe { *out = raw };
     let handler = Box::new(CHandler { callbacks, connection: raw });
-    // SAFETY: raw stays valid: only connection_free frees it.
-    match start(unsafe { &(*raw).0 }, handler) {
+    // SAFETY: raw stays valid: only connection_free gives it back.
+    let view = unsafe { &*raw }.api();
+    match start(&view, handler) {
         Ok(()) => 0,
         Err(e) => {
             // SAFETY: raw was never handed out successfully.
             unsafe {
                 *out = std::ptr::null_mut();
-                drop(Box::from_raw(raw));
+                drop(Connection::into_api(raw));
             }
             fail(e)
         }
@@ -150,7 +184,7 @@ pub extern "C" fn connection_get_fd(c: *const Connection) -> c_int {
     guard!(-1, {
         // SAFETY: NULL or valid per the contract.
         match unsafe { c.as_ref() } {
-            Some(c) => c.0.fd().unwrap_or(-1),
+            Some(c) => c.api().fd().unwrap_or(-1),
             None => -1,
         }
     })
@@ -169,7 +203,7 @@ pub extern "C" fn connection_get_remote_address(
         let c = arg!(c);
         let out = arg!(mut out);
         let out_len = arg!(mut out_len);
-        match c.0.remote_address() {
+        match c.api().remote_address() {
             Some(addr) => {
                 *out_len = write_sockaddr(&addr, out);
                 0
@@ -187,7 +221,7 @@ pub extern "C" fn connection_get_remote_address(
 pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
     guard!(fail(Error::Panic), {
         let c = arg!(c);
-        c.0.error().map_or(0, |e| e.code())
+        c.api().error().map_or(0, |e| e.code())
     })
 }
 
@@ -198,7 +232,7 @@ pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
 pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
     guard!(0, {
         // SAFETY: NULL or valid per the contract.
-        match unsafe { c.as_ref() }.and_then(|c| c.0.error()) {
+        match unsafe { c.as_ref() }.and_then(|c| c.api().error()) {
             Some(Error::AllAttemptsFailed(e) | Error::Io(e) | Error::ResolutionFailed(e)) => e,
             _ => 0,
         }
@@ -210,7 +244,7 @@ pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
 pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
     guard!(0, {
         // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.map_or(0, |c| c.0.id())
+        unsafe { c.as_ref() }.map_or(0, |c| c.api().id())
     })
 }
 
@@ -221,7 +255,7 @@ pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char
     guard!(std::ptr::null(), {
         // SAFETY: NULL or valid per the contract.
         let Some(c) = (unsafe { c.as_ref() }) else { return std::ptr::null() };
-        let attempts = c.0.attempts();
+        let attempts = c.api().attempts();
         match attempts.iter().find(|a| a.outcome == AttemptOutcome::Won) {
             // The name lives in the protocol's registry entry, which the
             // connection's report keeps alive.
@@ -237,7 +271,7 @@ pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char
 pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *mut c_void {
     guard!(std::ptr::null_mut(), {
         // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.and_then(|c| c.0.protocol_data()).map_or(std::ptr::null_mut(), |d| d as *mut c_void)
+        unsafe { c.as_ref() }.and_then(|c| c.api().protocol_data()).map_or(std::ptr::null_mut(), |d| d as *mut c_void)
     })
 }
 
@@ -246,7 +280,7 @@ pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *m
 pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
     guard!(0, {
         // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.map_or(0, |c| c.0.attempt_count())
+        unsafe { c.as_ref() }.map_or(0, |c| c.api().attempt_count())
     })
 }
 
@@ -258,7 +292,7 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
     guard!(fail(Error::Panic), {
         let c = arg!(c);
         let out = arg!(mut out);
-        let report = match c.0.attempt(index) {
+        let report = match c.api().attempt(index) {
             Ok(r) => r,
             Err(e) => return fail(e),
         };
@@ -288,7 +322,7 @@ pub extern "C" fn connection_close(c: *mut Connection) {
     guard!((), {
         // SAFETY: NULL or valid per the contract.
         if let Some(c) = unsafe { c.as_ref() } {
-            c.0.close();
+            c.api().close();
         }
     })
 }
@@ -301,8 +335,9 @@ pub extern "C" fn connection_close(c: *mut Connection) {
 pub extern "C" fn connection_free(c: *mut Connection) {
     guard!((), {
         if !c.is_null() {
-            // SAFETY: from preconnection_initiate_with_racing, freed once.
-            drop(unsafe { Box::from_raw(c) });
+            // SAFETY: from preconnection_initiate_with_racing (or a pool's
+            // acquire), freed once.
+            drop(unsafe { Connection::into_api(c) });
         }
     })
 }
