@@ -731,7 +731,7 @@ impl Engine for Race {
         self.is_finished()
     }
     fn records(&self) -> Vec<AttemptRecord> {
-        self.attempts().to_vec()
+        self.attempts().collect()
     }
 }
 

@@ -301,7 +301,7 @@ impl Tree {
     /// Number of attempts started.
     pub fn attempt_count(&self) -> usize {
         match &*self.leaves {
-            [one] => one.race.attempts().len(),
+            [one] => one.race.attempt_count(),
             _ => self.attempts.len(),
         }
     }
@@ -310,7 +310,7 @@ impl Tree {
     pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
         (0..self.attempt_count()).filter_map(|id| self.locate(id)).map(|(leaf, local)| {
             let l = &self.leaves[leaf];
-            TreeAttempt { record: l.race.attempts()[local], path: l.path, protocol: l.protocol }
+            TreeAttempt { record: l.race.attempt(local).expect("located in its leaf"), path: l.path, protocol: l.protocol }
         })
     }
 
@@ -337,7 +337,7 @@ impl Tree {
     /// no id map: its ids are the leaf's.
     fn locate(&self, attempt: AttemptId) -> Option<(usize, AttemptId)> {
         match &*self.leaves {
-            [one] => (attempt < one.race.attempts().len()).then_some((0, attempt)),
+            [one] => (attempt < one.race.attempt_count()).then_some((0, attempt)),
             _ => self.attempts.get(attempt).copied(),
         }
     }
