@@ -301,6 +301,11 @@ impl Race {
         }
     }
 
+    /// When the race was created (its `now` at [`Race::new`]).
+    pub fn created(&self) -> Micros {
+        self.created
+    }
+
     /// Whether the race is held (see [`Race::new_held`]).
     pub fn is_held(&self) -> bool {
         self.held
