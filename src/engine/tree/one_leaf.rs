@@ -39,6 +39,7 @@ pub(super) struct OneLeaf {
     activated: bool,
 }
 
+/// Each method not documented here is [`super::Tree`]'s of the same name.
 impl OneLeaf {
     /// The tree of one leaf on `path` with `protocol` (see
     /// [`super::Tree::new`]).
