@@ -731,7 +731,7 @@ impl Engine for Race {
         self.is_finished()
     }
     fn records(&self) -> Vec<AttemptRecord> {
-        self.attempts().to_vec()
+        self.attempts().collect()
     }
 }
 
@@ -814,8 +814,11 @@ impl Engine for Tree {
 /// Drive `machines` (one, or several compared in lock step: the first is
 /// the one under test) through the scenario. With `visible_deadlines`,
 /// every deadline must produce an action (a race's do; a tree's may only
-/// activate a branch that has nothing to start yet).
-fn drive(s: &Scenario, machines: &mut [&mut dyn Engine], visible_deadlines: bool) -> Run {
+/// activate a branch that has nothing to start yet). With `late_timers`
+/// above 0, the driver gives an input due up to that long after a
+/// deadline before the deadline's timer (a loop that handles I/O first),
+/// and calls the timer then.
+fn drive(s: &Scenario, machines: &mut [&mut dyn Engine], visible_deadlines: bool, late_timers: Micros) -> Run {
     let mut events = Events::default();
     // The literals (one query, answered at t0), batched or not.
     let literals: Vec<QueryKey> = s
@@ -882,28 +885,31 @@ fn drive(s: &Scenario, machines: &mut [&mut dyn Engine], visible_deadlines: bool
         for (i, m) in machines.iter().enumerate().skip(1) {
             assert_eq!(deadline, m.next_deadline(), "machine {i}: next_deadline at t={now} after {:?}", run.trace);
         }
-        if let Some(d) = deadline {
+        if let Some(d) = deadline.filter(|_| late_timers == 0) {
             assert!(d > now, "deadline {d} not after now {now}");
         }
         let te = events.next_time();
         let timer_first = match (deadline, te) {
             (None, None) => break,
-            (Some(d), Some(te)) => d <= te,
+            (Some(d), Some(te)) => d.saturating_add(late_timers) < te || late_timers == 0 && d <= te,
             (Some(_), None) => true,
             (None, Some(_)) => false,
         };
         if timer_first {
-            let d = deadline.unwrap();
+            // A late timer runs at the time of the input given before it.
+            let d = deadline.unwrap().max(now);
             // Nothing is due before the deadline; something is at it.
-            machines[0].on_timer(d - 1);
-            assert_eq!(machines[0].poll(), None, "timer work before the deadline {d}");
+            if d > now {
+                machines[0].on_timer(d - 1);
+                assert_eq!(machines[0].poll(), None, "timer work before the deadline {d}");
+            }
             now = d;
             each(machines, |m| m.on_timer(d));
             let n = drain(s, machines, &mut run, &mut events, now);
             if visible_deadlines {
                 assert!(n > 0, "deadline {d} had nothing to do");
             } else {
-                assert_ne!(machines[0].next_deadline(), Some(d), "deadline {d} stays after on_timer({d})");
+                assert!(machines[0].next_deadline().is_none_or(|n| n > d), "deadline {d} stays after on_timer({d})");
             }
         } else {
             let (t, input) = events.pop().unwrap();
@@ -958,9 +964,12 @@ fn drive(s: &Scenario, machines: &mut [&mut dyn Engine], visible_deadlines: bool
             }
             drain(s, machines, &mut run, &mut events, now);
         }
-        // A timer call at the same instant again is harmless.
-        machines[0].on_timer(now);
-        assert_eq!(machines[0].poll(), None, "a second on_timer({now}) did something");
+        // A timer call at the same instant again is harmless (unless a
+        // late timer is still due).
+        if late_timers == 0 {
+            machines[0].on_timer(now);
+            assert_eq!(machines[0].poll(), None, "a second on_timer({now}) did something");
+        }
     }
     let running = machines[0].records().iter().any(|r| r.outcome == Outcome::Running);
     if !machines[0].finished() || running {
@@ -1151,7 +1160,7 @@ proptest! {
         let held = s.activate_at.is_some();
         let mut race = if held { Race::new_held(s.config, s.t0, &queries) } else { Race::new(s.config, s.t0, &queries) };
         let mut model = Model::new(s.config, s.t0, &queries, held);
-        let run = drive(&s, &mut [&mut race, &mut model], true);
+        let run = drive(&s, &mut [&mut race, &mut model], true, 0);
         assert_eq!(race.candidates(), &model.order()[..], "candidate order");
         assert_eq!(race.winner(), model.winner);
         check_common(&run, s.config.keep_losers, s.config.race_count);
@@ -1173,7 +1182,35 @@ proptest! {
         }];
         let mut t = Tree::new(s.config, s.t0, &queries, &paths);
         let mut race = Race::new(s.config, s.t0, &queries);
-        let run = drive(&s, &mut [&mut t, &mut race], true);
+        let run = drive(&s, &mut [&mut t, &mut race], true, 0);
+        check_common(&run, s.config.keep_losers, s.config.race_count);
+    }
+
+    /// The compact tree of one leaf behaves exactly as the general branch
+    /// scheduler on one leaf, total timeouts included, also when inputs
+    /// come after a deadline whose timer is late.
+    #[test]
+    fn one_leaf_tree_matches_the_general_scheduler(
+        s in scenario(),
+        path_racing in racing_type(),
+        proto_racing in racing_type(),
+        late_timers in prop_oneof![Just(0), ms(1, 300)],
+    ) {
+        let s = Scenario { activate_at: None, ..s };
+        let queries = s.queries();
+        let paths = vec![PathBranch {
+            path: 3,
+            racing: path_racing,
+            protocols: vec![ProtocolBranch { protocol: 5, racing: proto_racing }],
+        }];
+        let mut compact = Tree::new(s.config, s.t0, &queries, &paths);
+        let mut general = Tree::new_general(s.config, s.t0, &queries, &paths);
+        let run = drive(&s, &mut [&mut compact, &mut general], false, late_timers);
+        assert_eq!(compact.is_finished(), general.is_finished());
+        assert_eq!(compact.winner(), general.winner());
+        assert_eq!(compact.running_count(), general.running_count());
+        assert_eq!(compact.path_activations(), general.path_activations());
+        assert_eq!(compact.attempts().collect::<Vec<_>>(), general.attempts().collect::<Vec<_>>());
         check_common(&run, s.config.keep_losers, s.config.race_count);
     }
 
@@ -1183,7 +1220,7 @@ proptest! {
         let s = Scenario { activate_at: None, ..s };
         let queries = s.queries();
         let mut t = Tree::new(s.config, s.t0, &queries, &shape);
-        let run = drive(&s, &mut [&mut t], false);
+        let run = drive(&s, &mut [&mut t], false, 0);
         check_common(&run, s.config.keep_losers, usize::MAX);
         // Within one leaf (path, protocol) an address is attempted again
         // only to fill the leaf's first race_count attempts; every attempt

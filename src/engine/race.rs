@@ -89,7 +89,8 @@ pub enum Outcome {
     Spare,
 }
 
-/// The report of one started attempt.
+/// The report of one started attempt (made on request from what the race
+/// keeps, see [`Race::attempt`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptRecord {
     /// The candidate attempted.
@@ -100,6 +101,20 @@ pub struct AttemptRecord {
     pub ended: Option<Micros>,
     /// How it ended.
     pub outcome: Outcome,
+}
+
+/// One started attempt as the race keeps it: the candidate by its index in
+/// the known candidates (stored once there), not a copy.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    /// Index of the candidate in `Race::known`.
+    candidate: u32,
+    /// How it ended, or Running.
+    outcome: Outcome,
+    /// When it started.
+    started: Micros,
+    /// When it ended; `None` while running.
+    ended: Option<Micros>,
 }
 
 /// Why a race failed.
@@ -205,9 +220,9 @@ pub struct Race {
     /// `known` ordered by [`super::sort::order`], as indices into `known`
     /// (a candidate is stored once).
     ordered: Box<[u32]>,
-    // Addresses already attempted are found by scanning `attempts`: a race has
-    // a handful, and a set would cost an allocation per race.
-    attempts: Vec<AttemptRecord>,
+    // Candidates already attempted are found by scanning `attempts`: a race
+    // has a handful, and a set would cost an allocation per race.
+    attempts: Vec<Attempt>,
     /// Whether the Resolution Delay phase is over and attempts may start.
     racing: bool,
     /// Addresses to attempt only after every other (see `set_avoided`).
@@ -284,6 +299,11 @@ impl Race {
             self.held = false;
             self.pump(now);
         }
+    }
+
+    /// When the race was created (its `now` at [`Race::new`]).
+    pub fn created(&self) -> Micros {
+        self.created
     }
 
     /// Whether the race is held (see [`Race::new_held`]).
@@ -507,8 +527,23 @@ impl Race {
     }
 
     /// Every attempt started so far, in start order (index = [`AttemptId`]).
-    pub fn attempts(&self) -> &[AttemptRecord] {
-        &self.attempts
+    pub fn attempts(&self) -> impl ExactSizeIterator<Item = AttemptRecord> + '_ {
+        self.attempts.iter().map(|a| self.record(a))
+    }
+
+    /// The record of attempt `attempt`, if it was started.
+    pub fn attempt(&self, attempt: AttemptId) -> Option<AttemptRecord> {
+        self.attempts.get(attempt).map(|a| self.record(a))
+    }
+
+    /// Number of attempts started.
+    pub fn attempt_count(&self) -> usize {
+        self.attempts.len()
+    }
+
+    /// The report of a kept attempt.
+    fn record(&self, a: &Attempt) -> AttemptRecord {
+        AttemptRecord { candidate: self.known[a.candidate as usize], started: a.started, ended: a.ended, outcome: a.outcome }
     }
 
     /// Whether a query is still unanswered.
@@ -564,8 +599,10 @@ impl Race {
             .map(|t| t.saturating_add(self.config.connection_attempt_delay))
     }
 
-    fn next_pending(&self) -> Option<Candidate> {
-        self.ordered().find(|c| !self.attempts.iter().any(|a| a.candidate.addr == c.addr))
+    /// The first candidate in order not attempted yet, as its index in
+    /// `known`.
+    fn next_pending(&self) -> Option<u32> {
+        self.ordered.iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
     }
 
     fn running(&self) -> usize {
@@ -596,19 +633,16 @@ impl Race {
         let Some(candidate) = self.next_pending() else {
             return false;
         };
-        let attempt = self.attempts.len();
-        super::push_first_exact(&mut self.attempts, AttemptRecord {
-            candidate,
-            started: now,
-            ended: None,
-            outcome: Outcome::Running,
-        });
-        self.last_start = Some(now);
-        self.actions.push_back(Action::Start {
-            attempt,
-            addr: candidate.addr,
-        });
+        self.start(now, candidate);
         true
+    }
+
+    /// Start an attempt of candidate `candidate` (an index in `known`).
+    fn start(&mut self, now: Micros, candidate: u32) {
+        let attempt = self.attempts.len();
+        super::push_first_exact(&mut self.attempts, Attempt { candidate, outcome: Outcome::Running, started: now, ended: None });
+        self.last_start = Some(now);
+        self.actions.push_back(Action::Start { attempt, addr: self.known[candidate as usize].addr });
     }
 
     /// Attempt timeouts of kept losers after the end.
@@ -626,11 +660,7 @@ impl Race {
     /// Start candidate `index` of the order again (race_count larger than
     /// the number of candidates).
     fn start_again(&mut self, now: Micros, index: usize) {
-        let candidate = self.known[self.ordered[index] as usize];
-        let attempt = self.attempts.len();
-        super::push_first_exact(&mut self.attempts, AttemptRecord { candidate, started: now, ended: None, outcome: Outcome::Running });
-        self.last_start = Some(now);
-        self.actions.push_back(Action::Start { attempt, addr: candidate.addr });
+        self.start(now, self.ordered[index]);
     }
 
     /// Cancel every running attempt (record and action).
@@ -804,7 +834,7 @@ mod tests {
         r.cancel(now + 10_000 * MS);
         r.on_answer(now, q6(9), Ok(vec![v6(99)]));
         assert_eq!(drain(r), []);
-        assert!(r.attempts().iter().all(|a| a.outcome != Outcome::Running));
+        assert!(r.attempts().all(|a| a.outcome != Outcome::Running));
     }
 
     #[test]
@@ -822,7 +852,7 @@ mod tests {
         assert_eq!(r.next_deadline(), None);
         r.on_attempt_ready(260 * MS, 1);
         assert_eq!(drain(&mut r), [cancel(0), Action::Won { attempt: 1 }]);
-        let a = r.attempts();
+        let a: Vec<_> = r.attempts().collect();
         assert_eq!(a.len(), 2);
         assert_eq!((a[0].started, a[0].ended, a[0].outcome), (0, Some(260 * MS), Outcome::Cancelled));
         assert_eq!((a[1].started, a[1].ended, a[1].outcome), (250 * MS, Some(260 * MS), Outcome::Won));
@@ -849,9 +879,9 @@ mod tests {
         assert_eq!(drain(&mut r), [start(0, v6(1))]);
         r.on_attempt_failed(3 * MS, 0, ECONNREFUSED);
         assert_eq!(drain(&mut r), [start(1, v4(1))]);
-        assert_eq!(r.attempts()[1].started, 3 * MS);
-        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
-        assert_eq!(r.attempts()[0].ended, Some(3 * MS));
+        assert_eq!(r.attempt(1).unwrap().started, 3 * MS);
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ECONNREFUSED));
+        assert_eq!(r.attempt(0).unwrap().ended, Some(3 * MS));
         assert_eq!(r.next_deadline(), None);
         r.on_attempt_ready(20 * MS, 1);
         assert_eq!(drain(&mut r), [Action::Won { attempt: 1 }]);
@@ -868,7 +898,7 @@ mod tests {
         assert_eq!(drain(&mut r), []);
         r.on_answer(30 * MS, q6(0), Ok(vec![v6(1)]));
         assert_eq!(drain(&mut r), [start(0, v6(1))]);
-        assert_eq!(r.attempts()[0].started, 30 * MS);
+        assert_eq!(r.attempt(0).unwrap().started, 30 * MS);
         assert_eq!(r.next_deadline(), Some(280 * MS));
         r.on_timer(280 * MS);
         assert_eq!(drain(&mut r), [start(1, v4(1))]);
@@ -909,7 +939,7 @@ mod tests {
         assert_eq!(r.next_deadline(), None);
         r.on_answer(120 * MS, q6(0), Ok(vec![v6(1)]));
         assert_eq!(drain(&mut r), [start(1, v6(1))]);
-        assert_eq!(r.attempts()[1].started, 120 * MS);
+        assert_eq!(r.attempt(1).unwrap().started, 120 * MS);
     }
 
     #[test]
@@ -920,7 +950,7 @@ mod tests {
         assert_eq!(drain(&mut r), [start(0, v4(1))]);
         r.on_answer(400 * MS, q6(0), Ok(vec![v6(1)]));
         assert_eq!(drain(&mut r), [start(1, v6(1))]);
-        assert_eq!(r.attempts()[1].started, 400 * MS);
+        assert_eq!(r.attempt(1).unwrap().started, 400 * MS);
     }
 
     #[test]
@@ -930,7 +960,7 @@ mod tests {
         assert_eq!(drain(&mut r), []);
         r.on_answer(10 * MS, q6(0), Err(-2));
         assert_eq!(drain(&mut r), [start(0, v4(1))]);
-        assert_eq!(r.attempts()[0].started, 10 * MS);
+        assert_eq!(r.attempt(0).unwrap().started, 10 * MS);
         assert!(!r.is_resolving());
     }
 
@@ -940,7 +970,7 @@ mod tests {
         r.on_answer(0, q4(0), Ok(vec![v4(1)]));
         r.on_answer(7 * MS, q6(0), Ok(vec![]));
         assert_eq!(drain(&mut r), [start(0, v4(1))]);
-        assert_eq!(r.attempts()[0].started, 7 * MS);
+        assert_eq!(r.attempt(0).unwrap().started, 7 * MS);
     }
 
     #[test]
@@ -995,7 +1025,7 @@ mod tests {
             assert_eq!(drain(&mut r), []);
             r.on_timer(t);
             assert_eq!(drain(&mut r), [start(i + 1, *c)]);
-            assert_eq!(r.attempts()[i + 1].started, t);
+            assert_eq!(r.attempt(i + 1).unwrap().started, t);
         }
         assert_eq!(r.next_deadline(), None);
     }
@@ -1032,7 +1062,7 @@ mod tests {
         r.on_timer(550 * MS);
         assert_eq!(drain(&mut r), [start(3, v4(2))]);
         // Attempt 0 kept running all along.
-        assert_eq!(r.attempts()[0].outcome, Outcome::Running);
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Running);
     }
 
     #[test]
@@ -1060,14 +1090,14 @@ mod tests {
         assert_eq!(drain(&mut r), []);
         r.on_timer(100 * MS);
         assert_eq!(drain(&mut r), [cancel(0), start(1, v4(1))]);
-        let a = r.attempts()[0];
+        let a = r.attempt(0).unwrap();
         assert_eq!((a.ended, a.outcome), (Some(100 * MS), Outcome::Failed(ETIMEDOUT)));
-        assert_eq!(r.attempts()[1].started, 100 * MS);
+        assert_eq!(r.attempt(1).unwrap().started, 100 * MS);
         assert_eq!(r.next_deadline(), Some(200 * MS));
         // A late failure report for the timed-out attempt is ignored.
         r.on_attempt_failed(150 * MS, 0, ECONNREFUSED);
         assert_eq!(drain(&mut r), []);
-        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ETIMEDOUT));
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ETIMEDOUT));
         r.on_timer(200 * MS);
         assert_eq!(
             drain(&mut r),
@@ -1121,12 +1151,11 @@ mod tests {
         assert_eq!(r.attempts().len(), 3);
         assert!(r
             .attempts()
-            .iter()
             .all(|a| a.outcome == Outcome::Cancelled && a.ended == Some(300 * MS)));
         // A late ready gets its socket closed; records stay.
         r.on_attempt_ready(310 * MS, 1);
         assert_eq!(drain(&mut r), [cancel(1)]);
-        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempt(1).unwrap().outcome, Outcome::Cancelled);
         assert_over(&mut r, 310 * MS);
     }
 
@@ -1153,7 +1182,7 @@ mod tests {
             drain(&mut r),
             [cancel(2), Action::Failed { error: RaceError::TimedOut }]
         );
-        assert_eq!(r.attempts()[2].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempt(2).unwrap().outcome, Outcome::Cancelled);
         assert_eq!(r.attempts().len(), 3);
         assert_over(&mut r, 400 * MS);
     }
@@ -1165,7 +1194,7 @@ mod tests {
         assert_eq!(r.next_deadline(), Some(1005 * MS));
         r.on_timer(1005 * MS);
         assert_eq!(drain(&mut r), [Action::Failed { error: RaceError::TimedOut }]);
-        assert!(r.attempts().is_empty());
+        assert_eq!(r.attempt_count(), 0);
         assert_over(&mut r, 1005 * MS);
     }
 
@@ -1191,7 +1220,7 @@ mod tests {
             ]
         );
         for (i, e) in errnos.iter().enumerate() {
-            let a = r.attempts()[i];
+            let a = r.attempt(i).unwrap();
             assert_eq!(a.outcome, Outcome::Failed(*e));
             assert_eq!(a.started, i as Micros * MS);
             assert_eq!(a.ended, Some((i as Micros + 1) * MS));
@@ -1269,7 +1298,7 @@ mod tests {
         assert_eq!(drain(&mut r), []);
         r.on_answer(3 * MS, q4(1), Ok(vec![v4(1)]));
         assert_eq!(drain(&mut r), [start(1, v4(1))]);
-        assert_eq!(r.attempts()[1].started, 3 * MS);
+        assert_eq!(r.attempt(1).unwrap().started, 3 * MS);
     }
 
     #[test]
@@ -1294,8 +1323,8 @@ mod tests {
         r.on_attempt_ready(10 * MS, 1);
         r.on_attempt_ready(10 * MS, 0);
         assert_eq!(drain(&mut r), [cancel(0), Action::Won { attempt: 1 }, cancel(0)]);
-        assert_eq!(r.attempts()[0].outcome, Outcome::Cancelled);
-        assert_eq!(r.attempts()[1].outcome, Outcome::Won);
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Cancelled);
+        assert_eq!(r.attempt(1).unwrap().outcome, Outcome::Won);
         // The winner reported twice: nothing.
         r.on_attempt_ready(11 * MS, 1);
         assert_eq!(drain(&mut r), []);
@@ -1313,12 +1342,12 @@ mod tests {
         r.on_attempt_ready(300 * MS, 0);
         assert_eq!(drain(&mut r), [cancel(1), Action::Won { attempt: 0 }]);
         assert_eq!(r.attempts().len(), 2);
-        assert_eq!(r.attempts()[1].ended, Some(300 * MS));
+        assert_eq!(r.attempt(1).unwrap().ended, Some(300 * MS));
         assert_over(&mut r, 300 * MS);
         // Failure reported after the end: ignored.
         r.on_attempt_failed(400 * MS, 1, ECONNREFUSED);
         assert_eq!(drain(&mut r), []);
-        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
+        assert_eq!(r.attempt(1).unwrap().outcome, Outcome::Cancelled);
     }
 
     #[test]
@@ -1332,7 +1361,7 @@ mod tests {
         r.on_attempt_ready(2 * MS, 0);
         assert_eq!(drain(&mut r), [cancel(0)]);
         assert!(!r.is_finished());
-        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ECONNREFUSED));
         // Unknown ids are ignored.
         r.on_attempt_ready(2 * MS, 42);
         r.on_attempt_failed(2 * MS, 42, 1);
@@ -1346,7 +1375,7 @@ mod tests {
         r.on_answer(0, q4(0), Ok(vec![v4(1), v4(2)]));
         r.on_answer(0, q6(0), Ok(vec![v6(1), v6(2)]));
         assert_eq!(drain(&mut r), [start(0, v6(1)), start(1, v4(1)), start(2, v6(2))]);
-        assert!(r.attempts().iter().all(|a| a.started == 0));
+        assert!(r.attempts().all(|a| a.started == 0));
         assert_eq!(r.next_deadline(), Some(250 * MS));
         r.on_timer(250 * MS);
         assert_eq!(drain(&mut r), [start(3, v4(2))]);
@@ -1360,7 +1389,7 @@ mod tests {
         assert_eq!(drain(&mut r), [start(0, v6(1))]);
         r.on_answer(5 * MS, q4(0), Ok(vec![v4(1), v4(2), v4(3)]));
         assert_eq!(drain(&mut r), [start(1, v4(1)), start(2, v4(2))]);
-        assert_eq!(r.attempts()[1].started, 5 * MS);
+        assert_eq!(r.attempt(1).unwrap().started, 5 * MS);
         assert_eq!(r.next_deadline(), Some(255 * MS));
         r.on_timer(255 * MS);
         assert_eq!(drain(&mut r), [start(3, v4(3))]);
@@ -1378,7 +1407,7 @@ mod tests {
         // attempts of one candidate when there are too few).
         r.on_answer(30 * MS, q4(0), Ok(vec![v4(1)]));
         assert_eq!(drain(&mut r), [start(1, v4(1)), start(2, v6(1)), start(3, v4(1)), start(4, v6(1))]);
-        assert!(r.attempts().iter().all(|a| a.started <= 30 * MS));
+        assert!(r.attempts().all(|a| a.started <= 30 * MS));
         assert_eq!(r.next_deadline(), None);
     }
 
@@ -1396,7 +1425,7 @@ mod tests {
         assert_eq!(r.next_deadline(), Some(500 * MS), "a kept loser still times out");
         r.on_attempt_ready(30 * MS, 1);
         assert_eq!(drain(&mut r), [Action::Spare { attempt: 1 }]);
-        assert_eq!(r.attempts()[1].outcome, Outcome::Spare);
+        assert_eq!(r.attempt(1).unwrap().outcome, Outcome::Spare);
         assert_eq!(r.next_deadline(), None);
     }
 
@@ -1438,7 +1467,7 @@ mod tests {
             }
         }
         assert_eq!(seen, [start(0, v6(1)), start(1, v4(1)), start(2, v6(2))]);
-        assert!(r.attempts().iter().all(|a| a.started == 0));
+        assert!(r.attempts().all(|a| a.started == 0));
     }
 
     #[test]
@@ -1451,9 +1480,9 @@ mod tests {
         r.on_attempt_failed(260 * MS, 0, ECONNREFUSED);
         r.cancel(270 * MS);
         assert_eq!(drain(&mut r), [cancel(1), Action::Failed { error: RaceError::Cancelled }]);
-        assert_eq!(r.attempts()[0].outcome, Outcome::Failed(ECONNREFUSED));
-        assert_eq!(r.attempts()[1].outcome, Outcome::Cancelled);
-        assert_eq!(r.attempts()[1].ended, Some(270 * MS));
+        assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ECONNREFUSED));
+        assert_eq!(r.attempt(1).unwrap().outcome, Outcome::Cancelled);
+        assert_eq!(r.attempt(1).unwrap().ended, Some(270 * MS));
         assert_over(&mut r, 270 * MS);
         r.on_attempt_ready(280 * MS, 1);
         assert_eq!(drain(&mut r), [cancel(1)]);
@@ -1598,7 +1627,7 @@ mod tests {
                         chk.starts += 1;
                         chk.cancelled.push(false);
                         chk.start_times.push(now);
-                        let rec = race.attempts()[attempt];
+                        let rec = race.attempt(attempt).unwrap();
                         assert_eq!(rec.candidate.addr, addr);
                         assert_eq!(rec.started, now);
                         match rng.below(10) {
@@ -1619,14 +1648,14 @@ mod tests {
                     Action::Cancel { attempt } => {
                         assert!(attempt < chk.starts);
                         chk.cancelled[attempt] = true;
-                        assert_ne!(race.attempts()[attempt].outcome, Outcome::Running);
-                        assert_ne!(race.attempts()[attempt].outcome, Outcome::Won);
+                        assert_ne!(race.attempt(attempt).unwrap().outcome, Outcome::Running);
+                        assert_ne!(race.attempt(attempt).unwrap().outcome, Outcome::Won);
                     }
                     Action::Spare { .. } => panic!("a spare without keep_losers"),
                     Action::Won { attempt } => {
                         chk.terminal += 1;
-                        assert_eq!(race.attempts()[attempt].outcome, Outcome::Won);
-                        assert_eq!(race.attempts()[attempt].ended, Some(now));
+                        assert_eq!(race.attempt(attempt).unwrap().outcome, Outcome::Won);
+                        assert_eq!(race.attempt(attempt).unwrap().ended, Some(now));
                     }
                     Action::Failed { .. } => {
                         chk.terminal += 1;
@@ -1691,7 +1720,7 @@ mod tests {
         }
 
         assert!(chk.terminal <= 1);
-        let records = race.attempts();
+        let records: Vec<AttemptRecord> = race.attempts().collect();
         assert_eq!(records.len(), chk.starts);
         let addrs: std::collections::HashSet<SocketAddr> = records.iter().map(|r| r.candidate.addr).collect();
         // Repeats only fill a first batch larger than the candidate list.

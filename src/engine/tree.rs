@@ -18,9 +18,16 @@
 //! The first branch of a level is activated with its parent. A branch has
 //! failed when every leaf below it has failed. The first attempt ready in
 //! any leaf wins; every other attempt in every leaf is cancelled.
+//!
+//! A tree of one leaf (one path, one protocol: most races) is kept as its
+//! leaf's race alone ([`one_leaf`]); any other tree by the general branch
+//! scheduler ([`Branches`]). Both behave the same on one leaf.
+
+mod one_leaf;
 
 use super::race::{Action as RaceAction, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
 use super::{AttemptId, Candidate, Micros, QueryKey};
+use one_leaf::OneLeaf;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -120,24 +127,31 @@ struct Leaf {
 struct PathNode {
     racing: RacingType,
     activated: Option<Micros>,
-    /// Indices into `Tree::leaves`.
+    /// Indices into `Branches::leaves`.
     leaves: std::ops::Range<usize>,
 }
 
 /// A race over a candidate tree.
 #[derive(Debug)]
-pub struct Tree {
-    total_deadline: Option<Micros>,
-    paths: Box<[PathNode]>,
-    leaves: Box<[Leaf]>,
-    /// Tree attempt id → (leaf, local attempt id); empty in a tree of
-    /// one leaf, whose attempt ids are the leaf's (see [`Tree::locate`]).
-    attempts: Vec<(usize, AttemptId)>,
-    finished: bool,
-    last_errno: i32,
-    last_resolution_error: i32,
-    keep_losers: bool,
-    actions: VecDeque<Action>,
+pub struct Tree(Shape);
+
+/// How a tree is kept.
+#[derive(Debug)]
+enum Shape {
+    /// One path with one protocol: the leaf's race, nothing more.
+    OneLeaf(OneLeaf),
+    /// Any other tree (several leaves, or none).
+    Branches(Box<Branches>),
+}
+
+/// Call the same method on either shape.
+macro_rules! each_shape {
+    ($tree:expr, $t:ident => $call:expr) => {
+        match $tree {
+            Shape::OneLeaf($t) => $call,
+            Shape::Branches($t) => $call,
+        }
+    };
 }
 
 impl Tree {
@@ -146,6 +160,126 @@ impl Tree {
     /// leaf; its `total_timeout` to the whole tree. With no branch at all,
     /// the tree fails at once with `AllAttemptsFailed(0)`.
     pub fn new(config: RaceConfig, now: Micros, queries: &[QueryKey], paths: &[PathBranch]) -> Tree {
+        let mut leaves = paths.iter().flat_map(|p| p.protocols.iter().map(move |proto| (p.path, proto.protocol)));
+        match (leaves.next(), leaves.next()) {
+            // The racing type of a first branch does not matter: it starts
+            // with its parent.
+            (Some((path, protocol)), None) => Tree(Shape::OneLeaf(OneLeaf::new(config, now, queries, path, protocol))),
+            _ => Tree::new_general(config, now, queries, paths),
+        }
+    }
+
+    /// Like [`Tree::new`], but kept by the general branch scheduler even
+    /// for one leaf: for tests that check the compact tree of one leaf
+    /// behaves the same.
+    #[doc(hidden)]
+    pub fn new_general(config: RaceConfig, now: Micros, queries: &[QueryKey], paths: &[PathBranch]) -> Tree {
+        Tree(Shape::Branches(Box::new(Branches::new(config, now, queries, paths))))
+    }
+
+    /// An answer to one query, given to every branch.
+    pub fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
+        each_shape!(&mut self.0, t => t.on_answer(now, query, answer))
+    }
+
+    /// Answers that arrived at the same instant, given to every branch
+    /// together (see [`Race::on_answers`]).
+    pub fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
+        each_shape!(&mut self.0, t => t.on_answers(now, answers))
+    }
+
+    /// The attempt is ready (the protocol's ready). The first one wins.
+    pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
+        each_shape!(&mut self.0, t => t.on_attempt_ready(now, attempt))
+    }
+
+    /// The attempt failed with `errno`.
+    pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
+        each_shape!(&mut self.0, t => t.on_attempt_failed(now, attempt, errno))
+    }
+
+    /// Process every deadline due at `now`.
+    pub fn on_timer(&mut self, now: Micros) {
+        each_shape!(&mut self.0, t => t.on_timer(now))
+    }
+
+    /// Attempt these addresses only after every other candidate, in every
+    /// branch (see [`Race::set_avoided`]). Call before the answers come.
+    pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
+        each_shape!(&mut self.0, t => t.set_avoided(addrs))
+    }
+
+    /// The user gave up: cancel everything, then `Failed{Cancelled}`.
+    pub fn cancel(&mut self, now: Micros) {
+        each_shape!(&mut self.0, t => t.cancel(now))
+    }
+
+    /// Attempts still running (after a win with `keep_losers`, the kept
+    /// losers).
+    pub fn running_count(&self) -> usize {
+        each_shape!(&self.0, t => t.running_count())
+    }
+
+    /// The earliest time at which [`Tree::on_timer`] has work; `None` once
+    /// the race ended.
+    pub fn next_deadline(&self) -> Option<Micros> {
+        each_shape!(&self.0, t => t.next_deadline())
+    }
+
+    /// The next action, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        each_shape!(&mut self.0, t => t.poll_action())
+    }
+
+    /// Whether the race ended.
+    pub fn is_finished(&self) -> bool {
+        each_shape!(&self.0, t => t.is_finished())
+    }
+
+    /// The winning attempt, once won.
+    pub fn winner(&self) -> Option<AttemptId> {
+        each_shape!(&self.0, t => t.winner())
+    }
+
+    /// Number of attempts started.
+    pub fn attempt_count(&self) -> usize {
+        each_shape!(&self.0, t => t.attempt_count())
+    }
+
+    /// Every attempt so far, in start order (index = attempt id).
+    pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
+        let (one, branches) = match &self.0 {
+            Shape::OneLeaf(t) => (Some(t.attempts()), None),
+            Shape::Branches(t) => (None, Some(t.attempts())),
+        };
+        one.into_iter().flatten().chain(branches.into_iter().flatten())
+    }
+
+    /// When each path branch was activated (`None`: not yet), in branch order.
+    pub fn path_activations(&self) -> Vec<Option<Micros>> {
+        each_shape!(&self.0, t => t.path_activations())
+    }
+}
+
+/// The general branch scheduler: path nodes, leaves, their activation,
+/// and tree attempt ids over the leaves' own.
+#[derive(Debug)]
+struct Branches {
+    total_deadline: Option<Micros>,
+    paths: Box<[PathNode]>,
+    leaves: Box<[Leaf]>,
+    /// Tree attempt id → (leaf, local attempt id).
+    attempts: Vec<(usize, AttemptId)>,
+    finished: bool,
+    last_errno: i32,
+    last_resolution_error: i32,
+    keep_losers: bool,
+    actions: VecDeque<Action>,
+}
+
+impl Branches {
+    /// See [`Tree::new`].
+    fn new(config: RaceConfig, now: Micros, queries: &[QueryKey], paths: &[PathBranch]) -> Branches {
         let leaf_config = RaceConfig { total_timeout: None, ..config };
         let mut leaves = Vec::with_capacity(paths.iter().map(|p| p.protocols.len()).sum());
         let mut nodes = Vec::with_capacity(paths.len());
@@ -165,7 +299,7 @@ impl Tree {
                 nodes.push(PathNode { racing: p.racing, activated: None, leaves: first..leaves.len() });
             }
         }
-        let mut tree = Tree {
+        let mut tree = Branches {
             total_deadline: config.total_timeout.map(|t| now.saturating_add(t)),
             paths: nodes.into_boxed_slice(),
             leaves: leaves.into_boxed_slice(),
@@ -181,7 +315,7 @@ impl Tree {
     }
 
     /// An answer to one query, given to every branch.
-    pub fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
+    fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
         for leaf in &mut self.leaves {
             leaf.race.on_answer(now, query, answer.clone());
         }
@@ -190,7 +324,7 @@ impl Tree {
 
     /// Answers that arrived at the same instant, given to every branch
     /// together (see [`Race::on_answers`]).
-    pub fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
+    fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
         for leaf in &mut self.leaves {
             leaf.race.on_answers(now, answers.clone());
         }
@@ -198,7 +332,7 @@ impl Tree {
     }
 
     /// The attempt is ready (the protocol's ready). The first one wins.
-    pub fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
+    fn on_attempt_ready(&mut self, now: Micros, attempt: AttemptId) {
         if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_ready(now, local);
             self.pump(now);
@@ -206,7 +340,7 @@ impl Tree {
     }
 
     /// The attempt failed with `errno`.
-    pub fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
+    fn on_attempt_failed(&mut self, now: Micros, attempt: AttemptId, errno: i32) {
         if let Some((leaf, local)) = self.locate(attempt) {
             self.leaves[leaf].race.on_attempt_failed(now, local, errno);
             self.pump(now);
@@ -214,7 +348,7 @@ impl Tree {
     }
 
     /// Process every deadline due at `now`.
-    pub fn on_timer(&mut self, now: Micros) {
+    fn on_timer(&mut self, now: Micros) {
         // The total timeout first: nothing starts at the instant it ends.
         if !self.finished && self.total_deadline.is_some_and(|t| t <= now) {
             self.end(now, Err(RaceError::TimedOut));
@@ -228,14 +362,14 @@ impl Tree {
 
     /// Attempt these addresses only after every other candidate, in every
     /// branch (see [`Race::set_avoided`]). Call before the answers come.
-    pub fn set_avoided(&mut self, addrs: &[SocketAddr]) {
+    fn set_avoided(&mut self, addrs: &[SocketAddr]) {
         for leaf in &mut self.leaves {
             leaf.race.set_avoided(addrs);
         }
     }
 
     /// The user gave up: cancel everything, then `Failed{Cancelled}`.
-    pub fn cancel(&mut self, now: Micros) {
+    fn cancel(&mut self, now: Micros) {
         if !self.finished {
             self.end(now, Err(RaceError::Cancelled));
         } else {
@@ -249,13 +383,13 @@ impl Tree {
 
     /// Attempts still running (after a win with `keep_losers`, the kept
     /// losers).
-    pub fn running_count(&self) -> usize {
+    fn running_count(&self) -> usize {
         self.leaves.iter().map(|l| l.race.running_count()).sum()
     }
 
     /// The earliest time at which [`Tree::on_timer`] has work; `None` once
     /// the race ended.
-    pub fn next_deadline(&self) -> Option<Micros> {
+    fn next_deadline(&self) -> Option<Micros> {
         if self.finished {
             // Kept losers' attempt timeouts.
             return self.leaves.iter().filter_map(|l| l.race.next_deadline()).min();
@@ -279,7 +413,7 @@ impl Tree {
     }
 
     /// The next action, in order.
-    pub fn poll_action(&mut self) -> Option<Action> {
+    fn poll_action(&mut self) -> Option<Action> {
         let action = self.actions.pop_front();
         if action.is_none() {
             super::release_queue(&mut self.actions);
@@ -288,34 +422,32 @@ impl Tree {
     }
 
     /// Whether the race ended.
-    pub fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The winning attempt, once won.
-    pub fn winner(&self) -> Option<AttemptId> {
+    fn winner(&self) -> Option<AttemptId> {
         // At most one leaf wins: the others are cancelled or frozen first.
         self.attempts().position(|a| a.record.outcome == Outcome::Won)
     }
 
     /// Number of attempts started.
-    pub fn attempt_count(&self) -> usize {
-        match &*self.leaves {
-            [one] => one.race.attempts().len(),
-            _ => self.attempts.len(),
-        }
+    fn attempt_count(&self) -> usize {
+        self.attempts.len()
     }
 
     /// Every attempt so far, in start order (index = attempt id).
-    pub fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
-        (0..self.attempt_count()).filter_map(|id| self.locate(id)).map(|(leaf, local)| {
+    fn attempts(&self) -> impl Iterator<Item = TreeAttempt> + '_ {
+        self.attempts.iter().map(|&(leaf, local)| {
             let l = &self.leaves[leaf];
-            TreeAttempt { record: l.race.attempts()[local], path: l.path, protocol: l.protocol }
+            let record = l.race.attempt(local).expect("every tree attempt is a leaf's");
+            TreeAttempt { record, path: l.path, protocol: l.protocol }
         })
     }
 
     /// When each path branch was activated (`None`: not yet), in branch order.
-    pub fn path_activations(&self) -> Vec<Option<Micros>> {
+    fn path_activations(&self) -> Vec<Option<Micros>> {
         self.paths.iter().map(|p| p.activated).collect()
     }
 
@@ -326,20 +458,12 @@ impl Tree {
     /// The tree attempt id of leaf `leaf`'s attempt `local`. A race has a
     /// handful of attempts: a scan costs less than a map per leaf.
     fn global_id(&self, leaf: usize, local: AttemptId) -> AttemptId {
-        if self.leaves.len() == 1 {
-            return local;
-        }
         self.attempts.iter().position(|&a| a == (leaf, local)).expect("every leaf attempt has a tree id")
     }
 
-    /// The leaf and local id of tree attempt `attempt`, if it exists. A
-    /// tree of one leaf (the common case: one path, one protocol) keeps
-    /// no id map: its ids are the leaf's.
+    /// The leaf and local id of tree attempt `attempt`, if it exists.
     fn locate(&self, attempt: AttemptId) -> Option<(usize, AttemptId)> {
-        match &*self.leaves {
-            [one] => (attempt < one.race.attempts().len()).then_some((0, attempt)),
-            _ => self.attempts.get(attempt).copied(),
-        }
+        self.attempts.get(attempt).copied()
     }
 
     /// Translate every leaf's queued actions into tree actions.
@@ -350,12 +474,8 @@ impl Tree {
                 changed = true;
                 match action {
                     RaceAction::Start { attempt, addr } => {
-                        let global = if self.leaves.len() == 1 {
-                            attempt
-                        } else {
-                            super::push_first_exact(&mut self.attempts, (i, attempt));
-                            self.attempts.len() - 1
-                        };
+                        super::push_first_exact(&mut self.attempts, (i, attempt));
+                        let global = self.attempts.len() - 1;
                         let leaf = &self.leaves[i];
                         self.actions.push_back(Action::Start { attempt: global, addr, path: leaf.path, protocol: leaf.protocol });
                     }
@@ -683,6 +803,19 @@ mod tests {
         t.on_answer(1, q(Family::V6), Err(-2));
         t.on_answer(2, q(Family::V4), Err(-2));
         assert_eq!(drain(&mut t), vec![Action::Failed { error: RaceError::ResolutionFailed(-2) }]);
+    }
+
+    #[test]
+    fn one_leaf_edge_cases_match_the_general_scheduler() {
+        let one = one_path(&[(0, RacingType::Delayed(0))]);
+        let zero = RaceConfig { total_timeout: Some(0), ..RaceConfig::default() };
+        for (config, queries) in [(RaceConfig::default(), &[][..]), (zero, &[][..]), (zero, &[q(Family::V4)][..])] {
+            let mut compact = Tree::new(config, 5, queries, &one);
+            let mut general = Tree::new_general(config, 5, queries, &one);
+            assert_eq!(drain(&mut compact), drain(&mut general));
+            assert_eq!(compact.path_activations(), general.path_activations());
+            assert_eq!((compact.is_finished(), compact.next_deadline()), (general.is_finished(), general.next_deadline()));
+        }
     }
 
     #[test]
