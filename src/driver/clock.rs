@@ -14,10 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// data the attempt needs are cold; polling without sleeping for the last
 /// 200 µs starts the attempt within a few µs of its deadline. It costs at
 /// most that much CPU per deadline, only when the loop has nothing else to
-/// do. The same window follows a query to the system resolver: a name in
-/// the hosts file is answered within it, and the loop need not be woken
-/// for the answer. Embedded loops (event_loop_process) sleep until the
-/// deadline itself.
+/// do. Embedded loops (event_loop_process) sleep until the deadline itself.
 pub(crate) const WAKE_AHEAD: Micros = 200;
 
 /// Monotonic time in ns.

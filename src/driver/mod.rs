@@ -176,9 +176,6 @@ struct LoopState {
     /// CPU. 0 while embedded (`process`): the caller's loop sleeps until
     /// the deadline itself.
     wake_ahead: Micros,
-    /// Until when the runner polls without sleeping because resolver
-    /// answers are expected (see [`clock::WAKE_AHEAD`]).
-    expect_until: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
     /// Connection pools on this loop, by id (ids share the race counter).
     pools: HashMap<u64, pool::PoolEntry>,
@@ -271,7 +268,6 @@ impl LoopShared {
                 timers: TimerHeap::default(),
                 wake_timer,
                 wake_ahead: 0,
-                expect_until: 0,
                 callbacks: VecDeque::new(),
                 pools: HashMap::new(),
                 notes: VecDeque::new(),
@@ -479,9 +475,6 @@ impl LoopShared {
                             cached.push((key, answer));
                         } else if let Some(host) = ep.name_cstring() {
                             self.resolver.submit(Job { race: id, key, host, port });
-                            // A name in the hosts file is answered within
-                            // µs: poll for it rather than sleep.
-                            st.expect_until = now + clock::WAKE_AHEAD;
                         }
                     }
                     Some(r) => {

@@ -21,8 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Most worker threads one loop runs at once: as many lookups can wait on
-/// slow DNS servers at the same time before new queries queue.
-pub(crate) const MAX_WORKERS: usize = 32;
+/// slow DNS servers at the same time before new queries queue. More
+/// threads than that make hosts-file lookups, which take µs of CPU, fight
+/// over the queue's lock on a small machine.
+pub(crate) const MAX_WORKERS: usize = 16;
 /// How long an idle worker waits for work before it exits.
 pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(5);
 

@@ -115,8 +115,7 @@ impl LoopShared {
                 Some(Duration::ZERO)
             } else {
                 let timer = self.timer_backstop(&st);
-                let close = st.wake_ahead > 0
-                    && (now < st.expect_until || st.timers.peek().is_some_and(|at| at <= now + st.wake_ahead));
+                let close = st.timers.peek().is_some_and(|at| at <= now + st.wake_ahead);
                 match wait {
                     // Inside the wake-ahead window: poll without sleeping.
                     _ if close => Some(Duration::ZERO),
