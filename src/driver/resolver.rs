@@ -85,7 +85,11 @@ impl Resolver {
         Arc::new(Resolver {
             cache: AnswerCache::default(),
             submitted: std::sync::atomic::AtomicU64::new(0),
-            queue: Mutex::default(), work: Condvar::new(), answers: Mutex::default(), waker })
+            queue: Mutex::default(),
+            work: Condvar::new(),
+            answers: Mutex::default(),
+            waker,
+        })
     }
 
     /// Queue a query; a worker picks it up.

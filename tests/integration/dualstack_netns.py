@@ -10,11 +10,17 @@ at exit, also on failure and on signals) and runs
 
   (a) IPv6 blackholed (blackhole.test 7001: the server's IPv6 listener has a
       full accept queue, so SYNs vanish; IPv4 accepts): IPv4 wins, the median
-      elapsed_ms is within 2 ms of 250 and every run within 10 ms; IPv6 was
+      elapsed_ms is within 5 ms of 250 and every run within 15 ms; IPv6 was
       tried first and cancelled;
   (b) IPv6 refused (refused.test 7002: nothing listens on IPv6): IPv4 wins,
-      median elapsed_ms under 2 ms, the IPv6 attempt failed with ECONNREFUSED;
-  (c) both work (both.test 7003): IPv6 wins at once.
+      median elapsed_ms under 10 ms (not the 250 ms attempt delay), the IPv6
+      attempt failed with ECONNREFUSED;
+  (c) both work (both.test 7003): IPv6 wins at once (one attempt, median
+      under 10 ms).
+
+The margins are wide on purpose: ctest runs this beside valgrind and ASan
+builds on a 2-CPU machine, where a run loses a few ms now and then; the
+precise figures are bench/compare.py's.
 
 Needs root and `ip` (iproute2). Without them it exits 77 (skip) with a
 message, except under CI=true, where that is a failure.
@@ -42,16 +48,16 @@ def main():
         if t.check(all_won_by(res, "ipv4"), "(a) v6 blackholed: every run exits 0 and ipv4 wins"):
             el = [j["elapsed_ms"] for _, j in res]
             med = median(el)
-            t.check(abs(med - DELAY_MS) <= 2.0,
-                    f"(a) v6 blackholed: median elapsed_ms {med:.2f} within 2 ms of {DELAY_MS}")
-            t.check(all(abs(e - DELAY_MS) <= 10.0 for e in el),
-                    f"(a) v6 blackholed: every elapsed_ms within 10 ms of {DELAY_MS}: {el}")
+            t.check(abs(med - DELAY_MS) <= 5.0,
+                    f"(a) v6 blackholed: median elapsed_ms {med:.2f} within 5 ms of {DELAY_MS}")
+            t.check(all(abs(e - DELAY_MS) <= 15.0 for e in el),
+                    f"(a) v6 blackholed: every elapsed_ms within 15 ms of {DELAY_MS}: {el}")
             ok = True
             for _, j in res:
                 v6 = [a for a in j["attempts"] if a["family"] == "ipv6"]
                 won = nettest.winner_attempt(j)
                 ok = ok and len(v6) == 1 and v6[0]["outcome"] == "cancelled" and v6[0]["started_ms"] < 5 \
-                    and won is not None and abs(won["started_ms"] - DELAY_MS) <= 10
+                    and won is not None and abs(won["started_ms"] - DELAY_MS) <= 15
             t.check(ok, "(a) v6 blackholed: IPv6 tried first and cancelled, IPv4 started at the attempt delay")
 
         # (b) IPv6 refused: IPv4 at once.
@@ -60,7 +66,7 @@ def main():
         if t.check(all_won_by(res, "ipv4"), "(b) v6 refused: every run exits 0 and ipv4 wins"):
             el = [j["elapsed_ms"] for _, j in res]
             med = median(el)
-            t.check(med < 2.0, f"(b) v6 refused: median elapsed_ms {med:.2f} under 2 ms ({el})")
+            t.check(med < 10.0, f"(b) v6 refused: median elapsed_ms {med:.2f} under 10 ms ({el})")
             ok = all(any(a["family"] == "ipv6" and a["outcome"] == "failed" and a["error"] == "Connection refused"
                          for a in j["attempts"]) for _, j in res)
             t.check(ok, "(b) v6 refused: the IPv6 attempt failed with Connection refused")
@@ -70,8 +76,8 @@ def main():
         res = nettest.runs(bed, exe, c["host"], c["port"], RUNS_BOTH, "--attempt-delay", d)
         if t.check(all_won_by(res, "ipv6"), "(c) both work: every run exits 0 and ipv6 wins"):
             el = [j["elapsed_ms"] for _, j in res]
-            t.check(all(len(j["attempts"]) == 1 for _, j in res) and median(el) < 2.0,
-                    f"(c) both work: one attempt, median elapsed_ms {median(el):.2f} under 2 ms")
+            t.check(all(len(j["attempts"]) == 1 for _, j in res) and median(el) < 10.0,
+                    f"(c) both work: one attempt, median elapsed_ms {median(el):.2f} under 10 ms")
     except Exception as e:  # a broken bed or program is a failure, not a crash
         t.check(False, f"unexpected error: {e!r}")
     finally:

@@ -13,15 +13,20 @@ takes to reach the race in a fresh process.
 
   (d) AAAA slower than the Resolution Delay (aaaa300, both families work):
       the first attempt is IPv4, started 50 ms after A answered (median start
-      within [-0.5, +2] ms of the reference + 50), it wins, and no IPv6
+      within [-2, +5] ms of the reference + 50, and never before 50 ms), it
+      wins, and no IPv6
       attempt starts;
   (e) AAAA within the Resolution Delay (aaaa20, both work): the first attempt
-      is IPv6, started when AAAA answered (median within [-0.5, +2] ms of the
+      is IPv6, started when AAAA answered (median within [-2, +5] ms of the
       reference + 20), and it wins; no IPv4 attempt;
   (f) AAAA during the race (aaaa150 on port 7004, where IPv4 is blackholed
       and IPv6 works): IPv4 starts at ~50 ms, the late IPv6 address joins the
-      race and starts one attempt delay after IPv4 (median start within 3 ms
-      of 300), never before AAAA came (150 ms), and wins.
+      race and starts one attempt delay after IPv4 (median within [-2, +5]
+      ms of it), never before AAAA came (150 ms), and wins.
+
+The margins are wide on purpose: ctest runs this beside valgrind and ASan
+builds on a 2-CPU machine, and the reference itself moves by a millisecond
+or two there; the precise figures are bench/compare.py's.
 
 Needs root and `ip` (iproute2). Without them it exits 77 (skip) with a
 message, except under CI=true, where that is a failure.
@@ -60,7 +65,7 @@ def main():
                     and all(a["family"] == "ipv4" for _, j in res for a in j["attempts"]),
                     "(d) AAAA 300 ms: only IPv4 attempted")
             lag = median(starts) - ref - RESOLUTION_DELAY_MS
-            t.check(RESOLUTION_DELAY_MS <= median(starts) and -0.5 <= lag <= 2.0,
+            t.check(RESOLUTION_DELAY_MS <= median(starts) and -2.0 <= lag <= 5.0,
                     f"(d) AAAA 300 ms: median first start {median(starts):.2f} ms = A ({ref:.2f}) + "
                     f"{RESOLUTION_DELAY_MS} + {lag:.2f} ms ({starts})")
             t.check(all(RESOLUTION_DELAY_MS - 0.5 <= s <= RESOLUTION_DELAY_MS + 15 for s in starts),
@@ -74,7 +79,7 @@ def main():
             t.check(all(len(j["attempts"]) == 1 and first_attempt(j)["family"] == "ipv6" for _, j in res),
                     "(e) AAAA 20 ms: IPv6 is the first and only attempt")
             lag = median(starts) - ref - 20
-            t.check(20 <= median(starts) and -0.5 <= lag <= 2.0,
+            t.check(20 <= median(starts) and -2.0 <= lag <= 5.0,
                     f"(e) AAAA 20 ms: median first start {median(starts):.2f} ms = answer time ({ref:.2f}) + 20 + "
                     f"{lag:.2f} ms ({starts})")
             t.check(all(s < RESOLUTION_DELAY_MS for s in starts),
@@ -92,7 +97,7 @@ def main():
             due = [s + DELAY_MS for s in v4_starts]
             lag = [s - d for s, d in zip(v6_starts, due)]
             t.check(all(s >= 150 for s in v6_starts), f"(f) late AAAA: IPv6 never started before AAAA ({v6_starts})")
-            t.check(-0.5 <= median(lag) <= 3.0,
+            t.check(-2.0 <= median(lag) <= 5.0,
                     f"(f) late AAAA: IPv6 started one attempt delay after IPv4, median lag {median(lag):.2f} ms "
                     f"(starts {v6_starts})")
             t.check(all(a["outcome"] == "cancelled" for _, j in res for a in j["attempts"]
