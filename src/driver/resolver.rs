@@ -70,8 +70,15 @@ pub(crate) struct Resolver {
     pub(crate) submitted: std::sync::atomic::AtomicU64,
     queue: Mutex<Queue>,
     work: Condvar,
-    answers: Mutex<Vec<Answer>>,
-    waker: Arc<mio::Waker>,
+    answers: Mutex<Outbox>,
+}
+
+/// Answers for the loop, and the loop's waker: taken at shutdown, so that
+/// the loop's eventfd closes with the loop, not when the last worker leaves
+/// getaddrinfo (up to the DNS timeout later).
+struct Outbox {
+    answers: Vec<Answer>,
+    waker: Option<Arc<mio::Waker>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -87,8 +94,7 @@ impl Resolver {
             submitted: std::sync::atomic::AtomicU64::new(0),
             queue: Mutex::default(),
             work: Condvar::new(),
-            answers: Mutex::default(),
-            waker,
+            answers: Mutex::new(Outbox { answers: Vec::new(), waker: Some(waker) }),
         })
     }
 
@@ -145,22 +151,31 @@ impl Resolver {
 
     /// Take every answer that arrived.
     pub(crate) fn take_answers(&self) -> Vec<Answer> {
-        std::mem::take(&mut *self.answers.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut self.answers.lock().unwrap_or_else(|e| e.into_inner()).answers)
     }
 
-    /// Stop the workers: queued jobs are dropped, running ones finish alone.
+    /// Stop the workers: queued jobs are dropped, running ones finish alone
+    /// and their answers are dropped; the loop's waker is let go now.
     pub(crate) fn shutdown(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.shutdown = true;
         q.jobs.clear();
         self.work.notify_all();
+        drop(q);
+        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        out.waker = None;
+        out.answers.clear();
     }
 
     pub(crate) fn deliver(&self, answer: Answer) {
-        self.answers.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
-        if let Err(e) = self.waker.wake() {
+        // Woken under the lock: once shutdown has the lock, no worker
+        // holds the waker.
+        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(waker) = &out.waker else { return };
+        if let Err(e) = waker.wake() {
             log::error!("cannot wake the loop: {e}");
         }
+        out.answers.push(answer);
     }
 
     fn worker(self: Arc<Self>) {
@@ -365,6 +380,23 @@ mod tests {
     fn unknown_host_is_an_eai_error() {
         let host = CString::new("no-such-host.invalid").unwrap();
         assert!(resolve(&host, 80, Family::V4).is_err());
+    }
+
+    #[test]
+    fn shutdown_lets_go_of_the_loops_waker() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let r = Resolver::new(Arc::clone(&waker));
+        r.prepare(); // idle workers hold the resolver
+        let key = QueryKey { endpoint: 0, family: Family::V4 };
+        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME) });
+        assert_eq!(r.take_answers().len(), 1);
+        r.shutdown();
+        // Only the loop's own reference is left: the eventfd closes with the
+        // loop, whatever the workers are still doing.
+        assert_eq!(Arc::strong_count(&waker), 1);
+        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME) });
+        assert!(r.take_answers().is_empty());
     }
 
     #[test]

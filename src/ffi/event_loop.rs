@@ -252,7 +252,10 @@ pub extern "C" fn event_loop_release(event_loop: *mut EventLoop) {
 /// Free a loop. Every race still pending on it is cancelled and its
 /// sockets closed, with no callback; its thread, if started, is stopped
 /// and joined. Connections made on it stay valid handles: free them with
-/// `connection_free`. On a handle from event_loop_shared it is
+/// `connection_free`. The loop's fds (epoll instance, eventfd, timerfd)
+/// close when the loop and every Preconnection, Connection, pool and
+/// group made on it are freed; a resolver thread still waiting in
+/// getaddrinfo does not hold them. On a handle from event_loop_shared it is
 /// event_loop_release. NULL is fine. It must be the handle's last call.
 /// From a callback of this loop only when the loop runs on a thread of its
 /// own (that thread then stops after the callback returns), never inside
