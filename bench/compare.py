@@ -3,15 +3,15 @@
 curl, Python asyncio and Node, and a plain epoll connect loop as the ceiling.
 
 usage (as root, after the CMake build):
-  python3 bench/compare.py [--build DIR] [--runs N] [--cps-seconds S]
+  python3 bench/compare.py [--build DIR] [--runs N] [--rounds N] [--cps-seconds S]
                            [--cps-repeats N] [--out FILE] [--no-write]
 
-In one run (about 6 minutes on 2 CPUs) it builds the test bed
+In one run (about 13 minutes on 2 CPUs) it builds the test bed
 (tests/netbed/netbed.py), measures, writes docs/BENCHMARKS.md (or --out) and
 removes the bed:
 
- 1. time to connected, for each case, RUNS runs each (default 30), median
-    and p99, for taps_race (one process per run, its own elapsed_ms),
+ 1. time to connected, for each case, RUNS runs each (default 100, in
+    ROUNDS interleaved rounds, default 5), median and p99, for taps_race (one process per run, its own elapsed_ms),
     curl --happy-eyeballs-timeout-ms (time_connect), Python asyncio
     open_connection(happy_eyeballs_delay=...) and Node net.connect({
     autoSelectFamily: true, autoSelectFamilyAttemptTimeout: ...}), all at
@@ -70,6 +70,12 @@ def run(argv, timeout=120, check=True):
     return p
 
 
+def nearest_rank_words(n, q=99):
+    """Which of n runs the nearest-rank percentile q is, in words."""
+    k = n - max(0, min(n - 1, int(-(-q * n // 100)) - 1))
+    return "slowest" if k == 1 else f"{k}th slowest" if k > 3 else ("second slowest" if k == 2 else "third slowest")
+
+
 def pct(xs, q):
     """Nearest-rank percentile."""
     if not xs:
@@ -92,24 +98,25 @@ def f2(x, nd=2):
 # 1. Time to connected.
 # ---------------------------------------------------------------------------
 
-def dns_times(bed):
-    """Median getaddrinfo time per family for the bed's DNS names, as the
-    client sees it: the ideal schedule counts from the real answers. Each
-    lookup follows 50 ms without one, as in the runs (a race to these names
-    lasts 20 to 300 ms): the DNS server and the client wake from idle, as
-    they do for a race."""
-    code = ("import socket,time,statistics,json,sys\n"
+def dns_times(bed, lookups):
+    """getaddrinfo times per family for the bed's DNS names, as the client
+    sees them (ms; `lookups` each): the ideal schedule counts from the real
+    answers. Each lookup follows 50 ms without one, as in the runs (a race
+    to these names lasts 20 to 300 ms): the DNS server and the client wake
+    from idle, as they do for a race."""
+    code = ("import socket,time,json,sys\n"
             "out={}\n"
-            "for name in sys.argv[1:]:\n"
+            "n=int(sys.argv[1])\n"
+            "for name in sys.argv[2:]:\n"
             "  for fam,k in ((socket.AF_INET,'a'),(socket.AF_INET6,'aaaa')):\n"
             "    xs=[]\n"
-            "    for i in range(15):\n"
+            "    for i in range(n):\n"
             "      time.sleep(0.05)\n"
             "      t=time.perf_counter(); socket.getaddrinfo(name,80,fam,socket.SOCK_STREAM)\n"
             "      xs.append((time.perf_counter()-t)*1000)\n"
-            "    out[name+' '+k]=statistics.median(xs)\n"
+            "    out[name+' '+k]=xs\n"
             "print(json.dumps(out))\n")
-    p = run(bed.client([sys.executable, "-c", code, "aaaa300.slow.test", "aaaa20.slow.test",
+    p = run(bed.client([sys.executable, "-c", code, str(lookups), "aaaa300.slow.test", "aaaa20.slow.test",
                         "aaaa150.slow.test"]), timeout=120)
     return json.loads(p.stdout)
 
@@ -173,36 +180,64 @@ def ttc_peer(bed, argv):
         return {"ms": [], "family": [], "errors": [f"exit {p.returncode}: {p.stderr.strip()[-300:]}"]}
 
 
-def measure_ttc(bed, exes, runs):
-    dns = dns_times(bed)
+def ttc_batch(bed, exes, tool, host, port, runs):
+    """`runs` runs of one tool on one case: {"ms": [...], "family": [...], "errors": [...]}."""
+    if tool == "taps_race":
+        return ttc_taps(bed, exes["taps_race"], host, port, runs)
+    if tool == "taps_api":
+        # The library's defaults, resolution cache on: a hosts-file name is
+        # resolved by the warm-up run and kept; a DNS case gets a name of
+        # its own per run ("aaaa300-r7.slow.test", the bed's DNS server
+        # ignores the extra token), so that every run waits for the DNS
+        # server.
+        h = host.replace(".slow.test", "-r%d.slow.test")
+        return ttc_peer(bed, [exes["taps_load"], "ttc", h, str(port), str(runs), str(DELAY_MS),
+                              str(RES_DELAY_MS)])
+    if tool == "taps_api_nocache":
+        return ttc_peer(bed, [exes["taps_load"], "ttc", host, str(port), str(runs), str(DELAY_MS),
+                              str(RES_DELAY_MS), "0"])
+    if tool == "curl":
+        return ttc_curl(bed, host, port, runs)
+    if tool == "asyncio":
+        return ttc_peer(bed, [sys.executable, os.path.join(ROOT, "bench", "peer_asyncio.py"), "ttc", host,
+                              str(port), str(runs), str(DELAY_MS)])
+    return ttc_peer(bed, ["node", os.path.join(ROOT, "bench", "peer_node.js"), "ttc", host, str(port),
+                          str(runs), str(DELAY_MS)])
+
+
+def dns_lookups(rounds):
+    """Lookups per name and family at the start of each round."""
+    return max(3, 15 // rounds)
+
+
+def measure_ttc(bed, exes, runs, rounds):
+    """Every case and tool in `rounds` interleaved rounds of runs/rounds
+    runs each (the tools' order turns from round to round), the DNS answer
+    times measured at the start of each round: a burst of load on the
+    shared machine falls on every tool and on the ideal alike, not on one
+    tool's block of runs."""
+    per = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
+    dns_samples, got = {}, {}
+    cases = ttc_cases({k: 0.0 for k in ("aaaa300.slow.test a", "aaaa20.slow.test aaaa", "aaaa150.slow.test a")})
+    for rnd, k in enumerate(per):
+        for name, xs in dns_times(bed, dns_lookups(rounds)).items():
+            dns_samples.setdefault(name, []).extend(xs)
+        order = TOOLS[rnd % len(TOOLS):] + TOOLS[:rnd % len(TOOLS)]
+        for key, host, port, *_ in cases:
+            for tool in order:
+                r = ttc_batch(bed, exes, tool, host, port, k)
+                acc = got.setdefault((key, tool), {"ms": [], "family": [], "errors": []})
+                for f in ("ms", "family", "errors"):
+                    acc[f].extend(r.get(f) or [])
+        log(f"  round {rnd + 1}/{rounds} done")
+    dns = {name: statistics.median(xs) for name, xs in dns_samples.items()}
     log(f"  DNS answer times seen by getaddrinfo (ms): {json.dumps({k: round(v, 2) for k, v in dns.items()})}")
     results = []
     for key, host, port, ideal, rfc_winner, what, ideal_what in ttc_cases(dns):
         row = {"case": key, "host": host, "port": port, "ideal": ideal, "ideal_what": ideal_what,
                "winner": rfc_winner, "what": what, "tools": {}}
         for tool in TOOLS:
-            if tool == "taps_race":
-                r = ttc_taps(bed, exes["taps_race"], host, port, runs)
-            elif tool == "taps_api":
-                # The library's defaults, resolution cache on: a hosts-file
-                # name is resolved by the warm-up run and kept; a DNS case
-                # gets a name of its own per run ("aaaa300-r7.slow.test",
-                # the bed's DNS server ignores the extra token), so that
-                # every run waits for the DNS server.
-                h = host.replace(".slow.test", "-r%d.slow.test")
-                r = ttc_peer(bed, [exes["taps_load"], "ttc", h, str(port), str(runs), str(DELAY_MS),
-                                   str(RES_DELAY_MS)])
-            elif tool == "taps_api_nocache":
-                r = ttc_peer(bed, [exes["taps_load"], "ttc", host, str(port), str(runs), str(DELAY_MS),
-                                   str(RES_DELAY_MS), "0"])
-            elif tool == "curl":
-                r = ttc_curl(bed, host, port, runs)
-            elif tool == "asyncio":
-                r = ttc_peer(bed, [sys.executable, os.path.join(ROOT, "bench", "peer_asyncio.py"), "ttc", host,
-                                   str(port), str(runs), str(DELAY_MS)])
-            else:
-                r = ttc_peer(bed, ["node", os.path.join(ROOT, "bench", "peer_node.js"), "ttc", host, str(port),
-                                   str(runs), str(DELAY_MS)])
+            r = got[(key, tool)]
             ov = [m - ideal for m in r["ms"]]
             r.update(median=statistics.median(r["ms"]) if r["ms"] else None, p99=pct(r["ms"], 99),
                      ov_median=statistics.median(ov) if ov else None, ov_p99=pct(ov, 99),
@@ -488,13 +523,15 @@ def write_report(path, ctx):
     w(f"Attempt delay {DELAY_MS} ms for everyone (`taps_race --attempt-delay {DELAY_MS}`, "
       f"`curl --happy-eyeballs-timeout-ms {DELAY_MS}`, `open_connection(happy_eyeballs_delay={DELAY_MS / 1000})`, "
       f"`net.connect({{autoSelectFamily: true, autoSelectFamilyAttemptTimeout: {DELAY_MS}}})`); "
-      f"taps' Resolution Delay is its default {RES_DELAY_MS} ms. {ctx['runs']} runs per case and tool: median and "
-      "p99 (nearest rank; with 30 runs, the slowest but one or the slowest) of the time from the call to "
+      f"taps' Resolution Delay is its default {RES_DELAY_MS} ms. {ctx['runs']} runs per case and tool, in "
+      f"{ctx['rounds']} interleaved rounds (each round runs every case and tool in turn, the tools' order turning "
+      "from round to round, so that a burst of load on the shared machine falls on every tool alike): median and "
+      f"p99 (nearest rank: with {ctx['runs']} runs, the {nearest_rank_words(ctx['runs'])}) of the time from the call to "
       "connected, name resolution included. taps_race and curl are one process per run and report their own "
       "time (taps_race: `elapsed_ms`, initiate to `ready`; curl: `time_connect`), so each run pays a cold "
       "start (glibc's NSS and resolver set-up, the library's resolver threads); the C API row "
       "(`bench/taps_load ttc`: a new Preconnection per run on one loop), Python and Node make the runs in one "
-      "process after one warm-up connection, which is what a long-running program sees. The C API runs twice: "
+      "process per round after one warm-up connection, which is what a long-running program sees. The C API runs twice: "
       "with the library's defaults, where the resolution cache (60 s) keeps a hosts-file name's answers from "
       "the warm-up run and each DNS-case run uses a name of its own (`aaaa300-r7.slow.test`) so that it waits "
       "for the DNS server like the others; and with the cache off, where every run resolves the name "
@@ -502,8 +539,8 @@ def write_report(path, ctx):
     w("")
     w("The ideal is the RFC 8305 schedule on this bed: 0 when the first address works or is refused, the "
       "attempt delay when the first one is blackholed; for the DNS cases it counts from the answers' real "
-      "arrival, measured with getaddrinfo in the client namespace (median of 15 lookups, each after 50 ms "
-      "without one, as between the runs' races, so that the DNS server wakes from idle as it does for a race): "
+      f"arrival, measured with getaddrinfo in the client namespace at the start of each round (median of "
+      f"{ctx['dns_lookups']} lookups, each after 50 ms without one, as between the runs' races, so that the DNS server wakes from idle as it does for a race): "
       + ", ".join(f"{k} {val:.2f} ms" for k, val in ctx["dns"].items()) + ". Overhead = measured − ideal "
       "(negative: faster than the RFC 8305 schedule, by not following it).")
     w("")
@@ -668,7 +705,8 @@ def targets(ctx):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds the time-to-connected runs are split in")
     ap.add_argument("--cps-seconds", type=float, default=3.0)
     ap.add_argument("--cps-repeats", type=int, default=3)
     ap.add_argument("--cps-max", type=int, default=300000)
@@ -695,7 +733,7 @@ def main():
 
     cmd = "sudo python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ctx = {"command": cmd, "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-           "machine": machine(), "versions": versions(exes), "runs": args.runs, "cps_seconds": args.cps_seconds,
+           "machine": machine(), "versions": versions(exes), "runs": args.runs, "rounds": args.rounds, "cps_seconds": args.cps_seconds,
            "cps_repeats": args.cps_repeats, "cps_max": args.cps_max}
     t_start = time.monotonic()
     loads = []
@@ -707,7 +745,8 @@ def main():
         bed.start_blackholes(bed.server_v4, HOLE_PORTS)
         log("1. time to connected")
         loads.append(loadavg())
-        ctx["dns"], ctx["ttc"] = measure_ttc(bed, exes, args.runs)
+        ctx["dns"], ctx["ttc"] = measure_ttc(bed, exes, args.runs, args.rounds)
+        ctx["dns_lookups"] = args.rounds * dns_lookups(args.rounds)
         loads.append(loadavg())
         log("2. connections per second")
         ctx["cps_peers"], ctx["cps"] = measure_cps(bed, exes, server, args.cps_seconds, args.cps_repeats,
