@@ -15,6 +15,7 @@ pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
+pub(crate) mod races;
 pub(crate) mod resolver;
 pub(crate) mod runner;
 pub(crate) mod sync;
@@ -61,6 +62,9 @@ pub(crate) type Note = Box<dyn FnOnce() + Send>;
 /// A race entry's `armed` when no timer of it is in the heap (no deadline
 /// is that far: µs since the loop started).
 const NOT_ARMED: Micros = Micros::MAX;
+
+/// Set in pool and group ids.
+const OWNER_ID: u64 = 1 << 63;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
@@ -165,8 +169,7 @@ pub(crate) struct RaceSpec<'a> {
 }
 
 struct LoopState {
-    /// Boxed: the map's slots stay small with many races in flight.
-    races: HashMap<u64, Box<RaceEntry>>,
+    races: races::RaceTable<RaceEntry>,
     targets: Targets,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -177,14 +180,16 @@ struct LoopState {
     /// the deadline itself.
     wake_ahead: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
-    /// Connection pools on this loop, by id (ids share the race counter).
+    /// Connection pools on this loop, by id (see `next_owner`).
     pools: HashMap<u64, pool::PoolEntry>,
     /// Pool and group events to deliver with the other callbacks: the
     /// owner's id and the call (the owner's free drops its pending ones).
     notes: VecDeque<(u64, Note)>,
     /// Connection groups on this loop, by id.
     groups: HashMap<u64, group::GroupEntry>,
-    next_race: u64,
+    /// The next pool or group id: [`OWNER_ID`] is set in them, so that
+    /// they never equal a race id (below 2^47) where ids meet (timers).
+    next_owner: u64,
     /// The thread inside run / run_once / process (or the loop's own
     /// thread): it sees changes without being woken.
     runner: Option<ThreadId>,
@@ -263,7 +268,7 @@ impl LoopShared {
             me: me.clone(),
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
-                races: HashMap::new(),
+                races: races::RaceTable::default(),
                 targets: Targets::default(),
                 timers: TimerHeap::default(),
                 wake_timer,
@@ -272,7 +277,7 @@ impl LoopShared {
                 pools: HashMap::new(),
                 notes: VecDeque::new(),
                 groups: HashMap::new(),
-                next_race: 1,
+                next_owner: OWNER_ID | 1,
                 runner: None,
                 owner: None,
                 stop_requested: false,
@@ -394,6 +399,9 @@ impl LoopShared {
         if branches.is_empty() {
             return Err(Error::NoCandidates);
         }
+        let Some(id) = st.races.next_id() else {
+            return Err(Error::Io(libc::ENOMEM));
+        };
         {
             let mut c = conn.lock();
             if c.phase != Phase::Idle || c.released {
@@ -402,8 +410,6 @@ impl LoopShared {
             c.phase = Phase::Establishing;
         }
         let now = self.clock.now();
-        let id = st.next_race;
-        st.next_race += 1;
         let remotes = spec.remotes;
         let mut queries = Vec::with_capacity(remotes.len() * 2);
         for (i, ep) in remotes.iter().enumerate() {
@@ -446,20 +452,18 @@ impl LoopShared {
             paths.into_iter().map(RacePath::new).collect()
         };
         let user_resolver = st.user_resolver.clone();
-        st.races.insert(
-            id,
-            Box::new(RaceEntry {
-                race,
-                conn: Arc::clone(conn),
-                started_at: now,
-                io: AttemptIos::default(),
-                armed: NOT_ARMED,
-                paths,
-                user_queries: None,
-                owner,
-                from_cache: false,
-            }),
-        );
+        let inserted = st.races.insert(RaceEntry {
+            race,
+            conn: Arc::clone(conn),
+            started_at: now,
+            io: AttemptIos::default(),
+            armed: NOT_ARMED,
+            paths,
+            user_queries: None,
+            owner,
+            from_cache: false,
+        });
+        debug_assert_eq!(inserted, Some(id));
         let mut cached = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
@@ -592,7 +596,7 @@ impl LoopShared {
             self.group_free_locked(&mut st, id);
         }
         st.notes.clear();
-        let ids: Vec<u64> = st.races.keys().copied().collect();
+        let ids: Vec<u64> = st.races.keys().collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();

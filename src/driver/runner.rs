@@ -285,7 +285,7 @@ impl LoopShared {
         {
             let mut st = lock(&self.state);
             st.stop_requested = true;
-            let ids: Vec<u64> = st.races.keys().copied().collect();
+            let ids: Vec<u64> = st.races.keys().collect();
             for id in ids {
                 let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
                 // A race still establishing ends with establishment_error ...
@@ -327,7 +327,7 @@ impl LoopShared {
             self.group_free_locked(&mut st, group);
         }
         let ids: Vec<u64> =
-            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| *id).collect();
+            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| id).collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();
