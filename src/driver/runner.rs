@@ -49,7 +49,7 @@ impl LoopShared {
     /// loop with a thread of its own), or when called from one of its own
     /// callbacks.
     fn enter(&self) -> Result<Running<'_>> {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let mut st = lock(&self.state);
         if st.runner.is_some() || st.owner.is_some_and(|t| t != me) {
             return Err(Error::InvalidState);
@@ -241,7 +241,7 @@ impl LoopShared {
     /// # Errors
     /// [`Error::InvalidState`] when the loop has no thread.
     pub(crate) fn stop_thread(&self) -> Result<()> {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let handle = {
             let mut st = lock(&self.state);
             let Some(owner) = st.owner else { return Err(Error::InvalidState) };
