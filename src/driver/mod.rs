@@ -442,6 +442,7 @@ impl LoopShared {
                 return Err(Error::InvalidState);
             }
             c.phase = Phase::Establishing;
+            c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
         let remotes = spec.remotes;
@@ -503,7 +504,6 @@ impl LoopShared {
         } else if !literals.is_empty() {
             race.on_answers(now, literals);
         }
-        conn.lock().race = NonZeroU64::new(id);
         let user_resolver = st.user_resolver.clone();
         let inserted = st.races.insert(RaceEntry {
             race,
@@ -844,6 +844,13 @@ impl LoopShared {
             // without sleeping there).
             let at = timers.peek().map(|at| {
                 let early = at.saturating_sub(*wake_ahead);
+                // Armed early for this deadline already: it stays so
+                // (no clock read, several times per race). Had that time
+                // passed, the timerfd has fired, and the loop arms it
+                // again once it has seen that.
+                if early != at && t.armed() == Some(early) {
+                    return early;
+                }
                 if early > self.clock.now() { early } else { at }
             });
             t.arm(&self.clock, at);
@@ -862,7 +869,10 @@ impl LoopShared {
     /// Carry out the race's actions until it has none left; finish it if it
     /// ended. A pool's race hands its connections to the pool instead.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
-        self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Written under the state lock only: a plain increment, no locked
+        // read-modify-write (this runs twice per race).
+        let steps = self.progress.load(Ordering::Relaxed);
+        self.progress.store(steps + 1, Ordering::Release);
         let LoopState { races, targets, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;

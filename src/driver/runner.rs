@@ -72,13 +72,19 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
-            let note = lock(&self.state).notes.pop_front();
+            // Notes first, then callbacks: one lock for both.
+            let (note, next) = {
+                let mut st = lock(&self.state);
+                match st.notes.pop_front() {
+                    Some(note) => (Some(note), None),
+                    None => (None, st.callbacks.pop_front()),
+                }
+            };
             if let Some((_, call)) = note {
                 call();
                 n += 1;
                 continue;
             }
-            let next = lock(&self.state).callbacks.pop_front();
             match next {
                 Some((conn, cb)) => {
                     conn.invoke(cb);
