@@ -57,7 +57,7 @@ impl Client {
         if st.released {
             return None;
         }
-        st.running = Some(std::thread::current().id());
+        st.running = Some(super::sync::current_thread());
         Some(InCallback(self))
     }
 
@@ -65,7 +65,7 @@ impl Client {
     /// on another thread (it waits for a running one to return; a callback
     /// of this client on the calling thread is not waited for).
     pub(crate) fn release(&self) {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let mut st = self.st.lock().unwrap_or_else(|e| e.into_inner());
         st.released = true;
         while matches!(st.running, Some(t) if t != me) {

@@ -93,6 +93,11 @@ impl WakeTimer {
         self.fd.as_raw_fd()
     }
 
+    /// Where it is armed (absolute), if it is.
+    pub(crate) fn armed(&self) -> Option<Micros> {
+        self.armed
+    }
+
     /// Arm at `at` (absolute, on `clock`), or disarm with `None`. No syscall
     /// when nothing changes.
     pub(crate) fn arm(&mut self, clock: &Clock, at: Option<Micros>) {

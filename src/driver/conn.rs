@@ -170,7 +170,7 @@ impl ConnCore {
                 return;
             }
             let Some(h) = st.handler.take() else { return };
-            st.in_callback = Some(std::thread::current().id());
+            st.in_callback = Some(super::sync::current_thread());
             h
         };
         let view = Connection::view(Arc::clone(self));
@@ -203,7 +203,7 @@ impl ConnCore {
     /// callbacks (a free from another thread must not pull the handle out
     /// from under a running callback).
     pub(crate) fn wait_callbacks(&self) {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let mut st = self.lock();
         while matches!(st.in_callback, Some(t) if t != me) {
             let done = Arc::clone(st.callback_done.get_or_insert_with(|| Arc::new(Condvar::new())));

@@ -74,8 +74,8 @@ impl LoopShared {
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_race;
-        st.next_race += 1;
+        let id = st.next_owner;
+        st.next_owner += 1;
         let core = Arc::new(GroupCore { id, events: super::pool::Events::new(events) });
         st.groups.insert(
             id,

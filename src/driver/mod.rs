@@ -15,6 +15,7 @@ pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
+pub(crate) mod races;
 pub(crate) mod resolver;
 pub(crate) mod runner;
 pub(crate) mod sync;
@@ -61,6 +62,9 @@ pub(crate) type Note = Box<dyn FnOnce() + Send>;
 /// A race entry's `armed` when no timer of it is in the heap (no deadline
 /// is that far: µs since the loop started).
 const NOT_ARMED: Micros = Micros::MAX;
+
+/// Set in pool and group ids.
+const OWNER_ID: u64 = 1 << 63;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
@@ -110,30 +114,48 @@ impl RacePath {
 }
 
 /// The I/O of a race's running attempts, by attempt id. A race runs one
-/// or two attempts at a time: a short list costs less than a map.
+/// or two attempts at a time: the first is kept inline (no allocation for
+/// a race of one attempt), more in a short list, which costs less than a
+/// map.
 #[derive(Default)]
-struct AttemptIos(Vec<(AttemptId, AttemptIo)>);
+struct AttemptIos {
+    one: Option<(AttemptId, AttemptIo)>,
+    more: Vec<(AttemptId, AttemptIo)>,
+}
 
 impl AttemptIos {
     fn get(&self, attempt: AttemptId) -> Option<&AttemptIo> {
-        self.0.iter().find(|(a, _)| *a == attempt).map(|(_, io)| io)
+        match &self.one {
+            Some((a, io)) if *a == attempt => Some(io),
+            _ => self.more.iter().find(|(a, _)| *a == attempt).map(|(_, io)| io),
+        }
     }
 
     fn get_mut(&mut self, attempt: AttemptId) -> Option<&mut AttemptIo> {
-        self.0.iter_mut().find(|(a, _)| *a == attempt).map(|(_, io)| io)
+        match &mut self.one {
+            Some((a, io)) if *a == attempt => Some(io),
+            _ => self.more.iter_mut().find(|(a, _)| *a == attempt).map(|(_, io)| io),
+        }
     }
 
     fn insert(&mut self, attempt: AttemptId, io: AttemptIo) {
-        crate::engine::push_first_exact(&mut self.0, (attempt, io));
+        if self.one.is_none() {
+            self.one = Some((attempt, io));
+        } else {
+            crate::engine::push_first_exact(&mut self.more, (attempt, io));
+        }
     }
 
     fn remove(&mut self, attempt: AttemptId) -> Option<AttemptIo> {
-        let i = self.0.iter().position(|(a, _)| *a == attempt)?;
-        Some(self.0.swap_remove(i).1)
+        if matches!(&self.one, Some((a, _)) if *a == attempt) {
+            return self.one.take().map(|(_, io)| io);
+        }
+        let i = self.more.iter().position(|(a, _)| *a == attempt)?;
+        Some(self.more.swap_remove(i).1)
     }
 
     fn drain(&mut self) -> impl Iterator<Item = AttemptIo> + '_ {
-        self.0.drain(..).map(|(_, io)| io)
+        self.one.take().into_iter().chain(self.more.drain(..)).map(|(_, io)| io)
     }
 }
 
@@ -165,8 +187,7 @@ pub(crate) struct RaceSpec<'a> {
 }
 
 struct LoopState {
-    /// Boxed: the map's slots stay small with many races in flight.
-    races: HashMap<u64, Box<RaceEntry>>,
+    races: races::RaceTable<RaceEntry>,
     targets: Targets,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -177,14 +198,16 @@ struct LoopState {
     /// the deadline itself.
     wake_ahead: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
-    /// Connection pools on this loop, by id (ids share the race counter).
+    /// Connection pools on this loop, by id (see `next_owner`).
     pools: HashMap<u64, pool::PoolEntry>,
     /// Pool and group events to deliver with the other callbacks: the
     /// owner's id and the call (the owner's free drops its pending ones).
     notes: VecDeque<(u64, Note)>,
     /// Connection groups on this loop, by id.
     groups: HashMap<u64, group::GroupEntry>,
-    next_race: u64,
+    /// The next pool or group id: [`OWNER_ID`] is set in them, so that
+    /// they never equal a race id (below 2^47) where ids meet (timers).
+    next_owner: u64,
     /// The thread inside run / run_once / process (or the loop's own
     /// thread): it sees changes without being woken.
     runner: Option<ThreadId>,
@@ -201,6 +224,21 @@ struct LoopState {
     default_paths: Arc<[RacePath]>,
     /// A user resolver replacing the system one.
     user_resolver: Option<Arc<dyn UserResolver>>,
+    /// The candidate tree of the last race on the default path alone,
+    /// with what it was built from (see [`race_tree`]).
+    default_tree: Option<(DefaultTreeKey, Arc<[PathBranch]>)>,
+}
+
+/// What the candidate tree of a race on the default path alone (no local
+/// endpoint, no interface preference) depends on: the protocol selection
+/// properties, the racing types of paths and protocols, and the registered
+/// protocols (which only grow, so their number tells them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct DefaultTreeKey {
+    selection: [select::Preference; 3],
+    path: RacingType,
+    protocol: RacingType,
+    protocols: usize,
 }
 
 struct Poller {
@@ -263,7 +301,7 @@ impl LoopShared {
             me: me.clone(),
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
-                races: HashMap::new(),
+                races: races::RaceTable::default(),
                 targets: Targets::default(),
                 timers: TimerHeap::default(),
                 wake_timer,
@@ -272,7 +310,7 @@ impl LoopShared {
                 pools: HashMap::new(),
                 notes: VecDeque::new(),
                 groups: HashMap::new(),
-                next_race: 1,
+                next_owner: OWNER_ID | 1,
                 runner: None,
                 owner: None,
                 stop_requested: false,
@@ -280,6 +318,7 @@ impl LoopShared {
                 protocols: ProtocolEntry::builtins(),
                 default_paths: Arc::new([RacePath::new(Path::default_path())]),
                 user_resolver: None,
+                default_tree: None,
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
@@ -356,7 +395,7 @@ impl LoopShared {
     /// looks at the state before it polls again), or when a wake-up is
     /// already pending. Call with the state locked.
     fn nudge(&self, st: &LoopState) {
-        if st.runner == Some(std::thread::current().id()) {
+        if st.runner == Some(sync::current_thread()) {
             return;
         }
         if self.wake_pending.swap(true, Ordering::AcqRel) {
@@ -390,76 +429,94 @@ impl LoopShared {
         spec: &RaceSpec<'_>,
         owner: RaceOwner,
     ) -> Result<u64> {
-        let (paths, branches) = build_tree(&st.protocols, spec);
+        let (paths, branches) = race_tree(st, spec);
         if branches.is_empty() {
             return Err(Error::NoCandidates);
         }
+        let Some(id) = st.races.next_id() else {
+            return Err(Error::Io(libc::ENOMEM));
+        };
         {
             let mut c = conn.lock();
             if c.phase != Phase::Idle || c.released {
                 return Err(Error::InvalidState);
             }
             c.phase = Phase::Establishing;
+            c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
-        let id = st.next_race;
-        st.next_race += 1;
         let remotes = spec.remotes;
-        let mut queries = Vec::with_capacity(remotes.len() * 2);
+        // On the stack for a few endpoints (the common case), else a Vec.
+        let mut few = [QueryKey { endpoint: 0, family: Family::V4 }; 8];
+        let mut many = Vec::new();
+        let mut n = 0;
+        let mut push = |q: QueryKey| {
+            if n < few.len() {
+                few[n] = q;
+            } else {
+                if many.is_empty() {
+                    many.extend_from_slice(&few);
+                }
+                many.push(q);
+            }
+            n += 1;
+        };
         for (i, ep) in remotes.iter().enumerate() {
             match ep.host() {
                 Some(Host::Ip(ip)) => {
                     let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-                    queries.push(QueryKey { endpoint: i, family });
+                    push(QueryKey { endpoint: i, family });
                 }
                 _ => {
-                    queries.push(QueryKey { endpoint: i, family: Family::V6 });
-                    queries.push(QueryKey { endpoint: i, family: Family::V4 });
+                    push(QueryKey { endpoint: i, family: Family::V6 });
+                    push(QueryKey { endpoint: i, family: Family::V4 });
                 }
             }
         }
-        let mut race = Tree::new(spec.config, now, &queries, &branches);
+        let queries: &[QueryKey] = if n <= few.len() { &few[..n] } else { &many };
+        let mut race = Tree::new(spec.config, now, queries, &branches);
         if !spec.avoid.is_empty() {
             race.set_avoided(spec.avoid);
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
         let need_sources = queries.len() > 1;
+        // The first literal alone is given as one answer (no list of them).
+        let mut first = None;
         let mut literals = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
                 let addr = SocketAddr::new(*ip, port);
                 let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
                 let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-                literals.push((QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }])));
+                let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
+                match first.take() {
+                    None if literals.is_empty() => first = Some(literal),
+                    earlier => literals.extend(earlier.into_iter().chain([literal])),
+                }
             }
         }
         // Literal addresses are all known at once: the race sorts them
-        // together (RFC 6724) before its first attempt.
-        if !literals.is_empty() {
+        // together (RFC 6724) before its first attempt (one alone is the
+        // same as one answer).
+        if let Some((key, answer)) = first {
+            race.on_answer(now, key, answer);
+        } else if !literals.is_empty() {
             race.on_answers(now, literals);
         }
-        conn.lock().race = NonZeroU64::new(id);
-        let paths = if paths.len() == 1 && paths[0] == st.default_paths[0].path {
-            Arc::clone(&st.default_paths)
-        } else {
-            paths.into_iter().map(RacePath::new).collect()
-        };
         let user_resolver = st.user_resolver.clone();
-        st.races.insert(
-            id,
-            Box::new(RaceEntry {
-                race,
-                conn: Arc::clone(conn),
-                started_at: now,
-                io: AttemptIos::default(),
-                armed: NOT_ARMED,
-                paths,
-                user_queries: None,
-                owner,
-                from_cache: false,
-            }),
-        );
+        let inserted = st.races.insert(RaceEntry {
+            race,
+            conn: Arc::clone(conn),
+            started_at: now,
+            io: AttemptIos::default(),
+            armed: NOT_ARMED,
+            paths,
+            user_queries: None,
+            owner,
+            from_cache: false,
+        });
+        debug_assert_eq!(inserted, Some(id));
         let mut cached = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
@@ -592,7 +649,7 @@ impl LoopShared {
             self.group_free_locked(&mut st, id);
         }
         st.notes.clear();
-        let ids: Vec<u64> = st.races.keys().copied().collect();
+        let ids: Vec<u64> = st.races.keys().collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();
@@ -787,6 +844,13 @@ impl LoopShared {
             // without sleeping there).
             let at = timers.peek().map(|at| {
                 let early = at.saturating_sub(*wake_ahead);
+                // Armed early for this deadline already: it stays so
+                // (no clock read, several times per race). Had that time
+                // passed, the timerfd has fired, and the loop arms it
+                // again once it has seen that.
+                if early != at && t.armed() == Some(early) {
+                    return early;
+                }
                 if early > self.clock.now() { early } else { at }
             });
             t.arm(&self.clock, at);
@@ -805,7 +869,10 @@ impl LoopShared {
     /// Carry out the race's actions until it has none left; finish it if it
     /// ended. A pool's race hands its connections to the pool instead.
     fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
-        self.progress.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Written under the state lock only: a plain increment, no locked
+        // read-modify-write (this runs twice per race).
+        let steps = self.progress.load(Ordering::Relaxed);
+        self.progress.store(steps + 1, Ordering::Release);
         let LoopState { races, targets, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
@@ -1067,6 +1134,39 @@ fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Vec<AttemptRe
             }
         })
         .collect()
+}
+
+/// The paths and candidate tree of a race (see [`build_tree`]). Most races
+/// take the default path alone: their tree depends on a few properties
+/// only, and is built once for as long as those stay the same (no
+/// allocation, no selection per race). The default path is the loop's,
+/// shared by every race that takes it.
+fn race_tree(st: &mut LoopState, spec: &RaceSpec<'_>) -> (Arc<[RacePath]>, Arc<[PathBranch]>) {
+    let sel = spec.selection;
+    let default_only = spec.locals.is_empty() && sel.interfaces.is_empty();
+    let key = DefaultTreeKey {
+        selection: [sel.reliability, sel.preserve_msg_boundaries, sel.multistreaming],
+        path: spec.racing.path,
+        protocol: spec.racing.protocol,
+        protocols: st.protocols.len(),
+    };
+    if default_only {
+        if let Some((k, branches)) = &st.default_tree {
+            if *k == key {
+                return (Arc::clone(&st.default_paths), Arc::clone(branches));
+            }
+        }
+    }
+    let (paths, branches) = build_tree(&st.protocols, spec);
+    let branches: Arc<[PathBranch]> = branches.into();
+    if paths.len() == 1 && paths[0] == st.default_paths[0].path {
+        if default_only {
+            st.default_tree = Some((key, Arc::clone(&branches)));
+        }
+        (Arc::clone(&st.default_paths), branches)
+    } else {
+        (paths.into_iter().map(RacePath::new).collect(), branches)
+    }
 }
 
 /// The candidate tree of a race: paths and protocols kept and ordered by

@@ -129,8 +129,8 @@ impl LoopShared {
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_race;
-        st.next_race += 1;
+        let id = st.next_owner;
+        st.next_owner += 1;
         let core = Arc::new(PoolCore { id, events: Events::new(events) });
         let entry = PoolEntry {
             policy: PoolPolicy::new(config, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -333,7 +333,7 @@ impl LoopShared {
         self.pool_event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         // The pool knows its race before it starts: attempts that end
         // inside the start are reported like later ones.
-        let race = st.next_race;
+        let race = st.races.next_id().unwrap_or(0);
         if let Some(entry) = st.pools.get_mut(&pool) {
             entry.races.insert(race, (kind, now, Box::default()));
         }

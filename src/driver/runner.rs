@@ -49,7 +49,7 @@ impl LoopShared {
     /// loop with a thread of its own), or when called from one of its own
     /// callbacks.
     fn enter(&self) -> Result<Running<'_>> {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let mut st = lock(&self.state);
         if st.runner.is_some() || st.owner.is_some_and(|t| t != me) {
             return Err(Error::InvalidState);
@@ -72,13 +72,19 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
-            let note = lock(&self.state).notes.pop_front();
+            // Notes first, then callbacks: one lock for both.
+            let (note, next) = {
+                let mut st = lock(&self.state);
+                match st.notes.pop_front() {
+                    Some(note) => (Some(note), None),
+                    None => (None, st.callbacks.pop_front()),
+                }
+            };
             if let Some((_, call)) = note {
                 call();
                 n += 1;
                 continue;
             }
-            let next = lock(&self.state).callbacks.pop_front();
             match next {
                 Some((conn, cb)) => {
                     conn.invoke(cb);
@@ -241,7 +247,7 @@ impl LoopShared {
     /// # Errors
     /// [`Error::InvalidState`] when the loop has no thread.
     pub(crate) fn stop_thread(&self) -> Result<()> {
-        let me = std::thread::current().id();
+        let me = super::sync::current_thread();
         let handle = {
             let mut st = lock(&self.state);
             let Some(owner) = st.owner else { return Err(Error::InvalidState) };
@@ -285,7 +291,7 @@ impl LoopShared {
         {
             let mut st = lock(&self.state);
             st.stop_requested = true;
-            let ids: Vec<u64> = st.races.keys().copied().collect();
+            let ids: Vec<u64> = st.races.keys().collect();
             for id in ids {
                 let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
                 // A race still establishing ends with establishment_error ...
@@ -327,7 +333,7 @@ impl LoopShared {
             self.group_free_locked(&mut st, group);
         }
         let ids: Vec<u64> =
-            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| *id).collect();
+            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| id).collect();
         for id in ids {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();

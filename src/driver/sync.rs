@@ -22,6 +22,17 @@ use std::ops::{Deref, DerefMut};
 use std::sync::LockResult;
 use std::time::Duration;
 
+thread_local! {
+    static THREAD_ID: std::thread::ThreadId = std::thread::current().id();
+}
+
+/// The calling thread's id: `std::thread::current().id()` without taking
+/// and dropping a reference to the thread's handle (two atomic operations
+/// on a shared count, several times per race on the loop's thread).
+pub(crate) fn current_thread() -> std::thread::ThreadId {
+    THREAD_ID.with(|id| *id)
+}
+
 /// A mutual-exclusion lock on a `pthread_mutex_t`.
 pub(crate) struct Mutex<T: ?Sized> {
     raw: UnsafeCell<libc::pthread_mutex_t>,

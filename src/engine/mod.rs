@@ -96,3 +96,42 @@ pub(crate) fn release_queue<T>(q: &mut VecDeque<T>) {
         *q = VecDeque::new();
     }
 }
+
+/// An action queue that holds its first action inline: most of the time a
+/// race queues one action at a time (its start, then its win), which then
+/// costs no allocation; more spill over into a `VecDeque`, freed when
+/// drained (a race in flight mostly waits with nothing queued).
+#[derive(Debug)]
+pub(crate) struct Queue<T> {
+    /// The front, when the queue holds one action or was empty when it
+    /// was pushed (then every action in `rest` came after it).
+    first: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { first: None, rest: VecDeque::new() }
+    }
+}
+
+impl<T> Queue<T> {
+    pub(crate) fn push_back(&mut self, item: T) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<T> {
+        if let Some(item) = self.first.take() {
+            return Some(item);
+        }
+        let item = self.rest.pop_front();
+        if item.is_none() {
+            release_queue(&mut self.rest);
+        }
+        item
+    }
+}

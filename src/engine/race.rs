@@ -28,7 +28,6 @@
 //!   Exactly one of [`Action::Won`] / [`Action::Failed`] is ever emitted.
 
 use super::{AttemptId, Candidate, Family, Micros, QueryKey};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// Timing and counts for one race, already validated and clamped by the
@@ -218,7 +217,8 @@ pub struct Race {
     /// Every candidate known so far, in arrival order, no duplicate address.
     known: Vec<Candidate>,
     /// `known` ordered by [`super::sort::order`], as indices into `known`
-    /// (a candidate is stored once).
+    /// (a candidate is stored once); empty for a lone candidate, which is
+    /// its own order (see [`Race::order`]): no allocation for it.
     ordered: Box<[u32]>,
     // Candidates already attempted are found by scanning `attempts`: a race
     // has a handful, and a set would cost an allocation per race.
@@ -245,7 +245,7 @@ pub struct Race {
     finished: bool,
     // The winner is the attempt whose outcome is Won (at most one): no
     // field of its own.
-    actions: VecDeque<Action>,
+    actions: super::Queue<Action>,
 }
 
 impl Race {
@@ -276,7 +276,7 @@ impl Race {
             last_errno: 0,
             last_resolution_error: 0,
             finished: false,
-            actions: VecDeque::new(),
+            actions: super::Queue::default(),
         };
         race.pump(now);
         race
@@ -353,6 +353,22 @@ impl Race {
                     }
                 }
                 let mut added = false;
+                if self.known.is_empty() && !candidates.is_empty() && candidates.len() == candidates.capacity() {
+                    // The first answer's list becomes the known candidates
+                    // (duplicates dropped, first ones kept): no copy.
+                    let mut kept = candidates;
+                    let mut i = 1;
+                    while i < kept.len() {
+                        if kept[..i].iter().any(|k| k.addr == kept[i].addr) {
+                            kept.remove(i);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    self.known = kept;
+                    self.reorder();
+                    return;
+                }
                 self.known.reserve_exact(candidates.len());
                 for c in candidates {
                     if !self.known.iter().any(|k| k.addr == c.addr) {
@@ -411,7 +427,7 @@ impl Race {
     fn reorder(&mut self) {
         // One candidate is its own order.
         if self.known.len() == 1 {
-            self.ordered = Box::new([0]);
+            self.ordered = Box::default();
             return;
         }
         let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
@@ -514,11 +530,7 @@ impl Race {
 
     /// The next action, in the order they must be carried out.
     pub fn poll_action(&mut self) -> Option<Action> {
-        let action = self.actions.pop_front();
-        if action.is_none() {
-            super::release_queue(&mut self.actions);
-        }
-        action
+        self.actions.pop_front()
     }
 
     /// Whether the race has ended (won, failed or cancelled).
@@ -564,7 +576,16 @@ impl Race {
 
     /// The known candidates in order.
     fn ordered(&self) -> impl Iterator<Item = Candidate> + '_ {
-        self.ordered.iter().map(|&i| self.known[i as usize])
+        self.order().iter().map(|&i| self.known[i as usize])
+    }
+
+    /// The order of the known candidates, as indices into `known`.
+    fn order(&self) -> &[u32] {
+        if self.known.len() == 1 {
+            &[0]
+        } else {
+            &self.ordered
+        }
     }
 
     /// The configuration the race was created with.
@@ -602,7 +623,7 @@ impl Race {
     /// The first candidate in order not attempted yet, as its index in
     /// `known`.
     fn next_pending(&self) -> Option<u32> {
-        self.ordered.iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
+        self.order().iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
     }
 
     fn running(&self) -> usize {
@@ -660,7 +681,7 @@ impl Race {
     /// Start candidate `index` of the order again (race_count larger than
     /// the number of candidates).
     fn start_again(&mut self, now: Micros, index: usize) {
-        self.start(now, self.ordered[index]);
+        self.start(now, self.order()[index]);
     }
 
     /// Cancel every running attempt (record and action).
@@ -739,11 +760,11 @@ impl Race {
         let want = self.config.race_count.max(1);
         if want != usize::MAX
             && self.attempts.len() < want
-            && !self.ordered.is_empty()
+            && !self.order().is_empty()
             && self.next_pending().is_none()
             && !self.is_resolving()
         {
-            let index = self.attempts.len() % self.ordered.len();
+            let index = self.attempts.len() % self.order().len();
             self.start_again(now, index);
             return true;
         }
