@@ -666,6 +666,22 @@ def write_report(path, ctx):
         f.write("\n".join(L))
 
 
+def write_json(path, ctx):
+    """The figures of the run, for comparing runs (the Markdown report is
+    the record)."""
+    keep = ("median", "p99", "ov_median", "ov_p99", "v6", "v4")
+    out = {
+        "date": ctx["date"], "took_s": round(ctx["took"]), "loads": ctx["loads"], "dns": ctx["dns"],
+        "ttc": {r["case"]: {"ideal": r["ideal"], **{t: {k: x[k] for k in keep} | {"errors": len(x["errors"])}
+                                                      for t, x in r["tools"].items()}} for r in ctx["ttc"]},
+        "cps": {f"{k} {n}": v["cps"] for (k, n), v in ctx["cps"].items()},
+        "memory": [{k: r.get(k) for k in ("races", "heap_per_race", "rss_per_race", "ok")} for r in ctx["mem"]],
+        "targets": ctx["targets"],
+    }
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
 def targets(ctx):
     out = []
     for tool in ("taps_api", "taps_api_nocache", "taps_race"):
@@ -713,6 +729,7 @@ def main():
     ap.add_argument("--memory", default="10000,100000", help="races in flight, comma-separated")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--json", help="also write the figures (medians, p99s, rates, targets) to this JSON file")
     args = ap.parse_args()
 
     why = netbed.can_run()
@@ -768,6 +785,9 @@ def main():
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         write_report(args.out, ctx)
         log(f"wrote {args.out}")
+    if args.json:
+        write_json(args.json, ctx)
+        log(f"wrote {args.json}")
     return 0
 
 
