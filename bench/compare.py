@@ -6,7 +6,7 @@ usage (as root, after the CMake build):
   python3 bench/compare.py [--build DIR] [--runs N] [--rounds N] [--cps-seconds S]
                            [--cps-repeats N] [--out FILE] [--no-write]
 
-In one run (about 13 minutes on 2 CPUs) it builds the test bed
+In one run (about 11 minutes on 2 CPUs) it builds the test bed
 (tests/netbed/netbed.py), measures, writes docs/BENCHMARKS.md (or --out) and
 removes the bed:
 
