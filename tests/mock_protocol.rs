@@ -28,9 +28,10 @@ impl Mock {
 struct Named(&'static str, Arc<Mock>);
 
 impl Protocol for Named {
-    fn start(&self, attempt: ProtocolAttempt, remote: SocketAddr, _: &PathInfo) -> std::result::Result<(), i32> {
+    fn start(&self, attempt: ProtocolAttempt, remote: SocketAddr, path: &PathInfo) -> std::result::Result<(), i32> {
         let m = &self.1;
-        m.log.lock().unwrap().push(format!("{} start {} at {}", self.0, remote, m.at()));
+        let from = path.local.map(|l| format!(" from {}", l.ip())).unwrap_or_default();
+        m.log.lock().unwrap().push(format!("{} start {}{} at {}", self.0, remote, from, m.at()));
         m.attempts.lock().unwrap().push(attempt);
         Ok(())
     }
@@ -234,4 +235,82 @@ fn no_protocol_left_is_a_clear_error() {
     let pre = Preconnection::new(&lp, &[ep("192.0.2.1")], Some(&props), None).unwrap();
     let out = Arc::new(Mutex::new(Outcome::default()));
     assert_eq!(pre.initiate(Box::new(H(out))).err(), Some(Error::NoCandidates));
+}
+
+/// The loop keeps the candidate tree of races on the default path while
+/// what it depends on stays the same: a protocol registered later, another
+/// protocol racing type and other selection properties each give the next
+/// race a tree of its own.
+#[test]
+fn the_kept_candidate_tree_follows_protocols_and_properties() {
+    let (lp, mock, props) = setup(&["a"]);
+    let race = |props: &TransportProperties, racing: RacingType| {
+        let mut pre = Preconnection::new(&lp, &[ep("192.0.2.1")], Some(props), None).unwrap();
+        pre.set_racing_type(BranchKind::Protocol, racing);
+        let out = Arc::new(Mutex::new(Outcome::default()));
+        let conn = pre.initiate(Box::new(H(out))).unwrap();
+        lp.run().unwrap();
+        conn
+    };
+    let starts = |from: usize| -> Vec<String> {
+        mock.log()[from..].iter().filter(|l| l.contains(" start ")).map(|l| l.split(' ').next().unwrap().to_string()).collect()
+    };
+    let c1 = race(&props, RacingType::Immediate);
+    assert_eq!(starts(0), ["a"]);
+    drop(c1);
+    // A protocol registered after the first race races in the next one.
+    let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: false, multistreaming: true };
+    lp.add_protocol("b", traits, Arc::new(Named("b", Arc::clone(&mock)))).unwrap();
+    let n = mock.log().len();
+    let c2 = race(&props, RacingType::Immediate);
+    assert_eq!(starts(n), ["a", "b"]);
+    drop(c2);
+    // The same properties with failover racing: only the first protocol
+    // starts while it runs.
+    let n = mock.log().len();
+    let c3 = race(&props, RacingType::Failover);
+    assert_eq!(starts(n), ["a"]);
+    drop(c3);
+    // Other selection properties: neither protocol preserves message
+    // boundaries, so requiring them leaves nothing: a clear error, not the
+    // kept tree.
+    let mut strict = props.clone();
+    strict.set_preserve_msg_boundaries(Preference::Require);
+    let pre = Preconnection::new(&lp, &[ep("192.0.2.1")], Some(&strict), None).unwrap();
+    let out = Arc::new(Mutex::new(Outcome::default()));
+    assert_eq!(pre.initiate(Box::new(H(out))).err(), Some(Error::NoCandidates));
+    // And back: the same tree as the second race.
+    let n = mock.log().len();
+    let c4 = race(&props, RacingType::Immediate);
+    assert_eq!(starts(n), ["a", "b"]);
+    drop(c4);
+    // A protocol that preserves message boundaries races with the others,
+    // until the properties Avoid that: then it is the failover, started
+    // only when the others have failed.
+    let msg = ProtocolTraits { reliable: true, preserves_msg_boundaries: true, multistreaming: true };
+    lp.add_protocol("m", msg, Arc::new(Named("m", Arc::clone(&mock)))).unwrap();
+    let n = mock.log().len();
+    let c5 = race(&props, RacingType::Immediate);
+    assert_eq!(starts(n), ["a", "b", "m"]);
+    drop(c5);
+    let mut avoid = props.clone();
+    avoid.set_preserve_msg_boundaries(Preference::Avoid);
+    let n = mock.log().len();
+    let c6 = race(&avoid, RacingType::Immediate);
+    assert_eq!(starts(n), ["a", "b"]);
+    drop(c6);
+    // A local endpoint is a path of its own, never the kept default tree.
+    let mut pre = Preconnection::new(&lp, &[ep("127.0.0.1")], Some(&avoid), None).unwrap();
+    let mut local = LocalEndpoint::new();
+    local.with_address("127.0.0.1".parse().unwrap());
+    pre.add_local_endpoint(&local).unwrap();
+    pre.set_racing_type(BranchKind::Protocol, RacingType::Immediate);
+    let n = mock.log().len();
+    let c7 = pre.initiate(Box::new(H(Arc::new(Mutex::new(Outcome::default()))))).unwrap();
+    lp.run().unwrap();
+    let log = mock.log();
+    assert!(log[n..].iter().filter(|l| l.contains(" start ")).all(|l| l.contains(" from 127.0.0.1 ")), "{log:?}");
+    assert_eq!(starts(n), ["a", "b"]);
+    drop(c7);
+    done(&mock);
 }
