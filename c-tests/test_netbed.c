@@ -248,18 +248,6 @@ static void case_refused(void) {
   check_lateness("refused: IPv4 after the refusal", late, RUNS);
 }
 
-static void case_both(void) {
-  long long late[RUNS];
-  for (int i = 0; i < RUNS; i++) {
-    Race r;
-    race("both.test", 7003, NULL, 0, &r);
-    CHECK_EQ(r.winner_family, AF_INET6);
-    CHECK_EQ(r.n, 1);
-    late[i] = (long long)r.a[0].started_us;
-  }
-  check_lateness("both: IPv6 at once", late, RUNS);
-}
-
 /* The *.slow.test names are not in the hosts file: the bed's DNS server
  * answers A at once and AAAA after the delay in the name. A name of its own
  * per run ("aaaa300-r3.slow.test"; the server ignores the extra token). */
@@ -268,35 +256,36 @@ static const char *slow_name(char *buf, size_t n, int delay_ms, int run) {
   return buf;
 }
 
-static void case_slow_aaaa(void) {
+/* Races to port 7003 (both families accept) that make one attempt, of
+ * `family`, due `due_us` after the call, and win long before 250 ms: to
+ * both.test (hosts file) when `aaaa_ms` < 0, else to a name whose AAAA
+ * answer comes after `aaaa_ms`. */
+static void check_lone_attempt(const char *what, int aaaa_ms, int family, long long due_us) {
   long long late[RUNS];
   for (int i = 0; i < RUNS; i++) {
     char name[64];
     Race r;
-    race(slow_name(name, sizeof name, 300, i), 7003, NULL, 0, &r);
-    /* AAAA comes after 300 ms: IPv4 alone, the Resolution Delay after A. */
-    CHECK_EQ(r.winner_family, AF_INET);
+    race(aaaa_ms < 0 ? "both.test" : slow_name(name, sizeof name, aaaa_ms, i), 7003, NULL, 0, &r);
+    CHECK_EQ(r.winner_family, family);
     CHECK_EQ(r.n, 1);
-    late[i] = (long long)r.a[0].started_us - RES_DELAY_MS * 1000LL;
+    late[i] = (long long)r.a[0].started_us - due_us;
     CHECK(late[i] >= 0);
-    CHECK(r.rec.t_done_us - r.rec.t_start_us < 250000); /* long before AAAA */
+    CHECK(r.rec.t_done_us - r.rec.t_start_us < 250000);
   }
-  check_lateness("slow_aaaa: IPv4 after the Resolution Delay", late, RUNS);
+  check_lateness(what, late, RUNS);
 }
 
+static void case_both(void) { check_lone_attempt("both: IPv6 at once", -1, AF_INET6, 0); }
+
+/* AAAA comes after 300 ms: IPv4 alone, the Resolution Delay after A
+ * (long before AAAA). */
+static void case_slow_aaaa(void) {
+  check_lone_attempt("slow_aaaa: IPv4 after the Resolution Delay", 300, AF_INET, RES_DELAY_MS * 1000LL);
+}
+
+/* AAAA within the Resolution Delay: IPv6 first, when AAAA came. */
 static void case_fast_aaaa(void) {
-  long long late[RUNS];
-  for (int i = 0; i < RUNS; i++) {
-    char name[64];
-    Race r;
-    race(slow_name(name, sizeof name, 20, i), 7003, NULL, 0, &r);
-    /* AAAA within the Resolution Delay: IPv6 first, when AAAA came. */
-    CHECK_EQ(r.winner_family, AF_INET6);
-    CHECK_EQ(r.n, 1);
-    late[i] = (long long)r.a[0].started_us - 20000;
-    CHECK(late[i] >= 0);
-  }
-  check_lateness("fast_aaaa: IPv6 when AAAA came (20 ms)", late, RUNS);
+  check_lone_attempt("fast_aaaa: IPv6 when AAAA came (20 ms)", 20, AF_INET6, 20000);
 }
 
 static void case_late_aaaa(void) {

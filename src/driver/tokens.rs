@@ -28,16 +28,10 @@ pub(crate) enum Target {
 /// The loop's socket tokens. Race ids start at 1, so attempt tokens never
 /// collide with the fixed tokens below `1 << ATTEMPT_BITS` (the Waker's,
 /// the timer's).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Targets {
     mapped: HashMap<Token, Target>,
     next: usize,
-}
-
-impl Default for Targets {
-    fn default() -> Self {
-        Targets { mapped: HashMap::new(), next: 0 }
-    }
 }
 
 impl Targets {

@@ -137,6 +137,8 @@ pub struct Tree(Shape);
 
 /// How a tree is kept.
 #[derive(Debug)]
+// The common shape is inline (no allocation per race); the rare one boxed.
+#[allow(clippy::large_enum_variant)]
 enum Shape {
     /// One path with one protocol: the leaf's race, nothing more.
     OneLeaf(OneLeaf),
