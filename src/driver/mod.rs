@@ -518,6 +518,7 @@ impl LoopShared {
         });
         debug_assert_eq!(inserted, Some(id));
         let mut cached = Vec::new();
+        let mut jobs = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
             let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
             let mut kept = match user_resolver {
@@ -531,7 +532,7 @@ impl LoopShared {
                         if let Some(answer) = kept.take() {
                             cached.push((key, answer));
                         } else if let Some(host) = ep.name_cstring() {
-                            self.resolver.submit(Job { race: id, key, host, port });
+                            jobs.push(Job { race: id, key, host, port });
                         }
                     }
                     Some(r) => {
@@ -555,6 +556,7 @@ impl LoopShared {
                 }
             }
         }
+        self.resolver.submit(jobs);
         // Cached answers are all known at once, like literals: sorted
         // together before the first attempt.
         if !cached.is_empty() {
