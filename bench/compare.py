@@ -6,7 +6,7 @@ usage (as root, after the CMake build):
   python3 bench/compare.py [--build DIR] [--runs N] [--rounds N] [--cps-seconds S]
                            [--cps-repeats N] [--out FILE] [--no-write]
 
-In one run (about 11 minutes on 2 CPUs) it builds the test bed
+In one run (about 12 minutes on 2 CPUs) it builds the test bed
 (tests/netbed/netbed.py), measures, writes docs/BENCHMARKS.md (or --out) and
 removes the bed:
 
@@ -16,7 +16,9 @@ removes the bed:
     open_connection(happy_eyeballs_delay=...) and Node net.connect({
     autoSelectFamily: true, autoSelectFamilyAttemptTimeout: ...}), all at
     the same attempt delay (250 ms), and the overhead of each over the ideal
-    RFC 8305 schedule (measured minus ideal);
+    RFC 8305 schedule (measured minus ideal); and, for the hosts-file cases,
+    the floor: the same schedule in plain C (bench/ttc_floor.c), in a
+    process per run and in one process;
  2. connections per second with 100 and 1,000 in flight against a C
     accept-and-close server (bench/fast_server.c) in the server namespace:
     the library through its C API (bench/taps_load.c) with an IPv4 literal
@@ -52,11 +54,20 @@ DELAY_MS = 250
 RES_DELAY_MS = 50
 CPS_PORTS = [7100, 7101, 7102, 7103]
 HOLE_PORTS = [7200, 7201, 7202, 7203]
-TOOLS = ["taps_race", "taps_api", "taps_api_nocache", "curl", "asyncio", "node"]
+TOOLS = ["taps_race", "taps_api", "taps_api_nocache", "curl", "asyncio", "node", "floor_cold", "floor_warm"]
 TOOL_LABEL = {"taps_race": "taps_race (CLI, a process per run)",
               "taps_api": "taps-racing C API (in process, defaults)",
               "taps_api_nocache": "taps-racing C API (in process, resolution cache off)",
-              "curl": "curl", "asyncio": "Python asyncio", "node": "Node"}
+              "curl": "curl", "asyncio": "Python asyncio", "node": "Node",
+              "floor_cold": "floor: plain C, a process per run",
+              "floor_warm": "floor: plain C, in process"}
+# The plain C floor (bench/ttc_floor.c) looks AAAA and A up one after the
+# other and has no Resolution Delay: it runs the hosts-file cases only.
+FLOOR_TOOLS = ("floor_cold", "floor_warm")
+# Each library row and the floor that does the same work in the same kind
+# of process: a cold process resolving the name, or a warm one resolving it
+# every run.
+FLOOR_OF = {"taps_race": "floor_cold", "taps_api_nocache": "floor_warm"}
 
 
 def log(*a):
@@ -124,7 +135,8 @@ def dns_times(bed, lookups):
 def ttc_cases(dns):
     a300, aaaa20, a150 = dns["aaaa300.slow.test a"], dns["aaaa20.slow.test aaaa"], dns["aaaa150.slow.test a"]
     return [
-        # key, host, port, ideal ms, RFC 8305 winner, description
+        # key, host, port, ideal ms, RFC 8305 winner, description, what the
+        # ideal is made of; the first three are HOSTS_CASES
         ("blackhole", "blackhole.test", netbed.PORT_BLACKHOLE, float(DELAY_MS), "ipv4",
          "IPv6 blackholed, IPv4 works (hosts file)", "attempt delay"),
         ("refused", "refused.test", netbed.PORT_REFUSED, 0.0, "ipv4",
@@ -180,8 +192,22 @@ def ttc_peer(bed, argv):
         return {"ms": [], "family": [], "errors": [f"exit {p.returncode}: {p.stderr.strip()[-300:]}"]}
 
 
+def ttc_floor_cold(bed, exe, host, port, runs):
+    ms, fam, err = [], [], []
+    for _ in range(runs):
+        r = ttc_peer(bed, [exe, host, str(port), str(DELAY_MS)])
+        ms += r.get("ms") or []
+        fam += r.get("family") or []
+        err += r.get("errors") or []
+    return {"ms": ms, "family": fam, "errors": err}
+
+
 def ttc_batch(bed, exes, tool, host, port, runs):
     """`runs` runs of one tool on one case: {"ms": [...], "family": [...], "errors": [...]}."""
+    if tool == "floor_cold":
+        return ttc_floor_cold(bed, exes["ttc_floor"], host, port, runs)
+    if tool == "floor_warm":
+        return ttc_peer(bed, [exes["ttc_floor"], host, str(port), str(DELAY_MS), str(runs)])
     if tool == "taps_race":
         return ttc_taps(bed, exes["taps_race"], host, port, runs)
     if tool == "taps_api":
@@ -205,6 +231,9 @@ def ttc_batch(bed, exes, tool, host, port, runs):
                           str(runs), str(DELAY_MS)])
 
 
+HOSTS_CASES = ("blackhole", "refused", "both")
+
+
 def dns_lookups(rounds):
     """Lookups per name and family at the start of each round."""
     return max(3, 15 // rounds)
@@ -225,6 +254,8 @@ def measure_ttc(bed, exes, runs, rounds):
         order = TOOLS[rnd % len(TOOLS):] + TOOLS[:rnd % len(TOOLS)]
         for key, host, port, *_ in cases:
             for tool in order:
+                if tool in FLOOR_TOOLS and key not in HOSTS_CASES:
+                    continue
                 r = ttc_batch(bed, exes, tool, host, port, k)
                 acc = got.setdefault((key, tool), {"ms": [], "family": [], "errors": []})
                 for f in ("ms", "family", "errors"):
@@ -237,7 +268,7 @@ def measure_ttc(bed, exes, runs, rounds):
         row = {"case": key, "host": host, "port": port, "ideal": ideal, "ideal_what": ideal_what,
                "winner": rfc_winner, "what": what, "tools": {}}
         for tool in TOOLS:
-            r = got[(key, tool)]
+            r = got.get((key, tool), {"ms": [], "family": [], "errors": []})
             ov = [m - ideal for m in r["ms"]]
             r.update(median=statistics.median(r["ms"]) if r["ms"] else None, p99=pct(r["ms"], 99),
                      ov_median=statistics.median(ov) if ov else None, ov_p99=pct(ov, 99),
@@ -550,6 +581,9 @@ def write_report(path, ctx):
         cells = []
         for t in TOOLS:
             x = r["tools"][t]
+            if not x["ms"] and not x["errors"]:
+                cells.append("–")
+                continue
             cell = f"{f2(x['median'])} / {f2(x['p99'])}"
             fams = f"v6 {x['v6']}, v4 {x['v4']}" + (f", {len(x['errors'])} failed" if x["errors"] else "")
             cells.append(f"{cell} ({fams})")
@@ -562,7 +596,25 @@ def write_report(path, ctx):
     w("|---|" + "---|" * len(TOOLS))
     for r in ctx["ttc"]:
         w(f"| {r['case']} | " + " | ".join(f"{f2(r['tools'][t]['ov_median'])} / {f2(r['tools'][t]['ov_p99'])}"
-                                          for t in TOOLS) + " |")
+                                          if r["tools"][t]["ms"] else "–" for t in TOOLS) + " |")
+    w("")
+    w("The floor (`bench/ttc_floor.c`) is what the same schedule costs a program that has nothing else to "
+      "do, on this machine: plain C on one thread, getaddrinfo for AAAA then A (µs each for a hosts-file "
+      "name), IPv6 first, the next attempt after the attempt delay (a timerfd, woken 200 µs early like the "
+      "library's loop: poll's own timeout is late by up to 0.1% of the wait) or at once on a failure. It has "
+      "no resolver threads and no Resolution Delay, so it runs the hosts-file cases only. It runs as a process "
+      "per run, as taps_race does (a cold process: glibc's first lookup reads nsswitch.conf, resolv.conf and "
+      "the hosts file, the first connect of a process after idle takes ~0.1 ms on this bed), and in one "
+      "process after a warm-up run, resolving the name every run, as the C API with the cache off does. "
+      "Overhead over the floor, median ms (the library row minus the floor that does the same work in the "
+      "same kind of process):")
+    w("")
+    w("| case | " + " | ".join(f"{TOOL_LABEL[t]} − {TOOL_LABEL[f]}" for t, f in FLOOR_OF.items()) + " |")
+    w("|---|" + "---|" * len(FLOOR_OF))
+    for r in ctx["ttc"]:
+        if r["case"] not in HOSTS_CASES:
+            continue
+        w(f"| {r['case']} | " + " | ".join(f2(over_floor(r, t, f)) for t, f in FLOOR_OF.items()) + " |")
     w("")
     w("What each one does (as observed here and documented by each):")
     w("")
@@ -682,6 +734,12 @@ def write_json(path, ctx):
         json.dump(out, f, indent=1)
 
 
+def over_floor(row, tool, floor):
+    """A tool's median minus its floor's on one case (ms), or None."""
+    a, b = row["tools"][tool]["median"], row["tools"][floor]["median"]
+    return None if a is None or b is None else a - b
+
+
 def targets(ctx):
     out = []
     for tool in ("taps_api", "taps_api_nocache", "taps_race"):
@@ -701,6 +759,13 @@ def targets(ctx):
                    + (f"; over: {', '.join(over_m)}" if over_m else "") + ")")
         out.append(f"{TOOL_LABEL[tool]}: overhead ≤ 1 ms p99: {'met' if not over_p else 'MISSED'} "
                    f"(worst {worst_p99[0]}: {f2(p)} ms" + (f"; over: {', '.join(over_p)}" if over_p else "") + ")")
+        floor = FLOOR_OF.get(tool)
+        if floor and over_m:
+            rows = [r for r in ctx["ttc"] if r["case"] in HOSTS_CASES]
+            out.append(f"{TOOL_LABEL[tool]}, where its median is over 0.3 ms: the {TOOL_LABEL[floor]} has overhead medians "
+                       + ", ".join(f"{r['case']} {f2(r['tools'][floor]['ov_median'])}" for r in rows)
+                       + f" ms; {tool} is above it by " + ", ".join(f"{r['case']} {f2(over_floor(r, tool, floor))}"
+                                                                   for r in rows) + " ms")
     cps = ctx["cps"]
     for n in (100, 1000):
         r = cps[("taps_literal", n)]["cps"] / cps[("epoll", n)]["cps"]
@@ -741,7 +806,7 @@ def main():
             log(f"compare.py: `{tool}` is missing: run scripts/deps")
             return 1
     exes = {"taps_race": os.path.join(args.build, "examples", "taps_race")}
-    for p in ("taps_load", "epoll_connect", "fast_server"):
+    for p in ("taps_load", "epoll_connect", "fast_server", "ttc_floor"):
         exes[p] = os.path.join(args.build, "bench", p)
     missing = [k for k, p in exes.items() if not os.access(p, os.X_OK)]
     if missing:
