@@ -99,10 +99,10 @@ impl Resolver {
     }
 
     /// Queue a race's queries (RFC 8305 §3: AAAA and A at once); workers
-    /// pick them up. Every job is queued before any worker is woken, and
-    /// the workers are woken after the lock is let go: a woken worker that
-    /// takes the caller's CPU then finds the whole batch, and the next
-    /// worker does not wait for the caller to run again to be woken.
+    /// pick them up. Every job is queued before any worker is woken: a
+    /// woken worker that takes the caller's CPU then finds the whole batch,
+    /// not the AAAA query alone. (Woken under the lock, which helgrind
+    /// requires of a condition variable.)
     pub(crate) fn submit(self: &Arc<Self>, jobs: Vec<Job>) {
         if jobs.is_empty() {
             return;
@@ -119,11 +119,10 @@ impl Resolver {
         let free = q.workers - q.busy;
         let spawn = q.jobs.len().saturating_sub(free).min(MAX_WORKERS - q.workers);
         q.workers += spawn;
-        let wake = q.idle.min(n);
-        drop(q);
-        for _ in 0..wake {
+        for _ in 0..q.idle.min(n) {
             self.work.notify_one();
         }
+        drop(q);
         for _ in 0..spawn {
             self.spawn_worker();
         }
@@ -192,13 +191,6 @@ impl Resolver {
     }
 
     fn worker(self: Arc<Self>) {
-        // Load the resolver configuration (/etc/resolv.conf) now, while the
-        // worker waits for its first query, not inside that query's
-        // getaddrinfo: 50-100 µs on the first lookup of a process. Nothing
-        // is sent; getaddrinfo still reloads the file when it changes.
-        // SAFETY: res_init has no arguments and only reads the
-        // configuration into the resolver state.
-        unsafe { libc::res_init() };
         loop {
             let job = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
