@@ -7,9 +7,9 @@ usage (as root, after the CMake build):
                            [--round-tries N] [--cps-seconds S] [--cps-repeats N]
                            [--out FILE] [--no-write] [--json FILE]
 
-In one run (about 12 minutes on 2 CPUs) it builds the test bed
-(tests/netbed/netbed.py), measures, writes docs/BENCHMARKS.md (or --out) and
-removes the bed:
+In one run (about 12 minutes on 2 CPUs, up to 35 when rounds are measured
+again) it builds the test bed (tests/netbed/netbed.py), measures, writes
+docs/BENCHMARKS.md (or --out) and removes the bed:
 
  1. time to connected, for each case, RUNS runs each (default 100, in
     ROUNDS interleaved rounds, default 5; a round during which the
