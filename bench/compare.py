@@ -882,6 +882,10 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", help="also write the figures (medians, p99s, rates, targets) to this JSON file")
     args = ap.parse_args()
+    if args.round_tries < 1:
+        ap.error(f"--round-tries must be at least 1 (got {args.round_tries})")
+    if args.max_steal < 0:
+        ap.error(f"--max-steal must be a percentage ≥ 0 (got {args.max_steal:g})")
 
     why = netbed.can_run()
     if why:
