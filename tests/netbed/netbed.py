@@ -45,27 +45,32 @@ Cases (server side; names come from /etc/netns/<client>/hosts, except
   *.slow.test     any   DNS: A at once, AAAA after the delay named in the first
                         label: aaaa<MS> (e.g. aaaa300.slow.test), also a<MS>,
                         noaaaa, noa, joined by '-'; addresses as blackhole.test
-  dns server      53    10.200.1.1 and [2001:db8:200:1::1], UDP
+  dns server      53    10.200.1.1 and [2001:db8:200:1::1], UDP: dns_server.c
+                        beside this file, built with $CC (cc) as the bed
+                        comes up (delayed answers timed by a timerfd)
 
 Every bed is named after the creating process (pid) and removed at exit,
 on SIGINT/SIGTERM/SIGHUP, and by the next bed that finds it stale.
 """
 import atexit
 import errno
+import glob
 import json
 import os
 import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 PREFIX = "tbed-"
 HERE = os.path.abspath(__file__)
+DNS_SOURCE = os.path.join(os.path.dirname(HERE), "dns_server.c")
+CC = os.environ.get("CC", "cc")
 
 CLIENT_IF = ["c1", "c2"]
 SERVER_IF = ["s1", "s2"]
@@ -123,6 +128,8 @@ def can_run():
         return "needs root to create network namespaces"
     if shutil.which("ip") is None:
         return "needs `ip` (iproute2)"
+    if shutil.which(CC) is None:
+        return f"needs a C compiler ({CC}) for the bed's DNS server"
     return None
 
 
@@ -155,6 +162,8 @@ def _remove_ns(ns):
         _kill_ns_processes(ns)
         sh("ip", "netns", "del", ns, check=False)
     shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(ns) + "-*")):
+        shutil.rmtree(d, ignore_errors=True)  # the DNS server's build directory
 
 
 def cleanup_stale(everything=False):
@@ -333,8 +342,14 @@ class Bed:
             f.write("hosts: files dns\nnetworks: files\n")
         self._wait_reachable()
 
-        # Servers (listeners, blackholes, DNS) in the server namespace ...
+        # Servers in the server namespace: listeners and blackholes ...
         self._start(self.server([sys.executable, HERE, "_serve"]), "server")
+        # ... the DNS server (C, a process of its own: delayed answers timed
+        # by a timerfd, nothing spinning beside the clients under test; built
+        # in a directory named after the server namespace, removed with it) ...
+        dns = os.path.join(tempfile.mkdtemp(prefix=f"{self.server_ns}-"), "dns_server")
+        sh(CC, "-O2", "-Wall", "-o", dns, DNS_SOURCE, timeout=60)
+        self._start(self.server([dns, str(DNS_PORT), S4[0], S6[0], S4[0], S6[0]]), "DNS server")
         # ... and the filler that blackholes the c2 path, from the client.
         self._start(self.client([sys.executable, HERE, "_fill"]), "c2 filler")
 
@@ -453,120 +468,6 @@ def _blackhole(addr, port, device=None, source=None, listen=True):
     return keep
 
 
-def _dns_parse_query(data):
-    if len(data) < 12:
-        return None
-    qid, flags, qd = struct.unpack("!HHH", data[:6])
-    if flags & 0x8000 or qd < 1:
-        return None
-    i, labels = 12, []
-    while True:
-        if i >= len(data):
-            return None
-        n = data[i]
-        if n == 0:
-            i += 1
-            break
-        if n & 0xC0:
-            return None
-        labels.append(data[i + 1:i + 1 + n].decode("ascii", "replace").lower())
-        i += 1 + n
-    if i + 4 > len(data):
-        return None
-    qtype, qclass = struct.unpack("!HH", data[i:i + 4])
-    return qid, flags, labels, qtype, qclass, data[12:i + 4]
-
-
-def _dns_plan(labels):
-    """(rcode, [(rtype, rdata)], delay_s) for a query name; None: NXDOMAIN."""
-    if len(labels) < 3 or labels[-2:] != ["slow", "test"]:
-        return None
-    plan = {"a": 0.0, "aaaa": 0.0, "noa": False, "noaaaa": False}
-    for tok in labels[0].split("-"):
-        m = re.fullmatch(r"(aaaa|a)(\d+)", tok)
-        if m:
-            plan[m.group(1)] = int(m.group(2)) / 1000.0
-        elif tok in ("noa", "noaaaa"):
-            plan[tok] = True
-    return plan
-
-
-class _Sender:
-    """Sends delayed DNS answers on time (within ~0.1 ms): one thread, a
-    heap of due times, a sleep until just before the due time and a short
-    spin for the rest (threading.Timer is late by up to a millisecond); the
-    spin yields, so that immediate answers are not held up by it."""
-
-    def __init__(self):
-        import heapq
-        self.heapq = heapq
-        self.heap, self.seq = [], 0
-        self.cv = threading.Condition()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def later(self, delay, sock, msg, peer):
-        with self.cv:
-            self.seq += 1
-            self.heapq.heappush(self.heap, (time.monotonic() + delay, self.seq, sock, msg, peer))
-            self.cv.notify()
-
-    def _run(self):
-        while True:
-            with self.cv:
-                while not self.heap:
-                    self.cv.wait()
-                due = self.heap[0][0]
-                wait = due - time.monotonic()
-                if wait > 0.002:
-                    self.cv.wait(wait - 0.0015)
-                    continue
-            # The last 1.5 ms: spin without the lock and yielding the GIL
-            # (sleep(0)), so that queries arriving meanwhile (the next
-            # race's A query) are answered at once, not after the spin.
-            while time.monotonic() < due:
-                time.sleep(0)
-            with self.cv:
-                if not self.heap or self.heap[0][0] > time.monotonic():
-                    continue
-                _, _, sock, msg, peer = self.heapq.heappop(self.heap)
-            try:
-                sock.sendto(msg, peer)
-            except OSError:
-                pass
-
-
-def _dns_server(sock, sender):
-    while True:
-        try:
-            data, peer = sock.recvfrom(2048)
-        except OSError:
-            return
-        q = _dns_parse_query(data)
-        if q is None:
-            continue
-        qid, flags, labels, qtype, qclass, question = q
-        plan = _dns_plan(labels)
-        answers, delay, rcode = [], 0.0, 0
-        if plan is None:
-            rcode = 3  # NXDOMAIN
-        elif qtype == 1 and not plan["noa"]:
-            answers, delay = [(1, socket.inet_pton(socket.AF_INET, S4[0]))], plan["a"]
-        elif qtype == 28 and not plan["noaaaa"]:
-            answers, delay = [(28, socket.inet_pton(socket.AF_INET6, S6[0]))], plan["aaaa"]
-        elif qtype == 28:
-            delay = plan["aaaa"]
-        elif qtype == 1:
-            delay = plan["a"]
-        hdr = struct.pack("!HHHHHH", qid, 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode, 1,
-                          len(answers), 0, 0)
-        body = b"".join(struct.pack("!HHHIH", 0xC00C, t, 1, 0, len(rd)) + rd for t, rd in answers)
-        msg = hdr + question + body
-        if delay > 0:
-            sender.later(delay, sock, msg, peer)
-        else:
-            sock.sendto(msg, peer)
-
-
 def _serve():
     keep = []
     # blackhole: v6 drops, v4 accepts
@@ -584,13 +485,6 @@ def _serve():
         ls = _listener(addr, port, 4096, dev)
         keep.append(ls)
         threading.Thread(target=_accept_forever, args=(ls,), daemon=True).start()
-    sender = _Sender()
-    for addr in (S4[0], S6[0]):
-        fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        u = socket.socket(fam, socket.SOCK_DGRAM)
-        u.bind((addr, DNS_PORT))
-        keep.append(u)
-        threading.Thread(target=_dns_server, args=(u, sender), daemon=True).start()
     return keep
 
 
