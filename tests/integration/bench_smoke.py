@@ -8,9 +8,10 @@ the targets: those need a quiet machine and 12 minutes.
 
 usage: bench_smoke.py BUILD_DIR
 
-Checks: compare.py exits 0; every time-to-connected case has its runs for
-every tool with no error; the library's tools and the floor connect to the
-family RFC 8305 picks on that case; every client makes connections at
+Checks: compare.py exits 0; one wake probe ran before the one round;
+every time-to-connected case has its runs for every tool with no error;
+the library's tools and the floor connect to the family RFC 8305 picks on
+that case; every client makes connections at
 100 and 1,000 in flight; the memory runs have every race in flight, with
 a heap per race under 4 KiB.
 
@@ -50,7 +51,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "figures.json")
         argv = [sys.executable, os.path.join(ROOT, "bench", "compare.py"), "--build", build, "--runs", str(RUNS),
-                "--rounds", "1", "--round-tries", "1", "--cps-seconds", "0.3", "--cps-repeats", "1",
+                "--rounds", "1", "--round-tries", "1", "--quiet-wait", "1", "--cps-seconds", "0.3", "--cps-repeats", "1",
                 "--memory", "1000", "--out", os.path.join(tmp, "BENCHMARKS.md"), "--json", out]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=900)
         for line in (p.stdout + p.stderr).strip().splitlines():
@@ -61,6 +62,10 @@ def main():
         with open(out) as f:
             j = json.load(f)
 
+    # --quiet-wait 1: one wake probe before the round, never a pause.
+    st = j.get("ttc_steal_pct") or [[]]
+    t.check(len(st) == 1 and len(st[0]) == 4 and len(st[0][3]) == 1 and 0 <= st[0][3][0] <= 100,
+            f"one round, one try, one wake probe before it: {st}")
     for case, row in j["ttc"].items():
         for tool, r in row.items():
             if not isinstance(r, dict):
