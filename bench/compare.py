@@ -8,7 +8,8 @@ usage (as root, after the CMake build):
                            [--out FILE] [--no-write] [--json FILE]
 
 In one run (about 12 minutes on 2 quiet CPUs; longer on a loaded host,
-where it waits for quiet spells and measures rounds again) it builds the test bed (tests/netbed/netbed.py), measures, writes
+where it waits for quiet spells and measures rounds again) it builds the
+test bed (tests/netbed/netbed.py), measures, writes
 docs/BENCHMARKS.md (or --out) and removes the bed:
 
  1. time to connected, for each case, RUNS runs each (default 100, in
@@ -307,7 +308,7 @@ def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait):
         tried = []  # (steal %, DNS samples, figures, wake probes) of each try
         for attempt in range(tries):
             probes = wait_quiet(max_steal, quiet_wait) if quiet_wait > 0 else []
-            if len(probes) > 1 or (probes and probes[-1] > max_steal):
+            if probes and probes[0] > max_steal:  # it waited
                 log(f"  round {rnd + 1}/{rounds} try {attempt + 1}: wake probes {probes} % steal")
             t0 = cpu_ticks()
             dns_round, got_round = {}, {}

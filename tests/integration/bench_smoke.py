@@ -11,9 +11,8 @@ usage: bench_smoke.py BUILD_DIR
 Checks: compare.py exits 0; one wake probe ran before the one round;
 every time-to-connected case has its runs for every tool with no error;
 the library's tools and the floor connect to the family RFC 8305 picks on
-that case; every client makes connections at
-100 and 1,000 in flight; the memory runs have every race in flight, with
-a heap per race under 4 KiB.
+that case; every client makes connections at 100 and 1,000 in flight; the
+memory runs have every race in flight, with a heap per race under 4 KiB.
 
 Needs root, `ip`, curl and node. Without them it exits 77 (skip) with a
 message, except under CI=true, where that is a failure.
