@@ -23,9 +23,9 @@ docs/BENCHMARKS.md (or --out) and removes the bed:
     open_connection(happy_eyeballs_delay=...) and Node net.connect({
     autoSelectFamily: true, autoSelectFamilyAttemptTimeout: ...}), all at
     the same attempt delay (250 ms), and the overhead of each over the ideal
-    RFC 8305 schedule (measured minus ideal); and, for the hosts-file cases,
-    the floor: the same schedule in plain C (bench/ttc_floor.c), in a
-    process per run and in one process;
+    RFC 8305 schedule (measured minus ideal); and the floor: the same
+    schedule in plain C (bench/ttc_floor.c), in a process per run and in
+    one process;
  2. connections per second with 100 and 1,000 in flight against a C
     accept-and-close server (bench/fast_server.c) in the server namespace:
     the library through its C API (bench/taps_load.c) with an IPv4 literal
@@ -68,9 +68,6 @@ TOOL_LABEL = {"taps_race": "taps_race (CLI, a process per run)",
               "curl": "curl", "asyncio": "Python asyncio", "node": "Node",
               "floor_cold": "floor: plain C, a process per run",
               "floor_warm": "floor: plain C, in process"}
-# The plain C floor (bench/ttc_floor.c) looks AAAA and A up one after the
-# other and has no Resolution Delay: it runs the hosts-file cases only.
-FLOOR_TOOLS = ("floor_cold", "floor_warm")
 # Each library row and the floor that does the same work in the same kind
 # of process: a cold process resolving the name, or a warm one resolving it
 # every run.
@@ -186,7 +183,7 @@ def ttc_cases(dns):
     a300, aaaa20, a150 = dns["aaaa300.slow.test a"], dns["aaaa20.slow.test aaaa"], dns["aaaa150.slow.test a"]
     return [
         # key, host, port, ideal ms, RFC 8305 winner, description, what the
-        # ideal is made of; the first three are HOSTS_CASES
+        # ideal is made of; the first three use the hosts file
         ("blackhole", "blackhole.test", netbed.PORT_BLACKHOLE, float(DELAY_MS), "ipv4",
          "IPv6 blackholed, IPv4 works (hosts file)", "attempt delay"),
         ("refused", "refused.test", netbed.PORT_REFUSED, 0.0, "ipv4",
@@ -242,10 +239,18 @@ def ttc_peer(bed, argv):
         return {"ms": [], "family": [], "errors": [f"exit {p.returncode}: {p.stderr.strip()[-300:]}"]}
 
 
+def floor_argv(exe, host, port):
+    """ttc_floor's arguments: in the DNS cases, AAAA and A asked at once on
+    resolver threads and the Resolution Delay (RFC 8305 §3), as the library
+    does; in the hosts-file cases, the two lookups on the racing thread."""
+    rd = ["--resolution-delay", str(RES_DELAY_MS)] if host.endswith(".slow.test") else []
+    return [exe] + rd + [host, str(port), str(DELAY_MS)]
+
+
 def ttc_floor_cold(bed, exe, host, port, runs):
     ms, fam, err = [], [], []
     for _ in range(runs):
-        r = ttc_peer(bed, [exe, host, str(port), str(DELAY_MS)])
+        r = ttc_peer(bed, floor_argv(exe, host, port))
         ms += r.get("ms") or []
         fam += r.get("family") or []
         err += r.get("errors") or []
@@ -257,7 +262,7 @@ def ttc_batch(bed, exes, tool, host, port, runs):
     if tool == "floor_cold":
         return ttc_floor_cold(bed, exes["ttc_floor"], host, port, runs)
     if tool == "floor_warm":
-        return ttc_peer(bed, [exes["ttc_floor"], host, str(port), str(DELAY_MS), str(runs)])
+        return ttc_peer(bed, floor_argv(exes["ttc_floor"], host, port) + [str(runs)])
     if tool == "taps_race":
         return ttc_taps(bed, exes["taps_race"], host, port, runs)
     if tool == "taps_api":
@@ -279,9 +284,6 @@ def ttc_batch(bed, exes, tool, host, port, runs):
                               str(port), str(runs), str(DELAY_MS)])
     return ttc_peer(bed, ["node", os.path.join(ROOT, "bench", "peer_node.js"), "ttc", host, str(port),
                           str(runs), str(DELAY_MS)])
-
-
-HOSTS_CASES = ("blackhole", "refused", "both")
 
 
 def dns_lookups(rounds):
@@ -317,8 +319,6 @@ def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait):
             order = TOOLS[rnd % len(TOOLS):] + TOOLS[:rnd % len(TOOLS)]
             for key, host, port, *_ in cases:
                 for tool in order:
-                    if tool in FLOOR_TOOLS and key not in HOSTS_CASES:
-                        continue
                     r = ttc_batch(bed, exes, tool, host, port, k)
                     got_round[(key, tool)] = {f: list(r.get(f) or []) for f in ("ms", "family", "errors")}
             tried.append((steal_pct(t0, cpu_ticks()), dns_round, got_round, probes))
@@ -716,11 +716,13 @@ def write_report(path, ctx):
                                           if r["tools"][t]["ms"] else "–" for t in TOOLS) + " |")
     w("")
     w("The floor (`bench/ttc_floor.c`) is what the same schedule costs a program that has nothing else to "
-      "do, on this machine: plain C on one thread, getaddrinfo for AAAA then A (µs each for a hosts-file "
-      "name), IPv6 first, the next attempt after the attempt delay (a timerfd, woken 200 µs early like the "
-      "library's loop: poll's own timeout is late by up to 0.1% of the wait) or at once on a failure. It has "
-      "no resolver threads and no Resolution Delay, so it runs the hosts-file cases only. It runs as a process "
-      "per run, as taps_race does (a cold process: glibc's first lookup reads nsswitch.conf, resolv.conf and "
+      "do, on this machine: plain C, IPv6 first, the next attempt after the attempt delay (a timerfd, woken "
+      "200 µs early like the library's loop: poll's own timeout is late by up to 0.1% of the wait) or at once "
+      "on a failure. In the hosts-file cases it calls getaddrinfo for AAAA then A on the racing thread (µs "
+      "each); in the DNS cases it asks both at once on a pool of resolver threads that hand each answer back "
+      "through a pipe, and waits the Resolution Delay as the library does: the same wake-ups in a row. It "
+      "has no candidate sorting, source-address probe or cache. It runs as a process per run, as taps_race "
+      "does (a cold process: glibc's first lookup reads nsswitch.conf, resolv.conf and "
       "the hosts file, the first connect of a process after idle takes ~0.1 ms on this bed), and in one "
       "process after a warm-up run, resolving the name every run, as the C API with the cache off does. "
       "Overhead over the floor, median ms (the library row minus the floor that does the same work in the "
@@ -729,8 +731,6 @@ def write_report(path, ctx):
     w("| case | " + " | ".join(f"{TOOL_LABEL[t]} − {TOOL_LABEL[f]}" for t, f in FLOOR_OF.items()) + " |")
     w("|---|" + "---|" * len(FLOOR_OF))
     for r in ctx["ttc"]:
-        if r["case"] not in HOSTS_CASES:
-            continue
         w(f"| {r['case']} | " + " | ".join(f2(over_floor(r, t, f)) for t, f in FLOOR_OF.items()) + " |")
     w("")
     w("What each one does (as observed here and documented by each):")
@@ -885,7 +885,7 @@ def targets(ctx):
                    f"(worst {worst_p99[0]}: {f2(p)} ms" + (f"; over: {', '.join(over_p)}" if over_p else "") + ")")
         floor = FLOOR_OF.get(tool)
         if floor and over_m:
-            rows = [r for r in ctx["ttc"] if r["case"] in HOSTS_CASES]
+            rows = ctx["ttc"]
             out.append(f"{TOOL_LABEL[tool]}, where its median is over 0.3 ms: the {TOOL_LABEL[floor]} has overhead medians "
                        + ", ".join(f"{r['case']} {f2(r['tools'][floor]['ov_median'])}" for r in rows)
                        + f" ms; {tool} is above it by " + ", ".join(f"{r['case']} {f2(over_floor(r, tool, floor))}"
