@@ -3,7 +3,7 @@
 curl, Python asyncio and Node, and a plain epoll connect loop as the ceiling.
 
 usage (as root, after the CMake build):
-  python3 bench/compare.py [--build DIR] [--runs N] [--rounds N] [--max-steal PCT]
+  python3 bench/compare.py [--build DIR] [--runs N] [--rounds N] [--block N] [--max-steal PCT]
                            [--round-tries N] [--quiet-wait S] [--cps-seconds S] [--cps-repeats N]
                            [--out FILE] [--no-write] [--json FILE]
 
@@ -291,16 +291,25 @@ def dns_lookups(rounds):
     return max(3, 15 // rounds)
 
 
-def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait):
+def blocks(k, block):
+    """A round's `k` runs of one tool on one case, as turns of at most
+    `block` runs, as even as can be: (20, 5) gives [5, 5, 5, 5], (7, 5)
+    gives [4, 3]."""
+    n = max(1, -(-k // block))
+    return [k // n + (i < k % n) for i in range(n)]
+
+
+def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait, block):
     """Every case and tool in `rounds` interleaved rounds of runs/rounds
-    runs each (the tools' order turns from round to round), the DNS answer
-    times measured at the start of each round: a burst of load on the
-    shared machine falls on every tool and on the ideal alike, not on one
-    tool's block of runs. A round during which the hypervisor took more
-    than `max_steal` % of the vCPUs' busy time from this machine (steal)
-    is measured again, up to `tries` times in all, and the try with the
-    least steal is kept, every tool's figures alike; the report says so.
-    Each try waits first, up to `quiet_wait` seconds, for a wake probe
+    runs each, the DNS answer times measured at the start of each round.
+    Within a round, each case's runs go in turns of at most `block` runs
+    per tool, every tool in each turn, the tools' order turning from turn
+    to turn: a burst of load on the shared machine (often a few seconds)
+    falls on every tool and on the ideal alike, not on one tool's block of
+    runs. A round during which the hypervisor took more than `max_steal` %
+    of the vCPUs' busy time from this machine (steal) is measured again,
+    up to `tries` times in all, and the try with the least steal is kept,
+    every tool's figures alike; the report says so. Each try waits first, up to `quiet_wait` seconds, for a wake probe
     with at most `max_steal` % steal. Returns the DNS answer times, the
     rows, and each try's steal as [round, steal %, kept, probe readings]."""
     per = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
@@ -316,11 +325,15 @@ def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait):
             dns_round, got_round = {}, {}
             for name, xs in dns_times(bed, dns_lookups(rounds)).items():
                 dns_round.setdefault(name, []).extend(xs)
-            order = TOOLS[rnd % len(TOOLS):] + TOOLS[:rnd % len(TOOLS)]
+            turn = rnd
             for key, host, port, *_ in cases:
-                for tool in order:
-                    r = ttc_batch(bed, exes, tool, host, port, k)
-                    got_round[(key, tool)] = {f: list(r.get(f) or []) for f in ("ms", "family", "errors")}
+                for n in blocks(k, block):
+                    turn += 1
+                    for tool in TOOLS[turn % len(TOOLS):] + TOOLS[:turn % len(TOOLS)]:
+                        r = ttc_batch(bed, exes, tool, host, port, n)
+                        acc = got_round.setdefault((key, tool), {"ms": [], "family": [], "errors": []})
+                        for f in acc:
+                            acc[f].extend(r.get(f) or [])
             tried.append((steal_pct(t0, cpu_ticks()), dns_round, got_round, probes))
             log(f"  round {rnd + 1}/{rounds} try {attempt + 1}: steal {tried[-1][0]:.1f}%")
             if tried[-1][0] <= max_steal:
@@ -672,14 +685,15 @@ def write_report(path, ctx):
       f"`curl --happy-eyeballs-timeout-ms {DELAY_MS}`, `open_connection(happy_eyeballs_delay={DELAY_MS / 1000})`, "
       f"`net.connect({{autoSelectFamily: true, autoSelectFamilyAttemptTimeout: {DELAY_MS}}})`); "
       f"taps' Resolution Delay is its default {RES_DELAY_MS} ms. {ctx['runs']} runs per case and tool, in "
-      f"{ctx['rounds']} interleaved rounds (each round runs every case and tool in turn, the tools' order turning "
-      "from round to round, so that a burst of load on the shared machine falls on every tool alike): median and "
+      f"{ctx['rounds']} interleaved rounds (each round runs every case in turn, and each case's runs in turns of "
+      f"at most {ctx['block']} runs per tool, every tool in each turn, the tools' order turning from turn to turn, "
+      "so that a burst of load on the shared machine, often a few seconds, falls on every tool alike): median and "
       f"p99 (nearest rank: with {ctx['runs']} runs, the {nearest_rank_words(ctx['runs'])}) of the time from the call to "
       "connected, name resolution included. taps_race and curl are one process per run and report their own "
       "time (taps_race: `elapsed_ms`, initiate to `ready`; curl: `time_connect`), so each run pays a cold "
       "start (glibc's NSS and resolver set-up, the library's resolver threads); the C API row "
       "(`bench/taps_load ttc`: a new Preconnection per run on one loop), Python and Node make the runs in one "
-      "process per round after one warm-up connection, which is what a long-running program sees. The C API runs twice: "
+      "process per turn after one warm-up connection, which is what a long-running program sees. The C API runs twice: "
       "with the library's defaults, where the resolution cache (60 s) keeps a hosts-file name's answers from "
       "the warm-up run and each DNS-case run uses a name of its own (`aaaa300-r7.slow.test`) so that it waits "
       "for the DNS server like the others; and with the cache off, where every run resolves the name "
@@ -912,6 +926,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds the time-to-connected runs are split in")
+    ap.add_argument("--block", type=int, default=5,
+                    help="within a round, runs per tool per turn on a case (the tools take turns)")
     ap.add_argument("--max-steal", type=float, default=10.0,
                     help="a time-to-connected round with more steal than this (%% of busy time) is measured again")
     ap.add_argument("--round-tries", type=int, default=3, help="tries per time-to-connected round, at most")
@@ -928,6 +944,8 @@ def main():
     args = ap.parse_args()
     if args.round_tries < 1:
         ap.error(f"--round-tries must be at least 1 (got {args.round_tries})")
+    if args.block < 1:
+        ap.error(f"--block must be at least 1 (got {args.block})")
     if args.max_steal < 0:
         ap.error(f"--max-steal must be a percentage ≥ 0 (got {args.max_steal:g})")
     if not args.quiet_wait >= 0:
@@ -951,7 +969,8 @@ def main():
 
     cmd = "sudo python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ctx = {"command": cmd, "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-           "machine": machine(), "versions": versions(exes), "runs": args.runs, "rounds": args.rounds, "cps_seconds": args.cps_seconds,
+           "machine": machine(), "versions": versions(exes), "runs": args.runs, "rounds": args.rounds, "block": args.block,
+           "cps_seconds": args.cps_seconds,
            "cps_repeats": args.cps_repeats, "cps_max": args.cps_max, "max_steal": args.max_steal,
            "round_tries": args.round_tries, "quiet_wait": args.quiet_wait}
     t_start = time.monotonic()
@@ -966,7 +985,7 @@ def main():
         loads.append(loadavg())
         marks.append(cpu_ticks())
         ctx["dns"], ctx["ttc"], ctx["ttc_steal"] = measure_ttc(bed, exes, args.runs, args.rounds, args.max_steal,
-                                                               args.round_tries, args.quiet_wait)
+                                                               args.round_tries, args.quiet_wait, args.block)
         ctx["dns_lookups"] = args.rounds * dns_lookups(args.rounds)
         loads.append(loadavg())
         marks.append(cpu_ticks())

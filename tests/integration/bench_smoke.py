@@ -48,7 +48,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "figures.json")
         argv = [sys.executable, os.path.join(ROOT, "bench", "compare.py"), "--build", build, "--runs", str(RUNS),
-                "--rounds", "1", "--round-tries", "1", "--quiet-wait", "1", "--cps-seconds", "0.3", "--cps-repeats", "1",
+                "--rounds", "1", "--block", "1", "--round-tries", "1", "--quiet-wait", "1", "--cps-seconds", "0.3", "--cps-repeats", "1",
                 "--memory", "1000", "--out", os.path.join(tmp, "BENCHMARKS.md"), "--json", out]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=900)
         for line in (p.stdout + p.stderr).strip().splitlines():
