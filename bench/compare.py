@@ -309,9 +309,10 @@ def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait, block):
     runs. A round during which the hypervisor took more than `max_steal` %
     of the vCPUs' busy time from this machine (steal) is measured again,
     up to `tries` times in all, and the try with the least steal is kept,
-    every tool's figures alike; the report says so. Each try waits first, up to `quiet_wait` seconds, for a wake probe
-    with at most `max_steal` % steal. Returns the DNS answer times, the
-    rows, and each try's steal as [round, steal %, kept, probe readings]."""
+    every tool's figures alike; the report says so. Each try waits first,
+    up to `quiet_wait` seconds, for a wake probe with at most `max_steal` %
+    steal. Returns the DNS answer times, the rows, and each try's steal as
+    [round, steal %, kept, probe readings]."""
     per = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
     dns_samples, got, steal = {}, {}, []
     cases = ttc_cases({k: 0.0 for k in ("aaaa300.slow.test a", "aaaa20.slow.test aaaa", "aaaa150.slow.test a")})
