@@ -7,7 +7,7 @@ usage (as root, after the CMake build):
                            [--round-tries N] [--quiet-wait S] [--cps-seconds S] [--cps-repeats N]
                            [--out FILE] [--no-write] [--json FILE]
 
-In one run (about 12 minutes on 2 quiet CPUs; longer on a loaded host,
+In one run (about 15 minutes on 2 quiet CPUs; longer on a loaded host,
 where it waits for quiet spells and measures rounds again) it builds the
 test bed (tests/netbed/netbed.py), measures, writes
 docs/BENCHMARKS.md (or --out) and removes the bed:

@@ -4,7 +4,7 @@
 floor, the memory runs) still runs on this machine and gives figures, so
 that the benchmark does not rot between the runs that fill
 docs/BENCHMARKS.md. It checks that the figures exist and are sane, not
-the targets: those need a quiet machine and 12 minutes.
+the targets: those need a quiet machine and 15 minutes.
 
 usage: bench_smoke.py BUILD_DIR
 
