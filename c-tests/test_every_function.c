@@ -887,9 +887,8 @@ ROW(event_loop_shared, "key not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, RC(event_lo
 ROW(event_loop_shared, "empty key", 0, keep_loop(f, event_loop_shared("")))
 ROW(event_loop_advance_clock, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_advance_clock(NULL, 1))
 ROW(event_loop_advance_clock, "not a manual clock", TAPS_ERROR_INVALID_STATE, event_loop_advance_clock(fx_loop(f), 1))
-/* Finding: the manual clock is a wrapping fetch_add, so it runs backwards
- * past 2^64 µs in total (returns -100 here). Test-only API; harmless in
- * practice, reported. */
+/* Once a finding (the manual clock was a wrapping add and ran backwards
+ * past 2^64 µs in total, -100 here); the clock now saturates. */
 ROW(event_loop_advance_clock, "UINT64_MAX/2 then UINT64_MAX: no wrap", TAPS_OK, advance_huge(f))
 ROW(event_loop_advance_clock, "1 µs", TAPS_OK, (f->mloop = hx_manual_loop(), event_loop_advance_clock(f->mloop, 1)))
 ROW(event_loop_now_us, "NULL", 0, event_loop_now_us(NULL))
