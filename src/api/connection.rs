@@ -1,7 +1,7 @@
 //! Connections: the handle a race gives back, its callbacks and its report.
 
 use super::error::{Error, Result};
-use crate::driver::conn::{ConnCore, Phase};
+use crate::runtime::conn::{ConnCore, Phase};
 use std::ffi::CStr;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -121,6 +121,35 @@ impl Connection {
     /// A non-owning view, given to handlers.
     pub(crate) fn view(core: Arc<ConnCore>) -> Connection {
         Connection { core, owner: false }
+    }
+
+    /// Turns an owning connection into a raw handle (the C ABI's
+    /// `Connection *`): the handle keeps the connection alive and owned
+    /// until [`Connection::from_raw`] takes it back. A view gives a handle
+    /// that owns nothing.
+    pub fn into_raw(self) -> *const std::ffi::c_void {
+        Arc::into_raw(self.into_core()) as *const std::ffi::c_void
+    }
+
+    /// Takes back the owning connection of a raw handle; dropping it then
+    /// cancels a running race and closes the socket.
+    ///
+    /// # Safety
+    /// `raw` came from [`Connection::into_raw`] and is not used after this.
+    pub unsafe fn from_raw(raw: *const std::ffi::c_void) -> Connection {
+        Connection::owned(Arc::from_raw(raw as *const ConnCore))
+    }
+
+    /// A non-owning view of the connection behind a raw handle, for the
+    /// length of one call: dropping it does not close anything.
+    ///
+    /// # Safety
+    /// `raw` came from [`Connection::into_raw`] and has not been given back
+    /// to [`Connection::from_raw`].
+    pub unsafe fn view_raw(raw: *const std::ffi::c_void) -> Connection {
+        let core = raw as *const ConnCore;
+        Arc::increment_strong_count(core);
+        Connection::view(Arc::from_raw(core))
     }
 
     /// A process-unique id.

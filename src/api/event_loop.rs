@@ -40,10 +40,10 @@
 //! ```
 
 use super::error::{Error, Result};
-use crate::driver::client::Client;
+use crate::runtime::client::Client;
 use super::protocol::{Protocol, ProtocolTraits, Resolver};
-use crate::driver::protocol::{ProtocolEntry, ProtocolKind};
-use crate::driver::LoopShared;
+use crate::runtime::protocol::{ProtocolEntry, ProtocolKind};
+use crate::runtime::LoopShared;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +135,7 @@ impl EventLoop {
     /// # Errors
     /// [`Error::OutOfRange`] for more than one day.
     pub fn set_resolution_cache(&self, lifetime: std::time::Duration) -> Result<()> {
-        if lifetime > crate::driver::cache::MAX_LIFETIME {
+        if lifetime > crate::runtime::cache::MAX_LIFETIME {
             return Err(Error::OutOfRange);
         }
         self.shared.set_resolution_cache(lifetime);

@@ -4,8 +4,8 @@
 
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
-use crate::driver::group::{GroupConfig, GroupCore};
-use crate::driver::LoopShared;
+use crate::runtime::group::{GroupConfig, GroupCore};
+use crate::runtime::LoopShared;
 use crate::engine::group::{AssignPolicy, MemberId, MemberMetrics};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;

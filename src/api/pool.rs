@@ -5,8 +5,8 @@
 use super::connection::{Connection, ConnectionHandler};
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
-use crate::driver::pool::{OwnedSpec, PoolCore};
-use crate::driver::LoopShared;
+use crate::runtime::pool::{OwnedSpec, PoolCore};
+use crate::runtime::LoopShared;
 use crate::engine::pool::PoolConfig;
 use std::sync::Arc;
 

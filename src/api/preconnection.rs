@@ -6,10 +6,10 @@ use super::error::{Error, Result};
 use super::event_loop::EventLoop;
 use super::options::{BranchRacing, RacingOptions};
 use super::properties::TransportProperties;
-use crate::driver::client::Client;
-use crate::driver::conn::ConnCore;
-use crate::driver::LoopShared;
-use crate::driver::RaceSpec;
+use crate::runtime::client::Client;
+use crate::runtime::conn::ConnCore;
+use crate::runtime::LoopShared;
+use crate::runtime::RaceSpec;
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
 use std::sync::Arc;
@@ -170,8 +170,8 @@ impl Preconnection {
     }
 
     /// A copy of what a race needs, for a pool.
-    pub(crate) fn owned_spec(&self) -> crate::driver::pool::OwnedSpec {
-        crate::driver::pool::OwnedSpec {
+    pub(crate) fn owned_spec(&self) -> crate::runtime::pool::OwnedSpec {
+        crate::runtime::pool::OwnedSpec {
             remotes: self.remotes.clone(),
             locals: self.locals.clone(),
             selection: self.properties.selection.clone(),

@@ -7,8 +7,8 @@
 //! protocol says so (after its own handshake): that is the stage at which
 //! the race is won and the losers are cancelled.
 
-use crate::driver::protocol::{AttemptHandle, Completion};
-use crate::driver::resolver::QueryHandle;
+use crate::runtime::protocol::{AttemptHandle, Completion};
+use crate::runtime::resolver::QueryHandle;
 use crate::engine::Family;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
@@ -77,6 +77,24 @@ impl ProtocolAttempt {
     pub fn index(&self) -> usize {
         self.0.attempt
     }
+
+    /// The attempt's address, stable while any clone of it lives: the
+    /// handle the C ABI gives to a protocol's `start` and `cancel`.
+    pub fn as_raw(&self) -> *const std::ffi::c_void {
+        Arc::as_ptr(&self.0) as *const std::ffi::c_void
+    }
+
+    /// A clone of the attempt whose address [`ProtocolAttempt::as_raw`]
+    /// gave.
+    ///
+    /// # Safety
+    /// `raw` came from `as_raw` of an attempt that is still alive (the
+    /// library holds it until the attempt is completed or cancelled).
+    pub unsafe fn from_raw(raw: *const std::ffi::c_void) -> ProtocolAttempt {
+        let ptr = raw as *const AttemptHandle;
+        Arc::increment_strong_count(ptr);
+        ProtocolAttempt(Arc::from_raw(ptr))
+    }
 }
 
 impl std::fmt::Debug for ProtocolAttempt {
@@ -123,6 +141,23 @@ impl ResolverQuery {
     /// The family asked for.
     pub fn family(&self) -> Family {
         self.0.key.family
+    }
+
+    /// The query's address, stable while any clone of it lives: the handle
+    /// the C ABI gives to a resolver's `resolve` and `cancel`.
+    pub fn as_raw(&self) -> *const std::ffi::c_void {
+        Arc::as_ptr(&self.0) as *const std::ffi::c_void
+    }
+
+    /// A clone of the query whose address [`ResolverQuery::as_raw`] gave.
+    ///
+    /// # Safety
+    /// `raw` came from `as_raw` of a query that is still alive (the library
+    /// holds it until the race ends).
+    pub unsafe fn from_raw(raw: *const std::ffi::c_void) -> ResolverQuery {
+        let ptr = raw as *const QueryHandle;
+        Arc::increment_strong_count(ptr);
+        ResolverQuery(Arc::from_raw(ptr))
     }
 }
 

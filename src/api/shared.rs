@@ -12,9 +12,9 @@
 
 use super::error::Result;
 use super::event_loop::EventLoop;
-use crate::driver::client::Client;
-use crate::driver::sync::Mutex;
-use crate::driver::LoopShared;
+use crate::runtime::client::Client;
+use crate::runtime::sync::Mutex;
+use crate::runtime::LoopShared;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

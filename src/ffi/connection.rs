@@ -3,8 +3,6 @@
 use super::{arg, fail, guard};
 use crate::api;
 use crate::api::{AttemptOutcome, ConnectionHandler, Error};
-use crate::driver::conn::ConnCore;
-use std::sync::Arc;
 use std::ffi::{c_char, c_int, c_void};
 use std::net::SocketAddr;
 
@@ -27,7 +25,7 @@ impl Connection {
     /// The handle of an owning connection: its reference becomes the
     /// handle's, given back by [`Connection::into_api`].
     fn from_api(conn: api::Connection) -> *mut Connection {
-        Arc::into_raw(conn.into_core()) as *mut Connection
+        conn.into_raw() as *mut Connection
     }
 
     /// The owning connection of a handle (connection_free, or a start that
@@ -36,18 +34,14 @@ impl Connection {
     /// # Safety
     /// `raw` came from [`Connection::from_api`], and this is its last use.
     unsafe fn into_api(raw: *mut Connection) -> api::Connection {
-        api::Connection::owned(Arc::from_raw(raw as *const ConnCore))
+        api::Connection::from_raw(raw as *const std::ffi::c_void)
     }
 
     /// A view of the connection for one call (its own reference count).
     fn api(&self) -> api::Connection {
-        let core = self as *const Connection as *const ConnCore;
-        // SAFETY: a handle points into a live Arc<ConnCore>, whose count
-        // the handle holds until connection_free.
-        unsafe {
-            Arc::increment_strong_count(core);
-            api::Connection::view(Arc::from_raw(core))
-        }
+        // SAFETY: a handle is a live connection's raw handle until
+        // connection_free.
+        unsafe { api::Connection::view_raw(self as *const Connection as *const std::ffi::c_void) }
     }
 }
 

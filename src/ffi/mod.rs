@@ -221,3 +221,25 @@ mod tests {
         true
     }
 }
+
+/// The IP address of a C sockaddr, if it is AF_INET or AF_INET6 (its port
+/// is ignored).
+///
+/// # Safety
+/// `sa` is NULL or points at a sockaddr of the size its family implies.
+pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<std::net::IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match (*sa).sa_family as i32 {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    }
+}

@@ -4,8 +4,6 @@
 use super::event_loop::EventLoop;
 use super::{arg, fail, guard, status};
 use crate::api::{self, Error, Family, PathInfo, ProtocolConnection, ProtocolTraits};
-use crate::driver::protocol::AttemptHandle;
-use crate::driver::resolver::{sockaddr_ip, QueryHandle};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,7 +133,7 @@ fn with_sockaddr<R>(addr: Option<SocketAddr>, f: impl FnOnce(*const libc::sockad
 impl api::Protocol for CProtocol {
     fn start(&self, attempt: api::ProtocolAttempt, remote: SocketAddr, path: &PathInfo) -> Result<(), i32> {
         let Some(start) = self.0.start else { return Err(libc::ENOSYS) };
-        let ptr = Arc::as_ptr(&attempt.0) as *mut ProtocolAttempt;
+        let ptr = attempt.as_raw() as *mut ProtocolAttempt;
         let iface = path.interface.as_deref().and_then(|n| CString::new(n).ok());
         let iface_ptr = iface.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
         let rc = with_sockaddr(Some(remote), |ra, rl| {
@@ -150,7 +148,7 @@ impl api::Protocol for CProtocol {
 
     fn cancel(&self, attempt: &api::ProtocolAttempt) {
         if let Some(cancel) = self.0.cancel {
-            cancel(Arc::as_ptr(&attempt.0) as *mut ProtocolAttempt, self.0.user_data);
+            cancel(attempt.as_raw() as *mut ProtocolAttempt, self.0.user_data);
         }
     }
 
@@ -176,7 +174,7 @@ impl api::Resolver for CResolver {
             Family::V6 => libc::AF_INET6,
             Family::V4 => libc::AF_INET,
         };
-        match resolve(Arc::as_ptr(&query.0) as *mut ResolverQuery, host.as_ptr(), af, self.0.user_data) {
+        match resolve(query.as_raw() as *mut ResolverQuery, host.as_ptr(), af, self.0.user_data) {
             0 => Ok(()),
             code => Err(code),
         }
@@ -184,7 +182,7 @@ impl api::Resolver for CResolver {
 
     fn cancel(&self, query: &api::ResolverQuery) {
         if let Some(cancel) = self.0.cancel {
-            cancel(Arc::as_ptr(&query.0) as *mut ResolverQuery, self.0.user_data);
+            cancel(query.as_raw() as *mut ResolverQuery, self.0.user_data);
         }
     }
 }
@@ -235,16 +233,6 @@ pub extern "C" fn event_loop_set_resolver(event_loop: *mut EventLoop, resolver: 
     })
 }
 
-/// Take a counted reference to a handle the library holds, for the length
-/// of a completion call.
-///
-/// # Safety
-/// `ptr` points at a live `T` inside an `Arc` the library holds.
-unsafe fn borrow_arc<T>(ptr: *const T) -> Arc<T> {
-    Arc::increment_strong_count(ptr);
-    Arc::from_raw(ptr)
-}
-
 /// The attempt's connection is ready (after the protocol's own handshake):
 /// the race may be won by it. `fd` (-1 for none) becomes the Connection's
 /// fd; `protocol_connection` is given back to `close`. Any thread; once per
@@ -256,8 +244,8 @@ pub extern "C" fn protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_in
             return fail(Error::NullArgument);
         }
         // SAFETY: valid until this call returns, per the contract.
-        let handle = unsafe { borrow_arc(attempt as *const AttemptHandle) };
-        api::ProtocolAttempt(handle).ready(if fd >= 0 { Some(fd) } else { None }, protocol_connection as usize);
+        let a = unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) };
+        a.ready(if fd >= 0 { Some(fd) } else { None }, protocol_connection as usize);
         0
     })
 }
@@ -272,8 +260,7 @@ pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_erro
             return fail(Error::NullArgument);
         }
         // SAFETY: valid until this call returns, per the contract.
-        let handle = unsafe { borrow_arc(attempt as *const AttemptHandle) };
-        let a = api::ProtocolAttempt(handle);
+        let a = unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) };
         if os_error <= 0 {
             a.failed(libc::EIO);
             return fail(Error::InvalidArgument("os_error must be an errno > 0"));
@@ -289,10 +276,11 @@ pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_erro
 pub extern "C" fn protocol_attempt_index(attempt: *const ProtocolAttempt) -> c_int {
     guard!(-1, {
         // SAFETY: NULL or valid per the contract.
-        match unsafe { (attempt as *const AttemptHandle).as_ref() } {
-            Some(h) => h.attempt as c_int,
-            None => -1,
+        if attempt.is_null() {
+            return -1;
         }
+        // SAFETY: valid per the contract.
+        unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) }.index() as c_int
     })
 }
 
@@ -309,13 +297,12 @@ pub extern "C" fn resolver_query_answer(query: *mut ResolverQuery, addrs: *const
         let mut ips = Vec::with_capacity(n);
         for i in 0..n {
             // SAFETY: addrs holds n entries per the contract.
-            if let Some(ip) = unsafe { sockaddr_ip(addrs.add(i) as *const libc::sockaddr) } {
+            if let Some(ip) = unsafe { super::sockaddr_ip(addrs.add(i) as *const libc::sockaddr) } {
                 ips.push(ip);
             }
         }
         // SAFETY: valid until this call returns, per the contract.
-        let handle = unsafe { borrow_arc(query as *const QueryHandle) };
-        api::ResolverQuery(handle).answer(&ips);
+        unsafe { api::ResolverQuery::from_raw(query as *const c_void) }.answer(&ips);
         0
     })
 }
@@ -330,8 +317,7 @@ pub extern "C" fn resolver_query_fail(query: *mut ResolverQuery, error: c_int) -
             return fail(Error::NullArgument);
         }
         // SAFETY: valid until this call returns, per the contract.
-        let handle = unsafe { borrow_arc(query as *const QueryHandle) };
-        api::ResolverQuery(handle).fail(error);
+        unsafe { api::ResolverQuery::from_raw(query as *const c_void) }.fail(error);
         0
     })
 }
