@@ -47,23 +47,6 @@ typedef enum AttemptOutcome {
   ATTEMPT_OUTCOME_SPARE,
 } AttemptOutcome;
 
-// What happened in a group.
-//
-typedef enum GroupEventKind {
-  // A member joined (`member`; `connect_time_us`: its connect time).
-  GROUP_EVENT_KIND_MEMBER_JOINED,
-  // A member failed (`member`; `streams`: how many it carried, now
-  // failed); it left the rotation, a rebuild follows.
-  GROUP_EVENT_KIND_MEMBER_FAILED,
-  // Every member has failed; the group keeps rebuilding. Reported once
-  // per outage.
-  GROUP_EVENT_KIND_ALL_FAILED,
-  // A member joined after AllFailed (`member`).
-  GROUP_EVENT_KIND_RECOVERED,
-  // A rebuild race failed; the next waits `connect_time_us` µs.
-  GROUP_EVENT_KIND_REBUILD_FAILED,
-} GroupEventKind;
-
 // What happened in a pool, for observability.
 //
 typedef enum PoolEventKind {
@@ -85,6 +68,23 @@ typedef enum PoolEventKind {
   // The next race waits `elapsed_us` µs.
   POOL_EVENT_KIND_BACKOFF,
 } PoolEventKind;
+
+// What happened in a group.
+//
+typedef enum GroupEventKind {
+  // A member joined (`member`; `connect_time_us`: its connect time).
+  GROUP_EVENT_KIND_MEMBER_JOINED,
+  // A member failed (`member`; `streams`: how many it carried, now
+  // failed); it left the rotation, a rebuild follows.
+  GROUP_EVENT_KIND_MEMBER_FAILED,
+  // Every member has failed; the group keeps rebuilding. Reported once
+  // per outage.
+  GROUP_EVENT_KIND_ALL_FAILED,
+  // A member joined after AllFailed (`member`).
+  GROUP_EVENT_KIND_RECOVERED,
+  // A rebuild race failed; the next waits `connect_time_us` µs.
+  GROUP_EVENT_KIND_REBUILD_FAILED,
+} GroupEventKind;
 
 // Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
 // one of these negative codes; `taps_strerror` describes each.
@@ -300,6 +300,55 @@ typedef struct ResolverQuery ResolverQuery;
 // (preconnection_new) by any number at once.
 typedef struct TransportProperties TransportProperties;
 
+// Options of event_loop_new_with_options.
+typedef struct EventLoopOptions {
+  // A manual clock: time starts at 0 and moves only with
+  // event_loop_advance_clock, and running the loop never blocks (it does
+  // what is ready and returns). For tests that drive every delay exactly.
+  bool manual_clock;
+} EventLoopOptions;
+
+// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
+// (C: racing_options_default(); Rust: RacingOptions::default()) and change
+// the fields you need.
+typedef struct RacingOptions {
+  // RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
+  // [10, 2000].
+  uint32_t connection_attempt_delay_ms;
+  // RFC 8305 §3 Resolution Delay in ms: how long to wait for AAAA after
+  // A answered. Default 50, at most 2000.
+  uint32_t resolution_delay_ms;
+  // RFC 8305 §4 First Address Family Count: default 1, 1 to 64.
+  uint32_t first_address_family_count;
+  // Deadline of one attempt in ms, 0 for none (default). Attempts are
+  // NOT aborted at the attempt delay: an earlier attempt keeps running.
+  uint32_t attempt_timeout_ms;
+  // Deadline of the whole race in ms, 0 for none (default).
+  uint32_t total_timeout_ms;
+  // Attempts started at once at the head of the list, default 1, 1 to 64.
+  uint32_t race_count;
+} RacingOptions;
+
+// The callbacks of one connection, called on the thread that runs the
+// loop, never two at once for one connection. Any may be NULL. The return
+// value is reserved: return 0. A callback may call connection_close or
+// connection_free on its own connection, and initiate new races.
+typedef struct ConnectionCallbacks {
+  // The race was won; connection_get_fd gives the socket.
+  int (*ready)(struct Connection *connection, void *user_data);
+  // The race failed; connection_get_error says why, connection_get_attempt
+  // gives each attempt's errno.
+  int (*establishment_error)(struct Connection *connection, void *user_data);
+  // An established connection failed (socket error or hang-up) and is
+  // now closed; connection_get_error is TAPS_ERROR_IO. When NULL, the
+  // library does not watch the established socket at all.
+  int (*connection_error)(struct Connection *connection, void *user_data);
+  // connection_close finished.
+  int (*closed)(struct Connection *connection, void *user_data);
+  // Passed back to every callback.
+  void *user_data;
+} ConnectionCallbacks;
+
 // One attempt of a race.
 typedef struct AttemptInfo {
   // The remote address and port attempted (sockaddr_in or sockaddr_in6).
@@ -322,6 +371,52 @@ typedef struct AttemptInfo {
   // routes); valid while the Connection lives.
   const char *interface_name;
 } AttemptInfo;
+
+// A pool's options (C: `PoolOptions`, from `pool_options_default`).
+typedef struct PoolOptions {
+  // Ready connections kept warm: the pool races to refill the buffer
+  // up to this many. Default 0 (no buffer: race on demand only).
+  uint32_t buffer_size;
+  // Most connections the buffer holds; spares beyond it are closed.
+  // Default 8; at least buffer_size.
+  uint32_t max_size;
+  // Attempts raced at once when a caller waits (RacingOptions'
+  // race_count for on-demand races). Default 3, 1 to 64.
+  uint32_t race_count;
+  // Attempts raced at once to refill the buffer. Default 1 (refill
+  // conservatively), 1 to 64.
+  uint32_t refill_race_count;
+  // First backoff after a race whose attempts all failed, ms. Default
+  // 1000.
+  uint32_t backoff_initial_ms;
+  // Growth of the backoff per failed race, percent (200 = ×2). Default
+  // 200, 100 to 1000.
+  uint32_t backoff_multiplier_percent;
+  // Largest backoff, ms. Default 60000.
+  uint32_t backoff_max_ms;
+  // Random spread of each backoff, ± percent of it. Default 0, at most
+  // 100.
+  uint32_t backoff_jitter_percent;
+  // Buffered connections older than this are closed and replaced, ms;
+  // 0 for no limit (default).
+  uint32_t max_idle_ms;
+} PoolOptions;
+
+// One pool event.
+typedef struct PoolEvent {
+  // What happened.
+  enum PoolEventKind kind;
+  // Attempts started (RaceStarted), else 0.
+  uint32_t count;
+  // A duration in µs, per kind.
+  uint64_t elapsed_us;
+  // An errno (AttemptFailed, RaceFailed), else 0.
+  int32_t os_error;
+} PoolEvent;
+
+// The pool's event callback: called on the loop's thread for each event;
+// `event` is valid during the call.
+typedef void (*PoolEventCallback)(const struct PoolEvent *event, void *user_data);
 
 // A group's options (C: `GroupOptions`, from `group_options_default`).
 typedef struct GroupOptions {
@@ -375,93 +470,6 @@ typedef struct GroupMemberMetrics {
   // 1 while it is a live member, 0 after it failed.
   int live;
 } GroupMemberMetrics;
-
-// A pool's options (C: `PoolOptions`, from `pool_options_default`).
-typedef struct PoolOptions {
-  // Ready connections kept warm: the pool races to refill the buffer
-  // up to this many. Default 0 (no buffer: race on demand only).
-  uint32_t buffer_size;
-  // Most connections the buffer holds; spares beyond it are closed.
-  // Default 8; at least buffer_size.
-  uint32_t max_size;
-  // Attempts raced at once when a caller waits (RacingOptions'
-  // race_count for on-demand races). Default 3, 1 to 64.
-  uint32_t race_count;
-  // Attempts raced at once to refill the buffer. Default 1 (refill
-  // conservatively), 1 to 64.
-  uint32_t refill_race_count;
-  // First backoff after a race whose attempts all failed, ms. Default
-  // 1000.
-  uint32_t backoff_initial_ms;
-  // Growth of the backoff per failed race, percent (200 = ×2). Default
-  // 200, 100 to 1000.
-  uint32_t backoff_multiplier_percent;
-  // Largest backoff, ms. Default 60000.
-  uint32_t backoff_max_ms;
-  // Random spread of each backoff, ± percent of it. Default 0, at most
-  // 100.
-  uint32_t backoff_jitter_percent;
-  // Buffered connections older than this are closed and replaced, ms;
-  // 0 for no limit (default).
-  uint32_t max_idle_ms;
-} PoolOptions;
-
-// One pool event.
-typedef struct PoolEvent {
-  // What happened.
-  enum PoolEventKind kind;
-  // Attempts started (RaceStarted), else 0.
-  uint32_t count;
-  // A duration in µs, per kind.
-  uint64_t elapsed_us;
-  // An errno (AttemptFailed, RaceFailed), else 0.
-  int32_t os_error;
-} PoolEvent;
-
-// The pool's event callback: called on the loop's thread for each event;
-// `event` is valid during the call.
-typedef void (*PoolEventCallback)(const struct PoolEvent *event, void *user_data);
-
-// The callbacks of one connection, called on the thread that runs the
-// loop, never two at once for one connection. Any may be NULL. The return
-// value is reserved: return 0. A callback may call connection_close or
-// connection_free on its own connection, and initiate new races.
-typedef struct ConnectionCallbacks {
-  // The race was won; connection_get_fd gives the socket.
-  int (*ready)(struct Connection *connection, void *user_data);
-  // The race failed; connection_get_error says why, connection_get_attempt
-  // gives each attempt's errno.
-  int (*establishment_error)(struct Connection *connection, void *user_data);
-  // An established connection failed (socket error or hang-up) and is
-  // now closed; connection_get_error is TAPS_ERROR_IO. When NULL, the
-  // library does not watch the established socket at all.
-  int (*connection_error)(struct Connection *connection, void *user_data);
-  // connection_close finished.
-  int (*closed)(struct Connection *connection, void *user_data);
-  // Passed back to every callback.
-  void *user_data;
-} ConnectionCallbacks;
-
-// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-// (C: racing_options_default(); Rust: RacingOptions::default()) and change
-// the fields you need.
-typedef struct RacingOptions {
-  // RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
-  // [10, 2000].
-  uint32_t connection_attempt_delay_ms;
-  // RFC 8305 §3 Resolution Delay in ms: how long to wait for AAAA after
-  // A answered. Default 50, at most 2000.
-  uint32_t resolution_delay_ms;
-  // RFC 8305 §4 First Address Family Count: default 1, 1 to 64.
-  uint32_t first_address_family_count;
-  // Deadline of one attempt in ms, 0 for none (default). Attempts are
-  // NOT aborted at the attempt delay: an earlier attempt keeps running.
-  uint32_t attempt_timeout_ms;
-  // Deadline of the whole race in ms, 0 for none (default).
-  uint32_t total_timeout_ms;
-  // Attempts started at once at the head of the list, default 1, 1 to 64.
-  uint32_t race_count;
-} RacingOptions;
 
 // A protocol the program brings (QUIC, TLS over TCP, a tunnel, a mock),
 // raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
@@ -520,14 +528,6 @@ typedef struct ResolverImplementation {
   void *user_data;
 } ResolverImplementation;
 
-// Options of event_loop_new_with_options.
-typedef struct EventLoopOptions {
-  // A manual clock: time starts at 0 and moves only with
-  // event_loop_advance_clock, and running the loop never blocks (it does
-  // what is ready and returns). For tests that drive every delay exactly.
-  bool manual_clock;
-} EventLoopOptions;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -546,157 +546,14 @@ int taps_last_error(void);
 // thread; "" if none failed yet. Never NULL.
 const char *taps_last_error_message(void);
 
-// The socket of an established connection (non-blocking, owned by the
-// connection: do not close it), or -1 (not established, closed, or NULL).
-int connection_get_fd(const struct Connection *c);
-
-// The remote address of an established connection into `*out`, its length
-// into `*out_len`. Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_STATE (not established).
-int connection_get_remote_address(const struct Connection *c,
-                                  struct sockaddr_storage *out,
-                                  socklen_t *out_len);
-
-// The race's error after establishment_error (TAPS_ERROR_ALL_ATTEMPTS_FAILED,
-// TAPS_ERROR_RESOLUTION_FAILED, TAPS_ERROR_TIMED_OUT, TAPS_ERROR_CANCELLED),
-// TAPS_ERROR_IO after connection_error, else 0. TAPS_ERROR_NULL_ARGUMENT
-// for NULL.
-int connection_get_error(const struct Connection *c);
-
-// The errno behind connection_get_error: the last failed attempt's errno
-// for TAPS_ERROR_ALL_ATTEMPTS_FAILED, the socket's errno for TAPS_ERROR_IO,
-// the getaddrinfo EAI_* code for TAPS_ERROR_RESOLUTION_FAILED; else 0.
-int connection_get_os_error(const struct Connection *c);
-
-// A process-unique id of the connection, or 0 for NULL.
-uint64_t connection_get_id(const struct Connection *c);
-
-// The winner's protocol name ("tcp", "udp" or a user protocol's) once
-// established, valid while the Connection lives; NULL otherwise.
-const char *connection_get_protocol(const struct Connection *c);
-
-// The `protocol_connection` a user protocol gave with
-// protocol_attempt_ready, once established; NULL for TCP and UDP.
-void *connection_get_protocol_connection(const struct Connection *c);
-
-// Number of attempts started so far (0 for NULL).
-size_t connection_attempt_count(const struct Connection *c);
-
-// Attempt `index` (start order) into `*out`. Readable at any time, also
-// after establishment_error. Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_OUT_OF_RANGE (index ≥ connection_attempt_count).
-int connection_get_attempt(const struct Connection *c, size_t index, struct AttemptInfo *out);
-
-// Close gracefully: a racing connection stops racing (its sockets close,
-// no establishment_error), an established one sends FIN and closes its
-// socket. `closed` follows on the loop. Closing twice, or a failed
-// connection, does nothing. NULL is fine. Any thread.
-void connection_close(struct Connection *c);
-
-// Free the handle: a running race is cancelled, the socket closed; no
-// callback is called after it returns (if another thread is inside one of
-// this connection's callbacks, it waits for it). Safe inside the
-// connection's own callbacks. NULL is fine.
-void connection_free(struct Connection *c);
-
-// A new, empty remote endpoint (no host, no port). Free it with
-// remote_endpoint_free. NULL only if memory is exhausted.
-struct RemoteEndpoint *remote_endpoint_new(void);
-
-// Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
-// characters, labels of at most 63) or an IPv4/IPv6 literal (IPv6 may be
-// in brackets); a literal skips DNS. `hostname` is copied.
-// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
-// endpoint is unchanged).
-int remote_endpoint_with_hostname(struct RemoteEndpoint *ep, const char *hostname);
-
-// Set the port (host byte order). Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_PORT for 0 (the endpoint is unchanged).
-int remote_endpoint_with_port(struct RemoteEndpoint *ep, uint16_t port);
-
-// Set the port from a service: decimal ("443") or a name from the
-// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
-int remote_endpoint_with_service(struct RemoteEndpoint *ep, const char *service);
-
-// Set the host to an IPv4 address (network byte order, as in struct
-// in_addr). Errors: TAPS_ERROR_NULL_ARGUMENT.
-int remote_endpoint_with_ipv4(struct RemoteEndpoint *ep, struct in_addr addr);
-
-// Set the host to an IPv6 address. Errors: TAPS_ERROR_NULL_ARGUMENT.
-int remote_endpoint_with_ipv6(struct RemoteEndpoint *ep, struct in6_addr addr);
-
-// Free an endpoint. NULL is fine. Preconnections made from it keep their
-// own copy.
-void remote_endpoint_free(struct RemoteEndpoint *ep);
-
-// Transport properties with the defaults (a reliable, ordered byte
-// stream: TCP). Free with transport_properties_free.
-struct TransportProperties *transport_properties_new(void);
-
-// Free transport properties. NULL is fine.
-void transport_properties_free(struct TransportProperties *props);
-
-// The defaults: size 2, policy ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
-// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
-// 60000.
-struct GroupOptions group_options_default(void);
-
-// A group racing `p`'s candidates (copied) into `opts->size` members,
-// diverse where the candidates allow (distinct addresses first).
-// `on_event` (may be NULL) hears every GroupEvent. NULL on error, with
-// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
-// TAPS_ERROR_INVALID_STATE.
-struct ConnectionGroup *connection_group_new(const struct Preconnection *p,
-                                             const struct GroupOptions *opts,
-                                             GroupEventCallback on_event,
-                                             void *user_data);
-
-// The member for the next stream (or request, or round) into
-// `*out_member`; it counts as an open stream until
-// connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_NO_MEMBER (none live: the group is rebuilding),
-// TAPS_ERROR_ALL_MEMBERS_FULL.
-int connection_group_assign(struct ConnectionGroup *group, uint64_t *out_member);
-
-// A stream on `member` ended; `failed` (0 or 1) counts it as failed.
-// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (no open
-// stream on that member).
-int connection_group_release_stream(struct ConnectionGroup *group, uint64_t member, int failed);
-
-// The caller saw `member` fail: it leaves the rotation at once (its open
-// streams count as failed), its connection closes, MEMBER_FAILED is
-// reported and a rebuild races a replacement. Errors:
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (not live).
-int connection_group_mark_failed(struct ConnectionGroup *group, uint64_t member);
-
-// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
-// default the weight comes from the connect time, faster = heavier).
-// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown
-// member).
-int connection_group_set_weight(struct ConnectionGroup *group, uint64_t member, uint32_t weight);
-
-// A member's metrics into `*out` (also after it failed). Errors:
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown member).
-int connection_group_member_metrics(const struct ConnectionGroup *group,
-                                    uint64_t member,
-                                    struct GroupMemberMetrics *out);
-
-// A live member's socket (owned by the group: do not close it), or -1.
-int connection_group_member_fd(const struct ConnectionGroup *group, uint64_t member);
-
-// Live members now (0 for NULL); with `out` non-NULL, up to `cap` of
-// their ids into it, in join order.
-size_t connection_group_members(const struct ConnectionGroup *group, uint64_t *out, size_t cap);
-
-// Free a group: its rebuild race is cancelled, its members closed; no
-// event follows. NULL is fine.
-void connection_group_free(struct ConnectionGroup *group);
-
 // A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 // the system refused an epoll instance, eventfd or timerfd). Free it with
 // `event_loop_free`. Any thread.
 struct EventLoop *event_loop_new(void);
+
+// A new loop with options (NULL: the defaults, as event_loop_new). NULL
+// on failure, with taps_last_error(). Free with event_loop_free.
+struct EventLoop *event_loop_new_with_options(const struct EventLoopOptions *options);
 
 // Run the loop on the calling thread until no race is pending and every
 // queued callback (ready, establishment_error, closed, ...) was called.
@@ -827,39 +684,102 @@ void event_loop_release(struct EventLoop *event_loop);
 // event_loop_run / run_once / process.
 void event_loop_free(struct EventLoop *event_loop);
 
-// The defaults: buffer_size 0, max_size 8, race_count 3,
-// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
-// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
-struct PoolOptions pool_options_default(void);
+// Move a manual clock forward by `us` µs; what falls due runs at the next
+// event_loop_run (or run_once / process) on the loop's thread. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (not a manual clock).
+int event_loop_advance_clock(struct EventLoop *event_loop, uint64_t us);
 
-// A pool racing `p`'s candidates (copied; `p` may be freed after) with
-// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
-// PoolEvent. NULL on error, with taps_last_error():
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
-// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
-struct ConnectionPool *connection_pool_new(const struct Preconnection *p,
-                                           const struct PoolOptions *opts,
-                                           PoolEventCallback on_event,
-                                           void *user_data);
+// The loop's clock in µs since the loop was created (a manual clock's
+// value); 0 for NULL.
+uint64_t event_loop_now_us(const struct EventLoop *event_loop);
 
-// Ask the pool for a connection: `*out_connection` is set at once,
-// establishing (the caller owns it: connection_free). Its `ready` follows
-// with the oldest buffered connection (on the next loop turn) or the next
-// one a race makes; its `establishment_error` if the race meant to serve
-// it failed (then the pool backs off). Errors (then `*out_connection` is
-// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
-int connection_pool_acquire(struct ConnectionPool *pool,
-                            struct ConnectionCallbacks callbacks,
-                            struct Connection **out_connection);
+// A new, empty remote endpoint (no host, no port). Free it with
+// remote_endpoint_free. NULL only if memory is exhausted.
+struct RemoteEndpoint *remote_endpoint_new(void);
 
-// Connections buffered now (0 for NULL).
-size_t connection_pool_buffered(const struct ConnectionPool *pool);
+// Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
+// characters, labels of at most 63) or an IPv4/IPv6 literal (IPv6 may be
+// in brackets); a literal skips DNS. `hostname` is copied.
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
+// endpoint is unchanged).
+int remote_endpoint_with_hostname(struct RemoteEndpoint *ep, const char *hostname);
 
-// Free a pool: its races are cancelled, its buffered connections closed,
-// connections still waiting fail with TAPS_ERROR_CANCELLED without a
-// callback (free them as usual); no event follows. Connections already
-// handed out are not affected. NULL is fine.
-void connection_pool_free(struct ConnectionPool *pool);
+// Set the port (host byte order). Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_PORT for 0 (the endpoint is unchanged).
+int remote_endpoint_with_port(struct RemoteEndpoint *ep, uint16_t port);
+
+// Set the port from a service: decimal ("443") or a name from the
+// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
+int remote_endpoint_with_service(struct RemoteEndpoint *ep, const char *service);
+
+// Set the host to an IPv4 address (network byte order, as in struct
+// in_addr). Errors: TAPS_ERROR_NULL_ARGUMENT.
+int remote_endpoint_with_ipv4(struct RemoteEndpoint *ep, struct in_addr addr);
+
+// Set the host to an IPv6 address. Errors: TAPS_ERROR_NULL_ARGUMENT.
+int remote_endpoint_with_ipv6(struct RemoteEndpoint *ep, struct in6_addr addr);
+
+// Free an endpoint. NULL is fine. Preconnections made from it keep their
+// own copy.
+void remote_endpoint_free(struct RemoteEndpoint *ep);
+
+// A new local endpoint with nothing set. Free with local_endpoint_free.
+struct LocalEndpoint *local_endpoint_new(void);
+
+// Bind attempts on this path to interface `name` (SO_BINDTODEVICE, needs
+// CAP_NET_RAW; copied). Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (empty, over 15 bytes, '/' or spaces).
+int local_endpoint_with_interface(struct LocalEndpoint *ep, const char *name);
+
+// Bind attempts on this path to an IPv4 address (network byte order).
+// Errors: TAPS_ERROR_NULL_ARGUMENT.
+int local_endpoint_with_ipv4(struct LocalEndpoint *ep, struct in_addr addr);
+
+// Bind attempts on this path to an IPv6 address. Errors:
+// TAPS_ERROR_NULL_ARGUMENT.
+int local_endpoint_with_ipv6(struct LocalEndpoint *ep, struct in6_addr addr);
+
+// Bind attempts on this path to a local port (with an address; 0 lets
+// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
+int local_endpoint_with_port(struct LocalEndpoint *ep, uint16_t port);
+
+// Free a local endpoint. NULL is fine.
+void local_endpoint_free(struct LocalEndpoint *ep);
+
+// Transport properties with the defaults (a reliable, ordered byte
+// stream: TCP). Free with transport_properties_free.
+struct TransportProperties *transport_properties_new(void);
+
+// Free transport properties. NULL is fine.
+void transport_properties_free(struct TransportProperties *props);
+
+// Set a boolean selection property (`property`: a SelectionProperty) to a
+// Preference (`preference`). Branches are pruned by Prohibit and Require
+// and ordered by Prefer and Avoid, in that order; a branch that hits an
+// Avoid races as failover behind the others. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value out of
+// its enum; nothing changes).
+int transport_properties_set(struct TransportProperties *props, int property, int preference);
+
+// Set the interface preference (RFC 9622 §6.2.11) for the interface
+// named `name` ("eth0"; copied). With an interface preference set, the
+// race's paths are the system's interfaces that are up (loopback only if
+// a preference asks for it), bound with SO_BINDTODEVICE (needs
+// CAP_NET_RAW). PREFERENCE_NO_PREFERENCE removes it. Several Require
+// entries are alternatives. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (empty or longer than 15 bytes, a bad
+// preference, more than 64 entries).
+int transport_properties_set_interface(struct TransportProperties *props,
+                                       const char *name,
+                                       int preference);
+
+// Set the interface preference for every interface of a type
+// (`interface_type`: an InterfaceType). Errors as
+// transport_properties_set_interface.
+int transport_properties_set_interface_type(struct TransportProperties *props,
+                                            int interface_type,
+                                            int preference);
 
 // The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 // resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
@@ -899,56 +819,6 @@ int preconnection_initiate_with_racing(struct Preconnection *p,
                                        struct ConnectionCallbacks callbacks,
                                        struct Connection **out_connection);
 
-// Set a boolean selection property (`property`: a SelectionProperty) to a
-// Preference (`preference`). Branches are pruned by Prohibit and Require
-// and ordered by Prefer and Avoid, in that order; a branch that hits an
-// Avoid races as failover behind the others. Errors:
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value out of
-// its enum; nothing changes).
-int transport_properties_set(struct TransportProperties *props, int property, int preference);
-
-// Set the interface preference (RFC 9622 §6.2.11) for the interface
-// named `name` ("eth0"; copied). With an interface preference set, the
-// race's paths are the system's interfaces that are up (loopback only if
-// a preference asks for it), bound with SO_BINDTODEVICE (needs
-// CAP_NET_RAW). PREFERENCE_NO_PREFERENCE removes it. Several Require
-// entries are alternatives. Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_ARGUMENT (empty or longer than 15 bytes, a bad
-// preference, more than 64 entries).
-int transport_properties_set_interface(struct TransportProperties *props,
-                                       const char *name,
-                                       int preference);
-
-// Set the interface preference for every interface of a type
-// (`interface_type`: an InterfaceType). Errors as
-// transport_properties_set_interface.
-int transport_properties_set_interface_type(struct TransportProperties *props,
-                                            int interface_type,
-                                            int preference);
-
-// A new local endpoint with nothing set. Free with local_endpoint_free.
-struct LocalEndpoint *local_endpoint_new(void);
-
-// Bind attempts on this path to interface `name` (SO_BINDTODEVICE, needs
-// CAP_NET_RAW; copied). Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_ARGUMENT (empty, over 15 bytes, '/' or spaces).
-int local_endpoint_with_interface(struct LocalEndpoint *ep, const char *name);
-
-// Bind attempts on this path to an IPv4 address (network byte order).
-// Errors: TAPS_ERROR_NULL_ARGUMENT.
-int local_endpoint_with_ipv4(struct LocalEndpoint *ep, struct in_addr addr);
-
-// Bind attempts on this path to an IPv6 address. Errors:
-// TAPS_ERROR_NULL_ARGUMENT.
-int local_endpoint_with_ipv6(struct LocalEndpoint *ep, struct in6_addr addr);
-
-// Bind attempts on this path to a local port (with an address; 0 lets
-// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
-int local_endpoint_with_port(struct LocalEndpoint *ep, uint16_t port);
-
-// Free a local endpoint. NULL is fine.
-void local_endpoint_free(struct LocalEndpoint *ep);
-
 // Add a local endpoint (copied) to a Preconnection: each is one path
 // branch of the race (RFC 9623 §4.1). Call before initiating. Errors:
 // TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (over 64).
@@ -968,19 +838,155 @@ int preconnection_set_racing_type(struct Preconnection *p,
                                   int racing_type,
                                   uint32_t delay_ms);
 
+// The socket of an established connection (non-blocking, owned by the
+// connection: do not close it), or -1 (not established, closed, or NULL).
+int connection_get_fd(const struct Connection *c);
+
+// The remote address of an established connection into `*out`, its length
+// into `*out_len`. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_STATE (not established).
+int connection_get_remote_address(const struct Connection *c,
+                                  struct sockaddr_storage *out,
+                                  socklen_t *out_len);
+
+// The race's error after establishment_error (TAPS_ERROR_ALL_ATTEMPTS_FAILED,
+// TAPS_ERROR_RESOLUTION_FAILED, TAPS_ERROR_TIMED_OUT, TAPS_ERROR_CANCELLED),
+// TAPS_ERROR_IO after connection_error, else 0. TAPS_ERROR_NULL_ARGUMENT
+// for NULL.
+int connection_get_error(const struct Connection *c);
+
+// The errno behind connection_get_error: the last failed attempt's errno
+// for TAPS_ERROR_ALL_ATTEMPTS_FAILED, the socket's errno for TAPS_ERROR_IO,
+// the getaddrinfo EAI_* code for TAPS_ERROR_RESOLUTION_FAILED; else 0.
+int connection_get_os_error(const struct Connection *c);
+
+// A process-unique id of the connection, or 0 for NULL.
+uint64_t connection_get_id(const struct Connection *c);
+
+// The winner's protocol name ("tcp", "udp" or a user protocol's) once
+// established, valid while the Connection lives; NULL otherwise.
+const char *connection_get_protocol(const struct Connection *c);
+
+// The `protocol_connection` a user protocol gave with
+// protocol_attempt_ready, once established; NULL for TCP and UDP.
+void *connection_get_protocol_connection(const struct Connection *c);
+
+// Number of attempts started so far (0 for NULL).
+size_t connection_attempt_count(const struct Connection *c);
+
+// Attempt `index` (start order) into `*out`. Readable at any time, also
+// after establishment_error. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_OUT_OF_RANGE (index ≥ connection_attempt_count).
+int connection_get_attempt(const struct Connection *c, size_t index, struct AttemptInfo *out);
+
+// Close gracefully: a racing connection stops racing (its sockets close,
+// no establishment_error), an established one sends FIN and closes its
+// socket. `closed` follows on the loop. Closing twice, or a failed
+// connection, does nothing. NULL is fine. Any thread.
+void connection_close(struct Connection *c);
+
+// Free the handle: a running race is cancelled, the socket closed; no
+// callback is called after it returns (if another thread is inside one of
+// this connection's callbacks, it waits for it). Safe inside the
+// connection's own callbacks. NULL is fine.
+void connection_free(struct Connection *c);
+
+// The defaults: buffer_size 0, max_size 8, race_count 3,
+// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
+// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
+struct PoolOptions pool_options_default(void);
+
+// A pool racing `p`'s candidates (copied; `p` may be freed after) with
+// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
+// PoolEvent. NULL on error, with taps_last_error():
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
+// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
+struct ConnectionPool *connection_pool_new(const struct Preconnection *p,
+                                           const struct PoolOptions *opts,
+                                           PoolEventCallback on_event,
+                                           void *user_data);
+
+// Ask the pool for a connection: `*out_connection` is set at once,
+// establishing (the caller owns it: connection_free). Its `ready` follows
+// with the oldest buffered connection (on the next loop turn) or the next
+// one a race makes; its `establishment_error` if the race meant to serve
+// it failed (then the pool backs off). Errors (then `*out_connection` is
+// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
+int connection_pool_acquire(struct ConnectionPool *pool,
+                            struct ConnectionCallbacks callbacks,
+                            struct Connection **out_connection);
+
+// Connections buffered now (0 for NULL).
+size_t connection_pool_buffered(const struct ConnectionPool *pool);
+
+// Free a pool: its races are cancelled, its buffered connections closed,
+// connections still waiting fail with TAPS_ERROR_CANCELLED without a
+// callback (free them as usual); no event follows. Connections already
+// handed out are not affected. NULL is fine.
+void connection_pool_free(struct ConnectionPool *pool);
+
+// The defaults: size 2, policy ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
+// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
+// 60000.
+struct GroupOptions group_options_default(void);
+
+// A group racing `p`'s candidates (copied) into `opts->size` members,
+// diverse where the candidates allow (distinct addresses first).
+// `on_event` (may be NULL) hears every GroupEvent. NULL on error, with
+// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
+// TAPS_ERROR_INVALID_STATE.
+struct ConnectionGroup *connection_group_new(const struct Preconnection *p,
+                                             const struct GroupOptions *opts,
+                                             GroupEventCallback on_event,
+                                             void *user_data);
+
+// The member for the next stream (or request, or round) into
+// `*out_member`; it counts as an open stream until
+// connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_NO_MEMBER (none live: the group is rebuilding),
+// TAPS_ERROR_ALL_MEMBERS_FULL.
+int connection_group_assign(struct ConnectionGroup *group, uint64_t *out_member);
+
+// A stream on `member` ended; `failed` (0 or 1) counts it as failed.
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (no open
+// stream on that member).
+int connection_group_release_stream(struct ConnectionGroup *group, uint64_t member, int failed);
+
+// The caller saw `member` fail: it leaves the rotation at once (its open
+// streams count as failed), its connection closes, MEMBER_FAILED is
+// reported and a rebuild races a replacement. Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (not live).
+int connection_group_mark_failed(struct ConnectionGroup *group, uint64_t member);
+
+// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
+// default the weight comes from the connect time, faster = heavier).
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown
+// member).
+int connection_group_set_weight(struct ConnectionGroup *group, uint64_t member, uint32_t weight);
+
+// A member's metrics into `*out` (also after it failed). Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown member).
+int connection_group_member_metrics(const struct ConnectionGroup *group,
+                                    uint64_t member,
+                                    struct GroupMemberMetrics *out);
+
+// A live member's socket (owned by the group: do not close it), or -1.
+int connection_group_member_fd(const struct ConnectionGroup *group, uint64_t member);
+
+// Live members now (0 for NULL); with `out` non-NULL, up to `cap` of
+// their ids into it, in join order.
+size_t connection_group_members(const struct ConnectionGroup *group, uint64_t *out, size_t cap);
+
+// Free a group: its rebuild race is cancelled, its members closed; no
+// event follows. NULL is fine.
+void connection_group_free(struct ConnectionGroup *group);
+
 // Register a user protocol with a loop (copied). Races on the loop
 // include it when the selection properties keep it (RFC 9623 §4.1, §5).
 // Returns 0, or TAPS_ERROR_NULL_ARGUMENT (loop, impl, name or start NULL),
 // TAPS_ERROR_INVALID_ARGUMENT (empty or duplicate name, unknown flag bits).
 int event_loop_add_protocol(struct EventLoop *event_loop,
                             const struct ProtocolImplementation *protocol);
-
-// Resolve host names of the loop's races with `resolver` (copied); NULL
-// goes back to the system resolver (getaddrinfo on worker threads).
-// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
-// (loop NULL, or resolve NULL).
-int event_loop_set_resolver(struct EventLoop *event_loop,
-                            const struct ResolverImplementation *resolver);
 
 // The attempt's connection is ready (after the protocol's own handshake):
 // the race may be won by it. `fd` (-1 for none) becomes the Connection's
@@ -997,6 +1003,13 @@ int protocol_attempt_failed(struct ProtocolAttempt *attempt, int os_error);
 // -1 for NULL.
 int protocol_attempt_index(const struct ProtocolAttempt *attempt);
 
+// Resolve host names of the loop's races with `resolver` (copied); NULL
+// goes back to the system resolver (getaddrinfo on worker threads).
+// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
+// (loop NULL, or resolve NULL).
+int event_loop_set_resolver(struct EventLoop *event_loop,
+                            const struct ResolverImplementation *resolver);
+
 // Answer a query with `n` addresses (sockaddr_in / sockaddr_in6 in
 // `addrs`; their ports are ignored, the endpoint's is used; addresses of
 // the other family are ignored; n may be 0). Any thread; once per query.
@@ -1009,19 +1022,6 @@ int resolver_query_answer(struct ResolverQuery *query,
 // error, connection_get_os_error, if no query finds an address). Any
 // thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
 int resolver_query_fail(struct ResolverQuery *query, int error);
-
-// A new loop with options (NULL: the defaults, as event_loop_new). NULL
-// on failure, with taps_last_error(). Free with event_loop_free.
-struct EventLoop *event_loop_new_with_options(const struct EventLoopOptions *options);
-
-// Move a manual clock forward by `us` µs; what falls due runs at the next
-// event_loop_run (or run_once / process) on the loop's thread. Errors:
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (not a manual clock).
-int event_loop_advance_clock(struct EventLoop *event_loop, uint64_t us);
-
-// The loop's clock in µs since the loop was created (a manual clock's
-// value); 0 for NULL.
-uint64_t event_loop_now_us(const struct EventLoop *event_loop);
 
 #ifdef __cplusplus
 }  // extern "C"

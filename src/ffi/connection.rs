@@ -1,6 +1,7 @@
 //! C ABI: Connection, its callbacks and its race report.
 
-use super::{arg, fail, guard};
+use super::handle::{try_mut, try_ok, try_ref};
+use super::{fail, guard};
 use crate::api;
 use crate::api::{AttemptOutcome, ConnectionHandler, Error};
 use std::ffi::{c_char, c_int, c_void};
@@ -106,27 +107,24 @@ impl ConnectionHandler for CHandler {
 
 /// Box `conn` as the caller's handle, publish it in `*out` before anything
 /// can call back, and `start` it with the C callbacks; on error the handle
-/// is freed and `*out` is NULL again. `out` is a valid out-pointer.
+/// is freed and `*out` is NULL again.
 pub(crate) fn start_connection(
     conn: api::Connection,
     callbacks: ConnectionCallbacks,
-    out: *mut *mut Connection,
+    out: &mut *mut Connection,
     start: impl FnOnce(&api::Connection, Box<dyn ConnectionHandler>) -> api::Result<()>,
 ) -> c_int {
     let raw = Connection::from_api(conn);
-    // SAFETY: out is a valid out-pointer (checked by the caller).
-    unsafe { *out = raw };
+    *out = raw;
     let handler = Box::new(CHandler { callbacks, connection: raw });
     // SAFETY: raw stays valid: only connection_free gives it back.
     let view = unsafe { &*raw }.api();
     match start(&view, handler) {
         Ok(()) => 0,
         Err(e) => {
+            *out = std::ptr::null_mut();
             // SAFETY: raw was never handed out successfully.
-            unsafe {
-                *out = std::ptr::null_mut();
-                drop(Connection::into_api(raw));
-            }
+            drop(unsafe { Connection::into_api(raw) });
             fail(e)
         }
     }
@@ -176,11 +174,7 @@ pub(crate) fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage
 #[no_mangle]
 pub extern "C" fn connection_get_fd(c: *const Connection) -> c_int {
     guard!(-1, {
-        // SAFETY: NULL or valid per the contract.
-        match unsafe { c.as_ref() } {
-            Some(c) => c.api().fd().unwrap_or(-1),
-            None => -1,
-        }
+        try_ref!(c, else -1).api().fd().unwrap_or(-1)
     })
 }
 
@@ -194,9 +188,9 @@ pub extern "C" fn connection_get_remote_address(
     out_len: *mut libc::socklen_t,
 ) -> c_int {
     guard!(fail(Error::Panic), {
-        let c = arg!(c);
-        let out = arg!(mut out);
-        let out_len = arg!(mut out_len);
+        let c = try_ref!(c);
+        let out = try_mut!(out);
+        let out_len = try_mut!(out_len);
         match c.api().remote_address() {
             Some(addr) => {
                 *out_len = write_sockaddr(&addr, out);
@@ -214,7 +208,7 @@ pub extern "C" fn connection_get_remote_address(
 #[no_mangle]
 pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
     guard!(fail(Error::Panic), {
-        let c = arg!(c);
+        let c = try_ref!(c);
         c.api().error().map_or(0, |e| e.code())
     })
 }
@@ -225,8 +219,7 @@ pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
 #[no_mangle]
 pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
     guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        match unsafe { c.as_ref() }.and_then(|c| c.api().error()) {
+        match try_ref!(c, else 0).api().error() {
             Some(Error::AllAttemptsFailed(e) | Error::Io(e) | Error::ResolutionFailed(e)) => e,
             _ => 0,
         }
@@ -237,8 +230,7 @@ pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
 #[no_mangle]
 pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
     guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.map_or(0, |c| c.api().id())
+        try_ref!(c, else 0).api().id()
     })
 }
 
@@ -247,8 +239,7 @@ pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
 #[no_mangle]
 pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char {
     guard!(std::ptr::null(), {
-        // SAFETY: NULL or valid per the contract.
-        let Some(c) = (unsafe { c.as_ref() }) else { return std::ptr::null() };
+        let c = try_ref!(c, else std::ptr::null());
         let attempts = c.api().attempts();
         match attempts.iter().find(|a| a.outcome == AttemptOutcome::Won) {
             // The name lives in the protocol's registry entry, which the
@@ -264,8 +255,7 @@ pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char
 #[no_mangle]
 pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *mut c_void {
     guard!(std::ptr::null_mut(), {
-        // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.and_then(|c| c.api().protocol_data()).map_or(std::ptr::null_mut(), |d| d as *mut c_void)
+        try_ref!(c, else std::ptr::null_mut()).api().protocol_data().map_or(std::ptr::null_mut(), |d| d as *mut c_void)
     })
 }
 
@@ -273,8 +263,7 @@ pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *m
 #[no_mangle]
 pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
     guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        unsafe { c.as_ref() }.map_or(0, |c| c.api().attempt_count())
+        try_ref!(c, else 0).api().attempt_count()
     })
 }
 
@@ -284,12 +273,9 @@ pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
 #[no_mangle]
 pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out: *mut AttemptInfo) -> c_int {
     guard!(fail(Error::Panic), {
-        let c = arg!(c);
-        let out = arg!(mut out);
-        let report = match c.api().attempt(index) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
+        let c = try_ref!(c);
+        let out = try_mut!(out);
+        let report = try_ok!(c.api().attempt(index));
         // SAFETY: an all-zero sockaddr_storage is valid.
         let mut address: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let address_len = write_sockaddr(&report.address, &mut address);
@@ -314,10 +300,7 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
 #[no_mangle]
 pub extern "C" fn connection_close(c: *mut Connection) {
     guard!((), {
-        // SAFETY: NULL or valid per the contract.
-        if let Some(c) = unsafe { c.as_ref() } {
-            c.api().close();
-        }
+        try_ref!(c, else ()).api().close();
     })
 }
 

@@ -1,9 +1,10 @@
-//! C ABI: RemoteEndpoint and TransportProperties.
+//! C ABI: RemoteEndpoint and LocalEndpoint.
 
-use super::{arg, fail, guard, status};
+use super::handle::{free_handle, into_handle, try_mut, try_str, Boxed};
+use super::{fail, guard, status};
 use crate::api;
 use crate::api::Error;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A remote endpoint under construction: a host (name or IP address) and a
@@ -13,18 +14,20 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// may pass it to preconnection_new at once.
 pub struct RemoteEndpoint(pub(crate) api::RemoteEndpoint);
 
-/// Transport properties of a Preconnection (RFC 9622 §6). Today every race
-/// uses TCP, which the defaults ask for; preconnection_new copies them.
-///
-/// Threads: as RemoteEndpoint: set on one thread at a time, then read
-/// (preconnection_new) by any number at once.
-pub struct TransportProperties(pub(crate) api::TransportProperties);
+impl Boxed for RemoteEndpoint {}
+
+/// A local endpoint (RFC 9622 §6.1) under construction: interface,
+/// address, port. preconnection_add_local_endpoint copies it; free it with
+/// local_endpoint_free.
+pub struct LocalEndpoint(pub(crate) api::LocalEndpoint);
+
+impl Boxed for LocalEndpoint {}
 
 /// A new, empty remote endpoint (no host, no port). Free it with
 /// remote_endpoint_free. NULL only if memory is exhausted.
 #[no_mangle]
 pub extern "C" fn remote_endpoint_new() -> *mut RemoteEndpoint {
-    guard!(std::ptr::null_mut(), { Box::into_raw(Box::new(RemoteEndpoint(api::RemoteEndpoint::new()))) })
+    guard!(std::ptr::null_mut(), { into_handle(RemoteEndpoint(api::RemoteEndpoint::new())) })
 }
 
 /// Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
@@ -35,14 +38,8 @@ pub extern "C" fn remote_endpoint_new() -> *mut RemoteEndpoint {
 #[no_mangle]
 pub extern "C" fn remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostname: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
-        let ep = arg!(mut ep);
-        if hostname.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: a non-NULL, NUL-terminated string per the contract.
-        let Ok(text) = unsafe { CStr::from_ptr(hostname) }.to_str() else {
-            return fail(Error::InvalidHostname);
-        };
+        let ep = try_mut!(ep);
+        let text = try_str!(hostname, Error::InvalidHostname);
         status(ep.0.with_hostname(text).map(|_| ()))
     })
 }
@@ -52,7 +49,7 @@ pub extern "C" fn remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostnam
 #[no_mangle]
 pub extern "C" fn remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: u16) -> c_int {
     guard!(fail(Error::Panic), {
-        let ep = arg!(mut ep);
+        let ep = try_mut!(ep);
         status(ep.0.with_port(port).map(|_| ()))
     })
 }
@@ -63,14 +60,8 @@ pub extern "C" fn remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: u16) 
 #[no_mangle]
 pub extern "C" fn remote_endpoint_with_service(ep: *mut RemoteEndpoint, service: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
-        let ep = arg!(mut ep);
-        if service.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: a non-NULL, NUL-terminated string per the contract.
-        let Ok(text) = unsafe { CStr::from_ptr(service) }.to_str() else {
-            return fail(Error::InvalidPort);
-        };
+        let ep = try_mut!(ep);
+        let text = try_str!(service, Error::InvalidPort);
         status(ep.0.with_service(text).map(|_| ()))
     })
 }
@@ -80,7 +71,7 @@ pub extern "C" fn remote_endpoint_with_service(ep: *mut RemoteEndpoint, service:
 #[no_mangle]
 pub extern "C" fn remote_endpoint_with_ipv4(ep: *mut RemoteEndpoint, addr: libc::in_addr) -> c_int {
     guard!(fail(Error::Panic), {
-        let ep = arg!(mut ep);
+        let ep = try_mut!(ep);
         ep.0.with_ipv4(Ipv4Addr::from(u32::from_be(addr.s_addr)));
         0
     })
@@ -90,7 +81,7 @@ pub extern "C" fn remote_endpoint_with_ipv4(ep: *mut RemoteEndpoint, addr: libc:
 #[no_mangle]
 pub extern "C" fn remote_endpoint_with_ipv6(ep: *mut RemoteEndpoint, addr: libc::in6_addr) -> c_int {
     guard!(fail(Error::Panic), {
-        let ep = arg!(mut ep);
+        let ep = try_mut!(ep);
         ep.0.with_ipv6(Ipv6Addr::from(addr.s6_addr));
         0
     })
@@ -100,28 +91,64 @@ pub extern "C" fn remote_endpoint_with_ipv6(ep: *mut RemoteEndpoint, addr: libc:
 /// own copy.
 #[no_mangle]
 pub extern "C" fn remote_endpoint_free(ep: *mut RemoteEndpoint) {
-    guard!((), {
-        if !ep.is_null() {
-            // SAFETY: from remote_endpoint_new, freed once.
-            drop(unsafe { Box::from_raw(ep) });
-        }
+    // SAFETY: NULL, or from remote_endpoint_new and freed once.
+    guard!((), { unsafe { free_handle(ep) } })
+}
+
+/// A new local endpoint with nothing set. Free with local_endpoint_free.
+#[no_mangle]
+pub extern "C" fn local_endpoint_new() -> *mut LocalEndpoint {
+    guard!(std::ptr::null_mut(), { into_handle(LocalEndpoint(api::LocalEndpoint::new())) })
+}
+
+/// Bind attempts on this path to interface `name` (SO_BINDTODEVICE, needs
+/// CAP_NET_RAW; copied). Errors: TAPS_ERROR_NULL_ARGUMENT,
+/// TAPS_ERROR_INVALID_ARGUMENT (empty, over 15 bytes, '/' or spaces).
+#[no_mangle]
+pub extern "C" fn local_endpoint_with_interface(ep: *mut LocalEndpoint, name: *const c_char) -> c_int {
+    guard!(fail(Error::Panic), {
+        let ep = try_mut!(ep);
+        let name = try_str!(name, Error::InvalidArgument("an interface name is UTF-8"));
+        status(ep.0.with_interface(name).map(|_| ()))
     })
 }
 
-/// Transport properties with the defaults (a reliable, ordered byte
-/// stream: TCP). Free with transport_properties_free.
+/// Bind attempts on this path to an IPv4 address (network byte order).
+/// Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn transport_properties_new() -> *mut TransportProperties {
-    guard!(std::ptr::null_mut(), { Box::into_raw(Box::new(TransportProperties(api::TransportProperties::new()))) })
+pub extern "C" fn local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::in_addr) -> c_int {
+    guard!(fail(Error::Panic), {
+        let ep = try_mut!(ep);
+        ep.0.with_address(Ipv4Addr::from(u32::from_be(addr.s_addr)).into());
+        0
+    })
 }
 
-/// Free transport properties. NULL is fine.
+/// Bind attempts on this path to an IPv6 address. Errors:
+/// TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn transport_properties_free(props: *mut TransportProperties) {
-    guard!((), {
-        if !props.is_null() {
-            // SAFETY: from transport_properties_new, freed once.
-            drop(unsafe { Box::from_raw(props) });
-        }
+pub extern "C" fn local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::in6_addr) -> c_int {
+    guard!(fail(Error::Panic), {
+        let ep = try_mut!(ep);
+        ep.0.with_address(Ipv6Addr::from(addr.s6_addr).into());
+        0
     })
+}
+
+/// Bind attempts on this path to a local port (with an address; 0 lets
+/// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
+#[no_mangle]
+pub extern "C" fn local_endpoint_with_port(ep: *mut LocalEndpoint, port: u16) -> c_int {
+    guard!(fail(Error::Panic), {
+        let ep = try_mut!(ep);
+        ep.0.with_port(port);
+        0
+    })
+}
+
+/// Free a local endpoint. NULL is fine.
+#[no_mangle]
+pub extern "C" fn local_endpoint_free(ep: *mut LocalEndpoint) {
+    // SAFETY: NULL, or from local_endpoint_new and freed once.
+    guard!((), { unsafe { free_handle(ep) } })
 }

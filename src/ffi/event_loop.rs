@@ -1,9 +1,10 @@
 //! C ABI: EventLoop, its run modes and shared loops.
 
-use super::{arg, fail, guard, status};
+use super::handle::{free_handle, handle_or_null, opt_ref, try_ref, try_str, Boxed};
+use super::{fail, guard, status};
 use crate::api;
 use crate::api::Error;
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
 /// One event loop (a mio Poll with its timers, sockets and resolver
@@ -31,19 +32,34 @@ use std::time::Duration;
 /// Callbacks run on the thread that runs the loop, one at a time.
 pub struct EventLoop(pub(crate) api::EventLoop);
 
+impl Boxed for EventLoop {}
+
+/// Options of event_loop_new_with_options.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventLoopOptions {
+    /// A manual clock: time starts at 0 and moves only with
+    /// event_loop_advance_clock, and running the loop never blocks (it does
+    /// what is ready and returns). For tests that drive every delay exactly.
+    pub manual_clock: bool,
+}
+
 /// A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 /// the system refused an epoll instance, eventfd or timerfd). Free it with
 /// `event_loop_free`. Any thread.
 #[no_mangle]
 pub extern "C" fn event_loop_new() -> *mut EventLoop {
+    guard!(std::ptr::null_mut(), { handle_or_null(api::EventLoop::new().map(EventLoop)) })
+}
+
+/// A new loop with options (NULL: the defaults, as event_loop_new). NULL
+/// on failure, with taps_last_error(). Free with event_loop_free.
+#[no_mangle]
+pub extern "C" fn event_loop_new_with_options(options: *const EventLoopOptions) -> *mut EventLoop {
     guard!(std::ptr::null_mut(), {
-        match api::EventLoop::new() {
-            Ok(lp) => Box::into_raw(Box::new(EventLoop(lp))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
-        }
+        let opts = opt_ref!(options).copied().unwrap_or_default();
+        let made = if opts.manual_clock { api::EventLoop::with_manual_clock() } else { api::EventLoop::new() };
+        handle_or_null(made.map(EventLoop))
     })
 }
 
@@ -56,7 +72,7 @@ pub extern "C" fn event_loop_new() -> *mut EventLoop {
 #[no_mangle]
 pub extern "C" fn event_loop_run(event_loop: *mut EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         status(lp.0.run())
     })
 }
@@ -73,7 +89,7 @@ pub extern "C" fn event_loop_run(event_loop: *mut EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_run_once(event_loop: *mut EventLoop, timeout_ms: c_int) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         let timeout = match timeout_ms {
             -1 => None,
             ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
@@ -100,7 +116,7 @@ pub extern "C" fn event_loop_run_once(event_loop: *mut EventLoop, timeout_ms: c_
 #[no_mangle]
 pub extern "C" fn event_loop_set_resolution_cache(event_loop: *mut EventLoop, lifetime_ms: u32) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         status(lp.0.set_resolution_cache(Duration::from_millis(u64::from(lifetime_ms))))
     })
 }
@@ -116,7 +132,7 @@ pub extern "C" fn event_loop_set_resolution_cache(event_loop: *mut EventLoop, li
 #[no_mangle]
 pub extern "C" fn event_loop_process(event_loop: *mut EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         count(lp.0.process())
     })
 }
@@ -133,7 +149,7 @@ pub extern "C" fn event_loop_process(event_loop: *mut EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_get_fd(event_loop: *const EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         match lp.0.fd() {
             Ok(fd) => fd,
             Err(e) => fail(e),
@@ -153,7 +169,7 @@ pub extern "C" fn event_loop_get_fd(event_loop: *const EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_get_timeout_ms(event_loop: *const EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         match lp.0.timeout() {
             Ok(None) => -1,
             Ok(Some(d)) => d.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int,
@@ -172,7 +188,7 @@ pub extern "C" fn event_loop_get_timeout_ms(event_loop: *const EventLoop) -> c_i
 #[no_mangle]
 pub extern "C" fn event_loop_start_thread(event_loop: *mut EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         status(lp.0.start_thread())
     })
 }
@@ -190,7 +206,7 @@ pub extern "C" fn event_loop_start_thread(event_loop: *mut EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_stop_thread(event_loop: *mut EventLoop) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
+        let lp = try_ref!(event_loop);
         status(lp.0.stop_thread())
     })
 }
@@ -213,25 +229,8 @@ pub extern "C" fn event_loop_stop_thread(event_loop: *mut EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_shared(key: *const c_char) -> *mut EventLoop {
     guard!(std::ptr::null_mut(), {
-        if key.is_null() {
-            fail(Error::NullArgument);
-            return std::ptr::null_mut();
-        }
-        // SAFETY: a non-NULL key is a NUL-terminated string per the contract.
-        let key = match unsafe { CStr::from_ptr(key) }.to_str() {
-            Ok(k) => k,
-            Err(_) => {
-                fail(Error::InvalidArgument("the shared loop key is not UTF-8"));
-                return std::ptr::null_mut();
-            }
-        };
-        match api::EventLoop::shared(key) {
-            Ok(lp) => Box::into_raw(Box::new(EventLoop(lp))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
-        }
+        let key = try_str!(key, Error::InvalidArgument("the shared loop key is not UTF-8"));
+        handle_or_null(api::EventLoop::shared(key).map(EventLoop))
     })
 }
 
@@ -262,13 +261,27 @@ pub extern "C" fn event_loop_release(event_loop: *mut EventLoop) {
 /// event_loop_run / run_once / process.
 #[no_mangle]
 pub extern "C" fn event_loop_free(event_loop: *mut EventLoop) {
-    guard!((), {
-        if !event_loop.is_null() {
-            // SAFETY: the pointer came from event_loop_new or
-            // event_loop_shared and is freed once.
-            drop(unsafe { Box::from_raw(event_loop) });
-        }
+    // SAFETY: NULL, or from event_loop_new(_with_options) or
+    // event_loop_shared and freed once, per the contract.
+    guard!((), { unsafe { free_handle(event_loop) } })
+}
+
+/// Move a manual clock forward by `us` µs; what falls due runs at the next
+/// event_loop_run (or run_once / process) on the loop's thread. Errors:
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (not a manual clock).
+#[no_mangle]
+pub extern "C" fn event_loop_advance_clock(event_loop: *mut EventLoop, us: u64) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = try_ref!(event_loop);
+        status(lp.0.advance_clock(us))
     })
+}
+
+/// The loop's clock in µs since the loop was created (a manual clock's
+/// value); 0 for NULL.
+#[no_mangle]
+pub extern "C" fn event_loop_now_us(event_loop: *const EventLoop) -> u64 {
+    guard!(0, { try_ref!(event_loop, else 0).0.now_us() })
 }
 
 /// A count of callbacks as a C result, or the error's code.

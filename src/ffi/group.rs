@@ -1,13 +1,16 @@
 //! C ABI: ConnectionGroup.
 
 use super::preconnection::Preconnection;
-use super::{arg, fail, guard, status};
+use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
+use super::{fail, guard, status};
 use crate::api::{self, Error, GroupEvent, GroupOptions};
 use std::ffi::{c_int, c_void};
 
 /// A group of K connections from one Preconnection, with streams assigned
 /// over them and failover. Free with connection_group_free.
 pub struct ConnectionGroup(pub(crate) api::ConnectionGroup);
+
+impl Boxed for ConnectionGroup {}
 
 /// What a group knows about a member.
 #[repr(C)]
@@ -67,24 +70,13 @@ pub extern "C" fn connection_group_new(
     user_data: *mut c_void,
 ) -> *mut ConnectionGroup {
     guard!(std::ptr::null_mut(), {
-        // SAFETY: NULL or valid per the contract.
-        let Some(pre) = (unsafe { p.as_ref() }) else {
-            fail(Error::NullArgument);
-            return std::ptr::null_mut();
-        };
-        // SAFETY: NULL or valid per the contract.
-        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        let pre = try_ref!(p);
+        let opts = opt_ref!(opts).copied().unwrap_or_default();
         let events: Option<crate::api::group::GroupEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
             Box::new(move |e: &GroupEvent| c.call(e)) as crate::api::group::GroupEventHandler
         });
-        match api::ConnectionGroup::new(&pre.0, &opts, events) {
-            Ok(g) => Box::into_raw(Box::new(ConnectionGroup(g))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
-        }
+        handle_or_null(api::ConnectionGroup::new(&pre.0, &opts, events).map(ConnectionGroup))
     })
 }
 
@@ -96,8 +88,8 @@ pub extern "C" fn connection_group_new(
 #[no_mangle]
 pub extern "C" fn connection_group_assign(group: *mut ConnectionGroup, out_member: *mut u64) -> c_int {
     guard!(fail(Error::Panic), {
-        let g = arg!(group);
-        let out = arg!(mut out_member);
+        let g = try_ref!(group);
+        let out = try_mut!(out_member);
         match g.0.assign() {
             Ok(m) => {
                 *out = m as u64;
@@ -114,7 +106,7 @@ pub extern "C" fn connection_group_assign(group: *mut ConnectionGroup, out_membe
 #[no_mangle]
 pub extern "C" fn connection_group_release_stream(group: *mut ConnectionGroup, member: u64, failed: c_int) -> c_int {
     guard!(fail(Error::Panic), {
-        let g = arg!(group);
+        let g = try_ref!(group);
         status(g.0.release_stream(member as usize, failed != 0))
     })
 }
@@ -126,7 +118,7 @@ pub extern "C" fn connection_group_release_stream(group: *mut ConnectionGroup, m
 #[no_mangle]
 pub extern "C" fn connection_group_mark_failed(group: *mut ConnectionGroup, member: u64) -> c_int {
     guard!(fail(Error::Panic), {
-        let g = arg!(group);
+        let g = try_ref!(group);
         status(g.0.mark_failed(member as usize))
     })
 }
@@ -138,7 +130,7 @@ pub extern "C" fn connection_group_mark_failed(group: *mut ConnectionGroup, memb
 #[no_mangle]
 pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, member: u64, weight: u32) -> c_int {
     guard!(fail(Error::Panic), {
-        let g = arg!(group);
+        let g = try_ref!(group);
         status(g.0.set_weight(member as usize, weight))
     })
 }
@@ -148,8 +140,8 @@ pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, membe
 #[no_mangle]
 pub extern "C" fn connection_group_member_metrics(group: *const ConnectionGroup, member: u64, out: *mut GroupMemberMetrics) -> c_int {
     guard!(fail(Error::Panic), {
-        let g = arg!(group);
-        let out = arg!(mut out);
+        let g = try_ref!(group);
+        let out = try_mut!(out);
         match g.0.metrics(member as usize) {
             Ok(m) => {
                 *out = GroupMemberMetrics {
@@ -172,9 +164,8 @@ pub extern "C" fn connection_group_member_metrics(group: *const ConnectionGroup,
 #[no_mangle]
 pub extern "C" fn connection_group_member_fd(group: *const ConnectionGroup, member: u64) -> c_int {
     guard!(-1, {
-        // SAFETY: NULL or valid per the contract.
-        match unsafe { group.as_ref() }.map(|g| g.0.member(member as usize)) {
-            Some(Ok((Some(fd), _))) => fd,
+        match try_ref!(group, else -1).0.member(member as usize) {
+            Ok((Some(fd), _)) => fd,
             _ => -1,
         }
     })
@@ -185,8 +176,7 @@ pub extern "C" fn connection_group_member_fd(group: *const ConnectionGroup, memb
 #[no_mangle]
 pub extern "C" fn connection_group_members(group: *const ConnectionGroup, out: *mut u64, cap: usize) -> usize {
     guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        let Some(g) = (unsafe { group.as_ref() }) else { return 0 };
+        let g = try_ref!(group, else 0);
         let members = g.0.members();
         if !out.is_null() {
             for (i, m) in members.iter().take(cap).enumerate() {
@@ -202,10 +192,6 @@ pub extern "C" fn connection_group_members(group: *const ConnectionGroup, out: *
 /// event follows. NULL is fine.
 #[no_mangle]
 pub extern "C" fn connection_group_free(group: *mut ConnectionGroup) {
-    guard!((), {
-        if !group.is_null() {
-            // SAFETY: from connection_group_new, freed once.
-            drop(unsafe { Box::from_raw(group) });
-        }
-    })
+    // SAFETY: NULL, or from connection_group_new and freed once.
+    guard!((), { unsafe { free_handle(group) } })
 }

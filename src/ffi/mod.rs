@@ -16,14 +16,19 @@ use crate::api::Error;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
 
-pub mod connection;
-pub mod endpoint;
-pub mod group;
+// In the order of the header: each handle's types and functions in its
+// own file.
 pub mod event_loop;
-pub mod pool;
-pub mod preconnection;
+pub mod endpoint;
 pub mod properties;
+pub mod preconnection;
+pub mod connection;
+pub mod pool;
+pub mod group;
 pub mod protocol;
+pub mod resolver;
+
+mod handle;
 
 /// Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
 /// one of these negative codes; `taps_strerror` describes each.
@@ -132,23 +137,26 @@ pub(crate) fn injected_panic_point() {
 #[cfg(test)]
 mod panic_tests;
 
-/// Dereference a pointer argument or return `TAPS_ERROR_NULL_ARGUMENT`.
-macro_rules! arg {
-    ($ptr:expr) => {
-        match unsafe { $ptr.as_ref() } {
-            Some(r) => r,
-            None => return $crate::ffi::fail($crate::api::Error::NullArgument),
-        }
-    };
-    (mut $ptr:expr) => {
-        match unsafe { $ptr.as_mut() } {
-            Some(r) => r,
-            None => return $crate::ffi::fail($crate::api::Error::NullArgument),
+/// `TryFrom<c_int>` for an enum a C program passes as an `int`: each
+/// listed variant's own value, `Error::InvalidArgument($what)` for any
+/// other.
+macro_rules! c_enum_try_from {
+    ($ty:ty, $what:literal, [$($variant:path),+ $(,)?]) => {
+        impl TryFrom<::std::ffi::c_int> for $ty {
+            type Error = $crate::api::Error;
+            fn try_from(value: ::std::ffi::c_int) -> Result<Self, Self::Error> {
+                $(
+                    if value == $variant as ::std::ffi::c_int {
+                        return Ok($variant);
+                    }
+                )+
+                Err($crate::api::Error::InvalidArgument($what))
+            }
         }
     };
 }
 
-pub(crate) use {arg, guard};
+pub(crate) use {c_enum_try_from, guard};
 
 /// A static, NUL-terminated description of a status code; "unknown error"
 /// for a code that is not a `TapsError`. Never NULL. Any thread.

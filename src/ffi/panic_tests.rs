@@ -17,6 +17,7 @@ use super::pool::*;
 use super::preconnection::*;
 use super::properties::*;
 use super::protocol::*;
+use super::resolver::*;
 use super::{taps_last_error, taps_last_error_message, taps_strerror, TapsError, INJECT_PANIC};
 use std::ffi::{c_int, CStr};
 use std::ptr::{null, null_mut};

@@ -2,7 +2,8 @@
 
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::preconnection::Preconnection;
-use super::{arg, fail, guard};
+use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
+use super::{fail, guard};
 use crate::api::{self, Error, PoolEvent, PoolOptions};
 use std::ffi::{c_int, c_void};
 
@@ -10,6 +11,8 @@ use std::ffi::{c_int, c_void};
 /// once, a warm buffer, backoff when all fail. Free with
 /// connection_pool_free.
 pub struct ConnectionPool(pub(crate) api::ConnectionPool);
+
+impl Boxed for ConnectionPool {}
 
 /// The pool's event callback: called on the loop's thread for each event;
 /// `event` is valid during the call.
@@ -48,24 +51,13 @@ pub extern "C" fn connection_pool_new(
     user_data: *mut c_void,
 ) -> *mut ConnectionPool {
     guard!(std::ptr::null_mut(), {
-        // SAFETY: NULL or valid per the contract.
-        let Some(pre) = (unsafe { p.as_ref() }) else {
-            fail(Error::NullArgument);
-            return std::ptr::null_mut();
-        };
-        // SAFETY: NULL or valid per the contract.
-        let opts = unsafe { opts.as_ref() }.copied().unwrap_or_default();
+        let pre = try_ref!(p);
+        let opts = opt_ref!(opts).copied().unwrap_or_default();
         let events: Option<crate::api::pool::PoolEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
             Box::new(move |e: &PoolEvent| c.call(e)) as crate::api::pool::PoolEventHandler
         });
-        match api::ConnectionPool::new(&pre.0, &opts, events) {
-            Ok(pool) => Box::into_raw(Box::new(ConnectionPool(pool))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
-        }
+        handle_or_null(api::ConnectionPool::new(&pre.0, &opts, events).map(ConnectionPool))
     })
 }
 
@@ -82,13 +74,10 @@ pub extern "C" fn connection_pool_acquire(
     out_connection: *mut *mut Connection,
 ) -> c_int {
     guard!(fail(Error::Panic), {
-        if out_connection.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: a valid out-pointer.
-        unsafe { *out_connection = std::ptr::null_mut() };
-        let pool = arg!(pool);
-        start_connection(pool.0.new_connection(), callbacks, out_connection, |c, h| pool.0.acquire_into(c, h))
+        let out = try_mut!(out_connection);
+        *out = std::ptr::null_mut();
+        let pool = try_ref!(pool);
+        start_connection(pool.0.new_connection(), callbacks, out, |c, h| pool.0.acquire_into(c, h))
     })
 }
 
@@ -96,8 +85,7 @@ pub extern "C" fn connection_pool_acquire(
 #[no_mangle]
 pub extern "C" fn connection_pool_buffered(pool: *const ConnectionPool) -> usize {
     guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        unsafe { pool.as_ref() }.map_or(0, |p| p.0.buffered())
+        try_ref!(pool, else 0).0.buffered()
     })
 }
 
@@ -107,10 +95,6 @@ pub extern "C" fn connection_pool_buffered(pool: *const ConnectionPool) -> usize
 /// handed out are not affected. NULL is fine.
 #[no_mangle]
 pub extern "C" fn connection_pool_free(pool: *mut ConnectionPool) {
-    guard!((), {
-        if !pool.is_null() {
-            // SAFETY: from connection_pool_new, freed once.
-            drop(unsafe { Box::from_raw(pool) });
-        }
-    })
+    // SAFETY: NULL, or from connection_pool_new and freed once.
+    guard!((), { unsafe { free_handle(pool) } })
 }

@@ -1,11 +1,14 @@
-//! C ABI: RacingOptions, Preconnection and Initiate.
+//! C ABI: Preconnection, its RacingOptions, local endpoints and branch
+//! racing types, and Initiate.
 
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
-use super::endpoint::{RemoteEndpoint, TransportProperties};
+use super::endpoint::{LocalEndpoint, RemoteEndpoint};
 use super::event_loop::EventLoop;
-use super::{fail, guard};
+use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ok, try_ref, Boxed, OnError};
+use super::properties::TransportProperties;
+use super::{c_enum_try_from, fail, guard, status};
 use crate::api;
-use crate::api::{Error, RacingOptions};
+use crate::api::{BranchKind, Error, RacingOptions, RacingType};
 use std::ffi::c_int;
 
 /// Remote endpoints, properties and racing options on one loop, ready to
@@ -17,6 +20,31 @@ use std::ffi::c_int;
 /// not run at the same time as any other call on it. Races it initiates
 /// belong to its loop handle (for a shared loop, to that client).
 pub struct Preconnection(pub(crate) api::Preconnection);
+
+impl Boxed for Preconnection {}
+
+/// How the branches of one level race (RFC 9623 §4.3), for
+/// preconnection_set_racing_type.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RacingTypeCode {
+    /// All branches start at once.
+    RACING_TYPE_IMMEDIATE = 0,
+    /// Each branch starts a delay after the previous one, or at once when
+    /// the previous one failed (the default).
+    RACING_TYPE_DELAYED = 1,
+    /// A branch starts only when every earlier branch failed.
+    RACING_TYPE_FAILOVER = 2,
+}
+
+c_enum_try_from!(RacingTypeCode, "not a RacingTypeCode", [
+    RacingTypeCode::RACING_TYPE_IMMEDIATE,
+    RacingTypeCode::RACING_TYPE_DELAYED,
+    RacingTypeCode::RACING_TYPE_FAILOVER,
+]);
+
+c_enum_try_from!(BranchKind, "not a BranchKind", [BranchKind::Path, BranchKind::Protocol, BranchKind::Endpoint]);
 
 /// The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 /// resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
@@ -44,30 +72,19 @@ pub extern "C" fn preconnection_new(
     opts: *const RacingOptions,
 ) -> *mut Preconnection {
     guard!(std::ptr::null_mut(), {
-        let made = (|| {
-            // SAFETY: pointers are NULL or valid per the contract.
-            let lp = unsafe { event_loop.as_ref() }.ok_or(Error::NullArgument)?;
-            if remotes.is_null() && n_remotes > 0 {
-                return Err(Error::NullArgument);
-            }
-            let mut list = Vec::with_capacity(n_remotes);
-            for i in 0..n_remotes {
-                // SAFETY: remotes holds n_remotes pointers, each NULL or valid.
-                let ep = unsafe { (*remotes.add(i)).as_ref() }.ok_or(Error::NullArgument)?;
-                list.push(ep.0.clone());
-            }
-            // SAFETY: NULL or valid.
-            let props = unsafe { props.as_ref() }.map(|p| &p.0);
-            let opts = unsafe { opts.as_ref() };
-            api::Preconnection::new(&lp.0, &list, props, opts)
-        })();
-        match made {
-            Ok(p) => Box::into_raw(Box::new(Preconnection(p))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
+        let lp = try_ref!(event_loop);
+        if remotes.is_null() && n_remotes > 0 {
+            return OnError::on_error(Error::NullArgument);
         }
+        let mut list = Vec::with_capacity(n_remotes);
+        for i in 0..n_remotes {
+            // SAFETY: remotes holds n_remotes pointers, per the contract.
+            let remote = unsafe { *remotes.add(i) };
+            list.push(try_ref!(remote).0.clone());
+        }
+        let props = opt_ref!(props).map(|p| &p.0);
+        let made = api::Preconnection::new(&lp.0, &list, props, opt_ref!(opts));
+        handle_or_null(made.map(Preconnection))
     })
 }
 
@@ -75,12 +92,8 @@ pub extern "C" fn preconnection_new(
 /// not affected.
 #[no_mangle]
 pub extern "C" fn preconnection_free(p: *mut Preconnection) {
-    guard!((), {
-        if !p.is_null() {
-            // SAFETY: from preconnection_new, freed once.
-            drop(unsafe { Box::from_raw(p) });
-        }
-    })
+    // SAFETY: NULL, or from preconnection_new and freed once.
+    guard!((), { unsafe { free_handle(p) } })
 }
 
 /// Start racing (RFC 8305; RFC 9623 §4) and return at once: `*out_connection`
@@ -100,12 +113,45 @@ pub extern "C" fn preconnection_initiate_with_racing(
     out_connection: *mut *mut Connection,
 ) -> c_int {
     guard!(fail(Error::Panic), {
-        if out_connection.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: out_connection is a valid out-pointer.
-        unsafe { *out_connection = std::ptr::null_mut() };
-        let pre = super::arg!(p);
-        start_connection(pre.0.new_connection(), callbacks, out_connection, |c, h| pre.0.initiate_connection(c, h))
+        let out = try_mut!(out_connection);
+        *out = std::ptr::null_mut();
+        let pre = try_ref!(p);
+        start_connection(pre.0.new_connection(), callbacks, out, |c, h| pre.0.initiate_connection(c, h))
+    })
+}
+
+/// Add a local endpoint (copied) to a Preconnection: each is one path
+/// branch of the race (RFC 9623 §4.1). Call before initiating. Errors:
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (over 64).
+#[no_mangle]
+pub extern "C" fn preconnection_add_local_endpoint(p: *mut Preconnection, local: *const LocalEndpoint) -> c_int {
+    guard!(fail(Error::Panic), {
+        let p = try_mut!(p);
+        let local = try_ref!(local);
+        status(p.0.add_local_endpoint(&local.0))
+    })
+}
+
+/// How the branches of one level of the candidate tree race each other
+/// (RFC 9623 §4.3). `kind`: a BranchKind; `racing_type`: a RacingTypeCode;
+/// `delay_ms`: for RACING_TYPE_DELAYED, the delay between branches (0: the
+/// Connection Attempt Delay; else clamped to [10, 2000]). Defaults: delayed
+/// at every level with the Connection Attempt Delay. At the endpoint
+/// level, RACING_TYPE_IMMEDIATE starts every address at once and
+/// RACING_TYPE_FAILOVER the next address only when an attempt failed.
+/// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value
+/// out of its enum; nothing changes).
+#[no_mangle]
+pub extern "C" fn preconnection_set_racing_type(p: *mut Preconnection, kind: c_int, racing_type: c_int, delay_ms: u32) -> c_int {
+    guard!(fail(Error::Panic), {
+        let p = try_mut!(p);
+        let kind = try_ok!(BranchKind::try_from(kind));
+        let racing = match try_ok!(RacingTypeCode::try_from(racing_type)) {
+            RacingTypeCode::RACING_TYPE_IMMEDIATE => RacingType::Immediate,
+            RacingTypeCode::RACING_TYPE_DELAYED => RacingType::Delayed(delay_ms as u64 * 1000),
+            RacingTypeCode::RACING_TYPE_FAILOVER => RacingType::Failover,
+        };
+        p.0.set_racing_type(kind, racing);
+        0
     })
 }

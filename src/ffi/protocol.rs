@@ -1,10 +1,11 @@
-//! C ABI: user protocols (`ProtocolImplementation`) and user resolvers
-//! (`ResolverImplementation`), and the manual clock for tests.
+//! C ABI: user protocols (`ProtocolImplementation`) raced beside TCP and
+//! UDP, and their attempts (`ProtocolAttempt`).
 
 use super::event_loop::EventLoop;
-use super::{arg, fail, guard, status};
-use crate::api::{self, Error, Family, PathInfo, ProtocolConnection, ProtocolTraits};
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use super::handle::{try_ok, try_ref, try_str};
+use super::{fail, guard, status};
+use crate::api::{self, Error, PathInfo, ProtocolConnection, ProtocolTraits};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,11 +16,13 @@ pub struct ProtocolAttempt {
     _opaque: [u8; 0],
 }
 
-/// One query of a user resolver. Valid from `resolve` until the resolver's
-/// resolver_query_answer / resolver_query_fail call for it returns, or
-/// until `cancel` for it returns, whichever comes first.
-pub struct ResolverQuery {
-    _opaque: [u8; 0],
+impl ProtocolAttempt {
+    /// The attempt behind a handle, for one call.
+    fn api(&self) -> api::ProtocolAttempt {
+        // SAFETY: a handle is a live attempt's raw handle while the C
+        // contract lets the protocol use it.
+        unsafe { api::ProtocolAttempt::from_raw(self as *const ProtocolAttempt as *const c_void) }
+    }
 }
 
 /// What a protocol offers, as flags for ProtocolImplementation.properties.
@@ -33,6 +36,21 @@ pub enum ProtocolFlag {
     PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES = 2,
     /// Several streams per connection (multistreaming).
     PROTOCOL_FLAG_MULTISTREAMING = 4,
+}
+
+/// The ProtocolTraits that ProtocolFlag bits say; unknown bits are an
+/// error.
+fn protocol_traits(flags: u32) -> Result<ProtocolTraits, Error> {
+    use ProtocolFlag::*;
+    let all = PROTOCOL_FLAG_RELIABLE as u32 | PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 | PROTOCOL_FLAG_MULTISTREAMING as u32;
+    if flags & !all != 0 {
+        return Err(Error::InvalidArgument("unknown ProtocolFlag bits"));
+    }
+    Ok(ProtocolTraits {
+        reliable: flags & PROTOCOL_FLAG_RELIABLE as u32 != 0,
+        preserves_msg_boundaries: flags & PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 != 0,
+        multistreaming: flags & PROTOCOL_FLAG_MULTISTREAMING as u32 != 0,
+    })
 }
 
 /// A protocol the program brings (QUIC, TLS over TCP, a tunnel, a mock),
@@ -78,38 +96,6 @@ pub struct ProtocolImplementation {
     pub close: Option<extern "C" fn(protocol_connection: *mut c_void, fd: c_int, user_data: *mut c_void)>,
     /// Passed to every function.
     pub user_data: *mut c_void,
-}
-
-/// A resolver the program brings (a DNS library, a mock), asked for each
-/// host name once per family (RFC 8305 §3: AAAA and A separately and at
-/// once). Copied by event_loop_set_resolver. The functions run on the
-/// loop's thread with the loop locked: they must not call the library,
-/// except resolver_query_answer / resolver_query_fail, which may be called
-/// from any thread, also from inside `resolve`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ResolverImplementation {
-    /// Resolve `hostname` for `family` (AF_INET6 or AF_INET). Return 0 and
-    /// answer later through `query`, once; or return an error code (≠ 0) to
-    /// fail the query at once. Required.
-    pub resolve: Option<
-        extern "C" fn(query: *mut ResolverQuery, hostname: *const c_char, family: c_int, user_data: *mut c_void) -> c_int,
-    >,
-    /// The race ended before the query was answered; after it returns the
-    /// handle is invalid. May be NULL.
-    pub cancel: Option<extern "C" fn(query: *mut ResolverQuery, user_data: *mut c_void)>,
-    /// Passed to every function.
-    pub user_data: *mut c_void,
-}
-
-/// Options of event_loop_new_with_options.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct EventLoopOptions {
-    /// A manual clock: time starts at 0 and moves only with
-    /// event_loop_advance_clock, and running the loop never blocks (it does
-    /// what is ready and returns). For tests that drive every delay exactly.
-    pub manual_clock: bool,
 }
 
 struct CProtocol(ProtocolImplementation);
@@ -159,34 +145,6 @@ impl api::Protocol for CProtocol {
     }
 }
 
-struct CResolver(ResolverImplementation);
-
-// SAFETY: as for CProtocol.
-unsafe impl Send for CResolver {}
-// SAFETY: as for CProtocol.
-unsafe impl Sync for CResolver {}
-
-impl api::Resolver for CResolver {
-    fn resolve(&self, query: api::ResolverQuery, host: &str, family: Family) -> Result<(), i32> {
-        let Some(resolve) = self.0.resolve else { return Err(libc::EAI_SYSTEM) };
-        let Ok(host) = CString::new(host) else { return Err(libc::EAI_NONAME) };
-        let af = match family {
-            Family::V6 => libc::AF_INET6,
-            Family::V4 => libc::AF_INET,
-        };
-        match resolve(query.as_raw() as *mut ResolverQuery, host.as_ptr(), af, self.0.user_data) {
-            0 => Ok(()),
-            code => Err(code),
-        }
-    }
-
-    fn cancel(&self, query: &api::ResolverQuery) {
-        if let Some(cancel) = self.0.cancel {
-            cancel(query.as_raw() as *mut ResolverQuery, self.0.user_data);
-        }
-    }
-}
-
 /// Register a user protocol with a loop (copied). Races on the loop
 /// include it when the selection properties keep it (RFC 9623 §4.1, §5).
 /// Returns 0, or TAPS_ERROR_NULL_ARGUMENT (loop, impl, name or start NULL),
@@ -194,42 +152,14 @@ impl api::Resolver for CResolver {
 #[no_mangle]
 pub extern "C" fn event_loop_add_protocol(event_loop: *mut EventLoop, protocol: *const ProtocolImplementation) -> c_int {
     guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
-        let imp = *arg!(protocol);
-        if imp.name.is_null() || imp.start.is_none() {
+        let lp = try_ref!(event_loop);
+        let imp = *try_ref!(protocol);
+        if imp.start.is_none() {
             return fail(Error::NullArgument);
         }
-        if imp.properties & !7 != 0 {
-            return fail(Error::InvalidArgument("unknown ProtocolFlag bits"));
-        }
-        // SAFETY: a NUL-terminated string per the contract.
-        let Ok(name) = unsafe { CStr::from_ptr(imp.name) }.to_str() else {
-            return fail(Error::InvalidArgument("a protocol name is UTF-8"));
-        };
-        let traits = ProtocolTraits {
-            reliable: imp.properties & 1 != 0,
-            preserves_msg_boundaries: imp.properties & 2 != 0,
-            multistreaming: imp.properties & 4 != 0,
-        };
+        let name = try_str!(imp.name, Error::InvalidArgument("a protocol name is UTF-8"));
+        let traits = try_ok!(protocol_traits(imp.properties));
         status(lp.0.add_protocol(name, traits, Arc::new(CProtocol(imp))).map(|_| ()))
-    })
-}
-
-/// Resolve host names of the loop's races with `resolver` (copied); NULL
-/// goes back to the system resolver (getaddrinfo on worker threads).
-/// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
-/// (loop NULL, or resolve NULL).
-#[no_mangle]
-pub extern "C" fn event_loop_set_resolver(event_loop: *mut EventLoop, resolver: *const ResolverImplementation) -> c_int {
-    guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
-        // SAFETY: NULL or valid per the contract.
-        match unsafe { resolver.as_ref() } {
-            None => lp.0.set_resolver(None),
-            Some(r) if r.resolve.is_none() => return fail(Error::NullArgument),
-            Some(r) => lp.0.set_resolver(Some(Arc::new(CResolver(*r)))),
-        }
-        0
     })
 }
 
@@ -240,12 +170,7 @@ pub extern "C" fn event_loop_set_resolver(event_loop: *mut EventLoop, resolver: 
 #[no_mangle]
 pub extern "C" fn protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_int, protocol_connection: *mut c_void) -> c_int {
     guard!(fail(Error::Panic), {
-        if attempt.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: valid until this call returns, per the contract.
-        let a = unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) };
-        a.ready(if fd >= 0 { Some(fd) } else { None }, protocol_connection as usize);
+        try_ref!(attempt).api().ready(if fd >= 0 { Some(fd) } else { None }, protocol_connection as usize);
         0
     })
 }
@@ -256,11 +181,7 @@ pub extern "C" fn protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_in
 #[no_mangle]
 pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_error: c_int) -> c_int {
     guard!(fail(Error::Panic), {
-        if attempt.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: valid until this call returns, per the contract.
-        let a = unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) };
+        let a = try_ref!(attempt).api();
         if os_error <= 0 {
             a.failed(libc::EIO);
             return fail(Error::InvalidArgument("os_error must be an errno > 0"));
@@ -276,87 +197,6 @@ pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_erro
 pub extern "C" fn protocol_attempt_index(attempt: *const ProtocolAttempt) -> c_int {
     guard!(-1, {
         // SAFETY: NULL or valid per the contract.
-        if attempt.is_null() {
-            return -1;
-        }
-        // SAFETY: valid per the contract.
-        unsafe { api::ProtocolAttempt::from_raw(attempt as *const c_void) }.index() as c_int
-    })
-}
-
-/// Answer a query with `n` addresses (sockaddr_in / sockaddr_in6 in
-/// `addrs`; their ports are ignored, the endpoint's is used; addresses of
-/// the other family are ignored; n may be 0). Any thread; once per query.
-/// Errors: TAPS_ERROR_NULL_ARGUMENT (query NULL, or addrs NULL with n > 0).
-#[no_mangle]
-pub extern "C" fn resolver_query_answer(query: *mut ResolverQuery, addrs: *const libc::sockaddr_storage, n: usize) -> c_int {
-    guard!(fail(Error::Panic), {
-        if query.is_null() || (addrs.is_null() && n > 0) {
-            return fail(Error::NullArgument);
-        }
-        let mut ips = Vec::with_capacity(n);
-        for i in 0..n {
-            // SAFETY: addrs holds n entries per the contract.
-            if let Some(ip) = unsafe { super::sockaddr_ip(addrs.add(i) as *const libc::sockaddr) } {
-                ips.push(ip);
-            }
-        }
-        // SAFETY: valid until this call returns, per the contract.
-        unsafe { api::ResolverQuery::from_raw(query as *const c_void) }.answer(&ips);
-        0
-    })
-}
-
-/// Fail a query with an error code (reported as the race's resolution
-/// error, connection_get_os_error, if no query finds an address). Any
-/// thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
-#[no_mangle]
-pub extern "C" fn resolver_query_fail(query: *mut ResolverQuery, error: c_int) -> c_int {
-    guard!(fail(Error::Panic), {
-        if query.is_null() {
-            return fail(Error::NullArgument);
-        }
-        // SAFETY: valid until this call returns, per the contract.
-        unsafe { api::ResolverQuery::from_raw(query as *const c_void) }.fail(error);
-        0
-    })
-}
-
-/// A new loop with options (NULL: the defaults, as event_loop_new). NULL
-/// on failure, with taps_last_error(). Free with event_loop_free.
-#[no_mangle]
-pub extern "C" fn event_loop_new_with_options(options: *const EventLoopOptions) -> *mut EventLoop {
-    guard!(std::ptr::null_mut(), {
-        // SAFETY: NULL or valid per the contract.
-        let opts = unsafe { options.as_ref() }.copied().unwrap_or_default();
-        let made = if opts.manual_clock { api::EventLoop::with_manual_clock() } else { api::EventLoop::new() };
-        match made {
-            Ok(lp) => Box::into_raw(Box::new(EventLoop(lp))),
-            Err(e) => {
-                fail(e);
-                std::ptr::null_mut()
-            }
-        }
-    })
-}
-
-/// Move a manual clock forward by `us` µs; what falls due runs at the next
-/// event_loop_run (or run_once / process) on the loop's thread. Errors:
-/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (not a manual clock).
-#[no_mangle]
-pub extern "C" fn event_loop_advance_clock(event_loop: *mut EventLoop, us: u64) -> c_int {
-    guard!(fail(Error::Panic), {
-        let lp = arg!(event_loop);
-        status(lp.0.advance_clock(us))
-    })
-}
-
-/// The loop's clock in µs since the loop was created (a manual clock's
-/// value); 0 for NULL.
-#[no_mangle]
-pub extern "C" fn event_loop_now_us(event_loop: *const EventLoop) -> u64 {
-    guard!(0, {
-        // SAFETY: NULL or valid per the contract.
-        unsafe { event_loop.as_ref() }.map_or(0, |lp| lp.0.now_us())
+        try_ref!(attempt, else -1).api().index() as c_int
     })
 }
