@@ -645,18 +645,46 @@ def tail_share(rows, over_ms=1.0):
     return [(rnd, 100.0 * slow[rnd] / n[rnd]) for rnd in sorted(n)]
 
 
+# The method, as docs/BENCHMARKS.md states it above the figures.
+METHOD = (
+    '`bench/compare.py` builds the namespace test bed (`tests/netbed/netbed.py`: '
+    'a client and a server network namespace joined by two veth links, IPv6 '
+    'blackholed, refused or working, and a DNS server that answers AAAA late, '
+    '`tests/netbed/dns_server.c`) and measures taps-racing against curl, '
+    'Python asyncio and Node, against a plain epoll connect loop (the ceiling '
+    'for connections per second) and against a plain C program that follows '
+    'the same RFC 8305 schedule (the floor under time to connected). Time to '
+    'connected is 100 runs per case and tool in 5 interleaved rounds, each '
+    "case's runs in turns of at most 5 per tool, so that a burst of load on a "
+    'shared machine falls on every tool alike; the p99 is the second slowest '
+    "run. A round in which the hypervisor took more than 10% of the vCPUs' "
+    'time (steal, from `/proc/stat`) is measured again, up to '
+    '`--round-tries` times, keeping the try with the least steal, and each try '
+    'first waits up to `--quiet-wait` seconds for a quiet host. Connection '
+    'rates are the median of 5 interleaved repeats of 2 s; a ratio between '
+    'two clients is the median of the ratios within each repeat. It needs '
+    'root and takes about 15 minutes on a quiet host; it rewrites this file: '
+).strip()
+
+
 def write_report(path, ctx):
     m, v = ctx["machine"], ctx["versions"]
     L = []
     w = L.append
     w("# Benchmarks")
     w("")
-    w("Made by `bench/compare.py` in one run on the namespace test bed (tests/netbed/netbed.py): a client and a")
-    w("server network namespace joined by veth, all traffic between them. Regenerate with:")
+    w("The latest run of `bench/compare.py`. Earlier runs are in the history of")
+    w("this file in git.")
+    w("")
+    w("## Method")
+    w("")
+    w(METHOD)
     w("")
     w("```sh")
     w(ctx["command"])
     w("```")
+    w("")
+    w("## The run")
     w("")
     w(f"- date: {ctx['date']} (run took {ctx['took']:.0f} s)")
     w(f"- machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem']} memory, Linux {m['kernel']}")
@@ -843,7 +871,7 @@ def write_report(path, ctx):
         for site, b in hs["sites"]:
             w(f"| `{site}` | {b:,.0f} |")
         w("")
-    w("## Targets (issue 5)")
+    w("## Targets")
     w("")
     for line in ctx["targets"]:
         w(f"- {line}")
