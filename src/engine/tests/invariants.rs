@@ -7,8 +7,6 @@ use crate::engine::race::{Action, AttemptRecord, Outcome, Race, RaceConfig};
 use crate::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 use std::net::SocketAddr;
 
-// ----- randomized self-check -----
-
 struct Lcg(u64);
 
 impl Lcg {

@@ -32,20 +32,24 @@ pub(super) fn drain<E: Actions>(e: &mut E) -> Vec<E::Action> {
     std::iter::from_fn(|| e.next_action()).collect()
 }
 
+/// One millisecond, in the engine's µs.
 pub(super) const MS: Micros = 1000;
-
+/// The errno of a refused attempt.
 pub(super) const ECONNREFUSED: i32 = libc::ECONNREFUSED;
-
+/// The errno of an attempt timeout.
 pub(super) const ETIMEDOUT: i32 = libc::ETIMEDOUT;
 
+/// Endpoint `endpoint`'s AAAA query.
 pub(super) fn q6(endpoint: usize) -> QueryKey {
     QueryKey { endpoint, family: Family::V6 }
 }
 
+/// Endpoint `endpoint`'s A query.
 pub(super) fn q4(endpoint: usize) -> QueryKey {
     QueryKey { endpoint, family: Family::V4 }
 }
 
+/// `[2001:db8::n]:443`, reached from 2001:db8::100.
 pub(super) fn v6(n: u16) -> Candidate {
     Candidate {
         addr: SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n)), 443),
@@ -53,6 +57,7 @@ pub(super) fn v6(n: u16) -> Candidate {
     }
 }
 
+/// `192.0.2.n:443`, reached from 192.0.2.100.
 pub(super) fn v4(n: u8) -> Candidate {
     Candidate {
         addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 443),
@@ -60,18 +65,23 @@ pub(super) fn v4(n: u8) -> Candidate {
     }
 }
 
+/// The race's action starting `attempt` to `c`.
 pub(super) fn start(attempt: AttemptId, c: Candidate) -> Action {
     Action::Start { attempt, addr: c.addr }
 }
 
+/// The race's action cancelling `attempt`.
 pub(super) fn cancel(attempt: AttemptId) -> Action {
     Action::Cancel { attempt }
 }
 
+/// The default configuration (250 ms attempt delay, 50 ms Resolution
+/// Delay, no timeouts, one attempt at a time).
 pub(super) fn cfg() -> RaceConfig {
     RaceConfig::default()
 }
 
+/// A race created at 0 over endpoint 0's AAAA and A queries.
 pub(super) fn dual(config: RaceConfig) -> Race {
     Race::new(config, 0, &[q6(0), q4(0)])
 }
