@@ -26,6 +26,9 @@ pub mod select;
 pub mod sort;
 pub mod tree;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 

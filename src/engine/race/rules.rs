@@ -1,0 +1,208 @@
+//! The race's rules as code: its deadlines (total timeout, Resolution
+//! Delay, Connection Attempt Delay), starting and cancelling attempts, and
+//! `Race::pump`, which applies the rules of RFC 8305 §3 and §5 (the "Rules"
+//! in the docs of `engine::race`) until nothing more is due at `now`.
+
+use super::{Action, Attempt, Outcome, Race, RaceError};
+use crate::engine::{Family, Micros};
+
+impl Race {
+    pub(super) fn total_deadline(&self) -> Option<Micros> {
+        self.config.total_timeout.map(|t| self.created.saturating_add(t))
+    }
+
+    /// When the Resolution Delay ends, while it is running.
+    pub(super) fn resolution_deadline(&self) -> Option<Micros> {
+        if self.racing || self.held {
+            return None;
+        }
+        self.first_a_answer
+            .map(|t| t.saturating_add(self.config.resolution_delay))
+    }
+
+    /// When the next attempt starts for the Connection Attempt Delay, while
+    /// a candidate is pending.
+    pub(super) fn attempt_delay_deadline(&self) -> Option<Micros> {
+        // Micros::MAX: failover racing of endpoints (only a failure starts
+        // the next one).
+        if !self.racing || self.next_pending().is_none() || self.config.connection_attempt_delay == Micros::MAX {
+            return None;
+        }
+        self.last_start
+            .map(|t| t.saturating_add(self.config.connection_attempt_delay))
+    }
+
+    /// The first candidate in order not attempted yet, as its index in
+    /// `known`.
+    fn next_pending(&self) -> Option<u32> {
+        self.order().iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
+    }
+
+    pub(super) fn running(&self) -> usize {
+        self.attempts
+            .iter()
+            .filter(|r| r.outcome == Outcome::Running)
+            .count()
+    }
+
+    fn aaaa_all_ended(&self) -> bool {
+        self.queries
+            .iter()
+            .all(|(k, answered)| k.family != Family::V6 || *answered)
+    }
+
+    /// RFC 8305 §3: whether racing may start now.
+    fn may_start_racing(&self, now: Micros) -> bool {
+        if self.held || self.known.is_empty() {
+            return false;
+        }
+        self.aaaa_answered
+            || self.aaaa_all_ended()
+            || self.resolution_deadline().is_some_and(|t| t <= now)
+    }
+
+    /// Start the next pending candidate; false if there is none.
+    fn start_next(&mut self, now: Micros) -> bool {
+        let Some(candidate) = self.next_pending() else {
+            return false;
+        };
+        self.start(now, candidate);
+        true
+    }
+
+    /// Start an attempt of candidate `candidate` (an index in `known`).
+    fn start(&mut self, now: Micros, candidate: u32) {
+        let attempt = self.attempts.len();
+        crate::engine::push_first_exact(&mut self.attempts, Attempt { candidate, outcome: Outcome::Running, started: now, ended: None });
+        self.last_start = Some(now);
+        self.actions.push_back(Action::Start { attempt, addr: self.known[candidate as usize].addr });
+    }
+
+    /// Attempt timeouts of kept losers after the end.
+    pub(super) fn expire_kept(&mut self, now: Micros) {
+        let Some(timeout) = self.config.attempt_timeout else { return };
+        for (attempt, r) in self.attempts.iter_mut().enumerate() {
+            if r.outcome == Outcome::Running && r.started.saturating_add(timeout) <= now {
+                r.outcome = Outcome::Failed(libc::ETIMEDOUT);
+                r.ended = Some(now);
+                self.actions.push_back(Action::Cancel { attempt });
+            }
+        }
+    }
+
+    /// Start candidate `index` of the order again (race_count larger than
+    /// the number of candidates).
+    fn start_again(&mut self, now: Micros, index: usize) {
+        self.start(now, self.order()[index]);
+    }
+
+    /// Cancel every running attempt (record and action).
+    pub(super) fn cancel_running(&mut self, now: Micros) {
+        for (attempt, r) in self.attempts.iter_mut().enumerate() {
+            if r.outcome == Outcome::Running {
+                r.outcome = Outcome::Cancelled;
+                r.ended = Some(now);
+                self.actions.push_back(Action::Cancel { attempt });
+            }
+        }
+    }
+
+    /// End the race with `error`.
+    pub(super) fn fail(&mut self, now: Micros, error: RaceError) {
+        self.cancel_running(now);
+        self.finished = true;
+        self.start_credits = 0;
+        self.actions.push_back(Action::Failed { error });
+    }
+
+    /// Apply every rule until nothing more is due at `now`.
+    pub(super) fn pump(&mut self, now: Micros) {
+        while !self.finished && self.step(now) {}
+        self.start_credits = 0;
+    }
+
+    /// One round of the rules; true if something changed that may make
+    /// another rule due.
+    fn step(&mut self, now: Micros) -> bool {
+        // Total timeout.
+        if self.total_deadline().is_some_and(|t| t <= now) {
+            self.fail(now, RaceError::TimedOut);
+            return false;
+        }
+        // Attempt timeouts: fail with ETIMEDOUT, close the socket.
+        if let Some(timeout) = self.config.attempt_timeout {
+            for (attempt, r) in self.attempts.iter_mut().enumerate() {
+                if r.outcome == Outcome::Running && r.started.saturating_add(timeout) <= now {
+                    r.outcome = Outcome::Failed(libc::ETIMEDOUT);
+                    r.ended = Some(now);
+                    self.last_errno = libc::ETIMEDOUT;
+                    self.start_credits += 1;
+                    self.actions.push_back(Action::Cancel { attempt });
+                }
+            }
+        }
+        // RFC 8305 §3: end of the resolution phase.
+        if !self.racing {
+            if !self.may_start_racing(now) {
+                return self.check_end(now);
+            }
+            self.racing = true;
+            for _ in 0..self.config.race_count.max(1) {
+                if !self.start_next(now) {
+                    break;
+                }
+            }
+            return true;
+        }
+        // RFC 8305 §5: a failure starts the next candidate at once.
+        if self.start_credits > 0 {
+            self.start_credits -= 1;
+            if self.start_next(now) {
+                return true;
+            }
+            self.start_credits = 0;
+        }
+        // The initial batch of race_count is not complete (racing started
+        // with fewer candidates): late candidates join it at once.
+        if self.attempts.len() < self.config.race_count.max(1) && self.start_next(now) {
+            return true;
+        }
+        // race_count above the number of candidates, resolution over:
+        // attempt the candidates again until race_count attempts started.
+        let want = self.config.race_count.max(1);
+        if want != usize::MAX
+            && self.attempts.len() < want
+            && !self.order().is_empty()
+            && self.next_pending().is_none()
+            && !self.is_resolving()
+        {
+            let index = self.attempts.len() % self.order().len();
+            self.start_again(now, index);
+            return true;
+        }
+        // Nothing running (late answers): start at once.
+        if self.running() == 0 && self.start_next(now) {
+            return true;
+        }
+        // Connection Attempt Delay.
+        if self.attempt_delay_deadline().is_some_and(|t| t <= now) && self.start_next(now) {
+            return true;
+        }
+        self.check_end(now)
+    }
+
+    /// Fail the race if nothing can happen any more. Always false (nothing
+    /// more to do in this round).
+    fn check_end(&mut self, now: Micros) -> bool {
+        if self.running() > 0 || self.is_resolving() || self.next_pending().is_some() {
+            return false;
+        }
+        let error = if self.attempts.is_empty() {
+            RaceError::ResolutionFailed(self.last_resolution_error)
+        } else {
+            RaceError::AllAttemptsFailed(self.last_errno)
+        };
+        self.fail(now, error);
+        false
+    }
+}
