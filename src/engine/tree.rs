@@ -20,8 +20,8 @@
 //! any leaf wins; every other attempt in every leaf is cancelled.
 //!
 //! A tree of one leaf (one path, one protocol: most races) is kept as its
-//! leaf's race alone ([`one_leaf`]); any other tree by the general branch
-//! scheduler ([`Branches`]). Both behave the same on one leaf.
+//! leaf's race alone (`one_leaf`); any other tree by the general branch
+//! scheduler (`Branches`). Both behave the same on one leaf.
 
 mod one_leaf;
 
