@@ -82,8 +82,8 @@ fn code_only(src: &str) -> String {
                 continue;
             }
             let hashes = j - i - 1;
-            for k in i..=j {
-                blank(&mut out, c[k]);
+            for &ch in &c[i..=j] {
+                blank(&mut out, ch);
             }
             i = j + 1;
             while i < c.len() {
