@@ -7,6 +7,7 @@ fn main() {
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("taps_racing.h");
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/api");
+    println!("cargo:rerun-if-changed=src/vocabulary");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=TAPS_UPDATE_HEADER");
     let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");

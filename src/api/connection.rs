@@ -1,11 +1,15 @@
 //! Connections: the handle a race gives back, its callbacks and its report.
 
 use super::error::{Error, Result};
-use crate::runtime::conn::{ConnCore, Phase};
+use crate::runtime::callbacks::ConnCallbacks;
+use crate::runtime::conn::{Callback, ConnCore};
 use std::ffi::CStr;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
+
+pub use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
+pub use crate::vocabulary::state::ConnectionState;
 
 /// The user's callbacks for one Connection, called on the thread that runs
 /// the loop, never two at once for the same connection. Exactly one of
@@ -39,59 +43,24 @@ pub trait ConnectionHandler: Send {
     }
 }
 
-/// How an attempt ended, or that it has not.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// Still connecting.
-    Running,
-    /// The winner.
-    Won,
-    /// Failed; `os_error` says why (ETIMEDOUT for an attempt timeout).
-    Failed,
-    /// Stopped because the race ended (another attempt won, the race
-    /// failed, timed out, or was cancelled).
-    Cancelled,
-    /// Ready after another attempt won, and kept as a spare connection
-    /// (connection pools, race_count above 1).
-    Spare,
-}
+/// The user's handler as the runtime calls it: each callback gets a
+/// non-owning [`Connection`] view of the core it is called for.
+pub(crate) struct Handler(pub(crate) Box<dyn ConnectionHandler>);
 
-/// One attempt of a race, as reported after the fact.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttemptReport {
-    /// The remote address and port attempted.
-    pub address: SocketAddr,
-    /// The protocol's name: "tcp", "udp" or a user protocol's.
-    pub protocol: Arc<CStr>,
-    /// The interface of the path, `None` for the default path.
-    pub interface: Option<Arc<CStr>>,
-    /// Start, µs since the race was initiated.
-    pub started_us: u64,
-    /// End, µs since the race was initiated; `None` while running.
-    pub ended_us: Option<u64>,
-    /// How it ended.
-    pub outcome: AttemptOutcome,
-    /// errno of a failed attempt, else 0.
-    pub os_error: i32,
-}
+impl ConnCallbacks for Handler {
+    fn call(&mut self, core: &Arc<ConnCore>, cb: Callback) {
+        let view = Connection::view(Arc::clone(core));
+        match cb {
+            Callback::Ready => self.0.ready(&view),
+            Callback::EstablishmentError => self.0.establishment_error(&view),
+            Callback::ConnectionError => self.0.connection_error(&view),
+            Callback::Closed => self.0.closed(&view),
+        }
+    }
 
-/// Where a Connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConnectionState {
-    /// Not started.
-    Idle,
-    /// Racing.
-    Establishing,
-    /// Ready: the race was won.
-    Established,
-    /// Closed (by the user or by a connection error).
-    Closed,
-    /// The race failed.
-    Failed,
+    fn wants_connection_errors(&self) -> bool {
+        self.0.wants_connection_errors()
+    }
 }
 
 /// A connection: racing, established, failed or closed. Dropping the handle
@@ -159,13 +128,7 @@ impl Connection {
 
     /// Where the connection is in its life.
     pub fn state(&self) -> ConnectionState {
-        match self.core.lock().phase {
-            Phase::Idle => ConnectionState::Idle,
-            Phase::Establishing => ConnectionState::Establishing,
-            Phase::Established => ConnectionState::Established,
-            Phase::Closed => ConnectionState::Closed,
-            Phase::Failed => ConnectionState::Failed,
-        }
+        self.core.lock().phase
     }
 
     /// The socket of an established connection (non-blocking, owned by the

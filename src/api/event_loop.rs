@@ -41,7 +41,8 @@
 
 use super::error::{Error, Result};
 use crate::runtime::client::Client;
-use super::protocol::{Protocol, ProtocolTraits, Resolver};
+use super::protocol::{Protocol, ProtocolAdapter, ProtocolTraits, Resolver, ResolverAdapter};
+use crate::runtime::callbacks::UserResolver;
 use crate::runtime::protocol::{ProtocolEntry, ProtocolKind};
 use crate::runtime::LoopShared;
 use std::os::fd::RawFd;
@@ -114,13 +115,13 @@ impl EventLoop {
             return Err(Error::InvalidArgument("a protocol name is 1 to 64 bytes"));
         }
         let name = std::ffi::CString::new(name).map_err(|_| Error::InvalidArgument("a protocol name has no NUL"))?;
-        self.shared.add_protocol(ProtocolEntry { name: Arc::from(name.as_c_str()), traits, kind: ProtocolKind::User(protocol) })
+        self.shared.add_protocol(ProtocolEntry { name: Arc::from(name.as_c_str()), traits, kind: ProtocolKind::User(Arc::new(ProtocolAdapter(protocol))) })
     }
 
     /// Resolve host names of races on this loop with `resolver` (`None`:
     /// the system resolver again). Races already running keep theirs.
     pub fn set_resolver(&self, resolver: Option<Arc<dyn Resolver>>) {
-        self.shared.set_resolver(resolver);
+        self.shared.set_resolver(resolver.map(|r| Arc::new(ResolverAdapter(r)) as Arc<dyn UserResolver>));
     }
 
     /// Keep the system resolver's answers for `lifetime` (default 60 s,
@@ -265,7 +266,7 @@ impl Drop for EventLoop {
     fn drop(&mut self) {
         self.shared.release_client(&self.client);
         match self.key.take() {
-            Some(key) => super::shared::release(&key, &self.shared),
+            Some(key) => super::shared_loops::release(&key, &self.shared),
             None => {
                 if self.shared.has_thread() {
                     let _ = self.shared.stop_thread();
@@ -279,5 +280,53 @@ impl Drop for EventLoop {
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop").field("shared", &self.key).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// End to end on loopback: the second race to a name asks nothing, a
+    /// race that fails with kept answers drops them, zero turns it off.
+    #[test]
+    fn races_use_kept_answers() {
+        use crate::api::{Connection, ConnectionHandler, EventLoop, Preconnection, RemoteEndpoint};
+        use crate::runtime::cache::MAX_LIFETIME;
+        use std::time::Duration;
+        struct Outcome(std::sync::Arc<std::sync::Mutex<Vec<bool>>>);
+        impl ConnectionHandler for Outcome {
+            fn ready(&mut self, _: &Connection) {
+                self.0.lock().unwrap().push(true);
+            }
+            fn establishment_error(&mut self, _: &Connection) {
+                self.0.lock().unwrap().push(false);
+            }
+        }
+        let lp = EventLoop::new().unwrap();
+        let queries = || lp.shared.resolver_queries();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let race = |port: u16| {
+            let mut ep = RemoteEndpoint::new();
+            ep.with_hostname("localhost").unwrap().with_port(port).unwrap();
+            let pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+            let conn = pre.initiate(Box::new(Outcome(std::sync::Arc::clone(&seen)))).unwrap();
+            lp.run().unwrap();
+            drop(conn);
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        race(port);
+        assert_eq!(queries(), 2, "AAAA and A asked");
+        race(port);
+        assert_eq!(queries(), 2, "both answers kept");
+        drop(listener);
+        race(port); // refused on both families: the kept answers go
+        assert_eq!(queries(), 2);
+        race(port);
+        assert_eq!(queries(), 4, "asked again after the failure");
+        lp.set_resolution_cache(Duration::ZERO).unwrap();
+        race(port);
+        assert_eq!(queries(), 6, "no cache");
+        assert_eq!(*seen.lock().unwrap(), vec![true, true, false, false, false]);
+        assert!(lp.set_resolution_cache(MAX_LIFETIME + Duration::from_millis(1)).is_err());
     }
 }

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+pub use crate::vocabulary::events::{GroupEvent, GroupEventHandler, GroupEventKind};
+
 /// A group's options (C: `GroupOptions`, from `group_options_default`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,44 +73,6 @@ impl GroupOptions {
         })
     }
 }
-
-/// What happened in a group.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupEventKind {
-    /// A member joined (`member`; `connect_time_us`: its connect time).
-    MemberJoined,
-    /// A member failed (`member`; `streams`: how many it carried, now
-    /// failed); it left the rotation, a rebuild follows.
-    MemberFailed,
-    /// Every member has failed; the group keeps rebuilding. Reported once
-    /// per outage.
-    AllFailed,
-    /// A member joined after AllFailed (`member`).
-    Recovered,
-    /// A rebuild race failed; the next waits `connect_time_us` µs.
-    RebuildFailed,
-}
-
-/// One group event.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GroupEvent {
-    /// What happened.
-    pub kind: GroupEventKind,
-    /// The member concerned (0 when none).
-    pub member: u64,
-    /// Streams the failed member carried (MemberFailed), else 0.
-    pub streams: u32,
-    /// A duration in µs, per kind.
-    pub connect_time_us: u64,
-}
-
-/// A group's event callback, called on the loop's thread.
-pub type GroupEventHandler = Box<dyn FnMut(&GroupEvent) + Send>;
 
 /// A group of K connections from one Preconnection. Dropping it cancels
 /// its rebuild race and closes its members; no event follows.

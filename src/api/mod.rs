@@ -1,5 +1,9 @@
 //! The safe Rust API. The C ABI in `ffi` is a thin skin over it.
 //!
+//! The plain types it shares with the runtime (errors, endpoints, options,
+//! race reports, states, events) are the crate's vocabulary, re-exported
+//! here at their usual paths (`api::Error`, `api::error::Error`, ...).
+//!
 //! ```no_run
 //! use taps_racing::api::*;
 //! struct Print;
@@ -22,8 +26,6 @@
 //! ```
 
 pub mod connection;
-pub mod endpoint;
-pub mod error;
 pub mod event_loop;
 pub mod options;
 pub mod preconnection;
@@ -31,7 +33,9 @@ pub mod group;
 pub mod pool;
 pub mod properties;
 pub mod protocol;
-pub mod shared;
+pub mod shared_loops;
+
+pub use crate::vocabulary::{endpoint, error};
 
 pub use connection::{AttemptOutcome, AttemptReport, Connection, ConnectionHandler, ConnectionState};
 pub use endpoint::{Host, LocalEndpoint, RemoteEndpoint};
@@ -45,5 +49,5 @@ pub use pool::{ConnectionPool, PoolEvent, PoolEventKind, PoolOptions};
 pub use properties::TransportProperties;
 pub use protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection, ProtocolTraits, Resolver, ResolverQuery};
 pub use crate::engine::select::{InterfaceMatch, InterfaceType, Preference};
-pub use crate::engine::tree::RacingType;
+pub use crate::vocabulary::options::RacingType;
 pub use crate::engine::Family;

@@ -1,56 +1,16 @@
 //! RacingOptions: the RFC 8305 timing knobs, validated into the engine's
-//! [`RaceConfig`].
+//! [`RaceConfig`]. The types are the vocabulary's; their conversions to the
+//! engine's configuration are here.
 
 use super::error::{Error, Result};
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
 use crate::engine::Micros;
 
-/// Bounds of the Connection Attempt Delay, ms (RFC 8305 §5: at least 10 ms
-/// recommended, at most 2 s).
-pub const ATTEMPT_DELAY_RANGE_MS: (u32, u32) = (10, 2000);
-/// Largest Resolution Delay accepted, ms.
-pub const MAX_RESOLUTION_DELAY_MS: u32 = 2000;
-/// Largest `race_count`.
-pub const MAX_RACE_COUNT: u32 = 64;
-/// Largest `first_address_family_count`.
-pub const MAX_FIRST_ADDRESS_FAMILY_COUNT: u32 = 64;
-
-/// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-/// (C: racing_options_default(); Rust: RacingOptions::default()) and change
-/// the fields you need.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RacingOptions {
-    /// RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
-    /// [10, 2000].
-    pub connection_attempt_delay_ms: u32,
-    /// RFC 8305 §3 Resolution Delay in ms: how long to wait for AAAA after
-    /// A answered. Default 50, at most 2000.
-    pub resolution_delay_ms: u32,
-    /// RFC 8305 §4 First Address Family Count: default 1, 1 to 64.
-    pub first_address_family_count: u32,
-    /// Deadline of one attempt in ms, 0 for none (default). Attempts are
-    /// NOT aborted at the attempt delay: an earlier attempt keeps running.
-    pub attempt_timeout_ms: u32,
-    /// Deadline of the whole race in ms, 0 for none (default).
-    pub total_timeout_ms: u32,
-    /// Attempts started at once at the head of the list, default 1, 1 to 64.
-    pub race_count: u32,
-}
-
-impl Default for RacingOptions {
-    fn default() -> Self {
-        RacingOptions {
-            connection_attempt_delay_ms: 250,
-            resolution_delay_ms: 50,
-            first_address_family_count: 1,
-            attempt_timeout_ms: 0,
-            total_timeout_ms: 0,
-            race_count: 1,
-        }
-    }
-}
+pub use crate::vocabulary::options::{
+    BranchRacing, RacingOptions, ATTEMPT_DELAY_RANGE_MS, MAX_FIRST_ADDRESS_FAMILY_COUNT, MAX_RACE_COUNT,
+    MAX_RESOLUTION_DELAY_MS,
+};
 
 impl RacingOptions {
     /// Check the options and convert them to the engine's µs.
@@ -82,32 +42,7 @@ impl RacingOptions {
     }
 }
 
-/// How the branches of each level of the candidate tree race their
-/// earlier siblings (RFC 9623 §4.3). The default is delayed racing at
-/// every level, with the Connection Attempt Delay; branches that the
-/// selection properties Avoid race as failover behind the others.
-///
-/// cbindgen:ignore
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BranchRacing {
-    /// Between paths (interfaces, local endpoints).
-    pub path: RacingType,
-    /// Between protocols on one path.
-    pub protocol: RacingType,
-    /// Between endpoints (resolved addresses) of one protocol on one path:
-    /// `Delayed(d)` staggers attempts by d (the Connection Attempt Delay),
-    /// `Immediate` starts every address at once, `Failover` starts the next
-    /// address only when the previous attempt failed.
-    pub endpoint: RacingType,
-}
-
 impl BranchRacing {
-    /// Delayed racing with `delay` µs at every level.
-    pub fn delayed(delay: Micros) -> BranchRacing {
-        let d = RacingType::Delayed(delay);
-        BranchRacing { path: d, protocol: d, endpoint: d }
-    }
-
     /// Apply the endpoint level to a race configuration.
     pub(crate) fn apply(&self, mut config: RaceConfig) -> RaceConfig {
         match self.endpoint {

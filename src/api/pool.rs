@@ -2,13 +2,15 @@
 //! connections, a warm buffer of ready ones, backoff when every attempt
 //! fails (see `engine::pool` for the policy).
 
-use super::connection::{Connection, ConnectionHandler};
+use super::connection::{Connection, ConnectionHandler, Handler};
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
 use crate::runtime::pool::{OwnedSpec, PoolCore};
 use crate::runtime::LoopShared;
 use crate::engine::pool::PoolConfig;
 use std::sync::Arc;
+
+pub use crate::vocabulary::events::{PoolEvent, PoolEventHandler, PoolEventKind};
 
 /// A pool's options (C: `PoolOptions`, from `pool_options_default`).
 #[repr(C)]
@@ -97,49 +99,6 @@ impl PoolOptions {
     }
 }
 
-/// What happened in a pool, for observability.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PoolEventKind {
-    /// A race started with `count` attempts.
-    RaceStarted,
-    /// An attempt became ready after `elapsed_us`.
-    AttemptSucceeded,
-    /// An attempt failed after `elapsed_us` with `os_error`.
-    AttemptFailed,
-    /// A race was won `elapsed_us` after it started.
-    RaceWon,
-    /// Every attempt of a race failed (`os_error`: the last errno).
-    RaceFailed,
-    /// A ready connection went into the buffer.
-    ConnectionBuffered,
-    /// A connection was closed: the buffer was full, it was idle too
-    /// long, or it failed while buffered.
-    ConnectionDisposed,
-    /// The next race waits `elapsed_us` µs.
-    Backoff,
-}
-
-/// One pool event.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolEvent {
-    /// What happened.
-    pub kind: PoolEventKind,
-    /// Attempts started (RaceStarted), else 0.
-    pub count: u32,
-    /// A duration in µs, per kind.
-    pub elapsed_us: u64,
-    /// An errno (AttemptFailed, RaceFailed), else 0.
-    pub os_error: i32,
-}
-
-/// A pool's event callback, called on the loop's thread.
-pub type PoolEventHandler = Box<dyn FnMut(&PoolEvent) + Send>;
-
 /// A pool of connections made from one Preconnection. Dropping it cancels
 /// its races, closes its buffered connections and fails its waiting
 /// connections with [`Error::Cancelled`] (no callback); no event follows.
@@ -191,16 +150,10 @@ impl ConnectionPool {
     /// As [`ConnectionPool::acquire`]; [`Error::InvalidState`] if `conn`
     /// already started.
     pub fn acquire_into(&self, conn: &Connection, handler: Box<dyn ConnectionHandler>) -> Result<()> {
-        {
-            let mut c = conn.core.lock();
-            if c.handler.is_some() {
-                return Err(Error::InvalidState);
-            }
-            c.handler = Some(handler);
-        }
+        conn.core.install_handler(Box::new(Handler(handler)))?;
         let r = self.lp.pool_acquire(self.core.id, &conn.core);
         if r.is_err() {
-            conn.core.lock().handler = None;
+            conn.core.remove_handler();
         }
         r
     }

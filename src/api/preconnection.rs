@@ -1,6 +1,6 @@
 //! Preconnection: what to connect to and how to race, before Initiate.
 
-use super::connection::{Connection, ConnectionHandler};
+use super::connection::{Connection, ConnectionHandler, Handler};
 use super::endpoint::{Host, LocalEndpoint, RemoteEndpoint};
 use super::error::{Error, Result};
 use super::event_loop::EventLoop;
@@ -116,13 +116,7 @@ impl Preconnection {
         if !Arc::ptr_eq(&conn.core.lp, &self.lp) || !Arc::ptr_eq(&conn.core.client, &self.client) {
             return Err(Error::InvalidState);
         }
-        {
-            let mut c = conn.core.lock();
-            if c.handler.is_some() {
-                return Err(Error::InvalidState);
-            }
-            c.handler = Some(handler);
-        }
+        conn.core.install_handler(Box::new(Handler(handler)))?;
         let spec = RaceSpec {
             remotes: &self.remotes,
             locals: &self.locals,
@@ -133,7 +127,7 @@ impl Preconnection {
         };
         let started = self.lp.start_race(&conn.core, &spec);
         if started.is_err() {
-            conn.core.lock().handler = None;
+            conn.core.remove_handler();
         }
         started
     }

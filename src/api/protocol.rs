@@ -7,6 +7,7 @@
 //! protocol says so (after its own handshake): that is the stage at which
 //! the race is won and the losers are cancelled.
 
+use crate::runtime::callbacks::{UserProtocol, UserResolver};
 use crate::runtime::protocol::{AttemptHandle, Completion};
 use crate::runtime::resolver::QueryHandle;
 use crate::engine::Family;
@@ -15,25 +16,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 
 pub use crate::engine::select::ProtocolTraits;
-
-/// The path an attempt runs on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathInfo {
-    /// Interface to use, if the path names one.
-    pub interface: Option<String>,
-    /// Local address and port to bind to, if a local endpoint gave one.
-    pub local: Option<SocketAddr>,
-}
-
-/// An established user-protocol connection, given back to
-/// [`Protocol::close`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProtocolConnection {
-    /// The fd the protocol reported, if any.
-    pub fd: Option<RawFd>,
-    /// The protocol's own handle (an opaque pointer-sized value).
-    pub data: usize,
-}
+pub use crate::vocabulary::protocol::{PathInfo, ProtocolConnection};
 
 /// A user protocol. Its methods run on the loop's thread with the loop's
 /// lock held: they must not call back into the library, except
@@ -164,5 +147,37 @@ impl ResolverQuery {
 impl std::fmt::Debug for ResolverQuery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResolverQuery").field("race", &self.0.race).field("key", &self.0.key).finish()
+    }
+}
+
+/// A user protocol as the runtime calls it: its attempts become
+/// [`ProtocolAttempt`] handles.
+pub(crate) struct ProtocolAdapter(pub(crate) Arc<dyn Protocol>);
+
+impl UserProtocol for ProtocolAdapter {
+    fn start(&self, attempt: Arc<AttemptHandle>, remote: SocketAddr, path: &PathInfo) -> Result<(), i32> {
+        self.0.start(ProtocolAttempt(attempt), remote, path)
+    }
+
+    fn cancel(&self, attempt: Arc<AttemptHandle>) {
+        self.0.cancel(&ProtocolAttempt(attempt));
+    }
+
+    fn close(&self, connection: ProtocolConnection) {
+        self.0.close(connection);
+    }
+}
+
+/// A user resolver as the runtime calls it: its queries become
+/// [`ResolverQuery`] handles.
+pub(crate) struct ResolverAdapter(pub(crate) Arc<dyn Resolver>);
+
+impl UserResolver for ResolverAdapter {
+    fn resolve(&self, query: Arc<QueryHandle>, host: &str, family: Family) -> Result<(), i32> {
+        self.0.resolve(ResolverQuery(query), host, family)
+    }
+
+    fn cancel(&self, query: Arc<QueryHandle>) {
+        self.0.cancel(&ResolverQuery(query));
     }
 }

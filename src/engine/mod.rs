@@ -32,9 +32,9 @@ mod tests;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-/// Time on the loop's clock, in microseconds. The engine only compares and
-/// adds these; the driver decides where zero is.
-pub type Micros = u64;
+// Time on the loop's clock, in µs: a vocabulary type, since the runtime
+// and the api count in it too.
+pub use crate::vocabulary::time::Micros;
 
 /// An address family, in the order RFC 8305 prefers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

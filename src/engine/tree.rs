@@ -31,17 +31,9 @@ use one_leaf::OneLeaf;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// How a branch starts relative to its earlier siblings (RFC 9623 §4.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RacingType {
-    /// At the same time as the previous sibling.
-    Immediate,
-    /// This long (µs) after the previous sibling started, or at once when
-    /// it failed.
-    Delayed(Micros),
-    /// Only after every earlier sibling failed.
-    Failover,
-}
+// How a branch starts relative to its earlier siblings: a vocabulary
+// type, since the api's options name it too.
+pub use crate::vocabulary::options::RacingType;
 
 /// A protocol branch under a path: the driver's protocol id and how it
 /// races its earlier siblings.

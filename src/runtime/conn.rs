@@ -8,28 +8,15 @@ use super::client::Client;
 use super::protocol::Transport;
 use super::sync::{Condvar, Mutex, MutexGuard};
 use super::LoopShared;
-use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
-use crate::api::error::Error;
+use super::callbacks::ConnCallbacks;
+use crate::vocabulary::error::{Error, Result};
+use crate::vocabulary::report::AttemptReport;
+use crate::vocabulary::state::ConnectionState;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
-
-/// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Made, race not started.
-    Idle,
-    /// The race is running.
-    Establishing,
-    /// The race was won; the socket is the connection's.
-    Established,
-    /// Closed by the user, or ended by a connection error.
-    Closed,
-    /// The race failed (establishment error).
-    Failed,
-}
 
 /// Which user callback to call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +28,12 @@ pub(crate) enum Callback {
 }
 
 pub(crate) struct ConnState {
-    pub phase: Phase,
+    pub phase: ConnectionState,
     /// The race running for it (race ids start at 1).
     pub race: Option<NonZeroU64>,
     /// What it has once its race ended; `None` before.
     settled: Option<Box<Settled>>,
-    pub handler: Option<Box<dyn ConnectionHandler>>,
+    pub handler: Option<Box<dyn ConnCallbacks>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
     /// Signalled when a callback returns; made by the first thread that
@@ -123,7 +110,7 @@ impl ConnState {
 }
 
 /// One connection's shared core. The loop keeps an `Arc` while a race or a
-/// callback is pending; the user's [`Connection`] owns another.
+/// callback is pending; the user's `Connection` (api) owns another.
 pub(crate) struct ConnCore {
     pub id: u64,
     pub lp: Arc<LoopShared>,
@@ -143,7 +130,7 @@ impl ConnCore {
             lp,
             client,
             st: Mutex::new(ConnState {
-                phase: Phase::Idle,
+                phase: ConnectionState::Idle,
                 race: None,
                 settled: None,
                 handler: None,
@@ -173,13 +160,7 @@ impl ConnCore {
             st.in_callback = Some(super::sync::current_thread());
             h
         };
-        let view = Connection::view(Arc::clone(self));
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cb {
-            Callback::Ready => handler.ready(&view),
-            Callback::EstablishmentError => handler.establishment_error(&view),
-            Callback::ConnectionError => handler.connection_error(&view),
-            Callback::Closed => handler.closed(&view),
-        }));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.call(self, cb)));
         let leftover = {
             let mut st = self.lock();
             st.in_callback = None;
@@ -197,6 +178,24 @@ impl ConnCore {
         if let Err(panic) = result {
             std::panic::resume_unwind(panic);
         }
+    }
+
+    /// Give the connection the handler its race will call.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] if it has one (its race started).
+    pub(crate) fn install_handler(&self, handler: Box<dyn ConnCallbacks>) -> Result<()> {
+        let mut c = self.lock();
+        if c.handler.is_some() {
+            return Err(Error::InvalidState);
+        }
+        c.handler = Some(handler);
+        Ok(())
+    }
+
+    /// Drop the handler of a race that could not start.
+    pub(crate) fn remove_handler(&self) {
+        self.lock().handler = None;
     }
 
     /// Wait until no other thread is inside one of this connection's

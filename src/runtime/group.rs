@@ -7,13 +7,14 @@
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
 
-use super::conn::{ConnCore, Holder, Phase};
+use super::conn::{ConnCore, Holder};
 use super::pool::OwnedSpec;
 use super::protocol::Transport;
 use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
-use crate::api::connection::AttemptReport;
-use crate::api::error::{Error, Result};
-use crate::api::group::{GroupEvent, GroupEventKind};
+use crate::vocabulary::error::{Error, Result};
+use crate::vocabulary::events::{GroupEvent, GroupEventHandler, GroupEventKind};
+use crate::vocabulary::report::AttemptReport;
+use crate::vocabulary::state::ConnectionState;
 use crate::engine::group::{AssignError, GroupPolicy, MemberId, MemberMetrics};
 use crate::engine::race::{RaceConfig, RaceError};
 use crate::engine::{AttemptId, Micros};
@@ -67,7 +68,7 @@ impl LoopShared {
         &self,
         spec: OwnedSpec,
         config: GroupConfig,
-        events: Option<crate::api::group::GroupEventHandler>,
+        events: Option<GroupEventHandler>,
         client: Arc<super::client::Client>,
     ) -> Result<Arc<GroupCore>> {
         let mut st = lock(&self.state);
@@ -307,7 +308,7 @@ impl LoopShared {
         if let Some(conn) = conn {
             let t = {
                 let mut c = conn.lock();
-                c.phase = Phase::Closed;
+                c.phase = ConnectionState::Closed;
                 c.holder = None;
                 c.take_transport()
             };
@@ -428,7 +429,7 @@ impl LoopShared {
         for (_, conn) in entry.members {
             let t = {
                 let mut c = conn.lock();
-                c.phase = Phase::Closed;
+                c.phase = ConnectionState::Closed;
                 c.holder = None;
                 c.take_transport()
             };

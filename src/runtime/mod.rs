@@ -8,6 +8,7 @@
 //! their own connection, start another race).
 
 pub(crate) mod cache;
+pub(crate) mod callbacks;
 pub(crate) mod client;
 pub(crate) mod clock;
 pub(crate) mod conn;
@@ -23,12 +24,13 @@ pub(crate) mod tcp;
 pub(crate) mod timers;
 pub(crate) mod tokens;
 
-use crate::api::connection::{AttemptOutcome, AttemptReport};
-use crate::api::endpoint::{Host, RemoteEndpoint};
-use crate::api::error::{Error, Result};
-use crate::api::endpoint::LocalEndpoint;
-use crate::api::options::BranchRacing;
-use crate::api::protocol::{Resolver as UserResolver, ResolverQuery};
+use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
+use crate::vocabulary::endpoint::{Host, RemoteEndpoint};
+use crate::vocabulary::error::{Error, Result};
+use crate::vocabulary::endpoint::LocalEndpoint;
+use crate::vocabulary::options::BranchRacing;
+use crate::vocabulary::state::ConnectionState;
+use callbacks::UserResolver;
 use crate::engine::race::{Outcome, RaceConfig, RaceError};
 use crate::engine::select::{self, InterfaceMatch, InterfaceType, SelectionProperties};
 use crate::engine::tree::{Action, PathBranch, ProtocolBranch, RacingType, Tree};
@@ -37,7 +39,7 @@ use protocol::{AttemptIo, Completion, ProtocolEntry, Started, Transport};
 use std::ffi::CStr;
 use crate::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 use clock::{Clock, WakeTimer};
-use conn::{Callback, ConnCore, Holder, Phase};
+use conn::{Callback, ConnCore, Holder};
 use mio::{Events, Interest, Poll, Token};
 use resolver::{Job, Resolver};
 use tokens::{Target, Targets};
@@ -96,7 +98,7 @@ struct RaceEntry {
 /// A race's queries to a user resolver, with the resolver that has them.
 struct UserQueries {
     resolver: Arc<dyn UserResolver>,
-    queries: Vec<ResolverQuery>,
+    queries: Vec<Arc<resolver::QueryHandle>>,
 }
 
 /// One path of a race, with its interface name as the race report gives
@@ -438,10 +440,10 @@ impl LoopShared {
         };
         {
             let mut c = conn.lock();
-            if c.phase != Phase::Idle || c.released {
+            if c.phase != ConnectionState::Idle || c.released {
                 return Err(Error::InvalidState);
             }
-            c.phase = Phase::Establishing;
+            c.phase = ConnectionState::Establishing;
             c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
@@ -536,15 +538,15 @@ impl LoopShared {
                         }
                     }
                     Some(r) => {
-                        let query = ResolverQuery(Arc::new(resolver::QueryHandle {
+                        let query = Arc::new(resolver::QueryHandle {
                             resolver: Arc::downgrade(&self.resolver),
                             race: id,
                             key,
                             port,
                             done: std::sync::atomic::AtomicBool::new(false),
-                        }));
-                        if let Err(code) = r.resolve(query.clone(), host, family) {
-                            query.fail(code);
+                        });
+                        if let Err(code) = r.resolve(Arc::clone(&query), host, family) {
+                            query.answer(Err(code));
                         }
                         if let Some(e) = st.races.get_mut(&id) {
                             let u = e.user_queries.get_or_insert_with(|| {
@@ -615,10 +617,10 @@ impl LoopShared {
         let (race, transport, waiting_in) = {
             let mut c = conn.lock();
             match c.phase {
-                Phase::Establishing | Phase::Established => {}
+                ConnectionState::Establishing | ConnectionState::Established => {}
                 _ => return,
             }
-            c.phase = Phase::Closed;
+            c.phase = ConnectionState::Closed;
             (c.race.take(), c.take_transport(), c.take_pool())
         };
         if let Some(id) = race.map(NonZeroU64::get) {
@@ -656,8 +658,8 @@ impl LoopShared {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();
                 c.race = None;
-                if c.phase == Phase::Establishing {
-                    c.phase = Phase::Failed;
+                if c.phase == ConnectionState::Establishing {
+                    c.phase = ConnectionState::Failed;
                     c.settled().error = Some(Error::Cancelled);
                 }
             }
@@ -716,7 +718,7 @@ impl LoopShared {
             Some(Target::Established(weak)) => {
                 let Some(conn) = weak.upgrade() else { return };
                 let mut c = conn.lock();
-                if c.phase != Phase::Established {
+                if c.phase != ConnectionState::Established {
                     return;
                 }
                 // A user's connection fails on an error or a full hang-up
@@ -737,7 +739,7 @@ impl LoopShared {
                 if let Some(t) = c.take_transport() {
                     protocol::close_transport(t, &self.registry);
                 }
-                c.phase = Phase::Closed;
+                c.phase = ConnectionState::Closed;
                 c.settled().error = Some(Error::Io(errno));
                 let holder = c.holder.take();
                 drop(c);
@@ -960,7 +962,7 @@ impl LoopShared {
         let mut c = conn.lock();
         c.settled().attempts = reports.into();
         c.race = None;
-        let live = c.phase == Phase::Establishing && !c.released;
+        let live = c.phase == ConnectionState::Establishing && !c.released;
         let callback = match (end, winner) {
             (Ok(attempt), Some(io)) => {
                 let remote = entry.race.attempts().nth(attempt).map(|a| a.record.candidate.addr);
@@ -975,13 +977,13 @@ impl LoopShared {
             }
             (Ok(_), None) => {
                 log::error!("race {id}: the winner has no transport");
-                c.phase = Phase::Failed;
+                c.phase = ConnectionState::Failed;
                 c.settled().error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
             }
             (Err(error), _) => {
-                if c.phase == Phase::Establishing {
-                    c.phase = Phase::Failed;
+                if c.phase == ConnectionState::Establishing {
+                    c.phase = ConnectionState::Failed;
                     c.settled().error = Some(race_error(error));
                     Some(Callback::EstablishmentError)
                 } else {
@@ -1026,9 +1028,9 @@ impl LoopShared {
     fn end_queries(&self, entry: &mut RaceEntry) {
         let Some(u) = entry.user_queries.take() else { return };
         for q in u.queries {
-            if !q.0.done.load(std::sync::atomic::Ordering::Acquire) {
-                q.0.end();
-                u.resolver.cancel(&q);
+            if !q.done.load(std::sync::atomic::Ordering::Acquire) {
+                q.end();
+                u.resolver.cancel(q);
             }
         }
     }
@@ -1074,7 +1076,7 @@ impl LoopShared {
                 targets.forget(watched);
             }
         }
-        c.phase = Phase::Established;
+        c.phase = ConnectionState::Established;
         let settled = c.settled();
         settled.remote = remote;
         settled.transport = Some(transport);

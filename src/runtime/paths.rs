@@ -1,7 +1,7 @@
 //! Local paths: the system's interfaces (getifaddrs) and the local
 //! endpoints a Preconnection names (RFC 9623 §4.1, the PATH level).
 
-use crate::api::endpoint::LocalEndpoint;
+use crate::vocabulary::endpoint::LocalEndpoint;
 use crate::engine::select::{InterfaceType, PathTraits};
 use std::collections::BTreeMap;
 use std::ffi::CStr;

@@ -9,14 +9,15 @@
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
 
-use super::conn::{Callback, ConnCore, Holder, Phase};
+use super::conn::{Callback, ConnCore, Holder};
 use super::protocol::{self, Transport};
 use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
-use crate::api::connection::{AttemptOutcome, AttemptReport};
-use crate::api::endpoint::{LocalEndpoint, RemoteEndpoint};
-use crate::api::error::{Error, Result};
-use crate::api::options::BranchRacing;
-use crate::api::pool::{PoolEvent, PoolEventKind};
+use crate::vocabulary::endpoint::{LocalEndpoint, RemoteEndpoint};
+use crate::vocabulary::error::{Error, Result};
+use crate::vocabulary::events::{PoolEvent, PoolEventHandler, PoolEventKind};
+use crate::vocabulary::options::BranchRacing;
+use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
+use crate::vocabulary::state::ConnectionState;
 use crate::engine::pool::{Placement, PoolConfig, PoolPolicy};
 use crate::engine::race::{RaceConfig, RaceError};
 use crate::engine::select::SelectionProperties;
@@ -122,7 +123,7 @@ impl LoopShared {
         &self,
         spec: OwnedSpec,
         config: PoolConfig,
-        events: Option<crate::api::pool::PoolEventHandler>,
+        events: Option<PoolEventHandler>,
         client: Arc<super::client::Client>,
     ) -> Result<Arc<PoolCore>> {
         let mut st = lock(&self.state);
@@ -158,7 +159,7 @@ impl LoopShared {
         let Some(entry) = st.pools.get_mut(&pool) else { return Err(Error::InvalidState) };
         {
             let c = conn.lock();
-            if c.phase != Phase::Idle || c.released {
+            if c.phase != ConnectionState::Idle || c.released {
                 return Err(Error::InvalidState);
             }
         }
@@ -166,7 +167,7 @@ impl LoopShared {
             let buffered = entry.buffer.pop_front().expect("the policy counts the buffer");
             let (transport, remote, attempts) = {
                 let mut b = buffered.lock();
-                b.phase = Phase::Closed;
+                b.phase = ConnectionState::Closed;
                 (b.take_transport(), b.remote(), std::mem::take(&mut b.settled().attempts))
             };
             let mut c = conn.lock();
@@ -179,7 +180,7 @@ impl LoopShared {
             st.callbacks.push_back((Arc::clone(conn), Callback::Ready));
         } else {
             let mut c = conn.lock();
-            c.phase = Phase::Establishing;
+            c.phase = ConnectionState::Establishing;
             c.holder = Some(Holder::Pool(pool));
             drop(c);
             entry.waiters.push_back(Arc::clone(conn));
@@ -227,7 +228,7 @@ impl LoopShared {
         for b in entry.buffer {
             let t = {
                 let mut c = b.lock();
-                c.phase = Phase::Closed;
+                c.phase = ConnectionState::Closed;
                 c.take_transport()
             };
             if let Some(t) = t {
@@ -236,7 +237,7 @@ impl LoopShared {
         }
         for w in entry.waiters {
             let mut c = w.lock();
-            c.phase = Phase::Failed;
+            c.phase = ConnectionState::Failed;
             c.settled().error = Some(Error::Cancelled);
             c.holder = None;
         }
@@ -273,7 +274,7 @@ impl LoopShared {
         for _ in &expired {
             if let Some(b) = entry.buffer.pop_front() {
                 let mut c = b.lock();
-                c.phase = Phase::Closed;
+                c.phase = ConnectionState::Closed;
                 if let Some(t) = c.take_transport() {
                     closed.push(t);
                 }
@@ -462,7 +463,7 @@ impl LoopShared {
         for w in failed_waiters {
             let mut c = w.lock();
             c.settled().attempts = reports.into();
-            c.phase = Phase::Failed;
+            c.phase = ConnectionState::Failed;
             c.settled().error = Some(race_error(error));
             c.holder = None;
             let released = c.released;

@@ -9,7 +9,8 @@
 use super::paths::Path;
 use super::tcp;
 use super::LoopShared;
-use crate::api::protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection};
+use super::callbacks::UserProtocol;
+use crate::vocabulary::protocol::{PathInfo, ProtocolConnection};
 use crate::engine::select::ProtocolTraits;
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use std::ffi::CStr;
@@ -25,7 +26,7 @@ pub(crate) enum ProtocolKind {
     /// Built-in UDP: a connected UDP socket, ready when connected.
     Udp,
     /// A user protocol.
-    User(Arc<dyn Protocol>),
+    User(Arc<dyn UserProtocol>),
 }
 
 /// A protocol registered with a loop.
@@ -186,7 +187,7 @@ pub(crate) fn start(
                 done: AtomicBool::new(false),
             });
             let info = PathInfo { interface: path.interface.clone(), local: path.local };
-            protocol.start(ProtocolAttempt(Arc::clone(&handle)), addr, &info)?;
+            protocol.start(Arc::clone(&handle), addr, &info)?;
             Ok(Started::Pending(AttemptIo::User { entry: Arc::clone(entry), handle, ready: None }))
         }
     }
@@ -208,7 +209,7 @@ pub(crate) fn discard(io: AttemptIo, registry: &mio::Registry) {
                     // Completed but not yet seen by the loop: a ready one is
                     // closed when its completion comes out of the queue.
                     None if completed => {}
-                    None => p.cancel(&ProtocolAttempt(handle)),
+                    None => p.cancel(handle),
                 }
             }
         }

@@ -12,9 +12,9 @@
 //! the running thread with no lock held.
 
 use super::client::Client;
-use super::conn::Phase;
 use super::{io_err, lock, LoopShared, LoopState};
-use crate::api::error::{Error, Result};
+use crate::vocabulary::error::{Error, Result};
+use crate::vocabulary::state::ConnectionState;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -299,7 +299,7 @@ impl LoopShared {
                 // ... that says why.
                 if let Some(conn) = conn {
                     let mut c = conn.lock();
-                    if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
+                    if c.phase == ConnectionState::Failed && c.error() == Some(Error::Cancelled) {
                         c.settled().error = Some(Error::LoopStopped);
                     }
                 }
@@ -338,8 +338,8 @@ impl LoopShared {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();
                 c.race = None;
-                if c.phase == Phase::Establishing {
-                    c.phase = Phase::Failed;
+                if c.phase == ConnectionState::Establishing {
+                    c.phase = ConnectionState::Failed;
                     c.settled().error = Some(Error::Cancelled);
                 }
             }
