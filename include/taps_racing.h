@@ -86,6 +86,17 @@ typedef enum GroupEventKind {
   GROUP_EVENT_KIND_REBUILD_FAILED,
 } GroupEventKind;
 
+// How a group picks the member for the next stream.
+//
+typedef enum AssignPolicy {
+  // The live members in join order, one stream each in turn.
+  ASSIGN_POLICY_ROUND_ROBIN,
+  // The member with the fewest open streams (ties in round-robin order).
+  ASSIGN_POLICY_LEAST_LOADED,
+  // Smooth weighted round robin over the members' weights.
+  ASSIGN_POLICY_WEIGHTED,
+} AssignPolicy;
+
 // Status codes. Every fallible function returns `int`: `TAPS_OK` (0) or
 // one of these negative codes; `taps_strerror` describes each.
 typedef enum TapsError {
@@ -184,7 +195,8 @@ typedef enum RacingTypeCode {
   RACING_TYPE_FAILOVER = 2,
 } RacingTypeCode;
 
-// A level of the candidate tree (RFC 9623 §4.1).
+// A level of the candidate tree (RFC 9623 §4.1), for
+// preconnection_set_racing_type.
 //
 typedef enum BranchKind {
   // Paths: interfaces and local endpoints.
@@ -204,17 +216,6 @@ typedef enum ProtocolFlag {
   // Several streams per connection (multistreaming).
   PROTOCOL_FLAG_MULTISTREAMING = 4,
 } ProtocolFlag;
-
-// How a group picks the member for the next stream.
-//
-typedef enum AssignPolicy {
-  // The live members in join order, one stream each in turn.
-  ASSIGN_POLICY_ROUND_ROBIN,
-  // The member with the fewest open streams (ties in round-robin order).
-  ASSIGN_POLICY_LEAST_LOADED,
-  // Smooth weighted round robin over the members' weights.
-  ASSIGN_POLICY_WEIGHTED,
-} AssignPolicy;
 
 // A connection: establishing, established, failed or closed. Owned by the
 // caller of preconnection_initiate_with_racing; free with connection_free.
@@ -309,8 +310,7 @@ typedef struct EventLoopOptions {
 } EventLoopOptions;
 
 // Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-// (C: racing_options_default(); Rust: RacingOptions::default()) and change
-// the fields you need.
+// (racing_options_default()) and change the fields you need.
 typedef struct RacingOptions {
   // RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
   // [10, 2000].
@@ -372,7 +372,7 @@ typedef struct AttemptInfo {
   const char *interface_name;
 } AttemptInfo;
 
-// A pool's options (C: `PoolOptions`, from `pool_options_default`).
+// A pool's options, from pool_options_default().
 typedef struct PoolOptions {
   // Ready connections kept warm: the pool races to refill the buffer
   // up to this many. Default 0 (no buffer: race on demand only).
@@ -418,7 +418,7 @@ typedef struct PoolEvent {
 // `event` is valid during the call.
 typedef void (*PoolEventCallback)(const struct PoolEvent *event, void *user_data);
 
-// A group's options (C: `GroupOptions`, from `group_options_default`).
+// A group's options, from group_options_default().
 typedef struct GroupOptions {
   // Members to keep (K). Default 2, 1 to 64.
   uint32_t size;

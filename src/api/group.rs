@@ -14,12 +14,12 @@ use std::sync::Arc;
 pub use crate::vocabulary::events::{GroupEvent, GroupEventHandler, GroupEventKind};
 
 /// A group's options (C: `GroupOptions`, from `group_options_default`).
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupOptions {
     /// Members to keep (K). Default 2, 1 to 64.
     pub size: u32,
-    /// How streams are assigned: an AssignPolicy. Default round robin.
+    /// How streams are assigned: an [`AssignPolicy`] as `u32`
+    /// (`AssignPolicy::Weighted as u32`). Default round robin.
     pub policy: u32,
     /// Streams a member carries at most. Default 256, 1 to 1,000,000.
     pub capacity: u32,
@@ -51,11 +51,8 @@ impl GroupOptions {
         if !(1..=64).contains(&self.size) {
             return Err(Error::InvalidOption("size must be 1 to 64"));
         }
-        let policy = match self.policy {
-            0 => AssignPolicy::RoundRobin,
-            1 => AssignPolicy::LeastLoaded,
-            2 => AssignPolicy::Weighted,
-            _ => return Err(Error::InvalidOption("policy must be an AssignPolicy")),
+        let Some(policy) = AssignPolicy::ALL.into_iter().find(|p| *p as u32 == self.policy) else {
+            return Err(Error::InvalidOption("policy must be an AssignPolicy"));
         };
         if !(1..=1_000_000).contains(&self.capacity) {
             return Err(Error::InvalidOption("capacity must be 1 to 1000000"));

@@ -13,7 +13,6 @@ use std::sync::Arc;
 pub use crate::vocabulary::events::{PoolEvent, PoolEventHandler, PoolEventKind};
 
 /// A pool's options (C: `PoolOptions`, from `pool_options_default`).
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
     /// Ready connections kept warm: the pool races to refill the buffer

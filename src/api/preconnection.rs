@@ -31,10 +31,6 @@ pub struct Preconnection {
 }
 
 /// A level of the candidate tree (RFC 9623 §4.1).
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BranchKind {
     /// Paths: interfaces and local endpoints.

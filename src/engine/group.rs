@@ -27,10 +27,6 @@ use super::Micros;
 pub const DEFAULT_CAPACITY: u32 = 256;
 
 /// How a group picks the member for the next stream.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AssignPolicy {
     /// The live members in join order, one stream each in turn.
@@ -39,6 +35,11 @@ pub enum AssignPolicy {
     LeastLoaded,
     /// Smooth weighted round robin over the members' weights.
     Weighted,
+}
+
+impl AssignPolicy {
+    /// Every policy, in the order of their values.
+    pub const ALL: [AssignPolicy; 3] = [AssignPolicy::RoundRobin, AssignPolicy::LeastLoaded, AssignPolicy::Weighted];
 }
 
 /// A member of a group: the index of its slot, stable for the member's

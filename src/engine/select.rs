@@ -4,10 +4,6 @@
 //! failover behind the branches that do not.
 
 /// A selection property's preference (RFC 9622 §6.2).
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Preference {
     /// Only branches that have the property.
@@ -43,10 +39,6 @@ impl ProtocolTraits {
 }
 
 /// Kinds of interface a path can be on.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum InterfaceType {
     /// The loopback interface.

@@ -1,9 +1,9 @@
 //! C ABI: Connection, its callbacks and its race report.
 
 use super::handle::{try_mut, try_ok, try_ref};
-use super::{fail, guard};
+use super::{c_enum, fail, guard};
 use crate::api;
-use crate::api::{AttemptOutcome, ConnectionHandler, Error};
+use crate::api::{ConnectionHandler, Error};
 use std::ffi::{c_char, c_int, c_void};
 use std::net::SocketAddr;
 
@@ -130,6 +130,29 @@ pub(crate) fn start_connection(
     }
 }
 
+/// How an attempt ended, or that it has not.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Still connecting.
+    Running,
+    /// The winner.
+    Won,
+    /// Failed; `os_error` says why (ETIMEDOUT for an attempt timeout).
+    Failed,
+    /// Stopped because the race ended (another attempt won, the race
+    /// failed, timed out, or was cancelled).
+    Cancelled,
+    /// Ready after another attempt won, and kept as a spare connection
+    /// (connection pools, race_count above 1).
+    Spare,
+}
+
+c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not an AttemptOutcome", [Running, Won, Failed, Cancelled, Spare]);
+
 /// One attempt of a race.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -241,7 +264,7 @@ pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char
     guard!(std::ptr::null(), {
         let c = try_ref!(c, else std::ptr::null());
         let attempts = c.api().attempts();
-        match attempts.iter().find(|a| a.outcome == AttemptOutcome::Won) {
+        match attempts.iter().find(|a| a.outcome == api::AttemptOutcome::Won) {
             // The name lives in the protocol's registry entry, which the
             // connection's report keeps alive.
             Some(a) => a.protocol.as_ptr(),
@@ -285,7 +308,7 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
             protocol: report.protocol.as_ptr(),
             started_us: report.started_us,
             ended_us: report.ended_us.unwrap_or(0),
-            outcome: report.outcome,
+            outcome: report.outcome.into(),
             os_error: report.os_error,
             interface_name: report.interface.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
         };

@@ -2,8 +2,8 @@
 
 use super::preconnection::Preconnection;
 use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
-use super::{fail, guard, status};
-use crate::api::{self, Error, GroupEvent, GroupOptions};
+use super::{c_enum, c_struct, fail, guard, status};
+use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
 /// A group of K connections from one Preconnection, with streams assigned
@@ -11,6 +11,101 @@ use std::ffi::{c_int, c_void};
 pub struct ConnectionGroup(pub(crate) api::ConnectionGroup);
 
 impl Boxed for ConnectionGroup {}
+
+/// How a group picks the member for the next stream.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignPolicy {
+    /// The live members in join order, one stream each in turn.
+    RoundRobin,
+    /// The member with the fewest open streams (ties in round-robin order).
+    LeastLoaded,
+    /// Smooth weighted round robin over the members' weights.
+    Weighted,
+}
+
+c_enum!(AssignPolicy <=> api::AssignPolicy, "not an AssignPolicy", [RoundRobin, LeastLoaded, Weighted]);
+
+/// What happened in a group.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupEventKind {
+    /// A member joined (`member`; `connect_time_us`: its connect time).
+    MemberJoined,
+    /// A member failed (`member`; `streams`: how many it carried, now
+    /// failed); it left the rotation, a rebuild follows.
+    MemberFailed,
+    /// Every member has failed; the group keeps rebuilding. Reported once
+    /// per outage.
+    AllFailed,
+    /// A member joined after AllFailed (`member`).
+    Recovered,
+    /// A rebuild race failed; the next waits `connect_time_us` µs.
+    RebuildFailed,
+}
+
+c_enum!(GroupEventKind <=> api::GroupEventKind, "not a GroupEventKind", [
+    MemberJoined,
+    MemberFailed,
+    AllFailed,
+    Recovered,
+    RebuildFailed,
+]);
+
+/// One group event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupEvent {
+    /// What happened.
+    pub kind: GroupEventKind,
+    /// The member concerned (0 when none).
+    pub member: u64,
+    /// Streams the failed member carried (MemberFailed), else 0.
+    pub streams: u32,
+    /// A duration in µs, per kind.
+    pub connect_time_us: u64,
+}
+
+impl From<&api::GroupEvent> for GroupEvent {
+    fn from(e: &api::GroupEvent) -> GroupEvent {
+        GroupEvent { kind: e.kind.into(), member: e.member, streams: e.streams, connect_time_us: e.connect_time_us }
+    }
+}
+
+/// A group's options, from group_options_default().
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// Members to keep (K). Default 2, 1 to 64.
+    pub size: u32,
+    /// How streams are assigned: an AssignPolicy. Default round robin.
+    pub policy: u32,
+    /// Streams a member carries at most. Default 256, 1 to 1,000,000.
+    pub capacity: u32,
+    /// First backoff after a rebuild race whose attempts all failed, ms.
+    /// Default 1000.
+    pub backoff_initial_ms: u32,
+    /// Growth of the backoff per failed rebuild, percent. Default 200,
+    /// 100 to 1000.
+    pub backoff_multiplier_percent: u32,
+    /// Largest backoff, ms. Default 60000.
+    pub backoff_max_ms: u32,
+}
+
+c_struct!(GroupOptions <=> api::GroupOptions {
+    size,
+    policy,
+    capacity,
+    backoff_initial_ms,
+    backoff_multiplier_percent,
+    backoff_max_ms,
+});
 
 /// What a group knows about a member.
 #[repr(C)]
@@ -44,8 +139,8 @@ struct CEvents(extern "C" fn(*const GroupEvent, *mut c_void), *mut c_void);
 unsafe impl Send for CEvents {}
 
 impl CEvents {
-    fn call(&self, e: &GroupEvent) {
-        (self.0)(e, self.1)
+    fn call(&self, e: &api::GroupEvent) {
+        (self.0)(&GroupEvent::from(e), self.1)
     }
 }
 
@@ -54,7 +149,7 @@ impl CEvents {
 /// 60000.
 #[no_mangle]
 pub extern "C" fn group_options_default() -> GroupOptions {
-    GroupOptions::default()
+    api::GroupOptions::default().into()
 }
 
 /// A group racing `p`'s candidates (copied) into `opts->size` members,
@@ -71,10 +166,10 @@ pub extern "C" fn connection_group_new(
 ) -> *mut ConnectionGroup {
     guard!(std::ptr::null_mut(), {
         let pre = try_ref!(p);
-        let opts = opt_ref!(opts).copied().unwrap_or_default();
+        let opts = opt_ref!(opts).map_or_else(api::GroupOptions::default, |&o| o.into());
         let events: Option<crate::api::group::GroupEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
-            Box::new(move |e: &GroupEvent| c.call(e)) as crate::api::group::GroupEventHandler
+            Box::new(move |e: &api::GroupEvent| c.call(e)) as crate::api::group::GroupEventHandler
         });
         handle_or_null(api::ConnectionGroup::new(&pre.0, &opts, events).map(ConnectionGroup))
     })

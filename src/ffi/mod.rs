@@ -137,26 +137,64 @@ pub(crate) fn injected_panic_point() {
 #[cfg(test)]
 mod panic_tests;
 
-/// `TryFrom<c_int>` for an enum a C program passes as an `int`: each
+/// `TryFrom<c_int>` for a C enum that a C program passes as an `int`: each
 /// listed variant's own value, `Error::InvalidArgument($what)` for any
-/// other.
-macro_rules! c_enum_try_from {
-    ($ty:ty, $what:literal, [$($variant:path),+ $(,)?]) => {
-        impl TryFrom<::std::ffi::c_int> for $ty {
+/// other. With `<=> RustType`, also `From` both ways between the C enum
+/// and the Rust enum it mirrors, variant for variant (same names).
+macro_rules! c_enum {
+    ($c:ident, $what:literal, [$($variant:ident),+ $(,)?]) => {
+        impl TryFrom<::std::ffi::c_int> for $c {
             type Error = $crate::api::Error;
             fn try_from(value: ::std::ffi::c_int) -> Result<Self, Self::Error> {
                 $(
-                    if value == $variant as ::std::ffi::c_int {
-                        return Ok($variant);
+                    if value == $c::$variant as ::std::ffi::c_int {
+                        return Ok($c::$variant);
                     }
                 )+
                 Err($crate::api::Error::InvalidArgument($what))
             }
         }
     };
+    ($c:ident <=> $rust:ty, $what:literal, [$($variant:ident),+ $(,)?]) => {
+        $crate::ffi::c_enum!($c, $what, [$($variant),+]);
+        impl From<$c> for $rust {
+            fn from(value: $c) -> Self {
+                type R = $rust;
+                match value {
+                    $($c::$variant => R::$variant),+
+                }
+            }
+        }
+        impl From<$rust> for $c {
+            fn from(value: $rust) -> Self {
+                type R = $rust;
+                match value {
+                    $(R::$variant => $c::$variant),+
+                }
+            }
+        }
+    };
 }
 
-pub(crate) use {c_enum_try_from, guard};
+/// `From` both ways between a C struct and the Rust struct it mirrors,
+/// field for field (same names, same types).
+macro_rules! c_struct {
+    ($c:ident <=> $rust:ty { $($field:ident),+ $(,)? }) => {
+        impl From<$c> for $rust {
+            fn from(value: $c) -> Self {
+                type R = $rust;
+                R { $($field: value.$field),+ }
+            }
+        }
+        impl From<$rust> for $c {
+            fn from(value: $rust) -> Self {
+                $c { $($field: value.$field),+ }
+            }
+        }
+    };
+}
+
+pub(crate) use {c_enum, c_struct, guard};
 
 /// A static, NUL-terminated description of a status code; "unknown error"
 /// for a code that is not a `TapsError`. Never NULL. Any thread.
@@ -227,6 +265,46 @@ mod tests {
 
     fn code_that_panics() -> bool {
         true
+    }
+
+    #[test]
+    fn c_enums_take_their_own_values_and_reject_others() {
+        use super::connection::AttemptOutcome;
+        use super::group::{AssignPolicy, GroupEventKind};
+        use super::pool::PoolEventKind;
+        use super::preconnection::{BranchKind, RacingTypeCode};
+        use super::properties::{InterfaceType, Preference, SelectionProperty};
+        assert_eq!(Preference::try_from(Preference::Avoid as c_int), Ok(Preference::Avoid));
+        assert_eq!(crate::api::Preference::from(Preference::Prohibit), crate::api::Preference::Prohibit);
+        assert_eq!(Preference::from(crate::api::Preference::NoPreference), Preference::NoPreference);
+        assert!(matches!(Preference::try_from(5), Err(Error::InvalidArgument(_))));
+        assert!(matches!(Preference::try_from(-1), Err(Error::InvalidArgument(_))));
+        assert_eq!(InterfaceType::try_from(3), Ok(InterfaceType::Other));
+        assert!(InterfaceType::try_from(4).is_err());
+        assert_eq!(SelectionProperty::try_from(2), Ok(SelectionProperty::SELECTION_PROPERTY_MULTISTREAMING));
+        assert!(SelectionProperty::try_from(3).is_err());
+        assert_eq!(BranchKind::try_from(2), Ok(BranchKind::Endpoint));
+        assert!(BranchKind::try_from(3).is_err());
+        assert_eq!(RacingTypeCode::try_from(1), Ok(RacingTypeCode::RACING_TYPE_DELAYED));
+        assert!(RacingTypeCode::try_from(3).is_err());
+        assert_eq!(AssignPolicy::from(crate::api::AssignPolicy::Weighted) as c_int, 2);
+        assert_eq!(AttemptOutcome::from(crate::api::AttemptOutcome::Spare) as c_int, 4);
+        assert_eq!(PoolEventKind::from(crate::api::PoolEventKind::Backoff) as c_int, 7);
+        assert_eq!(GroupEventKind::from(crate::api::GroupEventKind::RebuildFailed) as c_int, 4);
+    }
+
+    #[test]
+    fn c_structs_mirror_the_rust_options_field_for_field() {
+        let c = super::preconnection::racing_options_default();
+        assert_eq!(crate::api::RacingOptions::from(c), crate::api::RacingOptions::default());
+        let mut p = super::pool::pool_options_default();
+        p.backoff_jitter_percent = 7;
+        let back = crate::api::PoolOptions::from(p);
+        assert_eq!(back.backoff_jitter_percent, 7);
+        assert_eq!(super::pool::PoolOptions::from(back), p);
+        let mut g = super::group::group_options_default();
+        g.policy = 2;
+        assert_eq!(crate::api::GroupOptions::from(g).policy, 2);
     }
 }
 

@@ -3,8 +3,8 @@
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::preconnection::Preconnection;
 use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
-use super::{fail, guard};
-use crate::api::{self, Error, PoolEvent, PoolOptions};
+use super::{c_enum, c_struct, fail, guard};
+use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
 /// A pool of connections from one Preconnection: several attempts raced at
@@ -13,6 +13,107 @@ use std::ffi::{c_int, c_void};
 pub struct ConnectionPool(pub(crate) api::ConnectionPool);
 
 impl Boxed for ConnectionPool {}
+
+/// What happened in a pool, for observability.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolEventKind {
+    /// A race started with `count` attempts.
+    RaceStarted,
+    /// An attempt became ready after `elapsed_us`.
+    AttemptSucceeded,
+    /// An attempt failed after `elapsed_us` with `os_error`.
+    AttemptFailed,
+    /// A race was won `elapsed_us` after it started.
+    RaceWon,
+    /// Every attempt of a race failed (`os_error`: the last errno).
+    RaceFailed,
+    /// A ready connection went into the buffer.
+    ConnectionBuffered,
+    /// A connection was closed: the buffer was full, it was idle too
+    /// long, or it failed while buffered.
+    ConnectionDisposed,
+    /// The next race waits `elapsed_us` µs.
+    Backoff,
+}
+
+c_enum!(PoolEventKind <=> api::PoolEventKind, "not a PoolEventKind", [
+    RaceStarted,
+    AttemptSucceeded,
+    AttemptFailed,
+    RaceWon,
+    RaceFailed,
+    ConnectionBuffered,
+    ConnectionDisposed,
+    Backoff,
+]);
+
+/// One pool event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolEvent {
+    /// What happened.
+    pub kind: PoolEventKind,
+    /// Attempts started (RaceStarted), else 0.
+    pub count: u32,
+    /// A duration in µs, per kind.
+    pub elapsed_us: u64,
+    /// An errno (AttemptFailed, RaceFailed), else 0.
+    pub os_error: i32,
+}
+
+impl From<&api::PoolEvent> for PoolEvent {
+    fn from(e: &api::PoolEvent) -> PoolEvent {
+        PoolEvent { kind: e.kind.into(), count: e.count, elapsed_us: e.elapsed_us, os_error: e.os_error }
+    }
+}
+
+/// A pool's options, from pool_options_default().
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Ready connections kept warm: the pool races to refill the buffer
+    /// up to this many. Default 0 (no buffer: race on demand only).
+    pub buffer_size: u32,
+    /// Most connections the buffer holds; spares beyond it are closed.
+    /// Default 8; at least buffer_size.
+    pub max_size: u32,
+    /// Attempts raced at once when a caller waits (RacingOptions'
+    /// race_count for on-demand races). Default 3, 1 to 64.
+    pub race_count: u32,
+    /// Attempts raced at once to refill the buffer. Default 1 (refill
+    /// conservatively), 1 to 64.
+    pub refill_race_count: u32,
+    /// First backoff after a race whose attempts all failed, ms. Default
+    /// 1000.
+    pub backoff_initial_ms: u32,
+    /// Growth of the backoff per failed race, percent (200 = ×2). Default
+    /// 200, 100 to 1000.
+    pub backoff_multiplier_percent: u32,
+    /// Largest backoff, ms. Default 60000.
+    pub backoff_max_ms: u32,
+    /// Random spread of each backoff, ± percent of it. Default 0, at most
+    /// 100.
+    pub backoff_jitter_percent: u32,
+    /// Buffered connections older than this are closed and replaced, ms;
+    /// 0 for no limit (default).
+    pub max_idle_ms: u32,
+}
+
+c_struct!(PoolOptions <=> api::PoolOptions {
+    buffer_size,
+    max_size,
+    race_count,
+    refill_race_count,
+    backoff_initial_ms,
+    backoff_multiplier_percent,
+    backoff_max_ms,
+    backoff_jitter_percent,
+    max_idle_ms,
+});
 
 /// The pool's event callback: called on the loop's thread for each event;
 /// `event` is valid during the call.
@@ -25,8 +126,8 @@ struct CEvents(extern "C" fn(*const PoolEvent, *mut c_void), *mut c_void);
 unsafe impl Send for CEvents {}
 
 impl CEvents {
-    fn call(&self, e: &PoolEvent) {
-        (self.0)(e, self.1)
+    fn call(&self, e: &api::PoolEvent) {
+        (self.0)(&PoolEvent::from(e), self.1)
     }
 }
 
@@ -35,7 +136,7 @@ impl CEvents {
 /// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
 #[no_mangle]
 pub extern "C" fn pool_options_default() -> PoolOptions {
-    PoolOptions::default()
+    api::PoolOptions::default().into()
 }
 
 /// A pool racing `p`'s candidates (copied; `p` may be freed after) with
@@ -52,10 +153,10 @@ pub extern "C" fn connection_pool_new(
 ) -> *mut ConnectionPool {
     guard!(std::ptr::null_mut(), {
         let pre = try_ref!(p);
-        let opts = opt_ref!(opts).copied().unwrap_or_default();
+        let opts = opt_ref!(opts).map_or_else(api::PoolOptions::default, |&o| o.into());
         let events: Option<crate::api::pool::PoolEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
-            Box::new(move |e: &PoolEvent| c.call(e)) as crate::api::pool::PoolEventHandler
+            Box::new(move |e: &api::PoolEvent| c.call(e)) as crate::api::pool::PoolEventHandler
         });
         handle_or_null(api::ConnectionPool::new(&pre.0, &opts, events).map(ConnectionPool))
     })

@@ -6,9 +6,9 @@ use super::endpoint::{LocalEndpoint, RemoteEndpoint};
 use super::event_loop::EventLoop;
 use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ok, try_ref, Boxed, OnError};
 use super::properties::TransportProperties;
-use super::{c_enum_try_from, fail, guard, status};
+use super::{c_enum, c_struct, fail, guard, status};
 use crate::api;
-use crate::api::{BranchKind, Error, RacingOptions, RacingType};
+use crate::api::{Error, RacingType};
 use std::ffi::c_int;
 
 /// Remote endpoints, properties and racing options on one loop, ready to
@@ -38,20 +38,63 @@ pub enum RacingTypeCode {
     RACING_TYPE_FAILOVER = 2,
 }
 
-c_enum_try_from!(RacingTypeCode, "not a RacingTypeCode", [
-    RacingTypeCode::RACING_TYPE_IMMEDIATE,
-    RacingTypeCode::RACING_TYPE_DELAYED,
-    RacingTypeCode::RACING_TYPE_FAILOVER,
-]);
+c_enum!(RacingTypeCode, "not a RacingTypeCode", [RACING_TYPE_IMMEDIATE, RACING_TYPE_DELAYED, RACING_TYPE_FAILOVER]);
 
-c_enum_try_from!(BranchKind, "not a BranchKind", [BranchKind::Path, BranchKind::Protocol, BranchKind::Endpoint]);
+/// A level of the candidate tree (RFC 9623 §4.1), for
+/// preconnection_set_racing_type.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BranchKind {
+    /// Paths: interfaces and local endpoints.
+    Path,
+    /// Protocols on a path.
+    Protocol,
+    /// Endpoints (resolved addresses) of a protocol on a path.
+    Endpoint,
+}
+
+c_enum!(BranchKind <=> api::BranchKind, "not a BranchKind", [Path, Protocol, Endpoint]);
+
+/// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
+/// (racing_options_default()) and change the fields you need.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RacingOptions {
+    /// RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
+    /// [10, 2000].
+    pub connection_attempt_delay_ms: u32,
+    /// RFC 8305 §3 Resolution Delay in ms: how long to wait for AAAA after
+    /// A answered. Default 50, at most 2000.
+    pub resolution_delay_ms: u32,
+    /// RFC 8305 §4 First Address Family Count: default 1, 1 to 64.
+    pub first_address_family_count: u32,
+    /// Deadline of one attempt in ms, 0 for none (default). Attempts are
+    /// NOT aborted at the attempt delay: an earlier attempt keeps running.
+    pub attempt_timeout_ms: u32,
+    /// Deadline of the whole race in ms, 0 for none (default).
+    pub total_timeout_ms: u32,
+    /// Attempts started at once at the head of the list, default 1, 1 to 64.
+    pub race_count: u32,
+}
+
+c_struct!(RacingOptions <=> api::RacingOptions {
+    connection_attempt_delay_ms,
+    resolution_delay_ms,
+    first_address_family_count,
+    attempt_timeout_ms,
+    total_timeout_ms,
+    race_count,
+});
 
 /// The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 /// resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
 /// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1.
 #[no_mangle]
 pub extern "C" fn racing_options_default() -> RacingOptions {
-    RacingOptions::default()
+    api::RacingOptions::default().into()
 }
 
 /// A Preconnection on `event_loop` racing to `remotes` (an array of
@@ -83,7 +126,8 @@ pub extern "C" fn preconnection_new(
             list.push(try_ref!(remote).0.clone());
         }
         let props = opt_ref!(props).map(|p| &p.0);
-        let made = api::Preconnection::new(&lp.0, &list, props, opt_ref!(opts));
+        let opts = opt_ref!(opts).map(|&o| api::RacingOptions::from(o));
+        let made = api::Preconnection::new(&lp.0, &list, props, opts.as_ref());
         handle_or_null(made.map(Preconnection))
     })
 }
@@ -145,7 +189,7 @@ pub extern "C" fn preconnection_add_local_endpoint(p: *mut Preconnection, local:
 pub extern "C" fn preconnection_set_racing_type(p: *mut Preconnection, kind: c_int, racing_type: c_int, delay_ms: u32) -> c_int {
     guard!(fail(Error::Panic), {
         let p = try_mut!(p);
-        let kind = try_ok!(BranchKind::try_from(kind));
+        let kind = try_ok!(BranchKind::try_from(kind)).into();
         let racing = match try_ok!(RacingTypeCode::try_from(racing_type)) {
             RacingTypeCode::RACING_TYPE_IMMEDIATE => RacingType::Immediate,
             RacingTypeCode::RACING_TYPE_DELAYED => RacingType::Delayed(delay_ms as u64 * 1000),

@@ -2,8 +2,8 @@
 //! §6.2).
 
 use super::handle::{free_handle, into_handle, try_mut, try_ok, try_str, Boxed};
-use super::{c_enum_try_from, fail, guard, status};
-use crate::api::{self, Error, InterfaceMatch, InterfaceType, Preference};
+use super::{c_enum, fail, guard, status};
+use crate::api::{self, Error, InterfaceMatch};
 use std::ffi::{c_char, c_int};
 
 /// Transport properties of a Preconnection (RFC 9622 §6). Today every race
@@ -29,26 +29,57 @@ pub enum SelectionProperty {
     SELECTION_PROPERTY_MULTISTREAMING = 2,
 }
 
-c_enum_try_from!(SelectionProperty, "not a SelectionProperty", [
-    SelectionProperty::SELECTION_PROPERTY_RELIABILITY,
-    SelectionProperty::SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES,
-    SelectionProperty::SELECTION_PROPERTY_MULTISTREAMING,
+c_enum!(SelectionProperty, "not a SelectionProperty", [
+    SELECTION_PROPERTY_RELIABILITY,
+    SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES,
+    SELECTION_PROPERTY_MULTISTREAMING,
 ]);
 
-c_enum_try_from!(Preference, "not a Preference (PREFERENCE_REQUIRE .. PREFERENCE_PROHIBIT)", [
-    Preference::Require,
-    Preference::Prefer,
-    Preference::NoPreference,
-    Preference::Avoid,
-    Preference::Prohibit,
+/// A selection property's preference (RFC 9622 §6.2).
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preference {
+    /// Only branches that have the property.
+    Require,
+    /// Branches that have it first.
+    Prefer,
+    /// The property does not matter.
+    NoPreference,
+    /// Branches that have it last, as failover.
+    Avoid,
+    /// Never a branch that has it.
+    Prohibit,
+}
+
+c_enum!(Preference <=> api::Preference, "not a Preference (PREFERENCE_REQUIRE .. PREFERENCE_PROHIBIT)", [
+    Require,
+    Prefer,
+    NoPreference,
+    Avoid,
+    Prohibit,
 ]);
 
-c_enum_try_from!(InterfaceType, "not an InterfaceType", [
-    InterfaceType::Loopback,
-    InterfaceType::Wired,
-    InterfaceType::Wireless,
-    InterfaceType::Other,
-]);
+/// Kinds of interface a path can be on.
+///
+/// cbindgen:prefix-with-name
+/// cbindgen:rename-all=ScreamingSnakeCase
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterfaceType {
+    /// The loopback interface.
+    Loopback,
+    /// Ethernet and other wired links.
+    Wired,
+    /// Wi-Fi and other wireless links.
+    Wireless,
+    /// Anything else (tunnels, virtual links, veth pairs, ...).
+    Other,
+}
+
+c_enum!(InterfaceType <=> api::InterfaceType, "not an InterfaceType", [Loopback, Wired, Wireless, Other]);
 
 /// Transport properties with the defaults (a reliable, ordered byte
 /// stream: TCP). Free with transport_properties_free.
@@ -74,7 +105,7 @@ pub extern "C" fn transport_properties_free(props: *mut TransportProperties) {
 pub extern "C" fn transport_properties_set(props: *mut TransportProperties, property: c_int, preference: c_int) -> c_int {
     guard!(fail(Error::Panic), {
         let props = try_mut!(props);
-        let p = try_ok!(Preference::try_from(preference));
+        let p = try_ok!(Preference::try_from(preference)).into();
         match try_ok!(SelectionProperty::try_from(property)) {
             SelectionProperty::SELECTION_PROPERTY_RELIABILITY => props.0.set_reliability(p),
             SelectionProperty::SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES => props.0.set_preserve_msg_boundaries(p),
@@ -101,7 +132,7 @@ pub extern "C" fn transport_properties_set_interface(
     guard!(fail(Error::Panic), {
         let props = try_mut!(props);
         let name = try_str!(name, Error::InvalidArgument("an interface name is UTF-8"));
-        let p = try_ok!(Preference::try_from(preference));
+        let p = try_ok!(Preference::try_from(preference)).into();
         status(props.0.set_interface(InterfaceMatch::Name(name.to_string()), p).map(|_| ()))
     })
 }
@@ -117,8 +148,8 @@ pub extern "C" fn transport_properties_set_interface_type(
 ) -> c_int {
     guard!(fail(Error::Panic), {
         let props = try_mut!(props);
-        let t = try_ok!(InterfaceType::try_from(interface_type));
-        let p = try_ok!(Preference::try_from(preference));
+        let t = try_ok!(InterfaceType::try_from(interface_type)).into();
+        let p = try_ok!(Preference::try_from(preference)).into();
         status(props.0.set_interface(InterfaceMatch::Type(t), p).map(|_| ()))
     })
 }

@@ -2,10 +2,6 @@
 //! the callbacks that hear it.
 
 /// What happened in a pool, for observability.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolEventKind {
     /// A race started with `count` attempts.
@@ -28,7 +24,6 @@ pub enum PoolEventKind {
 }
 
 /// One pool event.
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolEvent {
     /// What happened.
@@ -45,10 +40,6 @@ pub struct PoolEvent {
 pub type PoolEventHandler = Box<dyn FnMut(&PoolEvent) + Send>;
 
 /// What happened in a group.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupEventKind {
     /// A member joined (`member`; `connect_time_us`: its connect time).
@@ -66,7 +57,6 @@ pub enum GroupEventKind {
 }
 
 /// One group event.
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupEvent {
     /// What happened.

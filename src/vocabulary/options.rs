@@ -16,9 +16,7 @@ pub const MAX_RACE_COUNT: u32 = 64;
 pub const MAX_FIRST_ADDRESS_FAMILY_COUNT: u32 = 64;
 
 /// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-/// (C: racing_options_default(); Rust: RacingOptions::default()) and change
-/// the fields you need.
-#[repr(C)]
+/// (`RacingOptions::default()`) and change the fields you need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RacingOptions {
     /// RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to

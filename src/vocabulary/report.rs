@@ -5,10 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// How an attempt ended, or that it has not.
-///
-/// cbindgen:prefix-with-name
-/// cbindgen:rename-all=ScreamingSnakeCase
-#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttemptOutcome {
     /// Still connecting.
