@@ -67,6 +67,33 @@ impl ConnCallbacks for Handler {
 /// that [`crate::api::Preconnection::initiate`] returned cancels a running
 /// race and closes the socket, with no callback after the drop returns.
 ///
+/// # Examples
+///
+/// The race report: every attempt with its address, times (µs since
+/// initiate) and outcome. Here the only address refuses:
+///
+/// ```
+/// use taps_racing::api::*;
+///
+/// // A port nobody listens on: bind, read the port, close.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+/// let lp = EventLoop::new()?;
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("127.0.0.1")?.with_port(port)?;
+/// let pre = Preconnection::new(&lp, &[ep], None, None)?;
+/// struct Quiet;
+/// impl ConnectionHandler for Quiet {}
+/// let conn = pre.initiate(Box::new(Quiet))?;
+/// lp.run()?;
+/// assert_eq!(conn.state(), ConnectionState::Failed);
+/// assert_eq!(conn.error(), Some(Error::AllAttemptsFailed(libc::ECONNREFUSED)));
+/// let first = conn.attempt(0)?;
+/// assert_eq!(first.outcome, AttemptOutcome::Failed);
+/// assert_eq!(first.os_error, libc::ECONNREFUSED);
+/// assert!(first.ended_us.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// cbindgen:ignore
 pub struct Connection {
     pub(crate) core: Arc<ConnCore>,

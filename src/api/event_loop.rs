@@ -58,6 +58,38 @@ use std::time::Duration;
 /// a private loop is freed with them (its thread stopped and joined), a
 /// shared loop when its last handle goes.
 ///
+/// # Examples
+///
+/// A loop on a thread of its own: callbacks run there, and the caller
+/// only waits for its result.
+///
+/// ```
+/// use taps_racing::api::*;
+/// use std::sync::mpsc;
+///
+/// struct Send(mpsc::Sender<Option<std::net::SocketAddr>>);
+/// impl ConnectionHandler for Send {
+///     fn ready(&mut self, c: &Connection) {
+///         let _ = self.0.send(c.remote_address());
+///     }
+///     fn establishment_error(&mut self, _: &Connection) {
+///         let _ = self.0.send(None);
+///     }
+/// }
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let lp = EventLoop::new()?;
+/// lp.start_thread()?;
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("127.0.0.1")?.with_port(listener.local_addr()?.port())?;
+/// let pre = Preconnection::new(&lp, &[ep], None, None)?;
+/// let (tx, rx) = mpsc::channel();
+/// let _conn = pre.initiate(Box::new(Send(tx)))?;
+/// assert_eq!(rx.recv()?, Some(listener.local_addr()?));
+/// lp.stop_thread()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// cbindgen:ignore
 pub struct EventLoop {
     pub(crate) shared: Arc<LoopShared>,

@@ -74,6 +74,31 @@ impl GroupOptions {
 /// A group of K connections from one Preconnection. Dropping it cancels
 /// its rebuild race and closes its members; no event follows.
 ///
+/// # Examples
+///
+/// Two members, streams assigned in turn:
+///
+/// ```
+/// use taps_racing::api::*;
+/// use std::time::Duration;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let lp = EventLoop::new()?;
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("127.0.0.1")?.with_port(listener.local_addr()?.port())?;
+/// let pre = Preconnection::new(&lp, &[ep], None, None)?;
+/// let group = ConnectionGroup::new(&pre, &GroupOptions::default(), None)?;
+/// while group.members().len() < 2 {
+///     lp.run_once(Some(Duration::from_secs(5)))?;
+/// }
+/// let a = group.assign()?;
+/// let b = group.assign()?;
+/// assert_ne!(a, b); // round robin
+/// group.release_stream(a, false)?;
+/// group.release_stream(b, false)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// cbindgen:ignore
 pub struct ConnectionGroup {
     lp: Arc<LoopShared>,

@@ -102,6 +102,35 @@ impl PoolOptions {
 /// its races, closes its buffered connections and fails its waiting
 /// connections with [`Error::Cancelled`] (no callback); no event follows.
 ///
+/// # Examples
+///
+/// Race three attempts at once; the winner serves the caller, the other
+/// ready ones go into the buffer (up to `max_size`):
+///
+/// ```
+/// use taps_racing::api::*;
+/// use std::time::Duration;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let lp = EventLoop::new()?;
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("127.0.0.1")?.with_port(listener.local_addr()?.port())?;
+/// let pre = Preconnection::new(&lp, &[ep], None, None)?;
+/// let options = PoolOptions { race_count: 3, ..PoolOptions::default() };
+/// let pool = ConnectionPool::new(&pre, &options, None)?;
+/// struct Quiet;
+/// impl ConnectionHandler for Quiet {}
+/// let conn = pool.acquire(Box::new(Quiet))?;
+/// while conn.state() != ConnectionState::Established {
+///     lp.run_once(Some(Duration::from_secs(5)))?;
+/// }
+/// // The two other attempts became spares in the buffer.
+/// while pool.buffered() < 2 {
+///     lp.run_once(Some(Duration::from_secs(5)))?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// cbindgen:ignore
 pub struct ConnectionPool {
     lp: Arc<LoopShared>,

@@ -17,6 +17,36 @@ use std::sync::Arc;
 /// Remote endpoints, transport properties and racing options on one loop
 /// (RFC 9622 §6). Initiate races them (RFC 9623 §4).
 ///
+/// # Examples
+///
+/// Race to a listener on loopback and read which address won:
+///
+/// ```
+/// use taps_racing::api::*;
+/// use std::sync::{Arc, Mutex};
+///
+/// struct Won(Arc<Mutex<Option<std::net::SocketAddr>>>);
+/// impl ConnectionHandler for Won {
+///     fn ready(&mut self, c: &Connection) {
+///         *self.0.lock().unwrap() = c.remote_address();
+///     }
+/// }
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let lp = EventLoop::new()?;
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("127.0.0.1")?.with_port(listener.local_addr()?.port())?;
+/// let mut opts = RacingOptions::default();
+/// opts.total_timeout_ms = 5000;
+/// let pre = Preconnection::new(&lp, &[ep], None, Some(&opts))?;
+/// let winner = Arc::new(Mutex::new(None));
+/// let conn = pre.initiate(Box::new(Won(winner.clone())))?;
+/// lp.run()?;
+/// assert_eq!(*winner.lock().unwrap(), Some(listener.local_addr()?));
+/// assert_eq!(conn.state(), ConnectionState::Established);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// cbindgen:ignore
 #[derive(Clone)]
 pub struct Preconnection {

@@ -9,6 +9,21 @@ use crate::engine::select::{InterfaceMatch, InterfaceType, Preference, Selection
 /// not), preserve message boundaries No Preference, multistreaming Prefer,
 /// no interface preference (the system routes).
 ///
+/// # Examples
+///
+/// ```
+/// use taps_racing::api::*;
+///
+/// let mut props = TransportProperties::new();
+/// // Race only on wired interfaces, and never on the Wi-Fi named wlan0.
+/// props.set_interface_type(InterfaceType::Wired, Preference::Require);
+/// props.set_interface(InterfaceMatch::Name("wlan0".into()), Preference::Prohibit)?;
+/// // An interface name longer than IFNAMSIZ is refused, nothing changes.
+/// let long = InterfaceMatch::Name("an-interface-name-too-long".into());
+/// assert!(matches!(props.set_interface(long, Preference::Prefer), Err(Error::InvalidArgument(_))));
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// cbindgen:ignore
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TransportProperties {

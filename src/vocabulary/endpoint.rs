@@ -20,6 +20,21 @@ pub enum Host {
 /// Where to connect: a host (name or literal) and a port. Built step by
 /// step; a Preconnection copies it.
 ///
+/// # Examples
+///
+/// ```
+/// use taps_racing::api::*;
+///
+/// let mut ep = RemoteEndpoint::new();
+/// ep.with_hostname("example.com")?.with_service("https")?;
+/// assert_eq!(ep.port(), Some(443));
+/// // Bad input is an error and changes nothing.
+/// assert_eq!(ep.with_port(0).unwrap_err(), Error::InvalidPort);
+/// assert_eq!(ep.with_hostname("no spaces.example").unwrap_err(), Error::InvalidHostname);
+/// assert_eq!(ep.port(), Some(443));
+/// # Ok::<(), Error>(())
+/// ```
+///
 /// cbindgen:ignore
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RemoteEndpoint {
