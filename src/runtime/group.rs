@@ -9,6 +9,7 @@
 
 use super::conn::{ConnCore, Holder, Phase};
 use super::pool::OwnedSpec;
+use super::timers::TimerOwner;
 use super::protocol::Transport;
 use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::AttemptReport;
@@ -163,7 +164,7 @@ impl LoopShared {
             match at {
                 Some(at) if entry.armed != Some(at) => {
                     entry.armed = Some(at);
-                    st.timers.push(at, group);
+                    st.timers.push(at, TimerOwner::Group(group));
                 }
                 Some(_) => {}
                 None => entry.armed = None,

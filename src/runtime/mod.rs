@@ -50,7 +50,7 @@ use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 use sync::{Condvar, Mutex, MutexGuard};
-use timers::TimerHeap;
+use timers::{TimerHeap, TimerOwner};
 
 /// A user protocol's completion waiting for the loop: race, attempt, what
 /// happened, and the protocol (to close an orphaned ready connection).
@@ -62,9 +62,6 @@ pub(crate) type Note = Box<dyn FnOnce() + Send>;
 /// A race entry's `armed` when no timer of it is in the heap (no deadline
 /// is that far: µs since the loop started).
 const NOT_ARMED: Micros = Micros::MAX;
-
-/// Set in pool and group ids.
-const OWNER_ID: u64 = 1 << 63;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
@@ -205,8 +202,8 @@ struct LoopState {
     notes: VecDeque<(u64, Note)>,
     /// Connection groups on this loop, by id.
     groups: HashMap<u64, group::GroupEntry>,
-    /// The next pool or group id: [`OWNER_ID`] is set in them, so that
-    /// they never equal a race id (below 2^47) where ids meet (timers).
+    /// The next pool or group id (one counter for both, so that their
+    /// events and timers never mistake one for the other).
     next_owner: u64,
     /// The thread inside run / run_once / process (or the loop's own
     /// thread): it sees changes without being woken.
@@ -310,7 +307,7 @@ impl LoopShared {
                 pools: HashMap::new(),
                 notes: VecDeque::new(),
                 groups: HashMap::new(),
-                next_owner: OWNER_ID | 1,
+                next_owner: 1,
                 runner: None,
                 owner: None,
                 stop_requested: false,
@@ -814,15 +811,18 @@ impl LoopShared {
     }
 
     fn fire_timers(&self, st: &mut LoopState, now: Micros) {
-        while let Some((at, id)) = st.timers.pop_due(now) {
-            if st.pools.contains_key(&id) {
-                self.pool_timer(st, id, at, now);
-                continue;
-            }
-            if st.groups.contains_key(&id) {
-                self.group_timer(st, id, at, now);
-                continue;
-            }
+        while let Some((at, owner)) = st.timers.pop_due(now) {
+            let id = match owner {
+                TimerOwner::Pool(pool) => {
+                    self.pool_timer(st, pool, at, now);
+                    continue;
+                }
+                TimerOwner::Group(group) => {
+                    self.group_timer(st, group, at, now);
+                    continue;
+                }
+                TimerOwner::Race(id) => id,
+            };
             let Some(entry) = st.races.get_mut(&id) else { continue };
             if entry.armed != at {
                 continue;
@@ -835,10 +835,10 @@ impl LoopShared {
 
     fn sync_wake_timer(&self, st: &mut LoopState) {
         let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
-        timers.drop_stale_top(|at, id| {
-            races.get(&id).is_some_and(|e| e.armed == at)
-                || pools.get(&id).is_some_and(|p| p.armed == Some(at))
-                || groups.get(&id).is_some_and(|g| g.armed == Some(at))
+        timers.drop_stale_top(|at, owner| match owner {
+            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at),
+            TimerOwner::Pool(id) => pools.get(&id).is_some_and(|p| p.armed == Some(at)),
+            TimerOwner::Group(id) => groups.get(&id).is_some_and(|g| g.armed == Some(at)),
         });
         if let Some(t) = wake_timer.as_mut() {
             // Early by the wake-ahead while that is still in the future;
@@ -1086,7 +1086,7 @@ fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: u64) {
     match entry.race.next_deadline() {
         Some(at) if entry.armed != at => {
             entry.armed = at;
-            timers.push(at, id);
+            timers.push(at, TimerOwner::Race(id));
         }
         Some(_) => {}
         None => entry.armed = NOT_ARMED,

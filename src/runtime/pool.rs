@@ -10,6 +10,7 @@
 //! buffer.
 
 use super::conn::{Callback, ConnCore, Holder, Phase};
+use super::timers::TimerOwner;
 use super::protocol::{self, Transport};
 use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
@@ -294,7 +295,7 @@ impl LoopShared {
             match entry.policy.next_deadline() {
                 Some(at) if entry.armed != Some(at) => {
                     entry.armed = Some(at);
-                    st.timers.push(at, pool);
+                    st.timers.push(at, TimerOwner::Pool(pool));
                 }
                 Some(_) => {}
                 None => entry.armed = None,
