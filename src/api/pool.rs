@@ -5,7 +5,7 @@
 use super::connection::{Connection, ConnectionHandler};
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
-use crate::runtime::pool::{OwnedSpec, PoolCore};
+use crate::runtime::pool::{OwnedSpec, PoolCore, Pools};
 use crate::runtime::LoopShared;
 use crate::engine::pool::PoolConfig;
 use std::sync::Arc;
@@ -161,7 +161,7 @@ impl ConnectionPool {
     pub fn new(pre: &Preconnection, options: &PoolOptions, events: Option<PoolEventHandler>) -> Result<ConnectionPool> {
         let config = options.to_config()?;
         let spec: OwnedSpec = pre.owned_spec();
-        let core = pre.loop_shared().pool_new(spec, config, events, pre.client())?;
+        let core = Pools::create(pre.loop_shared(), spec, config, events, pre.client())?;
         Ok(ConnectionPool { lp: Arc::clone(pre.loop_shared()), core, pre: pre.clone() })
     }
 
@@ -198,7 +198,7 @@ impl ConnectionPool {
             }
             c.handler = Some(handler);
         }
-        let r = self.lp.pool_acquire(self.core.id, &conn.core);
+        let r = Pools::acquire(&self.lp, self.core.id, &conn.core);
         if r.is_err() {
             conn.core.lock().handler = None;
         }
@@ -207,13 +207,13 @@ impl ConnectionPool {
 
     /// Connections buffered now.
     pub fn buffered(&self) -> usize {
-        self.lp.pool_buffered(self.core.id)
+        Pools::buffered(&self.lp, self.core.id)
     }
 }
 
 impl Drop for ConnectionPool {
     fn drop(&mut self) {
-        self.lp.pool_free(self.core.id);
+        Pools::free(&self.lp, self.core.id);
     }
 }
 

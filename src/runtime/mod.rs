@@ -41,7 +41,7 @@ use conn::{Callback, ConnCore, Holder, Phase};
 use mio::{Events, Interest, Poll, Token};
 use resolver::{Job, Resolver};
 use tokens::{Target, Targets};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -51,6 +51,8 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 use sync::{Condvar, Mutex, MutexGuard};
 use timers::{TimerHeap, TimerOwner};
+use group::Groups;
+use pool::Pools;
 
 /// A user protocol's completion waiting for the loop: race, attempt, what
 /// happened, and the protocol (to close an orphaned ready connection).
@@ -195,13 +197,13 @@ struct LoopState {
     /// the deadline itself.
     wake_ahead: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
-    /// Connection pools on this loop, by id (see `next_owner`).
-    pools: HashMap<u64, pool::PoolEntry>,
+    /// Connection pools on this loop (see `next_owner`).
+    pools: pool::Pools,
     /// Pool and group events to deliver with the other callbacks: the
     /// owner's id and the call (the owner's free drops its pending ones).
     notes: VecDeque<(u64, Note)>,
-    /// Connection groups on this loop, by id.
-    groups: HashMap<u64, group::GroupEntry>,
+    /// Connection groups on this loop.
+    groups: group::Groups,
     /// The next pool or group id (one counter for both, so that their
     /// events and timers never mistake one for the other).
     next_owner: u64,
@@ -304,9 +306,9 @@ impl LoopShared {
                 wake_timer,
                 wake_ahead: 0,
                 callbacks: VecDeque::new(),
-                pools: HashMap::new(),
+                pools: pool::Pools::default(),
                 notes: VecDeque::new(),
-                groups: HashMap::new(),
+                groups: group::Groups::default(),
                 next_owner: 1,
                 runner: None,
                 owner: None,
@@ -581,7 +583,7 @@ impl LoopShared {
                 self.cancel_race(&mut st, id);
             }
             if let Some(pool) = pool {
-                self.pool_forget_waiter(&mut st, pool, conn);
+                st.pools.forget_waiter(pool, conn);
             }
             if let Some(t) = transport {
                 if let Transport::Tcp(token, _) = &t {
@@ -622,7 +624,7 @@ impl LoopShared {
             self.cancel_race(&mut st, id);
         }
         if let Some(pool) = waiting_in {
-            self.pool_forget_waiter(&mut st, pool, conn);
+            st.pools.forget_waiter(pool, conn);
         }
         if let Some(t) = transport {
             if let Transport::Tcp(token, _) = &t {
@@ -639,13 +641,11 @@ impl LoopShared {
     pub(crate) fn shutdown(&self) {
         let mut st = lock(&self.state);
         st.shut_down = true;
-        let pools: Vec<u64> = st.pools.keys().copied().collect();
-        for id in pools {
-            self.pool_free_locked(&mut st, id);
+        for id in st.pools.ids() {
+            Pools::free_locked(self, &mut st, id);
         }
-        let groups: Vec<u64> = st.groups.keys().copied().collect();
-        for id in groups {
-            self.group_free_locked(&mut st, id);
+        for id in st.groups.ids() {
+            Groups::free_locked(self, &mut st, id);
         }
         st.notes.clear();
         let ids: Vec<u64> = st.races.keys().collect();
@@ -741,9 +741,9 @@ impl LoopShared {
                 st.targets.forget(token);
                 match holder {
                     // A buffered connection: the pool replaces it.
-                    Some(Holder::Pool(pool)) => self.pool_lost(st, pool, &conn, now),
+                    Some(Holder::Pool(pool)) => Pools::lost(self, st, pool, &conn, now),
                     // A group member: failover, then rebuild.
-                    Some(Holder::Group(group, member)) => self.group_member_lost(st, group, member as usize, now),
+                    Some(Holder::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
                     None => st.callbacks.push_back((conn, Callback::ConnectionError)),
                 }
             }
@@ -814,11 +814,11 @@ impl LoopShared {
         while let Some((at, owner)) = st.timers.pop_due(now) {
             let id = match owner {
                 TimerOwner::Pool(pool) => {
-                    self.pool_timer(st, pool, at, now);
+                    Pools::timer(self, st, pool, at, now);
                     continue;
                 }
                 TimerOwner::Group(group) => {
-                    self.group_timer(st, group, at, now);
+                    Groups::timer(self, st, group, at, now);
                     continue;
                 }
                 TimerOwner::Race(id) => id,
@@ -837,8 +837,8 @@ impl LoopShared {
         let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
         timers.drop_stale_top(|at, owner| match owner {
             TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at),
-            TimerOwner::Pool(id) => pools.get(&id).is_some_and(|p| p.armed == Some(at)),
-            TimerOwner::Group(id) => groups.get(&id).is_some_and(|g| g.armed == Some(at)),
+            TimerOwner::Pool(id) => pools.is_armed_at(id, at),
+            TimerOwner::Group(id) => groups.is_armed_at(id, at),
         });
         if let Some(t) = wake_timer.as_mut() {
             // Early by the wake-ahead while that is still in the future;
@@ -930,11 +930,11 @@ impl LoopShared {
             RaceOwner::User => {}
             RaceOwner::Pool(pool, kind) => {
                 let reports = reports(entry, protocols);
-                return self.drive_pool_race(st, id, pool, kind, end, spares, reports, now);
+                return Pools::drive_race(self, st, id, pool, kind, end, spares, reports, now);
             }
             RaceOwner::Group(group) => {
                 let reports = reports(entry, protocols);
-                return self.drive_group_race(st, id, group, end, spares, reports, now);
+                return Groups::drive_race(self, st, id, group, end, spares, reports, now);
             }
         }
         // A user's race report is read from the race while it runs (see
@@ -1078,6 +1078,14 @@ impl LoopShared {
         let settled = c.settled();
         settled.remote = remote;
         settled.transport = Some(transport);
+    }
+
+    /// Close a transport that no connection keeps.
+    fn drop_transport(&self, st: &mut LoopState, t: Transport) {
+        if let Transport::Tcp(token, _) = &t {
+            st.targets.forget(*token);
+        }
+        protocol::close_transport(t, &self.registry);
     }
 }
 

@@ -13,6 +13,8 @@
 
 use super::client::Client;
 use super::conn::Phase;
+use super::group::Groups;
+use super::pool::Pools;
 use super::{io_err, lock, LoopShared, LoopState};
 use crate::api::error::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
@@ -64,7 +66,7 @@ impl LoopShared {
         !st.races.is_empty()
             || !st.callbacks.is_empty()
             || !st.notes.is_empty()
-            || st.pools.values().any(|p| p.is_pending())
+            || st.pools.any_pending()
     }
 
     /// Call the queued callbacks in order, with no lock held, until none is
@@ -326,11 +328,11 @@ impl LoopShared {
         let mut st = lock(&self.state);
         // The client's pools and groups go first, so that cancelling their
         // races does not look like failures to rebuild from.
-        for pool in self.pools_of(&st, client) {
-            self.pool_free_locked(&mut st, pool);
+        for pool in st.pools.of_client(client) {
+            Pools::free_locked(self, &mut st, pool);
         }
-        for group in self.groups_of(&st, client) {
-            self.group_free_locked(&mut st, group);
+        for group in st.groups.of_client(client) {
+            Groups::free_locked(self, &mut st, group);
         }
         let ids: Vec<u64> =
             st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| id).collect();
