@@ -1,4 +1,4 @@
-//! The ways to run a loop, and releasing one client's races.
+//! The ways to run a loop.
 //!
 //! - `run`: on the caller's thread until no race is pending;
 //! - `run_once`: one turn that waits at most a timeout;
@@ -11,10 +11,7 @@
 //! the queued callbacks, fires due timers and polls once; callbacks run on
 //! the running thread with no lock held.
 
-use super::client::Client;
 use super::conn::Phase;
-use super::group::Groups;
-use super::pool::Pools;
 use super::{io_err, lock, LoopShared, LoopState};
 use crate::api::error::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
@@ -317,38 +314,5 @@ impl LoopShared {
         st.runner = None;
         st.stop_requested = false;
         self.stopped.notify_all();
-    }
-
-    /// A client let go of the loop: its pending races are cancelled (their
-    /// sockets closed, [`Error::Cancelled`] readable, no callback), its
-    /// queued callbacks dropped, and none of its callbacks runs after this
-    /// returns. Other clients are not touched.
-    pub(crate) fn release_client(&self, client: &Arc<Client>) {
-        client.release();
-        let mut st = lock(&self.state);
-        // The client's pools and groups go first, so that cancelling their
-        // races does not look like failures to rebuild from.
-        for pool in st.pools.of_client(client) {
-            Pools::free_locked(self, &mut st, pool);
-        }
-        for group in st.groups.of_client(client) {
-            Groups::free_locked(self, &mut st, group);
-        }
-        let ids: Vec<u64> =
-            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| id).collect();
-        for id in ids {
-            if let Some(entry) = st.races.get(&id) {
-                let mut c = entry.conn.lock();
-                c.race = None;
-                if c.phase == Phase::Establishing {
-                    c.phase = Phase::Failed;
-                    c.settled().error = Some(Error::Cancelled);
-                }
-            }
-            self.cancel_race(&mut st, id);
-        }
-        st.callbacks.retain(|(c, _)| !Arc::ptr_eq(&c.client, client));
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
     }
 }

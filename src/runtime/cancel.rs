@@ -1,0 +1,153 @@
+//! Ending things early: a user closing or releasing a connection, a
+//! client releasing its handle of a shared loop, the loop being freed.
+//! Races given up this way end without a callback (see
+//! `cancel_races_silently`).
+
+use crate::api::error::Error;
+use super::protocol::{self, Transport};
+use super::conn::{Callback, ConnCore, Phase};
+use super::group::Groups;
+use super::pool::Pools;
+use super::client::Client;
+use super::race::RaceEntry;
+use super::timers::RaceId;
+use super::{lock, LoopShared, LoopState};
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+impl LoopShared {
+    /// The user released its handle: cancel the race, close the socket,
+    /// drop the handler; no callback follows. Waits for a callback of this
+    /// connection running on another thread to return.
+    pub(crate) fn release(&self, conn: &Arc<ConnCore>) {
+        let handler = {
+            let mut st = lock(&self.state);
+            let (race, transport, handler, pool) = {
+                let mut c = conn.lock();
+                c.released = true;
+                (c.race.take(), c.take_transport(), c.handler.take(), c.take_pool())
+            };
+            if let Some(id) = race.map(NonZeroU64::get) {
+                self.cancel_race(&mut st, id);
+            }
+            if let Some(pool) = pool {
+                st.pools.forget_waiter(pool, conn);
+            }
+            if let Some(t) = transport {
+                if let Transport::Tcp(token, _) = &t {
+                    st.targets.forget(*token);
+                }
+                // Freed, not closed gracefully: closing the fd sends the FIN
+                // and takes it out of the epoll set; no shutdown or
+                // deregister call needed.
+                protocol::drop_transport(t);
+            }
+            // Callbacks still queued for it are skipped when their turn
+            // comes (`invoke` sees `released`): no O(queue) search here,
+            // where a handler that frees its connection in `ready` would
+            // pay one per connection of the batch.
+            self.sync_wake_timer(&mut st);
+            self.nudge(&st);
+            handler
+        };
+        conn.wait_callbacks();
+        drop(handler);
+    }
+
+    /// Graceful close: a racing connection stops racing, an established one
+    /// sends FIN and closes its socket; `closed` follows on the loop.
+    /// Nothing happens in any other phase.
+    pub(crate) fn close(&self, conn: &Arc<ConnCore>) {
+        let mut st = lock(&self.state);
+        let (race, transport, waiting_in) = {
+            let mut c = conn.lock();
+            match c.phase {
+                Phase::Establishing | Phase::Established => {}
+                _ => return,
+            }
+            c.phase = Phase::Closed;
+            (c.race.take(), c.take_transport(), c.take_pool())
+        };
+        if let Some(id) = race.map(NonZeroU64::get) {
+            self.cancel_race(&mut st, id);
+        }
+        if let Some(pool) = waiting_in {
+            st.pools.forget_waiter(pool, conn);
+        }
+        if let Some(t) = transport {
+            if let Transport::Tcp(token, _) = &t {
+                st.targets.forget(*token);
+            }
+            protocol::close_transport(t, &self.registry);
+        }
+        st.callbacks.push_back((Arc::clone(conn), Callback::Closed));
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+    }
+
+    /// Free the loop: cancel every race (no callback), stop the resolver.
+    pub(crate) fn shutdown(&self) {
+        let mut st = lock(&self.state);
+        st.shut_down = true;
+        for id in st.pools.ids() {
+            Pools::free_locked(self, &mut st, id);
+        }
+        for id in st.groups.ids() {
+            Groups::free_locked(self, &mut st, id);
+        }
+        st.notes.clear();
+        self.cancel_races_silently(&mut st, |_| true);
+        st.callbacks.clear();
+        drop(st);
+        self.resolver.shutdown();
+    }
+
+    /// Cancel a race the user gave up: its sockets close, no callback.
+    pub(super) fn cancel_race(&self, st: &mut LoopState, id: u64) {
+        let now = self.clock.now();
+        if let Some(entry) = st.races.get_mut(&id) {
+            entry.race.cancel(now);
+            self.drive(st, id, now);
+        }
+    }
+
+    /// A client let go of the loop: its pending races are cancelled (their
+    /// sockets closed, [`Error::Cancelled`] readable, no callback), its
+    /// queued callbacks dropped, and none of its callbacks runs after this
+    /// returns. Other clients are not touched.
+    pub(crate) fn release_client(&self, client: &Arc<Client>) {
+        client.release();
+        let mut st = lock(&self.state);
+        // The client's pools and groups go first, so that cancelling their
+        // races does not look like failures to rebuild from.
+        for pool in st.pools.of_client(client) {
+            Pools::free_locked(self, &mut st, pool);
+        }
+        for group in st.groups.of_client(client) {
+            Groups::free_locked(self, &mut st, group);
+        }
+        self.cancel_races_silently(&mut st, |e| Arc::ptr_eq(&e.conn.client, client));
+        st.callbacks.retain(|(c, _)| !Arc::ptr_eq(&c.client, client));
+        self.sync_wake_timer(&mut st);
+        self.nudge(&st);
+    }
+
+    /// Cancel the races `which` picks, with no callback: the connection
+    /// of one still establishing fails with [`Error::Cancelled`] (readable
+    /// through the API, not reported), its attempts' sockets close. The
+    /// loop's shutdown and a client's release share it.
+    fn cancel_races_silently(&self, st: &mut LoopState, which: impl Fn(&RaceEntry) -> bool) {
+        let ids: Vec<RaceId> = st.races.iter().filter(|(_, e)| which(e)).map(|(id, _)| id).collect();
+        for id in ids {
+            if let Some(entry) = st.races.get(&id) {
+                let mut c = entry.conn.lock();
+                c.race = None;
+                if c.phase == Phase::Establishing {
+                    c.phase = Phase::Failed;
+                    c.settled().error = Some(Error::Cancelled);
+                }
+            }
+            self.cancel_race(st, id);
+        }
+    }
+}
