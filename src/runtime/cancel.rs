@@ -106,7 +106,7 @@ impl LoopShared {
     pub(super) fn cancel_race(&self, st: &mut LoopState, id: u64) {
         let now = self.clock.now();
         if let Some(entry) = st.races.get_mut(&id) {
-            entry.race.cancel(now);
+            entry.tree.cancel(now);
             self.drive(st, id, now);
         }
     }

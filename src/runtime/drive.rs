@@ -33,7 +33,7 @@ impl LoopShared {
         let Some(entry) = races.get_mut(&id) else { return };
         let mut end = None;
         let mut spares: Vec<AttemptId> = Vec::new();
-        while let Some(action) = entry.race.poll_action() {
+        while let Some(action) = entry.tree.poll_action() {
             match action {
                 Action::Start { attempt, addr, path, protocol } => {
                     let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
@@ -41,7 +41,7 @@ impl LoopShared {
                         Ok(Started::Pending(io)) => (io, false),
                         Ok(Started::Ready(io)) => (io, true),
                         Err(errno) => {
-                            entry.race.on_attempt_failed(now, attempt, errno);
+                            entry.tree.on_attempt_failed(now, attempt, errno);
                             continue;
                         }
                     };
@@ -50,7 +50,7 @@ impl LoopShared {
                             let token = targets.attempt(id, attempt);
                             if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
                                 targets.forget(token);
-                                entry.race.on_attempt_failed(now, attempt, tcp::errno(e));
+                                entry.tree.on_attempt_failed(now, attempt, tcp::errno(e));
                                 continue;
                             }
                             AttemptIo::Tcp(token, stream)
@@ -59,7 +59,7 @@ impl LoopShared {
                     };
                     entry.io.insert(attempt, io);
                     if ready {
-                        entry.race.on_attempt_ready(now, attempt);
+                        entry.tree.on_attempt_ready(now, attempt);
                     }
                 }
                 Action::Cancel { attempt } => {
@@ -77,7 +77,7 @@ impl LoopShared {
         }
         if matches!(end, Some(Err(_))) && entry.from_cache {
             // The kept addresses failed: the next race asks again.
-            let tried: Vec<std::net::IpAddr> = entry.race.attempts().map(|a| a.record.candidate.addr.ip()).collect();
+            let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
             self.resolver.cache.forget_addresses(&tried);
         }
         match entry.owner {
@@ -117,7 +117,7 @@ impl LoopShared {
         let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
             (Ok(attempt), Some(io)) => {
-                let remote = entry.race.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+                let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
                 let transport = self.to_transport(targets, io);
                 if live {
                     self.install(targets, &conn, &mut c, transport, remote);

@@ -59,8 +59,8 @@ impl LoopShared {
                 let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
                 let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
                 match tcp::progress_after(stream, Some(writable)) {
-                    tcp::Progress::Ready => entry.race.on_attempt_ready(now, attempt),
-                    tcp::Progress::Failed(errno) => entry.race.on_attempt_failed(now, attempt, errno),
+                    tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
+                    tcp::Progress::Failed(errno) => entry.tree.on_attempt_failed(now, attempt, errno),
                     tcp::Progress::Waiting => return,
                 }
                 self.drive(st, id, now);
@@ -114,7 +114,7 @@ impl LoopShared {
         let n = answers.len() + completions.len();
         for answer in answers {
             if let Some(entry) = st.races.get_mut(&answer.race) {
-                entry.race.on_answer(now, answer.key, answer.result);
+                entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }
         }
@@ -150,14 +150,14 @@ impl LoopShared {
                     if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. })) {
                         continue;
                     }
-                    entry.race.on_attempt_ready(now, attempt);
+                    entry.tree.on_attempt_ready(now, attempt);
                 }
                 Completion::Failed(errno) => {
                     // The protocol ended it: nothing to cancel.
                     if entry.io.remove(attempt).is_none() {
                         continue;
                     }
-                    entry.race.on_attempt_failed(now, attempt, errno);
+                    entry.tree.on_attempt_failed(now, attempt, errno);
                 }
             }
             self.drive(st, id, now);
@@ -183,7 +183,7 @@ impl LoopShared {
                 continue;
             }
             entry.armed = NOT_ARMED;
-            entry.race.on_timer(now);
+            entry.tree.on_timer(now);
             self.drive(st, id, now);
         }
     }

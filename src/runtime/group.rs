@@ -248,7 +248,7 @@ impl Groups {
             let LoopState { races, targets, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
-                let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
+                let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
                 let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
                 entry.io.remove(a).map(|io| (lp.to_transport(targets, io), remote, took))
             };
@@ -269,14 +269,14 @@ impl Groups {
         let full = st.groups.get(&group).is_some_and(|g| g.policy.live_members() >= g.config.size);
         if full {
             if let Some(entry) = st.races.get_mut(&id) {
-                if entry.race.is_finished() && entry.race.running_count() > 0 {
-                    entry.race.cancel(now);
+                if entry.tree.is_finished() && entry.tree.running_count() > 0 {
+                    entry.tree.cancel(now);
                     lp.drive(st, id, now);
                     return;
                 }
             }
         }
-        let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
+        let done = st.races.get(&id).is_some_and(|e| e.tree.is_finished() && e.tree.running_count() == 0);
         if done {
             lp.remove_race(st, id);
             if let Some(g) = st.groups.get_mut(&group) {

@@ -430,7 +430,7 @@ impl Pools {
             let LoopState { races, targets, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
-                let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
+                let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
                 entry.io.remove(a).map(|io| (lp.to_transport(targets, io), remote))
             };
             match end {
@@ -454,7 +454,7 @@ impl Pools {
             Pools::ready(lp, st, pool, t, remote, reports.clone(), now);
         }
         // Remove the race once nothing of it runs.
-        let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
+        let done = st.races.get(&id).is_some_and(|e| e.tree.is_finished() && e.tree.running_count() == 0);
         if done {
             lp.remove_race(st, id);
             if let Some(p) = st.pools.get_mut(&pool) {

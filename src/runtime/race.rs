@@ -32,7 +32,8 @@ pub(super) const NOT_ARMED: Micros = Micros::MAX;
 
 /// One race in flight.
 pub(super) struct RaceEntry {
-    pub(super) race: Tree,
+    /// The race tree (the engine's state of the race).
+    pub(super) tree: Tree,
     pub(super) conn: Arc<ConnCore>,
     pub(super) started_at: Micros,
     /// The I/O of the attempts still running.
@@ -149,7 +150,7 @@ pub(crate) struct RaceSpec<'a> {
 
 /// Push the race's next deadline on the heap if it moved.
 pub(super) fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: u64) {
-    match entry.race.next_deadline() {
+    match entry.tree.next_deadline() {
         Some(at) if entry.armed != at => {
             entry.armed = at;
             timers.push(at, TimerOwner::Race(id));
@@ -172,7 +173,7 @@ pub(super) fn race_error(e: RaceError) -> Error {
 /// The race report in the API's terms: times relative to the race start.
 pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Vec<AttemptReport> {
     entry
-        .race
+        .tree
         .attempts()
         .map(|a| {
             let r = a.record;

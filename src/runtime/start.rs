@@ -5,9 +5,11 @@
 
 use crate::api::endpoint::Host;
 use crate::api::error::{Error, Result};
-use crate::api::protocol::ResolverQuery;
+use crate::api::endpoint::RemoteEndpoint;
+use crate::api::protocol::{Resolver as UserResolver, ResolverQuery};
 use crate::engine::tree::Tree;
-use crate::engine::{Candidate, Family, QueryKey};
+use crate::engine::{Candidate, Family, Micros, QueryKey};
+use super::timers::RaceId;
 use super::conn::{ConnCore, Phase};
 use super::resolver::{self, Job};
 use super::race::*;
@@ -32,14 +34,16 @@ impl LoopShared {
         Ok(())
     }
 
-    /// Start a race with the state locked; `pool` marks a pool's race.
+    /// Start a race with the state locked, for `owner`: its candidate
+    /// tree, its race tree with the literal addresses answered, the entry
+    /// in the loop's table, the names asked, and its first actions.
     pub(super) fn start_race_locked(
         &self,
         st: &mut LoopState,
         conn: &Arc<ConnCore>,
         spec: &RaceSpec<'_>,
         owner: RaceOwner,
-    ) -> Result<u64> {
+    ) -> Result<RaceId> {
         let (paths, branches) = race_tree(st, spec);
         if branches.is_empty() {
             return Err(Error::NoCandidates);
@@ -56,68 +60,16 @@ impl LoopShared {
             c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
-        let remotes = spec.remotes;
-        // On the stack for a few endpoints (the common case), else a Vec.
-        let mut few = [QueryKey { endpoint: 0, family: Family::V4 }; 8];
-        let mut many = Vec::new();
-        let mut n = 0;
-        let mut push = |q: QueryKey| {
-            if n < few.len() {
-                few[n] = q;
-            } else {
-                if many.is_empty() {
-                    many.extend_from_slice(&few);
-                }
-                many.push(q);
-            }
-            n += 1;
-        };
-        for (i, ep) in remotes.iter().enumerate() {
-            match ep.host() {
-                Some(Host::Ip(ip)) => {
-                    let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-                    push(QueryKey { endpoint: i, family });
-                }
-                _ => {
-                    push(QueryKey { endpoint: i, family: Family::V6 });
-                    push(QueryKey { endpoint: i, family: Family::V4 });
-                }
-            }
-        }
-        let queries: &[QueryKey] = if n <= few.len() { &few[..n] } else { &many };
-        let mut race = Tree::new(spec.config, now, queries, &branches);
+        let queries = QueryPlan::of(spec.remotes);
+        let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
         if !spec.avoid.is_empty() {
-            race.set_avoided(spec.avoid);
+            tree.set_avoided(spec.avoid);
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let need_sources = queries.len() > 1;
-        // The first literal alone is given as one answer (no list of them).
-        let mut first = None;
-        let mut literals = Vec::new();
-        for (i, ep) in remotes.iter().enumerate() {
-            if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
-                let addr = SocketAddr::new(*ip, port);
-                let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
-                let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-                let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
-                match first.take() {
-                    None if literals.is_empty() => first = Some(literal),
-                    earlier => literals.extend(earlier.into_iter().chain([literal])),
-                }
-            }
-        }
-        // Literal addresses are all known at once: the race sorts them
-        // together (RFC 6724) before its first attempt (one alone is the
-        // same as one answer).
-        if let Some((key, answer)) = first {
-            race.on_answer(now, key, answer);
-        } else if !literals.is_empty() {
-            race.on_answers(now, literals);
-        }
-        let user_resolver = st.user_resolver.clone();
+        answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now);
         let inserted = st.races.insert(RaceEntry {
-            race,
+            tree,
             conn: Arc::clone(conn),
             started_at: now,
             io: AttemptIos::default(),
@@ -128,56 +80,141 @@ impl LoopShared {
             from_cache: false,
         });
         debug_assert_eq!(inserted, Some(id));
-        let mut cached = Vec::new();
-        let mut jobs = Vec::new();
-        for (i, ep) in remotes.iter().enumerate() {
-            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
-            let mut kept = match user_resolver {
-                None => self.resolver.cache.get(host, port),
-                Some(_) => [None, None],
-            };
-            for (family, kept) in [Family::V6, Family::V4].into_iter().zip(&mut kept) {
-                let key = QueryKey { endpoint: i, family };
-                match &user_resolver {
-                    None => {
-                        if let Some(answer) = kept.take() {
-                            cached.push((key, answer));
-                        } else if let Some(host) = ep.name_cstring() {
-                            jobs.push(Job { race: id, key, host, port });
-                        }
-                    }
-                    Some(r) => {
-                        let query = ResolverQuery(Arc::new(resolver::QueryHandle {
-                            resolver: Arc::downgrade(&self.resolver),
-                            race: id,
-                            key,
-                            port,
-                            done: std::sync::atomic::AtomicBool::new(false),
-                        }));
-                        if let Err(code) = r.resolve(query.clone(), host, family) {
-                            query.fail(code);
-                        }
-                        if let Some(e) = st.races.get_mut(&id) {
-                            let u = e.user_queries.get_or_insert_with(|| {
-                                Box::new(UserQueries { resolver: Arc::clone(r), queries: Vec::new() })
-                            });
-                            u.queries.push(query);
-                        }
-                    }
-                }
-            }
-        }
-        self.resolver.submit(jobs);
-        // Cached answers are all known at once, like literals: sorted
-        // together before the first attempt.
-        if !cached.is_empty() {
-            if let Some(e) = st.races.get_mut(&id) {
-                e.race.on_answers(now, cached);
-                e.from_cache = true;
-            }
+        match st.user_resolver.clone() {
+            None => self.resolve_names(st, id, spec.remotes, now),
+            Some(r) => self.ask_user_resolver(st, id, &r, spec.remotes),
         }
         self.drive(st, id, now);
         Ok(id)
     }
+
+    /// Ask the system resolver for the race's host names (AAAA and A each),
+    /// unless the resolution cache has them: cached answers are all known
+    /// at once, like literals, and sorted together before the first
+    /// attempt.
+    fn resolve_names(&self, st: &mut LoopState, id: RaceId, remotes: &[RemoteEndpoint], now: Micros) {
+        let mut cached = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, ep) in remotes.iter().enumerate() {
+            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
+            let mut kept = self.resolver.cache.get(host, port);
+            for (family, kept) in [Family::V6, Family::V4].into_iter().zip(&mut kept) {
+                let key = QueryKey { endpoint: i, family };
+                if let Some(answer) = kept.take() {
+                    cached.push((key, answer));
+                } else if let Some(host) = ep.name_cstring() {
+                    jobs.push(Job { race: id, key, host, port });
+                }
+            }
+        }
+        self.resolver.submit(jobs);
+        if !cached.is_empty() {
+            if let Some(e) = st.races.get_mut(&id) {
+                e.tree.on_answers(now, cached);
+                e.from_cache = true;
+            }
+        }
+    }
+
+    /// Ask the user's resolver for the race's host names (AAAA, then A);
+    /// the race keeps the queries, to cancel them if it ends first. The
+    /// resolver may answer at once: its answers are queued for the loop
+    /// like later ones.
+    fn ask_user_resolver(&self, st: &mut LoopState, id: RaceId, r: &Arc<dyn UserResolver>, remotes: &[RemoteEndpoint]) {
+        for (i, ep) in remotes.iter().enumerate() {
+            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
+            for family in [Family::V6, Family::V4] {
+                let query = ResolverQuery(Arc::new(resolver::QueryHandle {
+                    resolver: Arc::downgrade(&self.resolver),
+                    race: id,
+                    key: QueryKey { endpoint: i, family },
+                    port,
+                    done: std::sync::atomic::AtomicBool::new(false),
+                }));
+                if let Err(code) = r.resolve(query.clone(), host, family) {
+                    query.fail(code);
+                }
+                if let Some(e) = st.races.get_mut(&id) {
+                    let u = e.user_queries.get_or_insert_with(|| {
+                        Box::new(UserQueries { resolver: Arc::clone(r), queries: Vec::new() })
+                    });
+                    u.queries.push(query);
+                }
+            }
+        }
+    }
 }
 
+/// The queries a race waits for, in endpoint order: one per literal
+/// address (its family), AAAA and A per host name (RFC 8305 §3). On the
+/// stack for a few endpoints (the common case), else in a Vec.
+struct QueryPlan {
+    few: [QueryKey; 8],
+    many: Vec<QueryKey>,
+    n: usize,
+}
+
+impl QueryPlan {
+    fn of(remotes: &[RemoteEndpoint]) -> QueryPlan {
+        let mut plan = QueryPlan { few: [QueryKey { endpoint: 0, family: Family::V4 }; 8], many: Vec::new(), n: 0 };
+        for (i, ep) in remotes.iter().enumerate() {
+            match ep.host() {
+                Some(Host::Ip(ip)) => {
+                    let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
+                    plan.push(QueryKey { endpoint: i, family });
+                }
+                _ => {
+                    plan.push(QueryKey { endpoint: i, family: Family::V6 });
+                    plan.push(QueryKey { endpoint: i, family: Family::V4 });
+                }
+            }
+        }
+        plan
+    }
+
+    fn push(&mut self, q: QueryKey) {
+        if self.n < self.few.len() {
+            self.few[self.n] = q;
+        } else {
+            if self.many.is_empty() {
+                self.many.extend_from_slice(&self.few);
+            }
+            self.many.push(q);
+        }
+        self.n += 1;
+    }
+
+    fn keys(&self) -> &[QueryKey] {
+        if self.n <= self.few.len() {
+            &self.few[..self.n]
+        } else {
+            &self.many
+        }
+    }
+}
+
+/// Answer the queries of the literal addresses: all known at once, so the
+/// race sorts them together (RFC 6724) before its first attempt; the first
+/// alone is given as one answer (no list of them). `need_sources`: look up
+/// each one's source address (for sorting).
+fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bool, now: Micros) {
+    let mut first = None;
+    let mut literals = Vec::new();
+    for (i, ep) in remotes.iter().enumerate() {
+        if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
+            let addr = SocketAddr::new(*ip, port);
+            let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
+            let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
+            let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
+            match first.take() {
+                None if literals.is_empty() => first = Some(literal),
+                earlier => literals.extend(earlier.into_iter().chain([literal])),
+            }
+        }
+    }
+    if let Some((key, answer)) = first {
+        tree.on_answer(now, key, answer);
+    } else if !literals.is_empty() {
+        tree.on_answers(now, literals);
+    }
+}
