@@ -6,6 +6,7 @@
 
 use crate::api::connection::AttemptReport;
 use crate::api::error::Error;
+use crate::engine::race::RaceError;
 use crate::engine::tree::Action;
 use crate::engine::{AttemptId, Micros};
 use super::protocol::{self, AttemptIo, Started, Transport};
@@ -14,6 +15,8 @@ use super::tokens::Targets;
 use super::group::Groups;
 use super::pool::Pools;
 use super::tcp;
+use super::timers::RaceId;
+use super::protocol::ProtocolEntry;
 use super::race::*;
 use super::{lock, LoopShared, LoopState};
 use mio::Interest;
@@ -21,18 +24,59 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// How a race ended: its winning attempt, or why it failed.
+type RaceEnd = std::result::Result<AttemptId, RaceError>;
+
 impl LoopShared {
     /// Carry out the race's actions until it has none left; finish it if it
-    /// ended. A pool's race hands its connections to the pool instead.
-    pub(super) fn drive(&self, st: &mut LoopState, id: u64, now: Micros) {
+    /// ended. A pool's or group's race hands its connections to its owner.
+    pub(super) fn drive(&self, st: &mut LoopState, id: RaceId, now: Micros) {
         // Written under the state lock only: a plain increment, no locked
         // read-modify-write (this runs twice per race).
         let steps = self.progress.load(Ordering::Relaxed);
         self.progress.store(steps + 1, Ordering::Release);
         let LoopState { races, targets, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
-        let mut end = None;
         let mut spares: Vec<AttemptId> = Vec::new();
+        let end = self.carry_out_actions(entry, targets, protocols, id, now, &mut spares);
+        if matches!(end, Some(Err(_))) && entry.from_cache {
+            // The kept addresses failed: the next race asks again.
+            let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
+            self.resolver.cache.forget_addresses(&tried);
+        }
+        match entry.owner {
+            RaceOwner::User => {}
+            RaceOwner::Pool(pool, kind) => {
+                let reports = reports(entry, protocols);
+                return Pools::drive_race(self, st, id, pool, kind, end, spares, reports, now);
+            }
+            RaceOwner::Group(group) => {
+                let reports = reports(entry, protocols);
+                return Groups::drive_race(self, st, id, group, end, spares, reports, now);
+            }
+        }
+        // A user's race report is read from the race while it runs (see
+        // attempt_reports) and kept in the connection when it ends.
+        match end {
+            None => arm_race(entry, timers, id),
+            Some(end) => self.finish_user_race(st, id, end),
+        }
+    }
+
+    /// Carry out the actions the race tree asks for: start attempts
+    /// (registering their sockets), cancel them; the race's end, if it
+    /// came, and the spares (attempts ready after the winner that the race
+    /// keeps) are returned.
+    fn carry_out_actions(
+        &self,
+        entry: &mut RaceEntry,
+        targets: &mut Targets,
+        protocols: &[Arc<ProtocolEntry>],
+        id: RaceId,
+        now: Micros,
+        spares: &mut Vec<AttemptId>,
+    ) -> Option<RaceEnd> {
+        let mut end = None;
         while let Some(action) = entry.tree.poll_action() {
             match action {
                 Action::Start { attempt, addr, path, protocol } => {
@@ -75,28 +119,14 @@ impl LoopShared {
                 Action::Failed { error } => end = Some(Err(error)),
             }
         }
-        if matches!(end, Some(Err(_))) && entry.from_cache {
-            // The kept addresses failed: the next race asks again.
-            let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
-            self.resolver.cache.forget_addresses(&tried);
-        }
-        match entry.owner {
-            RaceOwner::User => {}
-            RaceOwner::Pool(pool, kind) => {
-                let reports = reports(entry, protocols);
-                return Pools::drive_race(self, st, id, pool, kind, end, spares, reports, now);
-            }
-            RaceOwner::Group(group) => {
-                let reports = reports(entry, protocols);
-                return Groups::drive_race(self, st, id, group, end, spares, reports, now);
-            }
-        }
-        // A user's race report is read from the race while it runs (see
-        // attempt_reports) and kept in the connection when it ends.
-        let Some(end) = end else {
-            arm_race(entry, timers, id);
-            return;
-        };
+        end
+    }
+
+    /// A user's race ended: its entry goes, the losers close, the winner's
+    /// transport becomes the connection's (unless the user let go of it
+    /// meanwhile), and `ready` or `establishment_error` is queued.
+    fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
+        let LoopState { races, targets, protocols, .. } = &mut *st;
         let Some(mut entry) = races.remove(&id) else { return };
         let reports = reports(&entry, protocols);
         self.end_queries(&mut entry);
