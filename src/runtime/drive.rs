@@ -14,7 +14,7 @@ use super::conn::{self, Callback, ConnCore, Phase};
 use super::tokens::Targets;
 use super::group::Groups;
 use super::pool::Pools;
-use super::tcp;
+use super::sys::tcp;
 use super::timers::RaceId;
 use super::protocol::ProtocolEntry;
 use super::race::*;

@@ -11,7 +11,7 @@ use super::tokens::Target;
 use super::timers::TimerOwner;
 use super::group::Groups;
 use super::pool::Pools;
-use super::tcp;
+use super::sys::tcp;
 use super::race::*;
 use super::{lock, io_err, LoopShared, LoopState, WAKER, TIMER, Poller};
 use mio::Token;

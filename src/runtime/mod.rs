@@ -9,7 +9,6 @@
 
 pub(crate) mod cache;
 pub(crate) mod client;
-pub(crate) mod clock;
 pub(crate) mod conn;
 pub(crate) mod group;
 pub(crate) mod paths;
@@ -25,7 +24,7 @@ mod tree;
 pub(crate) mod resolver;
 pub(crate) mod runner;
 pub(crate) mod sync;
-pub(crate) mod tcp;
+pub(crate) mod sys;
 pub(crate) mod timers;
 pub(crate) mod tokens;
 
@@ -35,7 +34,7 @@ use crate::engine::tree::PathBranch;
 use paths::Path;
 use protocol::{Completion, ProtocolEntry};
 use crate::engine::{AttemptId, Micros};
-use clock::{Clock, WakeTimer};
+use sys::clock::{self, Clock, WakeTimer};
 use conn::{Callback, ConnCore};
 use mio::{Events, Interest, Poll, Token};
 use resolver::Resolver;

@@ -7,11 +7,10 @@
 //! the loop through its Waker.
 
 use super::paths::Path;
-use super::tcp;
+use super::sys::{tcp, udp};
 use super::LoopShared;
 use crate::api::protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection};
 use crate::engine::select::ProtocolTraits;
-use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use std::ffi::CStr;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -134,21 +133,6 @@ pub(crate) enum Started {
     Ready(AttemptIo),
 }
 
-/// A socket of `ty` for `addr`, bound to the path.
-fn path_socket(addr: SocketAddr, ty: Type, proto: IpProto, path: &Path) -> Result<Socket, i32> {
-    let socket = Socket::new(Domain::for_address(addr), ty.nonblocking().cloexec(), Some(proto)).map_err(tcp::errno)?;
-    if let Some(name) = &path.interface {
-        socket.bind_device(Some(name.as_bytes())).map_err(tcp::errno)?;
-    }
-    if let Some(local) = path.local {
-        if local.is_ipv6() != addr.is_ipv6() {
-            return Err(libc::EAFNOSUPPORT);
-        }
-        socket.bind(&SockAddr::from(local)).map_err(tcp::errno)?;
-    }
-    Ok(socket)
-}
-
 /// Start an attempt with `entry` to `addr` on `path`. A user protocol gets
 /// a handle that reports back to race `race`, attempt `attempt` on `lp`.
 pub(crate) fn start(
@@ -161,21 +145,14 @@ pub(crate) fn start(
 ) -> Result<Started, i32> {
     match &entry.kind {
         ProtocolKind::Tcp => {
-            let socket = path_socket(addr, Type::STREAM, IpProto::TCP, path)?;
-            let connected = match socket.connect(&SockAddr::from(addr)) {
-                Ok(()) => true,
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-                Err(e) => return Err(tcp::errno(e)),
-            };
-            let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(socket));
+            let (stream, connected) = tcp::connect(addr, path.interface.as_deref(), path.local)?;
             // The token is set by the caller when it registers the stream.
             let io = AttemptIo::Tcp(mio::Token(usize::MAX), stream);
             Ok(if connected { Started::Ready(io) } else { Started::Pending(io) })
         }
         ProtocolKind::Udp => {
-            let socket = path_socket(addr, Type::DGRAM, IpProto::UDP, path)?;
-            socket.connect(&SockAddr::from(addr)).map_err(tcp::errno)?;
-            Ok(Started::Ready(AttemptIo::Udp(socket.into())))
+            let socket = udp::connect(addr, path.interface.as_deref(), path.local)?;
+            Ok(Started::Ready(AttemptIo::Udp(socket)))
         }
         ProtocolKind::User(protocol) => {
             let handle = Arc::new(AttemptHandle {
