@@ -5,7 +5,7 @@
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
 use crate::runtime::group::{GroupConfig, GroupCore, Groups};
-use crate::runtime::LoopShared;
+use crate::runtime::LoopCore;
 use crate::engine::group::{AssignPolicy, MemberId, MemberMetrics};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -115,7 +115,7 @@ pub type GroupEventHandler = Box<dyn FnMut(&GroupEvent) + Send>;
 ///
 /// cbindgen:ignore
 pub struct ConnectionGroup {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     core: Arc<GroupCore>,
 }
 

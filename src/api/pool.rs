@@ -6,7 +6,7 @@ use super::connection::{Connection, ConnectionHandler};
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
 use crate::runtime::pool::{OwnedSpec, PoolCore, Pools};
-use crate::runtime::LoopShared;
+use crate::runtime::LoopCore;
 use crate::engine::pool::PoolConfig;
 use std::sync::Arc;
 
@@ -146,7 +146,7 @@ pub type PoolEventHandler = Box<dyn FnMut(&PoolEvent) + Send>;
 ///
 /// cbindgen:ignore
 pub struct ConnectionPool {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     core: Arc<PoolCore>,
     pre: Preconnection,
 }

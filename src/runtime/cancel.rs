@@ -11,11 +11,11 @@ use super::pool::Pools;
 use super::client::Client;
 use super::race::RaceEntry;
 use super::timers::RaceId;
-use super::{lock, LoopShared, LoopState};
+use super::{lock, LoopCore, LoopState};
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-impl LoopShared {
+impl LoopCore {
     /// The user released its handle: cancel the race, close the socket,
     /// drop the handler; no callback follows. Waits for a callback of this
     /// connection running on another thread to return.
@@ -35,7 +35,7 @@ impl LoopShared {
             }
             if let Some(t) = transport {
                 if let Transport::Tcp(token, _) = &t {
-                    st.targets.forget(*token);
+                    st.tokens.forget(*token);
                 }
                 // Freed, not closed gracefully: closing the fd sends the FIN
                 // and takes it out of the epoll set; no shutdown or
@@ -47,7 +47,7 @@ impl LoopShared {
             // where a handler that frees its connection in `ready` would
             // pay one per connection of the batch.
             self.sync_wake_timer(&mut st);
-            self.nudge(&st);
+            self.wake_loop(&st);
             handler
         };
         conn.wait_callbacks();
@@ -76,13 +76,13 @@ impl LoopShared {
         }
         if let Some(t) = transport {
             if let Transport::Tcp(token, _) = &t {
-                st.targets.forget(*token);
+                st.tokens.forget(*token);
             }
             protocol::close_transport(t, &self.registry);
         }
         st.callbacks.push_back((Arc::clone(conn), Callback::Closed));
         self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        self.wake_loop(&st);
     }
 
     /// Free the loop: cancel every race (no callback), stop the resolver.
@@ -95,7 +95,7 @@ impl LoopShared {
         for id in st.groups.ids() {
             Groups::free_locked(self, &mut st, id);
         }
-        st.notes.clear();
+        st.queued_events.clear();
         self.cancel_races_silently(&mut st, |_| true);
         st.callbacks.clear();
         drop(st);
@@ -129,7 +129,7 @@ impl LoopShared {
         self.cancel_races_silently(&mut st, |e| Arc::ptr_eq(&e.conn.client, client));
         st.callbacks.retain(|(c, _)| !Arc::ptr_eq(&c.client, client));
         self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        self.wake_loop(&st);
     }
 
     /// Cancel the races `which` picks, with no callback: the connection
@@ -144,7 +144,7 @@ impl LoopShared {
                 c.race = None;
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.settled().error = Some(Error::Cancelled);
+                    c.race_result().error = Some(Error::Cancelled);
                 }
             }
             self.cancel_race(st, id);

@@ -11,14 +11,14 @@ use crate::engine::tree::Action;
 use crate::engine::{AttemptId, Micros};
 use super::protocol::{self, AttemptIo, Started, Transport};
 use super::conn::{self, Callback, ConnCore, Phase};
-use super::tokens::Targets;
+use super::tokens::SocketTokens;
 use super::group::Groups;
 use super::pool::Pools;
 use super::sys::tcp;
 use super::timers::RaceId;
 use super::protocol::ProtocolEntry;
 use super::race::*;
-use super::{lock, LoopShared, LoopState};
+use super::{lock, LoopCore, LoopState};
 use mio::Interest;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -27,7 +27,7 @@ use std::sync::Arc;
 /// How a race ended: its winning attempt, or why it failed.
 type RaceEnd = std::result::Result<AttemptId, RaceError>;
 
-impl LoopShared {
+impl LoopCore {
     /// Carry out the race's actions until it has none left; finish it if it
     /// ended. A pool's or group's race hands its connections to its owner.
     pub(super) fn drive(&self, st: &mut LoopState, id: RaceId, now: Micros) {
@@ -35,10 +35,10 @@ impl LoopShared {
         // read-modify-write (this runs twice per race).
         let steps = self.progress.load(Ordering::Relaxed);
         self.progress.store(steps + 1, Ordering::Release);
-        let LoopState { races, targets, timers, protocols, .. } = &mut *st;
+        let LoopState { races, tokens, timers, protocols, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut spares: Vec<AttemptId> = Vec::new();
-        let end = self.carry_out_actions(entry, targets, protocols, id, now, &mut spares);
+        let end = self.carry_out_actions(entry, tokens, protocols, id, now, &mut spares);
         if matches!(end, Some(Err(_))) && entry.from_cache {
             // The kept addresses failed: the next race asks again.
             let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
@@ -70,7 +70,7 @@ impl LoopShared {
     fn carry_out_actions(
         &self,
         entry: &mut RaceEntry,
-        targets: &mut Targets,
+        tokens: &mut SocketTokens,
         protocols: &[Arc<ProtocolEntry>],
         id: RaceId,
         now: Micros,
@@ -91,9 +91,9 @@ impl LoopShared {
                     };
                     let io = match io {
                         AttemptIo::Tcp(_, mut stream) => {
-                            let token = targets.attempt(id, attempt);
+                            let token = tokens.attempt(id, attempt);
                             if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
-                                targets.forget(token);
+                                tokens.forget(token);
                                 entry.tree.on_attempt_failed(now, attempt, tcp::errno(e));
                                 continue;
                             }
@@ -109,7 +109,7 @@ impl LoopShared {
                 Action::Cancel { attempt } => {
                     if let Some(io) = entry.io.remove(attempt) {
                         if let AttemptIo::Tcp(token, _) = &io {
-                            targets.forget(*token);
+                            tokens.forget(*token);
                         }
                         protocol::discard(io, &self.registry);
                     }
@@ -126,7 +126,7 @@ impl LoopShared {
     /// transport becomes the connection's (unless the user let go of it
     /// meanwhile), and `ready` or `establishment_error` is queued.
     fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
-        let LoopState { races, targets, protocols, .. } = &mut *st;
+        let LoopState { races, tokens, protocols, .. } = &mut *st;
         let Some(mut entry) = races.remove(&id) else { return };
         let reports = reports(&entry, protocols);
         self.end_queries(&mut entry);
@@ -136,21 +136,21 @@ impl LoopShared {
         };
         for io in entry.io.drain() {
             if let AttemptIo::Tcp(token, _) = &io {
-                targets.forget(*token);
+                tokens.forget(*token);
             }
             protocol::discard(io, &self.registry);
         }
         let conn = entry.conn;
         let mut c = conn.lock();
-        c.settled().attempts = reports.into();
+        c.race_result().attempts = reports.into();
         c.race = None;
         let live = c.phase == Phase::Establishing && !c.released;
         let callback = match (end, winner) {
             (Ok(attempt), Some(io)) => {
                 let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
-                let transport = self.to_transport(targets, io);
+                let transport = self.to_transport(tokens, io);
                 if live {
-                    self.install(targets, &conn, &mut c, transport, remote);
+                    self.install(tokens, &conn, &mut c, transport, remote);
                     Some(Callback::Ready)
                 } else {
                     protocol::close_transport(transport, &self.registry);
@@ -160,13 +160,13 @@ impl LoopShared {
             (Ok(_), None) => {
                 log::error!("race {id}: the winner has no transport");
                 c.phase = Phase::Failed;
-                c.settled().error = Some(Error::Io(libc::EIO));
+                c.race_result().error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
             }
             (Err(error), _) => {
                 if c.phase == Phase::Establishing {
                     c.phase = Phase::Failed;
-                    c.settled().error = Some(race_error(error));
+                    c.race_result().error = Some(race_error(error));
                     Some(Callback::EstablishmentError)
                 } else {
                     None
@@ -187,7 +187,7 @@ impl LoopShared {
             self.end_queries(&mut entry);
             for io in entry.io.drain() {
                 if let AttemptIo::Tcp(token, _) = &io {
-                    st.targets.forget(*token);
+                    st.tokens.forget(*token);
                 }
                 protocol::discard(io, &self.registry);
             }
@@ -219,11 +219,11 @@ impl LoopShared {
 
     /// A ready attempt's I/O as an established connection's transport: a
     /// TCP stream stops being watched for writability (its token is
-    /// forgotten until [`LoopShared::install`]).
-    pub(super) fn to_transport(&self, targets: &mut Targets, io: AttemptIo) -> Transport {
+    /// forgotten until [`LoopCore::install`]).
+    pub(super) fn to_transport(&self, tokens: &mut SocketTokens, io: AttemptIo) -> Transport {
         match io {
             AttemptIo::Tcp(token, stream) => {
-                targets.forget(token);
+                tokens.forget(token);
                 Transport::Tcp(token, stream)
             }
             AttemptIo::Udp(sock) => Transport::Udp(sock),
@@ -239,7 +239,7 @@ impl LoopShared {
     /// `c` is locked): a TCP socket is watched for errors and hang-ups.
     pub(super) fn install(
         &self,
-        targets: &mut Targets,
+        tokens: &mut SocketTokens,
         conn: &Arc<ConnCore>,
         c: &mut conn::ConnState,
         mut transport: Transport,
@@ -249,25 +249,25 @@ impl LoopShared {
         // group that owns it, or a handler that wants connection errors
         // (a C program that set connection_error). Otherwise the socket is
         // left as it is, which saves an epoll_ctl per connection.
-        let watch = c.holder.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
+        let watch = c.held_by.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
         if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
-            let watched = targets.established(Arc::downgrade(conn));
+            let watched = tokens.established(Arc::downgrade(conn));
             if self.registry.reregister(stream, watched, Interest::READABLE).is_ok() {
                 *token = watched;
             } else {
-                targets.forget(watched);
+                tokens.forget(watched);
             }
         }
         c.phase = Phase::Established;
-        let settled = c.settled();
-        settled.remote = remote;
-        settled.transport = Some(transport);
+        let race_result = c.race_result();
+        race_result.remote = remote;
+        race_result.transport = Some(transport);
     }
 
     /// Close a transport that no connection keeps.
     pub(super) fn drop_transport(&self, st: &mut LoopState, t: Transport) {
         if let Transport::Tcp(token, _) = &t {
-            st.targets.forget(*token);
+            st.tokens.forget(*token);
         }
         protocol::close_transport(t, &self.registry);
     }

@@ -6,20 +6,20 @@
 use crate::api::error::{Error, Result};
 use crate::engine::Micros;
 use super::protocol::{self, AttemptIo, Completion, Transport};
-use super::conn::{Callback, Holder, Phase};
-use super::tokens::Target;
+use super::conn::{Callback, HeldBy, Phase};
+use super::tokens::Watched;
 use super::timers::TimerOwner;
 use super::group::Groups;
 use super::pool::Pools;
 use super::sys::tcp;
 use super::race::*;
-use super::{lock, io_err, LoopShared, LoopState, WAKER, TIMER, Poller};
+use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, Poller};
 use mio::Token;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-impl LoopShared {
+impl LoopCore {
     pub(super) fn poll_once(&self, timeout: Option<Duration>) -> Result<()> {
         let mut poller = lock(&self.poller);
         let Poller { poll, events } = &mut *poller;
@@ -53,8 +53,8 @@ impl LoopShared {
     }
 
     pub(super) fn socket_event(&self, st: &mut LoopState, token: Token, event: &mio::event::Event, now: Micros) {
-        match st.targets.get(token) {
-            Some(Target::Attempt { race: id, attempt }) => {
+        match st.tokens.get(token) {
+            Some(Watched::Attempt { race: id, attempt }) => {
                 let Some(entry) = st.races.get_mut(&id) else { return };
                 let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
                 let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
@@ -65,7 +65,7 @@ impl LoopShared {
                 }
                 self.drive(st, id, now);
             }
-            Some(Target::Established(weak)) => {
+            Some(Watched::Established(weak)) => {
                 let Some(conn) = weak.upgrade() else { return };
                 let mut c = conn.lock();
                 if c.phase != Phase::Established {
@@ -74,7 +74,7 @@ impl LoopShared {
                 // A user's connection fails on an error or a full hang-up
                 // (the user may still write after the peer's FIN); a pool's
                 // or group's, which nobody reads, also when the peer closed.
-                let owned = c.holder.is_some();
+                let owned = c.held_by.is_some();
                 let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
                 if !(event.is_error() || hangup) {
                     return;
@@ -90,15 +90,15 @@ impl LoopShared {
                     protocol::close_transport(t, &self.registry);
                 }
                 c.phase = Phase::Closed;
-                c.settled().error = Some(Error::Io(errno));
-                let holder = c.holder.take();
+                c.race_result().error = Some(Error::Io(errno));
+                let held_by = c.held_by.take();
                 drop(c);
-                st.targets.forget(token);
-                match holder {
+                st.tokens.forget(token);
+                match held_by {
                     // A buffered connection: the pool replaces it.
-                    Some(Holder::Pool(pool)) => Pools::lost(self, st, pool, &conn, now),
+                    Some(HeldBy::Pool(pool)) => Pools::lost(self, st, pool, &conn, now),
                     // A group member: failover, then rebuild.
-                    Some(Holder::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
+                    Some(HeldBy::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
                     None => st.callbacks.push_back((conn, Callback::ConnectionError)),
                 }
             }

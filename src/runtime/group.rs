@@ -7,11 +7,11 @@
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
 
-use super::conn::{ConnCore, Holder, Phase};
+use super::conn::{ConnCore, HeldBy, Phase};
 use super::pool::OwnedSpec;
 use super::timers::{GroupId, TimerOwner};
 use super::protocol::Transport;
-use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
+use super::{arm_race, lock, LoopCore, LoopState, RaceSpec};
 use crate::api::connection::AttemptReport;
 use crate::api::error::{Error, Result};
 use crate::api::group::{GroupEvent, GroupEventKind};
@@ -102,7 +102,7 @@ impl Groups {
 impl Groups {
     /// A new group: its first build race starts at once.
     pub(crate) fn create(
-        lp: &LoopShared,
+        lp: &LoopCore,
         spec: OwnedSpec,
         config: GroupConfig,
         events: Option<crate::api::group::GroupEventHandler>,
@@ -134,7 +134,7 @@ impl Groups {
         let now = lp.clock.now();
         Groups::step(lp, &mut st, id, now);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
         Ok(core)
     }
 
@@ -142,13 +142,13 @@ impl Groups {
         if let Some(entry) = st.groups.get(&group) {
             let core = Arc::clone(&entry.core);
             let e = GroupEvent { kind, member: member as u64, streams, connect_time_us: connect_time };
-            st.notes.push_back((group, Box::new(move || core.emit(&e))));
+            st.queued_events.push_back((group, Box::new(move || core.emit(&e))));
         }
     }
 
     /// Start a build race when members are missing and no backoff holds;
     /// re-arm the group's timer.
-    pub(super) fn step(lp: &LoopShared, st: &mut LoopState, group: GroupId, now: Micros) {
+    pub(super) fn step(lp: &LoopCore, st: &mut LoopState, group: GroupId, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         let missing = entry.config.size.saturating_sub(entry.policy.live_members());
         let blocked = entry.backoff_until.is_some_and(|t| t > now);
@@ -233,7 +233,7 @@ impl Groups {
     /// ends.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn drive_race(
-        lp: &LoopShared,
+        lp: &LoopCore,
         st: &mut LoopState,
         id: u64,
         group: GroupId,
@@ -245,12 +245,12 @@ impl Groups {
         let mut ready: Vec<(Transport, Option<SocketAddr>, Micros)> = Vec::new();
         let mut failed = false;
         {
-            let LoopState { races, targets, timers, .. } = &mut *st;
+            let LoopState { races, tokens, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
                 let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
-                entry.io.remove(a).map(|io| (lp.to_transport(targets, io), remote, took))
+                entry.io.remove(a).map(|io| (lp.to_transport(tokens, io), remote, took))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -293,7 +293,7 @@ impl Groups {
 
     #[allow(clippy::too_many_arguments)]
     fn member_ready(
-        lp: &LoopShared,
+        lp: &LoopCore,
         st: &mut LoopState,
         group: GroupId,
         transport: Transport,
@@ -315,10 +315,10 @@ impl Groups {
         let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         {
             let mut c = conn.lock();
-            c.settled().attempts = reports.into();
-            c.holder = Some(Holder::Group(group, u32::try_from(member).unwrap_or(u32::MAX)));
-            let LoopState { targets, .. } = &mut *st;
-            lp.install(targets, &conn, &mut c, transport, remote);
+            c.race_result().attempts = reports.into();
+            c.held_by = Some(HeldBy::Group(group, u32::try_from(member).unwrap_or(u32::MAX)));
+            let LoopState { tokens, .. } = &mut *st;
+            lp.install(tokens, &conn, &mut c, transport, remote);
         }
         if let Some(entry) = st.groups.get_mut(&group) {
             entry.members.insert(member, conn);
@@ -331,7 +331,7 @@ impl Groups {
 
     /// A member failed (its socket, or the caller said so): it leaves the
     /// rotation, its connection closes, the group rebuilds.
-    pub(super) fn member_lost(lp: &LoopShared, st: &mut LoopState, group: GroupId, member: MemberId, now: Micros) {
+    pub(super) fn member_lost(lp: &LoopCore, st: &mut LoopState, group: GroupId, member: MemberId, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         if !entry.policy.is_live(member) {
             return;
@@ -346,7 +346,7 @@ impl Groups {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.holder = None;
+                c.held_by = None;
                 c.take_transport()
             };
             if let Some(t) = t {
@@ -361,7 +361,7 @@ impl Groups {
     }
 
     /// A group's timer fired (a backoff ended).
-    pub(super) fn timer(lp: &LoopShared, st: &mut LoopState, group: GroupId, at: Micros, now: Micros) {
+    pub(super) fn timer(lp: &LoopCore, st: &mut LoopState, group: GroupId, at: Micros, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         if entry.armed != Some(at) {
             return;
@@ -371,13 +371,13 @@ impl Groups {
     }
 
     /// Run `f` on a group's entry with the state locked.
-    fn with<R>(lp: &LoopShared, group: GroupId, f: impl FnOnce(&mut GroupEntry) -> R) -> Result<R> {
+    fn with<R>(lp: &LoopCore, group: GroupId, f: impl FnOnce(&mut GroupEntry) -> R) -> Result<R> {
         let mut st = lock(&lp.state);
         st.groups.get_mut(&group).map(f).ok_or(Error::InvalidState)
     }
 
     /// The member for the next stream.
-    pub(crate) fn assign(lp: &LoopShared, group: GroupId) -> Result<MemberId> {
+    pub(crate) fn assign(lp: &LoopCore, group: GroupId) -> Result<MemberId> {
         Groups::with(lp, group, |g| g.policy.assign())?.map_err(|e| match e {
             AssignError::NoMember => Error::NoMember,
             AssignError::AllFull => Error::AllMembersFull,
@@ -385,7 +385,7 @@ impl Groups {
     }
 
     /// A stream on `member` ended.
-    pub(crate) fn release_stream(lp: &LoopShared, group: GroupId, member: MemberId, failed: bool) -> Result<()> {
+    pub(crate) fn release_stream(lp: &LoopCore, group: GroupId, member: MemberId, failed: bool) -> Result<()> {
         Groups::with(lp, group, |g| {
             if g.policy.metrics(member).is_some_and(|m| m.streams_open > 0) {
                 g.policy.release(member, failed);
@@ -397,7 +397,7 @@ impl Groups {
     }
 
     /// The caller says a member failed.
-    pub(crate) fn mark_failed(lp: &LoopShared, group: GroupId, member: MemberId) -> Result<()> {
+    pub(crate) fn mark_failed(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<()> {
         let mut st = lock(&lp.state);
         let live = st.groups.get(&group).ok_or(Error::InvalidState)?.policy.is_live(member);
         if !live {
@@ -406,12 +406,12 @@ impl Groups {
         let now = lp.clock.now();
         Groups::member_lost(lp, &mut st, group, member, now);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
         Ok(())
     }
 
     /// A member's weight for the weighted policy.
-    pub(crate) fn set_weight(lp: &LoopShared, group: GroupId, member: MemberId, weight: u32) -> Result<()> {
+    pub(crate) fn set_weight(lp: &LoopCore, group: GroupId, member: MemberId, weight: u32) -> Result<()> {
         Groups::with(lp, group, |g| {
             if g.policy.metrics(member).is_none() {
                 return Err(Error::InvalidArgument("not a member of the group"));
@@ -422,12 +422,12 @@ impl Groups {
     }
 
     /// A member's metrics (failed members too).
-    pub(crate) fn metrics(lp: &LoopShared, group: GroupId, member: MemberId) -> Result<MemberMetrics> {
+    pub(crate) fn metrics(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<MemberMetrics> {
         Groups::with(lp, group, |g| g.policy.metrics(member))?.ok_or(Error::InvalidArgument("not a member of the group"))
     }
 
     /// A live member's fd and remote address.
-    pub(crate) fn member(lp: &LoopShared, group: GroupId, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
+    pub(crate) fn member(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
         Groups::with(lp, group, |g| {
             g.members.get(&member).map(|c| {
                 let c = c.lock();
@@ -438,23 +438,23 @@ impl Groups {
     }
 
     /// Live members, in join order.
-    pub(crate) fn members(lp: &LoopShared, group: GroupId) -> Vec<MemberId> {
+    pub(crate) fn members(lp: &LoopCore, group: GroupId) -> Vec<MemberId> {
         Groups::with(lp, group, |g| g.policy.members()).unwrap_or_default()
     }
 
     /// Free a group: its race is cancelled, its members closed; no event
     /// follows.
-    pub(crate) fn free(lp: &LoopShared, group: GroupId) {
+    pub(crate) fn free(lp: &LoopCore, group: GroupId) {
         let mut st = lock(&lp.state);
         Groups::free_locked(lp, &mut st, group);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
     }
 
-    pub(super) fn free_locked(lp: &LoopShared, st: &mut LoopState, group: GroupId) {
+    pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, group: GroupId) {
         let Some(entry) = st.groups.entries.remove(&group) else { return };
         entry.core.events.silence();
-        st.notes.retain(|(owner, _)| *owner != group);
+        st.queued_events.retain(|(owner, _)| *owner != group);
         if let Some(race) = entry.race {
             lp.cancel_race(st, race);
         }
@@ -462,7 +462,7 @@ impl Groups {
             let t = {
                 let mut c = conn.lock();
                 c.phase = Phase::Closed;
-                c.holder = None;
+                c.held_by = None;
                 c.take_transport()
             };
             if let Some(t) = t {

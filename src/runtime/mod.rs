@@ -1,6 +1,6 @@
 //! The mio event loop that runs the engine.
 //!
-//! One [`LoopShared`] per EventLoop: its own `mio::Poll`, Waker, timerfd,
+//! One [`LoopCore`] per EventLoop: its own `mio::Poll`, Waker, timerfd,
 //! resolver workers and sockets; nothing process-wide. The loop's state is
 //! behind one mutex so that any thread may call the API; the thread that
 //! runs the loop polls without holding it and calls user callbacks with no
@@ -38,7 +38,7 @@ use sys::clock::{self, Clock, WakeTimer};
 use conn::{Callback, ConnCore};
 use mio::{Events, Interest, Poll, Token};
 use resolver::Resolver;
-use tokens::Targets;
+use tokens::SocketTokens;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,15 +50,16 @@ pub(crate) use race::{RaceOwner, RaceSpec};
 use race::{arm_race, race_error, RaceEntry, RacePath, QueuedCompletion};
 use tree::DefaultTreeKey;
 
-/// A user callback of a pool or group, called with no lock held.
-pub(crate) type Note = Box<dyn FnOnce() + Send>;
+/// A pool's or group's event, queued for delivery with the connections'
+/// callbacks: a call to the user's event callback, made with no lock held.
+pub(crate) type QueuedEvent = Box<dyn FnOnce() + Send>;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
 
 struct LoopState {
     races: races::RaceTable<RaceEntry>,
-    targets: Targets,
+    tokens: SocketTokens,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
     /// How early the timerfd fires before a deadline while the library
@@ -72,7 +73,7 @@ struct LoopState {
     pools: pool::Pools,
     /// Pool and group events to deliver with the other callbacks: the
     /// owner's id and the call (the owner's free drops its pending ones).
-    notes: VecDeque<(u64, Note)>,
+    queued_events: VecDeque<(u64, QueuedEvent)>,
     /// Connection groups on this loop.
     groups: group::Groups,
     /// The next pool or group id (one counter for both, so that their
@@ -104,8 +105,9 @@ struct Poller {
     events: Events,
 }
 
-/// Everything one EventLoop owns.
-pub(crate) struct LoopShared {
+/// The core of one EventLoop, shared by its handles (as [`ConnCore`] is
+/// a Connection's): everything the loop owns.
+pub(crate) struct LoopCore {
     state: Mutex<LoopState>,
     poller: Mutex<Poller>,
     registry: mio::Registry,
@@ -122,7 +124,7 @@ pub(crate) struct LoopShared {
     /// User-protocol completions from any thread, for the loop.
     completions: Mutex<Vec<QueuedCompletion>>,
     /// This loop, for the handles given to user protocols.
-    me: Weak<LoopShared>,
+    me: Weak<LoopCore>,
     /// Counts race steps, so that a manual-clock run knows when nothing
     /// more happens.
     progress: std::sync::atomic::AtomicU64,
@@ -138,9 +140,9 @@ fn io_err(e: io::Error) -> Error {
     Error::Io(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
-impl LoopShared {
+impl LoopCore {
     /// A new loop: a Poll, a Waker, a timerfd.
-    pub(crate) fn new(manual_clock: bool) -> Result<Arc<LoopShared>> {
+    pub(crate) fn new(manual_clock: bool) -> Result<Arc<LoopCore>> {
         let poll = Poll::new().map_err(io_err)?;
         let registry = poll.registry().try_clone().map_err(io_err)?;
         let waker = Arc::new(mio::Waker::new(&registry, WAKER).map_err(io_err)?);
@@ -155,18 +157,18 @@ impl LoopShared {
                 None
             }
         };
-        Ok(Arc::new_cyclic(|me| LoopShared {
+        Ok(Arc::new_cyclic(|me| LoopCore {
             me: me.clone(),
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
                 races: races::RaceTable::default(),
-                targets: Targets::default(),
+                tokens: SocketTokens::default(),
                 timers: TimerHeap::default(),
                 wake_timer,
                 wake_ahead: 0,
                 callbacks: VecDeque::new(),
                 pools: pool::Pools::default(),
-                notes: VecDeque::new(),
+                queued_events: VecDeque::new(),
                 groups: group::Groups::default(),
                 next_owner: 1,
                 runner: None,
@@ -203,7 +205,7 @@ impl LoopShared {
         }
         self.clock.advance(us);
         let st = lock(&self.state);
-        self.nudge(&st);
+        self.wake_loop(&st);
         Ok(())
     }
 
@@ -239,7 +241,7 @@ impl LoopShared {
     /// Queue a user-protocol completion and wake the loop.
     pub(crate) fn push_completion(&self, race: u64, attempt: AttemptId, c: Completion, protocol: Arc<ProtocolEntry>) {
         lock(&self.completions).push((race, attempt, c, protocol));
-        // Not nudge(): this may be called with the state lock held (a
+        // Not wake_loop(): this may be called with the state lock held (a
         // protocol completing inside its start); an extra wake is harmless.
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the loop: {e}");
@@ -252,7 +254,7 @@ impl LoopShared {
     /// Nothing to do when the caller is the thread running the loop (it
     /// looks at the state before it polls again), or when a wake-up is
     /// already pending. Call with the state locked.
-    fn nudge(&self, st: &LoopState) {
+    fn wake_loop(&self, st: &LoopState) {
         if st.runner == Some(sync::current_thread()) {
             return;
         }
@@ -267,7 +269,7 @@ impl LoopShared {
 
 }
 
-impl Drop for LoopShared {
+impl Drop for LoopCore {
     fn drop(&mut self) {
         self.resolver.shutdown();
     }

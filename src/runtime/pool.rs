@@ -9,10 +9,10 @@
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
 
-use super::conn::{Callback, ConnCore, Holder, Phase};
+use super::conn::{Callback, ConnCore, HeldBy, Phase};
 use super::timers::{PoolId, TimerOwner};
 use super::protocol::Transport;
-use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
+use super::{arm_race, lock, race_error, LoopCore, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
 use crate::api::endpoint::{LocalEndpoint, RemoteEndpoint};
 use crate::api::error::{Error, Result};
@@ -173,7 +173,7 @@ impl Pools {
 impl Pools {
     /// A new pool over `spec`; returns its core (id, events).
     pub(crate) fn create(
-        lp: &LoopShared,
+        lp: &LoopCore,
         spec: OwnedSpec,
         config: PoolConfig,
         events: Option<crate::api::pool::PoolEventHandler>,
@@ -200,13 +200,13 @@ impl Pools {
         let now = lp.clock.now();
         Pools::step(lp, &mut st, id, now);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
         Ok(core)
     }
 
     /// A caller's `conn` (idle, with its handler) asks for a connection:
     /// the oldest buffered one now, or the next one a race makes.
-    pub(crate) fn acquire(lp: &LoopShared, pool: PoolId, conn: &Arc<ConnCore>) -> Result<()> {
+    pub(crate) fn acquire(lp: &LoopCore, pool: PoolId, conn: &Arc<ConnCore>) -> Result<()> {
         let mut st = lock(&lp.state);
         let now = lp.clock.now();
         let Some(entry) = st.pools.get_mut(&pool) else { return Err(Error::InvalidState) };
@@ -221,44 +221,44 @@ impl Pools {
             let (transport, remote, attempts) = {
                 let mut b = buffered.lock();
                 b.phase = Phase::Closed;
-                (b.take_transport(), b.remote(), std::mem::take(&mut b.settled().attempts))
+                (b.take_transport(), b.remote(), std::mem::take(&mut b.race_result().attempts))
             };
             let mut c = conn.lock();
-            c.settled().attempts = attempts;
+            c.race_result().attempts = attempts;
             if let Some(t) = transport {
-                let LoopState { targets, .. } = &mut *st;
-                lp.install(targets, conn, &mut c, t, remote);
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, conn, &mut c, t, remote);
             }
             drop(c);
             st.callbacks.push_back((Arc::clone(conn), Callback::Ready));
         } else {
             let mut c = conn.lock();
             c.phase = Phase::Establishing;
-            c.holder = Some(Holder::Pool(pool));
+            c.held_by = Some(HeldBy::Pool(pool));
             drop(c);
             entry.waiters.push_back(Arc::clone(conn));
         }
         Pools::step(lp, &mut st, pool, now);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
         Ok(())
     }
 
     /// Free a pool: its races are cancelled, its buffered connections
     /// closed, its waiting callers' connections fail with Cancelled (no
     /// callback), and no event follows.
-    pub(crate) fn free(lp: &LoopShared, pool: PoolId) {
+    pub(crate) fn free(lp: &LoopCore, pool: PoolId) {
         let mut st = lock(&lp.state);
         Pools::free_locked(lp, &mut st, pool);
         lp.sync_wake_timer(&mut st);
-        lp.nudge(&st);
+        lp.wake_loop(&st);
     }
 
-    /// [`LoopShared::pool_free`] with the state locked.
-    pub(super) fn free_locked(lp: &LoopShared, st: &mut LoopState, pool: PoolId) {
+    /// [`LoopCore::pool_free`] with the state locked.
+    pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, pool: PoolId) {
         let Some(entry) = st.pools.entries.remove(&pool) else { return };
         entry.core.silence();
-        st.notes.retain(|(owner, _)| *owner != pool);
+        st.queued_events.retain(|(owner, _)| *owner != pool);
         for (race, _) in entry.races {
             lp.cancel_race(st, race);
         }
@@ -275,13 +275,13 @@ impl Pools {
         for w in entry.waiters {
             let mut c = w.lock();
             c.phase = Phase::Failed;
-            c.settled().error = Some(Error::Cancelled);
-            c.holder = None;
+            c.race_result().error = Some(Error::Cancelled);
+            c.held_by = None;
         }
     }
 
     /// Number of connections buffered.
-    pub(crate) fn buffered(lp: &LoopShared, pool: PoolId) -> usize {
+    pub(crate) fn buffered(lp: &LoopCore, pool: PoolId) -> usize {
         lock(&lp.state).pools.get(&pool).map_or(0, |p| p.buffer.len())
     }
 
@@ -290,13 +290,13 @@ impl Pools {
         if let Some(entry) = st.pools.get(&pool) {
             let core = Arc::clone(&entry.core);
             let e = PoolEvent { kind, count, elapsed_us, os_error };
-            st.notes.push_back((pool, Box::new(move || core.emit(&e))));
+            st.queued_events.push_back((pool, Box::new(move || core.emit(&e))));
         }
     }
 
     /// Start what the policy wants, expire idle connections, re-arm the
     /// pool's timer.
-    pub(super) fn step(lp: &LoopShared, st: &mut LoopState, pool: PoolId, now: Micros) {
+    pub(super) fn step(lp: &LoopCore, st: &mut LoopState, pool: PoolId, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         let expired = entry.policy.expired(now);
         let mut closed = Vec::new();
@@ -332,7 +332,7 @@ impl Pools {
         }
     }
 
-    fn start_race(lp: &LoopShared, st: &mut LoopState, pool: PoolId, kind: RaceKind, count: usize, now: Micros) {
+    fn start_race(lp: &LoopCore, st: &mut LoopState, pool: PoolId, kind: RaceKind, count: usize, now: Micros) {
         let Some(entry) = st.pools.get(&pool) else { return };
         let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         let config = RaceConfig { race_count: count, keep_losers: true, ..entry.spec.config };
@@ -392,7 +392,7 @@ impl Pools {
     /// to the pool, the race's end.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn drive_race(
-        lp: &LoopShared,
+        lp: &LoopCore,
         st: &mut LoopState,
         id: u64,
         pool: PoolId,
@@ -427,11 +427,11 @@ impl Pools {
         let mut ready: Vec<(Transport, Option<SocketAddr>)> = Vec::new();
         let mut failed = None;
         {
-            let LoopState { races, targets, timers, .. } = &mut *st;
+            let LoopState { races, tokens, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
                 let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
-                entry.io.remove(a).map(|io| (lp.to_transport(targets, io), remote))
+                entry.io.remove(a).map(|io| (lp.to_transport(tokens, io), remote))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -490,10 +490,10 @@ impl Pools {
         Pools::event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
-            c.settled().attempts = reports.into();
+            c.race_result().attempts = reports.into();
             c.phase = Phase::Failed;
-            c.settled().error = Some(race_error(error));
-            c.holder = None;
+            c.race_result().error = Some(race_error(error));
+            c.held_by = None;
             let released = c.released;
             drop(c);
             if !released {
@@ -505,7 +505,7 @@ impl Pools {
     /// A pool's connection is ready: to the caller waiting longest, into the
     /// buffer, or closed when the buffer is full.
     fn ready(
-        lp: &LoopShared,
+        lp: &LoopCore,
         st: &mut LoopState,
         pool: PoolId,
         transport: Transport,
@@ -522,10 +522,10 @@ impl Pools {
             Placement::Waiter => {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
-                c.settled().attempts = reports.into();
-                c.holder = None;
-                let LoopState { targets, .. } = &mut *st;
-                lp.install(targets, &w, &mut c, transport, remote);
+                c.race_result().attempts = reports.into();
+                c.held_by = None;
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, &w, &mut c, transport, remote);
                 let released = c.released;
                 drop(c);
                 if !released {
@@ -536,10 +536,10 @@ impl Pools {
                 let client = Arc::clone(&entry.client);
                 let b = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
-                c.settled().attempts = reports.into();
-                c.holder = Some(Holder::Pool(pool));
-                let LoopState { targets, .. } = &mut *st;
-                lp.install(targets, &b, &mut c, transport, remote);
+                c.race_result().attempts = reports.into();
+                c.held_by = Some(HeldBy::Pool(pool));
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, &b, &mut c, transport, remote);
                 drop(c);
                 if let Some(entry) = st.pools.get_mut(&pool) {
                     entry.buffer.push_back(b);
@@ -555,7 +555,7 @@ impl Pools {
 
     /// A buffered connection failed (socket error or hang-up): drop it, let
     /// the policy replace it.
-    pub(super) fn lost(lp: &LoopShared, st: &mut LoopState, pool: PoolId, conn: &Arc<ConnCore>, now: Micros) {
+    pub(super) fn lost(lp: &LoopCore, st: &mut LoopState, pool: PoolId, conn: &Arc<ConnCore>, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         if let Some(i) = entry.buffer.iter().position(|b| Arc::ptr_eq(b, conn)) {
             entry.buffer.remove(i);
@@ -566,7 +566,7 @@ impl Pools {
     }
 
     /// A pool's timer fired.
-    pub(super) fn timer(lp: &LoopShared, st: &mut LoopState, pool: PoolId, at: Micros, now: Micros) {
+    pub(super) fn timer(lp: &LoopCore, st: &mut LoopState, pool: PoolId, at: Micros, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         if entry.armed != Some(at) {
             return;

@@ -8,7 +8,7 @@
 
 use super::paths::Path;
 use super::sys::{tcp, udp};
-use super::LoopShared;
+use super::LoopCore;
 use crate::api::protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection};
 use crate::engine::select::ProtocolTraits;
 use std::ffi::CStr;
@@ -58,7 +58,7 @@ pub(crate) enum Completion {
 /// The library's side of one user-protocol attempt. The C
 /// `ProtocolAttempt *` points at it.
 pub(crate) struct AttemptHandle {
-    pub lp: Weak<LoopShared>,
+    pub lp: Weak<LoopCore>,
     pub race: u64,
     pub attempt: usize,
     /// The protocol, to close a connection reported ready after the race
@@ -139,7 +139,7 @@ pub(crate) fn start(
     entry: &Arc<ProtocolEntry>,
     path: &Path,
     addr: SocketAddr,
-    lp: &Weak<LoopShared>,
+    lp: &Weak<LoopCore>,
     race: u64,
     attempt: usize,
 ) -> Result<Started, i32> {

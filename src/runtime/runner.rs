@@ -12,7 +12,7 @@
 //! the running thread with no lock held.
 
 use super::conn::Phase;
-use super::{io_err, lock, LoopShared, LoopState};
+use super::{io_err, lock, LoopCore, LoopState};
 use crate::api::error::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub(crate) enum Wait {
 
 /// The calling thread runs the loop until this is dropped.
 pub(crate) struct Running<'a> {
-    lp: &'a LoopShared,
+    lp: &'a LoopCore,
 }
 
 impl Drop for Running<'_> {
@@ -40,7 +40,7 @@ impl Drop for Running<'_> {
     }
 }
 
-impl LoopShared {
+impl LoopCore {
     /// Become the thread that runs the loop.
     ///
     /// # Errors
@@ -62,7 +62,7 @@ impl LoopShared {
         let st = lock(&self.state);
         !st.races.is_empty()
             || !st.callbacks.is_empty()
-            || !st.notes.is_empty()
+            || !st.queued_events.is_empty()
             || st.pools.any_pending()
     }
 
@@ -71,15 +71,15 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
-            // Notes first, then callbacks: one lock for both.
-            let (note, next) = {
+            // Pool and group events first, then callbacks: one lock for both.
+            let (event, next) = {
                 let mut st = lock(&self.state);
-                match st.notes.pop_front() {
-                    Some(note) => (Some(note), None),
+                match st.queued_events.pop_front() {
+                    Some(event) => (Some(event), None),
                     None => (None, st.callbacks.pop_front()),
                 }
             };
-            if let Some((_, call)) = note {
+            if let Some((_, call)) = event {
                 call();
                 n += 1;
                 continue;
@@ -116,7 +116,7 @@ impl LoopShared {
             self.fire_timers(&mut st, now);
             self.sync_wake_timer(&mut st);
             let idle = st.races.is_empty();
-            if delivered > 0 || !st.callbacks.is_empty() || !st.notes.is_empty() || (idle && !block_when_idle) || st.stop_requested {
+            if delivered > 0 || !st.callbacks.is_empty() || !st.queued_events.is_empty() || (idle && !block_when_idle) || st.stop_requested {
                 Some(Duration::ZERO)
             } else {
                 let timer = self.timer_backstop(&st);
@@ -198,7 +198,7 @@ impl LoopShared {
     /// the next timer, `None` when no timer is pending.
     pub(crate) fn next_timeout(&self) -> Option<Duration> {
         let mut st = lock(&self.state);
-        if !st.callbacks.is_empty() || !st.notes.is_empty() {
+        if !st.callbacks.is_empty() || !st.queued_events.is_empty() {
             return Some(Duration::ZERO);
         }
         self.sync_wake_timer(&mut st);
@@ -213,7 +213,7 @@ impl LoopShared {
         lock(&self.state).owner.is_some()
     }
 
-    /// Start a thread that runs the loop until [`LoopShared::stop_thread`].
+    /// Start a thread that runs the loop until [`LoopCore::stop_thread`].
     ///
     /// # Errors
     /// [`Error::InvalidState`] when the loop already has a thread, another
@@ -256,7 +256,7 @@ impl LoopShared {
                 drop(lock(&self.thread).take());
                 return Ok(());
             }
-            self.nudge(&st);
+            self.wake_loop(&st);
             lock(&self.thread).take()
         };
         if let Some(handle) = handle {
@@ -299,7 +299,7 @@ impl LoopShared {
                 if let Some(conn) = conn {
                     let mut c = conn.lock();
                     if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
-                        c.settled().error = Some(Error::LoopStopped);
+                        c.race_result().error = Some(Error::LoopStopped);
                     }
                 }
             }

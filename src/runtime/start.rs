@@ -14,12 +14,12 @@ use super::conn::{ConnCore, Phase};
 use super::resolver::{self, Job};
 use super::race::*;
 use super::tree::*;
-use super::{lock, LoopShared, LoopState};
+use super::{lock, LoopCore, LoopState};
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-impl LoopShared {
+impl LoopCore {
     /// Start the race of `conn` over the candidate tree of `spec`
     /// (RFC 9623 §4.1): paths × protocols kept by the selection
     /// properties, each racing the resolved endpoints.
@@ -30,7 +30,7 @@ impl LoopShared {
         }
         self.start_race_locked(&mut st, conn, spec, RaceOwner::User)?;
         self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        self.wake_loop(&st);
         Ok(())
     }
 
