@@ -17,7 +17,7 @@ use super::pool::Pools;
 use super::sys::tcp;
 use super::timers::RaceId;
 use super::protocol::ProtocolEntry;
-use super::race::*;
+use super::race::{arm_race, race_error, reports, RaceEntry, RaceOwner};
 use super::{lock, LoopCore, LoopState};
 use mio::Interest;
 use std::net::SocketAddr;

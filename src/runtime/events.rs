@@ -12,7 +12,7 @@ use super::timers::TimerOwner;
 use super::group::Groups;
 use super::pool::Pools;
 use super::sys::tcp;
-use super::race::*;
+use super::race::NOT_ARMED;
 use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, Poller};
 use mio::Token;
 use std::io;

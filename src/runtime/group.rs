@@ -6,6 +6,9 @@
 //! A build race starts `K - live` attempts at once (distinct candidates
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
+//!
+//! [`Groups`] is the loop's table of groups; its operations take the loop
+//! and its locked state, since a group's build races run on the loop.
 
 use super::conn::{ConnCore, HeldBy, Phase};
 use super::pool::OwnedSpec;

@@ -6,27 +6,43 @@
 //! runs the loop polls without holding it and calls user callbacks with no
 //! lock held, so callbacks may call back into the library (close or free
 //! their own connection, start another race).
+//!
+//! Where things are:
+//! - this file: [`LoopCore`] and its state, creating a loop, its setters,
+//!   waking it;
+//! - [`runner`]: the ways to run it (run, run_once, process, a thread of
+//!   its own);
+//! - a race: [`race`] (one race in flight and its report), `start` (its
+//!   queries, literals, cache, resolvers), `tree` (its candidate tree),
+//!   `drive` (carrying out its tree's actions, its end), `events` (poll,
+//!   socket events, queued answers and completions, timers), `cancel`
+//!   (close, release, shutdown); [`race_table`], [`timers`] and
+//!   [`tokens`] find races by id, by deadline and by socket;
+//! - [`pool`] and [`group`]: pools and groups, with their own tables;
+//! - [`conn`], [`client`], [`protocol`], [`paths`], [`resolver`],
+//!   [`cache`]: connections, clients, protocols, paths, name resolution;
+//! - [`sys`]: the operating system's side (sockets, interfaces, clock).
 
 pub(crate) mod cache;
+mod cancel;
 pub(crate) mod client;
 pub(crate) mod conn;
+mod drive;
+mod events;
 pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
-pub(crate) mod races;
-mod cancel;
-mod drive;
-mod events;
 pub(crate) mod race;
-mod start;
-mod tree;
+pub(crate) mod race_table;
 pub(crate) mod resolver;
 pub(crate) mod runner;
+mod start;
 pub(crate) mod sync;
 pub(crate) mod sys;
 pub(crate) mod timers;
 pub(crate) mod tokens;
+mod tree;
 
 use crate::api::error::{Error, Result};
 use crate::api::protocol::Resolver as UserResolver;
@@ -58,7 +74,7 @@ const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
 
 struct LoopState {
-    races: races::RaceTable<RaceEntry>,
+    races: race_table::RaceTable<RaceEntry>,
     tokens: SocketTokens,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -161,7 +177,7 @@ impl LoopCore {
             me: me.clone(),
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
-                races: races::RaceTable::default(),
+                races: race_table::RaceTable::default(),
                 tokens: SocketTokens::default(),
                 timers: TimerHeap::default(),
                 wake_timer,

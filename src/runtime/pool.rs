@@ -8,6 +8,9 @@
 //! should have served it failed. Pool races keep their losers: attempts
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
+//!
+//! [`Pools`] is the loop's table of pools; its operations take the loop
+//! and its locked state, since a pool's races run on the loop.
 
 use super::conn::{Callback, ConnCore, HeldBy, Phase};
 use super::timers::{PoolId, TimerOwner};

@@ -12,7 +12,7 @@ use crate::engine::Micros;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// A race's id (see [`super::races`]).
+/// A race's id (see [`super::race_table`]).
 pub(crate) type RaceId = u64;
 /// A pool's id (pools and groups take theirs from one counter).
 pub(crate) type PoolId = u64;

@@ -6,7 +6,7 @@ use crate::engine::select::{self, InterfaceMatch, InterfaceType};
 use crate::engine::tree::{PathBranch, ProtocolBranch, RacingType};
 use super::paths::{self, Path};
 use super::protocol::ProtocolEntry;
-use super::race::*;
+use super::race::{RacePath, RaceSpec};
 use super::LoopState;
 use std::sync::Arc;
 
