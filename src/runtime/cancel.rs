@@ -103,7 +103,7 @@ impl LoopCore {
     }
 
     /// Cancel a race the user gave up: its sockets close, no callback.
-    pub(super) fn cancel_race(&self, st: &mut LoopState, id: u64) {
+    pub(super) fn cancel_race(&self, st: &mut LoopState, id: RaceId) {
         let now = self.clock.now();
         if let Some(entry) = st.races.get_mut(&id) {
             entry.tree.cancel(now);

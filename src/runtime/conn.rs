@@ -6,6 +6,7 @@
 
 use super::client::Client;
 use super::protocol::Transport;
+use super::timers::{GroupId, PoolId};
 use super::sync::{Condvar, Mutex, MutexGuard};
 use super::LoopCore;
 use crate::api::connection::{AttemptReport, Connection, ConnectionHandler};
@@ -75,9 +76,9 @@ pub(crate) struct RaceResult {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeldBy {
     /// The pool (its id) it waits in or is buffered by.
-    Pool(u64),
+    Pool(PoolId),
     /// The group (its id) and its member id there.
-    Group(u64, u32),
+    Group(GroupId, u32),
 }
 
 impl ConnState {
@@ -112,7 +113,7 @@ impl ConnState {
     }
 
     /// Let go of the pool that holds it, if a pool does: its id.
-    pub(crate) fn take_pool(&mut self) -> Option<u64> {
+    pub(crate) fn take_pool(&mut self) -> Option<PoolId> {
         match self.held_by {
             Some(HeldBy::Pool(pool)) => {
                 self.held_by = None;

@@ -182,7 +182,7 @@ impl LoopCore {
 
     /// Remove a race that has nothing running: its queries are cancelled,
     /// what is left of its I/O released.
-    pub(super) fn remove_race(&self, st: &mut LoopState, id: u64) {
+    pub(super) fn remove_race(&self, st: &mut LoopState, id: RaceId) {
         if let Some(mut entry) = st.races.remove(&id) {
             self.end_queries(&mut entry);
             for io in entry.io.drain() {

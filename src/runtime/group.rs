@@ -12,7 +12,7 @@
 
 use super::conn::{ConnCore, HeldBy, Phase};
 use super::pool::OwnedSpec;
-use super::timers::{GroupId, TimerOwner};
+use super::timers::{GroupId, RaceId, TimerOwner};
 use super::protocol::Transport;
 use super::{arm_race, lock, LoopCore, LoopState, RaceSpec};
 use crate::api::connection::AttemptReport;
@@ -39,7 +39,7 @@ pub(crate) struct GroupConfig {
 
 /// The user's side of a group: its event callback.
 pub(crate) struct GroupCore {
-    pub id: u64,
+    pub id: GroupId,
     events: super::pool::Events<GroupEvent>,
 }
 
@@ -55,7 +55,7 @@ pub(crate) struct GroupEntry {
     spec: OwnedSpec,
     members: HashMap<MemberId, Arc<ConnCore>>,
     /// The build race in flight, if any.
-    race: Option<u64>,
+    race: Option<RaceId>,
     backoff: Micros,
     backoff_until: Option<Micros>,
     /// "every member failed" was reported and no member joined since.
@@ -238,7 +238,7 @@ impl Groups {
     pub(super) fn drive_race(
         lp: &LoopCore,
         st: &mut LoopState,
-        id: u64,
+        id: RaceId,
         group: GroupId,
         end: Option<std::result::Result<AttemptId, RaceError>>,
         spares: Vec<AttemptId>,

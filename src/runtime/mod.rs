@@ -61,7 +61,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use sync::{Condvar, Mutex, MutexGuard};
-use timers::TimerHeap;
+use timers::{RaceId, TimerHeap};
 pub(crate) use race::{RaceOwner, RaceSpec};
 use race::{arm_race, race_error, RaceEntry, RacePath, QueuedCompletion};
 use tree::DefaultTreeKey;
@@ -255,7 +255,7 @@ impl LoopCore {
     }
 
     /// Queue a user-protocol completion and wake the loop.
-    pub(crate) fn push_completion(&self, race: u64, attempt: AttemptId, c: Completion, protocol: Arc<ProtocolEntry>) {
+    pub(crate) fn push_completion(&self, race: RaceId, attempt: AttemptId, c: Completion, protocol: Arc<ProtocolEntry>) {
         lock(&self.completions).push((race, attempt, c, protocol));
         // Not wake_loop(): this may be called with the state lock held (a
         // protocol completing inside its start); an extra wake is harmless.

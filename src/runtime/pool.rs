@@ -13,7 +13,7 @@
 //! and its locked state, since a pool's races run on the loop.
 
 use super::conn::{Callback, ConnCore, HeldBy, Phase};
-use super::timers::{PoolId, TimerOwner};
+use super::timers::{PoolId, RaceId, TimerOwner};
 use super::protocol::Transport;
 use super::{arm_race, lock, race_error, LoopCore, LoopState, RaceSpec};
 use crate::api::connection::{AttemptOutcome, AttemptReport};
@@ -43,7 +43,7 @@ pub(crate) struct OwnedSpec {
 
 /// The user's side of a pool: its event callback.
 pub(crate) struct PoolCore {
-    pub id: u64,
+    pub id: PoolId,
     events: Events<PoolEvent>,
 }
 
@@ -106,7 +106,7 @@ pub(crate) struct PoolEntry {
     /// Races in flight and their start times.
     /// The pool's races: why each started, when, and its attempts'
     /// outcomes already reported as events.
-    races: HashMap<u64, (RaceKind, Micros, Box<[AttemptOutcome]>)>,
+    races: HashMap<RaceId, (RaceKind, Micros, Box<[AttemptOutcome]>)>,
     core: Arc<PoolCore>,
     client: Arc<super::client::Client>,
     armed: Option<Micros>,
@@ -397,7 +397,7 @@ impl Pools {
     pub(super) fn drive_race(
         lp: &LoopCore,
         st: &mut LoopState,
-        id: u64,
+        id: RaceId,
         pool: PoolId,
         kind: RaceKind,
         end: Option<std::result::Result<AttemptId, RaceError>>,

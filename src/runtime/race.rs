@@ -16,7 +16,7 @@ use crate::engine::{AttemptId, Micros};
 use super::paths::Path;
 use super::protocol::{AttemptIo, Completion, ProtocolEntry};
 use super::conn::ConnCore;
-use super::timers::{TimerHeap, TimerOwner};
+use super::timers::{GroupId, PoolId, RaceId, TimerHeap, TimerOwner};
 use super::pool;
 use std::ffi::CStr;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 /// A user protocol's completion waiting for the loop: race, attempt, what
 /// happened, and the protocol (to close an orphaned ready connection).
-pub(super) type QueuedCompletion = (u64, AttemptId, Completion, Arc<ProtocolEntry>);
+pub(super) type QueuedCompletion = (RaceId, AttemptId, Completion, Arc<ProtocolEntry>);
 
 /// A race entry's `armed` when no timer of it is in the heap (no deadline
 /// is that far: µs since the loop started).
@@ -127,9 +127,9 @@ pub(crate) enum RaceOwner {
     /// A user's Connection: its callbacks hear the outcome.
     User,
     /// A pool (its id) and why it raced.
-    Pool(u64, pool::RaceKind),
+    Pool(PoolId, pool::RaceKind),
     /// A group (its id) building members.
-    Group(u64),
+    Group(GroupId),
 }
 
 /// What to race: a Preconnection's contents.
@@ -149,7 +149,7 @@ pub(crate) struct RaceSpec<'a> {
 }
 
 /// Push the race's next deadline on the heap if it moved.
-pub(super) fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: u64) {
+pub(super) fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: RaceId) {
     match entry.tree.next_deadline() {
         Some(at) if entry.armed != at => {
             entry.armed = at;

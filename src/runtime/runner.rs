@@ -12,6 +12,7 @@
 //! the running thread with no lock held.
 
 use super::conn::Phase;
+use super::timers::RaceId;
 use super::{io_err, lock, LoopCore, LoopState};
 use crate::api::error::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
@@ -290,7 +291,7 @@ impl LoopCore {
         {
             let mut st = lock(&self.state);
             st.stop_requested = true;
-            let ids: Vec<u64> = st.races.keys().collect();
+            let ids: Vec<RaceId> = st.races.keys().collect();
             for id in ids {
                 let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
                 // A race still establishing ends with establishment_error ...
