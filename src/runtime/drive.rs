@@ -108,10 +108,7 @@ impl LoopCore {
                 }
                 Action::Cancel { attempt } => {
                     if let Some(io) = entry.io.remove(attempt) {
-                        if let AttemptIo::Tcp(token, _) = &io {
-                            tokens.forget(*token);
-                        }
-                        protocol::discard(io, &self.registry);
+                        self.discard_attempt(tokens, io);
                     }
                 }
                 Action::Won { attempt } => end = Some(Ok(attempt)),
@@ -135,10 +132,7 @@ impl LoopCore {
             Err(_) => None,
         };
         for io in entry.io.drain() {
-            if let AttemptIo::Tcp(token, _) = &io {
-                tokens.forget(*token);
-            }
-            protocol::discard(io, &self.registry);
+            self.discard_attempt(tokens, io);
         }
         let conn = entry.conn;
         let mut c = conn.lock();
@@ -186,10 +180,7 @@ impl LoopCore {
         if let Some(mut entry) = st.races.remove(&id) {
             self.end_queries(&mut entry);
             for io in entry.io.drain() {
-                if let AttemptIo::Tcp(token, _) = &io {
-                    st.tokens.forget(*token);
-                }
-                protocol::discard(io, &self.registry);
+                self.discard_attempt(&mut st.tokens, io);
             }
         }
     }
@@ -264,8 +255,18 @@ impl LoopCore {
         race_result.transport = Some(transport);
     }
 
-    /// Close a transport that no connection keeps.
-    pub(super) fn drop_transport(&self, st: &mut LoopState, t: Transport) {
+    /// Stop an attempt the race no longer needs (see [`protocol::discard`])
+    /// and forget its socket's token.
+    fn discard_attempt(&self, tokens: &mut SocketTokens, io: AttemptIo) {
+        if let AttemptIo::Tcp(token, _) = &io {
+            tokens.forget(*token);
+        }
+        protocol::discard(io, &self.registry);
+    }
+
+    /// Close a transport that no connection keeps (a pool's or group's):
+    /// TCP sends its FIN (see [`protocol::close_transport`]).
+    pub(super) fn close_transport(&self, st: &mut LoopState, t: Transport) {
         if let Transport::Tcp(token, _) = &t {
             st.tokens.forget(*token);
         }

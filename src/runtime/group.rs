@@ -115,8 +115,8 @@ impl Groups {
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_owner;
-        st.next_owner += 1;
+        let id = st.next_pool_or_group_id;
+        st.next_pool_or_group_id += 1;
         let core = Arc::new(GroupCore { id, events: super::pool::Events::new(events) });
         st.groups.entries.insert(
             id,
@@ -307,7 +307,7 @@ impl Groups {
     ) {
         let room = st.groups.get(&group).is_some_and(|g| g.policy.live_members() < g.config.size);
         if !room {
-            lp.drop_transport(st, transport);
+            lp.close_transport(st, transport);
             return;
         }
         let Some(entry) = st.groups.get_mut(&group) else { return };
@@ -353,7 +353,7 @@ impl Groups {
                 c.take_transport()
             };
             if let Some(t) = t {
-                lp.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
         Groups::event(st, group, GroupEventKind::MemberFailed, member, streams, 0);
@@ -469,7 +469,7 @@ impl Groups {
                 c.take_transport()
             };
             if let Some(t) = t {
-                lp.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
     }

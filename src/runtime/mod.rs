@@ -62,7 +62,8 @@ use std::sync::{Arc, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use sync::{Condvar, Mutex, MutexGuard};
 use timers::{RaceId, TimerHeap};
-pub(crate) use race::{RaceOwner, RaceSpec};
+pub(crate) use race::RaceSpec;
+use race::RaceOwner;
 use race::{arm_race, race_error, RaceEntry, RacePath, QueuedCompletion};
 use tree::DefaultTreeKey;
 
@@ -73,6 +74,8 @@ pub(crate) type QueuedEvent = Box<dyn FnOnce() + Send>;
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
 
+/// What the loop's state lock guards: races, sockets, timers, pools,
+/// groups, the callbacks waiting to be delivered, who runs the loop.
 struct LoopState {
     races: race_table::RaceTable<RaceEntry>,
     tokens: SocketTokens,
@@ -85,7 +88,7 @@ struct LoopState {
     /// the deadline itself.
     wake_ahead: Micros,
     callbacks: VecDeque<(Arc<ConnCore>, Callback)>,
-    /// Connection pools on this loop (see `next_owner`).
+    /// Connection pools on this loop (see `next_pool_or_group_id`).
     pools: pool::Pools,
     /// Pool and group events to deliver with the other callbacks: the
     /// owner's id and the call (the owner's free drops its pending ones).
@@ -94,7 +97,7 @@ struct LoopState {
     groups: group::Groups,
     /// The next pool or group id (one counter for both, so that their
     /// events and timers never mistake one for the other).
-    next_owner: u64,
+    next_pool_or_group_id: u64,
     /// The thread inside run / run_once / process (or the loop's own
     /// thread): it sees changes without being woken.
     runner: Option<ThreadId>,
@@ -112,7 +115,7 @@ struct LoopState {
     /// A user resolver replacing the system one.
     user_resolver: Option<Arc<dyn UserResolver>>,
     /// The candidate tree of the last race on the default path alone,
-    /// with what it was built from (see [`race_tree`]).
+    /// with what it was built from (see [`tree::race_tree`]).
     default_tree: Option<(DefaultTreeKey, Arc<[PathBranch]>)>,
 }
 
@@ -186,7 +189,7 @@ impl LoopCore {
                 pools: pool::Pools::default(),
                 queued_events: VecDeque::new(),
                 groups: group::Groups::default(),
-                next_owner: 1,
+                next_pool_or_group_id: 1,
                 runner: None,
                 owner: None,
                 stop_requested: false,
@@ -282,7 +285,6 @@ impl LoopCore {
             log::error!("cannot wake the loop: {e}");
         }
     }
-
 }
 
 impl Drop for LoopCore {

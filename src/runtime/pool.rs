@@ -186,8 +186,8 @@ impl Pools {
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_owner;
-        st.next_owner += 1;
+        let id = st.next_pool_or_group_id;
+        st.next_pool_or_group_id += 1;
         let core = Arc::new(PoolCore { id, events: Events::new(events) });
         let entry = PoolEntry {
             policy: PoolPolicy::new(config, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -272,7 +272,7 @@ impl Pools {
                 c.take_transport()
             };
             if let Some(t) = t {
-                lp.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
         for w in entry.waiters {
@@ -315,7 +315,7 @@ impl Pools {
         let starts = entry.policy.races_to_start(now);
         let n_expired = expired.len();
         for t in closed {
-            lp.drop_transport(st, t);
+            lp.close_transport(st, t);
         }
         for _ in 0..n_expired {
             Pools::event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
@@ -517,7 +517,7 @@ impl Pools {
         now: Micros,
     ) {
         let Some(entry) = st.pools.get_mut(&pool) else {
-            lp.drop_transport(st, transport);
+            lp.close_transport(st, transport);
             return;
         };
         let placement = entry.policy.place(now);
@@ -550,7 +550,7 @@ impl Pools {
                 Pools::event(st, pool, PoolEventKind::ConnectionBuffered, 0, 0, 0);
             }
             Placement::Dispose => {
-                lp.drop_transport(st, transport);
+                lp.close_transport(st, transport);
                 Pools::event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
             }
         }

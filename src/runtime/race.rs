@@ -34,7 +34,9 @@ pub(super) const NOT_ARMED: Micros = Micros::MAX;
 pub(super) struct RaceEntry {
     /// The race tree (the engine's state of the race).
     pub(super) tree: Tree,
+    /// The connection it races for (a pool's or group's own, for theirs).
     pub(super) conn: Arc<ConnCore>,
+    /// When it started, on the loop's clock: its report counts from it.
     pub(super) started_at: Micros,
     /// The I/O of the attempts still running.
     pub(super) io: AttemptIos,
