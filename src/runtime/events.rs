@@ -4,11 +4,11 @@
 //! other threads, due timers, and arming the timerfd for the next one.
 
 use crate::api::error::{Error, Result};
-use crate::engine::Micros;
+use crate::engine::{AttemptId, Micros};
 use super::protocol::{self, AttemptIo, Completion, Transport};
-use super::conn::{Callback, HeldBy, Phase};
+use super::conn::{Callback, ConnCore, HeldBy, Phase};
 use super::tokens::Watched;
-use super::timers::TimerOwner;
+use super::timers::{RaceId, TimerOwner};
 use super::group::Groups;
 use super::pool::Pools;
 use super::sys::tcp;
@@ -17,9 +17,12 @@ use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, Poller};
 use mio::Token;
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 impl LoopCore {
+    /// Poll once (at most `timeout`), then handle what came: queued
+    /// answers and completions, socket events, due timers.
     pub(super) fn poll_once(&self, timeout: Option<Duration>) -> Result<()> {
         let mut poller = lock(&self.poller);
         let Poller { poll, events } = &mut *poller;
@@ -52,57 +55,76 @@ impl LoopCore {
         Ok(())
     }
 
-    pub(super) fn socket_event(&self, st: &mut LoopState, token: Token, event: &mio::event::Event, now: Micros) {
+    /// A readiness event on one of the loop's sockets: a racing attempt's
+    /// or an established connection's.
+    fn socket_event(&self, st: &mut LoopState, token: Token, event: &mio::event::Event, now: Micros) {
         match st.tokens.get(token) {
-            Some(Watched::Attempt { race: id, attempt }) => {
-                let Some(entry) = st.races.get_mut(&id) else { return };
-                let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
-                let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
-                match tcp::progress_after(stream, Some(writable)) {
-                    tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
-                    tcp::Progress::Failed(errno) => entry.tree.on_attempt_failed(now, attempt, errno),
-                    tcp::Progress::Waiting => return,
-                }
-                self.drive(st, id, now);
-            }
+            Some(Watched::Attempt { race, attempt }) => self.attempt_event(st, race, attempt, event, now),
             Some(Watched::Established(weak)) => {
-                let Some(conn) = weak.upgrade() else { return };
-                let mut c = conn.lock();
-                if c.phase != Phase::Established {
-                    return;
-                }
-                // A user's connection fails on an error or a full hang-up
-                // (the user may still write after the peer's FIN); a pool's
-                // or group's, which nobody reads, also when the peer closed.
-                let owned = c.held_by.is_some();
-                let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
-                if !(event.is_error() || hangup) {
-                    return;
-                }
-                let errno = match c.transport() {
-                    Some(Transport::Tcp(_, s)) => match s.take_error() {
-                        Ok(Some(e)) => tcp::errno(e),
-                        _ => libc::EPIPE,
-                    },
-                    _ => libc::EPIPE,
-                };
-                if let Some(t) = c.take_transport() {
-                    protocol::close_transport(t, &self.registry);
-                }
-                c.phase = Phase::Closed;
-                c.race_result().error = Some(Error::Io(errno));
-                let held_by = c.held_by.take();
-                drop(c);
-                st.tokens.forget(token);
-                match held_by {
-                    // A buffered connection: the pool replaces it.
-                    Some(HeldBy::Pool(pool)) => Pools::lost(self, st, pool, &conn, now),
-                    // A group member: failover, then rebuild.
-                    Some(HeldBy::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
-                    None => st.callbacks.push_back((conn, Callback::ConnectionError)),
+                if let Some(conn) = weak.upgrade() {
+                    self.connection_event(st, token, &conn, event, now);
                 }
             }
             None => {}
+        }
+    }
+
+    /// A racing TCP attempt's socket: connected, failed, or not yet.
+    fn attempt_event(&self, st: &mut LoopState, id: RaceId, attempt: AttemptId, event: &mio::event::Event, now: Micros) {
+        let Some(entry) = st.races.get_mut(&id) else { return };
+        let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
+        let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
+        match tcp::progress_after(stream, Some(writable)) {
+            tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
+            tcp::Progress::Failed(errno) => entry.tree.on_attempt_failed(now, attempt, errno),
+            tcp::Progress::Waiting => return,
+        }
+        self.drive(st, id, now);
+    }
+
+    /// An established connection's socket: on an error or hang-up it
+    /// closes, and its pool, its group or its user hears of it.
+    fn connection_event(
+        &self,
+        st: &mut LoopState,
+        token: Token,
+        conn: &Arc<ConnCore>,
+        event: &mio::event::Event,
+        now: Micros,
+    ) {
+        let mut c = conn.lock();
+        if c.phase != Phase::Established {
+            return;
+        }
+        // A user's connection fails on an error or a full hang-up
+        // (the user may still write after the peer's FIN); a pool's
+        // or group's, which nobody reads, also when the peer closed.
+        let owned = c.held_by.is_some();
+        let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
+        if !(event.is_error() || hangup) {
+            return;
+        }
+        let errno = match c.transport() {
+            Some(Transport::Tcp(_, s)) => match s.take_error() {
+                Ok(Some(e)) => tcp::errno(e),
+                _ => libc::EPIPE,
+            },
+            _ => libc::EPIPE,
+        };
+        if let Some(t) = c.take_transport() {
+            protocol::close_transport(t, &self.registry);
+        }
+        c.phase = Phase::Closed;
+        c.race_result().error = Some(Error::Io(errno));
+        let held_by = c.held_by.take();
+        drop(c);
+        st.tokens.forget(token);
+        match held_by {
+            // A buffered connection: the pool replaces it.
+            Some(HeldBy::Pool(pool)) => Pools::lost(self, st, pool, conn, now),
+            // A group member: failover, then rebuild.
+            Some(HeldBy::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
+            None => st.callbacks.push_back((Arc::clone(conn), Callback::ConnectionError)),
         }
     }
 
@@ -165,6 +187,9 @@ impl LoopCore {
         n
     }
 
+    /// Hand every timer due at `now` to its owner: a race's tree, a pool, a
+    /// group (a stale one, whose owner moved its deadline or is gone, is
+    /// dropped).
     pub(super) fn fire_timers(&self, st: &mut LoopState, now: Micros) {
         while let Some((at, owner)) = st.timers.pop_due(now) {
             let id = match owner {
@@ -188,6 +213,8 @@ impl LoopCore {
         }
     }
 
+    /// Arm the timerfd for the earliest deadline somebody still wants
+    /// (early by the wake-ahead while the library waits itself).
     pub(super) fn sync_wake_timer(&self, st: &mut LoopState) {
         let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
         timers.drop_stale_top(|at, owner| match owner {
