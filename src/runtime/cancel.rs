@@ -1,7 +1,6 @@
 //! Ending things early: a user closing or releasing a connection, a
 //! client releasing its handle of a shared loop, the loop being freed.
-//! Races given up this way end without a callback (see
-//! `cancel_races_silently`).
+//! Races given up this way end without a callback (see `let_go`).
 
 use crate::api::error::Error;
 use super::protocol::{self, Transport};
@@ -9,7 +8,6 @@ use super::conn::{Callback, ConnCore, Phase};
 use super::group::Groups;
 use super::pool::Pools;
 use super::client::Client;
-use super::race::RaceEntry;
 use super::timers::RaceId;
 use super::{lock, LoopCore, LoopState};
 use std::num::NonZeroU64;
@@ -89,15 +87,8 @@ impl LoopCore {
     pub(crate) fn shutdown(&self) {
         let mut st = lock(&self.state);
         st.shut_down = true;
-        for id in st.pools.ids() {
-            Pools::free_locked(self, &mut st, id);
-        }
-        for id in st.groups.ids() {
-            Groups::free_locked(self, &mut st, id);
-        }
+        self.let_go(&mut st, None);
         st.queued_events.clear();
-        self.cancel_races_silently(&mut st, |_| true);
-        st.callbacks.clear();
         drop(st);
         self.resolver.shutdown();
     }
@@ -118,27 +109,29 @@ impl LoopCore {
     pub(crate) fn release_client(&self, client: &Arc<Client>) {
         client.release();
         let mut st = lock(&self.state);
-        // The client's pools and groups go first, so that cancelling their
-        // races does not look like failures to rebuild from.
-        for pool in st.pools.of_client(client) {
-            Pools::free_locked(self, &mut st, pool);
-        }
-        for group in st.groups.of_client(client) {
-            Groups::free_locked(self, &mut st, group);
-        }
-        self.cancel_races_silently(&mut st, |e| Arc::ptr_eq(&e.conn.client, client));
-        st.callbacks.retain(|(c, _)| !Arc::ptr_eq(&c.client, client));
+        self.let_go(&mut st, Some(client));
         self.sync_wake_timer(&mut st);
         self.wake_loop(&st);
     }
 
-    /// Cancel the races `which` picks, with no callback: the connection
-    /// of one still establishing fails with [`Error::Cancelled`] (readable
-    /// through the API, not reported), its attempts' sockets close. The
-    /// loop's shutdown and a client's release share it.
-    fn cancel_races_silently(&self, st: &mut LoopState, which: impl Fn(&RaceEntry) -> bool) {
-        let ids: Vec<RaceId> = st.races.iter().filter(|(_, e)| which(e)).map(|(id, _)| id).collect();
-        for id in ids {
+    /// Let go of everything of `client` (of every client with `None`: the
+    /// loop is freed). Its pools and groups go first, so that cancelling
+    /// their races does not look like failures to rebuild from; then its
+    /// races are cancelled with no callback: the connection of one still
+    /// establishing fails with [`Error::Cancelled`] (readable through the
+    /// API, not reported) and its attempts' sockets close; then its queued
+    /// callbacks are dropped. The loop's shutdown and a client's release
+    /// share it.
+    fn let_go(&self, st: &mut LoopState, client: Option<&Arc<Client>>) {
+        let ours = |c: &Arc<Client>| client.map_or(true, |mine| Arc::ptr_eq(mine, c));
+        for pool in st.pools.ids_of(client) {
+            Pools::free_locked(self, st, pool);
+        }
+        for group in st.groups.ids_of(client) {
+            Groups::free_locked(self, st, group);
+        }
+        let races: Vec<RaceId> = st.races.iter().filter(|(_, e)| ours(&e.conn.client)).map(|(id, _)| id).collect();
+        for id in races {
             if let Some(entry) = st.races.get(&id) {
                 let mut c = entry.conn.lock();
                 c.race = None;
@@ -149,5 +142,6 @@ impl LoopCore {
             }
             self.cancel_race(st, id);
         }
+        st.callbacks.retain(|(conn, _)| !ours(&conn.client));
     }
 }

@@ -84,20 +84,16 @@ impl Groups {
         self.entries.get_mut(group)
     }
 
-    /// Every group's id.
-    pub(super) fn ids(&self) -> Vec<GroupId> {
-        self.entries.keys().copied().collect()
-    }
-
     /// Whether the group's timer is armed at `at` (else a heap entry is
     /// stale).
     pub(super) fn is_armed_at(&self, group: GroupId, at: Micros) -> bool {
         self.entries.get(&group).is_some_and(|g| g.armed == Some(at))
     }
 
-    /// The groups a client made.
-    pub(super) fn of_client(&self, client: &Arc<super::client::Client>) -> Vec<GroupId> {
-        self.entries.iter().filter(|(_, g)| Arc::ptr_eq(&g.client, client)).map(|(id, _)| *id).collect()
+    /// The groups `client` made; every group with `None`.
+    pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<GroupId> {
+        let made_by = |g: &GroupEntry| client.map_or(true, |c| Arc::ptr_eq(&g.client, c));
+        self.entries.iter().filter(|(_, g)| made_by(g)).map(|(id, _)| *id).collect()
     }
 }
 

@@ -139,11 +139,6 @@ impl Pools {
         self.entries.get_mut(pool)
     }
 
-    /// Every pool's id.
-    pub(super) fn ids(&self) -> Vec<PoolId> {
-        self.entries.keys().copied().collect()
-    }
-
     /// Whether some pool keeps the loop running (see
     /// [`PoolEntry::is_pending`]).
     pub(super) fn any_pending(&self) -> bool {
@@ -155,9 +150,10 @@ impl Pools {
         self.entries.get(&pool).is_some_and(|p| p.armed == Some(at))
     }
 
-    /// The pools a client made.
-    pub(super) fn of_client(&self, client: &Arc<super::client::Client>) -> Vec<PoolId> {
-        self.entries.iter().filter(|(_, p)| Arc::ptr_eq(&p.client, client)).map(|(id, _)| *id).collect()
+    /// The pools `client` made; every pool with `None`.
+    pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<PoolId> {
+        let made_by = |p: &PoolEntry| client.map_or(true, |c| Arc::ptr_eq(&p.client, c));
+        self.entries.iter().filter(|(_, p)| made_by(p)).map(|(id, _)| *id).collect()
     }
 
     /// A waiting caller released its connection: it no longer waits.
