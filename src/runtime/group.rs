@@ -450,6 +450,7 @@ impl Groups {
         lp.wake_loop(&st);
     }
 
+    /// [`Groups::free`] with the state locked.
     pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, group: GroupId) {
         let Some(entry) = st.groups.entries.remove(&group) else { return };
         entry.core.events.silence();

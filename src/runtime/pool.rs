@@ -253,7 +253,7 @@ impl Pools {
         lp.wake_loop(&st);
     }
 
-    /// [`LoopCore::pool_free`] with the state locked.
+    /// [`Pools::free`] with the state locked.
     pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, pool: PoolId) {
         let Some(entry) = st.pools.entries.remove(&pool) else { return };
         entry.core.silence();
