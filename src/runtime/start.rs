@@ -3,9 +3,8 @@
 //! literal addresses answered at once, then the names: from the resolution
 //! cache, the system resolver's workers, or the user's resolver.
 
-use crate::api::endpoint::Host;
+use crate::api::endpoint::{Host, RemoteEndpoint};
 use crate::api::error::{Error, Result};
-use crate::api::endpoint::RemoteEndpoint;
 use crate::api::protocol::{Resolver as UserResolver, ResolverQuery};
 use crate::engine::tree::Tree;
 use crate::engine::{Candidate, Family, Micros, QueryKey};
