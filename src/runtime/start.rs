@@ -217,3 +217,38 @@ fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bo
         tree.on_answers(now, literals);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn name(host: &str) -> RemoteEndpoint {
+        let mut ep = RemoteEndpoint::new();
+        ep.with_hostname(host).unwrap();
+        ep
+    }
+
+    fn v6() -> RemoteEndpoint {
+        let mut ep = RemoteEndpoint::new();
+        ep.with_ipv6(Ipv6Addr::LOCALHOST);
+        ep
+    }
+
+    #[test]
+    fn a_name_waits_for_aaaa_and_a_a_literal_for_its_family() {
+        let plan = QueryPlan::of(&[name("example.com"), v6()]);
+        let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
+        assert_eq!(keys, [(0, Family::V6), (0, Family::V4), (1, Family::V6)]);
+        assert!(plan.many.is_empty(), "a few queries stay on the stack");
+    }
+
+    #[test]
+    fn more_queries_than_fit_on_the_stack_are_all_kept_in_order() {
+        let remotes: Vec<_> = (0..5).map(|i| name(&format!("h{i}.example"))).collect();
+        let plan = QueryPlan::of(&remotes);
+        let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
+        let want: Vec<_> = (0..5).flat_map(|i| [(i, Family::V6), (i, Family::V4)]).collect();
+        assert_eq!(keys, want);
+    }
+}
