@@ -1,6 +1,7 @@
 //! Ending things early: a user closing or releasing a connection, a
-//! client releasing its handle of a shared loop, the loop being freed.
-//! Races given up this way end without a callback (see `let_go`).
+//! client releasing its handle of a shared loop, the loop being freed
+//! (races given up this way end without a callback, see `let_go`), the
+//! loop's own thread stopping (its races end with `LoopStopped`).
 
 use crate::api::error::Error;
 use super::protocol::{self, Transport};
@@ -143,5 +144,24 @@ impl LoopCore {
             self.cancel_race(st, id);
         }
         st.callbacks.retain(|(conn, _)| !ours(&conn.client));
+    }
+
+    /// The loop's own thread stops: every race is cancelled, and one still
+    /// establishing ends with `establishment_error` ([`Error::LoopStopped`])
+    /// delivered on that thread before it exits.
+    pub(super) fn stop_races(&self, st: &mut LoopState) {
+        let ids: Vec<RaceId> = st.races.keys().collect();
+        for id in ids {
+            let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
+            // A race still establishing ends with establishment_error ...
+            self.cancel_race(st, id);
+            // ... that says why.
+            if let Some(conn) = conn {
+                let mut c = conn.lock();
+                if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
+                    c.race_result().error = Some(Error::LoopStopped);
+                }
+            }
+        }
     }
 }

@@ -11,8 +11,6 @@
 //! the queued callbacks, fires due timers and polls once; callbacks run on
 //! the running thread with no lock held.
 
-use super::conn::Phase;
-use super::timers::RaceId;
 use super::{io_err, lock, LoopCore, LoopState};
 use crate::api::error::{Error, Result};
 use std::os::fd::{AsRawFd, RawFd};
@@ -291,19 +289,7 @@ impl LoopCore {
         {
             let mut st = lock(&self.state);
             st.stop_requested = true;
-            let ids: Vec<RaceId> = st.races.keys().collect();
-            for id in ids {
-                let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
-                // A race still establishing ends with establishment_error ...
-                self.cancel_race(&mut st, id);
-                // ... that says why.
-                if let Some(conn) = conn {
-                    let mut c = conn.lock();
-                    if c.phase == Phase::Failed && c.error() == Some(Error::Cancelled) {
-                        c.race_result().error = Some(Error::LoopStopped);
-                    }
-                }
-            }
+            self.stop_races(&mut st);
             self.sync_wake_timer(&mut st);
         }
         // Last callbacks on this thread; new races are refused meanwhile.
