@@ -124,7 +124,7 @@ impl LoopCore {
     /// callbacks are dropped. The loop's shutdown and a client's release
     /// share it.
     fn let_go(&self, st: &mut LoopState, client: Option<&Arc<Client>>) {
-        let ours = |c: &Arc<Client>| client.map_or(true, |mine| Arc::ptr_eq(mine, c));
+        let ours = |c: &Arc<Client>| client.is_none_or(|mine| Arc::ptr_eq(mine, c));
         for pool in st.pools.ids_of(client) {
             Pools::free_locked(self, st, pool);
         }

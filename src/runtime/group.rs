@@ -92,7 +92,7 @@ impl Groups {
 
     /// The groups `client` made; every group with `None`.
     pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<GroupId> {
-        let made_by = |g: &GroupEntry| client.map_or(true, |c| Arc::ptr_eq(&g.client, c));
+        let made_by = |g: &GroupEntry| client.is_none_or(|c| Arc::ptr_eq(&g.client, c));
         self.entries.iter().filter(|(_, g)| made_by(g)).map(|(id, _)| *id).collect()
     }
 }

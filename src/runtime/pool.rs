@@ -152,7 +152,7 @@ impl Pools {
 
     /// The pools `client` made; every pool with `None`.
     pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<PoolId> {
-        let made_by = |p: &PoolEntry| client.map_or(true, |c| Arc::ptr_eq(&p.client, c));
+        let made_by = |p: &PoolEntry| client.is_none_or(|c| Arc::ptr_eq(&p.client, c));
         self.entries.iter().filter(|(_, p)| made_by(p)).map(|(id, _)| *id).collect()
     }
 
