@@ -44,7 +44,7 @@ use crate::runtime::client::Client;
 use super::protocol::{Protocol, ProtocolAdapter, ProtocolTraits, Resolver, ResolverAdapter};
 use crate::runtime::callbacks::UserResolver;
 use crate::runtime::protocol::{ProtocolEntry, ProtocolKind};
-use crate::runtime::LoopShared;
+use crate::runtime::LoopCore;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,7 +92,7 @@ use std::time::Duration;
 ///
 /// cbindgen:ignore
 pub struct EventLoop {
-    pub(crate) shared: Arc<LoopShared>,
+    pub(crate) shared: Arc<LoopCore>,
     /// Whose races: the owner's for a private loop, one per shared handle.
     pub(crate) client: Arc<Client>,
     /// The key of a shared loop's handle.
@@ -107,7 +107,7 @@ impl EventLoop {
     /// [`Error::Io`] when the system refuses an epoll instance,
     /// eventfd or timerfd.
     pub fn new() -> Result<EventLoop> {
-        Ok(EventLoop { shared: LoopShared::new(false)?, client: Arc::new(Client::new()), key: None })
+        Ok(EventLoop { shared: LoopCore::new(false)?, client: Arc::new(Client::new()), key: None })
     }
 
     /// A new private loop with a manual clock: time starts at 0 and moves
@@ -117,7 +117,7 @@ impl EventLoop {
     /// # Errors
     /// As [`EventLoop::new`].
     pub fn with_manual_clock() -> Result<EventLoop> {
-        Ok(EventLoop { shared: LoopShared::new(true)?, client: Arc::new(Client::new()), key: None })
+        Ok(EventLoop { shared: LoopCore::new(true)?, client: Arc::new(Client::new()), key: None })
     }
 
     /// Move a manual clock forward by `us` µs. Deadlines that fall due run

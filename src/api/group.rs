@@ -4,8 +4,8 @@
 
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
-use crate::runtime::group::{GroupConfig, GroupCore};
-use crate::runtime::LoopShared;
+use crate::runtime::group::{GroupConfig, GroupCore, Groups};
+use crate::runtime::LoopCore;
 use crate::engine::group::{AssignPolicy, MemberId, MemberMetrics};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -101,7 +101,7 @@ impl GroupOptions {
 ///
 /// cbindgen:ignore
 pub struct ConnectionGroup {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     core: Arc<GroupCore>,
 }
 
@@ -114,7 +114,7 @@ impl ConnectionGroup {
     /// freed.
     pub fn new(pre: &Preconnection, options: &GroupOptions, events: Option<GroupEventHandler>) -> Result<ConnectionGroup> {
         let config = options.to_config()?;
-        let core = pre.loop_shared().group_new(pre.owned_spec(), config, events, pre.client())?;
+        let core = Groups::create(pre.loop_shared(), pre.owned_spec(), config, events, pre.client())?;
         Ok(ConnectionGroup { lp: Arc::clone(pre.loop_shared()), core })
     }
 
@@ -124,7 +124,7 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::NoMember`] (none live: rebuilding), [`Error::AllMembersFull`].
     pub fn assign(&self) -> Result<MemberId> {
-        self.lp.group_assign(self.core.id)
+        Groups::assign(&self.lp, self.core.id)
     }
 
     /// A stream on `member` ended; `failed` counts it as failed.
@@ -132,7 +132,7 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::InvalidArgument`] if `member` has no open stream.
     pub fn release_stream(&self, member: MemberId, failed: bool) -> Result<()> {
-        self.lp.group_release(self.core.id, member, failed)
+        Groups::release_stream(&self.lp, self.core.id, member, failed)
     }
 
     /// The caller saw `member` fail: it leaves the rotation at once, its
@@ -141,7 +141,7 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::InvalidArgument`] if it is not a live member.
     pub fn mark_failed(&self, member: MemberId) -> Result<()> {
-        self.lp.group_mark_failed(self.core.id, member)
+        Groups::mark_failed(&self.lp, self.core.id, member)
     }
 
     /// Set a member's weight for the weighted policy (0: never chosen).
@@ -149,7 +149,7 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::InvalidArgument`] for an unknown member.
     pub fn set_weight(&self, member: MemberId, weight: u32) -> Result<()> {
-        self.lp.group_set_weight(self.core.id, member, weight)
+        Groups::set_weight(&self.lp, self.core.id, member, weight)
     }
 
     /// A member's metrics (also after it failed).
@@ -157,7 +157,7 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::InvalidArgument`] for an unknown member.
     pub fn metrics(&self, member: MemberId) -> Result<MemberMetrics> {
-        self.lp.group_metrics(self.core.id, member)
+        Groups::metrics(&self.lp, self.core.id, member)
     }
 
     /// A live member's socket (owned by the group) and remote address.
@@ -165,18 +165,18 @@ impl ConnectionGroup {
     /// # Errors
     /// [`Error::InvalidArgument`] if it is not a live member.
     pub fn member(&self, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
-        self.lp.group_member(self.core.id, member)
+        Groups::member(&self.lp, self.core.id, member)
     }
 
     /// Live members, in join order.
     pub fn members(&self) -> Vec<MemberId> {
-        self.lp.group_members(self.core.id)
+        Groups::members(&self.lp, self.core.id)
     }
 }
 
 impl Drop for ConnectionGroup {
     fn drop(&mut self) {
-        self.lp.group_free(self.core.id);
+        Groups::free(&self.lp, self.core.id);
     }
 }
 

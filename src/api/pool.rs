@@ -5,8 +5,8 @@
 use super::connection::{Connection, ConnectionHandler, Handler};
 use super::error::{Error, Result};
 use super::preconnection::Preconnection;
-use crate::runtime::pool::{OwnedSpec, PoolCore};
-use crate::runtime::LoopShared;
+use crate::runtime::pool::{OwnedSpec, PoolCore, Pools};
+use crate::runtime::LoopCore;
 use crate::engine::pool::PoolConfig;
 use std::sync::Arc;
 
@@ -133,7 +133,7 @@ impl PoolOptions {
 ///
 /// cbindgen:ignore
 pub struct ConnectionPool {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     core: Arc<PoolCore>,
     pre: Preconnection,
 }
@@ -148,7 +148,7 @@ impl ConnectionPool {
     pub fn new(pre: &Preconnection, options: &PoolOptions, events: Option<PoolEventHandler>) -> Result<ConnectionPool> {
         let config = options.to_config()?;
         let spec: OwnedSpec = pre.owned_spec();
-        let core = pre.loop_shared().pool_new(spec, config, events, pre.client())?;
+        let core = Pools::create(pre.loop_shared(), spec, config, events, pre.client())?;
         Ok(ConnectionPool { lp: Arc::clone(pre.loop_shared()), core, pre: pre.clone() })
     }
 
@@ -179,7 +179,7 @@ impl ConnectionPool {
     /// already started.
     pub fn acquire_into(&self, conn: &Connection, handler: Box<dyn ConnectionHandler>) -> Result<()> {
         conn.core.install_handler(Box::new(Handler(handler)))?;
-        let r = self.lp.pool_acquire(self.core.id, &conn.core);
+        let r = Pools::acquire(&self.lp, self.core.id, &conn.core);
         if r.is_err() {
             conn.core.remove_handler();
         }
@@ -188,13 +188,13 @@ impl ConnectionPool {
 
     /// Connections buffered now.
     pub fn buffered(&self) -> usize {
-        self.lp.pool_buffered(self.core.id)
+        Pools::buffered(&self.lp, self.core.id)
     }
 }
 
 impl Drop for ConnectionPool {
     fn drop(&mut self) {
-        self.lp.pool_free(self.core.id);
+        Pools::free(&self.lp, self.core.id);
     }
 }
 

@@ -8,7 +8,7 @@ use super::options::{BranchRacing, RacingOptions};
 use super::properties::TransportProperties;
 use crate::runtime::client::Client;
 use crate::runtime::conn::ConnCore;
-use crate::runtime::LoopShared;
+use crate::runtime::LoopCore;
 use crate::runtime::RaceSpec;
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
@@ -50,7 +50,7 @@ use std::sync::Arc;
 /// cbindgen:ignore
 #[derive(Clone)]
 pub struct Preconnection {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     /// The loop handle's client: races started here are that client's.
     client: Arc<Client>,
     remotes: Vec<RemoteEndpoint>,
@@ -200,7 +200,7 @@ impl Preconnection {
         }
     }
 
-    pub(crate) fn loop_shared(&self) -> &Arc<LoopShared> {
+    pub(crate) fn loop_shared(&self) -> &Arc<LoopCore> {
         &self.lp
     }
 

@@ -14,12 +14,12 @@ use super::error::Result;
 use super::event_loop::EventLoop;
 use crate::runtime::client::Client;
 use crate::runtime::sync::Mutex;
-use crate::runtime::LoopShared;
+use crate::runtime::LoopCore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 struct Entry {
-    lp: Arc<LoopShared>,
+    lp: Arc<LoopCore>,
     handles: usize,
 }
 
@@ -47,7 +47,7 @@ impl EventLoop {
                 Arc::clone(&entry.lp)
             }
             None => {
-                let lp = LoopShared::new(false)?;
+                let lp = LoopCore::new(false)?;
                 if let Err(e) = lp.start_thread() {
                     lp.shutdown();
                     return Err(e);
@@ -73,7 +73,7 @@ impl EventLoop {
 /// A handle of `key` on `lp` was dropped (its client already released):
 /// the last one removes the key, stops the loop's thread, joins it, and
 /// frees the loop.
-pub(crate) fn release(key: &str, lp: &Arc<LoopShared>) {
+pub(crate) fn release(key: &str, lp: &Arc<LoopCore>) {
     let last = {
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         match registry.get_mut(key) {

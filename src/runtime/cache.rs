@@ -232,7 +232,7 @@ impl AnswerCache {
 
 /// For api's end-to-end test of the cache.
 #[cfg(test)]
-impl super::LoopShared {
+impl super::LoopCore {
     /// Queries submitted to the system resolver so far.
     pub(crate) fn resolver_queries(&self) -> u64 {
         self.resolver.submitted.load(std::sync::atomic::Ordering::Relaxed)

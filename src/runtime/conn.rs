@@ -6,8 +6,9 @@
 
 use super::client::Client;
 use super::protocol::Transport;
+use super::timers::{GroupId, PoolId};
 use super::sync::{Condvar, Mutex, MutexGuard};
-use super::LoopShared;
+use super::LoopCore;
 use super::callbacks::ConnCallbacks;
 use crate::vocabulary::error::{Error, Result};
 use crate::vocabulary::report::AttemptReport;
@@ -32,7 +33,7 @@ pub(crate) struct ConnState {
     /// The race running for it (race ids start at 1).
     pub race: Option<NonZeroU64>,
     /// What it has once its race ended; `None` before.
-    settled: Option<Box<Settled>>,
+    race_result: Option<Box<RaceResult>>,
     pub handler: Option<Box<dyn ConnCallbacks>>,
     pub released: bool,
     pub in_callback: Option<ThreadId>,
@@ -41,7 +42,7 @@ pub(crate) struct ConnState {
     /// connection costs no condition variable otherwise.
     callback_done: Option<Arc<Condvar>>,
     /// The pool or group that holds it, if any.
-    pub holder: Option<Holder>,
+    pub held_by: Option<HeldBy>,
 }
 
 /// What a connection has once its race ended: the race report, the error
@@ -49,59 +50,60 @@ pub(crate) struct ConnState {
 /// peer. Boxed and made when first set, so that a connection still racing
 /// (thousands may be in flight) carries no room for them.
 #[derive(Default)]
-pub(crate) struct Settled {
-    /// The race report (see [`super::LoopShared::attempt_reports`]).
+pub(crate) struct RaceResult {
+    /// The race report (see [`super::LoopCore::attempt_reports`]).
     pub attempts: Box<[AttemptReport]>,
     pub transport: Option<Transport>,
     pub remote: Option<SocketAddr>,
     pub error: Option<Error>,
 }
 
-/// Who holds a connection besides its user (one at most).
+/// The pool or group that holds a connection besides its user (one at
+/// most).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Holder {
+pub(crate) enum HeldBy {
     /// The pool (its id) it waits in or is buffered by.
-    Pool(u64),
+    Pool(PoolId),
     /// The group (its id) and its member id there.
-    Group(u64, u32),
+    Group(GroupId, u32),
 }
 
 impl ConnState {
-    /// The settled part, made on first use (to set one of its fields).
-    pub(crate) fn settled(&mut self) -> &mut Settled {
-        self.settled.get_or_insert_with(Box::default)
+    /// The race's result, made on first use (to set one of its fields).
+    pub(crate) fn race_result(&mut self) -> &mut RaceResult {
+        self.race_result.get_or_insert_with(Box::default)
     }
 
     /// The race report kept when the race ended (empty before).
     pub(crate) fn attempts(&self) -> &[AttemptReport] {
-        self.settled.as_ref().map_or(&[], |s| &s.attempts)
+        self.race_result.as_ref().map_or(&[], |s| &s.attempts)
     }
 
     /// The established transport.
     pub(crate) fn transport(&self) -> Option<&Transport> {
-        self.settled.as_ref()?.transport.as_ref()
+        self.race_result.as_ref()?.transport.as_ref()
     }
 
     /// Take the established transport out.
     pub(crate) fn take_transport(&mut self) -> Option<Transport> {
-        self.settled.as_mut()?.transport.take()
+        self.race_result.as_mut()?.transport.take()
     }
 
     /// The established connection's peer.
     pub(crate) fn remote(&self) -> Option<SocketAddr> {
-        self.settled.as_ref()?.remote
+        self.race_result.as_ref()?.remote
     }
 
     /// Why the race failed, or the connection error.
     pub(crate) fn error(&self) -> Option<Error> {
-        self.settled.as_ref()?.error
+        self.race_result.as_ref()?.error
     }
 
     /// Let go of the pool that holds it, if a pool does: its id.
-    pub(crate) fn take_pool(&mut self) -> Option<u64> {
-        match self.holder {
-            Some(Holder::Pool(pool)) => {
-                self.holder = None;
+    pub(crate) fn take_pool(&mut self) -> Option<PoolId> {
+        match self.held_by {
+            Some(HeldBy::Pool(pool)) => {
+                self.held_by = None;
                 Some(pool)
             }
             _ => None,
@@ -113,7 +115,7 @@ impl ConnState {
 /// callback is pending; the user's `Connection` (api) owns another.
 pub(crate) struct ConnCore {
     pub id: u64,
-    pub lp: Arc<LoopShared>,
+    pub lp: Arc<LoopCore>,
     /// The loop client that started it: its release cancels this
     /// connection's race and silences its callbacks.
     pub client: Arc<Client>,
@@ -124,7 +126,7 @@ pub(crate) struct ConnCore {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl ConnCore {
-    pub(crate) fn new(lp: Arc<LoopShared>, client: Arc<Client>) -> Arc<ConnCore> {
+    pub(crate) fn new(lp: Arc<LoopCore>, client: Arc<Client>) -> Arc<ConnCore> {
         Arc::new(ConnCore {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lp,
@@ -132,12 +134,12 @@ impl ConnCore {
             st: Mutex::new(ConnState {
                 phase: ConnectionState::Idle,
                 race: None,
-                settled: None,
+                race_result: None,
                 handler: None,
                 released: false,
                 in_callback: None,
                 callback_done: None,
-                holder: None,
+                held_by: None,
             }),
         })
     }

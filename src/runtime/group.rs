@@ -6,15 +6,19 @@
 //! A build race starts `K - live` attempts at once (distinct candidates
 //! first, so members differ where the candidates allow) and keeps its
 //! losers: the winner and the spares become members, up to K.
+//!
+//! [`Groups`] is the loop's table of groups; its operations take the loop
+//! and its locked state, since a group's build races run on the loop.
 
-use super::conn::{ConnCore, Holder};
+use crate::vocabulary::state::ConnectionState;
+use super::conn::{ConnCore, HeldBy};
 use super::pool::OwnedSpec;
+use super::timers::{GroupId, RaceId, TimerOwner};
 use super::protocol::Transport;
-use super::{arm_race, lock, LoopShared, LoopState, RaceSpec};
+use super::{arm_race, lock, LoopCore, LoopState, RaceSpec};
+use crate::vocabulary::report::AttemptReport;
 use crate::vocabulary::error::{Error, Result};
 use crate::vocabulary::events::{GroupEvent, GroupEventHandler, GroupEventKind};
-use crate::vocabulary::report::AttemptReport;
-use crate::vocabulary::state::ConnectionState;
 use crate::engine::group::{AssignError, GroupPolicy, MemberId, MemberMetrics};
 use crate::engine::race::{RaceConfig, RaceError};
 use crate::engine::{AttemptId, Micros};
@@ -36,7 +40,7 @@ pub(crate) struct GroupConfig {
 
 /// The user's side of a group: its event callback.
 pub(crate) struct GroupCore {
-    pub id: u64,
+    pub id: GroupId,
     events: super::pool::Events<GroupEvent>,
 }
 
@@ -52,33 +56,66 @@ pub(crate) struct GroupEntry {
     spec: OwnedSpec,
     members: HashMap<MemberId, Arc<ConnCore>>,
     /// The build race in flight, if any.
-    race: Option<u64>,
+    race: Option<RaceId>,
     backoff: Micros,
     backoff_until: Option<Micros>,
     /// "every member failed" was reported and no member joined since.
     down: bool,
     core: Arc<GroupCore>,
     client: Arc<super::client::Client>,
-    pub(crate) armed: Option<Micros>,
+    armed: Option<Micros>,
 }
 
-impl LoopShared {
+/// The loop's connection groups, by id: the table, and the groups' part
+/// of the loop's work (build races, members, failover, rebuild timers,
+/// events). The table is part of the loop's locked state; operations that
+/// reach the loop's races, sockets or callbacks take the loop (`lp`) and
+/// that state (`st`).
+#[derive(Default)]
+pub(crate) struct Groups {
+    entries: HashMap<GroupId, GroupEntry>,
+}
+
+impl Groups {
+    fn get(&self, group: &GroupId) -> Option<&GroupEntry> {
+        self.entries.get(group)
+    }
+
+    fn get_mut(&mut self, group: &GroupId) -> Option<&mut GroupEntry> {
+        self.entries.get_mut(group)
+    }
+
+    /// Whether the group's timer is armed at `at` (else a heap entry is
+    /// stale).
+    pub(super) fn is_armed_at(&self, group: GroupId, at: Micros) -> bool {
+        self.entries.get(&group).is_some_and(|g| g.armed == Some(at))
+    }
+
+    /// The groups `client` made; every group with `None`.
+    pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<GroupId> {
+        let made_by = |g: &GroupEntry| client.is_none_or(|c| Arc::ptr_eq(&g.client, c));
+        self.entries.iter().filter(|(_, g)| made_by(g)).map(|(id, _)| *id).collect()
+    }
+}
+
+/// Operations on groups that reach the loop.
+impl Groups {
     /// A new group: its first build race starts at once.
-    pub(crate) fn group_new(
-        &self,
+    pub(crate) fn create(
+        lp: &LoopCore,
         spec: OwnedSpec,
         config: GroupConfig,
         events: Option<GroupEventHandler>,
         client: Arc<super::client::Client>,
     ) -> Result<Arc<GroupCore>> {
-        let mut st = lock(&self.state);
+        let mut st = lock(&lp.state);
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_owner;
-        st.next_owner += 1;
+        let id = st.next_pool_or_group_id;
+        st.next_pool_or_group_id += 1;
         let core = Arc::new(GroupCore { id, events: super::pool::Events::new(events) });
-        st.groups.insert(
+        st.groups.entries.insert(
             id,
             GroupEntry {
                 policy: GroupPolicy::new(config.policy, config.capacity),
@@ -94,24 +131,24 @@ impl LoopShared {
                 armed: None,
             },
         );
-        let now = self.clock.now();
-        self.group_step(&mut st, id, now);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        let now = lp.clock.now();
+        Groups::step(lp, &mut st, id, now);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
         Ok(core)
     }
 
-    fn group_event(&self, st: &mut LoopState, group: u64, kind: GroupEventKind, member: MemberId, streams: u32, connect_time: Micros) {
+    fn event(st: &mut LoopState, group: GroupId, kind: GroupEventKind, member: MemberId, streams: u32, connect_time: Micros) {
         if let Some(entry) = st.groups.get(&group) {
             let core = Arc::clone(&entry.core);
             let e = GroupEvent { kind, member: member as u64, streams, connect_time_us: connect_time };
-            st.notes.push_back((group, Box::new(move || core.emit(&e))));
+            st.queued_events.push_back((group, Box::new(move || core.emit(&e))));
         }
     }
 
     /// Start a build race when members are missing and no backoff holds;
     /// re-arm the group's timer.
-    pub(super) fn group_step(&self, st: &mut LoopState, group: u64, now: Micros) {
+    pub(super) fn step(lp: &LoopCore, st: &mut LoopState, group: GroupId, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         let missing = entry.config.size.saturating_sub(entry.policy.live_members());
         let blocked = entry.backoff_until.is_some_and(|t| t > now);
@@ -127,7 +164,7 @@ impl LoopShared {
             };
             // Diversity: the live members' addresses come last.
             let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote()).collect();
-            let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
+            let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
             let spec = RaceSpec {
                 remotes: &owned.remotes,
                 locals: &owned.locals,
@@ -140,7 +177,7 @@ impl LoopShared {
             // (it may end inside start_race_locked), so that no second
             // race starts meanwhile. Race ids start at 1: 0 is "starting".
             entry.race = Some(0);
-            let started = self.start_race_locked(st, &conn, &spec, super::RaceOwner::Group(group));
+            let started = lp.start_race_locked(st, &conn, &spec, super::RaceOwner::Group(group));
             let live = started.as_ref().ok().filter(|race| st.races.contains_key(race)).copied();
             if let Some(entry) = st.groups.get_mut(&group) {
                 entry.race = live;
@@ -149,12 +186,12 @@ impl LoopShared {
                 Ok(race) if live.is_none() => {
                     // Ended inside start: step again for what it left.
                     let _ = race;
-                    return self.group_step(st, group, now);
+                    return Groups::step(lp, st, group, now);
                 }
                 Ok(_) => {}
                 Err(e) => {
                     log::warn!("group {group}: cannot start a build race: {e}");
-                    self.group_race_failed(st, group, now);
+                    Groups::race_failed(st, group, now);
                 }
             }
         }
@@ -164,7 +201,7 @@ impl LoopShared {
             match at {
                 Some(at) if entry.armed != Some(at) => {
                     entry.armed = Some(at);
-                    st.timers.push(at, group);
+                    st.timers.push(at, TimerOwner::Group(group));
                 }
                 Some(_) => {}
                 None => entry.armed = None,
@@ -172,7 +209,7 @@ impl LoopShared {
         }
     }
 
-    fn group_race_failed(&self, st: &mut LoopState, group: u64, now: Micros) {
+    fn race_failed(st: &mut LoopState, group: GroupId, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         let c = entry.config;
         entry.backoff = if entry.backoff == 0 {
@@ -186,20 +223,20 @@ impl LoopShared {
         if report_down {
             entry.down = true;
         }
-        self.group_event(st, group, GroupEventKind::RebuildFailed, 0, 0, backoff);
+        Groups::event(st, group, GroupEventKind::RebuildFailed, 0, 0, backoff);
         if report_down {
-            self.group_event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
+            Groups::event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
         }
     }
 
     /// A build race's actions were carried out: members join, the race
     /// ends.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn drive_group_race(
-        &self,
+    pub(super) fn drive_race(
+        lp: &LoopCore,
         st: &mut LoopState,
-        id: u64,
-        group: u64,
+        id: RaceId,
+        group: GroupId,
         end: Option<std::result::Result<AttemptId, RaceError>>,
         spares: Vec<AttemptId>,
         reports: Vec<AttemptReport>,
@@ -208,12 +245,12 @@ impl LoopShared {
         let mut ready: Vec<(Transport, Option<SocketAddr>, Micros)> = Vec::new();
         let mut failed = false;
         {
-            let LoopState { races, targets, timers, .. } = &mut *st;
+            let LoopState { races, tokens, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
-                let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
+                let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
                 let took = reports.get(a).map_or(0, |r| r.ended_us.unwrap_or(0).saturating_sub(r.started_us));
-                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote, took))
+                entry.io.remove(a).map(|io| (lp.to_transport(tokens, io), remote, took))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -226,22 +263,22 @@ impl LoopShared {
             arm_race(entry, timers, id);
         }
         for (t, remote, took) in ready {
-            self.group_member_ready(st, group, t, remote, took, reports.clone(), now);
+            Groups::member_ready(lp, st, group, t, remote, took, reports.clone(), now);
         }
         // Enough members: stop the losers still running.
         let full = st.groups.get(&group).is_some_and(|g| g.policy.live_members() >= g.config.size);
         if full {
             if let Some(entry) = st.races.get_mut(&id) {
-                if entry.race.is_finished() && entry.race.running_count() > 0 {
-                    entry.race.cancel(now);
-                    self.drive(st, id, now);
+                if entry.tree.is_finished() && entry.tree.running_count() > 0 {
+                    entry.tree.cancel(now);
+                    lp.drive(st, id, now);
                     return;
                 }
             }
         }
-        let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
+        let done = st.races.get(&id).is_some_and(|e| e.tree.is_finished() && e.tree.running_count() == 0);
         if done {
-            self.remove_race(st, id);
+            lp.remove_race(st, id);
             if let Some(g) = st.groups.get_mut(&group) {
                 if g.race == Some(id) {
                     g.race = None;
@@ -249,16 +286,16 @@ impl LoopShared {
             }
         }
         if failed {
-            self.group_race_failed(st, group, now);
+            Groups::race_failed(st, group, now);
         }
-        self.group_step(st, group, now);
+        Groups::step(lp, st, group, now);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn group_member_ready(
-        &self,
+    fn member_ready(
+        lp: &LoopCore,
         st: &mut LoopState,
-        group: u64,
+        group: GroupId,
         transport: Transport,
         remote: Option<SocketAddr>,
         connect_time: Micros,
@@ -267,7 +304,7 @@ impl LoopShared {
     ) {
         let room = st.groups.get(&group).is_some_and(|g| g.policy.live_members() < g.config.size);
         if !room {
-            self.drop_transport(st, transport);
+            lp.close_transport(st, transport);
             return;
         }
         let Some(entry) = st.groups.get_mut(&group) else { return };
@@ -275,26 +312,26 @@ impl LoopShared {
         entry.backoff = 0;
         entry.backoff_until = None;
         let recovered = std::mem::take(&mut entry.down);
-        let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
+        let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         {
             let mut c = conn.lock();
-            c.settled().attempts = reports.into();
-            c.holder = Some(Holder::Group(group, u32::try_from(member).unwrap_or(u32::MAX)));
-            let LoopState { targets, .. } = &mut *st;
-            self.install(targets, &conn, &mut c, transport, remote);
+            c.race_result().attempts = reports.into();
+            c.held_by = Some(HeldBy::Group(group, u32::try_from(member).unwrap_or(u32::MAX)));
+            let LoopState { tokens, .. } = &mut *st;
+            lp.install(tokens, &conn, &mut c, transport, remote);
         }
         if let Some(entry) = st.groups.get_mut(&group) {
             entry.members.insert(member, conn);
         }
-        self.group_event(st, group, GroupEventKind::MemberJoined, member, 0, connect_time);
+        Groups::event(st, group, GroupEventKind::MemberJoined, member, 0, connect_time);
         if recovered {
-            self.group_event(st, group, GroupEventKind::Recovered, member, 0, 0);
+            Groups::event(st, group, GroupEventKind::Recovered, member, 0, 0);
         }
     }
 
     /// A member failed (its socket, or the caller said so): it leaves the
     /// rotation, its connection closes, the group rebuilds.
-    pub(super) fn group_member_lost(&self, st: &mut LoopState, group: u64, member: MemberId, now: Micros) {
+    pub(super) fn member_lost(lp: &LoopCore, st: &mut LoopState, group: GroupId, member: MemberId, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         if !entry.policy.is_live(member) {
             return;
@@ -309,47 +346,47 @@ impl LoopShared {
             let t = {
                 let mut c = conn.lock();
                 c.phase = ConnectionState::Closed;
-                c.holder = None;
+                c.held_by = None;
                 c.take_transport()
             };
             if let Some(t) = t {
-                self.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
-        self.group_event(st, group, GroupEventKind::MemberFailed, member, streams, 0);
+        Groups::event(st, group, GroupEventKind::MemberFailed, member, streams, 0);
         if all_down {
-            self.group_event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
+            Groups::event(st, group, GroupEventKind::AllFailed, 0, 0, 0);
         }
-        self.group_step(st, group, now);
+        Groups::step(lp, st, group, now);
     }
 
     /// A group's timer fired (a backoff ended).
-    pub(super) fn group_timer(&self, st: &mut LoopState, group: u64, at: Micros, now: Micros) {
+    pub(super) fn timer(lp: &LoopCore, st: &mut LoopState, group: GroupId, at: Micros, now: Micros) {
         let Some(entry) = st.groups.get_mut(&group) else { return };
         if entry.armed != Some(at) {
             return;
         }
         entry.armed = None;
-        self.group_step(st, group, now);
+        Groups::step(lp, st, group, now);
     }
 
     /// Run `f` on a group's entry with the state locked.
-    fn with_group<R>(&self, group: u64, f: impl FnOnce(&mut GroupEntry) -> R) -> Result<R> {
-        let mut st = lock(&self.state);
+    fn with<R>(lp: &LoopCore, group: GroupId, f: impl FnOnce(&mut GroupEntry) -> R) -> Result<R> {
+        let mut st = lock(&lp.state);
         st.groups.get_mut(&group).map(f).ok_or(Error::InvalidState)
     }
 
     /// The member for the next stream.
-    pub(crate) fn group_assign(&self, group: u64) -> Result<MemberId> {
-        self.with_group(group, |g| g.policy.assign())?.map_err(|e| match e {
+    pub(crate) fn assign(lp: &LoopCore, group: GroupId) -> Result<MemberId> {
+        Groups::with(lp, group, |g| g.policy.assign())?.map_err(|e| match e {
             AssignError::NoMember => Error::NoMember,
             AssignError::AllFull => Error::AllMembersFull,
         })
     }
 
     /// A stream on `member` ended.
-    pub(crate) fn group_release(&self, group: u64, member: MemberId, failed: bool) -> Result<()> {
-        self.with_group(group, |g| {
+    pub(crate) fn release_stream(lp: &LoopCore, group: GroupId, member: MemberId, failed: bool) -> Result<()> {
+        Groups::with(lp, group, |g| {
             if g.policy.metrics(member).is_some_and(|m| m.streams_open > 0) {
                 g.policy.release(member, failed);
                 Ok(())
@@ -360,22 +397,22 @@ impl LoopShared {
     }
 
     /// The caller says a member failed.
-    pub(crate) fn group_mark_failed(&self, group: u64, member: MemberId) -> Result<()> {
-        let mut st = lock(&self.state);
+    pub(crate) fn mark_failed(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<()> {
+        let mut st = lock(&lp.state);
         let live = st.groups.get(&group).ok_or(Error::InvalidState)?.policy.is_live(member);
         if !live {
             return Err(Error::InvalidArgument("not a live member of the group"));
         }
-        let now = self.clock.now();
-        self.group_member_lost(&mut st, group, member, now);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        let now = lp.clock.now();
+        Groups::member_lost(lp, &mut st, group, member, now);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
         Ok(())
     }
 
     /// A member's weight for the weighted policy.
-    pub(crate) fn group_set_weight(&self, group: u64, member: MemberId, weight: u32) -> Result<()> {
-        self.with_group(group, |g| {
+    pub(crate) fn set_weight(lp: &LoopCore, group: GroupId, member: MemberId, weight: u32) -> Result<()> {
+        Groups::with(lp, group, |g| {
             if g.policy.metrics(member).is_none() {
                 return Err(Error::InvalidArgument("not a member of the group"));
             }
@@ -385,13 +422,13 @@ impl LoopShared {
     }
 
     /// A member's metrics (failed members too).
-    pub(crate) fn group_metrics(&self, group: u64, member: MemberId) -> Result<MemberMetrics> {
-        self.with_group(group, |g| g.policy.metrics(member))?.ok_or(Error::InvalidArgument("not a member of the group"))
+    pub(crate) fn metrics(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<MemberMetrics> {
+        Groups::with(lp, group, |g| g.policy.metrics(member))?.ok_or(Error::InvalidArgument("not a member of the group"))
     }
 
     /// A live member's fd and remote address.
-    pub(crate) fn group_member(&self, group: u64, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
-        self.with_group(group, |g| {
+    pub(crate) fn member(lp: &LoopCore, group: GroupId, member: MemberId) -> Result<(Option<RawFd>, Option<SocketAddr>)> {
+        Groups::with(lp, group, |g| {
             g.members.get(&member).map(|c| {
                 let c = c.lock();
                 (c.transport().and_then(|t| t.fd()), c.remote())
@@ -401,40 +438,36 @@ impl LoopShared {
     }
 
     /// Live members, in join order.
-    pub(crate) fn group_members(&self, group: u64) -> Vec<MemberId> {
-        self.with_group(group, |g| g.policy.members()).unwrap_or_default()
+    pub(crate) fn members(lp: &LoopCore, group: GroupId) -> Vec<MemberId> {
+        Groups::with(lp, group, |g| g.policy.members()).unwrap_or_default()
     }
 
     /// Free a group: its race is cancelled, its members closed; no event
     /// follows.
-    pub(crate) fn group_free(&self, group: u64) {
-        let mut st = lock(&self.state);
-        self.group_free_locked(&mut st, group);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+    pub(crate) fn free(lp: &LoopCore, group: GroupId) {
+        let mut st = lock(&lp.state);
+        Groups::free_locked(lp, &mut st, group);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
     }
 
-    /// The groups a client made.
-    pub(super) fn groups_of(&self, st: &LoopState, client: &Arc<super::client::Client>) -> Vec<u64> {
-        st.groups.iter().filter(|(_, g)| Arc::ptr_eq(&g.client, client)).map(|(id, _)| *id).collect()
-    }
-
-    pub(super) fn group_free_locked(&self, st: &mut LoopState, group: u64) {
-        let Some(entry) = st.groups.remove(&group) else { return };
+    /// [`Groups::free`] with the state locked.
+    pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, group: GroupId) {
+        let Some(entry) = st.groups.entries.remove(&group) else { return };
         entry.core.events.silence();
-        st.notes.retain(|(owner, _)| *owner != group);
+        st.queued_events.retain(|(owner, _)| *owner != group);
         if let Some(race) = entry.race {
-            self.cancel_race(st, race);
+            lp.cancel_race(st, race);
         }
         for (_, conn) in entry.members {
             let t = {
                 let mut c = conn.lock();
                 c.phase = ConnectionState::Closed;
-                c.holder = None;
+                c.held_by = None;
                 c.take_transport()
             };
             if let Some(t) = t {
-                self.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
     }

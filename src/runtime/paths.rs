@@ -1,11 +1,11 @@
-//! Local paths: the system's interfaces (getifaddrs) and the local
-//! endpoints a Preconnection names (RFC 9623 §4.1, the PATH level).
+//! Local paths (RFC 9623 §4.1, the PATH level): the default path, the
+//! local endpoints a Preconnection names, or the system's interfaces
+//! (from [`super::sys::interfaces`]) when interface preferences are set.
 
 use crate::vocabulary::endpoint::LocalEndpoint;
 use crate::engine::select::{InterfaceType, PathTraits};
-use std::collections::BTreeMap;
-use std::ffi::CStr;
-use std::net::{IpAddr, SocketAddr};
+use super::sys::interfaces::interfaces;
+use std::net::SocketAddr;
 
 /// One path an attempt can take.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,66 +27,6 @@ impl Path {
     pub(crate) fn traits(&self) -> PathTraits {
         PathTraits { name: self.interface.clone(), kind: self.kind }
     }
-}
-
-/// An interface that is up, with its addresses.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Interface {
-    pub name: String,
-    pub kind: InterfaceType,
-    pub addrs: Vec<IpAddr>,
-}
-
-/// The interfaces that are up and have at least one address, in name order.
-pub(crate) fn interfaces() -> Vec<Interface> {
-    let mut by_name: BTreeMap<String, (bool, Vec<IpAddr>)> = BTreeMap::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we free below.
-    if unsafe { libc::getifaddrs(&mut list) } != 0 {
-        log::warn!("getifaddrs failed: {}", std::io::Error::last_os_error());
-        return Vec::new();
-    }
-    let mut cur = list;
-    while !cur.is_null() {
-        // SAFETY: cur walks the list from getifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        if ifa.ifa_flags & libc::IFF_UP as u32 == 0 || ifa.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: a NUL-terminated name from getifaddrs.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
-        let loopback = ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0;
-        // SAFETY: ifa_addr is NULL or a valid sockaddr of its family.
-        if let Some(ip) = unsafe { super::resolver::sockaddr_ip(ifa.ifa_addr) } {
-            let e = by_name.entry(name).or_insert((loopback, Vec::new()));
-            e.1.push(ip);
-        }
-    }
-    // SAFETY: list came from getifaddrs.
-    unsafe { libc::freeifaddrs(list) };
-    by_name
-        .into_iter()
-        .map(|(name, (loopback, addrs))| Interface { kind: interface_type(&name, loopback), name, addrs })
-        .collect()
-}
-
-/// Loopback by flag; wireless when sysfs has a `wireless` entry; wired for
-/// Ethernet-type links backed by a device; anything else (veth, bridges,
-/// tunnels) is Other.
-fn interface_type(name: &str, loopback: bool) -> InterfaceType {
-    if loopback {
-        return InterfaceType::Loopback;
-    }
-    let sys = std::path::Path::new("/sys/class/net").join(name);
-    if sys.join("wireless").exists() || sys.join("phy80211").exists() {
-        return InterfaceType::Wireless;
-    }
-    let ether = std::fs::read_to_string(sys.join("type")).map(|t| t.trim() == "1").unwrap_or(false);
-    if ether && sys.join("device").exists() {
-        return InterfaceType::Wired;
-    }
-    InterfaceType::Other
 }
 
 /// The candidate paths of a race, before selection: one per local endpoint
@@ -128,14 +68,6 @@ pub(crate) fn candidate_paths(locals: &[LocalEndpoint], interface_prefs: bool, n
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_is_found_and_typed() {
-        let ifs = interfaces();
-        let lo = ifs.iter().find(|i| i.name == "lo").expect("lo is up");
-        assert_eq!(lo.kind, InterfaceType::Loopback);
-        assert!(lo.addrs.contains(&IpAddr::from([127, 0, 0, 1])));
-    }
 
     #[test]
     fn paths_come_from_locals_then_preferences_then_default() {

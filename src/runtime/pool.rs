@@ -8,16 +8,20 @@
 //! should have served it failed. Pool races keep their losers: attempts
 //! ready after the winner are spares that serve other callers or fill the
 //! buffer.
+//!
+//! [`Pools`] is the loop's table of pools; its operations take the loop
+//! and its locked state, since a pool's races run on the loop.
 
-use super::conn::{Callback, ConnCore, Holder};
-use super::protocol::{self, Transport};
-use super::{arm_race, lock, race_error, LoopShared, LoopState, RaceSpec};
+use crate::vocabulary::state::ConnectionState;
+use super::conn::{Callback, ConnCore, HeldBy};
+use super::timers::{PoolId, RaceId, TimerOwner};
+use super::protocol::Transport;
+use super::{arm_race, lock, race_error, LoopCore, LoopState, RaceSpec};
+use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
 use crate::vocabulary::endpoint::{LocalEndpoint, RemoteEndpoint};
 use crate::vocabulary::error::{Error, Result};
-use crate::vocabulary::events::{PoolEvent, PoolEventHandler, PoolEventKind};
 use crate::vocabulary::options::BranchRacing;
-use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
-use crate::vocabulary::state::ConnectionState;
+use crate::vocabulary::events::{PoolEvent, PoolEventHandler, PoolEventKind};
 use crate::engine::pool::{Placement, PoolConfig, PoolPolicy};
 use crate::engine::race::{RaceConfig, RaceError};
 use crate::engine::select::SelectionProperties;
@@ -40,7 +44,7 @@ pub(crate) struct OwnedSpec {
 
 /// The user's side of a pool: its event callback.
 pub(crate) struct PoolCore {
-    pub id: u64,
+    pub id: PoolId,
     events: Events<PoolEvent>,
 }
 
@@ -103,10 +107,10 @@ pub(crate) struct PoolEntry {
     /// Races in flight and their start times.
     /// The pool's races: why each started, when, and its attempts'
     /// outcomes already reported as events.
-    races: HashMap<u64, (RaceKind, Micros, Box<[AttemptOutcome]>)>,
+    races: HashMap<RaceId, (RaceKind, Micros, Box<[AttemptOutcome]>)>,
     core: Arc<PoolCore>,
     client: Arc<super::client::Client>,
-    pub(crate) armed: Option<Micros>,
+    armed: Option<Micros>,
 }
 
 impl PoolEntry {
@@ -117,21 +121,70 @@ impl PoolEntry {
     }
 }
 
-impl LoopShared {
+/// The loop's connection pools, by id: the table, and the pools' part of
+/// the loop's work (their races, their connections, their timers, their
+/// events). The table is part of the loop's locked state; operations that
+/// reach the loop's races, sockets or callbacks take the loop (`lp`) and
+/// that state (`st`).
+#[derive(Default)]
+pub(crate) struct Pools {
+    entries: HashMap<PoolId, PoolEntry>,
+}
+
+impl Pools {
+    fn get(&self, pool: &PoolId) -> Option<&PoolEntry> {
+        self.entries.get(pool)
+    }
+
+    fn get_mut(&mut self, pool: &PoolId) -> Option<&mut PoolEntry> {
+        self.entries.get_mut(pool)
+    }
+
+    /// Whether some pool keeps the loop running (see
+    /// [`PoolEntry::is_pending`]).
+    pub(super) fn any_pending(&self) -> bool {
+        self.entries.values().any(PoolEntry::is_pending)
+    }
+
+    /// Whether the pool's timer is armed at `at` (else a heap entry is stale).
+    pub(super) fn is_armed_at(&self, pool: PoolId, at: Micros) -> bool {
+        self.entries.get(&pool).is_some_and(|p| p.armed == Some(at))
+    }
+
+    /// The pools `client` made; every pool with `None`.
+    pub(super) fn ids_of(&self, client: Option<&Arc<super::client::Client>>) -> Vec<PoolId> {
+        let made_by = |p: &PoolEntry| client.is_none_or(|c| Arc::ptr_eq(&p.client, c));
+        self.entries.iter().filter(|(_, p)| made_by(p)).map(|(id, _)| *id).collect()
+    }
+
+    /// A waiting caller released its connection: it no longer waits.
+    pub(super) fn forget_waiter(&mut self, pool: PoolId, conn: &Arc<ConnCore>) {
+        if let Some(entry) = self.entries.get_mut(&pool) {
+            let before = entry.waiters.len();
+            entry.waiters.retain(|w| !Arc::ptr_eq(w, conn));
+            if entry.waiters.len() < before {
+                entry.policy.cancel_wait();
+            }
+        }
+    }
+}
+
+/// Operations on pools that reach the loop.
+impl Pools {
     /// A new pool over `spec`; returns its core (id, events).
-    pub(crate) fn pool_new(
-        &self,
+    pub(crate) fn create(
+        lp: &LoopCore,
         spec: OwnedSpec,
         config: PoolConfig,
         events: Option<PoolEventHandler>,
         client: Arc<super::client::Client>,
     ) -> Result<Arc<PoolCore>> {
-        let mut st = lock(&self.state);
+        let mut st = lock(&lp.state);
         if st.shut_down {
             return Err(Error::InvalidState);
         }
-        let id = st.next_owner;
-        st.next_owner += 1;
+        let id = st.next_pool_or_group_id;
+        st.next_pool_or_group_id += 1;
         let core = Arc::new(PoolCore { id, events: Events::new(events) });
         let entry = PoolEntry {
             policy: PoolPolicy::new(config, id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -143,19 +196,19 @@ impl LoopShared {
             client,
             armed: None,
         };
-        st.pools.insert(id, entry);
-        let now = self.clock.now();
-        self.pool_step(&mut st, id, now);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        st.pools.entries.insert(id, entry);
+        let now = lp.clock.now();
+        Pools::step(lp, &mut st, id, now);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
         Ok(core)
     }
 
     /// A caller's `conn` (idle, with its handler) asks for a connection:
     /// the oldest buffered one now, or the next one a race makes.
-    pub(crate) fn pool_acquire(&self, pool: u64, conn: &Arc<ConnCore>) -> Result<()> {
-        let mut st = lock(&self.state);
-        let now = self.clock.now();
+    pub(crate) fn acquire(lp: &LoopCore, pool: PoolId, conn: &Arc<ConnCore>) -> Result<()> {
+        let mut st = lock(&lp.state);
+        let now = lp.clock.now();
         let Some(entry) = st.pools.get_mut(&pool) else { return Err(Error::InvalidState) };
         {
             let c = conn.lock();
@@ -168,62 +221,46 @@ impl LoopShared {
             let (transport, remote, attempts) = {
                 let mut b = buffered.lock();
                 b.phase = ConnectionState::Closed;
-                (b.take_transport(), b.remote(), std::mem::take(&mut b.settled().attempts))
+                (b.take_transport(), b.remote(), std::mem::take(&mut b.race_result().attempts))
             };
             let mut c = conn.lock();
-            c.settled().attempts = attempts;
+            c.race_result().attempts = attempts;
             if let Some(t) = transport {
-                let LoopState { targets, .. } = &mut *st;
-                self.install(targets, conn, &mut c, t, remote);
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, conn, &mut c, t, remote);
             }
             drop(c);
             st.callbacks.push_back((Arc::clone(conn), Callback::Ready));
         } else {
             let mut c = conn.lock();
             c.phase = ConnectionState::Establishing;
-            c.holder = Some(Holder::Pool(pool));
+            c.held_by = Some(HeldBy::Pool(pool));
             drop(c);
             entry.waiters.push_back(Arc::clone(conn));
         }
-        self.pool_step(&mut st, pool, now);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+        Pools::step(lp, &mut st, pool, now);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
         Ok(())
-    }
-
-    /// A waiting caller released its connection: it no longer waits.
-    pub(super) fn pool_forget_waiter(&self, st: &mut LoopState, pool: u64, conn: &Arc<ConnCore>) {
-        if let Some(entry) = st.pools.get_mut(&pool) {
-            let before = entry.waiters.len();
-            entry.waiters.retain(|w| !Arc::ptr_eq(w, conn));
-            if entry.waiters.len() < before {
-                entry.policy.cancel_wait();
-            }
-        }
     }
 
     /// Free a pool: its races are cancelled, its buffered connections
     /// closed, its waiting callers' connections fail with Cancelled (no
     /// callback), and no event follows.
-    pub(crate) fn pool_free(&self, pool: u64) {
-        let mut st = lock(&self.state);
-        self.pool_free_locked(&mut st, pool);
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
+    pub(crate) fn free(lp: &LoopCore, pool: PoolId) {
+        let mut st = lock(&lp.state);
+        Pools::free_locked(lp, &mut st, pool);
+        lp.sync_wake_timer(&mut st);
+        lp.wake_loop(&st);
     }
 
-    /// The pools a client made.
-    pub(super) fn pools_of(&self, st: &LoopState, client: &Arc<super::client::Client>) -> Vec<u64> {
-        st.pools.iter().filter(|(_, p)| Arc::ptr_eq(&p.client, client)).map(|(id, _)| *id).collect()
-    }
-
-    /// [`LoopShared::pool_free`] with the state locked.
-    pub(super) fn pool_free_locked(&self, st: &mut LoopState, pool: u64) {
-        let Some(entry) = st.pools.remove(&pool) else { return };
+    /// [`Pools::free`] with the state locked.
+    pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, pool: PoolId) {
+        let Some(entry) = st.pools.entries.remove(&pool) else { return };
         entry.core.silence();
-        st.notes.retain(|(owner, _)| *owner != pool);
+        st.queued_events.retain(|(owner, _)| *owner != pool);
         for (race, _) in entry.races {
-            self.cancel_race(st, race);
+            lp.cancel_race(st, race);
         }
         for b in entry.buffer {
             let t = {
@@ -232,42 +269,34 @@ impl LoopShared {
                 c.take_transport()
             };
             if let Some(t) = t {
-                self.drop_transport(st, t);
+                lp.close_transport(st, t);
             }
         }
         for w in entry.waiters {
             let mut c = w.lock();
             c.phase = ConnectionState::Failed;
-            c.settled().error = Some(Error::Cancelled);
-            c.holder = None;
+            c.race_result().error = Some(Error::Cancelled);
+            c.held_by = None;
         }
     }
 
     /// Number of connections buffered.
-    pub(crate) fn pool_buffered(&self, pool: u64) -> usize {
-        lock(&self.state).pools.get(&pool).map_or(0, |p| p.buffer.len())
-    }
-
-    /// Close a transport that no connection keeps.
-    pub(super) fn drop_transport(&self, st: &mut LoopState, t: Transport) {
-        if let Transport::Tcp(token, _) = &t {
-            st.targets.forget(*token);
-        }
-        protocol::close_transport(t, &self.registry);
+    pub(crate) fn buffered(lp: &LoopCore, pool: PoolId) -> usize {
+        lock(&lp.state).pools.get(&pool).map_or(0, |p| p.buffer.len())
     }
 
     /// Queue a pool event.
-    fn pool_event(&self, st: &mut LoopState, pool: u64, kind: PoolEventKind, count: u32, elapsed_us: u64, os_error: i32) {
+    fn event(st: &mut LoopState, pool: PoolId, kind: PoolEventKind, count: u32, elapsed_us: u64, os_error: i32) {
         if let Some(entry) = st.pools.get(&pool) {
             let core = Arc::clone(&entry.core);
             let e = PoolEvent { kind, count, elapsed_us, os_error };
-            st.notes.push_back((pool, Box::new(move || core.emit(&e))));
+            st.queued_events.push_back((pool, Box::new(move || core.emit(&e))));
         }
     }
 
     /// Start what the policy wants, expire idle connections, re-arm the
     /// pool's timer.
-    pub(super) fn pool_step(&self, st: &mut LoopState, pool: u64, now: Micros) {
+    pub(super) fn step(lp: &LoopCore, st: &mut LoopState, pool: PoolId, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         let expired = entry.policy.expired(now);
         let mut closed = Vec::new();
@@ -283,19 +312,19 @@ impl LoopShared {
         let starts = entry.policy.races_to_start(now);
         let n_expired = expired.len();
         for t in closed {
-            self.drop_transport(st, t);
+            lp.close_transport(st, t);
         }
         for _ in 0..n_expired {
-            self.pool_event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
+            Pools::event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
         }
         for (kind, count) in starts {
-            self.pool_start_race(st, pool, kind, count, now);
+            Pools::start_race(lp, st, pool, kind, count, now);
         }
         if let Some(entry) = st.pools.get_mut(&pool) {
             match entry.policy.next_deadline() {
                 Some(at) if entry.armed != Some(at) => {
                     entry.armed = Some(at);
-                    st.timers.push(at, pool);
+                    st.timers.push(at, TimerOwner::Pool(pool));
                 }
                 Some(_) => {}
                 None => entry.armed = None,
@@ -303,9 +332,9 @@ impl LoopShared {
         }
     }
 
-    fn pool_start_race(&self, st: &mut LoopState, pool: u64, kind: RaceKind, count: usize, now: Micros) {
+    fn start_race(lp: &LoopCore, st: &mut LoopState, pool: PoolId, kind: RaceKind, count: usize, now: Micros) {
         let Some(entry) = st.pools.get(&pool) else { return };
-        let conn = ConnCore::new(self.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
+        let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         let config = RaceConfig { race_count: count, keep_losers: true, ..entry.spec.config };
         let spec = RaceSpec {
             remotes: &entry.spec.remotes,
@@ -331,14 +360,14 @@ impl LoopShared {
             racing: owned.racing,
             avoid: &[],
         };
-        self.pool_event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
+        Pools::event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         // The pool knows its race before it starts: attempts that end
         // inside the start are reported like later ones.
         let race = st.races.next_id().unwrap_or(0);
         if let Some(entry) = st.pools.get_mut(&pool) {
             entry.races.insert(race, (kind, now, Box::default()));
         }
-        let started = self.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind));
+        let started = lp.start_race_locked(st, &conn, &spec, super::RaceOwner::Pool(pool, kind));
         // The race may have ended inside start (all failed at once), or
         // not started.
         if !st.races.contains_key(&race) {
@@ -354,7 +383,7 @@ impl LoopShared {
                     Error::NoCandidates => RaceError::AllAttemptsFailed(0),
                     _ => RaceError::Cancelled,
                 };
-                self.pool_race_failed(st, pool, kind, error, &[], now, now);
+                Pools::race_failed(st, pool, kind, error, &[], now, now);
             }
         }
     }
@@ -362,11 +391,11 @@ impl LoopShared {
     /// A pool race's actions were carried out: attempt events, connections
     /// to the pool, the race's end.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn drive_pool_race(
-        &self,
+    pub(super) fn drive_race(
+        lp: &LoopCore,
         st: &mut LoopState,
-        id: u64,
-        pool: u64,
+        id: RaceId,
+        pool: PoolId,
         kind: RaceKind,
         end: Option<std::result::Result<AttemptId, RaceError>>,
         spares: Vec<AttemptId>,
@@ -388,9 +417,9 @@ impl LoopShared {
         for (outcome, took, errno) in changes {
             match outcome {
                 AttemptOutcome::Won | AttemptOutcome::Spare => {
-                    self.pool_event(st, pool, PoolEventKind::AttemptSucceeded, 0, took, 0)
+                    Pools::event(st, pool, PoolEventKind::AttemptSucceeded, 0, took, 0)
                 }
-                AttemptOutcome::Failed => self.pool_event(st, pool, PoolEventKind::AttemptFailed, 0, took, errno),
+                AttemptOutcome::Failed => Pools::event(st, pool, PoolEventKind::AttemptFailed, 0, took, errno),
                 _ => {}
             }
         }
@@ -398,11 +427,11 @@ impl LoopShared {
         let mut ready: Vec<(Transport, Option<SocketAddr>)> = Vec::new();
         let mut failed = None;
         {
-            let LoopState { races, targets, timers, .. } = &mut *st;
+            let LoopState { races, tokens, timers, .. } = &mut *st;
             let Some(entry) = races.get_mut(&id) else { return };
             let mut take = |entry: &mut super::RaceEntry, a: AttemptId| {
-                let remote = entry.race.attempts().nth(a).map(|x| x.record.candidate.addr);
-                entry.io.remove(a).map(|io| (self.to_transport(targets, io), remote))
+                let remote = entry.tree.attempts().nth(a).map(|x| x.record.candidate.addr);
+                entry.io.remove(a).map(|io| (lp.to_transport(tokens, io), remote))
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
@@ -416,33 +445,32 @@ impl LoopShared {
         }
         let won = matches!(end, Some(Ok(_)));
         if won {
-            self.pool_event(st, pool, PoolEventKind::RaceWon, 0, now.saturating_sub(started), 0);
+            Pools::event(st, pool, PoolEventKind::RaceWon, 0, now.saturating_sub(started), 0);
             if let Some(entry) = st.pools.get_mut(&pool) {
                 entry.policy.race_ended(now, kind, true);
             }
         }
         for (t, remote) in ready {
-            self.pool_ready(st, pool, t, remote, reports.clone(), now);
+            Pools::ready(lp, st, pool, t, remote, reports.clone(), now);
         }
         // Remove the race once nothing of it runs.
-        let done = st.races.get(&id).is_some_and(|e| e.race.is_finished() && e.race.running_count() == 0);
+        let done = st.races.get(&id).is_some_and(|e| e.tree.is_finished() && e.tree.running_count() == 0);
         if done {
-            self.remove_race(st, id);
+            lp.remove_race(st, id);
             if let Some(p) = st.pools.get_mut(&pool) {
                 p.races.remove(&id);
             }
         }
         if let Some(e) = failed {
-            self.pool_race_failed(st, pool, kind, e, &reports, started, now);
+            Pools::race_failed(st, pool, kind, e, &reports, started, now);
         }
-        self.pool_step(st, pool, now);
+        Pools::step(lp, st, pool, now);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn pool_race_failed(
-        &self,
+    fn race_failed(
         st: &mut LoopState,
-        pool: u64,
+        pool: PoolId,
         kind: RaceKind,
         error: RaceError,
         reports: &[AttemptReport],
@@ -458,14 +486,14 @@ impl LoopShared {
             RaceError::AllAttemptsFailed(e) => e,
             _ => 0,
         };
-        self.pool_event(st, pool, PoolEventKind::RaceFailed, 0, now.saturating_sub(started), errno);
-        self.pool_event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
+        Pools::event(st, pool, PoolEventKind::RaceFailed, 0, now.saturating_sub(started), errno);
+        Pools::event(st, pool, PoolEventKind::Backoff, 0, backoff, 0);
         for w in failed_waiters {
             let mut c = w.lock();
-            c.settled().attempts = reports.into();
+            c.race_result().attempts = reports.into();
             c.phase = ConnectionState::Failed;
-            c.settled().error = Some(race_error(error));
-            c.holder = None;
+            c.race_result().error = Some(race_error(error));
+            c.held_by = None;
             let released = c.released;
             drop(c);
             if !released {
@@ -476,17 +504,17 @@ impl LoopShared {
 
     /// A pool's connection is ready: to the caller waiting longest, into the
     /// buffer, or closed when the buffer is full.
-    fn pool_ready(
-        &self,
+    fn ready(
+        lp: &LoopCore,
         st: &mut LoopState,
-        pool: u64,
+        pool: PoolId,
         transport: Transport,
         remote: Option<SocketAddr>,
         reports: Vec<AttemptReport>,
         now: Micros,
     ) {
         let Some(entry) = st.pools.get_mut(&pool) else {
-            self.drop_transport(st, transport);
+            lp.close_transport(st, transport);
             return;
         };
         let placement = entry.policy.place(now);
@@ -494,10 +522,10 @@ impl LoopShared {
             Placement::Waiter => {
                 let w = entry.waiters.pop_front().expect("the policy counts the waiters");
                 let mut c = w.lock();
-                c.settled().attempts = reports.into();
-                c.holder = None;
-                let LoopState { targets, .. } = &mut *st;
-                self.install(targets, &w, &mut c, transport, remote);
+                c.race_result().attempts = reports.into();
+                c.held_by = None;
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, &w, &mut c, transport, remote);
                 let released = c.released;
                 drop(c);
                 if !released {
@@ -506,44 +534,44 @@ impl LoopShared {
             }
             Placement::Buffer => {
                 let client = Arc::clone(&entry.client);
-                let b = ConnCore::new(self.me.upgrade().expect("the loop is alive"), client);
+                let b = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), client);
                 let mut c = b.lock();
-                c.settled().attempts = reports.into();
-                c.holder = Some(Holder::Pool(pool));
-                let LoopState { targets, .. } = &mut *st;
-                self.install(targets, &b, &mut c, transport, remote);
+                c.race_result().attempts = reports.into();
+                c.held_by = Some(HeldBy::Pool(pool));
+                let LoopState { tokens, .. } = &mut *st;
+                lp.install(tokens, &b, &mut c, transport, remote);
                 drop(c);
                 if let Some(entry) = st.pools.get_mut(&pool) {
                     entry.buffer.push_back(b);
                 }
-                self.pool_event(st, pool, PoolEventKind::ConnectionBuffered, 0, 0, 0);
+                Pools::event(st, pool, PoolEventKind::ConnectionBuffered, 0, 0, 0);
             }
             Placement::Dispose => {
-                self.drop_transport(st, transport);
-                self.pool_event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
+                lp.close_transport(st, transport);
+                Pools::event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
             }
         }
     }
 
     /// A buffered connection failed (socket error or hang-up): drop it, let
     /// the policy replace it.
-    pub(super) fn pool_lost(&self, st: &mut LoopState, pool: u64, conn: &Arc<ConnCore>, now: Micros) {
+    pub(super) fn lost(lp: &LoopCore, st: &mut LoopState, pool: PoolId, conn: &Arc<ConnCore>, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         if let Some(i) = entry.buffer.iter().position(|b| Arc::ptr_eq(b, conn)) {
             entry.buffer.remove(i);
             entry.policy.lost(i);
-            self.pool_event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
-            self.pool_step(st, pool, now);
+            Pools::event(st, pool, PoolEventKind::ConnectionDisposed, 0, 0, 0);
+            Pools::step(lp, st, pool, now);
         }
     }
 
     /// A pool's timer fired.
-    pub(super) fn pool_timer(&self, st: &mut LoopState, pool: u64, at: Micros, now: Micros) {
+    pub(super) fn timer(lp: &LoopCore, st: &mut LoopState, pool: PoolId, at: Micros, now: Micros) {
         let Some(entry) = st.pools.get_mut(&pool) else { return };
         if entry.armed != Some(at) {
             return;
         }
         entry.armed = None;
-        self.pool_step(st, pool, now);
+        Pools::step(lp, st, pool, now);
     }
 }

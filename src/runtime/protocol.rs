@@ -1,5 +1,5 @@
 //! Protocols an attempt can use: built-in TCP and UDP, and user protocols
-//! (the [`crate::api::Protocol`] trait; C programs bring theirs through
+//! (the api's `Protocol` trait; C programs bring theirs through
 //! the `ProtocolImplementation` vtable).
 //!
 //! A user protocol's attempt is ready when the protocol says so (after its
@@ -7,12 +7,11 @@
 //! the loop through its Waker.
 
 use super::paths::Path;
-use super::tcp;
-use super::LoopShared;
+use super::sys::{tcp, udp};
+use super::LoopCore;
 use super::callbacks::UserProtocol;
 use crate::vocabulary::protocol::{PathInfo, ProtocolConnection};
 use crate::engine::select::ProtocolTraits;
-use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use std::ffi::CStr;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -60,7 +59,7 @@ pub(crate) enum Completion {
 /// The library's side of one user-protocol attempt. The C
 /// `ProtocolAttempt *` points at it.
 pub(crate) struct AttemptHandle {
-    pub lp: Weak<LoopShared>,
+    pub lp: Weak<LoopCore>,
     pub race: u64,
     pub attempt: usize,
     /// The protocol, to close a connection reported ready after the race
@@ -135,48 +134,26 @@ pub(crate) enum Started {
     Ready(AttemptIo),
 }
 
-/// A socket of `ty` for `addr`, bound to the path.
-fn path_socket(addr: SocketAddr, ty: Type, proto: IpProto, path: &Path) -> Result<Socket, i32> {
-    let socket = Socket::new(Domain::for_address(addr), ty.nonblocking().cloexec(), Some(proto)).map_err(tcp::errno)?;
-    if let Some(name) = &path.interface {
-        socket.bind_device(Some(name.as_bytes())).map_err(tcp::errno)?;
-    }
-    if let Some(local) = path.local {
-        if local.is_ipv6() != addr.is_ipv6() {
-            return Err(libc::EAFNOSUPPORT);
-        }
-        socket.bind(&SockAddr::from(local)).map_err(tcp::errno)?;
-    }
-    Ok(socket)
-}
-
 /// Start an attempt with `entry` to `addr` on `path`. A user protocol gets
 /// a handle that reports back to race `race`, attempt `attempt` on `lp`.
 pub(crate) fn start(
     entry: &Arc<ProtocolEntry>,
     path: &Path,
     addr: SocketAddr,
-    lp: &Weak<LoopShared>,
+    lp: &Weak<LoopCore>,
     race: u64,
     attempt: usize,
 ) -> Result<Started, i32> {
     match &entry.kind {
         ProtocolKind::Tcp => {
-            let socket = path_socket(addr, Type::STREAM, IpProto::TCP, path)?;
-            let connected = match socket.connect(&SockAddr::from(addr)) {
-                Ok(()) => true,
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-                Err(e) => return Err(tcp::errno(e)),
-            };
-            let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(socket));
+            let (stream, connected) = tcp::connect(addr, path.interface.as_deref(), path.local)?;
             // The token is set by the caller when it registers the stream.
             let io = AttemptIo::Tcp(mio::Token(usize::MAX), stream);
             Ok(if connected { Started::Ready(io) } else { Started::Pending(io) })
         }
         ProtocolKind::Udp => {
-            let socket = path_socket(addr, Type::DGRAM, IpProto::UDP, path)?;
-            socket.connect(&SockAddr::from(addr)).map_err(tcp::errno)?;
-            Ok(Started::Ready(AttemptIo::Udp(socket.into())))
+            let socket = udp::connect(addr, path.interface.as_deref(), path.local)?;
+            Ok(Started::Ready(AttemptIo::Udp(socket)))
         }
         ProtocolKind::User(protocol) => {
             let handle = Arc::new(AttemptHandle {

@@ -1,4 +1,4 @@
-//! The ways to run a loop, and releasing one client's races.
+//! The ways to run a loop.
 //!
 //! - `run`: on the caller's thread until no race is pending;
 //! - `run_once`: one turn that waits at most a timeout;
@@ -11,10 +11,8 @@
 //! the queued callbacks, fires due timers and polls once; callbacks run on
 //! the running thread with no lock held.
 
-use super::client::Client;
-use super::{io_err, lock, LoopShared, LoopState};
+use super::{io_err, lock, LoopCore, LoopState};
 use crate::vocabulary::error::{Error, Result};
-use crate::vocabulary::state::ConnectionState;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +30,7 @@ pub(crate) enum Wait {
 
 /// The calling thread runs the loop until this is dropped.
 pub(crate) struct Running<'a> {
-    lp: &'a LoopShared,
+    lp: &'a LoopCore,
 }
 
 impl Drop for Running<'_> {
@@ -41,7 +39,7 @@ impl Drop for Running<'_> {
     }
 }
 
-impl LoopShared {
+impl LoopCore {
     /// Become the thread that runs the loop.
     ///
     /// # Errors
@@ -63,8 +61,8 @@ impl LoopShared {
         let st = lock(&self.state);
         !st.races.is_empty()
             || !st.callbacks.is_empty()
-            || !st.notes.is_empty()
-            || st.pools.values().any(|p| p.is_pending())
+            || !st.queued_events.is_empty()
+            || st.pools.any_pending()
     }
 
     /// Call the queued callbacks in order, with no lock held, until none is
@@ -72,15 +70,15 @@ impl LoopShared {
     fn deliver(&self) -> usize {
         let mut n = 0;
         loop {
-            // Notes first, then callbacks: one lock for both.
-            let (note, next) = {
+            // Pool and group events first, then callbacks: one lock for both.
+            let (event, next) = {
                 let mut st = lock(&self.state);
-                match st.notes.pop_front() {
-                    Some(note) => (Some(note), None),
+                match st.queued_events.pop_front() {
+                    Some(event) => (Some(event), None),
                     None => (None, st.callbacks.pop_front()),
                 }
             };
-            if let Some((_, call)) = note {
+            if let Some((_, call)) = event {
                 call();
                 n += 1;
                 continue;
@@ -117,7 +115,7 @@ impl LoopShared {
             self.fire_timers(&mut st, now);
             self.sync_wake_timer(&mut st);
             let idle = st.races.is_empty();
-            if delivered > 0 || !st.callbacks.is_empty() || !st.notes.is_empty() || (idle && !block_when_idle) || st.stop_requested {
+            if delivered > 0 || !st.callbacks.is_empty() || !st.queued_events.is_empty() || (idle && !block_when_idle) || st.stop_requested {
                 Some(Duration::ZERO)
             } else {
                 let timer = self.timer_backstop(&st);
@@ -199,7 +197,7 @@ impl LoopShared {
     /// the next timer, `None` when no timer is pending.
     pub(crate) fn next_timeout(&self) -> Option<Duration> {
         let mut st = lock(&self.state);
-        if !st.callbacks.is_empty() || !st.notes.is_empty() {
+        if !st.callbacks.is_empty() || !st.queued_events.is_empty() {
             return Some(Duration::ZERO);
         }
         self.sync_wake_timer(&mut st);
@@ -214,7 +212,7 @@ impl LoopShared {
         lock(&self.state).owner.is_some()
     }
 
-    /// Start a thread that runs the loop until [`LoopShared::stop_thread`].
+    /// Start a thread that runs the loop until [`LoopCore::stop_thread`].
     ///
     /// # Errors
     /// [`Error::InvalidState`] when the loop already has a thread, another
@@ -257,7 +255,7 @@ impl LoopShared {
                 drop(lock(&self.thread).take());
                 return Ok(());
             }
-            self.nudge(&st);
+            self.wake_loop(&st);
             lock(&self.thread).take()
         };
         if let Some(handle) = handle {
@@ -291,19 +289,7 @@ impl LoopShared {
         {
             let mut st = lock(&self.state);
             st.stop_requested = true;
-            let ids: Vec<u64> = st.races.keys().collect();
-            for id in ids {
-                let conn = st.races.get(&id).map(|e| Arc::clone(&e.conn));
-                // A race still establishing ends with establishment_error ...
-                self.cancel_race(&mut st, id);
-                // ... that says why.
-                if let Some(conn) = conn {
-                    let mut c = conn.lock();
-                    if c.phase == ConnectionState::Failed && c.error() == Some(Error::Cancelled) {
-                        c.settled().error = Some(Error::LoopStopped);
-                    }
-                }
-            }
+            self.stop_races(&mut st);
             self.sync_wake_timer(&mut st);
         }
         // Last callbacks on this thread; new races are refused meanwhile.
@@ -315,38 +301,5 @@ impl LoopShared {
         st.runner = None;
         st.stop_requested = false;
         self.stopped.notify_all();
-    }
-
-    /// A client let go of the loop: its pending races are cancelled (their
-    /// sockets closed, [`Error::Cancelled`] readable, no callback), its
-    /// queued callbacks dropped, and none of its callbacks runs after this
-    /// returns. Other clients are not touched.
-    pub(crate) fn release_client(&self, client: &Arc<Client>) {
-        client.release();
-        let mut st = lock(&self.state);
-        // The client's pools and groups go first, so that cancelling their
-        // races does not look like failures to rebuild from.
-        for pool in self.pools_of(&st, client) {
-            self.pool_free_locked(&mut st, pool);
-        }
-        for group in self.groups_of(&st, client) {
-            self.group_free_locked(&mut st, group);
-        }
-        let ids: Vec<u64> =
-            st.races.iter().filter(|(_, e)| Arc::ptr_eq(&e.conn.client, client)).map(|(id, _)| id).collect();
-        for id in ids {
-            if let Some(entry) = st.races.get(&id) {
-                let mut c = entry.conn.lock();
-                c.race = None;
-                if c.phase == ConnectionState::Establishing {
-                    c.phase = ConnectionState::Failed;
-                    c.settled().error = Some(Error::Cancelled);
-                }
-            }
-            self.cancel_race(&mut st, id);
-        }
-        st.callbacks.retain(|(c, _)| !Arc::ptr_eq(&c.client, client));
-        self.sync_wake_timer(&mut st);
-        self.nudge(&st);
     }
 }

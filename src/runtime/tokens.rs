@@ -16,9 +16,9 @@ const ATTEMPT_BITS: u32 = 16;
 /// Set in tokens that are looked up in the map.
 const MAPPED: usize = 1 << (usize::BITS - 1);
 
-/// What a socket token belongs to.
+/// What a watched socket is: what its token belongs to.
 #[derive(Clone, Debug)]
-pub(crate) enum Target {
+pub(crate) enum Watched {
     /// A racing attempt.
     Attempt { race: u64, attempt: AttemptId },
     /// An established connection, watched for errors and hang-ups.
@@ -29,13 +29,13 @@ pub(crate) enum Target {
 /// collide with the fixed tokens below `1 << ATTEMPT_BITS` (the Waker's,
 /// the timer's).
 #[derive(Debug, Default)]
-pub(crate) struct Targets {
-    mapped: HashMap<Token, Target>,
+pub(crate) struct SocketTokens {
+    mapped: HashMap<Token, Watched>,
     next: usize,
 }
 
-impl Targets {
-    fn map(&mut self, target: Target) -> Token {
+impl SocketTokens {
+    fn map(&mut self, target: Watched) -> Token {
         let token = Token(MAPPED | self.next);
         self.next = (self.next + 1) & !MAPPED;
         self.mapped.insert(token, target);
@@ -48,21 +48,21 @@ impl Targets {
         if fits {
             Token(((race as usize) << ATTEMPT_BITS) | attempt)
         } else {
-            self.map(Target::Attempt { race, attempt })
+            self.map(Watched::Attempt { race, attempt })
         }
     }
 
     /// A token for an established connection.
     pub(crate) fn established(&mut self, conn: Weak<ConnCore>) -> Token {
-        self.map(Target::Established(conn))
+        self.map(Watched::Established(conn))
     }
 
     /// What `token` belongs to; `None` for a forgotten mapped token.
-    pub(crate) fn get(&self, token: Token) -> Option<Target> {
+    pub(crate) fn get(&self, token: Token) -> Option<Watched> {
         if token.0 & MAPPED != 0 {
             return self.mapped.get(&token).cloned();
         }
-        Some(Target::Attempt { race: (token.0 >> ATTEMPT_BITS) as u64, attempt: token.0 & ((1 << ATTEMPT_BITS) - 1) })
+        Some(Watched::Attempt { race: (token.0 >> ATTEMPT_BITS) as u64, attempt: token.0 & ((1 << ATTEMPT_BITS) - 1) })
     }
 
     /// Forget `token` (no-op for an attempt token, which is not stored).
@@ -79,22 +79,22 @@ mod tests {
 
     #[test]
     fn attempt_tokens_carry_race_and_attempt() {
-        let mut t = Targets::default();
+        let mut t = SocketTokens::default();
         let tok = t.attempt(7, 3);
         assert!(tok.0 >= 1 << ATTEMPT_BITS, "clear of the fixed tokens");
-        assert!(matches!(t.get(tok), Some(Target::Attempt { race: 7, attempt: 3 })));
+        assert!(matches!(t.get(tok), Some(Watched::Attempt { race: 7, attempt: 3 })));
         assert!(t.mapped.is_empty());
         t.forget(tok);
-        assert!(matches!(t.get(tok), Some(Target::Attempt { race: 7, attempt: 3 })));
+        assert!(matches!(t.get(tok), Some(Watched::Attempt { race: 7, attempt: 3 })));
     }
 
     #[test]
     fn ids_that_do_not_fit_are_mapped() {
-        let mut t = Targets::default();
+        let mut t = SocketTokens::default();
         let tok = t.attempt(7, 1 << ATTEMPT_BITS);
-        assert!(matches!(t.get(tok), Some(Target::Attempt { race: 7, attempt }) if attempt == 1 << ATTEMPT_BITS));
+        assert!(matches!(t.get(tok), Some(Watched::Attempt { race: 7, attempt }) if attempt == 1 << ATTEMPT_BITS));
         let big = t.attempt(u64::MAX, 0);
-        assert!(matches!(t.get(big), Some(Target::Attempt { race: u64::MAX, attempt: 0 })));
+        assert!(matches!(t.get(big), Some(Watched::Attempt { race: u64::MAX, attempt: 0 })));
         t.forget(tok);
         t.forget(big);
         assert!(t.get(tok).is_none() && t.mapped.is_empty());
@@ -102,9 +102,9 @@ mod tests {
 
     #[test]
     fn established_tokens_are_mapped_and_forgotten() {
-        let mut t = Targets::default();
+        let mut t = SocketTokens::default();
         let tok = t.established(Weak::new());
-        assert!(matches!(t.get(tok), Some(Target::Established(_))));
+        assert!(matches!(t.get(tok), Some(Watched::Established(_))));
         t.forget(tok);
         assert!(t.get(tok).is_none());
     }

@@ -1,7 +1,28 @@
-//! TCP attempts: readiness of a non-blocking connect, checked with
-//! SO_ERROR and getpeername (the connect itself is in `protocol`).
+//! TCP attempts: a non-blocking connect from a socket bound to its path,
+//! and its readiness, checked with SO_ERROR and getpeername.
 
+pub(crate) use super::errno;
+use super::bound_socket;
+use socket2::{Protocol, SockAddr, Type};
 use std::io;
+use std::net::SocketAddr;
+
+/// Start a non-blocking connect to `addr` from a socket bound as
+/// [`super::bound_socket`] says. The stream, and whether it connected at
+/// once (loopback may); an errno when the connect failed.
+pub(crate) fn connect(
+    addr: SocketAddr,
+    interface: Option<&str>,
+    local: Option<SocketAddr>,
+) -> Result<(mio::net::TcpStream, bool), i32> {
+    let socket = bound_socket(addr, Type::STREAM, Protocol::TCP, interface, local)?;
+    let connected = match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
+        Err(e) => return Err(errno(e)),
+    };
+    Ok((mio::net::TcpStream::from_std(std::net::TcpStream::from(socket)), connected))
+}
 
 /// State of a pending connect after a readiness event.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,11 +55,6 @@ pub(crate) fn progress_after(stream: &mio::net::TcpStream, writable: Option<bool
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) || e.kind() == io::ErrorKind::NotConnected => Progress::Waiting,
         Err(e) => Progress::Failed(errno(e)),
     }
-}
-
-/// The errno of an io::Error (EIO when it has none).
-pub(crate) fn errno(e: io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]

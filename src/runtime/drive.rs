@@ -1,0 +1,277 @@
+//! Driving a race: carrying out the actions its race tree asks for
+//! (start or cancel an attempt, a winner, spares, failure), and the end of
+//! a user's race: the winner's transport installed in its connection, the
+//! losers closed, the callback queued. Pools' and groups' races hand their
+//! connections to [`super::pool`] and [`super::group`].
+
+use crate::vocabulary::state::ConnectionState;
+use crate::vocabulary::report::AttemptReport;
+use crate::vocabulary::error::Error;
+use crate::engine::race::RaceError;
+use crate::engine::tree::Action;
+use crate::engine::{AttemptId, Micros};
+use super::protocol::{self, AttemptIo, Started, Transport};
+use super::conn::{self, Callback, ConnCore};
+use super::tokens::SocketTokens;
+use super::group::Groups;
+use super::pool::Pools;
+use super::sys::tcp;
+use super::timers::RaceId;
+use super::protocol::ProtocolEntry;
+use super::race::{arm_race, race_error, reports, RaceEntry, RaceOwner};
+use super::{lock, LoopCore, LoopState};
+use mio::Interest;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// How a race ended: its winning attempt, or why it failed.
+type RaceEnd = std::result::Result<AttemptId, RaceError>;
+
+impl LoopCore {
+    /// Carry out the race's actions until it has none left; finish it if it
+    /// ended. A pool's or group's race hands its connections to its owner.
+    pub(super) fn drive(&self, st: &mut LoopState, id: RaceId, now: Micros) {
+        // Written under the state lock only: a plain increment, no locked
+        // read-modify-write (this runs twice per race).
+        let steps = self.progress.load(Ordering::Relaxed);
+        self.progress.store(steps + 1, Ordering::Release);
+        let LoopState { races, tokens, timers, protocols, .. } = &mut *st;
+        let Some(entry) = races.get_mut(&id) else { return };
+        let mut spares: Vec<AttemptId> = Vec::new();
+        let end = self.carry_out_actions(entry, tokens, protocols, id, now, &mut spares);
+        if matches!(end, Some(Err(_))) && entry.from_cache {
+            // The kept addresses failed: the next race asks again.
+            let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
+            self.resolver.cache.forget_addresses(&tried);
+        }
+        match entry.owner {
+            RaceOwner::User => {}
+            RaceOwner::Pool(pool, kind) => {
+                let reports = reports(entry, protocols);
+                return Pools::drive_race(self, st, id, pool, kind, end, spares, reports, now);
+            }
+            RaceOwner::Group(group) => {
+                let reports = reports(entry, protocols);
+                return Groups::drive_race(self, st, id, group, end, spares, reports, now);
+            }
+        }
+        // A user's race report is read from the race while it runs (see
+        // attempt_reports) and kept in the connection when it ends.
+        match end {
+            None => arm_race(entry, timers, id),
+            Some(end) => self.finish_user_race(st, id, end),
+        }
+    }
+
+    /// Carry out the actions the race tree asks for: start attempts
+    /// (registering their sockets), cancel them; the race's end, if it
+    /// came, and the spares (attempts ready after the winner that the race
+    /// keeps) are returned.
+    fn carry_out_actions(
+        &self,
+        entry: &mut RaceEntry,
+        tokens: &mut SocketTokens,
+        protocols: &[Arc<ProtocolEntry>],
+        id: RaceId,
+        now: Micros,
+        spares: &mut Vec<AttemptId>,
+    ) -> Option<RaceEnd> {
+        let mut end = None;
+        while let Some(action) = entry.tree.poll_action() {
+            match action {
+                Action::Start { attempt, addr, path, protocol } => {
+                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
+                    let (io, ready) = match started {
+                        Ok(Started::Pending(io)) => (io, false),
+                        Ok(Started::Ready(io)) => (io, true),
+                        Err(errno) => {
+                            entry.tree.on_attempt_failed(now, attempt, errno);
+                            continue;
+                        }
+                    };
+                    let io = match io {
+                        AttemptIo::Tcp(_, mut stream) => {
+                            let token = tokens.attempt(id, attempt);
+                            if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
+                                tokens.forget(token);
+                                entry.tree.on_attempt_failed(now, attempt, tcp::errno(e));
+                                continue;
+                            }
+                            AttemptIo::Tcp(token, stream)
+                        }
+                        other => other,
+                    };
+                    entry.io.insert(attempt, io);
+                    if ready {
+                        entry.tree.on_attempt_ready(now, attempt);
+                    }
+                }
+                Action::Cancel { attempt } => {
+                    if let Some(io) = entry.io.remove(attempt) {
+                        self.discard_attempt(tokens, io);
+                    }
+                }
+                Action::Won { attempt } => end = Some(Ok(attempt)),
+                Action::Spare { attempt } => spares.push(attempt),
+                Action::Failed { error } => end = Some(Err(error)),
+            }
+        }
+        end
+    }
+
+    /// A user's race ended: its entry goes, the losers close, the winner's
+    /// transport becomes the connection's (unless the user let go of it
+    /// meanwhile), and `ready` or `establishment_error` is queued.
+    fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
+        let LoopState { races, tokens, protocols, .. } = &mut *st;
+        let Some(mut entry) = races.remove(&id) else { return };
+        let reports = reports(&entry, protocols);
+        self.end_queries(&mut entry);
+        let winner = match end {
+            Ok(attempt) => entry.io.remove(attempt),
+            Err(_) => None,
+        };
+        for io in entry.io.drain() {
+            self.discard_attempt(tokens, io);
+        }
+        let conn = entry.conn;
+        let mut c = conn.lock();
+        c.race_result().attempts = reports.into();
+        c.race = None;
+        let live = c.phase == ConnectionState::Establishing && !c.released;
+        let callback = match (end, winner) {
+            (Ok(attempt), Some(io)) => {
+                let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+                let transport = self.to_transport(tokens, io);
+                if live {
+                    self.install(tokens, &conn, &mut c, transport, remote);
+                    Some(Callback::Ready)
+                } else {
+                    protocol::close_transport(transport, &self.registry);
+                    None
+                }
+            }
+            (Ok(_), None) => {
+                log::error!("race {id}: the winner has no transport");
+                c.phase = ConnectionState::Failed;
+                c.race_result().error = Some(Error::Io(libc::EIO));
+                Some(Callback::EstablishmentError)
+            }
+            (Err(error), _) => {
+                if c.phase == ConnectionState::Establishing {
+                    c.phase = ConnectionState::Failed;
+                    c.race_result().error = Some(race_error(error));
+                    Some(Callback::EstablishmentError)
+                } else {
+                    None
+                }
+            }
+        };
+        let released = c.released;
+        drop(c);
+        if let (Some(cb), false) = (callback, released) {
+            st.callbacks.push_back((conn, cb));
+        }
+    }
+
+    /// Remove a race that has nothing running: its queries are cancelled,
+    /// what is left of its I/O released.
+    pub(super) fn remove_race(&self, st: &mut LoopState, id: RaceId) {
+        if let Some(mut entry) = st.races.remove(&id) {
+            self.end_queries(&mut entry);
+            for io in entry.io.drain() {
+                self.discard_attempt(&mut st.tokens, io);
+            }
+        }
+    }
+
+    /// Call `f` with the race report of `conn`: built from its race while
+    /// a user's race runs, else the one the connection kept (its race
+    /// ended, or a pool or group gave it its report).
+    pub(crate) fn attempt_reports<R>(&self, conn: &ConnCore, f: impl FnOnce(&[AttemptReport]) -> R) -> R {
+        let st = lock(&self.state);
+        let c = conn.lock();
+        match c.race.and_then(|id| st.races.get(&id.get())) {
+            Some(entry) if entry.owner == RaceOwner::User => f(&reports(entry, &st.protocols)),
+            _ => f(c.attempts()),
+        }
+    }
+
+    /// Cancel the user-resolver queries of a race that ended.
+    pub(super) fn end_queries(&self, entry: &mut RaceEntry) {
+        let Some(u) = entry.user_queries.take() else { return };
+        for q in u.queries {
+            if !q.done.load(std::sync::atomic::Ordering::Acquire) {
+                q.end();
+                u.resolver.cancel(q);
+            }
+        }
+    }
+
+    /// A ready attempt's I/O as an established connection's transport: a
+    /// TCP stream stops being watched for writability (its token is
+    /// forgotten until [`LoopCore::install`]).
+    pub(super) fn to_transport(&self, tokens: &mut SocketTokens, io: AttemptIo) -> Transport {
+        match io {
+            AttemptIo::Tcp(token, stream) => {
+                tokens.forget(token);
+                Transport::Tcp(token, stream)
+            }
+            AttemptIo::Udp(sock) => Transport::Udp(sock),
+            AttemptIo::User { entry, handle, ready } => {
+                handle.end();
+                let (fd, data) = ready.unwrap_or((None, 0));
+                Transport::User { entry, fd, data }
+            }
+        }
+    }
+
+    /// Make `transport` the established connection of `conn` (whose state
+    /// `c` is locked): a TCP socket is watched for errors and hang-ups.
+    pub(super) fn install(
+        &self,
+        tokens: &mut SocketTokens,
+        conn: &Arc<ConnCore>,
+        c: &mut conn::ConnState,
+        mut transport: Transport,
+        remote: Option<SocketAddr>,
+    ) {
+        // Watched for errors and hang-ups when someone listens: a pool or
+        // group that owns it, or a handler that wants connection errors
+        // (a C program that set connection_error). Otherwise the socket is
+        // left as it is, which saves an epoll_ctl per connection.
+        let watch = c.held_by.is_some() || c.handler.as_ref().is_some_and(|h| h.wants_connection_errors());
+        if let (true, Transport::Tcp(token, stream)) = (watch, &mut transport) {
+            let watched = tokens.established(Arc::downgrade(conn));
+            if self.registry.reregister(stream, watched, Interest::READABLE).is_ok() {
+                *token = watched;
+            } else {
+                tokens.forget(watched);
+            }
+        }
+        c.phase = ConnectionState::Established;
+        let race_result = c.race_result();
+        race_result.remote = remote;
+        race_result.transport = Some(transport);
+    }
+
+    /// Stop an attempt the race no longer needs (see [`protocol::discard`])
+    /// and forget its socket's token.
+    fn discard_attempt(&self, tokens: &mut SocketTokens, io: AttemptIo) {
+        if let AttemptIo::Tcp(token, _) = &io {
+            tokens.forget(*token);
+        }
+        protocol::discard(io, &self.registry);
+    }
+
+    /// Close a transport that no connection keeps (a pool's or group's):
+    /// TCP sends its FIN (see [`protocol::close_transport`]).
+    pub(super) fn close_transport(&self, st: &mut LoopState, t: Transport) {
+        if let Transport::Tcp(token, _) = &t {
+            st.tokens.forget(*token);
+        }
+        protocol::close_transport(t, &self.registry);
+    }
+}
+

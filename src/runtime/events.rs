@@ -1,0 +1,245 @@
+//! What wakes the loop: one poll and its socket events (a connect that
+//! completed or failed, an error or hang-up on an established
+//! connection), resolver answers and user-protocol completions queued from
+//! other threads, due timers, and arming the timerfd for the next one.
+
+use crate::vocabulary::state::ConnectionState;
+use crate::vocabulary::error::{Error, Result};
+use crate::engine::{AttemptId, Micros};
+use super::protocol::{self, AttemptIo, Completion, Transport};
+use super::conn::{Callback, ConnCore, HeldBy};
+use super::tokens::Watched;
+use super::timers::{RaceId, TimerOwner};
+use super::group::Groups;
+use super::pool::Pools;
+use super::sys::tcp;
+use super::race::NOT_ARMED;
+use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, Poller};
+use mio::Token;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl LoopCore {
+    /// Poll once (at most `timeout`), then handle what came: queued
+    /// answers and completions, socket events, due timers.
+    pub(super) fn poll_once(&self, timeout: Option<Duration>) -> Result<()> {
+        let mut poller = lock(&self.poller);
+        let Poller { poll, events } = &mut *poller;
+        match poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(io_err(e)),
+        }
+        let mut st = lock(&self.state);
+        let now = self.clock.now();
+        // Answers and completions queued from other threads (checked on
+        // every pass: the waker's event may have been consumed before).
+        self.take_queues(&mut st, now);
+        for event in events.iter() {
+            match event.token() {
+                WAKER => {
+                    self.wake_pending.store(false, Ordering::Release);
+                }
+                TIMER => {
+                    if let Some(t) = st.wake_timer.as_mut() {
+                        t.acknowledge();
+                    }
+                }
+                token => self.socket_event(&mut st, token, event, now),
+            }
+        }
+        drop(poller);
+        self.fire_timers(&mut st, now);
+        self.sync_wake_timer(&mut st);
+        Ok(())
+    }
+
+    /// A readiness event on one of the loop's sockets: a racing attempt's
+    /// or an established connection's.
+    fn socket_event(&self, st: &mut LoopState, token: Token, event: &mio::event::Event, now: Micros) {
+        match st.tokens.get(token) {
+            Some(Watched::Attempt { race, attempt }) => self.attempt_event(st, race, attempt, event, now),
+            Some(Watched::Established(weak)) => {
+                if let Some(conn) = weak.upgrade() {
+                    self.connection_event(st, token, &conn, event, now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// A racing TCP attempt's socket: connected, failed, or not yet.
+    fn attempt_event(&self, st: &mut LoopState, id: RaceId, attempt: AttemptId, event: &mio::event::Event, now: Micros) {
+        let Some(entry) = st.races.get_mut(&id) else { return };
+        let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
+        let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
+        match tcp::progress_after(stream, Some(writable)) {
+            tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
+            tcp::Progress::Failed(errno) => entry.tree.on_attempt_failed(now, attempt, errno),
+            tcp::Progress::Waiting => return,
+        }
+        self.drive(st, id, now);
+    }
+
+    /// An established connection's socket: on an error or hang-up it
+    /// closes, and its pool, its group or its user hears of it.
+    fn connection_event(
+        &self,
+        st: &mut LoopState,
+        token: Token,
+        conn: &Arc<ConnCore>,
+        event: &mio::event::Event,
+        now: Micros,
+    ) {
+        let mut c = conn.lock();
+        if c.phase != ConnectionState::Established {
+            return;
+        }
+        // A user's connection fails on an error or a full hang-up
+        // (the user may still write after the peer's FIN); a pool's
+        // or group's, which nobody reads, also when the peer closed.
+        let owned = c.held_by.is_some();
+        let hangup = event.is_read_closed() && (event.is_write_closed() || owned);
+        if !(event.is_error() || hangup) {
+            return;
+        }
+        let errno = match c.transport() {
+            Some(Transport::Tcp(_, s)) => match s.take_error() {
+                Ok(Some(e)) => tcp::errno(e),
+                _ => libc::EPIPE,
+            },
+            _ => libc::EPIPE,
+        };
+        if let Some(t) = c.take_transport() {
+            protocol::close_transport(t, &self.registry);
+        }
+        c.phase = ConnectionState::Closed;
+        c.race_result().error = Some(Error::Io(errno));
+        let held_by = c.held_by.take();
+        drop(c);
+        st.tokens.forget(token);
+        match held_by {
+            // A buffered connection: the pool replaces it.
+            Some(HeldBy::Pool(pool)) => Pools::lost(self, st, pool, conn, now),
+            // A group member: failover, then rebuild.
+            Some(HeldBy::Group(group, member)) => Groups::member_lost(self, st, group, member as usize, now),
+            None => st.callbacks.push_back((Arc::clone(conn), Callback::ConnectionError)),
+        }
+    }
+
+    /// Feed queued resolver answers and protocol completions to their
+    /// races; returns how many there were.
+    pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
+        let answers = self.resolver.take_answers();
+        let completions = std::mem::take(&mut *lock(&self.completions));
+        let n = answers.len() + completions.len();
+        for answer in answers {
+            if let Some(entry) = st.races.get_mut(&answer.race) {
+                entry.tree.on_answer(now, answer.key, answer.result);
+                self.drive(st, answer.race, now);
+            }
+        }
+        // Mark every ready attempt first: when one of them wins, the others
+        // that reported ready in the same batch are closed, not cancelled.
+        // A completion whose attempt the race already let go of (it ended,
+        // or cancelled it while the protocol completed it) is an orphan: a
+        // ready connection is closed.
+        let mut claimed = Vec::with_capacity(completions.len());
+        for (id, attempt, completion, protocol) in &completions {
+            let io = st.races.get_mut(id).and_then(|e| e.io.get_mut(*attempt));
+            let mine = match io {
+                Some(AttemptIo::User { ready, .. }) => {
+                    if let Completion::Ready(fd, data) = completion {
+                        *ready = Some((*fd, *data));
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if !mine {
+                protocol::close_orphan(protocol, *completion);
+            }
+            claimed.push(mine);
+        }
+        for ((id, attempt, completion, _), mine) in completions.into_iter().zip(claimed) {
+            if !mine {
+                continue;
+            }
+            let Some(entry) = st.races.get_mut(&id) else { continue };
+            match completion {
+                Completion::Ready(..) => {
+                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. })) {
+                        continue;
+                    }
+                    entry.tree.on_attempt_ready(now, attempt);
+                }
+                Completion::Failed(errno) => {
+                    // The protocol ended it: nothing to cancel.
+                    if entry.io.remove(attempt).is_none() {
+                        continue;
+                    }
+                    entry.tree.on_attempt_failed(now, attempt, errno);
+                }
+            }
+            self.drive(st, id, now);
+        }
+        n
+    }
+
+    /// Hand every timer due at `now` to its owner: a race's tree, a pool, a
+    /// group (a stale one, whose owner moved its deadline or is gone, is
+    /// dropped).
+    pub(super) fn fire_timers(&self, st: &mut LoopState, now: Micros) {
+        while let Some((at, owner)) = st.timers.pop_due(now) {
+            let id = match owner {
+                TimerOwner::Pool(pool) => {
+                    Pools::timer(self, st, pool, at, now);
+                    continue;
+                }
+                TimerOwner::Group(group) => {
+                    Groups::timer(self, st, group, at, now);
+                    continue;
+                }
+                TimerOwner::Race(id) => id,
+            };
+            let Some(entry) = st.races.get_mut(&id) else { continue };
+            if entry.armed != at {
+                continue;
+            }
+            entry.armed = NOT_ARMED;
+            entry.tree.on_timer(now);
+            self.drive(st, id, now);
+        }
+    }
+
+    /// Arm the timerfd for the earliest deadline somebody still wants
+    /// (early by the wake-ahead while the library waits itself).
+    pub(super) fn sync_wake_timer(&self, st: &mut LoopState) {
+        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
+        timers.drop_stale_top(|at, owner| match owner {
+            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at),
+            TimerOwner::Pool(id) => pools.is_armed_at(id, at),
+            TimerOwner::Group(id) => groups.is_armed_at(id, at),
+        });
+        if let Some(t) = wake_timer.as_mut() {
+            // Early by the wake-ahead while that is still in the future;
+            // inside the window, at the deadline itself (the runner polls
+            // without sleeping there).
+            let at = timers.peek().map(|at| {
+                let early = at.saturating_sub(*wake_ahead);
+                // Armed early for this deadline already: it stays so
+                // (no clock read, several times per race). Had that time
+                // passed, the timerfd has fired, and the loop arms it
+                // again once it has seen that.
+                if early != at && t.armed() == Some(early) {
+                    return early;
+                }
+                if early > self.clock.now() { early } else { at }
+            });
+            t.arm(&self.clock, at);
+        }
+    }
+}
+

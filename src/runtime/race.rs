@@ -1,0 +1,202 @@
+//! One race in flight as the loop keeps it: its race tree (the engine's
+//! [`Tree`]), the I/O of its running attempts, its paths, its timer, who it
+//! works for ([`RaceOwner`]), and the race report built from it. Also what
+//! a caller asks to race ([`RaceSpec`]).
+
+use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
+use crate::vocabulary::endpoint::RemoteEndpoint;
+use crate::vocabulary::error::Error;
+use crate::vocabulary::endpoint::LocalEndpoint;
+use crate::vocabulary::options::BranchRacing;
+use super::callbacks::UserResolver;
+use crate::engine::race::{Outcome, RaceConfig, RaceError};
+use crate::engine::select::SelectionProperties;
+use crate::engine::tree::Tree;
+use crate::engine::{AttemptId, Micros};
+use super::paths::Path;
+use super::protocol::{AttemptIo, Completion, ProtocolEntry};
+use super::conn::ConnCore;
+use super::timers::{GroupId, PoolId, RaceId, TimerHeap, TimerOwner};
+use super::pool;
+use std::ffi::CStr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A user protocol's completion waiting for the loop: race, attempt, what
+/// happened, and the protocol (to close an orphaned ready connection).
+pub(super) type QueuedCompletion = (RaceId, AttemptId, Completion, Arc<ProtocolEntry>);
+
+/// A race entry's `armed` when no timer of it is in the heap (no deadline
+/// is that far: µs since the loop started).
+pub(super) const NOT_ARMED: Micros = Micros::MAX;
+
+/// One race in flight.
+pub(super) struct RaceEntry {
+    /// The race tree (the engine's state of the race).
+    pub(super) tree: Tree,
+    /// The connection it races for (a pool's or group's own, for theirs).
+    pub(super) conn: Arc<ConnCore>,
+    /// When it started, on the loop's clock: its report counts from it.
+    pub(super) started_at: Micros,
+    /// The I/O of the attempts still running.
+    pub(super) io: AttemptIos,
+    /// When its timer is due in the loop's heap; [`NOT_ARMED`] for none
+    /// (a plain number keeps the entry 8 bytes smaller than an Option).
+    pub(super) armed: Micros,
+    /// The race's paths, by the ids the tree uses: most races share the
+    /// loop's default path. Protocol ids are indices into the loop's
+    /// registered protocols (which only grow).
+    pub(super) paths: Arc<[RacePath]>,
+    /// Queries asked of a user resolver, to cancel if the race ends
+    /// first; `None` for the system resolver and literals.
+    pub(super) user_queries: Option<Box<UserQueries>>,
+    /// Who started the race: a user, a pool, a group.
+    pub(super) owner: RaceOwner,
+    /// Some answers came from the resolution cache: a failed race drops
+    /// the names it attempted from it.
+    pub(super) from_cache: bool,
+}
+
+/// A race's queries to a user resolver, with the resolver that has them.
+pub(super) struct UserQueries {
+    pub(super) resolver: Arc<dyn UserResolver>,
+    pub(super) queries: Vec<Arc<super::resolver::QueryHandle>>,
+}
+
+/// One path of a race, with its interface name as the race report gives
+/// it (C string, shared by every report of the race).
+pub(crate) struct RacePath {
+    pub(super) path: Path,
+    pub(super) name: Option<Arc<CStr>>,
+}
+
+impl RacePath {
+    pub(super) fn new(path: Path) -> RacePath {
+        let name = path.interface.as_ref().and_then(|n| std::ffi::CString::new(n.as_str()).ok()).map(Arc::from);
+        RacePath { path, name }
+    }
+}
+
+/// The I/O of a race's running attempts, by attempt id. A race runs one
+/// or two attempts at a time: the first is kept inline (no allocation for
+/// a race of one attempt), more in a short list, which costs less than a
+/// map.
+#[derive(Default)]
+pub(super) struct AttemptIos {
+    one: Option<(AttemptId, AttemptIo)>,
+    more: Vec<(AttemptId, AttemptIo)>,
+}
+
+impl AttemptIos {
+    pub(super) fn get(&self, attempt: AttemptId) -> Option<&AttemptIo> {
+        match &self.one {
+            Some((a, io)) if *a == attempt => Some(io),
+            _ => self.more.iter().find(|(a, _)| *a == attempt).map(|(_, io)| io),
+        }
+    }
+
+    pub(super) fn get_mut(&mut self, attempt: AttemptId) -> Option<&mut AttemptIo> {
+        match &mut self.one {
+            Some((a, io)) if *a == attempt => Some(io),
+            _ => self.more.iter_mut().find(|(a, _)| *a == attempt).map(|(_, io)| io),
+        }
+    }
+
+    pub(super) fn insert(&mut self, attempt: AttemptId, io: AttemptIo) {
+        if self.one.is_none() {
+            self.one = Some((attempt, io));
+        } else {
+            crate::engine::push_first_exact(&mut self.more, (attempt, io));
+        }
+    }
+
+    pub(super) fn remove(&mut self, attempt: AttemptId) -> Option<AttemptIo> {
+        if matches!(&self.one, Some((a, _)) if *a == attempt) {
+            return self.one.take().map(|(_, io)| io);
+        }
+        let i = self.more.iter().position(|(a, _)| *a == attempt)?;
+        Some(self.more.swap_remove(i).1)
+    }
+
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = AttemptIo> + '_ {
+        self.one.take().into_iter().chain(self.more.drain(..)).map(|(_, io)| io)
+    }
+}
+
+/// Who a race works for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RaceOwner {
+    /// A user's Connection: its callbacks hear the outcome.
+    User,
+    /// A pool (its id) and why it raced.
+    Pool(PoolId, pool::RaceKind),
+    /// A group (its id) building members.
+    Group(GroupId),
+}
+
+/// What to race: a Preconnection's contents.
+pub(crate) struct RaceSpec<'a> {
+    /// Remote endpoints.
+    pub remotes: &'a [RemoteEndpoint],
+    /// Local endpoints (paths), possibly none.
+    pub locals: &'a [LocalEndpoint],
+    /// Selection properties.
+    pub selection: &'a SelectionProperties,
+    /// Endpoint-level timing.
+    pub config: RaceConfig,
+    /// Racing types per branch level.
+    pub racing: BranchRacing,
+    /// Addresses to attempt only after every other candidate.
+    pub avoid: &'a [SocketAddr],
+}
+
+/// Push the race's next deadline on the heap if it moved.
+pub(super) fn arm_race(entry: &mut RaceEntry, timers: &mut TimerHeap, id: RaceId) {
+    match entry.tree.next_deadline() {
+        Some(at) if entry.armed != at => {
+            entry.armed = at;
+            timers.push(at, TimerOwner::Race(id));
+        }
+        Some(_) => {}
+        None => entry.armed = NOT_ARMED,
+    }
+}
+
+/// The API error of a race error.
+pub(super) fn race_error(e: RaceError) -> Error {
+    match e {
+        RaceError::ResolutionFailed(code) => Error::ResolutionFailed(code),
+        RaceError::AllAttemptsFailed(errno) => Error::AllAttemptsFailed(errno),
+        RaceError::TimedOut => Error::TimedOut,
+        RaceError::Cancelled => Error::Cancelled,
+    }
+}
+
+/// The race report in the API's terms: times relative to the race start.
+pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Vec<AttemptReport> {
+    entry
+        .tree
+        .attempts()
+        .map(|a| {
+            let r = a.record;
+            AttemptReport {
+                address: r.candidate.addr,
+                protocol: Arc::clone(&protocols[a.protocol].name),
+                interface: entry.paths[a.path].name.clone(),
+                started_us: r.started.saturating_sub(entry.started_at),
+                ended_us: r.ended.map(|e| e.saturating_sub(entry.started_at)),
+                outcome: match r.outcome {
+                    Outcome::Running => AttemptOutcome::Running,
+                    Outcome::Won => AttemptOutcome::Won,
+                    Outcome::Failed(_) => AttemptOutcome::Failed,
+                    Outcome::Cancelled => AttemptOutcome::Cancelled,
+                    Outcome::Spare => AttemptOutcome::Spare,
+                },
+                os_error: match r.outcome {
+                    Outcome::Failed(e) => e,
+                    _ => 0,
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! Starting a race: the candidate tree for the spec, the queries it will
+//! wait for (AAAA and A per host name, RFC 8305 §3; one per literal),
+//! literal addresses answered at once, then the names: from the resolution
+//! cache, the system resolver's workers, or the user's resolver.
+
+use crate::vocabulary::state::ConnectionState;
+use crate::vocabulary::endpoint::{Host, RemoteEndpoint};
+use crate::vocabulary::error::{Error, Result};
+use super::callbacks::UserResolver;
+use crate::engine::tree::Tree;
+use crate::engine::{Candidate, Family, Micros, QueryKey};
+use super::timers::RaceId;
+use super::conn::{ConnCore};
+use super::resolver::{self, Job};
+use super::race::{AttemptIos, RaceEntry, RaceOwner, RaceSpec, UserQueries, NOT_ARMED};
+use super::tree::race_tree;
+use super::{lock, LoopCore, LoopState};
+use std::net::SocketAddr;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+impl LoopCore {
+    /// Start the race of `conn` over the candidate tree of `spec`
+    /// (RFC 9623 §4.1): paths × protocols kept by the selection
+    /// properties, each racing the resolved endpoints.
+    pub(crate) fn start_race(self: &Arc<Self>, conn: &Arc<ConnCore>, spec: &RaceSpec<'_>) -> Result<()> {
+        let mut st = lock(&self.state);
+        if st.shut_down || st.stop_requested || conn.client.is_released() {
+            return Err(Error::InvalidState);
+        }
+        self.start_race_locked(&mut st, conn, spec, RaceOwner::User)?;
+        self.sync_wake_timer(&mut st);
+        self.wake_loop(&st);
+        Ok(())
+    }
+
+    /// Start a race with the state locked, for `owner`: its candidate
+    /// tree, its race tree with the literal addresses answered, the entry
+    /// in the loop's table, the names asked, and its first actions.
+    pub(super) fn start_race_locked(
+        &self,
+        st: &mut LoopState,
+        conn: &Arc<ConnCore>,
+        spec: &RaceSpec<'_>,
+        owner: RaceOwner,
+    ) -> Result<RaceId> {
+        let (paths, branches) = race_tree(st, spec);
+        if branches.is_empty() {
+            return Err(Error::NoCandidates);
+        }
+        let Some(id) = st.races.next_id() else {
+            return Err(Error::Io(libc::ENOMEM));
+        };
+        {
+            let mut c = conn.lock();
+            if c.phase != ConnectionState::Idle || c.released {
+                return Err(Error::InvalidState);
+            }
+            c.phase = ConnectionState::Establishing;
+            c.race = NonZeroU64::new(id);
+        }
+        let now = self.clock.now();
+        let queries = QueryPlan::of(spec.remotes);
+        let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
+        if !spec.avoid.is_empty() {
+            tree.set_avoided(spec.avoid);
+        }
+        // Sorting only matters with more than one candidate; a lone literal
+        // needs no source address lookup.
+        answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now);
+        let inserted = st.races.insert(RaceEntry {
+            tree,
+            conn: Arc::clone(conn),
+            started_at: now,
+            io: AttemptIos::default(),
+            armed: NOT_ARMED,
+            paths,
+            user_queries: None,
+            owner,
+            from_cache: false,
+        });
+        debug_assert_eq!(inserted, Some(id));
+        match st.user_resolver.clone() {
+            None => self.resolve_names(st, id, spec.remotes, now),
+            Some(r) => self.ask_user_resolver(st, id, &r, spec.remotes),
+        }
+        self.drive(st, id, now);
+        Ok(id)
+    }
+
+    /// Ask the system resolver for the race's host names (AAAA and A each),
+    /// unless the resolution cache has them: cached answers are all known
+    /// at once, like literals, and sorted together before the first
+    /// attempt.
+    fn resolve_names(&self, st: &mut LoopState, id: RaceId, remotes: &[RemoteEndpoint], now: Micros) {
+        let mut cached = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, ep) in remotes.iter().enumerate() {
+            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
+            let mut kept = self.resolver.cache.get(host, port);
+            for (family, kept) in [Family::V6, Family::V4].into_iter().zip(&mut kept) {
+                let key = QueryKey { endpoint: i, family };
+                if let Some(answer) = kept.take() {
+                    cached.push((key, answer));
+                } else if let Some(host) = ep.name_cstring() {
+                    jobs.push(Job { race: id, key, host, port });
+                }
+            }
+        }
+        self.resolver.submit(jobs);
+        if !cached.is_empty() {
+            if let Some(e) = st.races.get_mut(&id) {
+                e.tree.on_answers(now, cached);
+                e.from_cache = true;
+            }
+        }
+    }
+
+    /// Ask the user's resolver for the race's host names (AAAA, then A);
+    /// the race keeps the queries, to cancel them if it ends first. The
+    /// resolver may answer at once: its answers are queued for the loop
+    /// like later ones.
+    fn ask_user_resolver(&self, st: &mut LoopState, id: RaceId, r: &Arc<dyn UserResolver>, remotes: &[RemoteEndpoint]) {
+        for (i, ep) in remotes.iter().enumerate() {
+            let (Some(Host::Name(host)), Some(port)) = (ep.host(), ep.port()) else { continue };
+            for family in [Family::V6, Family::V4] {
+                let query = Arc::new(resolver::QueryHandle {
+                    resolver: Arc::downgrade(&self.resolver),
+                    race: id,
+                    key: QueryKey { endpoint: i, family },
+                    port,
+                    done: std::sync::atomic::AtomicBool::new(false),
+                });
+                if let Err(code) = r.resolve(Arc::clone(&query), host, family) {
+                    query.answer(Err(code));
+                }
+                if let Some(e) = st.races.get_mut(&id) {
+                    let u = e.user_queries.get_or_insert_with(|| {
+                        Box::new(UserQueries { resolver: Arc::clone(r), queries: Vec::new() })
+                    });
+                    u.queries.push(query);
+                }
+            }
+        }
+    }
+}
+
+/// The queries a race waits for, in endpoint order: one per literal
+/// address (its family), AAAA and A per host name (RFC 8305 §3). On the
+/// stack for a few endpoints (the common case), else in a Vec.
+struct QueryPlan {
+    few: [QueryKey; 8],
+    many: Vec<QueryKey>,
+    n: usize,
+}
+
+impl QueryPlan {
+    fn of(remotes: &[RemoteEndpoint]) -> QueryPlan {
+        let mut plan = QueryPlan { few: [QueryKey { endpoint: 0, family: Family::V4 }; 8], many: Vec::new(), n: 0 };
+        for (i, ep) in remotes.iter().enumerate() {
+            match ep.host() {
+                Some(Host::Ip(ip)) => {
+                    let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
+                    plan.push(QueryKey { endpoint: i, family });
+                }
+                _ => {
+                    plan.push(QueryKey { endpoint: i, family: Family::V6 });
+                    plan.push(QueryKey { endpoint: i, family: Family::V4 });
+                }
+            }
+        }
+        plan
+    }
+
+    fn push(&mut self, q: QueryKey) {
+        if self.n < self.few.len() {
+            self.few[self.n] = q;
+        } else {
+            if self.many.is_empty() {
+                self.many.extend_from_slice(&self.few);
+            }
+            self.many.push(q);
+        }
+        self.n += 1;
+    }
+
+    fn keys(&self) -> &[QueryKey] {
+        if self.n <= self.few.len() {
+            &self.few[..self.n]
+        } else {
+            &self.many
+        }
+    }
+}
+
+/// Answer the queries of the literal addresses: all known at once, so the
+/// race sorts them together (RFC 6724) before its first attempt; the first
+/// alone is given as one answer (no list of them). `need_sources`: look up
+/// each one's source address (for sorting).
+fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bool, now: Micros) {
+    let mut first = None;
+    let mut literals = Vec::new();
+    for (i, ep) in remotes.iter().enumerate() {
+        if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
+            let addr = SocketAddr::new(*ip, port);
+            let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
+            let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
+            let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
+            match first.take() {
+                None if literals.is_empty() => first = Some(literal),
+                earlier => literals.extend(earlier.into_iter().chain([literal])),
+            }
+        }
+    }
+    if let Some((key, answer)) = first {
+        tree.on_answer(now, key, answer);
+    } else if !literals.is_empty() {
+        tree.on_answers(now, literals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn name(host: &str) -> RemoteEndpoint {
+        let mut ep = RemoteEndpoint::new();
+        ep.with_hostname(host).unwrap();
+        ep
+    }
+
+    fn v6() -> RemoteEndpoint {
+        let mut ep = RemoteEndpoint::new();
+        ep.with_ipv6(Ipv6Addr::LOCALHOST);
+        ep
+    }
+
+    #[test]
+    fn a_name_waits_for_aaaa_and_a_a_literal_for_its_family() {
+        let plan = QueryPlan::of(&[name("example.com"), v6()]);
+        let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
+        assert_eq!(keys, [(0, Family::V6), (0, Family::V4), (1, Family::V6)]);
+        assert!(plan.many.is_empty(), "a few queries stay on the stack");
+    }
+
+    #[test]
+    fn more_queries_than_fit_on_the_stack_are_all_kept_in_order() {
+        let remotes: Vec<_> = (0..5).map(|i| name(&format!("h{i}.example"))).collect();
+        let plan = QueryPlan::of(&remotes);
+        let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
+        let want: Vec<_> = (0..5).flat_map(|i| [(i, Family::V6), (i, Family::V4)]).collect();
+        assert_eq!(keys, want);
+    }
+}
