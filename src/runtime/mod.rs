@@ -273,7 +273,7 @@ pub(crate) struct LoopShared {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 fn io_err(e: io::Error) -> Error {

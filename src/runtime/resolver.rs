@@ -107,7 +107,7 @@ impl Resolver {
         if jobs.is_empty() {
             return;
         }
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queue.lock();
         if q.shutdown {
             return;
         }
@@ -134,7 +134,7 @@ impl Resolver {
         let spawned = std::thread::Builder::new().name("taps-resolver".into()).spawn(move || me.worker());
         if let Err(e) = spawned {
             log::error!("cannot start a resolver thread: {e}");
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.queue.lock();
             q.workers -= 1;
             if q.workers == 0 {
                 // Nobody will run the queued jobs: answer them with an error.
@@ -151,7 +151,7 @@ impl Resolver {
     /// needs them: starting a thread takes 50–100 µs.
     pub(crate) fn prepare(self: &Arc<Self>) {
         loop {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let mut q = self.queue.lock();
             if q.shutdown || q.workers - q.busy >= 2 || q.workers >= MAX_WORKERS {
                 return;
             }
@@ -163,18 +163,18 @@ impl Resolver {
 
     /// Take every answer that arrived.
     pub(crate) fn take_answers(&self) -> Vec<Answer> {
-        std::mem::take(&mut self.answers.lock().unwrap_or_else(|e| e.into_inner()).answers)
+        std::mem::take(&mut self.answers.lock().answers)
     }
 
     /// Stop the workers: queued jobs are dropped, running ones finish alone
     /// and their answers are dropped; the loop's waker is let go now.
     pub(crate) fn shutdown(&self) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queue.lock();
         q.shutdown = true;
         q.jobs.clear();
         self.work.notify_all();
         drop(q);
-        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.answers.lock();
         out.waker = None;
         out.answers.clear();
     }
@@ -182,7 +182,7 @@ impl Resolver {
     pub(crate) fn deliver(&self, answer: Answer) {
         // Woken under the lock: once shutdown has the lock, no worker
         // holds the waker.
-        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.answers.lock();
         let Some(waker) = &out.waker else { return };
         if let Err(e) = waker.wake() {
             log::error!("cannot wake the loop: {e}");
@@ -193,7 +193,7 @@ impl Resolver {
     fn worker(self: Arc<Self>) {
         loop {
             let job = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut q = self.queue.lock();
                 loop {
                     if q.shutdown {
                         q.workers -= 1;
@@ -204,7 +204,7 @@ impl Resolver {
                         break job;
                     }
                     q.idle += 1;
-                    let (guard, timeout) = self.work.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
+                    let (guard, timeout) = self.work.wait_timeout(q, IDLE_EXIT);
                     q = guard;
                     q.idle -= 1;
                     if timeout.timed_out() && q.jobs.is_empty() {
@@ -219,7 +219,7 @@ impl Resolver {
                 self.cache.put(host, job.key.family, &result);
             }
             let shutdown = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut q = self.queue.lock();
                 q.busy -= 1;
                 q.shutdown
             };
@@ -423,7 +423,7 @@ mod tests {
             })
             .collect();
         r.submit(jobs);
-        assert!(r.queue.lock().unwrap().workers <= MAX_WORKERS);
+        assert!(r.queue.lock().workers <= MAX_WORKERS);
         let mut got = Vec::new();
         let mut events = mio::Events::with_capacity(4);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -438,7 +438,7 @@ mod tests {
             let want: IpAddr = if a.race % 2 == 0 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
             assert_eq!(a.result.as_ref().unwrap()[0].addr.ip(), want);
         }
-        let q = r.queue.lock().unwrap();
+        let q = r.queue.lock();
         assert_eq!((q.busy, q.jobs.len()), (0, 0));
         assert!(q.workers <= MAX_WORKERS);
         drop(q);

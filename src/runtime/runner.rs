@@ -268,7 +268,7 @@ impl LoopShared {
         // Another caller may hold the handle: wait until the thread is done.
         let mut st = lock(&self.state);
         while st.owner.is_some() {
-            st = self.stopped.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.stopped.wait(st);
         }
         Ok(())
     }
