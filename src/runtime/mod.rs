@@ -19,6 +19,7 @@ pub(crate) mod races;
 pub(crate) mod resolver;
 pub(crate) mod runner;
 pub(crate) mod sync;
+pub(crate) mod sys;
 pub(crate) mod tcp;
 pub(crate) mod timers;
 pub(crate) mod tokens;

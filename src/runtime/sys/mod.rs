@@ -1,0 +1,3 @@
+//! OS code of the runtime.
+
+pub(crate) mod getaddrinfo;
