@@ -317,6 +317,42 @@ impl std::fmt::Debug for EventLoop {
 
 #[cfg(test)]
 mod tests {
+    /// Dropping an EventLoop that resolved a name joins its resolver's
+    /// threads: none is left, and none holds the resolver. (Detached
+    /// workers would still be starting, answering or waking up from their
+    /// idle wait here; `shutdown_waits_for_a_short_lookup_and_hands_off_a_stuck_one`
+    /// checks the same without a race, on a lookup that takes 20 ms.)
+    #[test]
+    fn dropping_a_loop_joins_its_resolver_threads() {
+        use crate::api::{Connection, ConnectionHandler, EventLoop, Preconnection, RemoteEndpoint};
+        use crate::runtime::resolver::{tests::job, MAX_WORKERS};
+        use crate::engine::Family;
+        use std::sync::Arc;
+        struct Quiet;
+        impl ConnectionHandler for Quiet {
+            fn ready(&mut self, _: &Connection) {}
+            fn establishment_error(&mut self, _: &Connection) {}
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lp = EventLoop::new().unwrap();
+        let resolver = Arc::clone(&lp.shared.resolver);
+        let mut ep = RemoteEndpoint::new();
+        ep.with_hostname("localhost").unwrap().with_port(port).unwrap();
+        let pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+        let conn = pre.initiate(Box::new(Quiet)).unwrap();
+        lp.run().unwrap();
+        assert_eq!(resolver.submitted.load(std::sync::atomic::Ordering::Relaxed), 2, "AAAA and A asked");
+        assert!(resolver.thread_counts().0 > 0, "the workers wait for more work");
+        drop(conn);
+        drop(pre);
+        // More queries in flight as the loop goes: workers busy, starting.
+        resolver.submit((0..2 * MAX_WORKERS as u64).map(|i| job(i, Family::V4)).collect());
+        drop(lp);
+        assert_eq!(resolver.thread_counts(), (0, 0), "every worker left and was joined");
+        assert_eq!(Arc::strong_count(&resolver), 1, "no worker holds the resolver");
+    }
+
     /// End to end on loopback: the second race to a name asks nothing, a
     /// race that fails with kept answers drops them, zero turns it off.
     #[test]

@@ -23,7 +23,7 @@ struct Entry {
     handles: usize,
 }
 
-/// Key → shared loop and its number of live handles. A pthread mutex
+/// Key → shared loop and its number of live handles. A mutex
 /// initialised at compile time (no lazy initialisation to race on).
 static REGISTRY: Mutex<BTreeMap<String, Entry>> = Mutex::new(BTreeMap::new());
 
@@ -40,7 +40,7 @@ impl EventLoop {
     /// [`Error::Io`](super::Error::Io) when the first call cannot create the loop or its
     /// thread.
     pub fn shared(key: &str) -> Result<EventLoop> {
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = REGISTRY.lock();
         let lp = match registry.get_mut(key) {
             Some(entry) => {
                 entry.handles += 1;
@@ -66,7 +66,7 @@ impl EventLoop {
     /// The number of live handles on the shared loop of `key` (0 when there
     /// is none). For tests and diagnostics.
     pub fn shared_handle_count(key: &str) -> usize {
-        REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(key).map_or(0, |e| e.handles)
+        REGISTRY.lock().get(key).map_or(0, |e| e.handles)
     }
 }
 
@@ -75,7 +75,7 @@ impl EventLoop {
 /// frees the loop.
 pub(crate) fn release(key: &str, lp: &Arc<LoopCore>) {
     let last = {
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = REGISTRY.lock();
         match registry.get_mut(key) {
             Some(entry) if Arc::ptr_eq(&entry.lp, lp) => {
                 entry.handles -= 1;

@@ -146,7 +146,7 @@ impl AnswerCache {
     /// already kept expire at their own time, except that turning the cache
     /// off empties it.
     pub(crate) fn set_lifetime(&self, lifetime: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         inner.lifetime = lifetime;
         if lifetime.is_zero() {
             inner.names.clear();
@@ -157,7 +157,7 @@ impl AnswerCache {
     /// The kept answers for `host`, AAAA then A, with `port` on every
     /// address; `None` where there is none or it expired.
     pub(crate) fn get(&self, host: &str, port: u16) -> [Option<Answer>; 2] {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         if inner.count == 0 {
             return [None, None];
         }
@@ -194,7 +194,7 @@ impl AnswerCache {
             Err(code) if is_no_address(*code) => Err(*code),
             Err(_) => return,
         };
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         if inner.lifetime.is_zero() {
             return;
         }
@@ -218,7 +218,7 @@ impl AnswerCache {
     /// Drop every name with an answer holding one of `addrs` (ports
     /// ignored): after a race failed with them, the next one asks again.
     pub(crate) fn forget_addresses(&self, addrs: &[std::net::IpAddr]) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = self.inner.lock();
         let before = inner.names.len();
         inner.names.retain(|_, slots| {
             !slots.0.iter().flatten().any(|e| e.answer.as_ref().is_ok_and(|c| c.iter().any(|c| addrs.contains(&c.addr.ip()))))
@@ -274,7 +274,7 @@ mod tests {
         assert!(c.get("a.example", 1)[1].is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.get("a.example", 1), [None, None]);
-        assert_eq!(c.inner.lock().unwrap().count, 0);
+        assert_eq!(c.inner.lock().count, 0);
         c.set_lifetime(DEFAULT_LIFETIME);
         c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
         c.set_lifetime(Duration::ZERO);
@@ -292,7 +292,7 @@ mod tests {
         c.forget_addresses(&["192.0.2.1".parse().unwrap()]);
         assert_eq!(c.get("a.example", 1), [None, None]);
         assert!(c.get("b.example", 1)[1].is_some());
-        assert_eq!(c.inner.lock().unwrap().count, 1);
+        assert_eq!(c.inner.lock().count, 1);
     }
 
     #[test]
@@ -301,8 +301,8 @@ mod tests {
         for i in 0..MAX_ENTRIES + 10 {
             c.put(&format!("h{i}.example"), Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
         }
-        assert_eq!(c.inner.lock().unwrap().count, MAX_ENTRIES);
-        assert_eq!(c.inner.lock().unwrap().names.len(), MAX_ENTRIES);
+        assert_eq!(c.inner.lock().count, MAX_ENTRIES);
+        assert_eq!(c.inner.lock().names.len(), MAX_ENTRIES);
         assert!(c.get(&format!("h{}.example", MAX_ENTRIES + 9), 1)[1].is_some());
         assert_eq!(c.get("h0.example", 1), [None, None], "the oldest went first");
     }

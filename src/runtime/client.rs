@@ -38,7 +38,7 @@ pub(crate) struct InCallback<'a>(&'a Client);
 
 impl Drop for InCallback<'_> {
     fn drop(&mut self) {
-        let mut st = self.0.st.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.0.st.lock();
         st.running = None;
         self.0.done.notify_all();
     }
@@ -53,7 +53,7 @@ impl Client {
     /// Enter one of this client's callbacks on this thread: `None` when the
     /// client is released (do not call it).
     pub(crate) fn enter(&self) -> Option<InCallback<'_>> {
-        let mut st = self.st.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.st.lock();
         if st.released {
             return None;
         }
@@ -66,16 +66,16 @@ impl Client {
     /// of this client on the calling thread is not waited for).
     pub(crate) fn release(&self) {
         let me = super::sync::current_thread();
-        let mut st = self.st.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.st.lock();
         st.released = true;
         while matches!(st.running, Some(t) if t != me) {
-            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.done.wait(st);
         }
     }
 
     /// Whether [`Client::release`] was called.
     pub(crate) fn is_released(&self) -> bool {
-        self.st.lock().unwrap_or_else(|e| e.into_inner()).released
+        self.st.lock().released
     }
 }
 

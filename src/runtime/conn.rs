@@ -145,7 +145,7 @@ impl ConnCore {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
+        self.st.lock()
     }
 
     /// Call the user's handler for `cb`, unless the connection or its
@@ -208,7 +208,7 @@ impl ConnCore {
         let mut st = self.lock();
         while matches!(st.in_callback, Some(t) if t != me) {
             let done = Arc::clone(st.callback_done.get_or_insert_with(|| Arc::new(Condvar::new())));
-            st = done.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = done.wait(st);
         }
     }
 }

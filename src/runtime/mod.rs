@@ -139,7 +139,7 @@ pub(crate) struct LoopCore {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Signalled when the loop's own thread has stopped.
     stopped: Condvar,
-    resolver: Arc<Resolver>,
+    pub(crate) resolver: Arc<Resolver>,
     clock: Clock,
     /// User-protocol completions from any thread, for the loop.
     completions: Mutex<Vec<QueuedCompletion>>,
@@ -153,7 +153,7 @@ pub(crate) struct LoopCore {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 fn io_err(e: io::Error) -> Error {

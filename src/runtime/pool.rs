@@ -81,18 +81,18 @@ impl<E> Events<E> {
         if self.silenced.load(Ordering::Acquire) {
             return;
         }
-        let taken = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let taken = self.slot.lock().take();
         if let Some(mut f) = taken {
             f(e);
             if !self.silenced.load(Ordering::Acquire) {
-                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+                *self.slot.lock() = Some(f);
             }
         }
     }
 
     pub(crate) fn silence(&self) {
         self.silenced.store(true, std::sync::atomic::Ordering::Release);
-        let f = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let f = self.slot.lock().take();
         drop(f);
     }
 }

@@ -1,24 +1,58 @@
 //! The system resolver: one getaddrinfo call per family (RFC 8305 §3: AAAA
 //! and A asked separately and at once) on worker threads, answers handed to
-//! the loop through its Waker.
+//! the loop through its Waker. The calls into the OS are in
+//! [`super::sys::getaddrinfo`].
 //!
 //! Each loop has its own pool (no process-wide state). Workers are started
 //! on demand up to [`MAX_WORKERS`] and leave after [`IDLE_EXIT`] without
-//! work. getaddrinfo cannot be interrupted: a worker busy when its loop is
-//! freed finishes that call and drops the answer.
+//! work; the pool keeps every worker's join handle until it joins it (a
+//! worker that left on its own is joined by the next one to leave, when
+//! the pool next starts one, or at shutdown).
+//!
+//! # Threads at shutdown
+//!
+//! [`Resolver::shutdown`] (the loop's shutdown: `event_loop_free`, the
+//! last handle of a shared loop, or the loop's drop) joins the workers, so
+//! that a freed loop leaves none of its threads running, with one bounded
+//! exception. getaddrinfo cannot be interrupted, so:
+//!
+//! - idle workers, and those still starting, are woken, leave at once and
+//!   are joined;
+//! - a worker in a lookup has up to [`SHUTDOWN_GRACE`] (100 ms) to finish
+//!   it (hosts file, local cache, a DNS server that answers: µs to ms), then
+//!   drops the answer, leaves and is joined;
+//! - a worker still in getaddrinfo after that (a slow or silent DNS server)
+//!   is handed off: its join handle is dropped and shutdown returns. It
+//!   holds nothing of the loop but this pool (shutdown lets go of the loop's
+//!   waker, so the eventfd closes with the loop); when getaddrinfo returns,
+//!   it drops the answer and exits. Until then it is still counted in the
+//!   pool's `workers`.
+//!
+//! Worst case: freeing a loop while a lookup is stuck on a DNS server takes
+//! [`SHUTDOWN_GRACE`] longer, and that one thread outlives the loop by
+//! glibc's resolver timeout (resolv.conf `timeout` × `attempts` per name
+//! server: 5 s × 2 each by default); a process that exits in that window
+//! shows, under valgrind, glibc's per-thread resolver context (~96 bytes)
+//! as lost. Joining every worker unconditionally would make freeing a loop
+//! wait for the slowest DNS server, and a process-wide reaper thread would
+//! be a library thread outliving every loop: a bounded wait and a handed-off
+//! thread that exits by itself is the lesser cost.
 //!
 //! The worker also finds the source address the kernel would use for each
 //! answer (a connected UDP socket's local address, as glibc does for RFC
 //! 6724), so that the loop thread makes no blocking call.
 
 use super::cache::AnswerCache;
+use super::sync::{Condvar, Mutex, MutexGuard};
 use crate::engine::{Candidate, Family, QueryKey};
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use super::sync::{Condvar, Mutex};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub(crate) use super::sys::getaddrinfo::{resolve, sockaddr_ip, source_address};
 
 /// Most worker threads one loop runs at once: as many lookups can wait on
 /// slow DNS servers at the same time before new queries queue. More
@@ -27,6 +61,12 @@ use std::time::Duration;
 pub(crate) const MAX_WORKERS: usize = 16;
 /// How long an idle worker waits for work before it exits.
 pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(5);
+/// How long [`Resolver::shutdown`] waits for workers in a lookup before it
+/// hands them off (see the module docs).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
+/// The lookup a worker runs: [`resolve`], or a test's.
+type Lookup = fn(&CStr, u16, Family) -> Result<Vec<SocketAddr>, i32>;
 
 /// One query to run.
 #[derive(Debug)]
@@ -58,8 +98,30 @@ struct Queue {
     idle: usize,
     /// Workers running a query.
     busy: usize,
+    /// Workers started whose loop has not returned.
     workers: usize,
     shutdown: bool,
+    /// The join handles of the workers not joined yet, with their ids.
+    threads: Vec<(u64, JoinHandle<()>)>,
+    /// Ids of the workers that left (their loop returned), to join.
+    left: Vec<u64>,
+    /// The next worker's id.
+    next_id: u64,
+}
+
+impl Queue {
+    /// The handles of the workers that left, to join (outside the lock:
+    /// they have nothing left to do but exit).
+    fn take_left(&mut self) -> Vec<JoinHandle<()>> {
+        if self.left.is_empty() {
+            return Vec::new();
+        }
+        let left = std::mem::take(&mut self.left);
+        let (gone, running): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.threads).into_iter().partition(|(id, _)| left.contains(id));
+        self.threads = running;
+        gone.into_iter().map(|(_, handle)| handle).collect()
+    }
 }
 
 /// Jobs in, answers out, a waker to call when an answer is ready.
@@ -69,13 +131,19 @@ pub(crate) struct Resolver {
     /// Queries handed to the workers so far.
     pub(crate) submitted: std::sync::atomic::AtomicU64,
     queue: Mutex<Queue>,
+    /// Signalled when there is a job for an idle worker, or at shutdown.
     work: Condvar,
+    /// Signalled when a worker leaves during shutdown.
+    exited: Condvar,
     answers: Mutex<Outbox>,
+    lookup: Lookup,
+    /// [`IDLE_EXIT`], or a test's.
+    idle_exit: Duration,
 }
 
 /// Answers for the loop, and the loop's waker: taken at shutdown, so that
-/// the loop's eventfd closes with the loop, not when the last worker leaves
-/// getaddrinfo (up to the DNS timeout later).
+/// the loop's eventfd closes with the loop, not when a handed-off worker
+/// leaves getaddrinfo (up to the DNS timeout later).
 struct Outbox {
     answers: Vec<Answer>,
     waker: Option<Arc<mio::Waker>>,
@@ -87,14 +155,30 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
+/// Join worker threads that left.
+fn join(handles: Vec<JoinHandle<()>>) {
+    for handle in handles {
+        if handle.join().is_err() {
+            log::error!("a resolver thread panicked");
+        }
+    }
+}
+
 impl Resolver {
     pub(crate) fn new(waker: Arc<mio::Waker>) -> Arc<Resolver> {
+        Resolver::with_lookup(waker, resolve, IDLE_EXIT)
+    }
+
+    fn with_lookup(waker: Arc<mio::Waker>, lookup: Lookup, idle_exit: Duration) -> Arc<Resolver> {
         Arc::new(Resolver {
             cache: AnswerCache::default(),
             submitted: std::sync::atomic::AtomicU64::new(0),
             queue: Mutex::default(),
             work: Condvar::new(),
+            exited: Condvar::new(),
             answers: Mutex::new(Outbox { answers: Vec::new(), waker: Some(waker) }),
+            lookup,
+            idle_exit,
         })
     }
 
@@ -107,42 +191,54 @@ impl Resolver {
         if jobs.is_empty() {
             return;
         }
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queue.lock();
         if q.shutdown {
             return;
         }
         let n = jobs.len();
         q.jobs.extend(jobs);
         self.submitted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..q.idle.min(n) {
+            self.work.notify_one();
+        }
         // Idle workers, and those still starting, take queued jobs; start
         // more for the rest, up to MAX_WORKERS.
         let free = q.workers - q.busy;
         let spawn = q.jobs.len().saturating_sub(free).min(MAX_WORKERS - q.workers);
-        q.workers += spawn;
-        for _ in 0..q.idle.min(n) {
-            self.work.notify_one();
+        if spawn == 0 {
+            return;
         }
-        drop(q);
         for _ in 0..spawn {
-            self.spawn_worker();
+            if !self.spawn_worker(&mut q) {
+                break;
+            }
         }
+        // Nobody will run the queued jobs: answer them with an error.
+        let orphans: Vec<Job> = if q.workers == 0 { q.jobs.drain(..).collect() } else { Vec::new() };
+        let left = q.take_left();
+        drop(q);
+        for job in orphans {
+            self.deliver(Answer { race: job.race, key: job.key, result: Err(libc::EAI_SYSTEM) });
+        }
+        join(left);
     }
 
-    /// Start a worker already counted in `workers`.
-    fn spawn_worker(self: &Arc<Self>) {
+    /// Start a worker and count it; false when the thread cannot be made.
+    /// Under the queue's lock, so that shutdown finds every handle.
+    fn spawn_worker(self: &Arc<Self>, q: &mut MutexGuard<'_, Queue>) -> bool {
         let me = Arc::clone(self);
-        let spawned = std::thread::Builder::new().name("taps-resolver".into()).spawn(move || me.worker());
-        if let Err(e) = spawned {
-            log::error!("cannot start a resolver thread: {e}");
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.workers -= 1;
-            if q.workers == 0 {
-                // Nobody will run the queued jobs: answer them with an error.
-                let jobs: Vec<Job> = q.jobs.drain(..).collect();
-                drop(q);
-                for job in jobs {
-                    self.deliver(Answer { race: job.race, key: job.key, result: Err(libc::EAI_SYSTEM) });
-                }
+        let id = q.next_id;
+        let spawned = std::thread::Builder::new().name("taps-resolver".into()).spawn(move || me.worker(id));
+        match spawned {
+            Ok(handle) => {
+                q.next_id += 1;
+                q.workers += 1;
+                q.threads.push((id, handle));
+                true
+            }
+            Err(e) => {
+                log::error!("cannot start a resolver thread: {e}");
+                false
             }
         }
     }
@@ -150,39 +246,75 @@ impl Resolver {
     /// Have two idle workers (a race's AAAA and A queries) before a race
     /// needs them: starting a thread takes 50–100 µs.
     pub(crate) fn prepare(self: &Arc<Self>) {
-        loop {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if q.shutdown || q.workers - q.busy >= 2 || q.workers >= MAX_WORKERS {
-                return;
-            }
-            q.workers += 1;
-            drop(q);
-            self.spawn_worker();
+        let mut q = self.queue.lock();
+        if q.shutdown || q.workers - q.busy >= 2 || q.workers >= MAX_WORKERS {
+            return;
         }
+        while q.workers - q.busy < 2 && q.workers < MAX_WORKERS {
+            if !self.spawn_worker(&mut q) {
+                break;
+            }
+        }
+        let left = q.take_left();
+        drop(q);
+        join(left);
     }
 
     /// Take every answer that arrived.
     pub(crate) fn take_answers(&self) -> Vec<Answer> {
-        std::mem::take(&mut self.answers.lock().unwrap_or_else(|e| e.into_inner()).answers)
+        std::mem::take(&mut self.answers.lock().answers)
     }
 
-    /// Stop the workers: queued jobs are dropped, running ones finish alone
-    /// and their answers are dropped; the loop's waker is let go now.
+    /// Stop the workers and join them (see the module docs): queued jobs
+    /// are dropped, running ones have [`SHUTDOWN_GRACE`] to finish, their
+    /// answers are dropped; the loop's waker is let go at once. Later calls
+    /// return at once.
     pub(crate) fn shutdown(&self) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.queue.lock();
+        if q.shutdown {
+            return;
+        }
         q.shutdown = true;
         q.jobs.clear();
         self.work.notify_all();
         drop(q);
-        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.answers.lock();
         out.waker = None;
         out.answers.clear();
+        drop(out);
+
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut q = self.queue.lock();
+        // Idle and starting workers leave at once; those in a lookup until
+        // the deadline.
+        while q.workers > 0 {
+            let now = Instant::now();
+            let wait = match deadline.checked_duration_since(now) {
+                Some(d) if !d.is_zero() => d,
+                _ if q.workers > q.busy => Duration::from_millis(10),
+                _ => break,
+            };
+            q = self.exited.wait_timeout(q, wait).0;
+        }
+        let handed_off = q.workers;
+        let left = q.take_left();
+        // The rest are in getaddrinfo: dropping their handles detaches them.
+        let stuck = std::mem::take(&mut q.threads);
+        drop(q);
+        if handed_off > 0 {
+            log::debug!(
+                "{handed_off} resolver thread(s) still in getaddrinfo after {SHUTDOWN_GRACE:?}: \
+                 each exits when its lookup returns"
+            );
+        }
+        drop(stuck);
+        join(left);
     }
 
     pub(crate) fn deliver(&self, answer: Answer) {
         // Woken under the lock: once shutdown has the lock, no worker
         // holds the waker.
-        let mut out = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.answers.lock();
         let Some(waker) = &out.waker else { return };
         if let Err(e) = waker.wake() {
             log::error!("cannot wake the loop: {e}");
@@ -190,44 +322,51 @@ impl Resolver {
         out.answers.push(answer);
     }
 
-    fn worker(self: Arc<Self>) {
+    /// A worker's body: run jobs until shutdown, or until [`IDLE_EXIT`]
+    /// passes without one.
+    fn worker(self: Arc<Self>, id: u64) {
+        let mut q = self.queue.lock();
         loop {
-            let job = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                loop {
-                    if q.shutdown {
-                        q.workers -= 1;
-                        return;
-                    }
-                    if let Some(job) = q.jobs.pop_front() {
-                        q.busy += 1;
-                        break job;
-                    }
-                    q.idle += 1;
-                    let (guard, timeout) = self.work.wait_timeout(q, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
-                    q = guard;
-                    q.idle -= 1;
-                    if timeout.timed_out() && q.jobs.is_empty() {
-                        q.workers -= 1;
-                        return;
-                    }
-                }
-            };
-            let result = resolve(&job.host, job.port, job.key.family)
-                .map(|addrs| addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect());
-            if let Ok(host) = job.host.to_str() {
-                self.cache.put(host, job.key.family, &result);
+            if q.shutdown {
+                break;
             }
-            let shutdown = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(job) = q.jobs.pop_front() {
+                q.busy += 1;
+                drop(q);
+                let result = (self.lookup)(&job.host, job.port, job.key.family).map(|addrs| {
+                    addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect()
+                });
+                if let Ok(host) = job.host.to_str() {
+                    self.cache.put(host, job.key.family, &result);
+                }
+                q = self.queue.lock();
                 q.busy -= 1;
-                q.shutdown
-            };
-            if shutdown {
+                if !q.shutdown {
+                    drop(q);
+                    self.deliver(Answer { race: job.race, key: job.key, result });
+                    q = self.queue.lock();
+                }
                 continue;
             }
-            self.deliver(Answer { race: job.race, key: job.key, result });
+            q.idle += 1;
+            let (guard, timeout) = self.work.wait_timeout(q, self.idle_exit);
+            q = guard;
+            q.idle -= 1;
+            if timeout.timed_out() && q.jobs.is_empty() {
+                break;
+            }
         }
+        q.workers -= 1;
+        // Leaving on its own: join the workers that left before (shutdown
+        // joins them itself), so that at most one left worker waits to be
+        // joined, with its stack.
+        let before = if q.shutdown { Vec::new() } else { q.take_left() };
+        q.left.push(id);
+        if q.shutdown {
+            self.exited.notify_all();
+        }
+        drop(q);
+        join(before);
     }
 }
 
@@ -270,131 +409,42 @@ impl QueryHandle {
     }
 }
 
-/// getaddrinfo for one family, stream sockets, in the resolver's order,
-/// without duplicates. No AI_ADDRCONFIG: a host with only loopback
-/// addresses must still get answers; RFC 6724 rule 1 sorts unusable ones.
-pub(crate) fn resolve(host: &CStr, port: u16, family: Family) -> Result<Vec<SocketAddr>, i32> {
-    // RFC 6761 §6.3 and §6.4: "localhost" names are the loopback
-    // addresses and ".invalid" names do not exist, without asking DNS (a
-    // hosts file without "::1 localhost" would otherwise send the AAAA
-    // query to the network).
-    let name = host.to_str().unwrap_or("").trim_end_matches('.').to_ascii_lowercase();
-    if name == "localhost" || name.ends_with(".localhost") {
-        let ip: IpAddr = match family {
-            Family::V6 => Ipv6Addr::LOCALHOST.into(),
-            Family::V4 => Ipv4Addr::LOCALHOST.into(),
-        };
-        return Ok(vec![SocketAddr::new(ip, port)]);
+#[cfg(test)]
+impl Resolver {
+    /// (workers alive, their join handles kept), for tests of the thread
+    /// accounting.
+    pub(crate) fn thread_counts(&self) -> (usize, usize) {
+        let q = self.queue.lock();
+        (q.workers, q.threads.len())
     }
-    if name == "invalid" || name.ends_with(".invalid") {
-        return Err(libc::EAI_NONAME);
-    }
-    // SAFETY: an all-zero addrinfo is a valid "no hints" value.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = match family {
-        Family::V6 => libc::AF_INET6,
-        Family::V4 => libc::AF_INET,
-    };
-    hints.ai_socktype = libc::SOCK_STREAM;
-    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: host is NUL-terminated, hints and res are valid pointers.
-    let rc = unsafe { libc::getaddrinfo(host.as_ptr(), std::ptr::null(), &hints, &mut res) };
-    if rc != 0 {
-        return Err(rc);
-    }
-    let mut out = Vec::new();
-    let mut cur = res;
-    while !cur.is_null() {
-        // SAFETY: cur walks the list getaddrinfo returned, freed below.
-        let ai = unsafe { &*cur };
-        if let Some(ip) = unsafe { sockaddr_ip(ai.ai_addr) } {
-            let addr = match ip {
-                IpAddr::V6(v6) => {
-                    // SAFETY: AF_INET6 entries point at a sockaddr_in6.
-                    let scope = unsafe { (*(ai.ai_addr as *const libc::sockaddr_in6)).sin6_scope_id };
-                    SocketAddr::V6(std::net::SocketAddrV6::new(v6, port, 0, scope))
-                }
-                IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), port),
-            };
-            if !out.contains(&addr) {
-                out.push(addr);
-            }
-        }
-        cur = ai.ai_next;
-    }
-    // SAFETY: res came from a successful getaddrinfo.
-    unsafe { libc::freeaddrinfo(res) };
-    Ok(out)
-}
-
-/// The IP address of a sockaddr, if it is AF_INET or AF_INET6.
-///
-/// # Safety
-/// `sa` is NULL or points at a sockaddr of the size its family implies.
-pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    match (*sa).sa_family as i32 {
-        libc::AF_INET => {
-            let sin = &*(sa as *const libc::sockaddr_in);
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
-        }
-        libc::AF_INET6 => {
-            let sin6 = &*(sa as *const libc::sockaddr_in6);
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
-        }
-        _ => None,
-    }
-}
-
-/// The source address the kernel would pick for `dest` (RFC 6724 needs it;
-/// glibc finds it the same way): connect a UDP socket, which sends nothing,
-/// and read its local address. `None` when there is no route.
-pub(crate) fn source_address(dest: SocketAddr) -> Option<IpAddr> {
-    // No bind: connect binds the socket to the route's source address.
-    let sock = socket2::Socket::new(socket2::Domain::for_address(dest), socket2::Type::DGRAM.cloexec(), None).ok()?;
-    // Port 0 cannot be connected to; the port does not change the route.
-    let mut probe = dest;
-    if probe.port() == 0 {
-        probe.set_port(9);
-    }
-    sock.connect(&probe.into()).ok()?;
-    sock.local_addr().ok()?.as_socket().map(|a| a.ip())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
-    #[test]
-    fn resolves_numeric_hosts_per_family() {
-        let host = CString::new("127.0.0.1").unwrap();
-        assert_eq!(resolve(&host, 80, Family::V4).unwrap(), vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
-        assert!(resolve(&host, 80, Family::V6).is_err() || resolve(&host, 80, Family::V6).unwrap().is_empty());
+    fn waker(poll: &mio::Poll) -> Arc<mio::Waker> {
+        Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap())
     }
 
-    #[test]
-    fn localhost_and_invalid_are_answered_without_dns() {
-        let lo = CString::new("LocalHost.").unwrap();
-        assert_eq!(resolve(&lo, 80, Family::V6).unwrap(), vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(resolve(&lo, 80, Family::V4).unwrap(), vec!["127.0.0.1:80".parse::<SocketAddr>().unwrap()]);
-        let sub = CString::new("a.b.localhost").unwrap();
-        assert_eq!(resolve(&sub, 1, Family::V4).unwrap().len(), 1);
-        let inv = CString::new("x.invalid").unwrap();
-        assert_eq!(resolve(&inv, 80, Family::V6), Err(libc::EAI_NONAME));
+    pub(crate) fn job(race: u64, family: Family) -> Job {
+        Job { race, key: QueryKey { endpoint: 0, family }, host: CString::new("localhost").unwrap(), port: 80 }
     }
 
-    #[test]
-    fn unknown_host_is_an_eai_error() {
-        let host = CString::new("no-such-host.invalid").unwrap();
-        assert!(resolve(&host, 80, Family::V4).is_err());
+    /// Wait (at most 10 s) until `done` holds for the queue.
+    fn wait_for(r: &Resolver, done: impl Fn(&Queue) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done(&r.queue.lock()) {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
     fn shutdown_lets_go_of_the_loops_waker() {
         let poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let waker = waker(&poll);
         let r = Resolver::new(Arc::clone(&waker));
         r.prepare(); // idle workers hold the resolver
         let key = QueryKey { endpoint: 0, family: Family::V4 };
@@ -411,23 +461,16 @@ mod tests {
     #[test]
     fn a_batch_is_answered_whole_by_at_most_max_workers() {
         let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let r = Resolver::new(waker);
+        let r = Resolver::new(waker(&poll));
         let n = 3 * MAX_WORKERS + 1;
-        let jobs: Vec<Job> = (0..n)
-            .map(|i| Job {
-                race: i as u64,
-                key: QueryKey { endpoint: 0, family: if i % 2 == 0 { Family::V6 } else { Family::V4 } },
-                host: CString::new("localhost").unwrap(),
-                port: 80,
-            })
-            .collect();
+        let jobs: Vec<Job> =
+            (0..n).map(|i| job(i as u64, if i % 2 == 0 { Family::V6 } else { Family::V4 })).collect();
         r.submit(jobs);
-        assert!(r.queue.lock().unwrap().workers <= MAX_WORKERS);
+        assert!(r.queue.lock().workers <= MAX_WORKERS);
         let mut got = Vec::new();
         let mut events = mio::Events::with_capacity(4);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while got.len() < n && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < n && Instant::now() < deadline {
             poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
             got.extend(r.take_answers());
         }
@@ -438,15 +481,101 @@ mod tests {
             let want: IpAddr = if a.race % 2 == 0 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
             assert_eq!(a.result.as_ref().unwrap()[0].addr.ip(), want);
         }
-        let q = r.queue.lock().unwrap();
+        let q = r.queue.lock();
         assert_eq!((q.busy, q.jobs.len()), (0, 0));
         assert!(q.workers <= MAX_WORKERS);
         drop(q);
         r.shutdown();
     }
 
+    /// A lookup that ends within the grace period is waited for and its
+    /// worker joined; one that does not is handed off, still counted, and
+    /// leaves by itself when its lookup returns.
     #[test]
-    fn loopback_source_is_loopback() {
-        assert_eq!(source_address("127.0.0.1:80".parse().unwrap()), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    fn shutdown_waits_for_a_short_lookup_and_hands_off_a_stuck_one() {
+        static GATE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        static OPENED: std::sync::Condvar = std::sync::Condvar::new();
+        fn short(host: &CStr, port: u16, family: Family) -> Result<Vec<SocketAddr>, i32> {
+            std::thread::sleep(SHUTDOWN_GRACE / 5);
+            resolve(host, port, family)
+        }
+        fn stuck(host: &CStr, port: u16, family: Family) -> Result<Vec<SocketAddr>, i32> {
+            let mut open = GATE.lock().unwrap();
+            while !*open {
+                open = OPENED.wait(open).unwrap();
+            }
+            resolve(host, port, family)
+        }
+        let poll = mio::Poll::new().unwrap();
+        let r = Resolver::with_lookup(waker(&poll), short, IDLE_EXIT);
+        r.submit(vec![job(1, Family::V4)]);
+        wait_for(&r, |q| q.busy == 1);
+        r.shutdown();
+        let q = r.queue.lock();
+        assert_eq!((q.workers, q.threads.len()), (0, 0), "the short lookup's worker was joined");
+        drop(q);
+        assert_eq!(Arc::strong_count(&r), 1);
+        assert!(r.take_answers().is_empty(), "its answer was dropped");
+
+        let poll = mio::Poll::new().unwrap(); // one Waker per Poll
+        let r = Resolver::with_lookup(waker(&poll), stuck, IDLE_EXIT);
+        r.submit(vec![job(1, Family::V6), job(1, Family::V4)]);
+        r.prepare();
+        wait_for(&r, |q| q.busy == 2);
+        let started = Instant::now();
+        r.shutdown();
+        let took = started.elapsed();
+        assert!(took >= SHUTDOWN_GRACE && took < SHUTDOWN_GRACE + Duration::from_secs(5), "{took:?}");
+        let q = r.queue.lock();
+        assert_eq!((q.workers, q.busy, q.threads.len()), (2, 2, 0), "two handed off, the idle ones joined");
+        drop(q);
+        *GATE.lock().unwrap() = true;
+        OPENED.notify_all();
+        wait_for(&r, |q| q.workers == 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&r) > 1 {
+            assert!(Instant::now() < deadline, "the handed-off workers let go of the resolver");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(r.take_answers().is_empty());
+        r.shutdown(); // again: returns at once
+    }
+
+    /// Workers that leave after their idle time are joined by the next to
+    /// leave, by the next start, or at shutdown: one at most waits.
+    #[test]
+    fn idle_workers_that_left_are_joined() {
+        let poll = mio::Poll::new().unwrap();
+        let r = Resolver::with_lookup(waker(&poll), resolve, Duration::from_millis(100));
+        r.prepare();
+        assert_eq!(r.queue.lock().threads.len(), 2);
+        wait_for(&r, |q| q.workers == 0);
+        assert_eq!(r.queue.lock().threads.len(), 1, "the first to leave was joined by the second");
+        r.prepare();
+        let q = r.queue.lock();
+        assert_eq!((q.workers, q.threads.len(), q.left.len()), (2, 2, 0), "the second was joined at the start");
+        drop(q);
+        r.shutdown();
+        assert!(r.queue.lock().threads.is_empty());
+        assert_eq!(Arc::strong_count(&r), 1);
+    }
+
+    #[test]
+    fn workers_that_left_are_handed_back_to_join() {
+        let mut q = Queue::default();
+        for id in 0..3 {
+            q.threads.push((id, std::thread::spawn(|| {})));
+        }
+        assert!(q.take_left().is_empty());
+        q.left = vec![0, 2];
+        let gone = q.take_left();
+        assert_eq!(gone.len(), 2);
+        join(gone);
+        assert_eq!(q.threads.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1]);
+        assert!(q.left.is_empty());
+        join(q.take_left());
+        q.left.push(1);
+        join(q.take_left());
+        assert!(q.threads.is_empty());
     }
 }

@@ -266,7 +266,7 @@ impl LoopCore {
         // Another caller may hold the handle: wait until the thread is done.
         let mut st = lock(&self.state);
         while st.owner.is_some() {
-            st = self.stopped.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.stopped.wait(st);
         }
         Ok(())
     }
