@@ -5,12 +5,11 @@
  * manual clock (every time exact to the µs), and one group of real TCP
  * connections to a loopback listener on the real clock.
  *
- * A group starts several races over its life and each race numbers its
- * attempts from 0, so this file's mock protocol, "relay", numbers attempts
- * by start order across the group: the log says "start #4 127.0.0.2 at
- * 1600000", "cancel #4", and the connection handle the test reports for
- * attempt #i is 100 + i ("close 104 fd -1"). Group events are recorded as
- * strings and compared exactly:
+ * The mock protocol, "relay", numbers attempts by start order across the
+ * group (mock.h's SeqTest): the log says "start #4 127.0.0.2 at 1600000",
+ * "cancel #4", and the connection handle the test reports for attempt #i
+ * is 100 + i ("close 104 fd -1"). Group events are recorded as strings and
+ * compared exactly:
  *
  *   "joined 2 ct 40000"   MEMBER_JOINED, member 2, connect time 40 ms
  *   "failed 1 streams 3"  MEMBER_FAILED, member 1 carried 3 open streams
@@ -23,101 +22,9 @@
 
 #define S 1000000ull
 #define MS 1000ull
-#define GT_ATTEMPTS 160
-#define GT_EVENTS 128
-
 static const char *const hosts[] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
 
-/* One attempt the library started, by start order over the group's life. */
-typedef struct GAttempt {
-  ProtocolAttempt *handle;
-  char addr[INET6_ADDRSTRLEN];
-  uint64_t at_us;
-  int live;      /* neither completed by the test nor cancelled */
-  int reported;  /* the test reported ready or failed */
-  int cancelled; /* the library called `cancel` */
-} GAttempt;
-
-typedef struct GroupTest {
-  Mock m; /* the loop and the log */
-  GAttempt a[GT_ATTEMPTS];
-  int n;
-  int quiet; /* starts are not logged (a group of 64) */
-  char ev[GT_EVENTS][64];
-  uint64_t ev_at[GT_EVENTS];
-  int n_ev;
-  int freed; /* connection_group_free returned: no event may follow */
-  int started_after_free;
-  const char *free_on; /* the event callback frees the group on this event */
-  TransportProperties *props;
-  Preconnection *pre;
-  ConnectionGroup *g;
-} GroupTest;
-
-/* ---- the mock protocol -------------------------------------------------- */
-
-static int gt_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
-                    const char *interface_name, const struct sockaddr *local_address, socklen_t local_address_len,
-                    void *user_data) {
-  (void)address_len;
-  (void)interface_name;
-  (void)local_address;
-  (void)local_address_len;
-  GroupTest *t = (GroupTest *)user_data;
-  /* After connection_group_free (or event_loop_free) nothing may start:
-   * logged as "start after free", checked by gt_finish and the cases. */
-  if (t->freed) t->started_after_free++;
-  CHECK(t->n < GT_ATTEMPTS);
-  int i = t->n++;
-  GAttempt *a = &t->a[i];
-  memset(a, 0, sizeof *a);
-  a->handle = attempt;
-  CHECK(address->sa_family == AF_INET);
-  inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)address)->sin_addr, a->addr, sizeof a->addr);
-  a->at_us = event_loop_now_us(t->m.loop);
-  a->live = 1;
-  if (!t->quiet) mock_logf(&t->m, "start%s #%d %s at %" PRIu64, t->freed ? " after free" : "", i, a->addr, a->at_us);
-  return 0;
-}
-
-static void gt_cancel(ProtocolAttempt *attempt, void *user_data) {
-  GroupTest *t = (GroupTest *)user_data;
-  for (int i = t->n - 1; i >= 0; i--) {
-    GAttempt *a = &t->a[i];
-    if (a->handle != attempt || a->cancelled) continue;
-    CHECK(a->live || a->reported);
-    a->cancelled = 1;
-    if (!t->quiet) mock_logf(&t->m, a->live ? "cancel #%d" : "cancel #%d (reported)", i);
-    a->live = 0;
-    return;
-  }
-  mock_logf(&t->m, "cancel of an unknown attempt %p", (void *)attempt);
-}
-
-static void gt_close(void *protocol_connection, int fd, void *user_data) {
-  GroupTest *t = (GroupTest *)user_data;
-  mock_logf(&t->m, "close %ld fd %d", (long)(intptr_t)protocol_connection, fd);
-}
-
-/* Attempt #i (start order) is ready with `fd` (-1: none): its connection
- * handle is 100 + i. */
-static void gt_ready_fd(GroupTest *t, int i, int fd) {
-  CHECK(i >= 0 && i < t->n);
-  CHECK(t->a[i].live);
-  t->a[i].live = 0;
-  t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_ready(t->a[i].handle, fd, (void *)(intptr_t)(100 + i)), TAPS_OK);
-}
-
-static void gt_ready(GroupTest *t, int i) { gt_ready_fd(t, i, -1); }
-
-static void gt_fail(GroupTest *t, int i, int err) {
-  CHECK(i >= 0 && i < t->n);
-  CHECK(t->a[i].live);
-  t->a[i].live = 0;
-  t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_failed(t->a[i].handle, err), TAPS_OK);
-}
+typedef SeqTest GroupTest;
 
 /* ---- events --------------------------------------------------------------- */
 
@@ -134,20 +41,13 @@ static void gt_on_event(const GroupEvent *e, void *user_data) {
     case GROUP_EVENT_KIND_REBUILD_FAILED: snprintf(s, sizeof s, "rebuild failed %" PRIu64, e->connect_time_us); break;
     default: snprintf(s, sizeof s, "kind %d", (int)e->kind); break;
   }
-  if (t->freed) {
-    fprintf(stderr, "an event after connection_group_free: %s\n", s);
-    exit(1);
-  }
   /* The fields a kind does not use are 0. */
   CHECK(e->kind == GROUP_EVENT_KIND_MEMBER_FAILED || e->streams == 0);
   CHECK(e->kind == GROUP_EVENT_KIND_MEMBER_JOINED || e->kind == GROUP_EVENT_KIND_REBUILD_FAILED ||
         e->connect_time_us == 0);
   CHECK(e->kind != GROUP_EVENT_KIND_ALL_FAILED || e->member == 0);
   CHECK(e->kind != GROUP_EVENT_KIND_REBUILD_FAILED || e->member == 0);
-  CHECK(t->n_ev < GT_EVENTS);
-  snprintf(t->ev[t->n_ev], sizeof t->ev[0], "%s", s);
-  t->ev_at[t->n_ev] = event_loop_now_us(t->m.loop);
-  t->n_ev++;
+  seq_event(t, s);
   if (t->free_on != NULL && strcmp(s, t->free_on) == 0) {
     connection_group_free(t->g); /* from its own event callback */
     t->g = NULL;
@@ -155,59 +55,14 @@ static void gt_on_event(const GroupEvent *e, void *user_data) {
   }
 }
 
-static void gt_print_events(const GroupTest *t, int from) {
-  fprintf(stderr, "group events from #%d (%d in all):\n", from, t->n_ev);
-  for (int i = from; i < t->n_ev; i++) fprintf(stderr, "  %2d: %s (at %" PRIu64 ")\n", i, t->ev[i], t->ev_at[i]);
-}
-
-/* The events from index `from` on equal `want` (NULL-terminated). */
-static void gt_expect_events_(const GroupTest *t, int from, const char *file, int line, const char *const *want) {
-  int n = 0;
-  while (want[n] != NULL) n++;
-  int ok = t->n_ev - from == n;
-  for (int i = 0; ok && i < n; i++) ok = strcmp(want[i], t->ev[from + i]) == 0;
-  if (!ok) {
-    fprintf(stderr, "%s:%d: the group events differ; expected from #%d:\n", file, line, from);
-    for (int i = 0; i < n; i++) fprintf(stderr, "  %2d: %s\n", from + i, want[i]);
-    gt_print_events(t, from);
-    mock_print_log(&t->m);
-    exit(1);
-  }
-}
-#define GT_EVENTS_FROM(t, from, ...) \
-  gt_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
-#define GT_NO_EVENTS_FROM(t, from) gt_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){NULL})
-
-/* How many recorded events equal `s`. */
-static int gt_count_events(const GroupTest *t, const char *s) {
-  int n = 0;
-  for (int i = 0; i < t->n_ev; i++) n += strcmp(t->ev[i], s) == 0;
-  return n;
-}
-
 /* ---- set-up --------------------------------------------------------------- */
-
-static void gt_add_protocol(GroupTest *t) {
-  ProtocolImplementation impl;
-  memset(&impl, 0, sizeof impl);
-  impl.name = "relay";
-  impl.properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING;
-  impl.start = gt_start;
-  impl.cancel = gt_cancel;
-  impl.close = gt_close;
-  impl.user_data = t;
-  CHECK_CODE(event_loop_add_protocol(t->m.loop, &impl), TAPS_OK);
-}
 
 /* A manual-clock loop with "relay" (mock_props keeps it alone in the
  * race), the candidates hosts[0..n_hosts) on port 443, and a group with
  * `o` (NULL: the defaults), whose events go to gt_on_event. Runs nothing. */
 static void gt_init(GroupTest *t, size_t n_hosts, const GroupOptions *o) {
-  memset(t, 0, sizeof *t);
-  mock_init(&t->m);
-  gt_add_protocol(t);
-  t->props = mock_props();
-  t->pre = mock_preconnection(&t->m, hosts, n_hosts, t->props, NULL);
+  seq_init(t, hosts, n_hosts);
+  t->log_addr = 1;
   t->g = connection_group_new(t->pre, o, gt_on_event, t);
   if (t->g == NULL) fprintf(stderr, "connection_group_new: %s\n", taps_last_error_message());
   CHECK(t->g != NULL);
@@ -221,17 +76,7 @@ static void gt_free_group(GroupTest *t) {
 
 static void gt_finish(GroupTest *t) {
   if (!t->freed) gt_free_group(t);
-  mock_run(&t->m);
-  if (t->started_after_free > 0) {
-    fprintf(stderr, "%d attempts started after the group was freed\n", t->started_after_free);
-    mock_print_log(&t->m);
-    exit(1);
-  }
-  preconnection_free(t->pre);
-  t->pre = NULL;
-  transport_properties_free(t->props);
-  event_loop_free(t->m.loop);
-  t->m.loop = NULL;
+  seq_finish(t);
 }
 
 static GroupOptions gopts(uint32_t size, AssignPolicy policy, uint32_t capacity) {
@@ -331,22 +176,22 @@ static void case_round_robin_two(void) {
   GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
 
   mock_advance_to(&t.m, 20 * MS);
-  gt_ready(&t, 1);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_EQ(gt_members(&t, ids), 1);
   uint64_t a = ids[0];
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 20000");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 20000");
   CHECK_EQ(a, 0);
   /* One member: every stream goes to it (degraded until the second). */
   GT_EXPECT_ASSIGN(&t, a, a);
   mock_advance_to(&t.m, 40 * MS);
-  gt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   CHECK_EQ(gt_members(&t, ids), 2);
   CHECK_EQ(ids[0], a);
   uint64_t b = ids[1];
   CHECK(b != a);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 20000", "joined 1 ct 40000");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 20000", "joined 1 ct 40000");
   /* No attempt was cancelled or closed: both became members. */
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.2 at 0");
 
@@ -388,15 +233,15 @@ static void case_round_robin_three(void) {
   mock_run(&t.m);
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.2 at 0", "start #2 127.0.0.3 at 0");
   mock_advance_to(&t.m, 5 * MS);
-  gt_ready(&t, 2);
+  seq_ready(&t, 2);
   mock_run(&t.m);
   mock_advance_to(&t.m, 7 * MS);
-  gt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   mock_advance_to(&t.m, 9 * MS);
-  gt_ready(&t, 1);
+  seq_ready(&t, 1);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 5000", "joined 1 ct 7000", "joined 2 ct 9000");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 5000", "joined 1 ct 7000", "joined 2 ct 9000");
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 3);
   CHECK_EQ(ids[0], 0);
@@ -437,11 +282,11 @@ static void case_rebuild_is_diverse(void) {
   GroupTest t;
   gt_init(&t, 3, NULL);
   mock_run(&t.m);
-  gt_ready(&t, 0); /* member 0: 127.0.0.1 */
+  seq_ready(&t, 0); /* member 0: 127.0.0.1 */
   mock_run(&t.m);
-  gt_ready(&t, 1); /* member 1: 127.0.0.2 */
+  seq_ready(&t, 1); /* member 1: 127.0.0.2 */
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0");
   mock_advance_to(&t.m, S);
   CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);
@@ -464,7 +309,7 @@ static void case_least_loaded(void) {
   GroupOptions o = gopts(3, ASSIGN_POLICY_LEAST_LOADED, 256);
   gt_init(&t, 3, &o);
   mock_run(&t.m);
-  for (int i = 0; i < 3; i++) gt_ready(&t, i);
+  for (int i = 0; i < 3; i++) seq_ready(&t, i);
   mock_run(&t.m);
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 3);
@@ -508,8 +353,8 @@ static void case_weighted_set_weight(void) {
   gt_init(&t, 2, &o);
   mock_run(&t.m);
   mock_advance(&t.m, 10 * MS);
-  gt_ready(&t, 0);
-  gt_ready(&t, 1);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 2);
@@ -547,12 +392,12 @@ static void case_weighted_connect_time(void) {
   gt_init(&t, 2, &o);
   mock_run(&t.m);
   mock_advance_to(&t.m, 10 * MS);
-  gt_ready(&t, 1);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   mock_advance_to(&t.m, 40 * MS);
-  gt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 10000", "joined 1 ct 40000");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 10000", "joined 1 ct 40000");
   uint64_t fast = 0, slow = 1;
   CHECK_EQ(gt_metrics(&t, fast).weight, 100);
   CHECK_EQ(gt_metrics(&t, slow).weight, 25);
@@ -583,8 +428,8 @@ static void case_capacity(void) {
     GroupOptions o = gopts(2, ASSIGN_POLICY_ROUND_ROBIN, 2);
     gt_init(&t, 2, &o);
     mock_run(&t.m);
-    gt_ready(&t, 0);
-    gt_ready(&t, 1);
+    seq_ready(&t, 0);
+    seq_ready(&t, 1);
     mock_run(&t.m);
     GT_EXPECT_ASSIGN(&t, 0, 1, 0, 1);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
@@ -606,7 +451,7 @@ static void case_capacity(void) {
     GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 2);
     gt_init(&t, 3, &o);
     mock_run(&t.m);
-    for (int i = 0; i < 3; i++) gt_ready(&t, i);
+    for (int i = 0; i < 3; i++) seq_ready(&t, i);
     mock_run(&t.m);
     GT_EXPECT_ASSIGN(&t, 0, 1, 2, 0, 1); /* 0: 2, 1: 2, 2: 1 */
     CHECK_CODE(connection_group_release_stream(t.g, 0, 0), TAPS_OK);
@@ -623,8 +468,8 @@ static void case_capacity(void) {
     GroupOptions o = gopts(2, ASSIGN_POLICY_LEAST_LOADED, 1);
     gt_init(&t, 2, &o);
     mock_run(&t.m);
-    gt_ready(&t, 0);
-    gt_ready(&t, 1);
+    seq_ready(&t, 0);
+    seq_ready(&t, 1);
     mock_run(&t.m);
     GT_EXPECT_ASSIGN(&t, 0, 1);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
@@ -639,8 +484,8 @@ static void case_capacity(void) {
     GroupOptions o = gopts(2, ASSIGN_POLICY_WEIGHTED, 2);
     gt_init(&t, 2, &o);
     mock_run(&t.m);
-    gt_ready(&t, 0);
-    gt_ready(&t, 1);
+    seq_ready(&t, 0);
+    seq_ready(&t, 1);
     mock_run(&t.m);
     CHECK_CODE(connection_group_set_weight(t.g, 0, 3), TAPS_OK);
     CHECK_CODE(connection_group_set_weight(t.g, 1, 1), TAPS_OK);
@@ -655,8 +500,8 @@ static void case_capacity(void) {
     GroupTest t;
     gt_init(&t, 2, NULL);
     mock_run(&t.m);
-    gt_ready(&t, 0);
-    gt_ready(&t, 1);
+    seq_ready(&t, 0);
+    seq_ready(&t, 1);
     mock_run(&t.m);
     for (int i = 0; i < 512; i++) (void)gt_assign(&t);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
@@ -678,9 +523,9 @@ static void case_failover_and_rebuild(void) {
   GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 3, &o);
   mock_run(&t.m);
-  for (int i = 0; i < 3; i++) gt_ready(&t, i);
+  for (int i = 0; i < 3; i++) seq_ready(&t, i);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "joined 2 ct 0");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "joined 2 ct 0");
   GT_EXPECT_ASSIGN(&t, 0, 1, 2, 0, 1, 2, 0);
   CHECK_CODE(connection_group_release_stream(t.g, 1, 1), TAPS_OK); /* 1: one ended failed, one open */
   mock_advance_to(&t.m, 3 * S);
@@ -695,7 +540,7 @@ static void case_failover_and_rebuild(void) {
   CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_ERROR_INVALID_ARGUMENT); /* not live any more */
   CHECK_CODE(connection_group_release_stream(t.g, 1, 0), TAPS_ERROR_INVALID_ARGUMENT); /* nothing open */
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 3, "failed 1 streams 1");
+  SEQ_EVENTS_FROM(&t, 3, "failed 1 streams 1");
   CHECK_EQ(t.ev_at[3], 3 * S);
   /* Closed, then one replacement raced at once (where to: see
    * case_rebuild_is_diverse). */
@@ -706,9 +551,9 @@ static void case_failover_and_rebuild(void) {
   CHECK_EQ(t.a[3].at_us, 3 * S);
   /* The replacement joins 15 ms later. */
   mock_advance(&t.m, 15 * MS);
-  gt_ready(&t, 3);
+  seq_ready(&t, 3);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 3, "failed 1 streams 1", "joined 3 ct 15000");
+  SEQ_EVENTS_FROM(&t, 3, "failed 1 streams 1", "joined 3 ct 15000");
   CHECK_EQ(gt_members(&t, ids), 3);
   CHECK_EQ(ids[0], 0);
   CHECK_EQ(ids[1], 2);
@@ -741,8 +586,8 @@ static void case_member_fd_and_close(void) {
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sw) == 0);
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sx) == 0);
-  gt_ready_fd(&t, 0, sv[0]);
-  gt_ready_fd(&t, 1, sw[0]);
+  seq_ready_fd(&t, 0, sv[0]);
+  seq_ready_fd(&t, 1, sw[0]);
   mock_run(&t.m);
   CHECK_EQ(connection_group_member_fd(t.g, 0), sv[0]);
   CHECK_EQ(connection_group_member_fd(t.g, 1), sw[0]);
@@ -751,7 +596,7 @@ static void case_member_fd_and_close(void) {
   CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
   CHECK_EQ(connection_group_member_fd(t.g, 0), -1);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2");
   GT_CHECK_METRICS(&t, 0, 2, 0, 2, 0);
   char want[64];
   snprintf(want, sizeof want, "close 100 fd %d", sv[0]);
@@ -760,9 +605,9 @@ static void case_member_fd_and_close(void) {
   CHECK_EQ(t.n, 3);
   GT_EXPECT_ASSIGN(&t, 1, 1);
   mock_advance(&t.m, 3 * MS);
-  gt_ready_fd(&t, 2, sx[0]);
+  seq_ready_fd(&t, 2, sx[0]);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2", "joined 2 ct 3000");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2", "joined 2 ct 3000");
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 2);
   CHECK_EQ(connection_group_member_fd(t.g, 2), sx[0]);
@@ -789,8 +634,8 @@ static void case_all_failed_once_and_recovers(void) {
   o.backoff_initial_ms = 500;
   gt_init(&t, 2, &o);
   mock_run(&t.m);
-  gt_ready(&t, 0);
-  gt_ready(&t, 1);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   GT_EXPECT_ASSIGN(&t, 0, 1, 0);
   mock_advance_to(&t.m, S);
@@ -798,7 +643,7 @@ static void case_all_failed_once_and_recovers(void) {
   CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
   GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2", "failed 1 streams 1", "all failed");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2", "failed 1 streams 1", "all failed");
   GT_CHECK_METRICS(&t, 0, 2, 0, 2, 0);
   GT_CHECK_METRICS(&t, 1, 1, 0, 1, 0);
   uint64_t ids[16];
@@ -810,14 +655,14 @@ static void case_all_failed_once_and_recovers(void) {
   mock_advance(&t.m, 100 * MS);
   while (t.n > 0 && t.a[t.n - 1].live) {
     for (int i = 2; i < t.n; i++) {
-      if (t.a[i].live) gt_fail(&t, i, ECONNREFUSED);
+      if (t.a[i].live) seq_fail(&t, i, ECONNREFUSED);
     }
     mock_run(&t.m);
   }
   int n1 = t.n;
-  GT_EVENTS_FROM(&t, 5, "rebuild failed 500000");
+  SEQ_EVENTS_FROM(&t, 5, "rebuild failed 500000");
   CHECK_EQ(t.ev_at[5], S + 100 * MS);
-  CHECK_EQ(gt_count_events(&t, "all failed"), 1);
+  CHECK_EQ(seq_count_events(&t, "all failed"), 1);
   GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
   /* No race before the backoff ends; one exactly when it ends. */
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 500);
@@ -831,13 +676,13 @@ static void case_all_failed_once_and_recovers(void) {
   mock_advance(&t.m, 50 * MS);
   while (t.a[t.n - 1].live) {
     for (int i = n1; i < t.n; i++) {
-      if (t.a[i].live) gt_fail(&t, i, ETIMEDOUT);
+      if (t.a[i].live) seq_fail(&t, i, ETIMEDOUT);
     }
     mock_run(&t.m);
   }
   int n2 = t.n;
-  GT_EVENTS_FROM(&t, 5, "rebuild failed 500000", "rebuild failed 1000000");
-  CHECK_EQ(gt_count_events(&t, "all failed"), 1);
+  SEQ_EVENTS_FROM(&t, 5, "rebuild failed 500000", "rebuild failed 1000000");
+  CHECK_EQ(seq_count_events(&t, "all failed"), 1);
   mock_advance(&t.m, S - 1);
   CHECK_EQ(t.n, n2);
   mock_advance(&t.m, 1);
@@ -846,9 +691,9 @@ static void case_all_failed_once_and_recovers(void) {
   CHECK_EQ(t.a[n2].at_us, t3);
   /* A member joins: RECOVERED, and streams are assigned again. */
   mock_advance(&t.m, 20 * MS);
-  gt_ready(&t, n2);
+  seq_ready(&t, n2);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 7, "joined 2 ct 20000", "recovered 2");
+  SEQ_EVENTS_FROM(&t, 7, "joined 2 ct 20000", "recovered 2");
   CHECK_EQ(t.ev_at[8], t3 + 20 * MS);
   GT_EXPECT_ASSIGN(&t, 2, 2);
   /* The group goes on until K members are back: the second one joins
@@ -859,12 +704,12 @@ static void case_all_failed_once_and_recovers(void) {
       if (t.a[i].live) ready = i;
     }
     CHECK(ready >= 0);
-    gt_ready(&t, ready);
+    seq_ready(&t, ready);
     mock_run(&t.m);
   }
   CHECK_EQ(gt_members(&t, ids), 2);
-  GT_EVENTS_FROM(&t, 7, "joined 2 ct 20000", "recovered 2", "joined 3 ct 20000");
-  CHECK_EQ(gt_count_events(&t, "all failed"), 1);
+  SEQ_EVENTS_FROM(&t, 7, "joined 2 ct 20000", "recovered 2", "joined 3 ct 20000");
+  CHECK_EQ(seq_count_events(&t, "all failed"), 1);
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
   /* A new outage is reported again, once; the backoff starts over at
    * 500 ms after a member joined. */
@@ -873,15 +718,15 @@ static void case_all_failed_once_and_recovers(void) {
   CHECK_CODE(connection_group_mark_failed(t.g, 2), TAPS_OK);
   CHECK_CODE(connection_group_mark_failed(t.g, 3), TAPS_OK);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, mark, "failed 2 streams 2", "failed 3 streams 0", "all failed");
+  SEQ_EVENTS_FROM(&t, mark, "failed 2 streams 2", "failed 3 streams 0", "all failed");
   while (t.n > n3 && t.a[t.n - 1].live) {
     for (int i = n3; i < t.n; i++) {
-      if (t.a[i].live) gt_fail(&t, i, ECONNREFUSED);
+      if (t.a[i].live) seq_fail(&t, i, ECONNREFUSED);
     }
     mock_run(&t.m);
   }
-  GT_EVENTS_FROM(&t, mark, "failed 2 streams 2", "failed 3 streams 0", "all failed", "rebuild failed 500000");
-  CHECK_EQ(gt_count_events(&t, "all failed"), 2);
+  SEQ_EVENTS_FROM(&t, mark, "failed 2 streams 2", "failed 3 streams 0", "all failed", "rebuild failed 500000");
+  CHECK_EQ(seq_count_events(&t, "all failed"), 2);
   gt_finish(&t);
 }
 
@@ -896,18 +741,18 @@ static void case_no_member_while_none_live(void) {
     mock_run(&t.m);
     MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0");
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
-    gt_ready(&t, 0);
+    seq_ready(&t, 0);
     mock_run(&t.m);
     GT_EXPECT_ASSIGN(&t, 0, 0);
     CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
     mock_run(&t.m);
-    GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 2", "all failed");
+    SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 2", "all failed");
     MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "close 100 fd -1", "start #1 127.0.0.1 at 0");
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
-    gt_ready(&t, 1);
+    seq_ready(&t, 1);
     mock_run(&t.m);
-    GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 2", "all failed", "joined 1 ct 0", "recovered 1");
+    SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 2", "all failed", "joined 1 ct 0", "recovered 1");
     GT_EXPECT_ASSIGN(&t, 1);
     gt_finish(&t);
   }
@@ -918,15 +763,15 @@ static void case_no_member_while_none_live(void) {
     gt_init(&t, 1, &o);
     mock_run(&t.m);
     mock_advance(&t.m, 30 * MS);
-    gt_fail(&t, 0, ECONNREFUSED);
+    seq_fail(&t, 0, ECONNREFUSED);
     mock_run(&t.m);
-    GT_EVENTS_FROM(&t, 0, "rebuild failed 200000", "all failed");
+    SEQ_EVENTS_FROM(&t, 0, "rebuild failed 200000", "all failed");
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
     mock_advance(&t.m, 200 * MS);
     MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.1 at 230000");
-    gt_ready(&t, 1);
+    seq_ready(&t, 1);
     mock_run(&t.m);
-    GT_EVENTS_FROM(&t, 0, "rebuild failed 200000", "all failed", "joined 0 ct 0", "recovered 0");
+    SEQ_EVENTS_FROM(&t, 0, "rebuild failed 200000", "all failed", "joined 0 ct 0", "recovered 0");
     GT_EXPECT_ASSIGN(&t, 0);
     gt_finish(&t);
   }
@@ -966,8 +811,8 @@ static void case_bad_arguments(void) {
   connection_group_free(NULL);
 
   mock_run(&t.m);
-  gt_ready(&t, 0);
-  gt_ready(&t, 1);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_CODE(connection_group_member_metrics(t.g, 0, NULL), TAPS_ERROR_NULL_ARGUMENT);
   /* members with a short array: the count of all, `cap` written. */
@@ -1067,9 +912,9 @@ static void case_free_with_rebuild_in_flight(void) {
   GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 3, &o);
   mock_run(&t.m);
-  gt_ready(&t, 0);
-  gt_ready(&t, 1);
-  gt_ready(&t, 2);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
+  seq_ready(&t, 2);
   mock_run(&t.m);
   GT_EXPECT_ASSIGN(&t, 0, 1, 2);
   mock_advance_to(&t.m, S);
@@ -1085,7 +930,7 @@ static void case_free_with_rebuild_in_flight(void) {
   gt_free_group(&t);
   mock_run(&t.m);
   mock_advance(&t.m, 100 * S);
-  GT_NO_EVENTS_FROM(&t, mark);
+  SEQ_NO_EVENTS_FROM(&t, mark);
   CHECK_EQ(t.n, started);
   for (int i = 3; i < started; i++) {
     if (!t.a[i].cancelled) {
@@ -1106,19 +951,19 @@ static void case_free_with_ready_queued(void) {
   GroupTest t;
   gt_init(&t, 2, NULL);
   mock_run(&t.m);
-  gt_ready(&t, 0);
-  gt_ready(&t, 1);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
   CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);
   mock_advance(&t.m, 250 * MS);
   CHECK_EQ(t.n, 4);
-  gt_ready(&t, 3); /* queued for the loop, which has not run yet */
+  seq_ready(&t, 3); /* queued for the loop, which has not run yet */
   int mark = t.n_ev;
   gt_free_group(&t);
   mock_run(&t.m);
-  GT_NO_EVENTS_FROM(&t, mark);
+  SEQ_NO_EVENTS_FROM(&t, mark);
   MOCK_CHECK_LOG_HAS(&t.m, "cancel #2");
   MOCK_CHECK_LOG_HAS(&t.m, "close 103 fd -1");
   int closes103 = 0;
@@ -1135,16 +980,16 @@ static void case_free_during_backoff(void) {
   GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 1, &o);
   mock_run(&t.m);
-  gt_fail(&t, 0, ECONNREFUSED);
+  seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m);
-  GT_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
+  SEQ_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1000);
   gt_free_group(&t);
   mock_run(&t.m);
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
   mock_advance(&t.m, 10 * S);
   CHECK_EQ(t.n, 1);
-  GT_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
+  SEQ_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
   gt_finish(&t);
 }
 
@@ -1157,14 +1002,14 @@ static void case_free_in_event_callback(void) {
   GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 1, &o);
   mock_run(&t.m);
-  gt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   t.free_on = "failed 0 streams 0";
   CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
   mock_run(&t.m);
   CHECK(t.freed);
   mock_advance(&t.m, 10 * S);
-  GT_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 0");
+  SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 0");
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "close 100 fd -1", "start #1 127.0.0.1 at 0", "cancel #1");
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
   gt_finish(&t);
@@ -1177,7 +1022,7 @@ static void case_loop_freed_first(void) {
   GroupTest t;
   gt_init(&t, 2, NULL);
   mock_run(&t.m);
-  gt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   preconnection_free(t.pre);
   t.pre = NULL;
