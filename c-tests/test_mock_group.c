@@ -68,6 +68,15 @@ static void gt_init(GroupTest *t, size_t n_hosts, const GroupOptions *o) {
   CHECK(t->g != NULL);
 }
 
+/* gt_init, run, and attempts #0 to #k-1 ready: k members, joined at the
+ * loop's time (connect time 0) in that order. */
+static void gt_build(GroupTest *t, size_t n_hosts, const GroupOptions *o, int k) {
+  gt_init(t, n_hosts, o);
+  mock_run(&t->m);
+  for (int i = 0; i < k; i++) seq_ready(t, i);
+  mock_run(&t->m);
+}
+
 static void gt_free_group(GroupTest *t) {
   connection_group_free(t->g);
   t->g = NULL;
@@ -307,10 +316,7 @@ static void case_rebuild_is_diverse(void) {
 static void case_least_loaded(void) {
   GroupTest t;
   GroupOptions o = gopts(3, ASSIGN_POLICY_LEAST_LOADED, 256);
-  gt_init(&t, 3, &o);
-  mock_run(&t.m);
-  for (int i = 0; i < 3; i++) seq_ready(&t, i);
-  mock_run(&t.m);
+  gt_build(&t, 3, &o, 3);
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 3);
   uint64_t a = ids[0], b = ids[1], c = ids[2];
@@ -426,11 +432,7 @@ static void case_capacity(void) {
   {
     GroupTest t;
     GroupOptions o = gopts(2, ASSIGN_POLICY_ROUND_ROBIN, 2);
-    gt_init(&t, 2, &o);
-    mock_run(&t.m);
-    seq_ready(&t, 0);
-    seq_ready(&t, 1);
-    mock_run(&t.m);
+    gt_build(&t, 2, &o, 2);
     GT_EXPECT_ASSIGN(&t, 0, 1, 0, 1);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
@@ -449,10 +451,7 @@ static void case_capacity(void) {
      * disturbing the others' order. */
     GroupTest t;
     GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 2);
-    gt_init(&t, 3, &o);
-    mock_run(&t.m);
-    for (int i = 0; i < 3; i++) seq_ready(&t, i);
-    mock_run(&t.m);
+    gt_build(&t, 3, &o, 3);
     GT_EXPECT_ASSIGN(&t, 0, 1, 2, 0, 1); /* 0: 2, 1: 2, 2: 1 */
     CHECK_CODE(connection_group_release_stream(t.g, 0, 0), TAPS_OK);
     GT_EXPECT_ASSIGN(&t, 2, 0); /* 1 is full: skipped */
@@ -466,11 +465,7 @@ static void case_capacity(void) {
     /* Least loaded, capacity 1. */
     GroupTest t;
     GroupOptions o = gopts(2, ASSIGN_POLICY_LEAST_LOADED, 1);
-    gt_init(&t, 2, &o);
-    mock_run(&t.m);
-    seq_ready(&t, 0);
-    seq_ready(&t, 1);
-    mock_run(&t.m);
+    gt_build(&t, 2, &o, 2);
     GT_EXPECT_ASSIGN(&t, 0, 1);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
     CHECK_CODE(connection_group_release_stream(t.g, 1, 0), TAPS_OK);
@@ -482,11 +477,7 @@ static void case_capacity(void) {
     /* Weighted 3:1, capacity 2: a is full after two, b takes the rest. */
     GroupTest t;
     GroupOptions o = gopts(2, ASSIGN_POLICY_WEIGHTED, 2);
-    gt_init(&t, 2, &o);
-    mock_run(&t.m);
-    seq_ready(&t, 0);
-    seq_ready(&t, 1);
-    mock_run(&t.m);
+    gt_build(&t, 2, &o, 2);
     CHECK_CODE(connection_group_set_weight(t.g, 0, 3), TAPS_OK);
     CHECK_CODE(connection_group_set_weight(t.g, 1, 1), TAPS_OK);
     GT_EXPECT_ASSIGN(&t, 0, 0, 1, 1);
@@ -498,11 +489,7 @@ static void case_capacity(void) {
   {
     /* The default capacity is 256 per member. */
     GroupTest t;
-    gt_init(&t, 2, NULL);
-    mock_run(&t.m);
-    seq_ready(&t, 0);
-    seq_ready(&t, 1);
-    mock_run(&t.m);
+    gt_build(&t, 2, NULL, 2);
     for (int i = 0; i < 512; i++) (void)gt_assign(&t);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_ALL_MEMBERS_FULL);
     GT_CHECK_METRICS(&t, 0, 256, 256, 0, 1);
@@ -521,10 +508,7 @@ static void case_capacity(void) {
 static void case_failover_and_rebuild(void) {
   GroupTest t;
   GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 256);
-  gt_init(&t, 3, &o);
-  mock_run(&t.m);
-  for (int i = 0; i < 3; i++) seq_ready(&t, i);
-  mock_run(&t.m);
+  gt_build(&t, 3, &o, 3);
   SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "joined 2 ct 0");
   GT_EXPECT_ASSIGN(&t, 0, 1, 2, 0, 1, 2, 0);
   CHECK_CODE(connection_group_release_stream(t.g, 1, 1), TAPS_OK); /* 1: one ended failed, one open */
@@ -632,11 +616,7 @@ static void case_all_failed_once_and_recovers(void) {
   GroupTest t;
   GroupOptions o = group_options_default();
   o.backoff_initial_ms = 500;
-  gt_init(&t, 2, &o);
-  mock_run(&t.m);
-  seq_ready(&t, 0);
-  seq_ready(&t, 1);
-  mock_run(&t.m);
+  gt_build(&t, 2, &o, 2);
   GT_EXPECT_ASSIGN(&t, 0, 1, 0);
   mock_advance_to(&t.m, S);
   CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
@@ -949,11 +929,7 @@ static void case_free_with_rebuild_in_flight(void) {
  * other running attempt is cancelled; no event. */
 static void case_free_with_ready_queued(void) {
   GroupTest t;
-  gt_init(&t, 2, NULL);
-  mock_run(&t.m);
-  seq_ready(&t, 0);
-  seq_ready(&t, 1);
-  mock_run(&t.m);
+  gt_build(&t, 2, NULL, 2);
   CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
   CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);

@@ -125,6 +125,12 @@ static void w_acquire(ConnectionPool *pool, EventLoop *loop, Waiter *w) {
 
 static void pt_acquire(PoolTest *t, Waiter *w) { w_acquire(t->pool, t->m.loop, w); }
 
+/* pt_acquire, then run what is ready. */
+static void pt_acquire_run(PoolTest *t, Waiter *w) {
+  pt_acquire(t, w);
+  mock_run(&t->m);
+}
+
 /* The waiter got the connection attempt #i made (handle 100 + i) at `at_us`. */
 #define CHECK_SERVED(w, i, at)                                                      \
   do {                                                                              \
@@ -173,6 +179,12 @@ static PoolOptions opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_
   return o;
 }
 
+/* pt_init with the defaults but these three. */
+static void pt_init_n(PoolTest *t, uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
+  PoolOptions o = opts(race_count, buffer_size, max_size);
+  pt_init(t, &o);
+}
+
 /* The connection's attempt `i` has `outcome` and `os_error`, started and
  * ended at these µs. */
 static void check_attempt(Connection *c, size_t i, uint64_t started, uint64_t ended, AttemptOutcome outcome,
@@ -201,11 +213,9 @@ static void check_attempt(Connection *c, size_t i, uint64_t started, uint64_t en
  * establishment_error contract). */
 static void case_failed_race_attempts_readable(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   mock_advance(&t.m, 1000);
   seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m); /* completions are recorded when the loop takes them */
@@ -232,8 +242,7 @@ static void case_backoff_grows_to_max(void) {
   uint64_t wait = 0;
   for (int r = 0; r < 4; r++) {
     Waiter w;
-    pt_acquire(&t, &w);
-    mock_run(&t.m);
+    pt_acquire_run(&t, &w);
     if (wait > 0) {
       CHECK_EQ(t.n, r);
       mock_advance(&t.m, wait - 1);
@@ -264,8 +273,7 @@ static void case_backoff_jitter_event_is_the_wait(void) {
   uint64_t wait = 0;
   for (int r = 0; r < 4; r++) {
     Waiter w;
-    pt_acquire(&t, &w);
-    mock_run(&t.m);
+    pt_acquire_run(&t, &w);
     if (wait > 0) {
       mock_advance(&t.m, wait - 1);
       if (t.n != r) {
@@ -317,8 +325,7 @@ static void case_idle_expiry(void) {
   seq_ready(&t, 1);
   mock_run(&t.m);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   CHECK_SERVED(&w, 1, 11 * S);
   w_free(&w);
   pt_finish(&t);
@@ -329,11 +336,9 @@ static void case_idle_expiry(void) {
  * affected. */
 static void case_free_closes_buffered(void) {
   PoolTest t;
-  PoolOptions o = opts(3, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 3, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   seq_ready(&t, 0);
   seq_ready(&t, 1);
   mock_run(&t.m);
@@ -360,16 +365,13 @@ static void case_free_closes_buffered(void) {
  * would have ended, no timer is left. */
 static void case_free_during_backoff(void) {
   PoolTest t;
-  PoolOptions o = opts(1, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 1, 0, 8);
   Waiter w1, w2;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w1);
   seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m);
   CHECK_EQ(w1.establishment_error, 1);
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1000);
   int mark = t.n_ev;
   w2.forbid = 1;
@@ -389,11 +391,9 @@ static void case_free_during_backoff(void) {
  * race's connection goes to the buffer and serves the next caller. */
 static void case_waiter_freed_while_waiting(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w1);
   w1.forbid = 1;
   w_free(&w1);
   mock_advance(&t.m, S);
@@ -402,8 +402,7 @@ static void case_waiter_freed_while_waiting(void) {
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
   SEQ_EVENTS_FROM(&t, 0, "started 2", "attempt ok 1000000", "won 1000000", "buffered");
   Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_SERVED(&w2, 1, S);
   CHECK_EQ(t.n, 2);
   w_free(&w2);
@@ -415,11 +414,9 @@ static void case_waiter_freed_while_waiting(void) {
  * buffer instead. */
 static void case_close_while_waiting(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w1);
   connection_close(w1.c);
   mock_run(&t.m);
   CHECK_EQ(w1.closed, 1);
@@ -432,8 +429,7 @@ static void case_close_while_waiting(void) {
   }
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
   Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_SERVED(&w2, 0, S);
   w_free(&w1);
   w_free(&w2);
@@ -445,11 +441,9 @@ static void case_close_while_waiting(void) {
  * answers TAPS_ERROR_INVALID_STATE until it is freed. */
 static void case_loop_freed_first(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   preconnection_free(t.pre);
   t.pre = NULL;
   w.forbid = 1;

@@ -214,6 +214,18 @@ impl Setup {
     fn fail(&self, i: usize, errno: i32) {
         self.take(i).failed(errno);
     }
+    /// At `at_us` attempt #i is ready; run.
+    fn ready_at(&self, at_us: u64, i: usize) {
+        self.advance_to(at_us);
+        self.ready(i);
+        self.run();
+    }
+    /// At `at_us` attempt #i fails with `errno`; run.
+    fn fail_at(&self, at_us: u64, i: usize, errno: i32) {
+        self.advance_to(at_us);
+        self.fail(i, errno);
+        self.run();
+    }
     fn log(&self) -> Vec<String> {
         self.mock.log.lock().unwrap().clone()
     }
@@ -282,16 +294,10 @@ fn all_n_fail_then_backoff_then_retry() {
         assert_eq!(g.ready + g.failed, 0);
     }
     assert_eq!(c1.error(), None);
-    s.advance_to(40 * S);
-    s.fail(1, libc::ETIMEDOUT);
-    s.run();
-    s.advance_to(45 * S);
-    s.fail(0, libc::ECONNREFUSED);
-    s.run();
+    s.fail_at(40 * S, 1, libc::ETIMEDOUT);
+    s.fail_at(45 * S, 0, libc::ECONNREFUSED);
     assert_eq!(g1.lock().unwrap().failed, 0, "#2 still runs");
-    s.advance_to(50 * S);
-    s.fail(2, libc::EHOSTUNREACH);
-    s.run();
+    s.fail_at(50 * S, 2, libc::EHOSTUNREACH);
     {
         let g = g1.lock().unwrap();
         assert_eq!((g.ready, g.failed, g.at_us), (0, 1, 50 * S));
@@ -359,9 +365,7 @@ fn all_n_fail_then_backoff_then_retry() {
 
     // A success resets it: the losers that fail afterwards do not back
     // off, and the next race that fails waits the initial backoff again.
-    s.advance_to(94 * S);
-    s.ready(7);
-    s.run();
+    s.ready_at(94 * S, 7);
     check_served(&c3, &g3, 7, 94 * S);
     s.fail(6, libc::ECONNREFUSED);
     s.fail(8, libc::ECONNREFUSED);
@@ -412,19 +416,13 @@ fn the_first_wins_and_the_others_are_disposed() {
     let p = pool(&s, opts(3, 0, 0));
     let (c, g) = acquire(&s, &p);
     s.run();
-    s.advance_to(30 * S);
-    s.ready(1);
-    s.run();
+    s.ready_at(30 * S, 1);
     check_served(&c, &g, 1, 30 * S);
     assert_eq!(c.attempt_count(), 3);
     check_attempt(&c, 1, 0, 30 * S, AttemptOutcome::Won, 0);
     s.expect_log(&["start #0 at 0", "start #1 at 0", "start #2 at 0"]);
-    s.advance_to(35 * S);
-    s.ready(0);
-    s.run();
-    s.advance_to(40 * S);
-    s.ready(2);
-    s.run();
+    s.ready_at(35 * S, 0);
+    s.ready_at(40 * S, 2);
     s.expect_log(&["start #0 at 0", "start #1 at 0", "start #2 at 0", "close 100 fd -1", "close 102 fd -1"]);
     s.expect_events_from(
         0,
@@ -456,16 +454,10 @@ fn the_first_wins_and_the_others_are_buffered() {
     let p = pool(&s, opts(3, 0, 8));
     let (c1, g1) = acquire(&s, &p);
     s.run();
-    s.advance_to(30 * S);
-    s.ready(0);
-    s.run();
+    s.ready_at(30 * S, 0);
     check_served(&c1, &g1, 0, 30 * S);
-    s.advance_to(31 * S);
-    s.ready(2);
-    s.run();
-    s.advance_to(32 * S);
-    s.ready(1);
-    s.run();
+    s.ready_at(31 * S, 2);
+    s.ready_at(32 * S, 1);
     assert_eq!(p.buffered(), 2);
     s.expect_events_from(
         0,
@@ -543,9 +535,7 @@ fn a_middle_one_wins_after_two_fast_failures() {
         let got = g.lock().unwrap();
         assert_eq!(got.ready + got.failed, 0);
     }
-    s.advance_to(41 * S);
-    s.ready(1);
-    s.run();
+    s.ready_at(41 * S, 1);
     check_served(&c, &g, 1, 41 * S);
     s.expect_events_from(
         0,
@@ -594,12 +584,8 @@ fn buffer_refill_with_racing_off() {
     s.run();
     s.expect_log(&["start #0 at 0", "start #1 at 0"]);
     s.expect_events_from(0, &["started 1", "started 1"]);
-    s.advance_to(30 * S);
-    s.ready(0);
-    s.run();
-    s.advance_to(40 * S);
-    s.ready(1);
-    s.run();
+    s.ready_at(30 * S, 0);
+    s.ready_at(40 * S, 1);
     assert_eq!(p.buffered(), 2);
     s.expect_events_from(
         2,
@@ -655,26 +641,14 @@ fn buffer_refill_with_racing_on() {
     }
     s.expect_events_from(0, &["started 3", "started 3"]);
     // Race A: two fail, the third wins.
-    s.advance_to(10 * S);
-    s.fail(0, libc::ECONNREFUSED);
-    s.run();
-    s.advance_to(20 * S);
-    s.fail(1, libc::ETIMEDOUT);
-    s.run();
-    s.advance_to(30 * S);
-    s.ready(2);
-    s.run();
+    s.fail_at(10 * S, 0, libc::ECONNREFUSED);
+    s.fail_at(20 * S, 1, libc::ETIMEDOUT);
+    s.ready_at(30 * S, 2);
     assert_eq!(p.buffered(), 1);
     // Race B: the first wins, a spare finds the buffer full, one fails.
-    s.advance_to(35 * S);
-    s.ready(3);
-    s.run();
-    s.advance_to(36 * S);
-    s.ready(4);
-    s.run();
-    s.advance_to(37 * S);
-    s.fail(5, libc::ECONNRESET);
-    s.run();
+    s.ready_at(35 * S, 3);
+    s.ready_at(36 * S, 4);
+    s.fail_at(37 * S, 5, libc::ECONNRESET);
     assert_eq!(p.buffered(), 2);
     s.expect_events_from(
         2,
@@ -719,16 +693,10 @@ fn attempts_that_fail_after_the_winner_are_just_recorded() {
     let p = pool(&s, opts(3, 0, 8));
     let (c, g) = acquire(&s, &p);
     s.run();
-    s.advance_to(30 * S);
-    s.ready(0);
-    s.run();
+    s.ready_at(30 * S, 0);
     check_served(&c, &g, 0, 30 * S);
-    s.advance_to(40 * S);
-    s.fail(1, libc::ECONNREFUSED);
-    s.run();
-    s.advance_to(50 * S);
-    s.fail(2, libc::ETIMEDOUT);
-    s.run();
+    s.fail_at(40 * S, 1, libc::ECONNREFUSED);
+    s.fail_at(50 * S, 2, libc::ETIMEDOUT);
     s.expect_events_from(
         0,
         &["started 3", "attempt ok 30000000", "won 30000000", "attempt failed 40000000 ECONNREFUSED", "attempt failed 50000000 ETIMEDOUT"],
@@ -772,15 +740,11 @@ fn acquisition_while_a_refill_is_running() {
     s.run();
     s.expect_log(&["start #0 at 0", "start #1 at 10000000", "start #2 at 10000000", "start #3 at 10000000"]);
     s.expect_events_from(0, &["started 1", "started 3"]);
-    s.advance_to(20 * S);
-    s.ready(0);
-    s.run();
+    s.ready_at(20 * S, 0);
     check_served(&c, &g, 0, 20 * S);
     assert_eq!(p.buffered(), 0);
     assert_eq!(s.starts(), 4, "the on-demand race runs on: no second refill");
-    s.advance_to(25 * S);
-    s.ready(2);
-    s.run();
+    s.ready_at(25 * S, 2);
     assert_eq!(p.buffered(), 1);
     s.fail(1, libc::ECONNREFUSED);
     s.fail(3, libc::ECONNREFUSED);
