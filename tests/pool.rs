@@ -4,8 +4,8 @@
 //! What the C API adds to a pool (its vtables, PoolEvent and AttemptInfo
 //! structs, freeing rules) is in c-tests/test_mock_pool.c.
 //!
-//! The mock protocol numbers attempts by start order over the pool's life
-//! (each race numbers its own from 0): the log says "start #4 at
+//! The mock protocol (tests/seq) numbers attempts by start order over the
+//! pool's life (each race numbers its own from 0): the log says "start #4 at
 //! 52000000", "cancel #4" ("cancel #4 (reported)" for an attempt the test
 //! had reported ready), and the handle the test reports for attempt #i is
 //! 100 + i ("close 104 fd -1"). Pool events are recorded as strings
@@ -13,126 +13,12 @@
 //! "race failed ...", "buffered", "disposed", "backoff 2000000") and
 //! compared exactly.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod seq;
+
+use seq::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use taps_racing::api::*;
-
-const S: u64 = 1_000_000;
-
-struct Attempt {
-    handle: ProtocolAttempt,
-    race_index: usize,
-    at_us: u64,
-    live: bool,
-    reported: bool,
-    cancelled: bool,
-}
-
-#[derive(Default)]
-struct Mock {
-    /// The loop's manual clock, which moves only through Setup::advance
-    /// (the protocol cannot ask the loop from inside `start`).
-    now: AtomicU64,
-    log: Mutex<Vec<String>>,
-    attempts: Mutex<Vec<Attempt>>,
-}
-
-impl Mock {
-    fn now(&self) -> u64 {
-        self.now.load(Ordering::SeqCst)
-    }
-    fn push(&self, line: String) {
-        self.log.lock().unwrap().push(line);
-    }
-}
-
-struct P(Arc<Mock>);
-
-impl Protocol for P {
-    fn start(&self, attempt: ProtocolAttempt, _: SocketAddr, _: &PathInfo) -> std::result::Result<(), i32> {
-        let at_us = self.0.now();
-        let mut a = self.0.attempts.lock().unwrap();
-        self.0.push(format!("start #{} at {at_us}", a.len()));
-        a.push(Attempt { race_index: attempt.index(), handle: attempt, at_us, live: true, reported: false, cancelled: false });
-        Ok(())
-    }
-    fn cancel(&self, attempt: &ProtocolAttempt) {
-        let mut a = self.0.attempts.lock().unwrap();
-        match a.iter().rposition(|x| x.handle.as_raw() == attempt.as_raw() && !x.cancelled) {
-            Some(i) => {
-                let x = &mut a[i];
-                assert!(x.live || x.reported, "cancel of attempt #{i}, which neither runs nor was reported");
-                x.cancelled = true;
-                // The library may cancel an attempt just reported ready.
-                self.0.push(if x.live { format!("cancel #{i}") } else { format!("cancel #{i} (reported)") });
-                x.live = false;
-            }
-            None => self.0.push("cancel of an unknown attempt".into()),
-        }
-    }
-    fn close(&self, c: ProtocolConnection) {
-        self.0.push(format!("close {} fd {}", c.data, c.fd.unwrap_or(-1)));
-    }
-}
-
-/// What a caller's handler saw.
-#[derive(Default)]
-struct Got {
-    ready: usize,
-    failed: usize,
-    connection_error: usize,
-    closed: usize,
-    /// Loop time of ready / establishment_error.
-    at_us: u64,
-}
-
-struct H(Arc<Mutex<Got>>, Arc<Mock>);
-
-impl ConnectionHandler for H {
-    fn ready(&mut self, _: &Connection) {
-        let mut g = self.0.lock().unwrap();
-        g.ready += 1;
-        g.at_us = self.1.now();
-    }
-    fn establishment_error(&mut self, _: &Connection) {
-        let mut g = self.0.lock().unwrap();
-        g.failed += 1;
-        g.at_us = self.1.now();
-    }
-    fn connection_error(&mut self, _: &Connection) {
-        self.0.lock().unwrap().connection_error += 1;
-    }
-    fn closed(&mut self, _: &Connection) {
-        self.0.lock().unwrap().closed += 1;
-    }
-}
-
-type Events = Arc<Mutex<Vec<(String, u64)>>>;
-
-struct Setup {
-    lp: EventLoop,
-    mock: Arc<Mock>,
-    pre: Option<Preconnection>,
-    events: Events,
-}
-
-/// A manual-clock loop with "relay" (reliable, multistreaming; the
-/// properties require multistreaming, so it races alone) and one candidate
-/// 127.0.0.1:443.
-fn setup() -> Setup {
-    let lp = EventLoop::with_manual_clock().unwrap();
-    let mock = Arc::new(Mock::default());
-    let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: false, multistreaming: true };
-    lp.add_protocol("relay", traits, Arc::new(P(Arc::clone(&mock)))).unwrap();
-    let mut props = TransportProperties::new();
-    props.set_multistreaming(Preference::Require);
-    let mut ep = RemoteEndpoint::new();
-    ep.with_hostname("127.0.0.1").unwrap().with_port(443).unwrap();
-    let pre = Preconnection::new(&lp, &[ep], Some(&props), None).unwrap();
-    Setup { lp, mock, pre: Some(pre), events: Arc::new(Mutex::new(Vec::new())) }
-}
 
 fn errno_name(e: i32) -> &'static str {
     match e {
@@ -162,6 +48,11 @@ fn opts(race_count: u32, buffer_size: u32, max_size: u32) -> PoolOptions {
     PoolOptions { race_count, buffer_size, max_size, ..Default::default() }
 }
 
+/// "relay" and one candidate, 127.0.0.1:443.
+fn setup() -> Setup {
+    seq::setup(&["127.0.0.1"], false)
+}
+
 fn pool(s: &Setup, opts: PoolOptions) -> ConnectionPool {
     let ev = Arc::clone(&s.events);
     let mock = Arc::clone(&s.mock);
@@ -172,106 +63,14 @@ fn pool(s: &Setup, opts: PoolOptions) -> ConnectionPool {
             matches!(e.kind, PoolEventKind::AttemptFailed | PoolEventKind::RaceFailed) || e.os_error == 0,
             "{e:?}"
         );
-        ev.lock().unwrap().push((event_str(e), mock.now()));
+        record(&ev, &mock, event_str(e));
     };
     ConnectionPool::new(s.pre.as_ref().unwrap(), &opts, Some(Box::new(on_event))).unwrap()
 }
 
-impl Setup {
-    fn run(&self) {
-        self.lp.run().unwrap();
-    }
-    fn advance(&self, us: u64) {
-        self.lp.advance_clock(us).unwrap();
-        self.mock.now.fetch_add(us, Ordering::SeqCst);
-        assert_eq!(self.lp.now_us(), self.mock.now());
-        self.run();
-    }
-    fn advance_to(&self, at_us: u64) {
-        let now = self.mock.now();
-        assert!(at_us >= now);
-        self.advance(at_us - now);
-    }
-    fn starts(&self) -> usize {
-        self.mock.attempts.lock().unwrap().len()
-    }
-    fn attempt(&self, i: usize) -> (usize, u64) {
-        let a = &self.mock.attempts.lock().unwrap()[i];
-        (a.race_index, a.at_us)
-    }
-    /// Take attempt #i (start order) to report it: it must be live.
-    fn take(&self, i: usize) -> ProtocolAttempt {
-        let mut a = self.mock.attempts.lock().unwrap();
-        assert!(a[i].live, "attempt #{i} is not live");
-        a[i].live = false;
-        a[i].reported = true;
-        a[i].handle.clone()
-    }
-    /// Attempt #i is ready: its handle is 100 + i.
-    fn ready(&self, i: usize) {
-        self.take(i).ready(None, 100 + i);
-    }
-    fn fail(&self, i: usize, errno: i32) {
-        self.take(i).failed(errno);
-    }
-    /// At `at_us` attempt #i is ready; run.
-    fn ready_at(&self, at_us: u64, i: usize) {
-        self.advance_to(at_us);
-        self.ready(i);
-        self.run();
-    }
-    /// At `at_us` attempt #i fails with `errno`; run.
-    fn fail_at(&self, at_us: u64, i: usize, errno: i32) {
-        self.advance_to(at_us);
-        self.fail(i, errno);
-        self.run();
-    }
-    fn log(&self) -> Vec<String> {
-        self.mock.log.lock().unwrap().clone()
-    }
-    fn log_has(&self, line: &str) -> bool {
-        self.log().iter().any(|l| l == line)
-    }
-    fn expect_log(&self, want: &[&str]) {
-        assert_eq!(self.log(), want, "the mock log");
-    }
-    fn n_events(&self) -> usize {
-        self.events.lock().unwrap().len()
-    }
-    fn events_from(&self, from: usize) -> Vec<String> {
-        self.events.lock().unwrap()[from..].iter().map(|e| e.0.clone()).collect()
-    }
-    fn expect_events_from(&self, from: usize, want: &[&str]) {
-        assert_eq!(self.events_from(from), want, "the pool events from #{from}");
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.lp.timeout().unwrap()
-    }
-}
-
 fn acquire(s: &Setup, p: &ConnectionPool) -> (Connection, Arc<Mutex<Got>>) {
-    let g = Arc::new(Mutex::new(Got::default()));
-    (p.acquire(Box::new(H(Arc::clone(&g), Arc::clone(&s.mock)))).unwrap(), g)
-}
-
-/// The caller got the connection attempt #i made (handle 100 + i) at `at_us`.
-fn check_served(c: &Connection, g: &Arc<Mutex<Got>>, i: usize, at_us: u64) {
-    let got = g.lock().unwrap();
-    assert_eq!((got.ready, got.failed, got.at_us), (1, 0, at_us), "served by #{i}");
-    assert_eq!(c.error(), None);
-    assert_eq!(c.protocol_data(), Some(100 + i));
-    assert_eq!(c.protocol().as_deref().map(|p| p.to_str().unwrap()), Some("relay"));
-}
-
-/// The connection's attempt `i`: started and ended (µs since its race
-/// started), outcome, errno; protocol "relay".
-fn check_attempt(c: &Connection, i: usize, started_us: u64, ended_us: u64, outcome: AttemptOutcome, os_error: i32) {
-    let a = c.attempt(i).unwrap();
-    assert_eq!(
-        (a.started_us, a.ended_us, a.outcome, a.os_error, a.protocol.to_str().unwrap()),
-        (started_us, Some(ended_us), outcome, os_error, "relay"),
-        "attempt {i}"
-    );
+    let (h, g) = handler(s);
+    (p.acquire(h).unwrap(), g)
 }
 
 /// All N attempts fail: the caller hears the race failed, the next race
