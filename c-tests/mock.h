@@ -706,13 +706,6 @@ static inline void seq_expect_events_(const SeqTest *t, int from, const char *fi
   seq_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
 #define SEQ_NO_EVENTS_FROM(t, from) seq_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){NULL})
 
-/* How many recorded events equal `s`. */
-static inline int seq_count_events(const SeqTest *t, const char *s) {
-  int n = 0;
-  for (int i = 0; i < t->n_ev; i++) n += strcmp(t->ev[i], s) == 0;
-  return n;
-}
-
 /* ---- main ------------------------------------------------------------- */
 
 typedef struct MockCase {
