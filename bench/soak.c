@@ -26,7 +26,7 @@
  * of one byte per race over 100,000 races exceeds the slack. Exits 0, or
  * 1 on a leak or a wrong outcome, with the figures on stdout.
  */
-#include "../c-tests/hardening.h"
+#include "soak_util.h"
 
 #include <signal.h>
 
@@ -102,7 +102,7 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
   Pending cancel[64];
   int n_cancel = 0;
   long started = 0;
-  uint64_t t0 = test_now_us();
+  uint64_t t0 = soak_now_us();
   uint32_t rnd = 12345;
   while (started < n || s->in_flight > 0 || n_cancel > 0) {
     while (started < n && s->in_flight < in_flight_max && n_cancel < 64) {
@@ -145,11 +145,11 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
     CHECK(rc >= 0);
     reset_accepted(s->listener);
   }
-  return (double)(test_now_us() - t0) / 1e6;
+  return (double)(soak_now_us() - t0) / 1e6;
 }
 
 static Preconnection *pre_to(EventLoop *loop, uint16_t port, uint32_t total_timeout_ms) {
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
+  RemoteEndpoint *ep = soak_remote(port);
   RacingOptions o = racing_options_default();
   o.total_timeout_ms = total_timeout_ms;
   Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &o);
@@ -172,15 +172,15 @@ int main(int argc, char **argv) {
     }
   }
   signal(SIGPIPE, SIG_IGN);
-  int fds_start = test_count_fds();
-  size_t heap_start = hx_heap_bytes();
+  int fds_start = soak_count_fds();
+  size_t heap_start = soak_heap_bytes();
 
   Soak s;
   memset(&s, 0, sizeof s);
   uint16_t p_listen, p_refuse, p_black;
-  s.listener = test_bind_socket(AF_INET, 0, 4096, &p_listen);
-  s.refusing = test_refusing(AF_INET, &p_refuse);
-  s.blackhole = test_blackhole(AF_INET, 0, &p_black, &s.filler);
+  s.listener = soak_bind_socket(4096, &p_listen);
+  s.refusing = soak_bind_socket(-1, &p_refuse);
+  s.blackhole = soak_blackhole(&p_black, &s.filler);
   if (s.listener < 0 || s.refusing < 0 || s.blackhole < 0) {
     fprintf(stderr, "SKIP: loopback sockets unavailable\n");
     return 77;
@@ -198,13 +198,13 @@ int main(int argc, char **argv) {
   soak_run(&s, warm_up, in_flight);
   memset(s.planned, 0, sizeof s.planned);
   memset(s.seen, 0, sizeof s.seen);
-  int fds_before = test_count_fds();
-  size_t heap_before = hx_heap_bytes();
+  int fds_before = soak_count_fds();
+  size_t heap_before = soak_heap_bytes();
 
   double secs = soak_run(&s, races, in_flight);
 
-  int fds_after = test_count_fds();
-  size_t heap_after = hx_heap_bytes();
+  int fds_after = soak_count_fds();
+  size_t heap_after = soak_heap_bytes();
   long long heap_delta = (long long)heap_after - (long long)heap_before;
 
   for (int i = 0; i < 4; i++) preconnection_free(s.pre[i]);
@@ -213,8 +213,8 @@ int main(int argc, char **argv) {
   close(s.refusing);
   close(s.blackhole);
   close(s.filler);
-  int fds_end = test_count_fds();
-  size_t heap_end = hx_heap_bytes();
+  int fds_end = soak_count_fds();
+  size_t heap_end = soak_heap_bytes();
 
   int ok = 1;
   printf("races:                %ld in %.1f s (%.0f races/s), %ld in flight, after %ld warm-up races\n", races, secs,
@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
   if (s.wrong != 0) ok = 0;
   if (fds_after != fds_before || fds_end != fds_start) {
     printf("LEAK: file descriptors\n");
-    test_list_fds("after");
+    soak_list_fds("after");
     ok = 0;
   }
   if (heap_delta > slack) {

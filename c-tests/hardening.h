@@ -1,9 +1,8 @@
 /* Helpers of the hardening tests (issue 8): a minimal user protocol and a
- * minimal user resolver through the public header, and the process's open
- * fd count and heap for leak checks.
+ * minimal user resolver through the public header.
  *
- * Used by c-tests/test_every_function.c, c-tests/test_faults.c and
- * bench/soak.c. Separate from c-tests/mock.h on purpose: these tests only
+ * Used by c-tests/test_every_function.c and c-tests/test_faults.c.
+ * Separate from c-tests/mock.h on purpose: these tests only
  * need a protocol whose attempts the test completes by hand and a resolver
  * that answers, fails or never answers.
  */
@@ -11,8 +10,6 @@
 #define TAPS_HARDENING_H
 
 #include "test_util.h"
-
-#include <malloc.h>
 
 #define HX_MAX 64
 
@@ -164,12 +161,6 @@ static inline EventLoop *hx_manual_loop(void) {
   EventLoop *loop = event_loop_new_with_options(&o);
   CHECK(loop != NULL);
   return loop;
-}
-
-/* Heap bytes in use (glibc mallinfo2: main arena and mmapped chunks). */
-static inline size_t hx_heap_bytes(void) {
-  struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
 }
 
 #endif /* TAPS_HARDENING_H */

@@ -96,6 +96,10 @@ struct Mock {
   int n_protocols;
   MockQuery queries[MOCK_MAX];
   int n_queries;
+  /* The race's properties and preconnection (mock_setup's, or the
+   * test's), freed by mock_finish. */
+  TransportProperties *props;
+  Preconnection *pre;
   /* The connection of the race and what its callbacks saw. */
   Connection *conn;
   int ready, establishment_error, connection_error, closed;
@@ -311,34 +315,41 @@ static inline void mock_fail(Mock *m, int i, int err) {
 
 /* ---- the connection's callbacks --------------------------------------- */
 
+/* Count a callback of the race's connection `c` in *count; the two that
+ * end the race also note the loop's time. */
+static inline int mock_cb_note(Mock *m, Connection *c, int *count, int ends_race) {
+  CHECK(c == m->conn);
+  (*count)++;
+  if (ends_race) m->done_at_us = event_loop_now_us(m->loop);
+  return 0;
+}
+
 static inline int mock_cb_ready(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
-  CHECK(c == m->conn);
-  m->ready++;
-  m->done_at_us = event_loop_now_us(m->loop);
-  return 0;
+  return mock_cb_note(m, c, &m->ready, 1);
 }
 
 static inline int mock_cb_establishment_error(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
-  CHECK(c == m->conn);
-  m->establishment_error++;
-  m->done_at_us = event_loop_now_us(m->loop);
-  return 0;
+  return mock_cb_note(m, c, &m->establishment_error, 1);
 }
 
 static inline int mock_cb_connection_error(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
-  CHECK(c == m->conn);
-  m->connection_error++;
-  return 0;
+  return mock_cb_note(m, c, &m->connection_error, 0);
 }
 
 static inline int mock_cb_closed(Connection *c, void *ud) {
   Mock *m = (Mock *)ud;
-  CHECK(c == m->conn);
-  m->closed++;
-  return 0;
+  return mock_cb_note(m, c, &m->closed, 0);
+}
+
+/* A ConnectionCallbacks with every callback NULL (a call that must fail
+ * before it could call any). */
+static inline ConnectionCallbacks mock_no_callbacks(void) {
+  ConnectionCallbacks cb;
+  memset(&cb, 0, sizeof cb);
+  return cb;
 }
 
 /* ---- loop, endpoints, race -------------------------------------------- */
@@ -380,21 +391,36 @@ static inline Preconnection *mock_preconnection(Mock *m, const char *const *host
   return mock_preconnection_port(m, hosts, n, 443, props, opts);
 }
 
-/* Initiate (the connection is m->conn) and run what is ready. */
-static inline void mock_initiate(Mock *m, Preconnection *p) {
-  ConnectionCallbacks cb;
-  memset(&cb, 0, sizeof cb);
+/* The usual race's set-up: a manual-clock loop with one mock protocol,
+ * "m", properties that keep it alone in the race (mock_props) and a
+ * preconnection to hosts[0..n) on port 443 with `opts` (NULL: the
+ * defaults), in m->props and m->pre. Returns the protocol, for the test
+ * to set its start_errno or ready_in_start before mock_initiate. */
+static inline MockProtocol *mock_setup(Mock *m, const char *const *hosts, size_t n, const RacingOptions *opts) {
+  mock_init(m);
+  MockProtocol *mp = mock_add_protocol(m, "m");
+  m->props = mock_props();
+  m->pre = mock_preconnection(m, hosts, n, m->props, opts);
+  return mp;
+}
+
+/* Run what is ready; on a manual clock this never blocks. */
+static inline void mock_run(Mock *m) { CHECK_CODE(event_loop_run(m->loop), TAPS_OK); }
+
+/* Initiate m->pre (the connection is m->conn, its callbacks count in *m)
+ * and run what is ready. */
+static inline void mock_initiate(Mock *m) {
+  ConnectionCallbacks cb = mock_no_callbacks();
   cb.ready = mock_cb_ready;
   cb.establishment_error = mock_cb_establishment_error;
   cb.connection_error = mock_cb_connection_error;
   cb.closed = mock_cb_closed;
   cb.user_data = m;
-  CHECK_CODE(preconnection_initiate_with_racing(p, cb, &m->conn), TAPS_OK);
+  CHECK(m->pre != NULL);
+  CHECK_CODE(preconnection_initiate_with_racing(m->pre, cb, &m->conn), TAPS_OK);
   CHECK(m->conn != NULL);
+  mock_run(m);
 }
-
-/* Run what is ready; on a manual clock this never blocks. */
-static inline void mock_run(Mock *m) { CHECK_CODE(event_loop_run(m->loop), TAPS_OK); }
 
 /* Advance the manual clock by `us` and run what fell due. */
 static inline void mock_advance(Mock *m, uint64_t us) {
@@ -479,14 +505,206 @@ static inline void mock_check_attempt(const Mock *m, size_t i, const char *proto
 #define MOCK_CHECK_ATTEMPT(m, i, proto, addr, start, end, outcome, err) \
   mock_check_attempt((m), (i), (proto), (addr), (start), (end), (outcome), (err), __FILE__, __LINE__)
 
-/* Free the connection, the preconnection and the loop (in that order). */
-static inline void mock_finish(Mock *m, Preconnection *p) {
+/* Free the connection, the preconnection, the properties and the loop
+ * (in that order). */
+static inline void mock_finish(Mock *m) {
   connection_free(m->conn);
   m->conn = NULL;
-  preconnection_free(p);
+  preconnection_free(m->pre);
+  m->pre = NULL;
+  transport_properties_free(m->props);
+  m->props = NULL;
   event_loop_free(m->loop);
   m->loop = NULL;
 }
+
+/* ---- pools and groups: attempts numbered by start order ---------------- */
+
+/* A pool or a group starts several races over its life and each race
+ * numbers its attempts from 0 (protocol_attempt_index), so the pool and
+ * group tests share a mock protocol, "relay", that numbers attempts by
+ * start order over the test instead: the log says "start #4 at 52000000"
+ * (with `log_addr`, "start #4 127.0.0.2 at 1600000"), "cancel #4" ("cancel
+ * #4 (reported)" for an attempt the test had reported ready), and the
+ * connection handle the test reports for attempt #i is 100 + i ("close 104
+ * fd -1"). The pool's or group's events are recorded as strings, with the
+ * loop's time, and compared exactly. */
+#define SEQ_ATTEMPTS 160
+#define SEQ_EVENTS 128
+
+/* One attempt the library started, by start order. */
+typedef struct SeqAttempt {
+  ProtocolAttempt *handle;
+  int race_index; /* protocol_attempt_index */
+  char addr[INET6_ADDRSTRLEN];
+  uint64_t at_us;
+  int live;      /* neither completed by the test nor cancelled */
+  int reported;  /* the test reported ready or failed */
+  int cancelled; /* the library called `cancel` */
+} SeqAttempt;
+
+/* A pool test or a group test: one of `pool` and `g` is used. */
+typedef struct SeqTest {
+  Mock m; /* the loop and the log */
+  SeqAttempt a[SEQ_ATTEMPTS];
+  int n;
+  int log_addr; /* starts are logged with their address */
+  int quiet;    /* starts and cancels are not logged (a group of 64) */
+  char ev[SEQ_EVENTS][64];
+  uint64_t ev_at[SEQ_EVENTS];
+  int n_ev;
+  /* The pool or group was freed (or its loop): no event may follow, and
+   * no attempt may start (logged as "start after free" and counted,
+   * checked by seq_finish and the cases). */
+  int freed;
+  int started_after_free;
+  TransportProperties *props;
+  Preconnection *pre;
+  ConnectionPool *pool;
+  ConnectionGroup *g;
+  const char *free_on; /* a group's event callback frees it on this event */
+} SeqTest;
+
+static inline int seq_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+                            const char *interface_name, const struct sockaddr *local_address,
+                            socklen_t local_address_len, void *user_data) {
+  (void)address_len;
+  (void)interface_name;
+  (void)local_address;
+  (void)local_address_len;
+  SeqTest *t = (SeqTest *)user_data;
+  if (t->freed) t->started_after_free++;
+  CHECK(t->n < SEQ_ATTEMPTS);
+  int i = t->n++;
+  SeqAttempt *a = &t->a[i];
+  memset(a, 0, sizeof *a);
+  a->handle = attempt;
+  a->race_index = protocol_attempt_index(attempt);
+  CHECK(address->sa_family == AF_INET);
+  inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)address)->sin_addr, a->addr, sizeof a->addr);
+  a->at_us = event_loop_now_us(t->m.loop);
+  a->live = 1;
+  if (t->quiet) return 0;
+  const char *after = t->freed ? " after free" : "";
+  if (t->log_addr) mock_logf(&t->m, "start%s #%d %s at %" PRIu64, after, i, a->addr, a->at_us);
+  else mock_logf(&t->m, "start%s #%d at %" PRIu64, after, i, a->at_us);
+  return 0;
+}
+
+static inline void seq_cancel(ProtocolAttempt *attempt, void *user_data) {
+  SeqTest *t = (SeqTest *)user_data;
+  /* The newest attempt with this pointer (a freed handle's memory may be
+   * reused by a later attempt). */
+  for (int i = t->n - 1; i >= 0; i--) {
+    SeqAttempt *a = &t->a[i];
+    if (a->handle != attempt || a->cancelled) continue;
+    CHECK(a->live || a->reported);
+    a->cancelled = 1;
+    /* The header allows a cancel for an attempt just reported ready. */
+    if (!t->quiet) mock_logf(&t->m, a->live ? "cancel #%d" : "cancel #%d (reported)", i);
+    a->live = 0;
+    return;
+  }
+  mock_logf(&t->m, "cancel of an unknown attempt %p", (void *)attempt);
+}
+
+static inline void seq_close(void *protocol_connection, int fd, void *user_data) {
+  SeqTest *t = (SeqTest *)user_data;
+  mock_logf(&t->m, "close %ld fd %d", (long)(intptr_t)protocol_connection, fd);
+}
+
+/* Attempt #i (start order) is ready with `fd` (-1: none): its connection
+ * handle is 100 + i. */
+static inline void seq_ready_fd(SeqTest *t, int i, int fd) {
+  CHECK(i >= 0 && i < t->n);
+  CHECK(t->a[i].live);
+  t->a[i].live = 0;
+  t->a[i].reported = 1;
+  CHECK_CODE(protocol_attempt_ready(t->a[i].handle, fd, (void *)(intptr_t)(100 + i)), TAPS_OK);
+}
+
+static inline void seq_ready(SeqTest *t, int i) { seq_ready_fd(t, i, -1); }
+
+static inline void seq_fail(SeqTest *t, int i, int err) {
+  CHECK(i >= 0 && i < t->n);
+  CHECK(t->a[i].live);
+  t->a[i].live = 0;
+  t->a[i].reported = 1;
+  CHECK_CODE(protocol_attempt_failed(t->a[i].handle, err), TAPS_OK);
+}
+
+/* A manual-clock loop with "relay" (reliable, multistreaming; mock_props
+ * keeps it alone in the race) and a preconnection to hosts[0..n) on port
+ * 443 in t->pre. The test then makes its pool or group. */
+static inline void seq_init(SeqTest *t, const char *const *hosts, size_t n) {
+  memset(t, 0, sizeof *t);
+  mock_init(&t->m);
+  ProtocolImplementation impl;
+  memset(&impl, 0, sizeof impl);
+  impl.name = "relay";
+  impl.properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING;
+  impl.start = seq_start;
+  impl.cancel = seq_cancel;
+  impl.close = seq_close;
+  impl.user_data = t;
+  CHECK_CODE(event_loop_add_protocol(t->m.loop, &impl), TAPS_OK);
+  t->props = mock_props();
+  t->pre = mock_preconnection(&t->m, hosts, n, t->props, NULL);
+}
+
+/* After the test freed its pool or group: run what is left, check that
+ * nothing started after the free, free the rest. */
+static inline void seq_finish(SeqTest *t) {
+  CHECK(t->freed);
+  mock_run(&t->m);
+  if (t->started_after_free > 0) {
+    fprintf(stderr, "%d attempts started after the pool or group was freed\n", t->started_after_free);
+    mock_print_log(&t->m);
+    exit(1);
+  }
+  preconnection_free(t->pre);
+  t->pre = NULL;
+  transport_properties_free(t->props);
+  t->props = NULL;
+  event_loop_free(t->m.loop);
+  t->m.loop = NULL;
+}
+
+/* Record event `s` (an event callback's): none may come once freed. */
+static inline void seq_event(SeqTest *t, const char *s) {
+  if (t->freed) {
+    fprintf(stderr, "an event after the pool or group was freed: %s\n", s);
+    exit(1);
+  }
+  CHECK(t->n_ev < SEQ_EVENTS);
+  snprintf(t->ev[t->n_ev], sizeof t->ev[0], "%s", s);
+  t->ev_at[t->n_ev] = event_loop_now_us(t->m.loop);
+  t->n_ev++;
+}
+
+static inline void seq_print_events(const SeqTest *t, int from) {
+  fprintf(stderr, "events from #%d (%d in all):\n", from, t->n_ev);
+  for (int i = from; i < t->n_ev; i++) fprintf(stderr, "  %2d: %s (at %" PRIu64 ")\n", i, t->ev[i], t->ev_at[i]);
+}
+
+/* The events from index `from` on equal `want` (NULL-terminated). */
+static inline void seq_expect_events_(const SeqTest *t, int from, const char *file, int line,
+                                      const char *const *want) {
+  int n = 0;
+  while (want[n] != NULL) n++;
+  int ok = t->n_ev - from == n;
+  for (int i = 0; ok && i < n; i++) ok = strcmp(want[i], t->ev[from + i]) == 0;
+  if (!ok) {
+    fprintf(stderr, "%s:%d: the events differ; expected from #%d:\n", file, line, from);
+    for (int i = 0; i < n; i++) fprintf(stderr, "  %2d: %s\n", from + i, want[i]);
+    seq_print_events(t, from);
+    mock_print_log(&t->m);
+    exit(1);
+  }
+}
+#define SEQ_EVENTS_FROM(t, from, ...) \
+  seq_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
+#define SEQ_NO_EVENTS_FROM(t, from) seq_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){NULL})
 
 /* ---- main ------------------------------------------------------------- */
 

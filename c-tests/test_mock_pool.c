@@ -1,47 +1,30 @@
-/* Connection pools (issue 6) through the C API only: the scenarios of the
- * racing-pool note with a mock protocol under the manual clock (every time
- * exact to the µs), and one pool of real TCP connections to a loopback
- * listener on the real clock.
+/* Connection pools (issue 6) through the C API only, with a mock protocol
+ * under the manual clock (every time exact to the µs): what the C API
+ * adds to a pool (the C vtable, PoolEvent and AttemptInfo, NULL and
+ * out-of-range arguments, who frees what: the pool, a waiting caller's
+ * connection, the loop under a pool) and the backoff, jitter and idle
+ * scenarios; and one pool of real TCP connections to a loopback listener
+ * on the real clock. The racing-pool note's scenarios through the Rust API
+ * (all fail and back off, first wins and the others disposed or buffered,
+ * a middle one wins, refill with racing off and on, failures after the
+ * winner, acquire during a refill, free with races in flight) are in
+ * tests/pool.rs.
  *
- * The pool starts several races over its life and each race numbers its
- * attempts from 0 (protocol_attempt_index), so this file's mock protocol,
- * "relay", numbers attempts by start order across the pool instead: the
- * log says "start #4 at 52000000", "cancel #4", and the connection handle
- * the test reports for attempt #i is 100 + i ("close 104 fd -1"). Pool
- * events are recorded as strings ("started 3", "attempt failed 45000000
- * ECONNREFUSED", "won 40000000", "race failed ...", "buffered",
- * "disposed", "backoff 2000000") and compared exactly. */
+ * The mock protocol, "relay", numbers attempts by start order across the
+ * pool (mock.h's SeqTest): the log says "start #4 at 52000000", "cancel
+ * #4", and the connection handle the test reports for attempt #i is 100 +
+ * i ("close 104 fd -1"). Pool events are recorded as strings ("started 3",
+ * "attempt failed 45000000 ECONNREFUSED", "won 40000000", "race failed
+ * ...", "buffered", "disposed", "backoff 2000000") and compared exactly. */
 #include "mock.h"
 
 #include <sys/socket.h>
 
 #define S 1000000ull
-#define PT_EVENTS 128
 
 static const char *const one[] = {"127.0.0.1"};
 
-/* One attempt the library started, by start order over the pool's life. */
-typedef struct PAttempt {
-  ProtocolAttempt *handle;
-  int race_index; /* protocol_attempt_index */
-  uint64_t at_us;
-  int live;      /* neither completed by the test nor cancelled */
-  int reported;  /* the test reported ready or failed */
-  int cancelled; /* the library called `cancel` */
-} PAttempt;
-
-typedef struct PoolTest {
-  Mock m; /* the loop and the log */
-  PAttempt a[MOCK_MAX];
-  int n;
-  char ev[PT_EVENTS][64];
-  uint64_t ev_at[PT_EVENTS];
-  int n_ev;
-  int freed; /* connection_pool_free returned: no event may follow */
-  TransportProperties *props;
-  Preconnection *pre;
-  ConnectionPool *pool;
-} PoolTest;
+typedef SeqTest PoolTest;
 
 /* A caller's connection from connection_pool_acquire and what its
  * callbacks saw. */
@@ -52,69 +35,6 @@ typedef struct Waiter {
   uint64_t at_us;
   int forbid; /* any callback now fails the test */
 } Waiter;
-
-/* ---- the mock protocol -------------------------------------------------- */
-
-static int pt_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
-                    const char *interface_name, const struct sockaddr *local_address, socklen_t local_address_len,
-                    void *user_data) {
-  (void)address;
-  (void)address_len;
-  (void)interface_name;
-  (void)local_address;
-  (void)local_address_len;
-  PoolTest *t = (PoolTest *)user_data;
-  CHECK(!t->freed);
-  CHECK(t->n < MOCK_MAX);
-  int i = t->n++;
-  PAttempt *a = &t->a[i];
-  memset(a, 0, sizeof *a);
-  a->handle = attempt;
-  a->race_index = protocol_attempt_index(attempt);
-  a->at_us = event_loop_now_us(t->m.loop);
-  a->live = 1;
-  mock_logf(&t->m, "start #%d at %" PRIu64, i, a->at_us);
-  return 0;
-}
-
-static void pt_cancel(ProtocolAttempt *attempt, void *user_data) {
-  PoolTest *t = (PoolTest *)user_data;
-  /* The newest attempt with this pointer (a freed handle's memory may be
-   * reused by a later attempt). */
-  for (int i = t->n - 1; i >= 0; i--) {
-    PAttempt *a = &t->a[i];
-    if (a->handle != attempt || a->cancelled) continue;
-    CHECK(a->live || a->reported);
-    a->cancelled = 1;
-    /* The header allows a cancel for an attempt just reported ready. */
-    mock_logf(&t->m, a->live ? "cancel #%d" : "cancel #%d (reported)", i);
-    a->live = 0;
-    return;
-  }
-  mock_logf(&t->m, "cancel of an unknown attempt %p", (void *)attempt);
-}
-
-static void pt_close(void *protocol_connection, int fd, void *user_data) {
-  PoolTest *t = (PoolTest *)user_data;
-  mock_logf(&t->m, "close %ld fd %d", (long)(intptr_t)protocol_connection, fd);
-}
-
-/* Attempt #i (start order) is ready: its connection handle is 100 + i. */
-static void pt_ready(PoolTest *t, int i) {
-  CHECK(i >= 0 && i < t->n);
-  CHECK(t->a[i].live);
-  t->a[i].live = 0;
-  t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_ready(t->a[i].handle, -1, (void *)(intptr_t)(100 + i)), TAPS_OK);
-}
-
-static void pt_fail(PoolTest *t, int i, int err) {
-  CHECK(i >= 0 && i < t->n);
-  CHECK(t->a[i].live);
-  t->a[i].live = 0;
-  t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_failed(t->a[i].handle, err), TAPS_OK);
-}
 
 /* ---- events --------------------------------------------------------------- */
 
@@ -152,83 +72,48 @@ static void pt_on_event(const PoolEvent *e, void *user_data) {
   PoolTest *t = (PoolTest *)user_data;
   char s[64];
   pt_event_str(e, s, sizeof s);
-  if (t->freed) {
-    fprintf(stderr, "an event after connection_pool_free: %s\n", s);
-    exit(1);
-  }
   /* count only for RaceStarted, os_error only for failures. */
   CHECK(e->kind == POOL_EVENT_KIND_RACE_STARTED || e->count == 0);
   CHECK(e->kind == POOL_EVENT_KIND_ATTEMPT_FAILED || e->kind == POOL_EVENT_KIND_RACE_FAILED || e->os_error == 0);
-  CHECK(t->n_ev < PT_EVENTS);
-  snprintf(t->ev[t->n_ev], sizeof t->ev[0], "%s", s);
-  t->ev_at[t->n_ev] = event_loop_now_us(t->m.loop);
-  t->n_ev++;
+  seq_event(t, s);
 }
-
-static void pt_print_events(const PoolTest *t, int from) {
-  fprintf(stderr, "pool events from #%d (%d in all):\n", from, t->n_ev);
-  for (int i = from; i < t->n_ev; i++) fprintf(stderr, "  %2d: %s (at %" PRIu64 ")\n", i, t->ev[i], t->ev_at[i]);
-}
-
-/* The events from index `from` on equal `want` (NULL-terminated). */
-static void pt_expect_events_(const PoolTest *t, int from, const char *file, int line, const char *const *want) {
-  int n = 0;
-  while (want[n] != NULL) n++;
-  int ok = t->n_ev - from == n;
-  for (int i = 0; ok && i < n; i++) ok = strcmp(want[i], t->ev[from + i]) == 0;
-  if (!ok) {
-    fprintf(stderr, "%s:%d: the pool events differ; expected from #%d:\n", file, line, from);
-    for (int i = 0; i < n; i++) fprintf(stderr, "  %2d: %s\n", from + i, want[i]);
-    pt_print_events(t, from);
-    mock_print_log(&t->m);
-    exit(1);
-  }
-}
-#define PT_EVENTS_FROM(t, from, ...) \
-  pt_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
-#define PT_NO_EVENTS_FROM(t, from) pt_expect_events_((t), (from), __FILE__, __LINE__, (const char *const[]){NULL})
 
 /* ---- callers -------------------------------------------------------------- */
 
-static int w_ready(Connection *c, void *ud) {
-  Waiter *w = (Waiter *)ud;
+/* Count a callback of the waiter's connection `c` in *count; the two
+ * that end the wait also note the loop's time. */
+static int w_note(Waiter *w, Connection *c, int *count, int ends_wait) {
   CHECK(!w->forbid);
   CHECK(c == w->c);
-  w->ready++;
-  w->at_us = event_loop_now_us(w->loop);
+  (*count)++;
+  if (ends_wait) w->at_us = event_loop_now_us(w->loop);
   return 0;
+}
+
+static int w_ready(Connection *c, void *ud) {
+  Waiter *w = (Waiter *)ud;
+  return w_note(w, c, &w->ready, 1);
 }
 
 static int w_establishment_error(Connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
-  CHECK(!w->forbid);
-  CHECK(c == w->c);
-  w->establishment_error++;
-  w->at_us = event_loop_now_us(w->loop);
-  return 0;
+  return w_note(w, c, &w->establishment_error, 1);
 }
 
 static int w_connection_error(Connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
-  CHECK(!w->forbid);
-  CHECK(c == w->c);
-  w->connection_error++;
-  return 0;
+  return w_note(w, c, &w->connection_error, 0);
 }
 
 static int w_closed(Connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
-  CHECK(!w->forbid);
-  CHECK(c == w->c);
-  w->closed++;
-  return 0;
+  return w_note(w, c, &w->closed, 0);
 }
 
 static void w_acquire(ConnectionPool *pool, EventLoop *loop, Waiter *w) {
   memset(w, 0, sizeof *w);
   w->loop = loop;
-  ConnectionCallbacks cb;
-  memset(&cb, 0, sizeof cb);
+  ConnectionCallbacks cb = mock_no_callbacks();
   cb.ready = w_ready;
   cb.establishment_error = w_establishment_error;
   cb.connection_error = w_connection_error;
@@ -239,6 +124,12 @@ static void w_acquire(ConnectionPool *pool, EventLoop *loop, Waiter *w) {
 }
 
 static void pt_acquire(PoolTest *t, Waiter *w) { w_acquire(t->pool, t->m.loop, w); }
+
+/* pt_acquire, then run what is ready. */
+static void pt_acquire_run(PoolTest *t, Waiter *w) {
+  pt_acquire(t, w);
+  mock_run(&t->m);
+}
 
 /* The waiter got the connection attempt #i made (handle 100 + i) at `at_us`. */
 #define CHECK_SERVED(w, i, at)                                                      \
@@ -263,19 +154,7 @@ static void w_free(Waiter *w) {
  * keeps it alone in the race), one candidate 127.0.0.1:443, and a pool
  * with `o` (NULL: the defaults). */
 static void pt_init(PoolTest *t, const PoolOptions *o) {
-  memset(t, 0, sizeof *t);
-  mock_init(&t->m);
-  ProtocolImplementation impl;
-  memset(&impl, 0, sizeof impl);
-  impl.name = "relay";
-  impl.properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING;
-  impl.start = pt_start;
-  impl.cancel = pt_cancel;
-  impl.close = pt_close;
-  impl.user_data = t;
-  CHECK_CODE(event_loop_add_protocol(t->m.loop, &impl), TAPS_OK);
-  t->props = mock_props();
-  t->pre = mock_preconnection(&t->m, one, 1, t->props, NULL);
+  seq_init(t, one, 1);
   t->pool = connection_pool_new(t->pre, o, pt_on_event, t);
   if (t->pool == NULL) fprintf(stderr, "connection_pool_new: %s\n", taps_last_error_message());
   CHECK(t->pool != NULL);
@@ -289,12 +168,7 @@ static void pt_free_pool(PoolTest *t) {
 
 static void pt_finish(PoolTest *t) {
   pt_free_pool(t);
-  mock_run(&t->m);
-  preconnection_free(t->pre);
-  t->pre = NULL;
-  transport_properties_free(t->props);
-  event_loop_free(t->m.loop);
-  t->m.loop = NULL;
+  seq_finish(t);
 }
 
 static PoolOptions opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
@@ -303,6 +177,12 @@ static PoolOptions opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_
   o.buffer_size = buffer_size;
   o.max_size = max_size;
   return o;
+}
+
+/* pt_init with the defaults but these three. */
+static void pt_init_n(PoolTest *t, uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
+  PoolOptions o = opts(race_count, buffer_size, max_size);
+  pt_init(t, &o);
 }
 
 /* The connection's attempt `i` has `outcome` and `os_error`, started and
@@ -326,127 +206,21 @@ static void check_attempt(Connection *c, size_t i, uint64_t started, uint64_t en
 #define CHECK_ATTEMPT(c, i, started, ended, outcome, err) \
   check_attempt((c), (i), (started), (ended), (outcome), (err), __LINE__)
 
-/* ---- the note's scenarios -------------------------------------------------- */
-
-/* All N attempts fail: the caller hears the race failed, the next race
- * waits for the backoff (none before it ends, one exactly when it ends),
- * the second failure doubles it, a success resets it. */
-static void case_all_fail_backoff_retry(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 0, 8);
-  o.backoff_initial_ms = 2000;
-  pt_init(&t, &o);
-  mock_run(&t.m);
-  MOCK_EXPECT_EMPTY(&t.m); /* no buffer: nothing until a caller asks */
-  PT_NO_EVENTS_FROM(&t, 0);
-
-  Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0");
-  CHECK_EQ(t.a[0].race_index, 0);
-  CHECK_EQ(t.a[1].race_index, 1);
-  CHECK_EQ(t.a[2].race_index, 2);
-  CHECK_EQ(w1.ready + w1.establishment_error, 0);
-  CHECK_CODE(connection_get_error(w1.c), TAPS_OK);
-  mock_advance_to(&t.m, 40 * S);
-  pt_fail(&t, 1, ETIMEDOUT);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 45 * S);
-  pt_fail(&t, 0, ECONNREFUSED);
-  mock_run(&t.m);
-  CHECK_EQ(w1.establishment_error, 0); /* #2 still runs */
-  mock_advance_to(&t.m, 50 * S);
-  pt_fail(&t, 2, EHOSTUNREACH);
-  mock_run(&t.m);
-  CHECK_EQ(w1.ready, 0);
-  CHECK_EQ(w1.establishment_error, 1);
-  CHECK_EQ(w1.at_us, 50 * S);
-  CHECK_CODE(connection_get_error(w1.c), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_os_error(w1.c), EHOSTUNREACH);
-  PT_EVENTS_FROM(&t, 0, "started 3", "attempt failed 40000000 ETIMEDOUT", "attempt failed 45000000 ECONNREFUSED",
-                 "attempt failed 50000000 EHOSTUNREACH", "race failed 50000000 EHOSTUNREACH", "backoff 2000000");
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0"); /* failed attempts: no cancel, no close */
-
-  /* A caller during the backoff waits for its end. */
-  Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
-  CHECK_EQ(t.n, 3);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 2000);
-  mock_advance(&t.m, 2 * S - 1);
-  CHECK_EQ(t.n, 3);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1);
-  mock_advance(&t.m, 1);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 52000000",
-              "start #4 at 52000000", "start #5 at 52000000");
-  PT_EVENTS_FROM(&t, 6, "started 3");
-
-  /* The second failure doubles the backoff. */
-  mock_advance_to(&t.m, 60 * S);
-  pt_fail(&t, 3, ECONNREFUSED);
-  pt_fail(&t, 4, ECONNREFUSED);
-  pt_fail(&t, 5, ECONNRESET);
-  mock_run(&t.m);
-  CHECK_EQ(w2.establishment_error, 1);
-  CHECK_EQ(w2.at_us, 60 * S);
-  CHECK_EQ(connection_get_os_error(w2.c), ECONNRESET);
-  PT_EVENTS_FROM(&t, 7, "attempt failed 8000000 ECONNREFUSED", "attempt failed 8000000 ECONNREFUSED",
-                 "attempt failed 8000000 ECONNRESET", "race failed 8000000 ECONNRESET", "backoff 4000000");
-  Waiter w3;
-  pt_acquire(&t, &w3);
-  mock_advance(&t.m, 4 * S - 1);
-  CHECK_EQ(t.n, 6);
-  mock_advance(&t.m, 1);
-  CHECK_EQ(t.n, 9);
-  CHECK_EQ(t.a[6].at_us, 64 * S);
-
-  /* A success resets it: the losers that fail afterwards do not back
-   * off, and the next race that fails waits the initial backoff again. */
-  mock_advance_to(&t.m, 94 * S);
-  pt_ready(&t, 7);
-  mock_run(&t.m);
-  CHECK_SERVED(&w3, 7, 94 * S);
-  pt_fail(&t, 6, ECONNREFUSED);
-  pt_fail(&t, 8, ECONNREFUSED);
-  mock_run(&t.m);
-  PT_EVENTS_FROM(&t, 12, "started 3", "attempt ok 30000000", "won 30000000", "attempt failed 30000000 ECONNREFUSED",
-                 "attempt failed 30000000 ECONNREFUSED");
-  Waiter w4;
-  pt_acquire(&t, &w4);
-  mock_run(&t.m);
-  CHECK_EQ(t.n, 12); /* at once: no backoff in force */
-  CHECK_EQ(t.a[9].at_us, 94 * S);
-  mock_advance(&t.m, S);
-  for (int i = 9; i < 12; i++) pt_fail(&t, i, ETIMEDOUT);
-  mock_run(&t.m);
-  CHECK_EQ(w4.establishment_error, 1);
-  PT_EVENTS_FROM(&t, 17, "started 3", "attempt failed 1000000 ETIMEDOUT", "attempt failed 1000000 ETIMEDOUT",
-                 "attempt failed 1000000 ETIMEDOUT", "race failed 1000000 ETIMEDOUT", "backoff 2000000");
-
-  w_free(&w1);
-  w_free(&w2);
-  w_free(&w3);
-  MOCK_CHECK_LOG_HAS(&t.m, "close 107 fd -1"); /* the served connection closes with its handle */
-  w_free(&w4);
-  pt_finish(&t);
-}
+/* ---- races, backoff, idle expiry ------------------------------------------- */
 
 /* A failed pool race leaves the caller's connection readable like a failed
  * race: connection_get_attempt gives each attempt's errno (the header's
  * establishment_error contract). */
 static void case_failed_race_attempts_readable(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   mock_advance(&t.m, 1000);
-  pt_fail(&t, 0, ECONNREFUSED);
+  seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m); /* completions are recorded when the loop takes them */
   mock_advance(&t.m, 1000);
-  pt_fail(&t, 1, ETIMEDOUT);
+  seq_fail(&t, 1, ETIMEDOUT);
   mock_run(&t.m);
   CHECK_EQ(w.establishment_error, 1);
   CHECK_EQ(connection_attempt_count(w.c), 2);
@@ -468,8 +242,7 @@ static void case_backoff_grows_to_max(void) {
   uint64_t wait = 0;
   for (int r = 0; r < 4; r++) {
     Waiter w;
-    pt_acquire(&t, &w);
-    mock_run(&t.m);
+    pt_acquire_run(&t, &w);
     if (wait > 0) {
       CHECK_EQ(t.n, r);
       mock_advance(&t.m, wait - 1);
@@ -477,7 +250,7 @@ static void case_backoff_grows_to_max(void) {
       mock_advance(&t.m, 1);
     }
     CHECK_EQ(t.n, r + 1);
-    pt_fail(&t, r, ECONNREFUSED);
+    seq_fail(&t, r, ECONNREFUSED);
     mock_run(&t.m);
     CHECK_EQ(w.establishment_error, 1);
     char b[32];
@@ -500,8 +273,7 @@ static void case_backoff_jitter_event_is_the_wait(void) {
   uint64_t wait = 0;
   for (int r = 0; r < 4; r++) {
     Waiter w;
-    pt_acquire(&t, &w);
-    mock_run(&t.m);
+    pt_acquire_run(&t, &w);
     if (wait > 0) {
       mock_advance(&t.m, wait - 1);
       if (t.n != r) {
@@ -512,13 +284,13 @@ static void case_backoff_jitter_event_is_the_wait(void) {
       mock_advance(&t.m, 1);
       if (t.n != r + 1) {
         fprintf(stderr, "round %d: the Backoff event said %" PRIu64 " us, but no race started then\n", r, wait);
-        pt_print_events(&t, 0);
+        seq_print_events(&t, 0);
         mock_print_log(&t.m);
         exit(1);
       }
     }
     CHECK_EQ(t.n, r + 1);
-    pt_fail(&t, r, ECONNREFUSED);
+    seq_fail(&t, r, ECONNREFUSED);
     mock_run(&t.m);
     CHECK_EQ(w.establishment_error, 1);
     CHECK(sscanf(t.ev[t.n_ev - 1], "backoff %" SCNu64, &wait) == 1);
@@ -526,250 +298,6 @@ static void case_backoff_jitter_event_is_the_wait(void) {
     CHECK_RANGE(wait, base / 2, base + base / 2);
     w_free(&w);
   }
-  pt_finish(&t);
-}
-
-/* The first ready wins, the other attempts keep running; with no room in
- * the buffer (max_size 0) each that becomes ready later is closed through
- * the protocol and reported disposed. */
-static void case_first_wins_others_disposed(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 0, 0);
-  pt_init(&t, &o);
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 30 * S);
-  pt_ready(&t, 1);
-  mock_run(&t.m);
-  CHECK_SERVED(&w, 1, 30 * S);
-  CHECK_EQ(connection_attempt_count(w.c), 3);
-  CHECK_ATTEMPT(w.c, 1, 0, 30 * S, ATTEMPT_OUTCOME_WON, 0);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0");
-  mock_advance_to(&t.m, 35 * S);
-  pt_ready(&t, 0);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 40 * S);
-  pt_ready(&t, 2);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "close 100 fd -1", "close 102 fd -1");
-  PT_EVENTS_FROM(&t, 0, "started 3", "attempt ok 30000000", "won 30000000", "attempt ok 35000000", "disposed",
-                 "attempt ok 40000000", "disposed");
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
-  CHECK_EQ(w.ready, 1);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
-  w_free(&w);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "close 100 fd -1", "close 102 fd -1",
-              "close 101 fd -1");
-  pt_finish(&t);
-  CHECK_EQ(t.m.n_log, 6);
-}
-
-/* The first ready wins; the others that become ready go to the buffer, and
- * the next callers are served from it at once, oldest first, with no new
- * race; once it is empty a caller starts a race again. */
-static void case_first_wins_others_buffered(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 0, 8);
-  pt_init(&t, &o);
-  Waiter w1, w2, w3, w4;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 30 * S);
-  pt_ready(&t, 0);
-  mock_run(&t.m);
-  CHECK_SERVED(&w1, 0, 30 * S);
-  mock_advance_to(&t.m, 31 * S);
-  pt_ready(&t, 2);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 32 * S);
-  pt_ready(&t, 1);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 2);
-  PT_EVENTS_FROM(&t, 0, "started 3", "attempt ok 30000000", "won 30000000", "attempt ok 31000000", "buffered",
-                 "attempt ok 32000000", "buffered");
-  int mark = t.n_ev;
-
-  pt_acquire(&t, &w2);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1); /* taken at once */
-  CHECK_EQ(w2.ready, 0);                         /* ready on the next turn */
-  mock_run(&t.m);
-  CHECK_SERVED(&w2, 2, 32 * S); /* the oldest buffered one */
-  pt_acquire(&t, &w3);
-  mock_run(&t.m);
-  CHECK_SERVED(&w3, 1, 32 * S);
-  CHECK_EQ(t.n, 3); /* no new race */
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
-  PT_NO_EVENTS_FROM(&t, mark);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0");
-
-  pt_acquire(&t, &w4);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 32000000",
-              "start #4 at 32000000", "start #5 at 32000000");
-  PT_EVENTS_FROM(&t, mark, "started 3");
-  pt_ready(&t, 4);
-  mock_run(&t.m);
-  CHECK_SERVED(&w4, 4, 32 * S);
-  /* Freeing the pool cancels the spares still running; the connections
-   * handed out are the callers'. */
-  pt_free_pool(&t);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 32000000",
-              "start #4 at 32000000", "start #5 at 32000000", "cancel #3", "cancel #5");
-  w_free(&w1);
-  w_free(&w2);
-  w_free(&w3);
-  w_free(&w4);
-  CHECK_EQ(t.m.n_log, 12); /* 100, 102, 101, 104 closed */
-  MOCK_CHECK_LOG_HAS(&t.m, "close 104 fd -1");
-  pt_finish(&t);
-}
-
-/* The note's example: of three attempts two fail fast, the middle one wins
- * 40 s after the race started; the caller waited 40 s, not the sum. */
-static void case_middle_wins_after_two_fast_failures(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 0, 0);
-  pt_init(&t, &o);
-  mock_advance(&t.m, 1 * S); /* the race starts at 1 s on the loop's clock */
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 1000000", "start #1 at 1000000", "start #2 at 1000000");
-  mock_advance(&t.m, 100000);
-  pt_fail(&t, 0, ECONNRESET);
-  mock_run(&t.m);
-  mock_advance(&t.m, 100000);
-  pt_fail(&t, 2, ECONNREFUSED);
-  mock_run(&t.m);
-  CHECK_EQ(t.n, 3); /* failures start nothing new */
-  CHECK_EQ(w.ready + w.establishment_error, 0);
-  mock_advance_to(&t.m, 41 * S);
-  pt_ready(&t, 1);
-  mock_run(&t.m);
-  CHECK_SERVED(&w, 1, 41 * S);
-  PT_EVENTS_FROM(&t, 0, "started 3", "attempt failed 100000 ECONNRESET", "attempt failed 200000 ECONNREFUSED",
-                 "attempt ok 40000000", "won 40000000");
-  CHECK_EQ(t.ev_at[4], 41 * S);
-  /* The caller's connection shows the race (µs since it started). */
-  CHECK_EQ(connection_attempt_count(w.c), 3);
-  CHECK_ATTEMPT(w.c, 0, 0, 100000, ATTEMPT_OUTCOME_FAILED, ECONNRESET);
-  CHECK_ATTEMPT(w.c, 1, 0, 40 * S, ATTEMPT_OUTCOME_WON, 0);
-  CHECK_ATTEMPT(w.c, 2, 0, 200000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  MOCK_EXPECT(&t.m, "start #0 at 1000000", "start #1 at 1000000", "start #2 at 1000000");
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
-  w_free(&w);
-  pt_finish(&t);
-}
-
-/* Buffer refill of 2 with racing off (refill_race_count 1, the default):
- * one attempt per missing connection; a refill that fails backs off like
- * any race. The preconnection is freed right after the pool is made (the
- * pool copies it). */
-static void case_refill_racing_off(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 2, 2);
-  pt_init(&t, &o);
-  preconnection_free(t.pre);
-  t.pre = NULL;
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0");
-  PT_EVENTS_FROM(&t, 0, "started 1", "started 1");
-  mock_advance_to(&t.m, 30 * S);
-  pt_ready(&t, 0);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 40 * S);
-  pt_ready(&t, 1);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 2);
-  PT_EVENTS_FROM(&t, 2, "attempt ok 30000000", "won 30000000", "buffered", "attempt ok 40000000", "won 40000000",
-                 "buffered");
-  mock_advance(&t.m, 100 * S);
-  CHECK_EQ(t.n, 2); /* full: nothing more */
-
-  /* Taking one starts one refill attempt. */
-  int mark = t.n_ev;
-  Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
-  CHECK_SERVED(&w1, 0, 140 * S);
-  CHECK_EQ(t.n, 3);
-  CHECK_EQ(t.a[2].at_us, 140 * S);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  /* It fails: the refill backs off 1 s, then tries again. */
-  mock_advance(&t.m, 10 * S);
-  pt_fail(&t, 2, ECONNREFUSED);
-  mock_run(&t.m);
-  PT_EVENTS_FROM(&t, mark, "started 1", "attempt failed 10000000 ECONNREFUSED", "race failed 10000000 ECONNREFUSED",
-                 "backoff 1000000");
-  mock_advance(&t.m, S - 1);
-  CHECK_EQ(t.n, 3);
-  mock_advance(&t.m, 1);
-  CHECK_EQ(t.n, 4);
-  CHECK_EQ(t.a[3].at_us, 151 * S);
-  pt_ready(&t, 3);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 2);
-  Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
-  CHECK_SERVED(&w2, 1, 151 * S); /* the oldest */
-  w_free(&w1);
-  w_free(&w2);
-  pt_finish(&t);
-  MOCK_CHECK_LOG_HAS(&t.m, "close 103 fd -1"); /* the buffered one closes with the pool */
-}
-
-/* Buffer refill of 2 with racing on (refill_race_count 3): two refill
- * races of three; each fills the buffer despite failures, a spare beyond
- * max_size is closed, and no race fails, so nothing backs off. */
-static void case_refill_racing_on(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 2, 2);
-  o.refill_race_count = 3;
-  pt_init(&t, &o);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 0", "start #4 at 0",
-              "start #5 at 0");
-  for (int i = 0; i < 6; i++) CHECK_EQ(t.a[i].race_index, i % 3);
-  PT_EVENTS_FROM(&t, 0, "started 3", "started 3");
-  /* Race A: two fail, the third wins. */
-  mock_advance_to(&t.m, 10 * S);
-  pt_fail(&t, 0, ECONNREFUSED);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 20 * S);
-  pt_fail(&t, 1, ETIMEDOUT);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 30 * S);
-  pt_ready(&t, 2);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  /* Race B: the first wins, a spare finds the buffer full, one fails. */
-  mock_advance_to(&t.m, 35 * S);
-  pt_ready(&t, 3);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 36 * S);
-  pt_ready(&t, 4);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 37 * S);
-  pt_fail(&t, 5, ECONNRESET);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 2);
-  PT_EVENTS_FROM(&t, 2, "attempt failed 10000000 ECONNREFUSED", "attempt failed 20000000 ETIMEDOUT",
-                 "attempt ok 30000000", "won 30000000", "buffered", "attempt ok 35000000", "won 35000000", "buffered",
-                 "attempt ok 36000000", "disposed", "attempt failed 37000000 ECONNRESET");
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 0", "start #4 at 0",
-              "start #5 at 0", "close 104 fd -1");
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
-  /* Taking one starts a refill race of three. */
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  CHECK_SERVED(&w, 2, 37 * S);
-  CHECK_EQ(t.n, 9);
-  PT_EVENTS_FROM(&t, 13, "started 3");
-  w_free(&w);
   pt_finish(&t);
 }
 
@@ -782,7 +310,7 @@ static void case_idle_expiry(void) {
   pt_init(&t, &o);
   mock_run(&t.m);
   mock_advance_to(&t.m, 1 * S);
-  pt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 10000);
@@ -793,139 +321,12 @@ static void case_idle_expiry(void) {
   mock_advance(&t.m, 1);
   CHECK_EQ(connection_pool_buffered(t.pool), 0);
   MOCK_EXPECT(&t.m, "start #0 at 0", "close 100 fd -1", "start #1 at 11000000");
-  PT_EVENTS_FROM(&t, mark, "disposed", "started 1");
-  pt_ready(&t, 1);
+  SEQ_EVENTS_FROM(&t, mark, "disposed", "started 1");
+  seq_ready(&t, 1);
   mock_run(&t.m);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   CHECK_SERVED(&w, 1, 11 * S);
-  w_free(&w);
-  pt_finish(&t);
-}
-
-/* Attempts that fail after the winner are recorded (events) and nothing
- * more: no race failure, no backoff; the race is over once they ended, and
- * the next caller's race starts at once. */
-static void case_fail_after_winner(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 0, 8);
-  pt_init(&t, &o);
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 30 * S);
-  pt_ready(&t, 0);
-  mock_run(&t.m);
-  CHECK_SERVED(&w, 0, 30 * S);
-  mock_advance_to(&t.m, 40 * S);
-  pt_fail(&t, 1, ECONNREFUSED);
-  mock_run(&t.m);
-  mock_advance_to(&t.m, 50 * S);
-  pt_fail(&t, 2, ETIMEDOUT);
-  mock_run(&t.m);
-  PT_EVENTS_FROM(&t, 0, "started 3", "attempt ok 30000000", "won 30000000", "attempt failed 40000000 ECONNREFUSED",
-                 "attempt failed 50000000 ETIMEDOUT");
-  CHECK_EQ(w.ready, 1);
-  CHECK_EQ(w.establishment_error + w.connection_error, 0);
-  CHECK_CODE(connection_get_error(w.c), TAPS_OK);
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
-  mock_advance(&t.m, 100 * S);
-  CHECK_EQ(t.n, 3);
-  CHECK_EQ(t.n_ev, 5);
-  Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
-  CHECK_EQ(t.n, 6);
-  CHECK_EQ(t.a[3].at_us, 150 * S);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "start #3 at 150000000",
-              "start #4 at 150000000", "start #5 at 150000000");
-  w_free(&w);
-  w_free(&w2);
-  pt_finish(&t);
-}
-
-/* A caller arrives while a refill runs: an on-demand race of race_count
- * starts at once; the refill's attempt, ready first, serves the caller,
- * and the on-demand race's winner refills the buffer. */
-static void case_acquire_during_refill(void) {
-  PoolTest t;
-  PoolOptions o = opts(3, 1, 8);
-  pt_init(&t, &o);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0");
-  mock_advance_to(&t.m, 10 * S);
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 10000000", "start #2 at 10000000", "start #3 at 10000000");
-  PT_EVENTS_FROM(&t, 0, "started 1", "started 3");
-  mock_advance_to(&t.m, 20 * S);
-  pt_ready(&t, 0);
-  mock_run(&t.m);
-  CHECK_SERVED(&w, 0, 20 * S);
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
-  CHECK_EQ(t.n, 4); /* the on-demand race runs on: no second refill */
-  mock_advance_to(&t.m, 25 * S);
-  pt_ready(&t, 2);
-  mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  pt_fail(&t, 1, ECONNREFUSED);
-  pt_fail(&t, 3, ECONNREFUSED);
-  mock_run(&t.m);
-  PT_EVENTS_FROM(&t, 2, "attempt ok 20000000", "won 20000000", "attempt ok 15000000", "won 15000000", "buffered",
-                 "attempt failed 15000000 ECONNREFUSED", "attempt failed 15000000 ECONNREFUSED");
-  CHECK_EQ(t.n, 4);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
-  CHECK_SERVED(&w2, 2, 25 * S);
-  CHECK_EQ(t.n, 5); /* refill */
-  w_free(&w);
-  w_free(&w2);
-  pt_finish(&t);
-}
-
-/* The pool is freed with races in flight (a refill and an on-demand race)
- * and a completion the protocol reported that the loop has not seen yet:
- * every attempt still running is cancelled, the late ready connection is
- * closed, the waiting caller gets no callback and reports
- * TAPS_ERROR_CANCELLED, and no event follows. */
-static void case_free_with_races_in_flight(void) {
-  PoolTest t;
-  PoolOptions o = opts(2, 1, 8);
-  pt_init(&t, &o);
-  mock_run(&t.m);
-  Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0");
-  PT_EVENTS_FROM(&t, 0, "started 1", "started 2");
-  mock_advance(&t.m, 5 * S);
-  pt_ready(&t, 1); /* reported, not yet seen by the loop */
-  w.forbid = 1;
-  pt_free_pool(&t);
-  mock_run(&t.m);
-  mock_advance(&t.m, 100 * S);
-  CHECK_CODE(connection_get_error(w.c), TAPS_ERROR_CANCELLED);
-  CHECK_EQ(w.ready + w.establishment_error + w.connection_error + w.closed, 0);
-  CHECK_EQ(connection_get_fd(w.c), -1);
-  CHECK(connection_get_protocol_connection(w.c) == NULL);
-  PT_EVENTS_FROM(&t, 0, "started 1", "started 2");
-  MOCK_CHECK_LOG_HAS(&t.m, "cancel #0");
-  MOCK_CHECK_LOG_HAS(&t.m, "cancel #2");
-  MOCK_CHECK_LOG_HAS(&t.m, "close 101 fd -1");
-  int closes = 0, starts = 0;
-  for (int i = 0; i < t.m.n_log; i++) {
-    if (strncmp(t.m.log[i], "close", 5) == 0) closes++;
-    if (strncmp(t.m.log[i], "start", 5) == 0) starts++;
-  }
-  CHECK_EQ(closes, 1);
-  CHECK_EQ(starts, 3);
-  CHECK_EQ(t.m.n_log, mock_log_has(&t.m, "cancel #1 (reported)") ? 7 : 6);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
   w_free(&w);
   pt_finish(&t);
 }
@@ -935,13 +336,11 @@ static void case_free_with_races_in_flight(void) {
  * affected. */
 static void case_free_closes_buffered(void) {
   PoolTest t;
-  PoolOptions o = opts(3, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 3, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
-  pt_ready(&t, 0);
-  pt_ready(&t, 1);
+  pt_acquire_run(&t, &w);
+  seq_ready(&t, 0);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_SERVED(&w, 0, 0);
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
@@ -949,7 +348,7 @@ static void case_free_closes_buffered(void) {
   pt_free_pool(&t);
   mock_run(&t.m);
   MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "cancel #2", "close 101 fd -1");
-  PT_NO_EVENTS_FROM(&t, mark);
+  SEQ_NO_EVENTS_FROM(&t, mark);
   CHECK_EQ(connection_pool_buffered(t.pool), 0); /* NULL now */
   CHECK_EQ((intptr_t)connection_get_protocol_connection(w.c), 100);
   CHECK_CODE(connection_get_error(w.c), TAPS_OK);
@@ -966,16 +365,13 @@ static void case_free_closes_buffered(void) {
  * would have ended, no timer is left. */
 static void case_free_during_backoff(void) {
   PoolTest t;
-  PoolOptions o = opts(1, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 1, 0, 8);
   Waiter w1, w2;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
-  pt_fail(&t, 0, ECONNREFUSED);
+  pt_acquire_run(&t, &w1);
+  seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m);
   CHECK_EQ(w1.establishment_error, 1);
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1000);
   int mark = t.n_ev;
   w2.forbid = 1;
@@ -984,7 +380,7 @@ static void case_free_during_backoff(void) {
   CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
   mock_advance(&t.m, 10 * S);
   CHECK_EQ(t.n, 1);
-  PT_NO_EVENTS_FROM(&t, mark);
+  SEQ_NO_EVENTS_FROM(&t, mark);
   CHECK_CODE(connection_get_error(w2.c), TAPS_ERROR_CANCELLED);
   w_free(&w1);
   w_free(&w2);
@@ -995,21 +391,18 @@ static void case_free_during_backoff(void) {
  * race's connection goes to the buffer and serves the next caller. */
 static void case_waiter_freed_while_waiting(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w1);
   w1.forbid = 1;
   w_free(&w1);
   mock_advance(&t.m, S);
-  pt_ready(&t, 1);
+  seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  PT_EVENTS_FROM(&t, 0, "started 2", "attempt ok 1000000", "won 1000000", "buffered");
+  SEQ_EVENTS_FROM(&t, 0, "started 2", "attempt ok 1000000", "won 1000000", "buffered");
   Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_SERVED(&w2, 1, S);
   CHECK_EQ(t.n, 2);
   w_free(&w2);
@@ -1021,16 +414,14 @@ static void case_waiter_freed_while_waiting(void) {
  * buffer instead. */
 static void case_close_while_waiting(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w1;
-  pt_acquire(&t, &w1);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w1);
   connection_close(w1.c);
   mock_run(&t.m);
   CHECK_EQ(w1.closed, 1);
   mock_advance(&t.m, S);
-  pt_ready(&t, 0);
+  seq_ready(&t, 0);
   mock_run(&t.m);
   if (w1.ready != 0) {
     fprintf(stderr, "ready called after closed on a pool connection closed while it waited\n");
@@ -1038,8 +429,7 @@ static void case_close_while_waiting(void) {
   }
   CHECK_EQ(connection_pool_buffered(t.pool), 1);
   Waiter w2;
-  pt_acquire(&t, &w2);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w2);
   CHECK_SERVED(&w2, 0, S);
   w_free(&w1);
   w_free(&w2);
@@ -1051,11 +441,9 @@ static void case_close_while_waiting(void) {
  * answers TAPS_ERROR_INVALID_STATE until it is freed. */
 static void case_loop_freed_first(void) {
   PoolTest t;
-  PoolOptions o = opts(2, 0, 8);
-  pt_init(&t, &o);
+  pt_init_n(&t, 2, 0, 8);
   Waiter w;
-  pt_acquire(&t, &w);
-  mock_run(&t.m);
+  pt_acquire_run(&t, &w);
   preconnection_free(t.pre);
   t.pre = NULL;
   w.forbid = 1;
@@ -1063,11 +451,10 @@ static void case_loop_freed_first(void) {
   event_loop_free(t.m.loop);
   t.m.loop = NULL;
   MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "cancel #0", "cancel #1");
+  CHECK_EQ(t.started_after_free, 0);
   CHECK_CODE(connection_get_error(w.c), TAPS_ERROR_CANCELLED);
-  ConnectionCallbacks cb;
-  memset(&cb, 0, sizeof cb);
-  Connection *c = (Connection *)&cb; /* not NULL: the call must clear it */
-  CHECK_CODE(connection_pool_acquire(t.pool, cb, &c), TAPS_ERROR_INVALID_STATE);
+  Connection *c = (Connection *)&t; /* not NULL: the call must clear it */
+  CHECK_CODE(connection_pool_acquire(t.pool, mock_no_callbacks(), &c), TAPS_ERROR_INVALID_STATE);
   CHECK(c == NULL);
   CHECK_EQ(connection_pool_buffered(t.pool), 0);
   connection_pool_free(t.pool);
@@ -1096,12 +483,10 @@ static void case_bad_arguments(void) {
 
   PoolTest t;
   pt_init(&t, NULL); /* NULL options: the defaults */
-  ConnectionCallbacks cb;
-  memset(&cb, 0, sizeof cb);
-  Connection *c = (Connection *)&cb;
-  CHECK_CODE(connection_pool_acquire(NULL, cb, &c), TAPS_ERROR_NULL_ARGUMENT);
+  Connection *c = (Connection *)&t; /* not NULL: the call must clear it */
+  CHECK_CODE(connection_pool_acquire(NULL, mock_no_callbacks(), &c), TAPS_ERROR_NULL_ARGUMENT);
   CHECK(c == NULL);
-  CHECK_CODE(connection_pool_acquire(t.pool, cb, NULL), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(connection_pool_acquire(t.pool, mock_no_callbacks(), NULL), TAPS_ERROR_NULL_ARGUMENT);
   CHECK_EQ(connection_pool_buffered(NULL), 0);
   connection_pool_free(NULL);
   mock_run(&t.m);
@@ -1276,11 +661,7 @@ static void case_tcp_loopback(void) {
   close(l);
 }
 
-MOCK_MAIN(MOCK_CASE(all_fail_backoff_retry), MOCK_CASE(failed_race_attempts_readable),
-          MOCK_CASE(backoff_grows_to_max), MOCK_CASE(backoff_jitter_event_is_the_wait),
-          MOCK_CASE(first_wins_others_disposed), MOCK_CASE(first_wins_others_buffered),
-          MOCK_CASE(middle_wins_after_two_fast_failures), MOCK_CASE(refill_racing_off), MOCK_CASE(refill_racing_on),
-          MOCK_CASE(idle_expiry), MOCK_CASE(fail_after_winner), MOCK_CASE(acquire_during_refill),
-          MOCK_CASE(free_with_races_in_flight), MOCK_CASE(free_closes_buffered), MOCK_CASE(free_during_backoff),
-          MOCK_CASE(waiter_freed_while_waiting), MOCK_CASE(close_while_waiting), MOCK_CASE(loop_freed_first),
-          MOCK_CASE(bad_arguments), MOCK_CASE(tcp_loopback))
+MOCK_MAIN(MOCK_CASE(failed_race_attempts_readable), MOCK_CASE(backoff_grows_to_max),
+          MOCK_CASE(backoff_jitter_event_is_the_wait), MOCK_CASE(idle_expiry), MOCK_CASE(free_closes_buffered),
+          MOCK_CASE(free_during_backoff), MOCK_CASE(waiter_freed_while_waiting), MOCK_CASE(close_while_waiting),
+          MOCK_CASE(loop_freed_first), MOCK_CASE(bad_arguments), MOCK_CASE(tcp_loopback))

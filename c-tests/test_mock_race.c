@@ -17,12 +17,8 @@ static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
  * never closes the protocol's fd). */
 static void case_first_wins_cancels_others(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 3, NULL);
+  mock_initiate(&m);
   mock_advance_to(&m, 250000);
   mock_advance_to(&m, 500000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000",
@@ -75,20 +71,15 @@ static void case_first_wins_cancels_others(void) {
   CHECK(fd_is_open(sv[0]));
   close(sv[0]);
   close(sv[1]);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* connection_close on a user protocol's winner: the protocol's close, then
  * `closed` on the loop; freeing afterwards closes nothing more. */
 static void case_close_winner(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 1, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 1, NULL);
+  mock_initiate(&m);
   mock_ready(&m, 0, -1, 3);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
@@ -103,8 +94,7 @@ static void case_close_winner(void) {
   connection_free(m.conn);
   m.conn = NULL;
   CHECK_EQ(m.n_log, 2);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Every candidate fails: a failure starts the next at once, the last one
@@ -112,12 +102,8 @@ static void case_close_winner(void) {
  * errno stays readable. */
 static void case_all_fail(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 3, NULL);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   mock_advance(&m, 1000);
   mock_fail(&m, 0, ECONNREFUSED);
@@ -152,21 +138,16 @@ static void case_all_fail(void) {
   mock_advance(&m, 5 * 1000 * 1000);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.n_log, 3);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* `start` returning an errno fails the attempt at once, and the next
  * starts at once, in the same turn. */
 static void case_start_error_fails_at_once(void) {
   Mock m;
-  mock_init(&m);
-  MockProtocol *mp = mock_add_protocol(&m, "m");
+  MockProtocol *mp = mock_setup(&m, three, 2, NULL);
   mp->start_errno = ENETUNREACH;
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 2, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 0");
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.done_at_us, 0);
@@ -174,8 +155,7 @@ static void case_start_error_fails_at_once(void) {
   CHECK_EQ(connection_get_os_error(m.conn), ENETUNREACH);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 0, ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
   MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 0, 0, ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* RFC 8305 §5: the first attempt at 0, the next exactly one Connection
@@ -183,12 +163,8 @@ static void case_start_error_fails_at_once(void) {
  * won. */
 static void case_staggered_exact(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 3, NULL);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), 250);
   mock_advance(&m, 249999);
@@ -212,8 +188,7 @@ static void case_staggered_exact(void) {
   CHECK_EQ(connection_attempt_count(m.conn), 2);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 260000, ATTEMPT_OUTCOME_CANCELLED, 0);
   MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 260000, ATTEMPT_OUTCOME_WON, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A configured Connection Attempt Delay is exact too, and values below
@@ -221,15 +196,11 @@ static void case_staggered_exact(void) {
 static void case_staggered_custom_delay(void) {
   for (int clamp = 0; clamp < 2; clamp++) {
     Mock m;
-    mock_init(&m);
-    mock_add_protocol(&m, "m");
-    TransportProperties *props = mock_props();
     RacingOptions opts = racing_options_default();
     opts.connection_attempt_delay_ms = clamp ? 5 : 100;
     uint64_t d = clamp ? 10000 : 100000;
-    Preconnection *p = mock_preconnection(&m, three, 3, props, &opts);
-    mock_initiate(&m, p);
-    mock_run(&m);
+    mock_setup(&m, three, 3, &opts);
+    mock_initiate(&m);
     mock_advance(&m, d - 1);
     CHECK_EQ(m.n_log, 1);
     mock_advance(&m, 1);
@@ -247,20 +218,15 @@ static void case_staggered_custom_delay(void) {
     mock_fail(&m, 1, ECONNREFUSED);
     mock_run(&m);
     CHECK_EQ(m.establishment_error, 1);
-    transport_properties_free(props);
-    mock_finish(&m, p);
+    mock_finish(&m);
   }
 }
 
 /* One candidate: it starts at once and no racing timer is armed. */
 static void case_single_candidate(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 1, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 1, NULL);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 10 * 1000 * 1000);
@@ -271,20 +237,15 @@ static void case_single_candidate(void) {
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.done_at_us, 10 * 1000 * 1000);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 10 * 1000 * 1000, ATTEMPT_OUTCOME_WON, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Two attempts ready in the same tick: the first reported wins; the other
  * reported ready too, so it is closed (not cancelled). */
 static void case_same_tick(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 2, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 2, NULL);
+  mock_initiate(&m);
   mock_advance(&m, 250000);
   mock_advance(&m, 1000);
   mock_ready(&m, 1, -1, 2);
@@ -302,20 +263,15 @@ static void case_same_tick(void) {
   m.conn = NULL;
   CHECK(strcmp(m.log[m.n_log - 1], "m close 2 fd -1") == 0);
   CHECK_EQ(m.n_log, 4);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Success mid-race: pending candidates never start, running attempts are
  * cancelled. */
 static void case_mid_race_success(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, four, 4, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, four, 4, NULL);
+  mock_initiate(&m);
   mock_advance_to(&m, 250000);
   mock_advance_to(&m, 500000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000", "m start 127.0.0.3:443 at 500000");
@@ -331,8 +287,7 @@ static void case_mid_race_success(void) {
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 600000, ATTEMPT_OUTCOME_CANCELLED, 0);
   MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 600000, ATTEMPT_OUTCOME_WON, 0);
   MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 500000, 600000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A protocol reported ready, but the race ended (here: the connection was
@@ -344,12 +299,8 @@ static void case_mid_race_success(void) {
  * what the cancel is about, and the connection it reported would leak. */
 static void case_reported_ready_is_closed_not_cancelled(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 3, NULL);
+  mock_initiate(&m);
   mock_advance(&m, 250000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000");
   mock_ready(&m, 0, -1, 7); /* queued for the loop, which has not run yet */
@@ -361,26 +312,20 @@ static void case_reported_ready_is_closed_not_cancelled(void) {
   if (m.n_log != 4) mock_print_log(&m);
   CHECK_EQ(m.n_log, 4); /* and no cancel for #0 */
   CHECK_EQ(m.ready + m.establishment_error + m.closed, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A protocol may report ready from inside `start`. */
 static void case_ready_inside_start(void) {
   Mock m;
-  mock_init(&m);
-  MockProtocol *mp = mock_add_protocol(&m, "m");
+  MockProtocol *mp = mock_setup(&m, three, 3, NULL);
   mp->ready_in_start = 9;
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   CHECK_EQ(m.ready, 1);
   CHECK(connection_get_protocol_connection(m.conn) == (void *)9);
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 typedef struct ThreadArg {
@@ -398,12 +343,8 @@ static void *complete_from_thread(void *arg) {
  * run. */
 static void case_ready_from_other_thread(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 2, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 2, NULL);
+  mock_initiate(&m);
   mock_advance(&m, 1000);
   ThreadArg t = {&m, 0};
   pthread_t th;
@@ -414,20 +355,15 @@ static void case_ready_from_other_thread(void) {
   CHECK_EQ(m.done_at_us, 1000);
   CHECK(connection_get_protocol_connection(m.conn) == (void *)5);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Freeing a racing connection cancels its running attempts at once, with
  * no callback. */
 static void case_free_while_racing(void) {
   Mock m;
-  mock_init(&m);
-  mock_add_protocol(&m, "m");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, three, 3, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_setup(&m, three, 3, NULL);
+  mock_initiate(&m);
   mock_advance(&m, 250000);
   connection_free(m.conn);
   m.conn = NULL;
@@ -436,8 +372,7 @@ static void case_free_while_racing(void) {
   mock_advance(&m, 1000000);
   CHECK_EQ(m.n_log, 4);
   CHECK_EQ(m.ready + m.establishment_error + m.closed, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 MOCK_MAIN(MOCK_CASE(first_wins_cancels_others), MOCK_CASE(close_winner), MOCK_CASE(all_fail),

@@ -12,17 +12,15 @@ static const char *const v4_two[] = {"127.0.0.1", "127.0.0.2"};
 
 /* A loop with the mock protocol and resolver and a race to mock.test:443;
  * both queries are asked when the race is initiated. */
-static Preconnection *start(Mock *m, TransportProperties **props, const RacingOptions *opts) {
+static void start(Mock *m, const RacingOptions *opts) {
   mock_init(m);
   mock_add_protocol(m, "m");
   mock_set_resolver(m);
-  *props = mock_props();
-  Preconnection *p = mock_preconnection(m, host, 1, *props, opts);
-  mock_initiate(m, p);
+  m->props = mock_props();
+  m->pre = mock_preconnection(m, host, 1, m->props, opts);
+  mock_initiate(m);
   CHECK_EQ(m->n_queries, 2);
-  mock_run(m);
   MOCK_EXPECT(m, "resolve AAAA mock.test", "resolve A mock.test");
-  return p;
 }
 
 static void need_ipv6(void) {
@@ -34,8 +32,7 @@ static void need_ipv6(void) {
 static void case_a_then_aaaa_within_delay(void) {
   need_ipv6();
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET, v4, 1);
   mock_run(&m);
   mock_advance(&m, 29999);
@@ -54,16 +51,14 @@ static void case_a_then_aaaa_within_delay(void) {
   CHECK_EQ(m.ready, 1);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "[::1]:443", 30000, 280000, ATTEMPT_OUTCOME_CANCELLED, 0);
   MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.1:443", 280000, 280000, ATTEMPT_OUTCOME_WON, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* AAAA answers first: racing starts at once, without waiting for A. */
 static void case_aaaa_first(void) {
   need_ipv6();
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_advance(&m, 7000);
   mock_answer(&m, AF_INET6, v6, 1);
   mock_run(&m);
@@ -80,8 +75,7 @@ static void case_aaaa_first(void) {
   mock_ready(&m, 0, -1, 1);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A answers first and AAAA not within the Resolution Delay: IPv4 starts at
@@ -89,8 +83,7 @@ static void case_aaaa_first(void) {
  * the AAAA query is cancelled. */
 static void case_aaaa_after_delay(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET, v4, 1);
   mock_run(&m);
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), 50);
@@ -105,16 +98,14 @@ static void case_aaaa_after_delay(void) {
   CHECK_EQ(m.done_at_us, 60000);
   MOCK_EXPECT(&m, "resolve AAAA mock.test", "resolve A mock.test", "m start 127.0.0.1:443 at 50000",
               "resolver cancel AAAA");
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A first, then AAAA fails within the Resolution Delay: IPv4 starts at
  * once, at the failure. */
 static void case_aaaa_fails(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET, v4, 1);
   mock_run(&m);
   mock_advance(&m, 20000);
@@ -125,16 +116,14 @@ static void case_aaaa_fails(void) {
   mock_ready(&m, 0, -1, 1);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* AAAA fails before A answers: racing starts at once when A answers (no
  * Resolution Delay is left to wait for). */
 static void case_aaaa_fails_before_a(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_advance(&m, 5000);
   mock_fail_query(&m, AF_INET6, 2);
   mock_run(&m);
@@ -147,8 +136,7 @@ static void case_aaaa_fails_before_a(void) {
   mock_ready(&m, 0, -1, 1);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* An AAAA answer after racing started with IPv4 joins the running race:
@@ -157,8 +145,7 @@ static void case_aaaa_fails_before_a(void) {
 static void case_late_answer_joins(void) {
   need_ipv6();
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET, v4_two, 2);
   mock_run(&m);
   mock_advance(&m, 50000);
@@ -178,8 +165,7 @@ static void case_late_answer_joins(void) {
   CHECK_EQ(m.ready, 1);
   CHECK(connection_get_protocol_connection(m.conn) == (void *)6);
   MOCK_CHECK_ATTEMPT(&m, 1, "m", "[::1]:443", 300000, 550000, ATTEMPT_OUTCOME_WON, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* When every attempt has failed but a query is still pending, the race
@@ -187,8 +173,7 @@ static void case_late_answer_joins(void) {
 static void case_late_answer_when_idle(void) {
   need_ipv6();
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET, v4, 1);
   mock_run(&m);
   mock_advance(&m, 50000);
@@ -206,16 +191,14 @@ static void case_late_answer_when_idle(void) {
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Both queries fail: establishment_error with TAPS_ERROR_RESOLUTION_FAILED
  * and the last query's code; no attempt ever started. */
 static void case_resolution_fails(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_fail_query(&m, AF_INET, 3);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 0);
@@ -228,37 +211,32 @@ static void case_resolution_fails(void) {
   CHECK_EQ(connection_get_os_error(m.conn), 4);
   CHECK_EQ(connection_attempt_count(m.conn), 0);
   MOCK_EXPECT(&m, "resolve AAAA mock.test", "resolve A mock.test");
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Empty answers count as no address: the race fails when both are empty. */
 static void case_empty_answers(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   mock_answer(&m, AF_INET6, NULL, 0);
   mock_answer(&m, AF_INET, NULL, 0);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_RESOLUTION_FAILED);
   CHECK_EQ(connection_attempt_count(m.conn), 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Freeing the connection while resolving cancels both queries. */
 static void case_free_cancels_queries(void) {
   Mock m;
-  TransportProperties *props;
-  Preconnection *p = start(&m, &props, NULL);
+  start(&m, NULL);
   connection_free(m.conn);
   m.conn = NULL;
   mock_run(&m);
   MOCK_EXPECT(&m, "resolve AAAA mock.test", "resolve A mock.test", "resolver cancel AAAA", "resolver cancel A");
   CHECK_EQ(m.ready + m.establishment_error, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 MOCK_MAIN(MOCK_CASE(a_then_aaaa_within_delay), MOCK_CASE(aaaa_first), MOCK_CASE(aaaa_after_delay),

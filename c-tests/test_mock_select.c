@@ -23,11 +23,10 @@ static void case_prohibited_never_starts(void) {
   mock_init(&m);
   mock_add_protocol_flags(&m, "msg", MSG);
   mock_add_protocol_flags(&m, "plain", PLAIN);
-  TransportProperties *props = mock_props();
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PROHIBIT), TAPS_OK);
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = mock_props();
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PROHIBIT), TAPS_OK);
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "plain start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 5 * 1000 * 1000);
@@ -36,8 +35,7 @@ static void case_prohibited_never_starts(void) {
   MOCK_EXPECT(&m, "plain start 127.0.0.1:443 at 0");
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(connection_attempt_count(m.conn), 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* A required property leaves only the protocol that has it: not TCP (no
@@ -47,12 +45,11 @@ static void case_required_is_the_only_one(void) {
   mock_init(&m);
   mock_add_protocol_flags(&m, "plain", PLAIN);
   mock_add_protocol_flags(&m, "msg", MSG);
-  TransportProperties *props = transport_properties_new();
-  CHECK(props != NULL);
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = transport_properties_new();
+  CHECK(m.props != NULL);
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "msg start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 5 * 1000 * 1000);
@@ -61,8 +58,7 @@ static void case_required_is_the_only_one(void) {
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(connection_attempt_count(m.conn), 1);
   MOCK_CHECK_ATTEMPT(&m, 0, "msg", "127.0.0.1:443", 0, 5000000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* No protocol left: initiate says so. */
@@ -70,17 +66,14 @@ static void case_nothing_left(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol_flags(&m, "plain", PLAIN);
-  TransportProperties *props = mock_props();
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  ConnectionCallbacks cb;
-  memset(&cb, 0, sizeof cb);
+  m.props = mock_props();
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
   Connection *c = (Connection *)&m; /* must be set to NULL */
-  CHECK_CODE(preconnection_initiate_with_racing(p, cb, &c), TAPS_ERROR_NO_CANDIDATES);
+  CHECK_CODE(preconnection_initiate_with_racing(m.pre, mock_no_callbacks(), &c), TAPS_ERROR_NO_CANDIDATES);
   CHECK(c == NULL);
   CHECK_EQ(m.n_log, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Prefer orders the starts: the protocol that has the preferred property
@@ -91,11 +84,10 @@ static void case_prefer_orders_starts(void) {
   mock_add_protocol_flags(&m, "a", PLAIN);
   mock_add_protocol_flags(&m, "b", MSG);
   mock_add_protocol_flags(&m, "c", PLAIN);
-  TransportProperties *props = mock_props();
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PREFER), TAPS_OK);
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = mock_props();
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PREFER), TAPS_OK);
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  mock_initiate(&m);
   mock_advance(&m, 249999);
   MOCK_EXPECT(&m, "b start 127.0.0.1:443 at 0");
   mock_advance(&m, 1);
@@ -108,8 +100,7 @@ static void case_prefer_orders_starts(void) {
   CHECK(strcmp(connection_get_protocol(m.conn), "c") == 0);
   MOCK_CHECK_ATTEMPT(&m, 0, "b", "127.0.0.1:443", 0, 500000, ATTEMPT_OUTCOME_CANCELLED, 0);
   MOCK_CHECK_ATTEMPT(&m, 2, "c", "127.0.0.1:443", 500000, 500000, ATTEMPT_OUTCOME_WON, 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Avoid orders the starts the other way: the protocol that has the avoided
@@ -120,12 +111,11 @@ static void case_avoid_is_failover(void) {
   mock_add_protocol_flags(&m, "msg", MSG);
   mock_add_protocol_flags(&m, "a", PLAIN);
   mock_add_protocol_flags(&m, "b", PLAIN);
-  TransportProperties *props = mock_props();
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_AVOID), TAPS_OK);
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(p, BRANCH_KIND_PROTOCOL, RACING_TYPE_DELAYED, 100), TAPS_OK);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = mock_props();
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_AVOID), TAPS_OK);
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_DELAYED, 100), TAPS_OK);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
   mock_advance(&m, 99999);
   CHECK_EQ(m.n_log, 1);
@@ -151,8 +141,7 @@ static void case_avoid_is_failover(void) {
   MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 1100000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
   MOCK_CHECK_ATTEMPT(&m, 1, "b", "127.0.0.1:443", 100000, 1100500, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
   MOCK_CHECK_ATTEMPT(&m, 2, "msg", "127.0.0.1:443", 1100500, 1100500, ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* preconnection_set_racing_type(PROTOCOL, FAILOVER): the second protocol
@@ -162,11 +151,10 @@ static void case_racing_type_failover(void) {
   mock_init(&m);
   mock_add_protocol(&m, "a");
   mock_add_protocol(&m, "b");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(p, BRANCH_KIND_PROTOCOL, RACING_TYPE_FAILOVER, 0), TAPS_OK);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = mock_props();
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_FAILOVER, 0), TAPS_OK);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 10 * 1000 * 1000);
@@ -179,8 +167,7 @@ static void case_racing_type_failover(void) {
   CHECK_EQ(m.ready, 1);
   CHECK(strcmp(connection_get_protocol(m.conn), "b") == 0);
   MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 10000000, ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* preconnection_set_racing_type(PROTOCOL, IMMEDIATE): every protocol
@@ -190,11 +177,10 @@ static void case_racing_type_immediate(void) {
   mock_init(&m);
   mock_add_protocol(&m, "a");
   mock_add_protocol(&m, "b");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, one, 1, props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(p, BRANCH_KIND_PROTOCOL, RACING_TYPE_IMMEDIATE, 0), TAPS_OK);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = mock_props();
+  m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_IMMEDIATE, 0), TAPS_OK);
+  mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0", "b start 127.0.0.1:443 at 0");
   CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 3000);
@@ -202,8 +188,7 @@ static void case_racing_type_immediate(void) {
   mock_run(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0", "b start 127.0.0.1:443 at 0", "a cancel #0");
   CHECK(strcmp(connection_get_protocol(m.conn), "b") == 0);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* preconnection_set_racing_type(ENDPOINT, FAILOVER): the next address
@@ -213,15 +198,14 @@ static void case_endpoint_failover(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol(&m, "a");
-  TransportProperties *props = mock_props();
-  Preconnection *p = mock_preconnection(&m, two, 2, props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(p, BRANCH_KIND_ENDPOINT, RACING_TYPE_FAILOVER, 0), TAPS_OK);
-  CHECK_CODE(preconnection_set_racing_type(p, 7, RACING_TYPE_IMMEDIATE, 0), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(preconnection_set_racing_type(p, BRANCH_KIND_ENDPOINT, 9, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  m.props = mock_props();
+  m.pre = mock_preconnection(&m, two, 2, m.props, NULL);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_ENDPOINT, RACING_TYPE_FAILOVER, 0), TAPS_OK);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, 7, RACING_TYPE_IMMEDIATE, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_ENDPOINT, 9, 0), TAPS_ERROR_INVALID_ARGUMENT);
   CHECK_CODE(preconnection_set_racing_type(NULL, BRANCH_KIND_ENDPOINT, RACING_TYPE_IMMEDIATE, 0),
              TAPS_ERROR_NULL_ARGUMENT);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  mock_initiate(&m);
   mock_advance(&m, 10 * 1000 * 1000);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
   mock_fail(&m, 0, ECONNREFUSED);
@@ -230,8 +214,7 @@ static void case_endpoint_failover(void) {
   mock_ready(&m, 1, -1, 1);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
 }
 
 /* Run the loop (the clock stands still) until attempt `i` ended: a
@@ -256,9 +239,8 @@ static void case_tcp_and_mock(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol(&m, "m");
-  Preconnection *p = mock_preconnection_port(&m, one, 1, port, NULL, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.pre = mock_preconnection_port(&m, one, 1, port, NULL, NULL);
+  mock_initiate(&m);
   char w0[64];
   snprintf(w0, sizeof w0, "m start 127.0.0.1:%u at 0", port);
   MOCK_EXPECT(&m, w0);
@@ -278,7 +260,7 @@ static void case_tcp_and_mock(void) {
   CHECK(strcmp(connection_get_protocol(m.conn), "m") == 0);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", a1, 0, 300000, ATTEMPT_OUTCOME_WON, 0);
   MOCK_EXPECT(&m, w0);
-  mock_finish(&m, p);
+  mock_finish(&m);
   close(closed);
 }
 
@@ -291,12 +273,11 @@ static void case_tcp_then_avoided_mock(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol(&m, "m");
-  TransportProperties *props = transport_properties_new();
-  CHECK(props != NULL);
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_AVOID), TAPS_OK);
-  Preconnection *p = mock_preconnection_port(&m, one, 1, port, props, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.props = transport_properties_new();
+  CHECK(m.props != NULL);
+  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_AVOID), TAPS_OK);
+  m.pre = mock_preconnection_port(&m, one, 1, port, m.props, NULL);
+  mock_initiate(&m);
   wait_attempt_ended(&m, 0);
   char a[64], w[64];
   snprintf(a, sizeof a, "127.0.0.1:%u", port);
@@ -307,8 +288,7 @@ static void case_tcp_then_avoided_mock(void) {
   mock_fail(&m, 1, ECONNREFUSED);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
-  transport_properties_free(props);
-  mock_finish(&m, p);
+  mock_finish(&m);
   close(closed);
 }
 
@@ -322,9 +302,8 @@ static void case_tcp_loser_socket_closed(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol(&m, "m");
-  Preconnection *p = mock_preconnection_port(&m, one, 1, port, NULL, NULL);
-  mock_initiate(&m, p);
-  mock_run(&m);
+  m.pre = mock_preconnection_port(&m, one, 1, port, NULL, NULL);
+  mock_initiate(&m);
   int fds_before_tcp = test_count_fds();
   mock_advance(&m, 250000);
   CHECK_EQ(connection_attempt_count(m.conn), 2);
@@ -339,7 +318,7 @@ static void case_tcp_loser_socket_closed(void) {
   char a[64];
   snprintf(a, sizeof a, "127.0.0.1:%u", port);
   MOCK_CHECK_ATTEMPT(&m, 1, "tcp", a, 250000, 251000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  mock_finish(&m, p);
+  mock_finish(&m);
   close(filler);
   close(listener);
 }
