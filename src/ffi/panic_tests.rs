@@ -75,6 +75,8 @@ fn callbacks() -> ConnectionCallbacks {
     ConnectionCallbacks { ready: None, establishment_error: None, connection_error: None, closed: None, user_data: null_mut() }
 }
 
+/// A table with one row per `extern "C"` function: long because the
+/// header is.
 #[test]
 fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     let v4 = libc::in_addr { s_addr: 0 };

@@ -41,6 +41,9 @@ struct Checker {
     start_times: Vec<Micros>,
 }
 
+/// One random scenario, checked step by step. It is long on purpose: one
+/// loop that feeds the events and checks every invariant after each, so
+/// that a failure names the step and the seed.
 fn run_scenario(seed: u64) {
     let mut rng = Lcg(seed);
     let delays = [10 * MS, 50 * MS, 250 * MS, 2000 * MS];
