@@ -20,4 +20,11 @@ fn main() {
     if std::env::var_os("TAPS_UPDATE_HEADER").is_some_and(|v| v == "1") {
         bindings.write_to_file(format!("{dir}/include/taps_racing.h"));
     }
+
+    // SONAME of the shared library: libtaps_racing.so.<major> (0 while 0.x),
+    // so programs linked against it keep working across compatible releases.
+    if std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux") {
+        let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("CARGO_PKG_VERSION_MAJOR");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libtaps_racing.so.{major}");
+    }
 }
