@@ -986,7 +986,7 @@ def main():
         return 1
     for tool in ("curl", "node"):
         if shutil.which(tool) is None:
-            log(f"compare.py: `{tool}` is missing: run scripts/deps")
+            log(f"compare.py: `{tool}` is missing: run scripts/deps --test")
             return 1
     exes = {"taps_race": os.path.join(args.build, "examples", "taps_race")}
     for p in ("taps_load", "epoll_connect", "fast_server", "ttc_floor"):

@@ -43,7 +43,7 @@ def main():
         nettest.skip_or_fail(why)
     for tool in ("curl", "node"):
         if shutil.which(tool) is None:
-            nettest.skip_or_fail(f"`{tool}` is missing (scripts/deps installs it)")
+            nettest.skip_or_fail(f"`{tool}` is missing (scripts/deps --test installs it)")
     t = nettest.Checks("bench_smoke")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "figures.json")
