@@ -15,6 +15,12 @@ fi
 export RUSTC_BOOTSTRAP=1
 if ! nice -n 19 cargo fuzz build -O >build.log 2>&1; then
   tail -20 build.log
+  # A compile error in the fuzz targets or the library is a failure, not a
+  # toolchain that cannot build fuzzers: the targets must follow the API.
+  if grep -qE '^error\[E[0-9]+\]' build.log; then
+    echo "FAIL: the fuzz targets do not compile (see fuzz/build.log)"
+    exit 1
+  fi
   echo "SKIP: the toolchain cannot build fuzzers (see fuzz/build.log)"
   exit 77
 fi

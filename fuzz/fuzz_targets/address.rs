@@ -20,7 +20,7 @@ use std::ptr::null_mut;
 use taps_racing::ffi::connection::*;
 use taps_racing::ffi::event_loop::*;
 use taps_racing::ffi::preconnection::*;
-use taps_racing::ffi::protocol::*;
+use taps_racing::ffi::resolver::*;
 
 const SS: usize = std::mem::size_of::<libc::sockaddr_storage>();
 

@@ -16,6 +16,7 @@ use taps_racing::ffi::connection::*;
 use taps_racing::ffi::event_loop::*;
 use taps_racing::ffi::preconnection::*;
 use taps_racing::ffi::protocol::*;
+use taps_racing::ffi::resolver::*;
 
 const SLOTS: usize = 8;
 

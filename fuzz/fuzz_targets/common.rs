@@ -12,7 +12,7 @@ use taps_racing::ffi::event_loop::*;
 use taps_racing::ffi::preconnection::*;
 use taps_racing::ffi::properties::*;
 use taps_racing::ffi::protocol::*;
-use taps_racing::api::RacingOptions;
+use taps_racing::ffi::resolver::*;
 
 #[derive(Default)]
 pub struct World {
