@@ -443,7 +443,7 @@ impl Race {
 
     /// Stop starting attempts without cancelling the running ones (used by
     /// a tree when another branch won and losers are kept). No action.
-    pub fn freeze(&mut self) {
+    pub fn stop_starting(&mut self) {
         self.finished = true;
     }
 

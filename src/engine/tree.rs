@@ -422,7 +422,7 @@ impl Branches {
 
     /// The winning attempt, once won.
     fn winner(&self) -> Option<AttemptId> {
-        // At most one leaf wins: the others are cancelled or frozen first.
+        // At most one leaf wins: the others are cancelled or stop starting attempts first.
         self.attempts().position(|a| a.record.outcome == Outcome::Won)
     }
 
@@ -505,7 +505,7 @@ impl Branches {
         let keep = self.keep_losers && outcome.is_ok();
         for leaf in &mut self.leaves {
             if keep {
-                leaf.race.freeze();
+                leaf.race.stop_starting();
             } else {
                 leaf.race.cancel(now);
             }
