@@ -17,8 +17,9 @@
  *   Preconnection and Connection handles may be shared by threads (each
  *   type's comment says what may run at once); RemoteEndpoint,
  *   LocalEndpoint and TransportProperties are built by one thread at a
- *   time, then only read. A *_free is the handle's last call. The one
- *   process-wide state is the registry of shared loops (event_loop_shared).
+ *   time, then only read. A *_free is the handle's last call. The
+ *   process-wide states are the registry of shared loops
+ *   (event_loop_shared) and the log callback (taps_set_log_callback).
  */
 
 #ifndef TAPS_RACING_H

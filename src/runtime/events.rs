@@ -248,7 +248,6 @@ impl LoopCore {
     }
 }
 
-
 /// Log (debug) a DNS answer: its query, when it came, how many addresses
 /// or its error; `from` says where it came from ("" for a resolver).
 pub(super) fn log_answer(
