@@ -768,6 +768,9 @@ ROW(taps_strerror, "INT_MAX", 0, strerror_unknown(INT_MAX))
 ROW(taps_last_error, "after preconnection_new(NULL, ...)", TAPS_ERROR_NULL_ARGUMENT, (preconnection_new(NULL, NULL, 0, NULL, NULL), taps_last_error()))
 ROW(taps_last_error_message, "never NULL", 1, taps_last_error_message() != NULL)
 ROW(taps_last_error_message, "INVALID_OPTION names the field", 0, option_message_names_field(f))
+ROW(taps_set_log_callback, "level 6", TAPS_ERROR_INVALID_ARGUMENT, taps_set_log_callback(6, NULL, NULL))
+ROW(taps_set_log_callback, "level -1", TAPS_ERROR_INVALID_ARGUMENT, taps_set_log_callback(-1, NULL, NULL))
+ROW(taps_set_log_callback, "NULL callback: off", 0, taps_set_log_callback(TAPS_LOG_LEVEL_DEBUG, NULL, NULL))
 
 /* remote endpoints */
 ROW(remote_endpoint_new, "a new endpoint", 0, (f->ep = remote_endpoint_new(), RC(f->ep)))

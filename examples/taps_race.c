@@ -2,12 +2,16 @@
  * and print the timeline of the race.
  *
  *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
- *             [--interface IF]... [--json] [HOST PORT]
+ *             [--interface IF]... [--json] [-v] [HOST PORT]
  *
  * PORT is a number or a service name ("https"). With no HOST and PORT the
  * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
  * races "localhost" plus the literal ::1 on that port, so ::1 is refused and
  * IPv4 wins.
+ *
+ * -v prints the library's log lines (debug level, through
+ * taps_set_log_callback) on stderr with their times. On a terminal, a race
+ * still running after 1 s shows a live line of the attempts it waits for.
  *
  * Exit status: 0 connected, 1 the race failed, 2 bad usage.
  *
@@ -23,6 +27,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +44,7 @@ static const char *prog = "taps_race";
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--json]\n"
+          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--json] [-v]\n"
           "       [HOST PORT]\n"
           "\n"
           "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
@@ -52,6 +57,7 @@ static void usage(FILE *out) {
           "  --interface IF         race a path on interface IF (repeatable; paths race each\n"
           "                         other with the attempt delay, RFC 9623 §4.3; needs CAP_NET_RAW)\n"
           "  --json                 print one JSON object on stdout, nothing else\n"
+          "  -v                     print the library's log lines (debug) on stderr, with their times\n"
           "  -h, --help             this help\n"
           "\n"
           "With no HOST and PORT it races localhost against a listener of its own on\n"
@@ -83,6 +89,52 @@ static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- logs and the live line ------------------------------------------ */
+
+static double t_start_ms;       /* the program's start: log times count from it */
+/* A live line is on stderr (a terminal). Atomic: the log callback may run
+   on a resolver thread while the main thread draws the line. */
+static _Atomic int live_shown;
+
+/* Erase the live line, if one is shown. */
+static void live_clear(void) {
+  if (atomic_exchange(&live_shown, 0)) fputs("\r\033[K", stderr);
+}
+
+/* -v: one log line on stderr, with its time and level. Called on the thread
+ * that logs (here: the main thread running the loop, or a resolver thread),
+ * so it only formats and writes one line. */
+static void on_log(taps_log_level level, const char *target, const char *message, void *user_data) {
+  (void)target;
+  (void)user_data;
+  static const char *names[] = {"off", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
+  const char *name = (unsigned)level < 6 ? names[level] : "?";
+  live_clear();
+  fprintf(stderr, "%10.2f ms %-5s %s\n", now_ms() - t_start_ms, name, message);
+}
+
+/* The live line: the attempts in flight and for how long. */
+static void live_show(const Connection *c, double elapsed_ms) {
+  char line[160];
+  int len = snprintf(line, sizeof line, "racing for %.1f s:", elapsed_ms / 1000.0);
+  size_t n = connection_attempt_count(c);
+  int running = 0;
+  for (size_t i = 0; i < n && len > 0 && (size_t)len < sizeof line - 40; i++) {
+    AttemptInfo info;
+    if (connection_get_attempt(c, i, &info) != TAPS_OK || info.outcome != ATTEMPT_OUTCOME_RUNNING) continue;
+    char host[INET6_ADDRSTRLEN] = "?";
+    const void *ip = info.address.ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)&info.address)->sin6_addr
+                                                        : (const void *)&((const struct sockaddr_in *)&info.address)->sin_addr;
+    inet_ntop(info.address.ss_family, ip, host, sizeof host);
+    len += snprintf(line + len, sizeof line - (size_t)len, " #%zu %s for %.1f s", i + 1, host,
+                    (elapsed_ms - (double)info.started_us / 1000.0) / 1000.0);
+    running++;
+  }
+  if (running == 0) snprintf(line + len, sizeof line - (size_t)len, " waiting for DNS answers");
+  fprintf(stderr, "\r\033[K%s", line);
+  atomic_store(&live_shown, 1);
 }
 
 /* ---- the race -------------------------------------------------------- */
@@ -270,9 +322,21 @@ static void print_timeline(const Connection *c, const RaceState *st) {
   if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
     Addr a;
     addr_format(&ra, &a);
-    printf("winner: %s port %u (%s, tcp) after %.2f ms\n", a.text, a.port, a.family, st->elapsed_ms);
+    /* The table's times are the library's (the attempt's end); the ready
+       callback comes a little later. */
+    double won_ms = -1;
+    for (size_t i = 0; i < n; i++) {
+      AttemptInfo info;
+      if (connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == ATTEMPT_OUTCOME_WON)
+        won_ms = (double)info.ended_us / 1000.0;
+    }
+    if (won_ms >= 0)
+      printf("winner: %s port %u (%s, tcp) won at %.2f ms (ready callback at %.2f ms)\n", a.text, a.port, a.family,
+             won_ms, st->elapsed_ms);
+    else
+      printf("winner: %s port %u (%s, tcp), ready callback at %.2f ms\n", a.text, a.port, a.family, st->elapsed_ms);
   } else {
-    printf("no winner: %s (after %.2f ms)\n", taps_strerror(connection_get_error(c)), st->elapsed_ms);
+    printf("no winner: %s (callback at %.2f ms)\n", taps_strerror(connection_get_error(c)), st->elapsed_ms);
   }
 }
 
@@ -326,6 +390,8 @@ int main(int argc, char **argv) {
   }
   RacingOptions opts = racing_options_default();
   int json = 0;
+  int verbose = 0;
+  t_start_ms = now_ms();
   const char *pos[2] = {NULL, NULL};
   const char *interfaces[16];
   int n_interfaces = 0;
@@ -340,6 +406,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (!only_pos && strcmp(arg, "--json") == 0) {
       json = 1;
+    } else if (!only_pos && strcmp(arg, "-v") == 0) {
+      verbose = 1;
     } else if (!only_pos && (strcmp(arg, "--attempt-delay") == 0 || strcmp(arg, "--resolution-delay") == 0 ||
                              strcmp(arg, "--timeout") == 0)) {
       if (i + 1 >= argc) return usage_error("%s needs a value in milliseconds", arg);
@@ -425,6 +493,8 @@ int main(int argc, char **argv) {
     remotes[n_remotes++] = v6;
   }
 
+  if (verbose && taps_set_log_callback(TAPS_LOG_LEVEL_DEBUG, on_log, NULL) != TAPS_OK)
+    fprintf(stderr, "%s: -v: cannot set the log callback: %s\n", prog, taps_strerror(taps_last_error()));
   EventLoop *loop = event_loop_new();
   if (loop == NULL) {
     fprintf(stderr, "%s: event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
@@ -493,8 +563,25 @@ int main(int argc, char **argv) {
     event_loop_free(loop);
     return EXIT_RACE_FAILED;
   }
-  rc = event_loop_run(loop);
-  if (rc != TAPS_OK) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
+  /* Run in steps of 250 ms: on a terminal, a race past 1 s shows what it
+     waits for; past 5 s without --timeout, a hint. */
+  int live = !json && isatty(STDERR_FILENO);
+  int hinted = 0;
+  rc = TAPS_OK;
+  while (!st.done && rc >= 0) {
+    rc = event_loop_run_once(loop, 250);
+    double elapsed = now_ms() - st.t_initiate_ms;
+    if (st.done) break;
+    if (live && elapsed >= 1000) live_show(conn, elapsed);
+    if (!json && !hinted && elapsed >= 5000 && opts.total_timeout_ms == 0) {
+      live_clear();
+      fprintf(stderr, "%s: still racing after 5 s; --timeout MS ends a race that takes too long\n", prog);
+      hinted = 1;
+    }
+  }
+  live_clear();
+  if (rc >= 0) rc = event_loop_run(loop);
+  if (rc < 0) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
   if (!st.done) st.elapsed_ms = now_ms() - st.t_initiate_ms;
 
   if (json)

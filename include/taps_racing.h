@@ -17,8 +17,9 @@
  *   Preconnection and Connection handles may be shared by threads (each
  *   type's comment says what may run at once); RemoteEndpoint,
  *   LocalEndpoint and TransportProperties are built by one thread at a
- *   time, then only read. A *_free is the handle's last call. The one
- *   process-wide state is the registry of shared loops (event_loop_shared).
+ *   time, then only read. A *_free is the handle's last call. The
+ *   process-wide states are the registry of shared loops
+ *   (event_loop_shared) and the log callback (taps_set_log_callback).
  */
 
 #ifndef TAPS_RACING_H
@@ -85,6 +86,25 @@ typedef enum GroupEventKind {
   // A rebuild race failed; the next waits `connect_time_us` µs.
   GROUP_EVENT_KIND_REBUILD_FAILED,
 } GroupEventKind;
+
+// Log levels, most severe first; a callback set at one level receives
+// records of that level and of the more severe ones.
+typedef enum taps_log_level {
+  // Nothing (as a minimum level: the callback receives no record).
+  TAPS_LOG_LEVEL_OFF = 0,
+  // Errors: the library could not do something it should (wake its
+  // loop, start a thread); a user callback panicked.
+  TAPS_LOG_LEVEL_ERROR = 1,
+  // Warnings: something degraded (no timerfd, a pool's race could not
+  // start).
+  TAPS_LOG_LEVEL_WARN = 2,
+  // One line per race start and end, per pool and group step.
+  TAPS_LOG_LEVEL_INFO = 3,
+  // Each DNS answer, each attempt's start and end, with their times.
+  TAPS_LOG_LEVEL_DEBUG = 4,
+  // Everything, including the event loop library's own records.
+  TAPS_LOG_LEVEL_TRACE = 5,
+} taps_log_level;
 
 // How a group picks the member for the next stream.
 //
@@ -528,6 +548,16 @@ typedef struct ResolverImplementation {
   void *user_data;
 } ResolverImplementation;
 
+// A log callback: one record, its `level`, its `target` (the library's
+// module that logged, e.g. "taps_racing::runtime::drive") and its
+// `message` (one line, no trailing newline); both strings are
+// NUL-terminated and valid during the call only. See
+// `taps_set_log_callback` for the threads it runs on and what it may do.
+typedef void (*taps_log_callback)(enum taps_log_level level,
+                                  const char *target,
+                                  const char *message,
+                                  void *user_data);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -549,6 +579,12 @@ const char *taps_last_error_message(void);
 // A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 // the system refused an epoll instance, eventfd or timerfd). Free it with
 // `event_loop_free`. Any thread.
+//
+// The first loop a process makes (with this function,
+// event_loop_new_with_options or event_loop_shared) reads the `TAPS_LOG`
+// environment variable: error, warn, info, debug or trace logs the
+// library's records at that level to stderr, unless a log callback was
+// set (see taps_set_log_callback).
 struct EventLoop *event_loop_new(void);
 
 // A new loop with options (NULL: the defaults, as event_loop_new). NULL
@@ -1022,6 +1058,28 @@ int resolver_query_answer(struct ResolverQuery *query,
 // error, connection_get_os_error, if no query finds an address). Any
 // thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
 int resolver_query_fail(struct ResolverQuery *query, int error);
+
+// Send the library's log records at `min_level` and the more severe
+// levels to `callback`, with `user_data`; a NULL `callback` turns it off
+// (nothing is logged then, not even to stderr). Returns 0,
+// TAPS_ERROR_INVALID_ARGUMENT for a `min_level` that is not a
+// taps_log_level, or TAPS_ERROR_INVALID_STATE when the process already
+// installed another logger of the Rust `log` crate (a Rust program that
+// set up its own: the records go to it, this callback is not set).
+//
+// Process-wide: one callback for every loop; a later call replaces it,
+// and after the call returns the previous callback is no longer called.
+// It replaces the stderr output that the `TAPS_LOG` environment variable
+// turns on.
+//
+// The callback runs on the thread that logs: usually the thread running
+// an event loop, also threads calling the API (a race that fails to
+// start) and the library's own threads (resolver workers, a loop's own
+// thread). It may therefore be called concurrently from several threads,
+// and must be thread-safe. It must not call back into the library, except
+// taps_strerror, and must not block for long (the loop waits for it).
+// Any thread.
+int taps_set_log_callback(int min_level, taps_log_callback callback, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

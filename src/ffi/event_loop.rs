@@ -47,9 +47,18 @@ pub struct EventLoopOptions {
 /// A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 /// the system refused an epoll instance, eventfd or timerfd). Free it with
 /// `event_loop_free`. Any thread.
+///
+/// The first loop a process makes (with this function,
+/// event_loop_new_with_options or event_loop_shared) reads the `TAPS_LOG`
+/// environment variable: error, warn, info, debug or trace logs the
+/// library's records at that level to stderr, unless a log callback was
+/// set (see taps_set_log_callback).
 #[no_mangle]
 pub extern "C" fn event_loop_new() -> *mut EventLoop {
-    guard!(std::ptr::null_mut(), { handle_or_null(api::EventLoop::new().map(EventLoop)) })
+    guard!(std::ptr::null_mut(), {
+        super::log::init_from_env();
+        handle_or_null(api::EventLoop::new().map(EventLoop))
+    })
 }
 
 /// A new loop with options (NULL: the defaults, as event_loop_new). NULL
@@ -57,6 +66,7 @@ pub extern "C" fn event_loop_new() -> *mut EventLoop {
 #[no_mangle]
 pub extern "C" fn event_loop_new_with_options(options: *const EventLoopOptions) -> *mut EventLoop {
     guard!(std::ptr::null_mut(), {
+        super::log::init_from_env();
         let opts = opt_ref!(options).copied().unwrap_or_default();
         let made = if opts.manual_clock { api::EventLoop::with_manual_clock() } else { api::EventLoop::new() };
         handle_or_null(made.map(EventLoop))
@@ -229,6 +239,7 @@ pub extern "C" fn event_loop_stop_thread(event_loop: *mut EventLoop) -> c_int {
 #[no_mangle]
 pub extern "C" fn event_loop_shared(key: *const c_char) -> *mut EventLoop {
     guard!(std::ptr::null_mut(), {
+        super::log::init_from_env();
         let key = try_str!(key, Error::InvalidArgument("the shared loop key is not UTF-8"));
         handle_or_null(api::EventLoop::shared(key).map(EventLoop))
     })

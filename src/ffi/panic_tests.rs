@@ -93,6 +93,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     let msg = unsafe { CStr::from_ptr(taps_last_error_message()) };
     fired("taps_last_error_message");
     assert_eq!(msg.to_str().unwrap(), "");
+    code!(super::log::taps_set_log_callback(0, None, null_mut()));
 
     // Endpoints and properties.
     null!(remote_endpoint_new());

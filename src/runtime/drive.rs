@@ -18,7 +18,7 @@ use super::pool::Pools;
 use super::sys::tcp;
 use super::timers::RaceId;
 use super::protocol::ProtocolEntry;
-use super::race::{arm_race, race_error, reports, RaceEntry, RaceOwner};
+use super::race::{arm_race, race_error, reports, Ms, RaceEntry, RaceOwner};
 use super::{lock, LoopCore, LoopState};
 use mio::Interest;
 use std::net::SocketAddr;
@@ -81,12 +81,19 @@ impl LoopCore {
         while let Some(action) = entry.tree.poll_action() {
             match action {
                 Action::Start { attempt, addr, path, protocol } => {
+                    log::debug!(
+                        "race {id}: attempt {attempt} started at {}: {addr} {} on {}",
+                        Ms(now.saturating_sub(entry.started_at)),
+                        protocols[protocol].name.to_string_lossy(),
+                        entry.paths[path],
+                    );
                     let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
                     let (io, ready) = match started {
                         Ok(Started::Pending(io)) => (io, false),
                         Ok(Started::Ready(io)) => (io, true),
                         Err(errno) => {
                             entry.tree.on_attempt_failed(now, attempt, errno);
+                            entry.log_attempt_end(id, attempt, protocols);
                             continue;
                         }
                     };
@@ -96,6 +103,7 @@ impl LoopCore {
                             if let Err(e) = self.registry.register(&mut stream, token, Interest::WRITABLE) {
                                 tokens.forget(token);
                                 entry.tree.on_attempt_failed(now, attempt, tcp::errno(e));
+                                entry.log_attempt_end(id, attempt, protocols);
                                 continue;
                             }
                             AttemptIo::Tcp(token, stream)
@@ -110,11 +118,23 @@ impl LoopCore {
                 Action::Cancel { attempt } => {
                     if let Some(io) = entry.io.remove(attempt) {
                         self.discard_attempt(tokens, io);
+                        // Logged once: the first Cancel of a running attempt.
+                        entry.log_attempt_end(id, attempt, protocols);
                     }
                 }
-                Action::Won { attempt } => end = Some(Ok(attempt)),
-                Action::Spare { attempt } => spares.push(attempt),
-                Action::Failed { error } => end = Some(Err(error)),
+                Action::Won { attempt } => {
+                    entry.log_attempt_end(id, attempt, protocols);
+                    entry.log_race_end(id, Ok(attempt), now, protocols);
+                    end = Some(Ok(attempt));
+                }
+                Action::Spare { attempt } => {
+                    entry.log_attempt_end(id, attempt, protocols);
+                    spares.push(attempt);
+                }
+                Action::Failed { error } => {
+                    entry.log_race_end(id, Err(error), now, protocols);
+                    end = Some(Err(error));
+                }
             }
         }
         end

@@ -77,7 +77,10 @@ impl LoopCore {
         let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
         match tcp::progress_after(stream, Some(writable)) {
             tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
-            tcp::Progress::Failed(errno) => entry.tree.on_attempt_failed(now, attempt, errno),
+            tcp::Progress::Failed(errno) => {
+                entry.tree.on_attempt_failed(now, attempt, errno);
+                entry.log_attempt_end(id, attempt, &st.protocols);
+            }
             tcp::Progress::Waiting => return,
         }
         self.drive(st, id, now);
@@ -137,6 +140,7 @@ impl LoopCore {
         let n = answers.len() + completions.len();
         for answer in answers {
             if let Some(entry) = st.races.get_mut(&answer.race) {
+                log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), "");
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }
@@ -181,6 +185,7 @@ impl LoopCore {
                         continue;
                     }
                     entry.tree.on_attempt_failed(now, attempt, errno);
+                    entry.log_attempt_end(id, attempt, &st.protocols);
                 }
             }
             self.drive(st, id, now);
@@ -243,3 +248,25 @@ impl LoopCore {
     }
 }
 
+/// Log (debug) a DNS answer: its query, when it came, how many addresses
+/// or its error; `from` says where it came from ("" for a resolver).
+pub(super) fn log_answer(
+    race: RaceId,
+    key: &crate::engine::QueryKey,
+    result: &std::result::Result<Vec<crate::engine::Candidate>, i32>,
+    at: Micros,
+    from: &str,
+) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    let record = match key.family {
+        crate::engine::Family::V6 => "AAAA",
+        crate::engine::Family::V4 => "A",
+    };
+    let (endpoint, at) = (key.endpoint, super::race::Ms(at));
+    match result {
+        Ok(addrs) => log::debug!("race {race}: {record} answer{from} for endpoint {endpoint} at {at}: {} address(es)", addrs.len()),
+        Err(code) => log::debug!("race {race}: {record} query{from} for endpoint {endpoint} failed at {at}: {}", Error::ResolutionFailed(*code)),
+    }
+}

@@ -139,6 +139,7 @@ impl Groups {
     }
 
     fn event(st: &mut LoopState, group: GroupId, kind: GroupEventKind, member: MemberId, streams: u32, connect_time: Micros) {
+        log_event(group, kind, member, streams, connect_time);
         if let Some(entry) = st.groups.get(&group) {
             let core = Arc::clone(&entry.core);
             let e = GroupEvent { kind, member: member as u64, streams, connect_time_us: connect_time };
@@ -177,6 +178,7 @@ impl Groups {
             // (it may end inside start_race_locked), so that no second
             // race starts meanwhile. Race ids start at 1: 0 is "starting".
             entry.race = Some(0);
+            log::info!("group {group}: rebuild started: racing for {missing} missing member(s)");
             let started = lp.start_race_locked(st, &conn, &spec, super::RaceOwner::Group(group));
             let live = started.as_ref().ok().filter(|race| st.races.contains_key(race)).copied();
             if let Some(entry) = st.groups.get_mut(&group) {
@@ -470,5 +472,20 @@ impl Groups {
                 lp.close_transport(st, t);
             }
         }
+    }
+}
+
+/// Log a group event (info): members joining and failing (failover),
+/// rebuilds failing (with their backoff), recovery.
+fn log_event(group: GroupId, kind: GroupEventKind, member: MemberId, streams: u32, time: Micros) {
+    use super::race::Ms;
+    match kind {
+        GroupEventKind::MemberJoined => log::info!("group {group}: member {member} joined (connected in {})", Ms(time)),
+        GroupEventKind::MemberFailed => {
+            log::info!("group {group}: member {member} failed with {streams} stream(s): failover to the others")
+        }
+        GroupEventKind::AllFailed => log::info!("group {group}: no live member left"),
+        GroupEventKind::Recovered => log::info!("group {group}: recovered"),
+        GroupEventKind::RebuildFailed => log::info!("group {group}: rebuild failed; next try in {}", Ms(time)),
     }
 }

@@ -287,6 +287,7 @@ impl Pools {
 
     /// Queue a pool event.
     fn event(st: &mut LoopState, pool: PoolId, kind: PoolEventKind, count: u32, elapsed_us: u64, os_error: i32) {
+        log_event(pool, kind, count, elapsed_us, os_error);
         if let Some(entry) = st.pools.get(&pool) {
             let core = Arc::clone(&entry.core);
             let e = PoolEvent { kind, count, elapsed_us, os_error };
@@ -573,5 +574,25 @@ impl Pools {
         }
         entry.armed = None;
         Pools::step(lp, st, pool, now);
+    }
+}
+
+/// Log a pool event: info for its races and backoff, debug for its
+/// attempts and connections.
+fn log_event(pool: PoolId, kind: PoolEventKind, count: u32, elapsed: Micros, errno: i32) {
+    use super::race::{Errno, Ms};
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    let (took, errno) = (Ms(elapsed), Errno(errno));
+    match kind {
+        PoolEventKind::RaceStarted => log::info!("pool {pool}: racing {count}"),
+        PoolEventKind::AttemptSucceeded => log::debug!("pool {pool}: an attempt connected in {took}"),
+        PoolEventKind::AttemptFailed => log::debug!("pool {pool}: an attempt failed after {took}: {errno}"),
+        PoolEventKind::RaceWon => log::info!("pool {pool}: race won at {took}"),
+        PoolEventKind::RaceFailed => log::info!("pool {pool}: race failed at {took}: {errno}"),
+        PoolEventKind::ConnectionBuffered => log::debug!("pool {pool}: a connection buffered"),
+        PoolEventKind::ConnectionDisposed => log::debug!("pool {pool}: a connection disposed"),
+        PoolEventKind::Backoff => log::info!("pool {pool}: backing off for {took} before the next race"),
     }
 }

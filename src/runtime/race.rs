@@ -200,3 +200,127 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
         })
         .collect()
 }
+
+/// A time in µs written in ms for the logs ("0.26 ms").
+pub(super) struct Ms(pub(super) Micros);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:02} ms", self.0 / 1000, self.0 % 1000 / 10)
+    }
+}
+
+/// An errno as the system describes it, for the logs.
+pub(super) struct Errno(pub(super) i32);
+
+impl std::fmt::Display for Errno {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", std::io::Error::from_raw_os_error(self.0))
+    }
+}
+
+impl std::fmt::Display for RacePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.path.interface, self.path.local) {
+            (None, None) => f.write_str("the default path"),
+            (Some(name), None) => write!(f, "interface {name}"),
+            (None, Some(local)) => write!(f, "local {local}"),
+            (Some(name), Some(local)) => write!(f, "interface {name}, local {local}"),
+        }
+    }
+}
+
+impl RaceEntry {
+    /// Log (debug) how an attempt ended and when, from its record.
+    pub(super) fn log_attempt_end(&self, id: RaceId, attempt: AttemptId, protocols: &[Arc<ProtocolEntry>]) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
+        let Some(a) = self.tree.attempts().nth(attempt) else { return };
+        let r = a.record;
+        let ended = r.ended.unwrap_or(r.started);
+        let at = Ms(ended.saturating_sub(self.started_at));
+        let took = Ms(ended.saturating_sub(r.started));
+        let protocol = protocols[a.protocol].name.to_string_lossy();
+        let addr = r.candidate.addr;
+        match r.outcome {
+            Outcome::Won => log::debug!("race {id}: attempt {attempt} ({addr} {protocol}) won at {at} (connected in {took})"),
+            Outcome::Failed(libc::ETIMEDOUT) => {
+                log::debug!("race {id}: attempt {attempt} ({addr} {protocol}) failed at {at}: timed out after {took}")
+            }
+            Outcome::Failed(errno) => {
+                log::debug!("race {id}: attempt {attempt} ({addr} {protocol}) failed at {at} after {took}: {}", Errno(errno))
+            }
+            Outcome::Cancelled => log::debug!("race {id}: attempt {attempt} ({addr} {protocol}) cancelled at {at} after {took}"),
+            Outcome::Spare => {
+                log::debug!("race {id}: attempt {attempt} ({addr} {protocol}) ready at {at} after the win: a spare")
+            }
+            Outcome::Running => {}
+        }
+    }
+
+    /// Log (info) how the race ended: its winner, or its error, with the
+    /// count of attempts that failed and were cancelled.
+    pub(super) fn log_race_end(&self, id: RaceId, end: Result<AttemptId, RaceError>, now: Micros, protocols: &[Arc<ProtocolEntry>]) {
+        if !log::log_enabled!(log::Level::Info) {
+            return;
+        }
+        let (mut failed, mut cancelled) = (0, Vec::new());
+        for (i, a) in self.tree.attempts().enumerate() {
+            match a.record.outcome {
+                Outcome::Failed(_) => failed += 1,
+                Outcome::Cancelled => cancelled.push(i),
+                _ => {}
+            }
+        }
+        let at = Ms(now.saturating_sub(self.started_at));
+        let owner = RaceOwnerName(self.owner);
+        match end {
+            Ok(attempt) => {
+                let Some(a) = self.tree.attempts().nth(attempt) else { return };
+                let protocol = protocols[a.protocol].name.to_string_lossy();
+                log::info!(
+                    "race {id}{owner}: won at {at} by attempt {attempt} ({} {protocol} on {}); {failed} failed, {} cancelled{}{}",
+                    a.record.candidate.addr,
+                    self.paths[a.path],
+                    cancelled.len(),
+                    if cancelled.is_empty() { "" } else { ": attempts " },
+                    CommaList(&cancelled),
+                )
+            }
+            Err(e) => log::info!(
+                "race {id}{owner}: failed at {at} after {} attempt(s): {}",
+                self.tree.attempt_count(),
+                race_error(e)
+            ),
+        }
+    }
+}
+
+/// A race's owner for the logs: nothing for a user's race, " (pool 2)".
+pub(super) struct RaceOwnerName(pub(super) RaceOwner);
+
+impl std::fmt::Display for RaceOwnerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            RaceOwner::User => Ok(()),
+            RaceOwner::Pool(pool, _) => write!(f, " (pool {pool})"),
+            RaceOwner::Group(group) => write!(f, " (group {group})"),
+        }
+    }
+}
+
+/// Numbers as "0, 2, 3".
+struct CommaList<'a>(&'a [usize]);
+
+impl std::fmt::Display for CommaList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{n}")?;
+        }
+        Ok(())
+    }
+}

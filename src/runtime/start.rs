@@ -80,6 +80,7 @@ impl LoopCore {
             from_cache: false,
         });
         debug_assert_eq!(inserted, Some(id));
+        log_start(id, owner, spec, &branches);
         match st.user_resolver.clone() {
             None => self.resolve_names(st, id, spec.remotes, now),
             Some(r) => self.ask_user_resolver(st, id, &r, spec.remotes),
@@ -110,6 +111,9 @@ impl LoopCore {
         self.resolver.submit(jobs);
         if !cached.is_empty() {
             if let Some(e) = st.races.get_mut(&id) {
+                for (key, answer) in &cached {
+                    super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
+                }
                 e.tree.on_answers(now, cached);
                 e.from_cache = true;
             }
@@ -143,6 +147,34 @@ impl LoopCore {
             }
         }
     }
+}
+
+/// Log (info) a race's start: what it races (its literal addresses and
+/// names, paths and protocols, the candidates known so far) and its
+/// options (RFC 8305 §3–§5).
+fn log_start(id: RaceId, owner: RaceOwner, spec: &RaceSpec<'_>, branches: &[crate::engine::tree::PathBranch]) {
+    if !log::log_enabled!(log::Level::Info) {
+        return;
+    }
+    let literals = spec.remotes.iter().filter(|ep| matches!(ep.host(), Some(Host::Ip(_)))).count();
+    let names = spec.remotes.iter().filter(|ep| matches!(ep.host(), Some(Host::Name(_)))).count();
+    let leaves: usize = branches.iter().map(|b| b.protocols.len()).sum();
+    let c = &spec.config;
+    let delay = if c.connection_attempt_delay == Micros::MAX {
+        "none (failover)".to_owned()
+    } else {
+        super::race::Ms(c.connection_attempt_delay).to_string()
+    };
+    log::info!(
+        "race {id}{} started: {} candidate(s) known ({literals} literal address(es) × {leaves} path/protocol branch(es)), \
+         {names} name(s) to resolve; attempt delay {delay}, resolution delay {}, first address family count {}, \
+         race count {}",
+        super::race::RaceOwnerName(owner),
+        literals * leaves,
+        super::race::Ms(c.resolution_delay),
+        c.first_address_family_count,
+        if c.race_count == usize::MAX { "all (immediate)".to_owned() } else { c.race_count.to_string() },
+    );
 }
 
 /// The queries a race waits for, in endpoint order: one per literal
