@@ -1,6 +1,6 @@
 //! C ABI: Connection, its callbacks and its race report.
 
-use super::handle::{try_mut, try_ok, try_ref};
+use super::handle::{opt_ref, try_mut, try_ok, try_ref};
 use super::{c_enum, fail, guard};
 use crate::api;
 use crate::api::{ConnectionHandler, Error};
@@ -323,7 +323,9 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
 #[no_mangle]
 pub extern "C" fn connection_close(c: *mut Connection) {
     guard!((), {
-        try_ref!(c, else ()).api().close();
+        if let Some(c) = opt_ref!(c) {
+            c.api().close();
+        }
     })
 }
 

@@ -231,6 +231,28 @@ pub extern "C" fn taps_last_error_message() -> *const c_char {
     guard!(c"".as_ptr(), { LAST_ERROR.with(|l| l.borrow().1.as_ptr()) })
 }
 
+/// The IP address of a C sockaddr, if it is AF_INET or AF_INET6 (its port
+/// is ignored).
+///
+/// # Safety
+/// `sa` is NULL or points at a sockaddr of the size its family implies.
+pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<std::net::IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    match (*sa).sa_family as i32 {
+        libc::AF_INET => {
+            let sin = &*(sa as *const libc::sockaddr_in);
+            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            let sin6 = &*(sa as *const libc::sockaddr_in6);
+            Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,27 +328,5 @@ mod tests {
         let mut g = super::group::group_options_default();
         g.policy = 2;
         assert_eq!(crate::api::GroupOptions::from(g).policy, 2);
-    }
-}
-
-/// The IP address of a C sockaddr, if it is AF_INET or AF_INET6 (its port
-/// is ignored).
-///
-/// # Safety
-/// `sa` is NULL or points at a sockaddr of the size its family implies.
-pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<std::net::IpAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    match (*sa).sa_family as i32 {
-        libc::AF_INET => {
-            let sin = &*(sa as *const libc::sockaddr_in);
-            Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
-        }
-        libc::AF_INET6 => {
-            let sin6 = &*(sa as *const libc::sockaddr_in6);
-            Some(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
-        }
-        _ => None,
     }
 }
