@@ -5,11 +5,11 @@
 
 int taps_header_c_check(void);
 int taps_header_c_check(void) {
-  RacingOptions o;
-  AttemptInfo a;
-  ConnectionCallbacks cb;
+  taps_racing_options o;
+  taps_attempt_info a;
+  taps_connection_callbacks cb;
   (void)o;
   (void)a;
   (void)cb;
-  return TAPS_OK + (int)sizeof(RacingOptions) + ATTEMPT_OUTCOME_WON;
+  return TAPS_OK + (int)sizeof(taps_racing_options) + TAPS_ATTEMPT_OUTCOME_WON;
 }

@@ -7,13 +7,13 @@
 
 int main() {
   std::fprintf(stderr, "test header_cxx ...\n");
-  RacingOptions o = racing_options_default();
+  taps_racing_options o = taps_racing_options_default();
   if (o.connection_attempt_delay_ms != 250) return 1;
   if (std::strcmp(taps_strerror(-9999), "unknown error") != 0) return 1;
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   if (loop == nullptr) return 1;
-  event_loop_free(loop);
-  connection_free(nullptr);
+  taps_event_loop_free(loop);
+  taps_connection_free(nullptr);
   std::fprintf(stderr, "test header_cxx ... ok\n");
   return 0;
 }

@@ -94,7 +94,7 @@ typedef struct RaceState {
   int won;
 } RaceState;
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   (void)c;
   RaceState *s = (RaceState *)ud;
   s->elapsed_ms = now_ms() - s->t_initiate_ms;
@@ -103,7 +103,7 @@ static int on_ready(Connection *c, void *ud) {
   return 0;
 }
 
-static int on_establishment_error(Connection *c, void *ud) {
+static int on_establishment_error(taps_connection *c, void *ud) {
   (void)c;
   RaceState *s = (RaceState *)ud;
   s->elapsed_ms = now_ms() - s->t_initiate_ms;
@@ -112,7 +112,7 @@ static int on_establishment_error(Connection *c, void *ud) {
   return 0;
 }
 
-static int on_other(Connection *c, void *ud) {
+static int on_other(taps_connection *c, void *ud) {
   (void)c;
   (void)ud;
   return 0;
@@ -151,13 +151,13 @@ static void addr_format(const struct sockaddr_storage *ss, Addr *out) {
   }
 }
 
-static const char *outcome_name(AttemptOutcome o) {
+static const char *outcome_name(taps_attempt_outcome o) {
   switch (o) {
-    case ATTEMPT_OUTCOME_RUNNING: return "running";
-    case ATTEMPT_OUTCOME_WON: return "won";
-    case ATTEMPT_OUTCOME_FAILED: return "failed";
-    case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
-    case ATTEMPT_OUTCOME_SPARE: return "spare";
+    case TAPS_ATTEMPT_OUTCOME_RUNNING: return "running";
+    case TAPS_ATTEMPT_OUTCOME_WON: return "won";
+    case TAPS_ATTEMPT_OUTCOME_FAILED: return "failed";
+    case TAPS_ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+    case TAPS_ATTEMPT_OUTCOME_SPARE: return "spare";
   }
   return "unknown";
 }
@@ -185,19 +185,19 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-static void print_json(const Connection *c, const RaceState *st) {
+static void print_json(const taps_connection *c, const RaceState *st) {
   FILE *out = stdout;
   fputs("{\"winner\": ", out);
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  size_t n = connection_attempt_count(c);
-  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+  size_t n = taps_connection_attempt_count(c);
+  if (st->won && taps_connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
     Addr a;
     addr_format(&ra, &a);
     const char *protocol = "tcp";
     for (size_t i = 0; i < n; i++) {
-      AttemptInfo info;
-      if (connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == ATTEMPT_OUTCOME_WON &&
+      taps_attempt_info info;
+      if (taps_connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == TAPS_ATTEMPT_OUTCOME_WON &&
           info.protocol != NULL)
         protocol = info.protocol;
     }
@@ -210,11 +210,11 @@ static void print_json(const Connection *c, const RaceState *st) {
     fputs("null", out);
   }
   fprintf(out, ", \"elapsed_ms\": %.2f, \"error\": ", st->elapsed_ms);
-  json_string(out, st->won ? NULL : taps_strerror(connection_get_error(c)));
+  json_string(out, st->won ? NULL : taps_strerror(taps_connection_get_error(c)));
   fputs(", \"attempts\": [", out);
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo info;
-    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    taps_attempt_info info;
+    if (taps_connection_get_attempt(c, i, &info) != TAPS_OK) continue;
     Addr a;
     addr_format(&info.address, &a);
     fprintf(out, "%s{\"address\": ", i ? ", " : "");
@@ -224,7 +224,7 @@ static void print_json(const Connection *c, const RaceState *st) {
     fputs(", \"interface\": ", out);
     json_string(out, info.interface_name);
     fprintf(out, ", \"started_ms\": %.2f, \"ended_ms\": ", (double)info.started_us / 1000.0);
-    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+    if (info.outcome == TAPS_ATTEMPT_OUTCOME_RUNNING)
       fputs("null", out);
     else
       fprintf(out, "%.2f", (double)info.ended_us / 1000.0);
@@ -235,12 +235,12 @@ static void print_json(const Connection *c, const RaceState *st) {
   fputs("]}\n", out);
 }
 
-static void print_timeline(const Connection *c, const RaceState *st) {
-  size_t n = connection_attempt_count(c);
+static void print_timeline(const taps_connection *c, const RaceState *st) {
+  size_t n = taps_connection_attempt_count(c);
   printf("\n  #  %-42s %10s %10s  %-9s  %s\n", "address", "start ms", "end ms", "outcome", "error");
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo info;
-    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    taps_attempt_info info;
+    if (taps_connection_get_attempt(c, i, &info) != TAPS_OK) continue;
     Addr a;
     addr_format(&info.address, &a);
     char where[INET6_ADDRSTRLEN + 2 * IF_NAMESIZE + 96];
@@ -257,7 +257,7 @@ static void print_timeline(const Connection *c, const RaceState *st) {
       snprintf(where + len, sizeof where - len, " (%s)", info.protocol);
     }
     char end[32];
-    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+    if (info.outcome == TAPS_ATTEMPT_OUTCOME_RUNNING)
       snprintf(end, sizeof end, "-");
     else
       snprintf(end, sizeof end, "%.2f", (double)info.ended_us / 1000.0);
@@ -267,12 +267,12 @@ static void print_timeline(const Connection *c, const RaceState *st) {
   printf("\n");
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+  if (st->won && taps_connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
     Addr a;
     addr_format(&ra, &a);
     printf("winner: %s port %u (%s, tcp) after %.2f ms\n", a.text, a.port, a.family, st->elapsed_ms);
   } else {
-    printf("no winner: %s (after %.2f ms)\n", taps_strerror(connection_get_error(c)), st->elapsed_ms);
+    printf("no winner: %s (after %.2f ms)\n", taps_strerror(taps_connection_get_error(c)), st->elapsed_ms);
   }
 }
 
@@ -324,7 +324,7 @@ int main(int argc, char **argv) {
     const char *slash = strrchr(argv[0], '/');
     prog = slash ? slash + 1 : argv[0];
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   int json = 0;
   const char *pos[2] = {NULL, NULL};
   const char *interfaces[16];
@@ -392,67 +392,67 @@ int main(int argc, char **argv) {
   }
 
   /* Remote endpoints. */
-  RemoteEndpoint *remotes[2] = {NULL, NULL};
+  taps_remote_endpoint *remotes[2] = {NULL, NULL};
   size_t n_remotes = 0;
   int rc;
-  remotes[n_remotes] = remote_endpoint_new();
+  remotes[n_remotes] = taps_remote_endpoint_new();
   if (remotes[n_remotes] == NULL) {
-    fprintf(stderr, "%s: remote_endpoint_new: %s\n", prog, taps_strerror(taps_last_error()));
+    fprintf(stderr, "%s: taps_remote_endpoint_new: %s\n", prog, taps_strerror(taps_last_error()));
     return EXIT_RACE_FAILED;
   }
-  rc = remote_endpoint_with_hostname(remotes[0], host);
+  rc = taps_remote_endpoint_with_hostname(remotes[0], host);
   if (rc != TAPS_OK) {
-    remote_endpoint_free(remotes[0]);
+    taps_remote_endpoint_free(remotes[0]);
     return usage_error("bad HOST: %s", taps_strerror(rc));
   }
-  rc = service ? remote_endpoint_with_service(remotes[0], service) : remote_endpoint_with_port(remotes[0], port);
+  rc = service ? taps_remote_endpoint_with_service(remotes[0], service) : taps_remote_endpoint_with_port(remotes[0], port);
   if (rc != TAPS_OK) {
     fprintf(stderr, "%s: bad PORT '%s': %s\n", prog, service ? service : pos[1], taps_strerror(rc));
     usage(stderr);
-    remote_endpoint_free(remotes[0]);
+    taps_remote_endpoint_free(remotes[0]);
     return EXIT_USAGE;
   }
   n_remotes++;
   if (demo) {
-    RemoteEndpoint *v6 = remote_endpoint_new();
-    if (v6 == NULL || remote_endpoint_with_ipv6(v6, in6addr_loopback) != TAPS_OK ||
-        remote_endpoint_with_port(v6, port) != TAPS_OK) {
+    taps_remote_endpoint *v6 = taps_remote_endpoint_new();
+    if (v6 == NULL || taps_remote_endpoint_with_ipv6(v6, in6addr_loopback) != TAPS_OK ||
+        taps_remote_endpoint_with_port(v6, port) != TAPS_OK) {
       fprintf(stderr, "%s: cannot build the ::1 endpoint\n", prog);
-      remote_endpoint_free(v6);
-      remote_endpoint_free(remotes[0]);
+      taps_remote_endpoint_free(v6);
+      taps_remote_endpoint_free(remotes[0]);
       return EXIT_RACE_FAILED;
     }
     remotes[n_remotes++] = v6;
   }
 
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   if (loop == NULL) {
-    fprintf(stderr, "%s: event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
+    fprintf(stderr, "%s: taps_event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
     return EXIT_RACE_FAILED;
   }
-  Preconnection *pre =
-      preconnection_new(loop, (const RemoteEndpoint *const *)remotes, n_remotes, NULL, &opts);
+  taps_preconnection *pre =
+      taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n_remotes, NULL, &opts);
   int pre_error = pre ? TAPS_OK : taps_last_error();
   /* Each --interface is a path branch: a local endpoint bound to it. */
   for (int i = 0; pre != NULL && i < n_interfaces; i++) {
-    LocalEndpoint *local = local_endpoint_new();
-    int lrc = local ? local_endpoint_with_interface(local, interfaces[i]) : TAPS_ERROR_IO;
-    if (lrc == TAPS_OK) lrc = preconnection_add_local_endpoint(pre, local);
-    local_endpoint_free(local);
+    taps_local_endpoint *local = taps_local_endpoint_new();
+    int lrc = local ? taps_local_endpoint_with_interface(local, interfaces[i]) : TAPS_ERROR_IO;
+    if (lrc == TAPS_OK) lrc = taps_preconnection_add_local_endpoint(pre, local);
+    taps_local_endpoint_free(local);
     if (lrc != TAPS_OK) {
       fprintf(stderr, "%s: bad --interface '%s': %s\n", prog, interfaces[i], taps_strerror(lrc));
-      for (size_t j = 0; j < n_remotes; j++) remote_endpoint_free(remotes[j]);
-      preconnection_free(pre);
-      event_loop_free(loop);
+      for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
+      taps_preconnection_free(pre);
+      taps_event_loop_free(loop);
       return EXIT_USAGE;
     }
   }
-  for (size_t i = 0; i < n_remotes; i++) remote_endpoint_free(remotes[i]);
+  for (size_t i = 0; i < n_remotes; i++) taps_remote_endpoint_free(remotes[i]);
   if (pre == NULL) {
     const char *detail = taps_last_error_message();
-    fprintf(stderr, "%s: preconnection_new: %s\n", prog, (detail && *detail) ? detail : taps_strerror(pre_error));
+    fprintf(stderr, "%s: taps_preconnection_new: %s\n", prog, (detail && *detail) ? detail : taps_strerror(pre_error));
     if (pre_error == TAPS_ERROR_INVALID_OPTION) usage(stderr);
-    event_loop_free(loop);
+    taps_event_loop_free(loop);
     return pre_error == TAPS_ERROR_INVALID_OPTION ? EXIT_USAGE : EXIT_RACE_FAILED;
   }
 
@@ -477,24 +477,24 @@ int main(int argc, char **argv) {
 
   RaceState st;
   memset(&st, 0, sizeof st);
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = on_ready;
   cb.establishment_error = on_establishment_error;
   cb.connection_error = on_other;
   cb.closed = on_other;
   cb.user_data = &st;
-  Connection *conn = NULL;
+  taps_connection *conn = NULL;
   st.t_initiate_ms = now_ms();
-  rc = preconnection_initiate_with_racing(pre, cb, &conn);
+  rc = taps_preconnection_initiate_with_racing(pre, cb, &conn);
   if (rc != TAPS_OK) {
-    fprintf(stderr, "%s: preconnection_initiate_with_racing: %s\n", prog, taps_strerror(rc));
-    preconnection_free(pre);
-    event_loop_free(loop);
+    fprintf(stderr, "%s: taps_preconnection_initiate_with_racing: %s\n", prog, taps_strerror(rc));
+    taps_preconnection_free(pre);
+    taps_event_loop_free(loop);
     return EXIT_RACE_FAILED;
   }
-  rc = event_loop_run(loop);
-  if (rc != TAPS_OK) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
+  rc = taps_event_loop_run(loop);
+  if (rc != TAPS_OK) fprintf(stderr, "%s: taps_event_loop_run: %s\n", prog, taps_strerror(rc));
   if (!st.done) st.elapsed_ms = now_ms() - st.t_initiate_ms;
 
   if (json)
@@ -504,9 +504,9 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   int status = (st.done && st.won) ? EXIT_CONNECTED : EXIT_RACE_FAILED;
-  connection_free(conn);
-  preconnection_free(pre);
-  event_loop_free(loop);
+  taps_connection_free(conn);
+  taps_preconnection_free(pre);
+  taps_event_loop_free(loop);
   if (listener >= 0) close(listener);
   if (v6_reserved >= 0) close(v6_reserved);
   return status;
