@@ -1,6 +1,8 @@
 // The public header works from C++ (cbindgen cpp_compat: extern "C"): it
-// compiles with -pedantic and links against the static library.
+// compiles with -Wall -Wextra -Wpedantic -Werror, with the 0.1 compat
+// header after it, and links against the static library.
 #include "taps_racing.h"
+#include "taps_racing_compat.h"
 
 #include <cstdio>
 #include <cstring>
@@ -14,6 +16,17 @@ int main() {
   if (loop == nullptr) return 1;
   taps_event_loop_free(loop);
   taps_connection_free(nullptr);
+  // The version macros and taps_version() agree.
+  if (std::strcmp(taps_version(), TAPS_RACING_VERSION_STRING) != 0) return 1;
+  static_assert(TAPS_RACING_VERSION_MAJOR >= 0 && TAPS_RACING_VERSION_MINOR >= 0 && TAPS_RACING_VERSION_PATCH >= 0,
+                "version macros");
+  // The 0.1 spellings, through the compat header.
+  RacingOptions old_o = racing_options_default();
+  if (old_o.race_count != o.race_count) return 1;
+  EventLoop *old_loop = event_loop_new();
+  if (old_loop == nullptr) return 1;
+  event_loop_free(old_loop);
+  static_assert(ATTEMPT_OUTCOME_WON == TAPS_ATTEMPT_OUTCOME_WON, "compat constants");
   std::fprintf(stderr, "test header_cxx ... ok\n");
   return 0;
 }

@@ -597,6 +597,20 @@ static long long strerror_all_distinct(Fixture *f) {
 
 static long long strerror_unknown(int code) { return strcmp(taps_strerror(code), "unknown error"); }
 
+#define TAPS_TEST_STR_(x) #x
+#define TAPS_TEST_STR(x) TAPS_TEST_STR_(x)
+
+/* 0 when taps_version() is the header's TAPS_RACING_VERSION_STRING and
+ * that string is MAJOR.MINOR.PATCH of the header's number macros. */
+static long long version_matches_header(void) {
+  const char *v = taps_version();
+  if (v == NULL) return 1;
+  if (strcmp(v, TAPS_RACING_VERSION_STRING) != 0) return 2;
+  const char *parts = TAPS_TEST_STR(TAPS_RACING_VERSION_MAJOR) "." TAPS_TEST_STR(
+      TAPS_RACING_VERSION_MINOR) "." TAPS_TEST_STR(TAPS_RACING_VERSION_PATCH);
+  return strcmp(v, parts) != 0 ? 3 : 0;
+}
+
 static long long defaults_ok(Fixture *f) {
   (void)f;
   taps_racing_options o = taps_racing_options_default();
@@ -765,6 +779,8 @@ ROW(taps_strerror, "code 1 (positive)", 0, strerror_unknown(1))
 ROW(taps_strerror, "code -1000", 0, strerror_unknown(-1000))
 ROW(taps_strerror, "INT_MIN", 0, strerror_unknown(INT_MIN))
 ROW(taps_strerror, "INT_MAX", 0, strerror_unknown(INT_MAX))
+ROW(taps_version, "is TAPS_RACING_VERSION_STRING and MAJOR.MINOR.PATCH", 0, version_matches_header())
+ROW(taps_version, "static: the same pointer twice", 1, taps_version() == taps_version())
 ROW(taps_last_error, "after taps_preconnection_new(NULL, ...)", TAPS_ERROR_NULL_ARGUMENT, (taps_preconnection_new(NULL, NULL, 0, NULL, NULL), taps_last_error()))
 ROW(taps_last_error_message, "never NULL", 1, taps_last_error_message() != NULL)
 ROW(taps_last_error_message, "INVALID_OPTION names the field", 0, option_message_names_field(f))

@@ -1,4 +1,4 @@
-/* The ways to run an taps_event_loop, through the public header on loopback:
+/* The ways to run a taps_event_loop, through the public header on loopback:
  * the same race (a blackholed 127.0.0.1 port first, a listening one second,
  * 100 ms attempt delay) gives the same winner and schedule when run by
  * taps_event_loop_run, by taps_event_loop_run_once, on the loop's own thread, and

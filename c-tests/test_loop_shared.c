@@ -1,5 +1,5 @@
 /* Shared loops under load, through the public header on loopback:
- * 8 threads x 8 clients (each an taps_event_loop_shared handle of one key) start
+ * 8 threads x 8 clients (each a taps_event_loop_shared handle of one key) start
  * $TAPS_STRESS_RACES races in all (default 10,000): to listeners (ready;
  * half freed inside the callback), to a refusing port (establishment_error),
  * and to a blackholed port, freed at once (no callback). Every callback

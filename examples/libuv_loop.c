@@ -1,4 +1,4 @@
-/* An taps_event_loop embedded in a libuv loop: libuv watches the loop's one fd
+/* A taps_event_loop embedded in a libuv loop: libuv watches the loop's one fd
  * (taps_event_loop_get_fd) and a timer set from taps_event_loop_get_timeout_ms, and
  * calls taps_event_loop_process, which never blocks. Callbacks run on the libuv
  * thread, between libuv's own callbacks.

@@ -3,7 +3,7 @@
  * of the candidate tree start relative to each other.
  *
  *   properties   three races to 127.0.0.1 (a listener this program runs):
- *                1. reliability No taps_preference, message boundaries Prefer:
+ *                1. reliability No Preference, message boundaries Prefer:
  *                   UDP (a connected UDP socket, ready at once) wins;
  *                2. message boundaries Prohibit: only TCP races;
  *                3. ::1 and 127.0.0.1 with the endpoint level immediate:

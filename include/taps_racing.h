@@ -261,7 +261,7 @@ typedef struct taps_connection_pool taps_connection_pool;
 // - taps_event_loop_shared: one loop per key on its own thread, shared by the
 //   independent components of a process.
 //
-// Threads: an taps_event_loop may be shared by threads. Every function may be
+// Threads: a taps_event_loop may be shared by threads. Every function may be
 // called from any thread at any time (a call from another thread wakes
 // the thread that runs the loop), except taps_event_loop_free /
 // taps_event_loop_release, which must be the handle's last call. One thread
@@ -431,7 +431,7 @@ typedef void (*taps_pool_event_callback)(const struct taps_pool_event *event, vo
 typedef struct taps_group_options {
   // Members to keep (K). Default 2, 1 to 64.
   uint32_t size;
-  // How streams are assigned: an taps_assign_policy. Default round robin.
+  // How streams are assigned: a taps_assign_policy. Default round robin.
   uint32_t policy;
   // Streams a member carries at most. Default 256, 1 to 1,000,000.
   uint32_t capacity;
@@ -794,7 +794,7 @@ int taps_transport_properties_set_interface(struct taps_transport_properties *pr
                                             int preference);
 
 // Set the interface preference for every interface of a type
-// (`interface_type`: an taps_interface_type). Errors as
+// (`interface_type`: a taps_interface_type). Errors as
 // taps_transport_properties_set_interface.
 int taps_transport_properties_set_interface_type(struct taps_transport_properties *props,
                                                  int interface_type,

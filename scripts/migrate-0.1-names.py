@@ -22,6 +22,8 @@ Usage:
                                           (for Markdown and other prose)
   migrate-0.1-names.py --map              print the old -> new table
   migrate-0.1-names.py --compat-header    print include/taps_racing_compat.h
+  migrate-0.1-names.py --compat-header --check FILE
+                                          exit 1 if FILE is not what it prints
 
 Identifiers are replaced on word boundaries only (`my_connection_free` and
 `taps_connection_free` are left alone), never after `::` (a Rust or C++
@@ -103,8 +105,8 @@ PROTOCOL_FLAG_RELIABLE PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES
 PROTOCOL_FLAG_MULTISTREAMING
 """.split()
 
-# Phrases in comments where a type name is an English word, not the type.
-PROSE = ["Connection Attempt Delay"]
+# Where a type name is an English word, not the type: "the Connection
+# Attempt Delay" (RFC 8305), "No Preference" (RFC 9622). Left alone.
 
 
 def snake(name):
@@ -122,7 +124,7 @@ CONSTANTS = {old: "TAPS_" + old for old in CONSTANTS_0_1}
 NAMES = {**FUNCTIONS, **TYPES, **CONSTANTS}
 
 _IDENT = re.compile(
-    r"(?<![\w:])(" + "|".join(sorted(NAMES, key=len, reverse=True)) + r")(?!\w)"
+    r"(?<![\w:])(?<!No )(" + "|".join(sorted(NAMES, key=len, reverse=True)) + r")(?!\w)"
     r"(?! Attempt Delay)"
 )
 # Comments, string literals and character literals of C, C++ and Rust.
@@ -191,6 +193,13 @@ def main(argv):
             print(old, new)
         return 0
     if args[:1] == ["--compat-header"]:
+        if args[1:2] == ["--check"] and len(args) == 3:
+            with open(args[2], encoding="utf-8") as f:
+                if f.read() != compat_header():
+                    print("%s differs from what --compat-header prints; regenerate it with\n"
+                          "  scripts/migrate-0.1-names.py --compat-header > %s" % (args[2], args[2]))
+                    return 1
+            return 0
         sys.stdout.write(compat_header())
         return 0
     check = "--check" in args

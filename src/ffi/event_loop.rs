@@ -22,7 +22,7 @@ use std::time::Duration;
 /// - taps_event_loop_shared: one loop per key on its own thread, shared by the
 ///   independent components of a process.
 ///
-/// Threads: an taps_event_loop may be shared by threads. Every function may be
+/// Threads: a taps_event_loop may be shared by threads. Every function may be
 /// called from any thread at any time (a call from another thread wakes
 /// the thread that runs the loop), except taps_event_loop_free /
 /// taps_event_loop_release, which must be the handle's last call. One thread

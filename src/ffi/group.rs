@@ -84,7 +84,7 @@ impl From<&api::GroupEvent> for GroupEvent {
 pub struct GroupOptions {
     /// Members to keep (K). Default 2, 1 to 64.
     pub size: u32,
-    /// How streams are assigned: an taps_assign_policy. Default round robin.
+    /// How streams are assigned: a taps_assign_policy. Default round robin.
     pub policy: u32,
     /// Streams a member carries at most. Default 256, 1 to 1,000,000.
     pub capacity: u32,

@@ -138,7 +138,7 @@ pub extern "C" fn taps_transport_properties_set_interface(
 }
 
 /// Set the interface preference for every interface of a type
-/// (`interface_type`: an taps_interface_type). Errors as
+/// (`interface_type`: a taps_interface_type). Errors as
 /// taps_transport_properties_set_interface.
 #[no_mangle]
 pub extern "C" fn taps_transport_properties_set_interface_type(
