@@ -24,7 +24,7 @@ pub struct Connection {
 
 impl Connection {
     /// The handle of an owning connection: its reference becomes the
-    /// handle's, given back by [`taps_connection::into_api`].
+    /// handle's, given back by [`Connection::into_api`].
     fn from_api(conn: api::Connection) -> *mut Connection {
         conn.into_raw() as *mut Connection
     }
@@ -33,7 +33,7 @@ impl Connection {
     /// failed).
     ///
     /// # Safety
-    /// `raw` came from [`taps_connection::from_api`], and this is its last use.
+    /// `raw` came from [`Connection::from_api`], and this is its last use.
     unsafe fn into_api(raw: *mut Connection) -> api::Connection {
         api::Connection::from_raw(raw as *const std::ffi::c_void)
     }
