@@ -560,7 +560,8 @@ const char *taps_last_error_message(void);
 
 // The library's version, "MAJOR.MINOR.PATCH" (Cargo.toml's): the same as
 // TAPS_RACING_VERSION_STRING in the header it was built with. A static,
-// NUL-terminated string; never NULL. Any thread.
+// NUL-terminated string; never NULL ("" only if a panic was caught). Any
+// thread.
 const char *taps_version(void);
 
 // A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:

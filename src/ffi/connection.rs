@@ -151,7 +151,7 @@ pub enum AttemptOutcome {
     Spare,
 }
 
-c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not an AttemptOutcome", [Running, Won, Failed, Cancelled, Spare]);
+c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not a taps_attempt_outcome", [Running, Won, Failed, Cancelled, Spare]);
 
 /// One attempt of a race.
 #[repr(C)]

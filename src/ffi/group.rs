@@ -27,7 +27,7 @@ pub enum AssignPolicy {
     Weighted,
 }
 
-c_enum!(AssignPolicy <=> api::AssignPolicy, "not an AssignPolicy", [RoundRobin, LeastLoaded, Weighted]);
+c_enum!(AssignPolicy <=> api::AssignPolicy, "not a taps_assign_policy", [RoundRobin, LeastLoaded, Weighted]);
 
 /// What happened in a group.
 ///
@@ -50,7 +50,7 @@ pub enum GroupEventKind {
     RebuildFailed,
 }
 
-c_enum!(GroupEventKind <=> api::GroupEventKind, "not a GroupEventKind", [
+c_enum!(GroupEventKind <=> api::GroupEventKind, "not a taps_group_event_kind", [
     MemberJoined,
     MemberFailed,
     AllFailed,

@@ -232,7 +232,8 @@ pub extern "C" fn taps_last_error_message() -> *const c_char {
 
 /// The library's version, "MAJOR.MINOR.PATCH" (Cargo.toml's): the same as
 /// TAPS_RACING_VERSION_STRING in the header it was built with. A static,
-/// NUL-terminated string; never NULL. Any thread.
+/// NUL-terminated string; never NULL ("" only if a panic was caught). Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn taps_version() -> *const c_char {
     const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {

@@ -40,7 +40,7 @@ pub enum PoolEventKind {
     Backoff,
 }
 
-c_enum!(PoolEventKind <=> api::PoolEventKind, "not a PoolEventKind", [
+c_enum!(PoolEventKind <=> api::PoolEventKind, "not a taps_pool_event_kind", [
     RaceStarted,
     AttemptSucceeded,
     AttemptFailed,

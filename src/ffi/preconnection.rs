@@ -38,7 +38,7 @@ pub enum RacingTypeCode {
     TAPS_RACING_TYPE_FAILOVER = 2,
 }
 
-c_enum!(RacingTypeCode, "not a RacingTypeCode", [TAPS_RACING_TYPE_IMMEDIATE, TAPS_RACING_TYPE_DELAYED, TAPS_RACING_TYPE_FAILOVER]);
+c_enum!(RacingTypeCode, "not a taps_racing_type_code", [TAPS_RACING_TYPE_IMMEDIATE, TAPS_RACING_TYPE_DELAYED, TAPS_RACING_TYPE_FAILOVER]);
 
 /// A level of the candidate tree (RFC 9623 §4.1), for
 /// taps_preconnection_set_racing_type.
@@ -56,7 +56,7 @@ pub enum BranchKind {
     Endpoint,
 }
 
-c_enum!(BranchKind <=> api::BranchKind, "not a BranchKind", [Path, Protocol, Endpoint]);
+c_enum!(BranchKind <=> api::BranchKind, "not a taps_branch_kind", [Path, Protocol, Endpoint]);
 
 /// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
 /// (taps_racing_options_default()) and change the fields you need.

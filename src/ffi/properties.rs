@@ -29,7 +29,7 @@ pub enum SelectionProperty {
     TAPS_SELECTION_PROPERTY_MULTISTREAMING = 2,
 }
 
-c_enum!(SelectionProperty, "not a SelectionProperty", [
+c_enum!(SelectionProperty, "not a taps_selection_property", [
     TAPS_SELECTION_PROPERTY_RELIABILITY,
     TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES,
     TAPS_SELECTION_PROPERTY_MULTISTREAMING,
@@ -54,7 +54,7 @@ pub enum Preference {
     Prohibit,
 }
 
-c_enum!(Preference <=> api::Preference, "not a Preference (PREFERENCE_REQUIRE .. PREFERENCE_PROHIBIT)", [
+c_enum!(Preference <=> api::Preference, "not a taps_preference (TAPS_PREFERENCE_REQUIRE .. TAPS_PREFERENCE_PROHIBIT)", [
     Require,
     Prefer,
     NoPreference,
@@ -79,7 +79,7 @@ pub enum InterfaceType {
     Other,
 }
 
-c_enum!(InterfaceType <=> api::InterfaceType, "not an InterfaceType", [Loopback, Wired, Wireless, Other]);
+c_enum!(InterfaceType <=> api::InterfaceType, "not a taps_interface_type", [Loopback, Wired, Wireless, Other]);
 
 /// Transport properties with the defaults (a reliable, ordered byte
 /// stream: TCP). Free with taps_transport_properties_free.
