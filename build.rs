@@ -10,7 +10,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/vocabulary");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=TAPS_UPDATE_HEADER");
-    let config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
+    let mut config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
+    config.after_includes = Some(version_macros());
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)
@@ -27,4 +28,19 @@ fn main() {
         let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("CARGO_PKG_VERSION_MAJOR");
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libtaps_racing.so.{major}");
     }
+}
+
+/// The TAPS_RACING_VERSION_* macros, from Cargo.toml's version (the same
+/// string taps_version() returns at run time).
+fn version_macros() -> String {
+    let part = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name}"));
+    let (major, minor, patch) = (part("CARGO_PKG_VERSION_MAJOR"), part("CARGO_PKG_VERSION_MINOR"), part("CARGO_PKG_VERSION_PATCH"));
+    format!(
+        "\n// The library's version (Cargo.toml's), as taps_version() returns it.\n\
+         #define TAPS_RACING_VERSION_MAJOR {major}\n\
+         #define TAPS_RACING_VERSION_MINOR {minor}\n\
+         #define TAPS_RACING_VERSION_PATCH {patch}\n\
+         #define TAPS_RACING_VERSION_STRING \"{}\"",
+        part("CARGO_PKG_VERSION")
+    )
 }

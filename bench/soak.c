@@ -7,7 +7,7 @@
  * thread (default 256), in a repeating pattern of four outcomes:
  *
  *   won        127.0.0.1 on a listener (the soak accepts and resets each
- *              connection, so no TIME_WAIT piles up); connection_free in
+ *              connection, so no TIME_WAIT piles up); taps_connection_free in
  *              `ready`;
  *   refused    127.0.0.1 on a bound port that does not listen;
  *   timed out  a blackholed listener (backlog 0, its queue full: SYNs are
@@ -34,8 +34,8 @@ enum { WON, REFUSED, TIMED_OUT, CANCELLED, KINDS };
 static const char *kind_names[KINDS] = {"won", "refused", "timed out", "cancelled"};
 
 typedef struct Soak {
-  EventLoop *loop;
-  Preconnection *pre[4]; /* listener, refusing, blackhole (30 ms), blackhole (no timeout) */
+  taps_event_loop *loop;
+  taps_preconnection *pre[4]; /* listener, refusing, blackhole (30 ms), blackhole (no timeout) */
   int listener, refusing, blackhole, filler;
   long planned[KINDS], seen[KINDS], wrong;
   long in_flight;
@@ -46,22 +46,22 @@ typedef struct Race {
   int kind;
 } Race;
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   Race *r = (Race *)ud;
   r->soak->in_flight--;
   if (r->kind == WON) r->soak->seen[WON]++;
   else r->soak->wrong++;
-  connection_free(c);
+  taps_connection_free(c);
   free(r);
   return 0;
 }
 
-static int on_error(Connection *c, void *ud) {
+static int on_error(taps_connection *c, void *ud) {
   Race *r = (Race *)ud;
   Soak *s = r->soak;
   s->in_flight--;
-  int err = connection_get_error(c);
-  if (r->kind == REFUSED && err == TAPS_ERROR_ALL_ATTEMPTS_FAILED && connection_get_os_error(c) == ECONNREFUSED)
+  int err = taps_connection_get_error(c);
+  if (r->kind == REFUSED && err == TAPS_ERROR_ALL_ATTEMPTS_FAILED && taps_connection_get_os_error(c) == ECONNREFUSED)
     s->seen[REFUSED]++;
   else if (r->kind == TIMED_OUT && err == TAPS_ERROR_TIMED_OUT)
     s->seen[TIMED_OUT]++;
@@ -69,12 +69,12 @@ static int on_error(Connection *c, void *ud) {
     if (s->wrong < 5) fprintf(stderr, "race kind %s ended with %s\n", kind_names[r->kind], taps_strerror(err));
     s->wrong++;
   }
-  connection_free(c);
+  taps_connection_free(c);
   free(r);
   return 0;
 }
 
-static int on_unexpected(Connection *c, void *ud) {
+static int on_unexpected(taps_connection *c, void *ud) {
   (void)c;
   ((Race *)ud)->soak->wrong++;
   return 0;
@@ -92,7 +92,7 @@ static void reset_accepted(int listener) {
 }
 
 typedef struct Pending {
-  Connection *conn;
+  taps_connection *conn;
   Race *race;
   int turns;
 } Pending;
@@ -111,16 +111,16 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
       CHECK(r != NULL);
       r->soak = s;
       r->kind = kind;
-      ConnectionCallbacks cb;
+      taps_connection_callbacks cb;
       memset(&cb, 0, sizeof cb);
       cb.ready = on_ready;
       cb.establishment_error = on_error;
       cb.connection_error = on_unexpected;
       cb.closed = on_unexpected;
       cb.user_data = r;
-      Preconnection *p = s->pre[kind];
-      Connection *c = NULL;
-      CHECK_CODE(preconnection_initiate_with_racing(p, cb, &c), TAPS_OK);
+      taps_preconnection *p = s->pre[kind];
+      taps_connection *c = NULL;
+      CHECK_CODE(taps_preconnection_initiate_with_racing(p, cb, &c), TAPS_OK);
       s->planned[kind]++;
       started++;
       if (kind == CANCELLED) {
@@ -133,7 +133,7 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
     /* Cancel the races whose turn has come. */
     for (int i = 0; i < n_cancel;) {
       if (cancel[i].turns-- <= 0) {
-        connection_free(cancel[i].conn);
+        taps_connection_free(cancel[i].conn);
         free(cancel[i].race);
         s->seen[CANCELLED]++;
         cancel[i] = cancel[--n_cancel];
@@ -141,19 +141,19 @@ static double soak_run(Soak *s, long n, long in_flight_max) {
         i++;
       }
     }
-    int rc = event_loop_run_once(s->loop, n_cancel > 0 ? 0 : 10);
+    int rc = taps_event_loop_run_once(s->loop, n_cancel > 0 ? 0 : 10);
     CHECK(rc >= 0);
     reset_accepted(s->listener);
   }
   return (double)(soak_now_us() - t0) / 1e6;
 }
 
-static Preconnection *pre_to(EventLoop *loop, uint16_t port, uint32_t total_timeout_ms) {
-  RemoteEndpoint *ep = soak_remote(port);
-  RacingOptions o = racing_options_default();
+static taps_preconnection *pre_to(taps_event_loop *loop, uint16_t port, uint32_t total_timeout_ms) {
+  taps_remote_endpoint *ep = soak_remote(port);
+  taps_racing_options o = taps_racing_options_default();
   o.total_timeout_ms = total_timeout_ms;
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &o);
-  remote_endpoint_free(ep);
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &o);
+  taps_remote_endpoint_free(ep);
   CHECK(p != NULL);
   return p;
 }
@@ -186,7 +186,7 @@ int main(int argc, char **argv) {
     return 77;
   }
   fcntl(s.listener, F_SETFL, fcntl(s.listener, F_GETFL) | O_NONBLOCK);
-  s.loop = event_loop_new();
+  s.loop = taps_event_loop_new();
   CHECK(s.loop != NULL);
   s.pre[0] = pre_to(s.loop, p_listen, 0);
   s.pre[1] = pre_to(s.loop, p_refuse, 0);
@@ -207,8 +207,8 @@ int main(int argc, char **argv) {
   size_t heap_after = soak_heap_bytes();
   long long heap_delta = (long long)heap_after - (long long)heap_before;
 
-  for (int i = 0; i < 4; i++) preconnection_free(s.pre[i]);
-  event_loop_free(s.loop);
+  for (int i = 0; i < 4; i++) taps_preconnection_free(s.pre[i]);
+  taps_event_loop_free(s.loop);
   close(s.listener);
   close(s.refusing);
   close(s.blackhole);

@@ -30,7 +30,7 @@
     }                                                                            \
   } while (0)
 
-/* Compare two TapsError codes and print them with taps_strerror. */
+/* Compare two taps_error codes and print them with taps_strerror. */
 #define CHECK_CODE(got, want)                                                    \
   do {                                                                           \
     int check_g_ = (int)(got), check_w_ = (int)(want);                           \
@@ -161,13 +161,13 @@ static inline int soak_blackhole(uint16_t *out_port, int *out_filler) {
 }
 
 /* A remote endpoint 127.0.0.1:`port`. */
-static inline RemoteEndpoint *soak_remote(uint16_t port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
+static inline taps_remote_endpoint *soak_remote(uint16_t port) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
   CHECK(ep != NULL);
   struct in_addr a;
   a.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_CODE(remote_endpoint_with_ipv4(ep, a), TAPS_OK);
-  CHECK_CODE(remote_endpoint_with_port(ep, port), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_ipv4(ep, a), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, port), TAPS_OK);
   return ep;
 }
 

@@ -96,13 +96,13 @@ static int blackhole(uint16_t *port, int *filler) {
   return l;
 }
 
-static RemoteEndpoint *remote_v4(uint16_t port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
-  if (ep == NULL) die_taps("remote_endpoint_new", taps_last_error());
+static taps_remote_endpoint *remote_v4(uint16_t port) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  if (ep == NULL) die_taps("taps_remote_endpoint_new", taps_last_error());
   struct in_addr a;
   a.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = remote_endpoint_with_ipv4(ep, a);
-  if (rc == TAPS_OK) rc = remote_endpoint_with_port(ep, port);
+  int rc = taps_remote_endpoint_with_ipv4(ep, a);
+  if (rc == TAPS_OK) rc = taps_remote_endpoint_with_port(ep, port);
   if (rc != TAPS_OK) die_taps("remote endpoint", rc);
   return ep;
 }
@@ -112,7 +112,7 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int count_callback(Connection *c, void *ud) {
+static int count_callback(taps_connection *c, void *ud) {
   (void)c;
   (*(int *)ud)++;
   return 0;
@@ -125,44 +125,44 @@ static void bench_lateness(int n_races) {
   int listeners[N_CANDIDATES], fillers[N_CANDIDATES];
   for (int i = 0; i < N_CANDIDATES; i++) listeners[i] = blackhole(&ports[i], &fillers[i]);
 
-  RemoteEndpoint *remotes[N_CANDIDATES];
+  taps_remote_endpoint *remotes[N_CANDIDATES];
   for (int i = 0; i < N_CANDIDATES; i++) remotes[i] = remote_v4(ports[i]);
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   opts.connection_attempt_delay_ms = LATENESS_DELAY_MS;
   opts.total_timeout_ms = LATENESS_TIMEOUT_MS;
 
-  EventLoop *loop = event_loop_new();
-  if (loop == NULL) die_taps("event_loop_new", taps_last_error());
+  taps_event_loop *loop = taps_event_loop_new();
+  if (loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
   int64_t *lateness = calloc((size_t)n_races * N_CANDIDATES, sizeof *lateness);
   size_t n_late = 0;
   int n_callbacks = 0, n_short = 0, n_timed_out = 0;
-  Preconnection *pres[LATENESS_BATCH];
-  Connection *conns[LATENESS_BATCH];
+  taps_preconnection *pres[LATENESS_BATCH];
+  taps_connection *conns[LATENESS_BATCH];
   double t0 = now_s();
 
   for (int done = 0; done < n_races;) {
     int batch = n_races - done < LATENESS_BATCH ? n_races - done : LATENESS_BATCH;
     for (int i = 0; i < batch; i++) {
-      pres[i] = preconnection_new(loop, (const RemoteEndpoint *const *)remotes, N_CANDIDATES, NULL, &opts);
-      if (pres[i] == NULL) die_taps("preconnection_new", taps_last_error());
-      ConnectionCallbacks cb;
+      pres[i] = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, N_CANDIDATES, NULL, &opts);
+      if (pres[i] == NULL) die_taps("taps_preconnection_new", taps_last_error());
+      taps_connection_callbacks cb;
       memset(&cb, 0, sizeof cb);
       cb.ready = count_callback;
       cb.establishment_error = count_callback;
       cb.user_data = &n_callbacks;
-      int rc = preconnection_initiate_with_racing(pres[i], cb, &conns[i]);
-      if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+      int rc = taps_preconnection_initiate_with_racing(pres[i], cb, &conns[i]);
+      if (rc != TAPS_OK) die_taps("taps_preconnection_initiate_with_racing", rc);
     }
-    int rc = event_loop_run(loop);
-    if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+    int rc = taps_event_loop_run(loop);
+    if (rc != TAPS_OK) die_taps("taps_event_loop_run", rc);
     for (int i = 0; i < batch; i++) {
-      if (connection_get_error(conns[i]) == TAPS_ERROR_TIMED_OUT) n_timed_out++;
-      size_t n = connection_attempt_count(conns[i]);
+      if (taps_connection_get_error(conns[i]) == TAPS_ERROR_TIMED_OUT) n_timed_out++;
+      size_t n = taps_connection_attempt_count(conns[i]);
       uint64_t started[N_CANDIDATES];
       size_t k = 0;
       for (size_t j = 0; j < n && k < N_CANDIDATES; j++) {
-        AttemptInfo info;
-        if (connection_get_attempt(conns[i], j, &info) == TAPS_OK) started[k++] = info.started_us;
+        taps_attempt_info info;
+        if (taps_connection_get_attempt(conns[i], j, &info) == TAPS_OK) started[k++] = info.started_us;
       }
       if (k < N_CANDIDATES) n_short++;
       /* attempts in start order */
@@ -175,18 +175,18 @@ static void bench_lateness(int n_races) {
       /* attempt 0 starts at initiate by definition: only timer-driven starts count */
       for (size_t j = 1; j < k; j++)
         lateness[n_late++] = (int64_t)started[j] - (int64_t)j * LATENESS_DELAY_MS * 1000;
-      connection_free(conns[i]);
-      preconnection_free(pres[i]);
+      taps_connection_free(conns[i]);
+      taps_preconnection_free(pres[i]);
     }
     done += batch;
   }
   double elapsed = now_s() - t0;
   for (int i = 0; i < N_CANDIDATES; i++) {
-    remote_endpoint_free(remotes[i]);
+    taps_remote_endpoint_free(remotes[i]);
     close(fillers[i]);
     close(listeners[i]);
   }
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
 
   printf("(a) attempt start lateness vs schedule (i * %d ms), %d races x %d blackholed candidates,\n"
          "    %d races in flight, total timeout %d ms (%.1f s)\n",
@@ -232,8 +232,8 @@ static void *acceptor(void *arg) {
 }
 
 typedef struct Throughput {
-  EventLoop *loop;
-  RacingOptions opts;
+  taps_event_loop *loop;
+  taps_racing_options opts;
   uint16_t ports[N_LISTENERS];
   int target, started, ready, failed;
   double deadline;
@@ -242,46 +242,46 @@ typedef struct Throughput {
 typedef struct Slot {
   Throughput *t;
   int index;
-  Preconnection *pre;
-  Connection *conn;
+  taps_preconnection *pre;
+  taps_connection *conn;
 } Slot;
 
-static int slot_done(Connection *c, void *ud);
+static int slot_done(taps_connection *c, void *ud);
 
 static void slot_start(Slot *s) {
   Throughput *t = s->t;
   if (t->started >= t->target || now_s() > t->deadline) return;
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = slot_done;
   cb.establishment_error = slot_done;
   cb.user_data = s;
   for (int tries = 0; tries < 2; tries++) {
     if (s->pre == NULL) {
-      RemoteEndpoint *ep = remote_v4(t->ports[s->index % N_LISTENERS]);
-      s->pre = preconnection_new(t->loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &t->opts);
-      remote_endpoint_free(ep);
-      if (s->pre == NULL) die_taps("preconnection_new", taps_last_error());
+      taps_remote_endpoint *ep = remote_v4(t->ports[s->index % N_LISTENERS]);
+      s->pre = taps_preconnection_new(t->loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &t->opts);
+      taps_remote_endpoint_free(ep);
+      if (s->pre == NULL) die_taps("taps_preconnection_new", taps_last_error());
     }
-    int rc = preconnection_initiate_with_racing(s->pre, cb, &s->conn);
+    int rc = taps_preconnection_initiate_with_racing(s->pre, cb, &s->conn);
     if (rc == TAPS_OK) {
       t->started++;
       return;
     }
     /* A preconnection that cannot initiate twice: use a new one. */
-    preconnection_free(s->pre);
+    taps_preconnection_free(s->pre);
     s->pre = NULL;
-    if (tries == 1) die_taps("preconnection_initiate_with_racing", rc);
+    if (tries == 1) die_taps("taps_preconnection_initiate_with_racing", rc);
   }
 }
 
-static int slot_done(Connection *c, void *ud) {
+static int slot_done(taps_connection *c, void *ud) {
   Slot *s = (Slot *)ud;
-  if (connection_get_fd(c) >= 0)
+  if (taps_connection_get_fd(c) >= 0)
     s->t->ready++;
   else
     s->t->failed++;
-  connection_free(c);
+  taps_connection_free(c);
   s->conn = NULL;
   slot_start(s);
   return 0;
@@ -300,9 +300,9 @@ static void bench_throughput(int n_races, int in_flight) {
   atomic_store(&stop_acceptor, 0);
   if (pthread_create(&th, NULL, acceptor, ls) != 0) die("pthread_create");
 
-  t.loop = event_loop_new();
-  if (t.loop == NULL) die_taps("event_loop_new", taps_last_error());
-  t.opts = racing_options_default();
+  t.loop = taps_event_loop_new();
+  if (t.loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
+  t.opts = taps_racing_options_default();
   t.target = n_races;
   Slot *slots = calloc((size_t)in_flight, sizeof *slots);
   double t0 = now_s();
@@ -312,15 +312,15 @@ static void bench_throughput(int n_races, int in_flight) {
     slots[i].index = i;
     slot_start(&slots[i]);
   }
-  int rc = event_loop_run(t.loop);
+  int rc = taps_event_loop_run(t.loop);
   double elapsed = now_s() - t0;
-  if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+  if (rc != TAPS_OK) die_taps("taps_event_loop_run", rc);
   for (int i = 0; i < in_flight; i++) {
-    connection_free(slots[i].conn);
-    preconnection_free(slots[i].pre);
+    taps_connection_free(slots[i].conn);
+    taps_preconnection_free(slots[i].pre);
   }
   free(slots);
-  event_loop_free(t.loop);
+  taps_event_loop_free(t.loop);
   atomic_store(&stop_acceptor, 1);
   pthread_join(th, NULL);
   for (int i = 0; i < N_LISTENERS; i++) close(ls[i]);

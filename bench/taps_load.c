@@ -4,14 +4,14 @@
  *   taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS [CACHE_MS]
  *       Connections per second: IN_FLIGHT races at a time on one loop to
  *       HOST (an IP literal or a name) on the ports in PORTS ("7100,7101"),
- *       one Preconnection per port, initiated again and again; each ready
+ *       one taps_preconnection per port, initiated again and again; each ready
  *       connection is closed with an RST (SO_LINGER 0, no TIME_WAIT) and freed,
  *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
  *       CACHE_MS: the loop's resolution cache lifetime (default: the
  *       library's default; 0: every race resolves the name).
  *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS]
  *       Time to connected, in one process: RUNS sequential races (after one
- *       warm-up race) on one loop, a new Preconnection each. CACHE_MS: the
+ *       warm-up race) on one loop, a new taps_preconnection each. CACHE_MS: the
  *       loop's resolution cache lifetime (default: the library's; 0: every
  *       race asks the resolver). A HOST with "%d" gets the run's number
  *       there (a name of its own per run: the cache cannot answer); prints
@@ -68,11 +68,11 @@ static int parse_ports(const char *s, uint16_t *ports) {
   return n;
 }
 
-static RemoteEndpoint *remote(const char *host, uint16_t port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
-  if (ep == NULL) die_taps("remote_endpoint_new", taps_last_error());
-  int rc = remote_endpoint_with_hostname(ep, host);
-  if (rc == TAPS_OK) rc = remote_endpoint_with_port(ep, port);
+static taps_remote_endpoint *remote(const char *host, uint16_t port) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  if (ep == NULL) die_taps("taps_remote_endpoint_new", taps_last_error());
+  int rc = taps_remote_endpoint_with_hostname(ep, host);
+  if (rc == TAPS_OK) rc = taps_remote_endpoint_with_port(ep, port);
   if (rc != TAPS_OK) die_taps("remote endpoint", rc);
   return ep;
 }
@@ -91,8 +91,8 @@ static void raise_nofile(rlim_t want) {
 /* ---- cps --------------------------------------------------------------- */
 
 typedef struct Load {
-  EventLoop *loop;
-  Preconnection *pre[MAX_PORTS];
+  taps_event_loop *loop;
+  taps_preconnection *pre[MAX_PORTS];
   int n_pre;
   long target, started, ready, failed;
   double deadline;
@@ -101,27 +101,27 @@ typedef struct Load {
 typedef struct Slot {
   Load *l;
   int index;
-  Connection *conn;
+  taps_connection *conn;
 } Slot;
 
-static int slot_done(Connection *c, void *ud);
+static int slot_done(taps_connection *c, void *ud);
 
 static void slot_start(Slot *s) {
   Load *l = s->l;
   if (l->started >= l->target || now_s() > l->deadline) return;
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = slot_done;
   cb.establishment_error = slot_done;
   cb.user_data = s;
-  int rc = preconnection_initiate_with_racing(l->pre[l->started % l->n_pre], cb, &s->conn);
-  if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+  int rc = taps_preconnection_initiate_with_racing(l->pre[l->started % l->n_pre], cb, &s->conn);
+  if (rc != TAPS_OK) die_taps("taps_preconnection_initiate_with_racing", rc);
   l->started++;
 }
 
-static int slot_done(Connection *c, void *ud) {
+static int slot_done(taps_connection *c, void *ud) {
   Slot *s = (Slot *)ud;
-  int fd = connection_get_fd(c);
+  int fd = taps_connection_get_fd(c);
   if (fd >= 0) {
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -129,7 +129,7 @@ static int slot_done(Connection *c, void *ud) {
   } else {
     s->l->failed++;
   }
-  connection_free(c);
+  taps_connection_free(c);
   s->conn = NULL;
   slot_start(s);
   return 0;
@@ -142,19 +142,19 @@ static int cmd_cps(const char *host, const char *ports_s, int in_flight, long ma
   raise_nofile((rlim_t)in_flight * 4 + 1024);
   Load l;
   memset(&l, 0, sizeof l);
-  l.loop = event_loop_new();
-  if (l.loop == NULL) die_taps("event_loop_new", taps_last_error());
+  l.loop = taps_event_loop_new();
+  if (l.loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
   if (cache_ms >= 0) {
-    int rc = event_loop_set_resolution_cache(l.loop, (uint32_t)cache_ms);
-    if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
+    int rc = taps_event_loop_set_resolution_cache(l.loop, (uint32_t)cache_ms);
+    if (rc != TAPS_OK) die_taps("taps_event_loop_set_resolution_cache", rc);
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   opts.total_timeout_ms = 10000;
   for (int i = 0; i < np; i++) {
-    RemoteEndpoint *ep = remote(host, ports[i]);
-    l.pre[i] = preconnection_new(l.loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
-    remote_endpoint_free(ep);
-    if (l.pre[i] == NULL) die_taps("preconnection_new", taps_last_error());
+    taps_remote_endpoint *ep = remote(host, ports[i]);
+    l.pre[i] = taps_preconnection_new(l.loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &opts);
+    taps_remote_endpoint_free(ep);
+    if (l.pre[i] == NULL) die_taps("taps_preconnection_new", taps_last_error());
   }
   l.n_pre = np;
   l.target = max_races;
@@ -166,13 +166,13 @@ static int cmd_cps(const char *host, const char *ports_s, int in_flight, long ma
     slots[i].index = i;
     slot_start(&slots[i]);
   }
-  int rc = event_loop_run(l.loop);
+  int rc = taps_event_loop_run(l.loop);
   double elapsed = now_s() - t0;
-  if (rc != TAPS_OK) die_taps("event_loop_run", rc);
-  for (int i = 0; i < in_flight; i++) connection_free(slots[i].conn);
+  if (rc != TAPS_OK) die_taps("taps_event_loop_run", rc);
+  for (int i = 0; i < in_flight; i++) taps_connection_free(slots[i].conn);
   free(slots);
-  for (int i = 0; i < np; i++) preconnection_free(l.pre[i]);
-  event_loop_free(l.loop);
+  for (int i = 0; i < np; i++) taps_preconnection_free(l.pre[i]);
+  taps_event_loop_free(l.loop);
   printf("{\"started\": %ld, \"connected\": %ld, \"failed\": %ld, \"elapsed_s\": %.4f, \"cps\": %.1f}\n", l.started,
          l.ready, l.failed, elapsed, (double)l.ready / elapsed);
   return 0;
@@ -186,25 +186,25 @@ typedef struct Ttc {
   char family[5];
 } Ttc;
 
-static int ttc_done(Connection *c, void *ud) {
+static int ttc_done(taps_connection *c, void *ud) {
   Ttc *t = (Ttc *)ud;
   t->ms = (now_s() - t->t0) * 1000.0;
-  t->won = connection_get_fd(c) >= 0;
+  t->won = taps_connection_get_fd(c) >= 0;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (t->won && connection_get_remote_address(c, &ss, &len) == TAPS_OK)
+  if (t->won && taps_connection_get_remote_address(c, &ss, &len) == TAPS_OK)
     strcpy(t->family, ss.ss_family == AF_INET6 ? "ipv6" : "ipv4");
   return 0;
 }
 
 static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay, long cache_ms) {
-  EventLoop *loop = event_loop_new();
-  if (loop == NULL) die_taps("event_loop_new", taps_last_error());
+  taps_event_loop *loop = taps_event_loop_new();
+  if (loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
   if (cache_ms >= 0) {
-    int rc = event_loop_set_resolution_cache(loop, (uint32_t)cache_ms);
-    if (rc != TAPS_OK) die_taps("event_loop_set_resolution_cache", rc);
+    int rc = taps_event_loop_set_resolution_cache(loop, (uint32_t)cache_ms);
+    if (rc != TAPS_OK) die_taps("taps_event_loop_set_resolution_cache", rc);
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   opts.connection_attempt_delay_ms = delay;
   opts.resolution_delay_ms = res_delay;
   opts.total_timeout_ms = 10000;
@@ -217,23 +217,23 @@ static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, ui
       snprintf(name, sizeof name, host, i); /* a name of its own per run */
     else
       snprintf(name, sizeof name, "%s", host);
-    RemoteEndpoint *ep = remote(name, port);
-    Preconnection *pre = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
-    remote_endpoint_free(ep);
-    if (pre == NULL) die_taps("preconnection_new", taps_last_error());
+    taps_remote_endpoint *ep = remote(name, port);
+    taps_preconnection *pre = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &opts);
+    taps_remote_endpoint_free(ep);
+    if (pre == NULL) die_taps("taps_preconnection_new", taps_last_error());
     Ttc t;
     memset(&t, 0, sizeof t);
-    ConnectionCallbacks cb;
+    taps_connection_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.ready = ttc_done;
     cb.establishment_error = ttc_done;
     cb.user_data = &t;
-    Connection *c = NULL;
+    taps_connection *c = NULL;
     t.t0 = now_s();
-    int rc = preconnection_initiate_with_racing(pre, cb, &c);
-    if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
-    rc = event_loop_run(loop);
-    if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+    int rc = taps_preconnection_initiate_with_racing(pre, cb, &c);
+    if (rc != TAPS_OK) die_taps("taps_preconnection_initiate_with_racing", rc);
+    rc = taps_event_loop_run(loop);
+    if (rc != TAPS_OK) die_taps("taps_event_loop_run", rc);
     if (i > 0) {
       if (t.won) {
         printf("%s%.3f", n ? ", " : "", t.ms);
@@ -245,17 +245,17 @@ static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, ui
       }
     }
     if (c) {
-      int fd = connection_get_fd(c);
+      int fd = taps_connection_get_fd(c);
       if (fd >= 0) {
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
       }
     }
-    connection_free(c);
-    preconnection_free(pre);
+    taps_connection_free(c);
+    taps_preconnection_free(pre);
   }
   printf("], \"family\": [%s], \"errors\": [%s]}\n", fams, errors ? "\"failed\"" : "");
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   return 0;
 }
 
@@ -324,7 +324,7 @@ static void *sampler(void *arg) {
   return NULL;
 }
 
-static int noop_cb(Connection *c, void *ud) {
+static int noop_cb(taps_connection *c, void *ud) {
   (void)c;
   (*(long *)ud)++;
   return 0;
@@ -340,18 +340,18 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
     printf("{\"error\": \"RLIMIT_NOFILE %ld is too small for %ld races\"}\n", (long)rl.rlim_cur, n);
     return 0;
   }
-  EventLoop *loop = event_loop_new();
-  if (loop == NULL) die_taps("event_loop_new", taps_last_error());
-  RacingOptions opts = racing_options_default();
+  taps_event_loop *loop = taps_event_loop_new();
+  if (loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
+  taps_racing_options opts = taps_racing_options_default();
   opts.total_timeout_ms = hold_ms;
-  Preconnection *pre[MAX_PORTS];
+  taps_preconnection *pre[MAX_PORTS];
   for (int i = 0; i < np; i++) {
-    RemoteEndpoint *ep = remote(host, ports[i]);
-    pre[i] = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &opts);
-    remote_endpoint_free(ep);
-    if (pre[i] == NULL) die_taps("preconnection_new", taps_last_error());
+    taps_remote_endpoint *ep = remote(host, ports[i]);
+    pre[i] = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &opts);
+    taps_remote_endpoint_free(ep);
+    if (pre[i] == NULL) die_taps("taps_preconnection_new", taps_last_error());
   }
-  Connection **conns = calloc((size_t)n, sizeof *conns);
+  taps_connection **conns = calloc((size_t)n, sizeof *conns);
   long rss0_kb = status_kb("VmRSS");
   long fds0 = count_fds();
   size_t heap0 = heap_in_use();
@@ -361,34 +361,34 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
   pthread_t th;
   pthread_create(&th, NULL, sampler, &s);
   long callbacks = 0;
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = noop_cb;
   cb.establishment_error = noop_cb;
   cb.user_data = &callbacks;
   double t0 = now_s();
   for (long i = 0; i < n; i++) {
-    int rc = preconnection_initiate_with_racing(pre[i % np], cb, &conns[i]);
-    if (rc != TAPS_OK) die_taps("preconnection_initiate_with_racing", rc);
+    int rc = taps_preconnection_initiate_with_racing(pre[i % np], cb, &conns[i]);
+    if (rc != TAPS_OK) die_taps("taps_preconnection_initiate_with_racing", rc);
   }
   double t_initiated = now_s();
   size_t heap_initiated = heap_in_use();
-  int rc = event_loop_run(loop);
+  int rc = taps_event_loop_run(loop);
   double t_end = now_s();
   atomic_store(&s.stop, 1);
   pthread_join(th, NULL);
-  if (rc != TAPS_OK) die_taps("event_loop_run", rc);
+  if (rc != TAPS_OK) die_taps("taps_event_loop_run", rc);
   long timed_out = 0, other = 0;
   for (long i = 0; i < n; i++) {
-    if (connection_get_error(conns[i]) == TAPS_ERROR_TIMED_OUT)
+    if (taps_connection_get_error(conns[i]) == TAPS_ERROR_TIMED_OUT)
       timed_out++;
     else
       other++;
   }
-  for (long i = 0; i < n; i++) connection_free(conns[i]);
+  for (long i = 0; i < n; i++) taps_connection_free(conns[i]);
   free(conns);
-  for (int i = 0; i < np; i++) preconnection_free(pre[i]);
-  event_loop_free(loop);
+  for (int i = 0; i < np; i++) taps_preconnection_free(pre[i]);
+  taps_event_loop_free(loop);
   size_t heap_after = heap_in_use();
   printf("{\"races\": %ld, \"all_in_flight\": %s, \"fds_before\": %ld, \"fds_in_flight\": %ld, \"fds_max\": %ld, "
          "\"heap_before\": %zu, \"heap_initiated\": %zu, \"heap_in_flight\": %zu, \"heap_max\": %zu, "

@@ -14,19 +14,19 @@
 #define HX_MAX 64
 
 /* A user protocol: every start is kept (handle, address, loop time) until
- * the test completes it with protocol_attempt_ready / _failed, or the
+ * the test completes it with taps_protocol_attempt_ready / _failed, or the
  * library cancels it. `start_errno` > 0 fails every start at once. */
 typedef struct HxProtocol {
-  EventLoop *loop;
+  taps_event_loop *loop;
   char name[16];
   int start_errno;
-  ProtocolAttempt *handles[HX_MAX];
+  taps_protocol_attempt *handles[HX_MAX];
   uint64_t started_us[HX_MAX];
   int live[HX_MAX];
   int starts, cancels, closes;
 } HxProtocol;
 
-static int hx_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+static int hx_start(taps_protocol_attempt *attempt, const struct sockaddr *address, socklen_t address_len,
                     const char *interface_name, const struct sockaddr *local_address,
                     socklen_t local_address_len, void *user_data) {
   (void)address;
@@ -38,12 +38,12 @@ static int hx_start(ProtocolAttempt *attempt, const struct sockaddr *address, so
   if (p->starts >= HX_MAX) return EMFILE;
   int i = p->starts++;
   p->handles[i] = attempt;
-  p->started_us[i] = event_loop_now_us(p->loop);
+  p->started_us[i] = taps_event_loop_now_us(p->loop);
   p->live[i] = p->start_errno <= 0;
   return p->start_errno > 0 ? p->start_errno : 0;
 }
 
-static void hx_cancel(ProtocolAttempt *attempt, void *user_data) {
+static void hx_cancel(taps_protocol_attempt *attempt, void *user_data) {
   HxProtocol *p = (HxProtocol *)user_data;
   p->cancels++;
   for (int i = p->starts - 1; i >= 0; i--) {
@@ -61,11 +61,11 @@ static void hx_close(void *protocol_connection, int fd, void *user_data) {
 }
 
 /* The vtable of `p` (not registered). */
-static inline ProtocolImplementation hx_protocol_impl(HxProtocol *p) {
-  ProtocolImplementation impl;
+static inline taps_protocol_implementation hx_protocol_impl(HxProtocol *p) {
+  taps_protocol_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.name = p->name;
-  impl.properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING;
+  impl.properties = TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_MULTISTREAMING;
   impl.start = hx_start;
   impl.cancel = hx_cancel;
   impl.close = hx_close;
@@ -75,19 +75,19 @@ static inline ProtocolImplementation hx_protocol_impl(HxProtocol *p) {
 
 /* Register `p` as protocol `name` on `loop`: reliable and multistreaming,
  * so that hx_props() (multistreaming required) races it alone. */
-static inline void hx_add_protocol(EventLoop *loop, HxProtocol *p, const char *name) {
+static inline void hx_add_protocol(taps_event_loop *loop, HxProtocol *p, const char *name) {
   memset(p, 0, sizeof *p);
   p->loop = loop;
   snprintf(p->name, sizeof p->name, "%s", name);
-  ProtocolImplementation impl = hx_protocol_impl(p);
-  CHECK_CODE(event_loop_add_protocol(loop, &impl), TAPS_OK);
+  taps_protocol_implementation impl = hx_protocol_impl(p);
+  CHECK_CODE(taps_event_loop_add_protocol(loop, &impl), TAPS_OK);
 }
 
 /* Properties that keep the built-in TCP and UDP out of the race. */
-static inline TransportProperties *hx_props(void) {
-  TransportProperties *props = transport_properties_new();
+static inline taps_transport_properties *hx_props(void) {
+  taps_transport_properties *props = taps_transport_properties_new();
   CHECK(props != NULL);
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_REQUIRE), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_MULTISTREAMING, TAPS_PREFERENCE_REQUIRE), TAPS_OK);
   return props;
 }
 
@@ -97,7 +97,7 @@ static inline TransportProperties *hx_props(void) {
 enum { HX_NEVER, HX_LOOPBACK, HX_FAIL };
 typedef struct HxResolver {
   int mode;
-  ResolverQuery *queries[HX_MAX];
+  taps_resolver_query *queries[HX_MAX];
   int families[HX_MAX];
   int live[HX_MAX];
   int asked, cancels;
@@ -105,7 +105,7 @@ typedef struct HxResolver {
   char last_host[300];
 } HxResolver;
 
-static int hx_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
+static int hx_resolve(taps_resolver_query *query, const char *hostname, int family, void *user_data) {
   HxResolver *r = (HxResolver *)user_data;
   snprintf(r->last_host, sizeof r->last_host, "%s", hostname);
   if (r->asked >= HX_MAX) return -1;
@@ -114,17 +114,17 @@ static int hx_resolve(ResolverQuery *query, const char *hostname, int family, vo
   r->queries[i] = query;
   r->families[i] = family;
   r->live[i] = 0;
-  if (r->mode == HX_FAIL) return resolver_query_fail(query, -2) == TAPS_OK ? 0 : -1;
+  if (r->mode == HX_FAIL) return taps_resolver_query_fail(query, -2) == TAPS_OK ? 0 : -1;
   if (r->mode == HX_LOOPBACK) {
     struct sockaddr_storage ss;
     test_make_addr(family, 0, &ss);
-    return resolver_query_answer(query, &ss, 1) == TAPS_OK ? 0 : -1;
+    return taps_resolver_query_answer(query, &ss, 1) == TAPS_OK ? 0 : -1;
   }
   r->live[i] = 1;
   return 0;
 }
 
-static void hx_resolver_cancel(ResolverQuery *query, void *user_data) {
+static void hx_resolver_cancel(taps_resolver_query *query, void *user_data) {
   HxResolver *r = (HxResolver *)user_data;
   r->cancels++;
   for (int i = 0; i < r->asked; i++) {
@@ -133,7 +133,7 @@ static void hx_resolver_cancel(ResolverQuery *query, void *user_data) {
 }
 
 /* The live query for `host` and `family` (AF_INET / AF_INET6), or NULL. */
-static inline ResolverQuery *hx_query(HxResolver *r, const char *host, int family) {
+static inline taps_resolver_query *hx_query(HxResolver *r, const char *host, int family) {
   for (int i = 0; i < r->asked; i++) {
     if (r->live[i] && r->families[i] == family && strcmp(r->hosts[i], host) == 0) {
       r->live[i] = 0;
@@ -143,22 +143,22 @@ static inline ResolverQuery *hx_query(HxResolver *r, const char *host, int famil
   return NULL;
 }
 
-static inline void hx_set_resolver(EventLoop *loop, HxResolver *r, int mode) {
+static inline void hx_set_resolver(taps_event_loop *loop, HxResolver *r, int mode) {
   memset(r, 0, sizeof *r);
   r->mode = mode;
-  ResolverImplementation impl;
+  taps_resolver_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.resolve = hx_resolve;
   impl.cancel = hx_resolver_cancel;
   impl.user_data = r;
-  CHECK_CODE(event_loop_set_resolver(loop, &impl), TAPS_OK);
+  CHECK_CODE(taps_event_loop_set_resolver(loop, &impl), TAPS_OK);
 }
 
-static inline EventLoop *hx_manual_loop(void) {
-  EventLoopOptions o;
+static inline taps_event_loop *hx_manual_loop(void) {
+  taps_event_loop_options o;
   memset(&o, 0, sizeof o);
   o.manual_clock = true;
-  EventLoop *loop = event_loop_new_with_options(&o);
+  taps_event_loop *loop = taps_event_loop_new_with_options(&o);
   CHECK(loop != NULL);
   return loop;
 }

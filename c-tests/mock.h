@@ -2,11 +2,11 @@
  * header only, on a loop with a manual clock.
  *
  * The mock protocol records every start (protocol, address, loop time in
- * µs from event_loop_now_us), cancel and close in a log of lines, and
- * keeps each attempt's ProtocolAttempt pointer under the attempt's index
- * in the race (connection_get_attempt's) so that the test completes it
+ * µs from taps_event_loop_now_us), cancel and close in a log of lines, and
+ * keeps each attempt's taps_protocol_attempt pointer under the attempt's index
+ * in the race (taps_connection_get_attempt's) so that the test completes it
  * with mock_ready / mock_fail. The mock resolver keeps each query's
- * ResolverQuery pointer; the test answers it with mock_answer / mock_fail_query.
+ * taps_resolver_query pointer; the test answers it with mock_answer / mock_fail_query.
  * Log lines:
  *
  *   "a start 127.0.0.1:443 at 250000"   protocol a started an attempt at
@@ -70,7 +70,7 @@ typedef struct MockProtocol {
 /* One attempt the library started with a mock protocol. `handle` is valid
  * while `live`: until the test completes it or the library cancels it. */
 typedef struct MockAttempt {
-  ProtocolAttempt *handle;
+  taps_protocol_attempt *handle;
   const MockProtocol *protocol;
   struct sockaddr_storage address;
   uint64_t at_us;
@@ -79,16 +79,16 @@ typedef struct MockAttempt {
 
 /* One query the library asked. `handle` is valid while `live`. */
 typedef struct MockQuery {
-  ResolverQuery *handle;
+  taps_resolver_query *handle;
   int family;
   int live;
 } MockQuery;
 
 struct Mock {
-  EventLoop *loop;
+  taps_event_loop *loop;
   char log[MOCK_MAX][MOCK_LINE];
   int n_log;
-  /* By attempt index (connection_get_attempt's). */
+  /* By attempt index (taps_connection_get_attempt's). */
   MockAttempt attempts[MOCK_MAX];
   int n_attempts; /* highest index started + 1 */
   int n_started;  /* starts of mock protocols */
@@ -98,10 +98,10 @@ struct Mock {
   int n_queries;
   /* The race's properties and preconnection (mock_setup's, or the
    * test's), freed by mock_finish. */
-  TransportProperties *props;
-  Preconnection *pre;
+  taps_transport_properties *props;
+  taps_preconnection *pre;
   /* The connection of the race and what its callbacks saw. */
-  Connection *conn;
+  taps_connection *conn;
   int ready, establishment_error, connection_error, closed;
   uint64_t done_at_us; /* loop time of ready / establishment_error */
 };
@@ -134,7 +134,7 @@ static inline const char *mock_addr_str(const struct sockaddr *sa, char *buf, si
 
 /* ---- the protocol vtable --------------------------------------------- */
 
-static inline int mock_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+static inline int mock_start(taps_protocol_attempt *attempt, const struct sockaddr *address, socklen_t address_len,
                       const char *interface_name, const struct sockaddr *local_address,
                       socklen_t local_address_len, void *user_data) {
   (void)interface_name;
@@ -142,11 +142,11 @@ static inline int mock_start(ProtocolAttempt *attempt, const struct sockaddr *ad
   (void)local_address_len;
   MockProtocol *p = (MockProtocol *)user_data;
   Mock *m = p->mock;
-  /* The attempt's index in its race (connection_get_attempt's); attempts
+  /* The attempt's index in its race (taps_connection_get_attempt's); attempts
    * of other protocols (built-in TCP) leave their slots empty. The header
-   * lets `start` call only the completion functions; protocol_attempt_index
-   * and event_loop_now_us are plain reads (no lock), so they are fine. */
-  int idx = protocol_attempt_index(attempt);
+   * lets `start` call only the completion functions; taps_protocol_attempt_index
+   * and taps_event_loop_now_us are plain reads (no lock), so they are fine. */
+  int idx = taps_protocol_attempt_index(attempt);
   CHECK(idx >= 0 && idx < MOCK_MAX);
   CHECK(address != NULL && address_len <= sizeof(struct sockaddr_storage));
   MockAttempt *a = &m->attempts[idx];
@@ -155,7 +155,7 @@ static inline int mock_start(ProtocolAttempt *attempt, const struct sockaddr *ad
   a->handle = attempt;
   a->protocol = p;
   memcpy(&a->address, address, address_len);
-  a->at_us = event_loop_now_us(m->loop);
+  a->at_us = taps_event_loop_now_us(m->loop);
   a->live = p->start_errno <= 0;
   char buf[64];
   mock_logf(m, "%s start %s at %" PRIu64, p->name, mock_addr_str(address, buf, sizeof buf), a->at_us);
@@ -165,12 +165,12 @@ static inline int mock_start(ProtocolAttempt *attempt, const struct sockaddr *ad
   if (p->ready_in_start > 0) {
     a->live = 0;
     /* Allowed inside `start` by the header. */
-    CHECK_CODE(protocol_attempt_ready(attempt, -1, (void *)p->ready_in_start), TAPS_OK);
+    CHECK_CODE(taps_protocol_attempt_ready(attempt, -1, (void *)p->ready_in_start), TAPS_OK);
   }
   return 0;
 }
 
-static inline void mock_cancel(ProtocolAttempt *attempt, void *user_data) {
+static inline void mock_cancel(taps_protocol_attempt *attempt, void *user_data) {
   MockProtocol *p = (MockProtocol *)user_data;
   Mock *m = p->mock;
   /* The newest live attempt with this pointer (a freed handle's memory may
@@ -191,13 +191,13 @@ static inline void mock_close(void *protocol_connection, int fd, void *user_data
   mock_logf(p->mock, "%s close %ld fd %d", p->name, (long)(intptr_t)protocol_connection, fd);
 }
 
-/* Register a mock protocol `name` with ProtocolFlag bits `flags`. */
+/* Register a mock protocol `name` with taps_protocol_flag bits `flags`. */
 static inline MockProtocol *mock_add_protocol_flags(Mock *m, const char *name, uint32_t flags) {
   CHECK(m->n_protocols < 8);
   MockProtocol *p = &m->protocols[m->n_protocols++];
   p->mock = m;
   snprintf(p->name, sizeof p->name, "%s", name);
-  ProtocolImplementation impl;
+  taps_protocol_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.name = p->name;
   impl.properties = flags;
@@ -205,13 +205,13 @@ static inline MockProtocol *mock_add_protocol_flags(Mock *m, const char *name, u
   impl.cancel = mock_cancel;
   impl.close = mock_close;
   impl.user_data = p;
-  CHECK_CODE(event_loop_add_protocol(m->loop, &impl), TAPS_OK);
+  CHECK_CODE(taps_event_loop_add_protocol(m->loop, &impl), TAPS_OK);
   return p;
 }
 
 /* A reliable, multistreaming mock protocol. */
 static inline MockProtocol *mock_add_protocol(Mock *m, const char *name) {
-  return mock_add_protocol_flags(m, name, PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING);
+  return mock_add_protocol_flags(m, name, TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_MULTISTREAMING);
 }
 
 /* ---- the resolver vtable --------------------------------------------- */
@@ -220,7 +220,7 @@ static inline const char *mock_family_name(int family) {
   return family == AF_INET6 ? "AAAA" : family == AF_INET ? "A" : "?";
 }
 
-static inline int mock_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
+static inline int mock_resolve(taps_resolver_query *query, const char *hostname, int family, void *user_data) {
   Mock *m = (Mock *)user_data;
   CHECK(m->n_queries < MOCK_MAX);
   MockQuery *q = &m->queries[m->n_queries++];
@@ -231,7 +231,7 @@ static inline int mock_resolve(ResolverQuery *query, const char *hostname, int f
   return 0;
 }
 
-static inline void mock_resolver_cancel(ResolverQuery *query, void *user_data) {
+static inline void mock_resolver_cancel(taps_resolver_query *query, void *user_data) {
   Mock *m = (Mock *)user_data;
   for (int i = m->n_queries - 1; i >= 0; i--) {
     if (m->queries[i].live && m->queries[i].handle == query) {
@@ -244,12 +244,12 @@ static inline void mock_resolver_cancel(ResolverQuery *query, void *user_data) {
 }
 
 static inline void mock_set_resolver(Mock *m) {
-  ResolverImplementation r;
+  taps_resolver_implementation r;
   memset(&r, 0, sizeof r);
   r.resolve = mock_resolve;
   r.cancel = mock_resolver_cancel;
   r.user_data = m;
-  CHECK_CODE(event_loop_set_resolver(m->loop, &r), TAPS_OK);
+  CHECK_CODE(taps_event_loop_set_resolver(m->loop, &r), TAPS_OK);
 }
 
 /* The newest live query of `family`. */
@@ -280,13 +280,13 @@ static inline void mock_answer(Mock *m, int family, const char *const *addrs, si
     }
   }
   q->live = 0;
-  CHECK_CODE(resolver_query_answer(q->handle, ss, n), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_answer(q->handle, ss, n), TAPS_OK);
 }
 
 static inline void mock_fail_query(Mock *m, int family, int error) {
   MockQuery *q = mock_query(m, family);
   q->live = 0;
-  CHECK_CODE(resolver_query_fail(q->handle, error), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_fail(q->handle, error), TAPS_OK);
 }
 
 /* ---- completing attempts ---------------------------------------------- */
@@ -300,54 +300,54 @@ static inline MockAttempt *mock_attempt(Mock *m, int i) {
 /* Attempt #i (its index in the race) is ready with `fd` (-1 for none) and connection handle `conn`. */
 static inline void mock_ready(Mock *m, int i, int fd, intptr_t conn) {
   MockAttempt *a = mock_attempt(m, i);
-  CHECK_EQ(protocol_attempt_index(a->handle), i);
+  CHECK_EQ(taps_protocol_attempt_index(a->handle), i);
   a->live = 0;
-  CHECK_CODE(protocol_attempt_ready(a->handle, fd, (void *)conn), TAPS_OK);
+  CHECK_CODE(taps_protocol_attempt_ready(a->handle, fd, (void *)conn), TAPS_OK);
 }
 
 /* Attempt #i failed with errno `err`. */
 static inline void mock_fail(Mock *m, int i, int err) {
   MockAttempt *a = mock_attempt(m, i);
-  CHECK_EQ(protocol_attempt_index(a->handle), i);
+  CHECK_EQ(taps_protocol_attempt_index(a->handle), i);
   a->live = 0;
-  CHECK_CODE(protocol_attempt_failed(a->handle, err), TAPS_OK);
+  CHECK_CODE(taps_protocol_attempt_failed(a->handle, err), TAPS_OK);
 }
 
 /* ---- the connection's callbacks --------------------------------------- */
 
 /* Count a callback of the race's connection `c` in *count; the two that
  * end the race also note the loop's time. */
-static inline int mock_cb_note(Mock *m, Connection *c, int *count, int ends_race) {
+static inline int mock_cb_note(Mock *m, taps_connection *c, int *count, int ends_race) {
   CHECK(c == m->conn);
   (*count)++;
-  if (ends_race) m->done_at_us = event_loop_now_us(m->loop);
+  if (ends_race) m->done_at_us = taps_event_loop_now_us(m->loop);
   return 0;
 }
 
-static inline int mock_cb_ready(Connection *c, void *ud) {
+static inline int mock_cb_ready(taps_connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   return mock_cb_note(m, c, &m->ready, 1);
 }
 
-static inline int mock_cb_establishment_error(Connection *c, void *ud) {
+static inline int mock_cb_establishment_error(taps_connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   return mock_cb_note(m, c, &m->establishment_error, 1);
 }
 
-static inline int mock_cb_connection_error(Connection *c, void *ud) {
+static inline int mock_cb_connection_error(taps_connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   return mock_cb_note(m, c, &m->connection_error, 0);
 }
 
-static inline int mock_cb_closed(Connection *c, void *ud) {
+static inline int mock_cb_closed(taps_connection *c, void *ud) {
   Mock *m = (Mock *)ud;
   return mock_cb_note(m, c, &m->closed, 0);
 }
 
-/* A ConnectionCallbacks with every callback NULL (a call that must fail
+/* A taps_connection_callbacks with every callback NULL (a call that must fail
  * before it could call any). */
-static inline ConnectionCallbacks mock_no_callbacks(void) {
-  ConnectionCallbacks cb;
+static inline taps_connection_callbacks mock_no_callbacks(void) {
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   return cb;
 }
@@ -356,38 +356,38 @@ static inline ConnectionCallbacks mock_no_callbacks(void) {
 
 static inline void mock_init(Mock *m) {
   memset(m, 0, sizeof *m);
-  EventLoopOptions o;
+  taps_event_loop_options o;
   memset(&o, 0, sizeof o);
   o.manual_clock = true;
-  m->loop = event_loop_new_with_options(&o);
+  m->loop = taps_event_loop_new_with_options(&o);
   CHECK(m->loop != NULL);
-  CHECK_EQ(event_loop_now_us(m->loop), 0);
+  CHECK_EQ(taps_event_loop_now_us(m->loop), 0);
 }
 
 /* Properties that keep only multistreaming protocols: the mocks. Free with
- * transport_properties_free. */
-static inline TransportProperties *mock_props(void) {
-  TransportProperties *props = transport_properties_new();
+ * taps_transport_properties_free. */
+static inline taps_transport_properties *mock_props(void) {
+  taps_transport_properties *props = taps_transport_properties_new();
   CHECK(props != NULL);
-  CHECK_CODE(transport_properties_set(props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_REQUIRE), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_MULTISTREAMING, TAPS_PREFERENCE_REQUIRE), TAPS_OK);
   return props;
 }
 
 /* A preconnection to `hosts` (literals or names), all on `port`. */
-static inline Preconnection *mock_preconnection_port(Mock *m, const char *const *hosts, size_t n, uint16_t port,
-                                                     const TransportProperties *props, const RacingOptions *opts) {
-  RemoteEndpoint *eps[8];
+static inline taps_preconnection *mock_preconnection_port(Mock *m, const char *const *hosts, size_t n, uint16_t port,
+                                                     const taps_transport_properties *props, const taps_racing_options *opts) {
+  taps_remote_endpoint *eps[8];
   CHECK(n >= 1 && n <= 8);
   for (size_t i = 0; i < n; i++) eps[i] = test_remote_host(hosts[i], port);
-  Preconnection *p = preconnection_new(m->loop, (const RemoteEndpoint *const *)eps, n, props, opts);
-  if (p == NULL) fprintf(stderr, "preconnection_new: %s\n", taps_last_error_message());
+  taps_preconnection *p = taps_preconnection_new(m->loop, (const taps_remote_endpoint *const *)eps, n, props, opts);
+  if (p == NULL) fprintf(stderr, "taps_preconnection_new: %s\n", taps_last_error_message());
   CHECK(p != NULL);
-  for (size_t i = 0; i < n; i++) remote_endpoint_free(eps[i]);
+  for (size_t i = 0; i < n; i++) taps_remote_endpoint_free(eps[i]);
   return p;
 }
 
-static inline Preconnection *mock_preconnection(Mock *m, const char *const *hosts, size_t n,
-                                                const TransportProperties *props, const RacingOptions *opts) {
+static inline taps_preconnection *mock_preconnection(Mock *m, const char *const *hosts, size_t n,
+                                                const taps_transport_properties *props, const taps_racing_options *opts) {
   return mock_preconnection_port(m, hosts, n, 443, props, opts);
 }
 
@@ -396,7 +396,7 @@ static inline Preconnection *mock_preconnection(Mock *m, const char *const *host
  * preconnection to hosts[0..n) on port 443 with `opts` (NULL: the
  * defaults), in m->props and m->pre. Returns the protocol, for the test
  * to set its start_errno or ready_in_start before mock_initiate. */
-static inline MockProtocol *mock_setup(Mock *m, const char *const *hosts, size_t n, const RacingOptions *opts) {
+static inline MockProtocol *mock_setup(Mock *m, const char *const *hosts, size_t n, const taps_racing_options *opts) {
   mock_init(m);
   MockProtocol *mp = mock_add_protocol(m, "m");
   m->props = mock_props();
@@ -405,34 +405,34 @@ static inline MockProtocol *mock_setup(Mock *m, const char *const *hosts, size_t
 }
 
 /* Run what is ready; on a manual clock this never blocks. */
-static inline void mock_run(Mock *m) { CHECK_CODE(event_loop_run(m->loop), TAPS_OK); }
+static inline void mock_run(Mock *m) { CHECK_CODE(taps_event_loop_run(m->loop), TAPS_OK); }
 
 /* Initiate m->pre (the connection is m->conn, its callbacks count in *m)
  * and run what is ready. */
 static inline void mock_initiate(Mock *m) {
-  ConnectionCallbacks cb = mock_no_callbacks();
+  taps_connection_callbacks cb = mock_no_callbacks();
   cb.ready = mock_cb_ready;
   cb.establishment_error = mock_cb_establishment_error;
   cb.connection_error = mock_cb_connection_error;
   cb.closed = mock_cb_closed;
   cb.user_data = m;
   CHECK(m->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(m->pre, cb, &m->conn), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(m->pre, cb, &m->conn), TAPS_OK);
   CHECK(m->conn != NULL);
   mock_run(m);
 }
 
 /* Advance the manual clock by `us` and run what fell due. */
 static inline void mock_advance(Mock *m, uint64_t us) {
-  uint64_t before = event_loop_now_us(m->loop);
-  CHECK_CODE(event_loop_advance_clock(m->loop, us), TAPS_OK);
-  CHECK_EQ(event_loop_now_us(m->loop), before + us);
+  uint64_t before = taps_event_loop_now_us(m->loop);
+  CHECK_CODE(taps_event_loop_advance_clock(m->loop, us), TAPS_OK);
+  CHECK_EQ(taps_event_loop_now_us(m->loop), before + us);
   mock_run(m);
 }
 
 /* Advance the clock to `at_us` (absolute) and run. */
 static inline void mock_advance_to(Mock *m, uint64_t at_us) {
-  uint64_t now = event_loop_now_us(m->loop);
+  uint64_t now = taps_event_loop_now_us(m->loop);
   CHECK(at_us >= now);
   mock_advance(m, at_us - now);
 }
@@ -476,17 +476,17 @@ static inline int mock_log_has(const Mock *m, const char *line) {
   } while (0)
 
 /* Attempt `i` of the connection. */
-static inline AttemptInfo mock_info(const Mock *m, size_t i) {
-  AttemptInfo a;
+static inline taps_attempt_info mock_info(const Mock *m, size_t i) {
+  taps_attempt_info a;
   memset(&a, 0, sizeof a);
-  CHECK_CODE(connection_get_attempt(m->conn, i, &a), TAPS_OK);
+  CHECK_CODE(taps_connection_get_attempt(m->conn, i, &a), TAPS_OK);
   return a;
 }
 
 static inline void mock_check_attempt(const Mock *m, size_t i, const char *protocol, const char *addr,
-                                      uint64_t started_us, uint64_t ended_us, AttemptOutcome outcome,
+                                      uint64_t started_us, uint64_t ended_us, taps_attempt_outcome outcome,
                                       int os_error, const char *file, int line) {
-  AttemptInfo a = mock_info(m, i);
+  taps_attempt_info a = mock_info(m, i);
   char buf[64];
   mock_addr_str((const struct sockaddr *)&a.address, buf, sizeof buf);
   if (a.protocol == NULL || strcmp(a.protocol, protocol) != 0 || strcmp(buf, addr) != 0 ||
@@ -508,20 +508,20 @@ static inline void mock_check_attempt(const Mock *m, size_t i, const char *proto
 /* Free the connection, the preconnection, the properties and the loop
  * (in that order). */
 static inline void mock_finish(Mock *m) {
-  connection_free(m->conn);
+  taps_connection_free(m->conn);
   m->conn = NULL;
-  preconnection_free(m->pre);
+  taps_preconnection_free(m->pre);
   m->pre = NULL;
-  transport_properties_free(m->props);
+  taps_transport_properties_free(m->props);
   m->props = NULL;
-  event_loop_free(m->loop);
+  taps_event_loop_free(m->loop);
   m->loop = NULL;
 }
 
 /* ---- pools and groups: attempts numbered by start order ---------------- */
 
 /* A pool or a group starts several races over its life and each race
- * numbers its attempts from 0 (protocol_attempt_index), so the pool and
+ * numbers its attempts from 0 (taps_protocol_attempt_index), so the pool and
  * group tests share a mock protocol, "relay", that numbers attempts by
  * start order over the test instead: the log says "start #4 at 52000000"
  * (with `log_addr`, "start #4 127.0.0.2 at 1600000"), "cancel #4" ("cancel
@@ -534,8 +534,8 @@ static inline void mock_finish(Mock *m) {
 
 /* One attempt the library started, by start order. */
 typedef struct SeqAttempt {
-  ProtocolAttempt *handle;
-  int race_index; /* protocol_attempt_index */
+  taps_protocol_attempt *handle;
+  int race_index; /* taps_protocol_attempt_index */
   char addr[INET6_ADDRSTRLEN];
   uint64_t at_us;
   int live;      /* neither completed by the test nor cancelled */
@@ -558,14 +558,14 @@ typedef struct SeqTest {
    * checked by seq_finish and the cases). */
   int freed;
   int started_after_free;
-  TransportProperties *props;
-  Preconnection *pre;
-  ConnectionPool *pool;
-  ConnectionGroup *g;
+  taps_transport_properties *props;
+  taps_preconnection *pre;
+  taps_connection_pool *pool;
+  taps_connection_group *g;
   const char *free_on; /* a group's event callback frees it on this event */
 } SeqTest;
 
-static inline int seq_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+static inline int seq_start(taps_protocol_attempt *attempt, const struct sockaddr *address, socklen_t address_len,
                             const char *interface_name, const struct sockaddr *local_address,
                             socklen_t local_address_len, void *user_data) {
   (void)address_len;
@@ -579,10 +579,10 @@ static inline int seq_start(ProtocolAttempt *attempt, const struct sockaddr *add
   SeqAttempt *a = &t->a[i];
   memset(a, 0, sizeof *a);
   a->handle = attempt;
-  a->race_index = protocol_attempt_index(attempt);
+  a->race_index = taps_protocol_attempt_index(attempt);
   CHECK(address->sa_family == AF_INET);
   inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)address)->sin_addr, a->addr, sizeof a->addr);
-  a->at_us = event_loop_now_us(t->m.loop);
+  a->at_us = taps_event_loop_now_us(t->m.loop);
   a->live = 1;
   if (t->quiet) return 0;
   const char *after = t->freed ? " after free" : "";
@@ -591,7 +591,7 @@ static inline int seq_start(ProtocolAttempt *attempt, const struct sockaddr *add
   return 0;
 }
 
-static inline void seq_cancel(ProtocolAttempt *attempt, void *user_data) {
+static inline void seq_cancel(taps_protocol_attempt *attempt, void *user_data) {
   SeqTest *t = (SeqTest *)user_data;
   /* The newest attempt with this pointer (a freed handle's memory may be
    * reused by a later attempt). */
@@ -620,7 +620,7 @@ static inline void seq_ready_fd(SeqTest *t, int i, int fd) {
   CHECK(t->a[i].live);
   t->a[i].live = 0;
   t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_ready(t->a[i].handle, fd, (void *)(intptr_t)(100 + i)), TAPS_OK);
+  CHECK_CODE(taps_protocol_attempt_ready(t->a[i].handle, fd, (void *)(intptr_t)(100 + i)), TAPS_OK);
 }
 
 static inline void seq_ready(SeqTest *t, int i) { seq_ready_fd(t, i, -1); }
@@ -630,7 +630,7 @@ static inline void seq_fail(SeqTest *t, int i, int err) {
   CHECK(t->a[i].live);
   t->a[i].live = 0;
   t->a[i].reported = 1;
-  CHECK_CODE(protocol_attempt_failed(t->a[i].handle, err), TAPS_OK);
+  CHECK_CODE(taps_protocol_attempt_failed(t->a[i].handle, err), TAPS_OK);
 }
 
 /* A manual-clock loop with "relay" (reliable, multistreaming; mock_props
@@ -639,15 +639,15 @@ static inline void seq_fail(SeqTest *t, int i, int err) {
 static inline void seq_init(SeqTest *t, const char *const *hosts, size_t n) {
   memset(t, 0, sizeof *t);
   mock_init(&t->m);
-  ProtocolImplementation impl;
+  taps_protocol_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.name = "relay";
-  impl.properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING;
+  impl.properties = TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_MULTISTREAMING;
   impl.start = seq_start;
   impl.cancel = seq_cancel;
   impl.close = seq_close;
   impl.user_data = t;
-  CHECK_CODE(event_loop_add_protocol(t->m.loop, &impl), TAPS_OK);
+  CHECK_CODE(taps_event_loop_add_protocol(t->m.loop, &impl), TAPS_OK);
   t->props = mock_props();
   t->pre = mock_preconnection(&t->m, hosts, n, t->props, NULL);
 }
@@ -662,11 +662,11 @@ static inline void seq_finish(SeqTest *t) {
     mock_print_log(&t->m);
     exit(1);
   }
-  preconnection_free(t->pre);
+  taps_preconnection_free(t->pre);
   t->pre = NULL;
-  transport_properties_free(t->props);
+  taps_transport_properties_free(t->props);
   t->props = NULL;
-  event_loop_free(t->m.loop);
+  taps_event_loop_free(t->m.loop);
   t->m.loop = NULL;
 }
 
@@ -678,7 +678,7 @@ static inline void seq_event(SeqTest *t, const char *s) {
   }
   CHECK(t->n_ev < SEQ_EVENTS);
   snprintf(t->ev[t->n_ev], sizeof t->ev[0], "%s", s);
-  t->ev_at[t->n_ev] = event_loop_now_us(t->m.loop);
+  t->ev_at[t->n_ev] = taps_event_loop_now_us(t->m.loop);
   t->n_ev++;
 }
 
@@ -802,20 +802,20 @@ static inline uint16_t sock_port(int fd, int peer) {
 }
 
 /* A non-blocking 127.0.0.1 listener into *listener, a real-clock loop and
- * a Preconnection to the listener into *loop and *pre (the caller frees
+ * a taps_preconnection to the listener into *loop and *pre (the caller frees
  * them); returns the listener's port. */
-static inline uint16_t tcp_fixture(int *listener, EventLoop **loop, Preconnection **pre) {
+static inline uint16_t tcp_fixture(int *listener, taps_event_loop **loop, taps_preconnection **pre) {
   uint16_t port = 0;
   *listener = test_listen(AF_INET, &port);
   CHECK(*listener >= 0);
   CHECK(fcntl(*listener, F_SETFL, fcntl(*listener, F_GETFL) | O_NONBLOCK) == 0);
-  *loop = event_loop_new();
+  *loop = taps_event_loop_new();
   CHECK(*loop != NULL);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  const RemoteEndpoint *eps[] = {ep};
-  *pre = preconnection_new(*loop, eps, 1, NULL, NULL);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  const taps_remote_endpoint *eps[] = {ep};
+  *pre = taps_preconnection_new(*loop, eps, 1, NULL, NULL);
   CHECK(*pre != NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint_free(ep);
   return port;
 }
 

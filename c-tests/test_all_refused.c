@@ -10,13 +10,13 @@ int main(void) {
   int s6 = test_refusing(AF_INET6, &p6);
   CHECK(s4 >= 0 && s6 >= 0);
 
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *r[2] = {test_remote_literal(AF_INET, p4), test_remote_literal(AF_INET6, p6)};
+  taps_remote_endpoint *r[2] = {test_remote_literal(AF_INET, p4), test_remote_literal(AF_INET6, p6)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Preconnection *p = test_race(loop, r, 2, NULL, &rec);
-  Connection *c = rec.conn;
+  taps_preconnection *p = test_race(loop, r, 2, NULL, &rec);
+  taps_connection *c = rec.conn;
   test_print_attempts(c);
 
   CHECK_EQ(rec.ready, 0);
@@ -24,18 +24,18 @@ int main(void) {
   CHECK_EQ(rec.connection_error, 0);
   CHECK_EQ(rec.closed, 0);
   CHECK(rec.cb_conn == c);
-  CHECK_CODE(connection_get_error(c), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_fd(c), -1);
+  CHECK_CODE(taps_connection_get_error(c), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_EQ(taps_connection_get_fd(c), -1);
   /* Refusals are immediate: no attempt delay was waited. */
   CHECK_RANGE(rec.t_done_us - rec.t_start_us, 0, SCALED(100000));
 
-  size_t n = connection_attempt_count(c);
+  size_t n = taps_connection_attempt_count(c);
   CHECK_EQ(n, 2);
   int seen4 = 0, seen6 = 0;
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo a;
-    CHECK_CODE(connection_get_attempt(c, i, &a), TAPS_OK);
-    CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_FAILED);
+    taps_attempt_info a;
+    CHECK_CODE(taps_connection_get_attempt(c, i, &a), TAPS_OK);
+    CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_FAILED);
     CHECK_EQ(a.os_error, ECONNREFUSED);
     CHECK(a.ended_us >= a.started_us);
     if (a.address.ss_family == AF_INET) {
@@ -49,17 +49,17 @@ int main(void) {
   }
   CHECK_EQ(seen4, 1);
   CHECK_EQ(seen6, 1);
-  AttemptInfo past;
-  CHECK_CODE(connection_get_attempt(c, n, &past), TAPS_ERROR_OUT_OF_RANGE);
+  taps_attempt_info past;
+  CHECK_CODE(taps_connection_get_attempt(c, n, &past), TAPS_ERROR_OUT_OF_RANGE);
 
   /* Running the loop again delivers nothing more. */
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.establishment_error, 1);
   CHECK_EQ(rec.ready, 0);
 
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   close(s4);
   close(s6);
   TEST_PASS("all_refused");

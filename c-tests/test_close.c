@@ -1,4 +1,4 @@
-/* connection_close is graceful: `closed` follows exactly once on the loop,
+/* taps_connection_close is graceful: `closed` follows exactly once on the loop,
  * whether close is called inside `ready` or after the loop returned; the
  * winner's fd is closed. */
 #include "test_util.h"
@@ -9,21 +9,21 @@ static void close_case(int in_ready) {
   uint16_t port;
   int l = test_listen(AF_INET, &port);
   CHECK(l >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
   rec.close_in_ready = in_ready;
-  Preconnection *p = test_race(loop, r, 1, NULL, &rec);
-  Connection *c = rec.conn;
+  taps_preconnection *p = test_race(loop, r, 1, NULL, &rec);
+  taps_connection *c = rec.conn;
   CHECK_EQ(rec.ready, 1);
   if (!in_ready) {
     CHECK_EQ(rec.closed, 0);
-    CHECK(connection_get_fd(c) >= 0);
-    connection_close(c);
-    CHECK_CODE(event_loop_run(loop), TAPS_OK);
+    CHECK(taps_connection_get_fd(c) >= 0);
+    taps_connection_close(c);
+    CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   }
   CHECK_EQ(rec.closed, 1);
   CHECK(rec.cb_conn == c);
@@ -32,13 +32,13 @@ static void close_case(int in_ready) {
   /* The socket is gone once `closed` was delivered. */
   CHECK_EQ(test_count_fds(), fds_before);
   /* Closing again or running again delivers nothing more. */
-  connection_close(c);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.closed, 1);
   CHECK_EQ(rec.ready, 1);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
 
   /* The peer saw an orderly shutdown (FIN, read returns 0). */
   int s = accept(l, NULL, NULL);

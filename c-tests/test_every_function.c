@@ -34,18 +34,18 @@
 /* ---- fixture ---------------------------------------------------------- */
 
 typedef struct Fixture {
-  EventLoop *loop;          /* plain loop, made on demand by fx_loop */
-  EventLoop *mloop;         /* manual-clock loop with protocol "hx" and resolver */
+  taps_event_loop *loop;          /* plain loop, made on demand by fx_loop */
+  taps_event_loop *mloop;         /* manual-clock loop with protocol "hx" and resolver */
   HxProtocol proto;
   HxResolver resolver;
-  TransportProperties *props;
-  RemoteEndpoint *ep;
-  LocalEndpoint *local;
-  Preconnection *pre;
-  Connection *conn;
+  taps_transport_properties *props;
+  taps_remote_endpoint *ep;
+  taps_local_endpoint *local;
+  taps_preconnection *pre;
+  taps_connection *conn;
   TestRecord rec;
-  ConnectionPool *pool;
-  ConnectionGroup *group;
+  taps_connection_pool *pool;
+  taps_connection_group *group;
   int listener;
   int in_callback_code;     /* what a call made inside a callback returned */
 } Fixture;
@@ -57,108 +57,108 @@ static void fx_init(Fixture *f) {
 }
 
 static void fx_free(Fixture *f) {
-  connection_group_free(f->group);
-  connection_pool_free(f->pool);
-  connection_free(f->conn);
-  preconnection_free(f->pre);
-  remote_endpoint_free(f->ep);
-  local_endpoint_free(f->local);
-  transport_properties_free(f->props);
-  event_loop_free(f->mloop);
-  event_loop_free(f->loop);
+  taps_connection_group_free(f->group);
+  taps_connection_pool_free(f->pool);
+  taps_connection_free(f->conn);
+  taps_preconnection_free(f->pre);
+  taps_remote_endpoint_free(f->ep);
+  taps_local_endpoint_free(f->local);
+  taps_transport_properties_free(f->props);
+  taps_event_loop_free(f->mloop);
+  taps_event_loop_free(f->loop);
   if (f->listener >= 0) close(f->listener);
 }
 
-static EventLoop *fx_loop(Fixture *f) {
-  if (f->loop == NULL) f->loop = event_loop_new();
+static taps_event_loop *fx_loop(Fixture *f) {
+  if (f->loop == NULL) f->loop = taps_event_loop_new();
   CHECK(f->loop != NULL);
   return f->loop;
 }
 
-static RemoteEndpoint *fx_ep(Fixture *f) {
-  if (f->ep == NULL) f->ep = remote_endpoint_new();
+static taps_remote_endpoint *fx_ep(Fixture *f) {
+  if (f->ep == NULL) f->ep = taps_remote_endpoint_new();
   CHECK(f->ep != NULL);
   return f->ep;
 }
 
-static TransportProperties *fx_props(Fixture *f) {
-  if (f->props == NULL) f->props = transport_properties_new();
+static taps_transport_properties *fx_props(Fixture *f) {
+  if (f->props == NULL) f->props = taps_transport_properties_new();
   CHECK(f->props != NULL);
   return f->props;
 }
 
-static LocalEndpoint *fx_local(Fixture *f) {
-  if (f->local == NULL) f->local = local_endpoint_new();
+static taps_local_endpoint *fx_local(Fixture *f) {
+  if (f->local == NULL) f->local = taps_local_endpoint_new();
   CHECK(f->local != NULL);
   return f->local;
 }
 
-/* A Preconnection to 127.0.0.1:9 on the plain loop (nothing started). */
-static Preconnection *fx_pre(Fixture *f) {
+/* A taps_preconnection to 127.0.0.1:9 on the plain loop (nothing started). */
+static taps_preconnection *fx_pre(Fixture *f) {
   if (f->pre == NULL) {
-    RemoteEndpoint *ep = test_remote_literal(AF_INET, 9);
-    f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-    remote_endpoint_free(ep);
+    taps_remote_endpoint *ep = test_remote_literal(AF_INET, 9);
+    f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+    taps_remote_endpoint_free(ep);
   }
   CHECK(f->pre != NULL);
   return f->pre;
 }
 
 /* The manual-clock loop with protocol "hx" (raced alone) and a resolver
- * that never answers, and a Preconnection to `host` on it (literals:
+ * that never answers, and a taps_preconnection to `host` on it (literals:
  * attempts start at once; names: queries wait). */
-static Preconnection *fx_mock_pre(Fixture *f, const char *host, const RacingOptions *opts) {
+static taps_preconnection *fx_mock_pre(Fixture *f, const char *host, const taps_racing_options *opts) {
   f->mloop = hx_manual_loop();
   hx_add_protocol(f->mloop, &f->proto, "hx");
   hx_set_resolver(f->mloop, &f->resolver, HX_NEVER);
-  RemoteEndpoint *ep = test_remote_host(host, 443);
+  taps_remote_endpoint *ep = test_remote_host(host, 443);
   f->props = hx_props();
-  f->pre = preconnection_new(f->mloop, (const RemoteEndpoint *const *)&ep, 1, f->props, opts);
-  remote_endpoint_free(ep);
+  f->pre = taps_preconnection_new(f->mloop, (const taps_remote_endpoint *const *)&ep, 1, f->props, opts);
+  taps_remote_endpoint_free(ep);
   CHECK(f->pre != NULL);
   return f->pre;
 }
 
 /* A race initiated through fx_mock_pre and run once: attempts started. */
-static Connection *fx_mock_race(Fixture *f, const char *host) {
+static taps_connection *fx_mock_race(Fixture *f, const char *host) {
   fx_mock_pre(f, host, NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   return f->conn;
 }
 
 /* A connection established over TCP to a loopback listener. */
-static Connection *fx_established(Fixture *f) {
+static taps_connection *fx_established(Fixture *f) {
   uint16_t port = 0;
   f->listener = test_listen(AF_INET, &port);
   CHECK(f->listener >= 0);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   CHECK(f->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
   CHECK_EQ(f->rec.ready, 1);
   return f->conn;
 }
 
 /* A connection whose race failed: 127.0.0.1 on a port that refuses. */
-static Connection *fx_refused(Fixture *f) {
+static taps_connection *fx_refused(Fixture *f) {
   uint16_t port = 0;
   f->listener = test_refusing(AF_INET, &port);
   CHECK(f->listener >= 0);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   CHECK(f->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
   CHECK_EQ(f->rec.establishment_error, 1);
   return f->conn;
 }
 
 /* A connection still establishing: a name the resolver never answers. */
-static Connection *fx_establishing(Fixture *f) { return fx_mock_race(f, "never.test"); }
+static taps_connection *fx_establishing(Fixture *f) { return fx_mock_race(f, "never.test"); }
 
 /* ---- the table -------------------------------------------------------- */
 
@@ -202,9 +202,9 @@ static void add_row(const char *function, const char *what, long long want, long
 static int ends_with_last_error(int want) { return taps_last_error() == want ? 0 : -1000 + taps_last_error(); }
 
 /* Track objects a row creates so the fixture frees them. */
-static long long keep_loop(Fixture *f, EventLoop *l) {
+static long long keep_loop(Fixture *f, taps_event_loop *l) {
   int rc = RC(l);
-  event_loop_free(l);
+  taps_event_loop_free(l);
   (void)f;
   return rc;
 }
@@ -234,20 +234,20 @@ static long long hostname_with_nul(Fixture *f) {
   /* "ab\0cd": the library sees "ab" and asks the resolver for it. */
   static const char buf[] = {'a', 'b', '\0', 'c', 'd', '\0'};
   fx_mock_pre(f, "placeholder.test", NULL);
-  RemoteEndpoint *ep = fx_ep(f);
-  CHECK_CODE(remote_endpoint_with_hostname(ep, buf), TAPS_OK);
-  CHECK_CODE(remote_endpoint_with_port(ep, 443), TAPS_OK);
-  preconnection_free(f->pre);
-  f->pre = preconnection_new(f->mloop, (const RemoteEndpoint *const *)&f->ep, 1, f->props, NULL);
+  taps_remote_endpoint *ep = fx_ep(f);
+  CHECK_CODE(taps_remote_endpoint_with_hostname(ep, buf), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, 443), TAPS_OK);
+  taps_preconnection_free(f->pre);
+  f->pre = taps_preconnection_new(f->mloop, (const taps_remote_endpoint *const *)&f->ep, 1, f->props, NULL);
   CHECK(f->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   return strcmp(f->resolver.last_host, "ab");
 }
 
 static long long service_with_nul(Fixture *f) {
   static const char buf[] = {'8', '0', '\0', '8', '0', '\0'};
-  return remote_endpoint_with_service(fx_ep(f), buf);
+  return taps_remote_endpoint_with_service(fx_ep(f), buf);
 }
 
 /* The endpoint is unchanged after a rejected hostname: the race still
@@ -255,49 +255,49 @@ static long long service_with_nul(Fixture *f) {
 static long long hostname_rejected_keeps_old(Fixture *f) {
   uint16_t port = 0;
   f->listener = test_listen(AF_INET, &port);
-  RemoteEndpoint *ep = fx_ep(f);
-  CHECK_CODE(remote_endpoint_with_hostname(ep, "127.0.0.1"), TAPS_OK);
-  CHECK_CODE(remote_endpoint_with_port(ep, port), TAPS_OK);
-  CHECK_CODE(remote_endpoint_with_hostname(ep, name_of(300, 'a')), TAPS_ERROR_INVALID_HOSTNAME);
-  CHECK_CODE(remote_endpoint_with_port(ep, 0), TAPS_ERROR_INVALID_PORT);
-  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&f->ep, 1, NULL, NULL);
+  taps_remote_endpoint *ep = fx_ep(f);
+  CHECK_CODE(taps_remote_endpoint_with_hostname(ep, "127.0.0.1"), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, port), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_hostname(ep, name_of(300, 'a')), TAPS_ERROR_INVALID_HOSTNAME);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, 0), TAPS_ERROR_INVALID_PORT);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&f->ep, 1, NULL, NULL);
   CHECK(f->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
-  return f->rec.ready == 1 ? 0 : connection_get_error(f->conn);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
+  return f->rec.ready == 1 ? 0 : taps_connection_get_error(f->conn);
 }
 
-static long long pre_with_opts(Fixture *f, RacingOptions o) {
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, 9);
-  Preconnection *p = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, &o);
-  remote_endpoint_free(ep);
+static long long pre_with_opts(Fixture *f, taps_racing_options o) {
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, 9);
+  taps_preconnection *p = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, &o);
+  taps_remote_endpoint_free(ep);
   int rc = RC(p);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   return rc;
 }
 
-static RacingOptions opt_resolution(uint32_t v) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options opt_resolution(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
   o.resolution_delay_ms = v;
   return o;
 }
-static RacingOptions opt_fafc(uint32_t v) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options opt_fafc(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
   o.first_address_family_count = v;
   return o;
 }
-static RacingOptions opt_race_count(uint32_t v) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options opt_race_count(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
   o.race_count = v;
   return o;
 }
-static RacingOptions opt_delay(uint32_t v) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options opt_delay(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
   o.connection_attempt_delay_ms = v;
   return o;
 }
-static RacingOptions opt_timeouts(uint32_t attempt, uint32_t total) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options opt_timeouts(uint32_t attempt, uint32_t total) {
+  taps_racing_options o = taps_racing_options_default();
   o.attempt_timeout_ms = attempt;
   o.total_timeout_ms = total;
   return o;
@@ -312,89 +312,89 @@ static long long option_message_names_field(Fixture *f) {
 /* The attempt delay is clamped to [10, 2000] ms: the second attempt of a
  * race over two literals starts at that delay on the manual clock. */
 static long long second_start_us(Fixture *f, uint32_t delay_ms) {
-  RacingOptions o = opt_delay(delay_ms);
+  taps_racing_options o = opt_delay(delay_ms);
   f->mloop = hx_manual_loop();
   hx_add_protocol(f->mloop, &f->proto, "hx");
-  RemoteEndpoint *eps[2] = {test_remote_host("127.0.0.1", 443), test_remote_host("127.0.0.2", 443)};
+  taps_remote_endpoint *eps[2] = {test_remote_host("127.0.0.1", 443), test_remote_host("127.0.0.2", 443)};
   f->props = hx_props();
-  f->pre = preconnection_new(f->mloop, (const RemoteEndpoint *const *)eps, 2, f->props, &o);
-  remote_endpoint_free(eps[0]);
-  remote_endpoint_free(eps[1]);
+  f->pre = taps_preconnection_new(f->mloop, (const taps_remote_endpoint *const *)eps, 2, f->props, &o);
+  taps_remote_endpoint_free(eps[0]);
+  taps_remote_endpoint_free(eps[1]);
   CHECK(f->pre != NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   CHECK_EQ(f->proto.starts, 1);
   for (int step = 0; step < 3000 && f->proto.starts < 2; step++) {
-    CHECK_CODE(event_loop_advance_clock(f->mloop, 1000), TAPS_OK);
-    CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+    CHECK_CODE(taps_event_loop_advance_clock(f->mloop, 1000), TAPS_OK);
+    CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   }
   CHECK_EQ(f->proto.starts, 2);
   return (long long)f->proto.started_us[1];
 }
 
 static long long empty_remotes(Fixture *f, int null_array) {
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, 9);
-  Preconnection *p = preconnection_new(fx_loop(f), null_array ? NULL : (const RemoteEndpoint *const *)&ep, 0, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, 9);
+  taps_preconnection *p = taps_preconnection_new(fx_loop(f), null_array ? NULL : (const taps_remote_endpoint *const *)&ep, 0, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   int rc = RC(p);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   return rc;
 }
 
 static long long remote_lacking(Fixture *f, int lack_port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
   if (lack_port) {
-    CHECK_CODE(remote_endpoint_with_hostname(ep, "127.0.0.1"), TAPS_OK);
+    CHECK_CODE(taps_remote_endpoint_with_hostname(ep, "127.0.0.1"), TAPS_OK);
   } else {
-    CHECK_CODE(remote_endpoint_with_port(ep, 80), TAPS_OK);
+    CHECK_CODE(taps_remote_endpoint_with_port(ep, 80), TAPS_OK);
   }
-  RemoteEndpoint *good = test_remote_literal(AF_INET, 9);
-  const RemoteEndpoint *two[2] = {good, ep};
-  Preconnection *p = preconnection_new(fx_loop(f), two, 2, NULL, NULL);
-  remote_endpoint_free(ep);
-  remote_endpoint_free(good);
+  taps_remote_endpoint *good = test_remote_literal(AF_INET, 9);
+  const taps_remote_endpoint *two[2] = {good, ep};
+  taps_preconnection *p = taps_preconnection_new(fx_loop(f), two, 2, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  taps_remote_endpoint_free(good);
   int rc = RC(p);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   return rc;
 }
 
 static long long pre_null_element(Fixture *f) {
-  RemoteEndpoint *good = test_remote_literal(AF_INET, 9);
-  const RemoteEndpoint *two[2] = {good, NULL};
-  Preconnection *p = preconnection_new(fx_loop(f), two, 2, NULL, NULL);
-  remote_endpoint_free(good);
+  taps_remote_endpoint *good = test_remote_literal(AF_INET, 9);
+  const taps_remote_endpoint *two[2] = {good, NULL};
+  taps_preconnection *p = taps_preconnection_new(fx_loop(f), two, 2, NULL, NULL);
+  taps_remote_endpoint_free(good);
   int rc = RC(p);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   return rc;
 }
 
 static long long pre_null_loop(Fixture *f) {
   (void)f;
-  RemoteEndpoint *good = test_remote_literal(AF_INET, 9);
-  Preconnection *p = preconnection_new(NULL, (const RemoteEndpoint *const *)&good, 1, NULL, NULL);
-  remote_endpoint_free(good);
+  taps_remote_endpoint *good = test_remote_literal(AF_INET, 9);
+  taps_preconnection *p = taps_preconnection_new(NULL, (const taps_remote_endpoint *const *)&good, 1, NULL, NULL);
+  taps_remote_endpoint_free(good);
   int rc = RC(p);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   return rc;
 }
 
 static long long initiate_after_loop_freed(Fixture *f) {
   fx_pre(f);
-  event_loop_free(f->loop);
+  taps_event_loop_free(f->loop);
   f->loop = NULL;
-  Connection *c = (Connection *)1;
-  int rc = preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &c);
+  taps_connection *c = (taps_connection *)1;
+  int rc = taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &c);
   if (c != NULL) return -100; /* *out_connection must be NULL on error */
   return rc;
 }
 
 static long long initiate_null_out(Fixture *f) {
-  return preconnection_initiate_with_racing(fx_pre(f), test_callbacks(&f->rec), NULL);
+  return taps_preconnection_initiate_with_racing(fx_pre(f), test_callbacks(&f->rec), NULL);
 }
 
 static long long initiate_null_pre(Fixture *f) {
-  Connection *c = (Connection *)1;
-  int rc = preconnection_initiate_with_racing(NULL, test_callbacks(&f->rec), &c);
+  taps_connection *c = (taps_connection *)1;
+  int rc = taps_preconnection_initiate_with_racing(NULL, test_callbacks(&f->rec), &c);
   return c == NULL ? rc : -100;
 }
 
@@ -404,81 +404,81 @@ static long long initiate_null_pre(Fixture *f) {
 static long long initiate_after_stop_thread(Fixture *f) {
   uint16_t port = 0;
   f->listener = test_listen(AF_INET, &port);
-  EventLoop *loop = fx_loop(f);
-  CHECK_CODE(event_loop_start_thread(loop), TAPS_OK);
-  CHECK_CODE(event_loop_stop_thread(loop), TAPS_OK);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  f->pre = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_event_loop *loop = fx_loop(f);
+  CHECK_CODE(taps_event_loop_start_thread(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_stop_thread(loop), TAPS_OK);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   CHECK(f->pre != NULL);
-  int rc = preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn);
+  int rc = taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn);
   if (rc != TAPS_OK) return rc;
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   return f->rec.ready * 10 + f->rec.establishment_error;
 }
 
 /* Stop the thread mid-race: establishment_error with LOOP_STOPPED. */
 static long long stop_thread_mid_race(Fixture *f) {
-  EventLoop *loop = fx_loop(f);
+  taps_event_loop *loop = fx_loop(f);
   HxResolver r;
   hx_set_resolver(loop, &r, HX_NEVER);
-  RemoteEndpoint *ep = test_remote_host("never.test", 80);
-  f->pre = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
-  CHECK_CODE(event_loop_start_thread(loop), TAPS_OK);
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  taps_remote_endpoint *ep = test_remote_host("never.test", 80);
+  f->pre = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  CHECK_CODE(taps_event_loop_start_thread(loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
   for (int i = 0; i < 2000 && r.asked < 2; i++) test_sleep_ms(1);
-  CHECK_CODE(event_loop_stop_thread(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_stop_thread(loop), TAPS_OK);
   CHECK_EQ(f->rec.establishment_error, 1);
   CHECK_EQ(f->rec.ready, 0);
   /* The resolver's queries were cancelled. */
   CHECK_EQ(r.cancels, r.asked);
-  int err = connection_get_error(f->conn);
-  connection_free(f->conn);
+  int err = taps_connection_get_error(f->conn);
+  taps_connection_free(f->conn);
   f->conn = NULL;
-  event_loop_free(f->loop); /* before `r` goes out of scope */
+  taps_event_loop_free(f->loop); /* before `r` goes out of scope */
   f->loop = NULL;
   return err;
 }
 
 static long long run_with_thread(Fixture *f, int which) {
-  EventLoop *loop = fx_loop(f);
-  CHECK_CODE(event_loop_start_thread(loop), TAPS_OK);
+  taps_event_loop *loop = fx_loop(f);
+  CHECK_CODE(taps_event_loop_start_thread(loop), TAPS_OK);
   long long rc = 0;
   switch (which) {
-    case 0: rc = event_loop_run(loop); break;
-    case 1: rc = event_loop_run_once(loop, 0); break;
-    case 2: rc = event_loop_process(loop); break;
-    case 3: rc = event_loop_get_fd(loop); break;
-    case 4: rc = event_loop_get_timeout_ms(loop) < -1 ? taps_last_error() : 999; break;
-    case 5: rc = event_loop_start_thread(loop); break;
+    case 0: rc = taps_event_loop_run(loop); break;
+    case 1: rc = taps_event_loop_run_once(loop, 0); break;
+    case 2: rc = taps_event_loop_process(loop); break;
+    case 3: rc = taps_event_loop_get_fd(loop); break;
+    case 4: rc = taps_event_loop_get_timeout_ms(loop) < -1 ? taps_last_error() : 999; break;
+    case 5: rc = taps_event_loop_start_thread(loop); break;
   }
-  CHECK_CODE(event_loop_stop_thread(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_stop_thread(loop), TAPS_OK);
   return rc;
 }
 
 static long long shared_call(Fixture *f, int which) {
   (void)f;
-  EventLoop *loop = event_loop_shared("taps-test-every-function");
+  taps_event_loop *loop = taps_event_loop_shared("taps-test-every-function");
   CHECK(loop != NULL);
   long long rc = 0;
   switch (which) {
-    case 0: rc = event_loop_run(loop); break;
-    case 1: rc = event_loop_start_thread(loop); break;
-    case 2: rc = event_loop_stop_thread(loop); break;
-    case 3: rc = event_loop_get_fd(loop); break;
-    case 4: rc = event_loop_run_once(loop, 0); break;
-    case 5: rc = event_loop_process(loop); break;
+    case 0: rc = taps_event_loop_run(loop); break;
+    case 1: rc = taps_event_loop_start_thread(loop); break;
+    case 2: rc = taps_event_loop_stop_thread(loop); break;
+    case 3: rc = taps_event_loop_get_fd(loop); break;
+    case 4: rc = taps_event_loop_run_once(loop, 0); break;
+    case 5: rc = taps_event_loop_process(loop); break;
   }
-  event_loop_release(loop);
+  taps_event_loop_release(loop);
   return rc;
 }
 
-/* event_loop_run from inside the loop's own callback. */
-static int run_inside_ready(Connection *c, void *ud) {
+/* taps_event_loop_run from inside the loop's own callback. */
+static int run_inside_ready(taps_connection *c, void *ud) {
   (void)c;
   Fixture *f = (Fixture *)ud;
-  f->in_callback_code = event_loop_run(f->loop);
+  f->in_callback_code = taps_event_loop_run(f->loop);
   f->rec.ready++;
   return 0;
 }
@@ -486,97 +486,97 @@ static int run_inside_ready(Connection *c, void *ud) {
 static long long run_inside_callback(Fixture *f) {
   uint16_t port = 0;
   f->listener = test_listen(AF_INET, &port);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
-  ConnectionCallbacks cb;
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = run_inside_ready;
   cb.user_data = f;
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, cb, &f->conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, cb, &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
   CHECK_EQ(f->rec.ready, 1);
   return f->in_callback_code;
 }
 
 static long long close_twice(Fixture *f) {
-  Connection *c = fx_established(f);
-  connection_close(c);
-  connection_close(c);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
-  connection_close(c);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
-  CHECK_EQ(connection_get_fd(c), -1);
+  taps_connection *c = fx_established(f);
+  taps_connection_close(c);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
+  CHECK_EQ(taps_connection_get_fd(c), -1);
   return f->rec.closed; /* once */
 }
 
 static long long close_failed(Fixture *f) {
-  Connection *c = fx_refused(f);
-  connection_close(c);
-  CHECK_CODE(event_loop_run(f->loop), TAPS_OK);
+  taps_connection *c = fx_refused(f);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
   /* "Closing ... a failed connection does nothing": no callback. */
   return f->rec.closed + f->rec.establishment_error * 10 + f->rec.ready * 100 + f->rec.connection_error * 1000;
 }
 
 static long long close_racing(Fixture *f) {
-  Connection *c = fx_establishing(f);
-  connection_close(c);
-  connection_close(c);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  taps_connection *c = fx_establishing(f);
+  taps_connection_close(c);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   /* No establishment_error; `closed` once; the queries cancelled. */
   CHECK_EQ(f->resolver.cancels, f->resolver.asked);
   return f->rec.closed + f->rec.establishment_error * 10 + f->rec.ready * 100;
 }
 
 static long long free_racing(Fixture *f) {
-  Connection *c = fx_mock_race(f, "127.0.0.1");
+  taps_connection *c = fx_mock_race(f, "127.0.0.1");
   CHECK_EQ(f->proto.starts, 1);
-  connection_free(c);
+  taps_connection_free(c);
   f->conn = NULL;
-  CHECK_CODE(event_loop_advance_clock(f->mloop, 10000000), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_advance_clock(f->mloop, 10000000), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   CHECK_EQ(f->proto.cancels, 1);
   return f->rec.ready + f->rec.establishment_error + f->rec.closed;
 }
 
 static long long attempt_past_end(Fixture *f, size_t past) {
-  Connection *c = fx_established(f);
-  AttemptInfo a;
-  return connection_get_attempt(c, connection_attempt_count(c) + past, &a);
+  taps_connection *c = fx_established(f);
+  taps_attempt_info a;
+  return taps_connection_get_attempt(c, taps_connection_attempt_count(c) + past, &a);
 }
 
 static long long attempt_at_max(Fixture *f) {
-  Connection *c = fx_established(f);
-  AttemptInfo a;
-  return connection_get_attempt(c, SIZE_MAX, &a);
+  taps_connection *c = fx_established(f);
+  taps_attempt_info a;
+  return taps_connection_get_attempt(c, SIZE_MAX, &a);
 }
 
 static long long attempt_of_establishing(Fixture *f) {
-  Connection *c = fx_establishing(f);
-  AttemptInfo a;
-  CHECK_EQ(connection_attempt_count(c), 0);
-  return connection_get_attempt(c, 0, &a);
+  taps_connection *c = fx_establishing(f);
+  taps_attempt_info a;
+  CHECK_EQ(taps_connection_attempt_count(c), 0);
+  return taps_connection_get_attempt(c, 0, &a);
 }
 
-static long long remote_address_of(Fixture *f, Connection *c, int null_out, int null_len) {
+static long long remote_address_of(Fixture *f, taps_connection *c, int null_out, int null_len) {
   (void)f;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  return connection_get_remote_address(c, null_out ? NULL : &ss, null_len ? NULL : &len);
+  return taps_connection_get_remote_address(c, null_out ? NULL : &ss, null_len ? NULL : &len);
 }
 
-static long long protocol_name_is(Connection *c, const char *want) {
-  const char *p = connection_get_protocol(c);
+static long long protocol_name_is(taps_connection *c, const char *want) {
+  const char *p = taps_connection_get_protocol(c);
   if (p == NULL || want == NULL) return p == want ? 0 : -1;
   return strcmp(p, want);
 }
 
 static long long ids_differ(Fixture *f) {
-  Connection *a = fx_establishing(f);
-  Connection *b = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &b), TAPS_OK);
-  long long ok = connection_get_id(a) != 0 && connection_get_id(b) != 0 && connection_get_id(a) != connection_get_id(b);
-  connection_free(b);
+  taps_connection *a = fx_establishing(f);
+  taps_connection *b = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &b), TAPS_OK);
+  long long ok = taps_connection_get_id(a) != 0 && taps_connection_get_id(b) != 0 && taps_connection_get_id(a) != taps_connection_get_id(b);
+  taps_connection_free(b);
   return ok;
 }
 
@@ -597,86 +597,100 @@ static long long strerror_all_distinct(Fixture *f) {
 
 static long long strerror_unknown(int code) { return strcmp(taps_strerror(code), "unknown error"); }
 
+#define TAPS_TEST_STR_(x) #x
+#define TAPS_TEST_STR(x) TAPS_TEST_STR_(x)
+
+/* 0 when taps_version() is the header's TAPS_RACING_VERSION_STRING and
+ * that string is MAJOR.MINOR.PATCH of the header's number macros. */
+static long long version_matches_header(void) {
+  const char *v = taps_version();
+  if (v == NULL) return 1;
+  if (strcmp(v, TAPS_RACING_VERSION_STRING) != 0) return 2;
+  const char *parts = TAPS_TEST_STR(TAPS_RACING_VERSION_MAJOR) "." TAPS_TEST_STR(
+      TAPS_RACING_VERSION_MINOR) "." TAPS_TEST_STR(TAPS_RACING_VERSION_PATCH);
+  return strcmp(v, parts) != 0 ? 3 : 0;
+}
+
 static long long defaults_ok(Fixture *f) {
   (void)f;
-  RacingOptions o = racing_options_default();
+  taps_racing_options o = taps_racing_options_default();
   return !(o.connection_attempt_delay_ms == 250 && o.resolution_delay_ms == 50 && o.first_address_family_count == 1 &&
            o.attempt_timeout_ms == 0 && o.total_timeout_ms == 0 && o.race_count == 1);
 }
 
 static long long add_locals(Fixture *f, int n) {
-  Preconnection *p = fx_pre(f);
-  LocalEndpoint *l = fx_local(f);
-  CHECK_CODE(local_endpoint_with_ipv4(l, (struct in_addr){htonl(INADDR_LOOPBACK)}), TAPS_OK);
+  taps_preconnection *p = fx_pre(f);
+  taps_local_endpoint *l = fx_local(f);
+  CHECK_CODE(taps_local_endpoint_with_ipv4(l, (struct in_addr){htonl(INADDR_LOOPBACK)}), TAPS_OK);
   int rc = 0;
-  for (int i = 0; i < n && rc == 0; i++) rc = preconnection_add_local_endpoint(p, l);
+  for (int i = 0; i < n && rc == 0; i++) rc = taps_preconnection_add_local_endpoint(p, l);
   return rc;
 }
 
 static long long add_interfaces(Fixture *f, int n) {
-  TransportProperties *p = fx_props(f);
+  taps_transport_properties *p = fx_props(f);
   int rc = 0;
   char name[16];
   for (int i = 0; i < n && rc == 0; i++) {
     snprintf(name, sizeof name, "if%d", i);
-    rc = transport_properties_set_interface(p, name, PREFERENCE_PREFER);
+    rc = taps_transport_properties_set_interface(p, name, TAPS_PREFERENCE_PREFER);
   }
   return rc;
 }
 
-static int dummy_start(ProtocolAttempt *a, const struct sockaddr *ad, socklen_t al, const char *i,
+static int dummy_start(taps_protocol_attempt *a, const struct sockaddr *ad, socklen_t al, const char *i,
                        const struct sockaddr *la, socklen_t ll, void *ud) {
   (void)a, (void)ad, (void)al, (void)i, (void)la, (void)ll, (void)ud;
   return 0;
 }
 
 static long long add_protocol(Fixture *f, const char *name, int null_start, uint32_t flags, int twice) {
-  ProtocolImplementation impl;
+  taps_protocol_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.name = name;
   impl.properties = flags;
   impl.start = null_start ? NULL : dummy_start;
-  if (twice) CHECK_CODE(event_loop_add_protocol(fx_loop(f), &impl), TAPS_OK);
-  return event_loop_add_protocol(fx_loop(f), &impl);
+  if (twice) CHECK_CODE(taps_event_loop_add_protocol(fx_loop(f), &impl), TAPS_OK);
+  return taps_event_loop_add_protocol(fx_loop(f), &impl);
 }
 
-static int dummy_resolve(ResolverQuery *q, const char *h, int fam, void *ud) {
+static int dummy_resolve(taps_resolver_query *q, const char *h, int fam, void *ud) {
   (void)q, (void)h, (void)fam, (void)ud;
   return -2;
 }
 
 static long long set_resolver(Fixture *f, int null_resolve) {
-  ResolverImplementation impl;
+  taps_resolver_implementation impl;
   memset(&impl, 0, sizeof impl);
   impl.resolve = null_resolve ? NULL : dummy_resolve;
-  return event_loop_set_resolver(fx_loop(f), &impl);
+  return taps_event_loop_set_resolver(fx_loop(f), &impl);
 }
 
 /* Completing a user protocol's attempt twice: the second is ignored. */
 static long long attempt_ready_twice(Fixture *f) {
   fx_mock_race(f, "127.0.0.1");
-  ProtocolAttempt *a = f->proto.handles[0];
-  CHECK_EQ(protocol_attempt_index(a), 0);
-  CHECK_CODE(protocol_attempt_ready(a, -1, (void *)7), TAPS_OK);
-  int rc = protocol_attempt_ready(a, -1, (void *)8);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  taps_protocol_attempt *a = f->proto.handles[0];
+  CHECK_EQ(taps_protocol_attempt_index(a), 0);
+  CHECK_CODE(taps_protocol_attempt_ready(a, -1, (void *)7), TAPS_OK);
+  int rc = taps_protocol_attempt_ready(a, -1, (void *)8);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   CHECK_EQ(f->rec.ready, 1);
-  CHECK(connection_get_protocol_connection(f->conn) == (void *)7);
+  CHECK(taps_connection_get_protocol_connection(f->conn) == (void *)7);
   CHECK_EQ(protocol_name_is(f->conn, "hx"), 0);
-  CHECK_EQ(connection_get_fd(f->conn), -1);
+  CHECK_EQ(taps_connection_get_fd(f->conn), -1);
   return rc;
 }
 
 static long long attempt_failed_bad_errno(Fixture *f, int os_error) {
   fx_mock_race(f, "127.0.0.1");
-  int rc = protocol_attempt_failed(f->proto.handles[0], os_error);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  int rc = taps_protocol_attempt_failed(f->proto.handles[0], os_error);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   CHECK_EQ(f->rec.establishment_error, 1);
-  AttemptInfo a;
-  CHECK_CODE(connection_get_attempt(f->conn, 0, &a), TAPS_OK);
-  CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_FAILED);
+  taps_attempt_info a;
+  CHECK_CODE(taps_connection_get_attempt(f->conn, 0, &a), TAPS_OK);
+  CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_FAILED);
   CHECK_EQ(a.os_error, EIO); /* "the attempt is failed with EIO" */
-  CHECK_EQ(connection_get_os_error(f->conn), EIO);
+  CHECK_EQ(taps_connection_get_os_error(f->conn), EIO);
   return rc;
 }
 
@@ -689,48 +703,48 @@ static long long query_answer(Fixture *f, int null_addrs, size_t n, int family) 
   ss[1].ss_family = (sa_family_t)family;
   long long rc = 0;
   for (int i = 0; i < 2; i++) {
-    int r = resolver_query_answer(f->resolver.queries[i], null_addrs ? NULL : ss, n);
+    int r = taps_resolver_query_answer(f->resolver.queries[i], null_addrs ? NULL : ss, n);
     if (r != TAPS_OK) rc = r;
     f->resolver.live[i] = 0;
   }
   if (rc != 0) return rc;
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   /* Nothing usable: the race fails with RESOLUTION_FAILED. */
   CHECK_EQ(f->rec.establishment_error, 1);
-  return connection_get_error(f->conn);
+  return taps_connection_get_error(f->conn);
 }
 
 static long long query_fail_then_answer(Fixture *f) {
   fx_mock_race(f, "name.test");
-  CHECK_CODE(resolver_query_fail(f->resolver.queries[0], -2), TAPS_OK);
-  CHECK_CODE(resolver_query_fail(f->resolver.queries[1], -3), TAPS_OK);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_fail(f->resolver.queries[0], -2), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_fail(f->resolver.queries[1], -3), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   CHECK_EQ(f->rec.establishment_error, 1);
-  CHECK_CODE(connection_get_error(f->conn), TAPS_ERROR_RESOLUTION_FAILED);
-  return connection_get_os_error(f->conn);
+  CHECK_CODE(taps_connection_get_error(f->conn), TAPS_ERROR_RESOLUTION_FAILED);
+  return taps_connection_get_os_error(f->conn);
 }
 
 static long long advance_huge(Fixture *f) {
   f->mloop = hx_manual_loop();
-  CHECK_CODE(event_loop_advance_clock(f->mloop, UINT64_MAX / 2), TAPS_OK);
-  uint64_t a = event_loop_now_us(f->mloop);
-  int rc = event_loop_advance_clock(f->mloop, UINT64_MAX);
-  uint64_t b = event_loop_now_us(f->mloop);
-  CHECK_CODE(event_loop_run(f->mloop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_advance_clock(f->mloop, UINT64_MAX / 2), TAPS_OK);
+  uint64_t a = taps_event_loop_now_us(f->mloop);
+  int rc = taps_event_loop_advance_clock(f->mloop, UINT64_MAX);
+  uint64_t b = taps_event_loop_now_us(f->mloop);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
   if (b < a) return -100; /* the clock went back */
   return rc;
 }
 
 static long long get_timeout_null(Fixture *f) {
   (void)f;
-  int t = event_loop_get_timeout_ms(NULL);
+  int t = taps_event_loop_get_timeout_ms(NULL);
   return t == -1 ? ends_with_last_error(TAPS_ERROR_NULL_ARGUMENT) : t;
 }
 
 static long long release_with_race(Fixture *f) {
   (void)f;
   /* A shared handle released with a race pending: cancelled, no callback. */
-  EventLoop *loop = event_loop_shared("taps-test-every-function-release");
+  taps_event_loop *loop = taps_event_loop_shared("taps-test-every-function-release");
   CHECK(loop != NULL);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
@@ -738,34 +752,36 @@ static long long release_with_race(Fixture *f) {
   int bh_filler = -1;
   int bh = test_blackhole(AF_INET, 0, &port, &bh_filler);
   CHECK(bh >= 0);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
-  Connection *c = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
-  event_loop_release(loop);
-  int err = connection_get_error(c);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  taps_event_loop_release(loop);
+  int err = taps_connection_get_error(c);
   CHECK_EQ(rec.ready + rec.establishment_error, 0);
-  connection_free(c);
-  preconnection_free(p);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
   close(bh);
   close(bh_filler);
   return err;
 }
 
 static long long interface_type_pref(Fixture *f, int type, int pref) {
-  return transport_properties_set_interface_type(fx_props(f), type, pref);
+  return taps_transport_properties_set_interface_type(fx_props(f), type, pref);
 }
 
 /* ---- rows ------------------------------------------------------------- */
 
 /* status and errors */
-ROW(taps_strerror, "every TapsError code: distinct, static, not 'unknown error'", 0, strerror_all_distinct(f))
+ROW(taps_strerror, "every taps_error code: distinct, static, not 'unknown error'", 0, strerror_all_distinct(f))
 ROW(taps_strerror, "code 1 (positive)", 0, strerror_unknown(1))
 ROW(taps_strerror, "code -1000", 0, strerror_unknown(-1000))
 ROW(taps_strerror, "INT_MIN", 0, strerror_unknown(INT_MIN))
 ROW(taps_strerror, "INT_MAX", 0, strerror_unknown(INT_MAX))
-ROW(taps_last_error, "after preconnection_new(NULL, ...)", TAPS_ERROR_NULL_ARGUMENT, (preconnection_new(NULL, NULL, 0, NULL, NULL), taps_last_error()))
+ROW(taps_version, "is TAPS_RACING_VERSION_STRING and MAJOR.MINOR.PATCH", 0, version_matches_header())
+ROW(taps_version, "static: the same pointer twice", 1, taps_version() == taps_version())
+ROW(taps_last_error, "after taps_preconnection_new(NULL, ...)", TAPS_ERROR_NULL_ARGUMENT, (taps_preconnection_new(NULL, NULL, 0, NULL, NULL), taps_last_error()))
 ROW(taps_last_error_message, "never NULL", 1, taps_last_error_message() != NULL)
 ROW(taps_last_error_message, "INVALID_OPTION names the field", 0, option_message_names_field(f))
 ROW(taps_set_log_callback, "level 6", TAPS_ERROR_INVALID_ARGUMENT, taps_set_log_callback(6, NULL, NULL))
@@ -773,405 +789,405 @@ ROW(taps_set_log_callback, "level -1", TAPS_ERROR_INVALID_ARGUMENT, taps_set_log
 ROW(taps_set_log_callback, "NULL callback: off", 0, taps_set_log_callback(TAPS_LOG_LEVEL_DEBUG, NULL, NULL))
 
 /* remote endpoints */
-ROW(remote_endpoint_new, "a new endpoint", 0, (f->ep = remote_endpoint_new(), RC(f->ep)))
-ROW(remote_endpoint_free, "NULL", 0, (remote_endpoint_free(NULL), 0))
-ROW(remote_endpoint_with_hostname, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_hostname(NULL, "localhost"))
-ROW(remote_endpoint_with_hostname, "NULL hostname", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_hostname(fx_ep(f), NULL))
-ROW(remote_endpoint_with_hostname, "empty", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), ""))
-ROW(remote_endpoint_with_hostname, "300 bytes", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), name_of(300, 'a')))
-ROW(remote_endpoint_with_hostname, "253 characters (the most)", TAPS_OK, remote_endpoint_with_hostname(fx_ep(f), dns_name(253)))
-ROW(remote_endpoint_with_hostname, "254 characters", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), dns_name(254)))
-ROW(remote_endpoint_with_hostname, "a label of 64", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), name_of(64, 'a')))
-ROW(remote_endpoint_with_hostname, "a label of 63", TAPS_OK, remote_endpoint_with_hostname(fx_ep(f), name_of(63, 'a')))
-ROW(remote_endpoint_with_hostname, "a space", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), "a b"))
-ROW(remote_endpoint_with_hostname, "not UTF-8", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), "\xff\xfe"))
-ROW(remote_endpoint_with_hostname, "an empty label", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), "a..b"))
-ROW(remote_endpoint_with_hostname, "IPv6 in brackets", TAPS_OK, remote_endpoint_with_hostname(fx_ep(f), "[::1]"))
-ROW(remote_endpoint_with_hostname, "unclosed bracket", TAPS_ERROR_INVALID_HOSTNAME, remote_endpoint_with_hostname(fx_ep(f), "[::1"))
-ROW(remote_endpoint_with_hostname, "\"ab\\0cd\" is the name \"ab\"", 0, hostname_with_nul(f))
-ROW(remote_endpoint_with_hostname, "a rejected name leaves the endpoint unchanged", 0, hostname_rejected_keeps_old(f))
-ROW(remote_endpoint_with_port, "NULL", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_port(NULL, 443))
-ROW(remote_endpoint_with_port, "port 0", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_port(fx_ep(f), 0))
-ROW(remote_endpoint_with_port, "port 65535", TAPS_OK, remote_endpoint_with_port(fx_ep(f), 65535))
-ROW(remote_endpoint_with_service, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_service(NULL, "https"))
-ROW(remote_endpoint_with_service, "NULL service", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_service(fx_ep(f), NULL))
-ROW(remote_endpoint_with_service, "\"0\"", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), "0"))
-ROW(remote_endpoint_with_service, "empty", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), ""))
-ROW(remote_endpoint_with_service, "unknown name", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), "no-such-service-taps"))
-ROW(remote_endpoint_with_service, "\"65536\"", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), "65536"))
-ROW(remote_endpoint_with_service, "\"-1\"", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), "-1"))
-ROW(remote_endpoint_with_service, "300 bytes", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), name_of(300, '7')))
-ROW(remote_endpoint_with_service, "not UTF-8", TAPS_ERROR_INVALID_PORT, remote_endpoint_with_service(fx_ep(f), "\xff"))
-ROW(remote_endpoint_with_service, "\"80\\0\" + \"80\" is \"80\"", TAPS_OK, service_with_nul(f))
-ROW(remote_endpoint_with_service, "\"https\"", TAPS_OK, remote_endpoint_with_service(fx_ep(f), "https"))
-ROW(remote_endpoint_with_ipv4, "NULL", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_ipv4(NULL, (struct in_addr){0}))
-ROW(remote_endpoint_with_ipv4, "0.0.0.0", TAPS_OK, remote_endpoint_with_ipv4(fx_ep(f), (struct in_addr){0}))
-ROW(remote_endpoint_with_ipv6, "NULL", TAPS_ERROR_NULL_ARGUMENT, remote_endpoint_with_ipv6(NULL, in6addr_loopback))
-ROW(remote_endpoint_with_ipv6, "::", TAPS_OK, remote_endpoint_with_ipv6(fx_ep(f), in6addr_any))
+ROW(taps_remote_endpoint_new, "a new endpoint", 0, (f->ep = taps_remote_endpoint_new(), RC(f->ep)))
+ROW(taps_remote_endpoint_free, "NULL", 0, (taps_remote_endpoint_free(NULL), 0))
+ROW(taps_remote_endpoint_with_hostname, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_hostname(NULL, "localhost"))
+ROW(taps_remote_endpoint_with_hostname, "NULL hostname", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_hostname(fx_ep(f), NULL))
+ROW(taps_remote_endpoint_with_hostname, "empty", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), ""))
+ROW(taps_remote_endpoint_with_hostname, "300 bytes", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), name_of(300, 'a')))
+ROW(taps_remote_endpoint_with_hostname, "253 characters (the most)", TAPS_OK, taps_remote_endpoint_with_hostname(fx_ep(f), dns_name(253)))
+ROW(taps_remote_endpoint_with_hostname, "254 characters", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), dns_name(254)))
+ROW(taps_remote_endpoint_with_hostname, "a label of 64", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), name_of(64, 'a')))
+ROW(taps_remote_endpoint_with_hostname, "a label of 63", TAPS_OK, taps_remote_endpoint_with_hostname(fx_ep(f), name_of(63, 'a')))
+ROW(taps_remote_endpoint_with_hostname, "a space", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "a b"))
+ROW(taps_remote_endpoint_with_hostname, "not UTF-8", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "\xff\xfe"))
+ROW(taps_remote_endpoint_with_hostname, "an empty label", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "a..b"))
+ROW(taps_remote_endpoint_with_hostname, "IPv6 in brackets", TAPS_OK, taps_remote_endpoint_with_hostname(fx_ep(f), "[::1]"))
+ROW(taps_remote_endpoint_with_hostname, "unclosed bracket", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "[::1"))
+ROW(taps_remote_endpoint_with_hostname, "\"ab\\0cd\" is the name \"ab\"", 0, hostname_with_nul(f))
+ROW(taps_remote_endpoint_with_hostname, "a rejected name leaves the endpoint unchanged", 0, hostname_rejected_keeps_old(f))
+ROW(taps_remote_endpoint_with_port, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_port(NULL, 443))
+ROW(taps_remote_endpoint_with_port, "port 0", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_port(fx_ep(f), 0))
+ROW(taps_remote_endpoint_with_port, "port 65535", TAPS_OK, taps_remote_endpoint_with_port(fx_ep(f), 65535))
+ROW(taps_remote_endpoint_with_service, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_service(NULL, "https"))
+ROW(taps_remote_endpoint_with_service, "NULL service", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_service(fx_ep(f), NULL))
+ROW(taps_remote_endpoint_with_service, "\"0\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "0"))
+ROW(taps_remote_endpoint_with_service, "empty", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), ""))
+ROW(taps_remote_endpoint_with_service, "unknown name", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "no-such-service-taps"))
+ROW(taps_remote_endpoint_with_service, "\"65536\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "65536"))
+ROW(taps_remote_endpoint_with_service, "\"-1\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "-1"))
+ROW(taps_remote_endpoint_with_service, "300 bytes", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), name_of(300, '7')))
+ROW(taps_remote_endpoint_with_service, "not UTF-8", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "\xff"))
+ROW(taps_remote_endpoint_with_service, "\"80\\0\" + \"80\" is \"80\"", TAPS_OK, service_with_nul(f))
+ROW(taps_remote_endpoint_with_service, "\"https\"", TAPS_OK, taps_remote_endpoint_with_service(fx_ep(f), "https"))
+ROW(taps_remote_endpoint_with_ipv4, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_ipv4(NULL, (struct in_addr){0}))
+ROW(taps_remote_endpoint_with_ipv4, "0.0.0.0", TAPS_OK, taps_remote_endpoint_with_ipv4(fx_ep(f), (struct in_addr){0}))
+ROW(taps_remote_endpoint_with_ipv6, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_remote_endpoint_with_ipv6(NULL, in6addr_loopback))
+ROW(taps_remote_endpoint_with_ipv6, "::", TAPS_OK, taps_remote_endpoint_with_ipv6(fx_ep(f), in6addr_any))
 
 /* transport properties */
-ROW(transport_properties_new, "defaults", 0, (f->props = transport_properties_new(), RC(f->props)))
-ROW(transport_properties_free, "NULL", 0, (transport_properties_free(NULL), 0))
-ROW(transport_properties_set, "NULL", TAPS_ERROR_NULL_ARGUMENT, transport_properties_set(NULL, SELECTION_PROPERTY_RELIABILITY, PREFERENCE_REQUIRE))
-ROW(transport_properties_set, "property 3", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set(fx_props(f), 3, PREFERENCE_REQUIRE))
-ROW(transport_properties_set, "property -1", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set(fx_props(f), -1, PREFERENCE_REQUIRE))
-ROW(transport_properties_set, "preference 5", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set(fx_props(f), SELECTION_PROPERTY_RELIABILITY, 5))
-ROW(transport_properties_set, "preference INT_MIN", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set(fx_props(f), SELECTION_PROPERTY_RELIABILITY, INT_MIN))
-ROW(transport_properties_set, "every valid pair", TAPS_OK, transport_properties_set(fx_props(f), SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_PROHIBIT))
-ROW(transport_properties_set_interface, "NULL properties", TAPS_ERROR_NULL_ARGUMENT, transport_properties_set_interface(NULL, "lo", PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "NULL name", TAPS_ERROR_NULL_ARGUMENT, transport_properties_set_interface(fx_props(f), NULL, PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "empty name", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set_interface(fx_props(f), "", PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "16 bytes", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set_interface(fx_props(f), name_of(16, 'e'), PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "15 bytes", TAPS_OK, transport_properties_set_interface(fx_props(f), name_of(15, 'e'), PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "300 bytes", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set_interface(fx_props(f), name_of(300, 'e'), PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "preference -1", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set_interface(fx_props(f), "lo", -1))
-ROW(transport_properties_set_interface, "not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, transport_properties_set_interface(fx_props(f), "\xff", PREFERENCE_REQUIRE))
-ROW(transport_properties_set_interface, "64 entries", TAPS_OK, add_interfaces(f, 64))
-ROW(transport_properties_set_interface, "65 entries", TAPS_ERROR_INVALID_ARGUMENT, add_interfaces(f, 65))
-ROW(transport_properties_set_interface_type, "NULL", TAPS_ERROR_NULL_ARGUMENT, transport_properties_set_interface_type(NULL, INTERFACE_TYPE_WIRED, PREFERENCE_PREFER))
-ROW(transport_properties_set_interface_type, "type 4", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, 4, PREFERENCE_PREFER))
-ROW(transport_properties_set_interface_type, "type -1", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, -1, PREFERENCE_PREFER))
-ROW(transport_properties_set_interface_type, "preference 5", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, INTERFACE_TYPE_WIRED, 5))
-ROW(transport_properties_set_interface_type, "valid", TAPS_OK, interface_type_pref(f, INTERFACE_TYPE_OTHER, PREFERENCE_AVOID))
+ROW(taps_transport_properties_new, "defaults", 0, (f->props = taps_transport_properties_new(), RC(f->props)))
+ROW(taps_transport_properties_free, "NULL", 0, (taps_transport_properties_free(NULL), 0))
+ROW(taps_transport_properties_set, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_transport_properties_set(NULL, TAPS_SELECTION_PROPERTY_RELIABILITY, TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set, "property 3", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set(fx_props(f), 3, TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set, "property -1", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set(fx_props(f), -1, TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set, "preference 5", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set(fx_props(f), TAPS_SELECTION_PROPERTY_RELIABILITY, 5))
+ROW(taps_transport_properties_set, "preference INT_MIN", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set(fx_props(f), TAPS_SELECTION_PROPERTY_RELIABILITY, INT_MIN))
+ROW(taps_transport_properties_set, "every valid pair", TAPS_OK, taps_transport_properties_set(fx_props(f), TAPS_SELECTION_PROPERTY_MULTISTREAMING, TAPS_PREFERENCE_PROHIBIT))
+ROW(taps_transport_properties_set_interface, "NULL properties", TAPS_ERROR_NULL_ARGUMENT, taps_transport_properties_set_interface(NULL, "lo", TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "NULL name", TAPS_ERROR_NULL_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), NULL, TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "empty name", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), "", TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "16 bytes", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), name_of(16, 'e'), TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "15 bytes", TAPS_OK, taps_transport_properties_set_interface(fx_props(f), name_of(15, 'e'), TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "300 bytes", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), name_of(300, 'e'), TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "preference -1", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), "lo", -1))
+ROW(taps_transport_properties_set_interface, "not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, taps_transport_properties_set_interface(fx_props(f), "\xff", TAPS_PREFERENCE_REQUIRE))
+ROW(taps_transport_properties_set_interface, "64 entries", TAPS_OK, add_interfaces(f, 64))
+ROW(taps_transport_properties_set_interface, "65 entries", TAPS_ERROR_INVALID_ARGUMENT, add_interfaces(f, 65))
+ROW(taps_transport_properties_set_interface_type, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_transport_properties_set_interface_type(NULL, TAPS_INTERFACE_TYPE_WIRED, TAPS_PREFERENCE_PREFER))
+ROW(taps_transport_properties_set_interface_type, "type 4", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, 4, TAPS_PREFERENCE_PREFER))
+ROW(taps_transport_properties_set_interface_type, "type -1", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, -1, TAPS_PREFERENCE_PREFER))
+ROW(taps_transport_properties_set_interface_type, "preference 5", TAPS_ERROR_INVALID_ARGUMENT, interface_type_pref(f, TAPS_INTERFACE_TYPE_WIRED, 5))
+ROW(taps_transport_properties_set_interface_type, "valid", TAPS_OK, interface_type_pref(f, TAPS_INTERFACE_TYPE_OTHER, TAPS_PREFERENCE_AVOID))
 
 /* local endpoints */
-ROW(local_endpoint_new, "a new endpoint", 0, (f->local = local_endpoint_new(), RC(f->local)))
-ROW(local_endpoint_free, "NULL", 0, (local_endpoint_free(NULL), 0))
-ROW(local_endpoint_with_interface, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, local_endpoint_with_interface(NULL, "lo"))
-ROW(local_endpoint_with_interface, "NULL name", TAPS_ERROR_NULL_ARGUMENT, local_endpoint_with_interface(fx_local(f), NULL))
-ROW(local_endpoint_with_interface, "empty", TAPS_ERROR_INVALID_ARGUMENT, local_endpoint_with_interface(fx_local(f), ""))
-ROW(local_endpoint_with_interface, "16 bytes", TAPS_ERROR_INVALID_ARGUMENT, local_endpoint_with_interface(fx_local(f), name_of(16, 'e')))
-ROW(local_endpoint_with_interface, "300 bytes", TAPS_ERROR_INVALID_ARGUMENT, local_endpoint_with_interface(fx_local(f), name_of(300, 'e')))
-ROW(local_endpoint_with_interface, "a '/'", TAPS_ERROR_INVALID_ARGUMENT, local_endpoint_with_interface(fx_local(f), "a/b"))
-ROW(local_endpoint_with_interface, "a space", TAPS_ERROR_INVALID_ARGUMENT, local_endpoint_with_interface(fx_local(f), "a b"))
-ROW(local_endpoint_with_interface, "\"lo\"", TAPS_OK, local_endpoint_with_interface(fx_local(f), "lo"))
-ROW(local_endpoint_with_ipv4, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, local_endpoint_with_ipv4(NULL, (struct in_addr){0}))
-ROW(local_endpoint_with_ipv6, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, local_endpoint_with_ipv6(NULL, in6addr_loopback))
-ROW(local_endpoint_with_port, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, local_endpoint_with_port(NULL, 80))
-ROW(local_endpoint_with_port, "port 0 (the system chooses)", TAPS_OK, local_endpoint_with_port(fx_local(f), 0))
+ROW(taps_local_endpoint_new, "a new endpoint", 0, (f->local = taps_local_endpoint_new(), RC(f->local)))
+ROW(taps_local_endpoint_free, "NULL", 0, (taps_local_endpoint_free(NULL), 0))
+ROW(taps_local_endpoint_with_interface, "NULL endpoint", TAPS_ERROR_NULL_ARGUMENT, taps_local_endpoint_with_interface(NULL, "lo"))
+ROW(taps_local_endpoint_with_interface, "NULL name", TAPS_ERROR_NULL_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), NULL))
+ROW(taps_local_endpoint_with_interface, "empty", TAPS_ERROR_INVALID_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), ""))
+ROW(taps_local_endpoint_with_interface, "16 bytes", TAPS_ERROR_INVALID_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), name_of(16, 'e')))
+ROW(taps_local_endpoint_with_interface, "300 bytes", TAPS_ERROR_INVALID_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), name_of(300, 'e')))
+ROW(taps_local_endpoint_with_interface, "a '/'", TAPS_ERROR_INVALID_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), "a/b"))
+ROW(taps_local_endpoint_with_interface, "a space", TAPS_ERROR_INVALID_ARGUMENT, taps_local_endpoint_with_interface(fx_local(f), "a b"))
+ROW(taps_local_endpoint_with_interface, "\"lo\"", TAPS_OK, taps_local_endpoint_with_interface(fx_local(f), "lo"))
+ROW(taps_local_endpoint_with_ipv4, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, taps_local_endpoint_with_ipv4(NULL, (struct in_addr){0}))
+ROW(taps_local_endpoint_with_ipv6, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, taps_local_endpoint_with_ipv6(NULL, in6addr_loopback))
+ROW(taps_local_endpoint_with_port, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, taps_local_endpoint_with_port(NULL, 80))
+ROW(taps_local_endpoint_with_port, "port 0 (the system chooses)", TAPS_OK, taps_local_endpoint_with_port(fx_local(f), 0))
 
 /* event loops */
-ROW(event_loop_new, "a new loop", 0, keep_loop(f, event_loop_new()))
-ROW(event_loop_new_with_options, "NULL options: the defaults", 0, keep_loop(f, event_loop_new_with_options(NULL)))
-ROW(event_loop_free, "NULL", 0, (event_loop_free(NULL), 0))
-ROW(event_loop_release, "NULL", 0, (event_loop_release(NULL), 0))
-ROW(event_loop_release, "a shared handle with a race pending: cancelled, no callback", TAPS_ERROR_CANCELLED, release_with_race(f))
-ROW(event_loop_run, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_run(NULL))
-ROW(event_loop_run, "nothing pending: returns at once", TAPS_OK, event_loop_run(fx_loop(f)))
-ROW(event_loop_run, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 0))
-ROW(event_loop_run, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 0))
-ROW(event_loop_run, "from the loop's own callback", TAPS_ERROR_INVALID_STATE, run_inside_callback(f))
-ROW(event_loop_run_once, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_run_once(NULL, 0))
-ROW(event_loop_run_once, "timeout -2", TAPS_ERROR_INVALID_ARGUMENT, event_loop_run_once(fx_loop(f), -2))
-ROW(event_loop_run_once, "timeout INT_MIN", TAPS_ERROR_INVALID_ARGUMENT, event_loop_run_once(fx_loop(f), INT_MIN))
-ROW(event_loop_run_once, "timeout -1, nothing pending: 0 at once", 0, event_loop_run_once(fx_loop(f), -1))
-ROW(event_loop_run_once, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 1))
-ROW(event_loop_run_once, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 4))
-ROW(event_loop_process, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_process(NULL))
-ROW(event_loop_process, "nothing to do", 0, event_loop_process(fx_loop(f)))
-ROW(event_loop_process, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 2))
-ROW(event_loop_process, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 5))
-ROW(event_loop_get_fd, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_get_fd(NULL))
-ROW(event_loop_get_fd, "a plain loop: an fd", 1, event_loop_get_fd(fx_loop(f)) >= 0)
-ROW(event_loop_get_fd, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 3))
-ROW(event_loop_get_fd, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 3))
-ROW(event_loop_get_timeout_ms, "NULL: -1, last error NULL_ARGUMENT", 0, get_timeout_null(f))
-ROW(event_loop_get_timeout_ms, "no timer pending", -1, event_loop_get_timeout_ms(fx_loop(f)))
-ROW(event_loop_get_timeout_ms, "the loop has a thread (< -1)", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 4))
-ROW(event_loop_start_thread, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_start_thread(NULL))
-ROW(event_loop_start_thread, "twice", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 5))
-ROW(event_loop_start_thread, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 1))
-ROW(event_loop_stop_thread, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_stop_thread(NULL))
-ROW(event_loop_stop_thread, "no thread", TAPS_ERROR_INVALID_STATE, event_loop_stop_thread(fx_loop(f)))
-ROW(event_loop_stop_thread, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 2))
-ROW(event_loop_stop_thread, "mid-race: establishment_error, LOOP_STOPPED", TAPS_ERROR_LOOP_STOPPED, stop_thread_mid_race(f))
-ROW(event_loop_shared, "NULL key", TAPS_ERROR_NULL_ARGUMENT, RC(event_loop_shared(NULL)))
-ROW(event_loop_shared, "key not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, RC(event_loop_shared("\xff")))
-ROW(event_loop_shared, "empty key", 0, keep_loop(f, event_loop_shared("")))
-ROW(event_loop_advance_clock, "NULL", TAPS_ERROR_NULL_ARGUMENT, event_loop_advance_clock(NULL, 1))
-ROW(event_loop_advance_clock, "not a manual clock", TAPS_ERROR_INVALID_STATE, event_loop_advance_clock(fx_loop(f), 1))
+ROW(taps_event_loop_new, "a new loop", 0, keep_loop(f, taps_event_loop_new()))
+ROW(taps_event_loop_new_with_options, "NULL options: the defaults", 0, keep_loop(f, taps_event_loop_new_with_options(NULL)))
+ROW(taps_event_loop_free, "NULL", 0, (taps_event_loop_free(NULL), 0))
+ROW(taps_event_loop_release, "NULL", 0, (taps_event_loop_release(NULL), 0))
+ROW(taps_event_loop_release, "a shared handle with a race pending: cancelled, no callback", TAPS_ERROR_CANCELLED, release_with_race(f))
+ROW(taps_event_loop_run, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_run(NULL))
+ROW(taps_event_loop_run, "nothing pending: returns at once", TAPS_OK, taps_event_loop_run(fx_loop(f)))
+ROW(taps_event_loop_run, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 0))
+ROW(taps_event_loop_run, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 0))
+ROW(taps_event_loop_run, "from the loop's own callback", TAPS_ERROR_INVALID_STATE, run_inside_callback(f))
+ROW(taps_event_loop_run_once, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_run_once(NULL, 0))
+ROW(taps_event_loop_run_once, "timeout -2", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_run_once(fx_loop(f), -2))
+ROW(taps_event_loop_run_once, "timeout INT_MIN", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_run_once(fx_loop(f), INT_MIN))
+ROW(taps_event_loop_run_once, "timeout -1, nothing pending: 0 at once", 0, taps_event_loop_run_once(fx_loop(f), -1))
+ROW(taps_event_loop_run_once, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 1))
+ROW(taps_event_loop_run_once, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 4))
+ROW(taps_event_loop_process, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_process(NULL))
+ROW(taps_event_loop_process, "nothing to do", 0, taps_event_loop_process(fx_loop(f)))
+ROW(taps_event_loop_process, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 2))
+ROW(taps_event_loop_process, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 5))
+ROW(taps_event_loop_get_fd, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_get_fd(NULL))
+ROW(taps_event_loop_get_fd, "a plain loop: an fd", 1, taps_event_loop_get_fd(fx_loop(f)) >= 0)
+ROW(taps_event_loop_get_fd, "the loop has a thread", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 3))
+ROW(taps_event_loop_get_fd, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 3))
+ROW(taps_event_loop_get_timeout_ms, "NULL: -1, last error NULL_ARGUMENT", 0, get_timeout_null(f))
+ROW(taps_event_loop_get_timeout_ms, "no timer pending", -1, taps_event_loop_get_timeout_ms(fx_loop(f)))
+ROW(taps_event_loop_get_timeout_ms, "the loop has a thread (< -1)", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 4))
+ROW(taps_event_loop_start_thread, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_start_thread(NULL))
+ROW(taps_event_loop_start_thread, "twice", TAPS_ERROR_INVALID_STATE, run_with_thread(f, 5))
+ROW(taps_event_loop_start_thread, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 1))
+ROW(taps_event_loop_stop_thread, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_stop_thread(NULL))
+ROW(taps_event_loop_stop_thread, "no thread", TAPS_ERROR_INVALID_STATE, taps_event_loop_stop_thread(fx_loop(f)))
+ROW(taps_event_loop_stop_thread, "a shared loop", TAPS_ERROR_INVALID_STATE, shared_call(f, 2))
+ROW(taps_event_loop_stop_thread, "mid-race: establishment_error, LOOP_STOPPED", TAPS_ERROR_LOOP_STOPPED, stop_thread_mid_race(f))
+ROW(taps_event_loop_shared, "NULL key", TAPS_ERROR_NULL_ARGUMENT, RC(taps_event_loop_shared(NULL)))
+ROW(taps_event_loop_shared, "key not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, RC(taps_event_loop_shared("\xff")))
+ROW(taps_event_loop_shared, "empty key", 0, keep_loop(f, taps_event_loop_shared("")))
+ROW(taps_event_loop_advance_clock, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_advance_clock(NULL, 1))
+ROW(taps_event_loop_advance_clock, "not a manual clock", TAPS_ERROR_INVALID_STATE, taps_event_loop_advance_clock(fx_loop(f), 1))
 /* Once a finding (the manual clock was a wrapping add and ran backwards
  * past 2^64 µs in total, -100 here); the clock now saturates. */
-ROW(event_loop_advance_clock, "UINT64_MAX/2 then UINT64_MAX: no wrap", TAPS_OK, advance_huge(f))
-ROW(event_loop_advance_clock, "1 µs", TAPS_OK, (f->mloop = hx_manual_loop(), event_loop_advance_clock(f->mloop, 1)))
-ROW(event_loop_now_us, "NULL", 0, event_loop_now_us(NULL))
-ROW(event_loop_add_protocol, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, (event_loop_add_protocol(NULL, NULL)))
-ROW(event_loop_add_protocol, "NULL implementation", TAPS_ERROR_NULL_ARGUMENT, event_loop_add_protocol(fx_loop(f), NULL))
-ROW(event_loop_add_protocol, "NULL name", TAPS_ERROR_NULL_ARGUMENT, add_protocol(f, NULL, 0, 1, 0))
-ROW(event_loop_add_protocol, "NULL start", TAPS_ERROR_NULL_ARGUMENT, add_protocol(f, "p", 1, 1, 0))
-ROW(event_loop_add_protocol, "empty name", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "", 0, 1, 0))
-ROW(event_loop_add_protocol, "\"tcp\" (taken)", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "tcp", 0, 1, 0))
-ROW(event_loop_add_protocol, "a name twice", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "p", 0, 1, 1))
-ROW(event_loop_add_protocol, "unknown flag 8", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "p", 0, 8, 0))
-ROW(event_loop_add_protocol, "not UTF-8 name", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "\xff", 0, 1, 0))
-ROW(event_loop_set_resolver, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, event_loop_set_resolver(NULL, NULL))
-ROW(event_loop_set_resolver, "NULL resolve", TAPS_ERROR_NULL_ARGUMENT, set_resolver(f, 1))
-ROW(event_loop_set_resolver, "NULL resolver: the system's", TAPS_OK, event_loop_set_resolver(fx_loop(f), NULL))
-ROW(event_loop_set_resolver, "a resolver", TAPS_OK, set_resolver(f, 0))
-ROW(event_loop_set_resolution_cache, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, event_loop_set_resolution_cache(NULL, 0))
-ROW(event_loop_set_resolution_cache, "off", TAPS_OK, event_loop_set_resolution_cache(fx_loop(f), 0))
-ROW(event_loop_set_resolution_cache, "one day", TAPS_OK, event_loop_set_resolution_cache(fx_loop(f), 86400000))
-ROW(event_loop_set_resolution_cache, "over one day", TAPS_ERROR_OUT_OF_RANGE,
-    event_loop_set_resolution_cache(fx_loop(f), 86400001))
+ROW(taps_event_loop_advance_clock, "UINT64_MAX/2 then UINT64_MAX: no wrap", TAPS_OK, advance_huge(f))
+ROW(taps_event_loop_advance_clock, "1 µs", TAPS_OK, (f->mloop = hx_manual_loop(), taps_event_loop_advance_clock(f->mloop, 1)))
+ROW(taps_event_loop_now_us, "NULL", 0, taps_event_loop_now_us(NULL))
+ROW(taps_event_loop_add_protocol, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, (taps_event_loop_add_protocol(NULL, NULL)))
+ROW(taps_event_loop_add_protocol, "NULL implementation", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_add_protocol(fx_loop(f), NULL))
+ROW(taps_event_loop_add_protocol, "NULL name", TAPS_ERROR_NULL_ARGUMENT, add_protocol(f, NULL, 0, 1, 0))
+ROW(taps_event_loop_add_protocol, "NULL start", TAPS_ERROR_NULL_ARGUMENT, add_protocol(f, "p", 1, 1, 0))
+ROW(taps_event_loop_add_protocol, "empty name", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "", 0, 1, 0))
+ROW(taps_event_loop_add_protocol, "\"tcp\" (taken)", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "tcp", 0, 1, 0))
+ROW(taps_event_loop_add_protocol, "a name twice", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "p", 0, 1, 1))
+ROW(taps_event_loop_add_protocol, "unknown flag 8", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "p", 0, 8, 0))
+ROW(taps_event_loop_add_protocol, "not UTF-8 name", TAPS_ERROR_INVALID_ARGUMENT, add_protocol(f, "\xff", 0, 1, 0))
+ROW(taps_event_loop_set_resolver, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_resolver(NULL, NULL))
+ROW(taps_event_loop_set_resolver, "NULL resolve", TAPS_ERROR_NULL_ARGUMENT, set_resolver(f, 1))
+ROW(taps_event_loop_set_resolver, "NULL resolver: the system's", TAPS_OK, taps_event_loop_set_resolver(fx_loop(f), NULL))
+ROW(taps_event_loop_set_resolver, "a resolver", TAPS_OK, set_resolver(f, 0))
+ROW(taps_event_loop_set_resolution_cache, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_resolution_cache(NULL, 0))
+ROW(taps_event_loop_set_resolution_cache, "off", TAPS_OK, taps_event_loop_set_resolution_cache(fx_loop(f), 0))
+ROW(taps_event_loop_set_resolution_cache, "one day", TAPS_OK, taps_event_loop_set_resolution_cache(fx_loop(f), 86400000))
+ROW(taps_event_loop_set_resolution_cache, "over one day", TAPS_ERROR_OUT_OF_RANGE,
+    taps_event_loop_set_resolution_cache(fx_loop(f), 86400001))
 
 /* preconnections */
-ROW(racing_options_default, "the documented defaults", 0, defaults_ok(f))
-ROW(preconnection_new, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, pre_null_loop(f))
-ROW(preconnection_new, "NULL remotes, n 1", TAPS_ERROR_NULL_ARGUMENT, RC(preconnection_new(fx_loop(f), NULL, 1, NULL, NULL)))
-ROW(preconnection_new, "a NULL element", TAPS_ERROR_NULL_ARGUMENT, pre_null_element(f))
-ROW(preconnection_new, "an empty list of endpoints", TAPS_ERROR_INVALID_ARGUMENT, empty_remotes(f, 0))
-ROW(preconnection_new, "NULL remotes, n 0", TAPS_ERROR_INVALID_ARGUMENT, empty_remotes(f, 1))
-ROW(preconnection_new, "an endpoint without port", TAPS_ERROR_INVALID_ARGUMENT, remote_lacking(f, 1))
-ROW(preconnection_new, "an endpoint without host", TAPS_ERROR_INVALID_ARGUMENT, remote_lacking(f, 0))
-ROW(preconnection_new, "resolution_delay_ms 2001", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_resolution(2001)))
-ROW(preconnection_new, "resolution_delay_ms 2000", TAPS_OK, pre_with_opts(f, opt_resolution(2000)))
-ROW(preconnection_new, "resolution_delay_ms UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_resolution(UINT32_MAX)))
-ROW(preconnection_new, "first_address_family_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_fafc(0)))
-ROW(preconnection_new, "first_address_family_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_fafc(65)))
-ROW(preconnection_new, "first_address_family_count 64", TAPS_OK, pre_with_opts(f, opt_fafc(64)))
-ROW(preconnection_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(0)))
-ROW(preconnection_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(65)))
-ROW(preconnection_new, "race_count UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(UINT32_MAX)))
-ROW(preconnection_new, "connection_attempt_delay_ms 0 (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(0)))
-ROW(preconnection_new, "connection_attempt_delay_ms UINT32_MAX (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(UINT32_MAX)))
-ROW(preconnection_new, "attempt delay 1 ms runs as 10 ms", 10000, second_start_us(f, 1))
-ROW(preconnection_new, "attempt delay 100000 ms runs as 2000 ms", 2000000, second_start_us(f, 100000))
-ROW(preconnection_new, "timeouts UINT32_MAX", TAPS_OK, pre_with_opts(f, opt_timeouts(UINT32_MAX, UINT32_MAX)))
-ROW(preconnection_free, "NULL", 0, (preconnection_free(NULL), 0))
-ROW(preconnection_initiate_with_racing, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, initiate_null_pre(f))
-ROW(preconnection_initiate_with_racing, "NULL out_connection", TAPS_ERROR_NULL_ARGUMENT, initiate_null_out(f))
-ROW(preconnection_initiate_with_racing, "the loop was freed", TAPS_ERROR_INVALID_STATE, initiate_after_loop_freed(f))
-ROW(preconnection_initiate_with_racing, "the loop's thread was stopped: races when run (ready)", 10, initiate_after_stop_thread(f))
-ROW(preconnection_add_local_endpoint, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, preconnection_add_local_endpoint(NULL, fx_local(f)))
-ROW(preconnection_add_local_endpoint, "NULL local", TAPS_ERROR_NULL_ARGUMENT, preconnection_add_local_endpoint(fx_pre(f), NULL))
-ROW(preconnection_add_local_endpoint, "64 local endpoints", TAPS_OK, add_locals(f, 64))
-ROW(preconnection_add_local_endpoint, "65 local endpoints", TAPS_ERROR_INVALID_ARGUMENT, add_locals(f, 65))
-ROW(preconnection_set_racing_type, "NULL", TAPS_ERROR_NULL_ARGUMENT, preconnection_set_racing_type(NULL, BRANCH_KIND_PATH, RACING_TYPE_DELAYED, 0))
-ROW(preconnection_set_racing_type, "kind 3", TAPS_ERROR_INVALID_ARGUMENT, preconnection_set_racing_type(fx_pre(f), 3, RACING_TYPE_DELAYED, 0))
-ROW(preconnection_set_racing_type, "kind -1", TAPS_ERROR_INVALID_ARGUMENT, preconnection_set_racing_type(fx_pre(f), -1, RACING_TYPE_DELAYED, 0))
-ROW(preconnection_set_racing_type, "racing type 3", TAPS_ERROR_INVALID_ARGUMENT, preconnection_set_racing_type(fx_pre(f), BRANCH_KIND_PATH, 3, 0))
-ROW(preconnection_set_racing_type, "delay UINT32_MAX (clamped)", TAPS_OK, preconnection_set_racing_type(fx_pre(f), BRANCH_KIND_PROTOCOL, RACING_TYPE_DELAYED, UINT32_MAX))
+ROW(taps_racing_options_default, "the documented defaults", 0, defaults_ok(f))
+ROW(taps_preconnection_new, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, pre_null_loop(f))
+ROW(taps_preconnection_new, "NULL remotes, n 1", TAPS_ERROR_NULL_ARGUMENT, RC(taps_preconnection_new(fx_loop(f), NULL, 1, NULL, NULL)))
+ROW(taps_preconnection_new, "a NULL element", TAPS_ERROR_NULL_ARGUMENT, pre_null_element(f))
+ROW(taps_preconnection_new, "an empty list of endpoints", TAPS_ERROR_INVALID_ARGUMENT, empty_remotes(f, 0))
+ROW(taps_preconnection_new, "NULL remotes, n 0", TAPS_ERROR_INVALID_ARGUMENT, empty_remotes(f, 1))
+ROW(taps_preconnection_new, "an endpoint without port", TAPS_ERROR_INVALID_ARGUMENT, remote_lacking(f, 1))
+ROW(taps_preconnection_new, "an endpoint without host", TAPS_ERROR_INVALID_ARGUMENT, remote_lacking(f, 0))
+ROW(taps_preconnection_new, "resolution_delay_ms 2001", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_resolution(2001)))
+ROW(taps_preconnection_new, "resolution_delay_ms 2000", TAPS_OK, pre_with_opts(f, opt_resolution(2000)))
+ROW(taps_preconnection_new, "resolution_delay_ms UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_resolution(UINT32_MAX)))
+ROW(taps_preconnection_new, "first_address_family_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_fafc(0)))
+ROW(taps_preconnection_new, "first_address_family_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_fafc(65)))
+ROW(taps_preconnection_new, "first_address_family_count 64", TAPS_OK, pre_with_opts(f, opt_fafc(64)))
+ROW(taps_preconnection_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(0)))
+ROW(taps_preconnection_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(65)))
+ROW(taps_preconnection_new, "race_count UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(UINT32_MAX)))
+ROW(taps_preconnection_new, "connection_attempt_delay_ms 0 (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(0)))
+ROW(taps_preconnection_new, "connection_attempt_delay_ms UINT32_MAX (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(UINT32_MAX)))
+ROW(taps_preconnection_new, "attempt delay 1 ms runs as 10 ms", 10000, second_start_us(f, 1))
+ROW(taps_preconnection_new, "attempt delay 100000 ms runs as 2000 ms", 2000000, second_start_us(f, 100000))
+ROW(taps_preconnection_new, "timeouts UINT32_MAX", TAPS_OK, pre_with_opts(f, opt_timeouts(UINT32_MAX, UINT32_MAX)))
+ROW(taps_preconnection_free, "NULL", 0, (taps_preconnection_free(NULL), 0))
+ROW(taps_preconnection_initiate_with_racing, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, initiate_null_pre(f))
+ROW(taps_preconnection_initiate_with_racing, "NULL out_connection", TAPS_ERROR_NULL_ARGUMENT, initiate_null_out(f))
+ROW(taps_preconnection_initiate_with_racing, "the loop was freed", TAPS_ERROR_INVALID_STATE, initiate_after_loop_freed(f))
+ROW(taps_preconnection_initiate_with_racing, "the loop's thread was stopped: races when run (ready)", 10, initiate_after_stop_thread(f))
+ROW(taps_preconnection_add_local_endpoint, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_add_local_endpoint(NULL, fx_local(f)))
+ROW(taps_preconnection_add_local_endpoint, "NULL local", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_add_local_endpoint(fx_pre(f), NULL))
+ROW(taps_preconnection_add_local_endpoint, "64 local endpoints", TAPS_OK, add_locals(f, 64))
+ROW(taps_preconnection_add_local_endpoint, "65 local endpoints", TAPS_ERROR_INVALID_ARGUMENT, add_locals(f, 65))
+ROW(taps_preconnection_set_racing_type, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_racing_type(NULL, TAPS_BRANCH_KIND_PATH, TAPS_RACING_TYPE_DELAYED, 0))
+ROW(taps_preconnection_set_racing_type, "kind 3", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_racing_type(fx_pre(f), 3, TAPS_RACING_TYPE_DELAYED, 0))
+ROW(taps_preconnection_set_racing_type, "kind -1", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_racing_type(fx_pre(f), -1, TAPS_RACING_TYPE_DELAYED, 0))
+ROW(taps_preconnection_set_racing_type, "racing type 3", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_racing_type(fx_pre(f), TAPS_BRANCH_KIND_PATH, 3, 0))
+ROW(taps_preconnection_set_racing_type, "delay UINT32_MAX (clamped)", TAPS_OK, taps_preconnection_set_racing_type(fx_pre(f), TAPS_BRANCH_KIND_PROTOCOL, TAPS_RACING_TYPE_DELAYED, UINT32_MAX))
 
 /* connections */
-ROW(connection_get_fd, "NULL", -1, connection_get_fd(NULL))
-ROW(connection_get_fd, "establishing", -1, connection_get_fd(fx_establishing(f)))
-ROW(connection_get_fd, "failed", -1, connection_get_fd(fx_refused(f)))
-ROW(connection_get_fd, "established", 1, connection_get_fd(fx_established(f)) >= 0)
-ROW(connection_get_remote_address, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, NULL, 0, 0))
-ROW(connection_get_remote_address, "NULL out", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, fx_established(f), 1, 0))
-ROW(connection_get_remote_address, "NULL out_len", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, fx_established(f), 0, 1))
-ROW(connection_get_remote_address, "establishing", TAPS_ERROR_INVALID_STATE, remote_address_of(f, fx_establishing(f), 0, 0))
-ROW(connection_get_remote_address, "failed", TAPS_ERROR_INVALID_STATE, remote_address_of(f, fx_refused(f), 0, 0))
-ROW(connection_get_error, "NULL", TAPS_ERROR_NULL_ARGUMENT, connection_get_error(NULL))
-ROW(connection_get_error, "establishing", 0, connection_get_error(fx_establishing(f)))
-ROW(connection_get_error, "refused", TAPS_ERROR_ALL_ATTEMPTS_FAILED, connection_get_error(fx_refused(f)))
-ROW(connection_get_os_error, "NULL", 0, connection_get_os_error(NULL))
-ROW(connection_get_os_error, "refused: ECONNREFUSED", ECONNREFUSED, connection_get_os_error(fx_refused(f)))
-ROW(connection_get_os_error, "both queries failed: the last EAI code", -3, query_fail_then_answer(f))
-ROW(connection_get_id, "NULL", 0, connection_get_id(NULL))
-ROW(connection_get_id, "two connections: distinct, non-zero", 1, ids_differ(f))
-ROW(connection_get_protocol, "NULL", 0, protocol_name_is(NULL, NULL))
-ROW(connection_get_protocol, "establishing: NULL", 0, protocol_name_is(fx_establishing(f), NULL))
-ROW(connection_get_protocol, "established over TCP: \"tcp\"", 0, protocol_name_is(fx_established(f), "tcp"))
-ROW(connection_get_protocol_connection, "NULL", 0, (long long)(intptr_t)connection_get_protocol_connection(NULL))
-ROW(connection_get_protocol_connection, "TCP: NULL", 0, (long long)(intptr_t)connection_get_protocol_connection(fx_established(f)))
-ROW(connection_attempt_count, "NULL", 0, connection_attempt_count(NULL))
-ROW(connection_attempt_count, "one literal", 1, connection_attempt_count(fx_established(f)))
-ROW(connection_get_attempt, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, connection_get_attempt(NULL, 0, &(AttemptInfo){0}))
-ROW(connection_get_attempt, "NULL out", TAPS_ERROR_NULL_ARGUMENT, connection_get_attempt(fx_established(f), 0, NULL))
-ROW(connection_get_attempt, "index == count", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 0))
-ROW(connection_get_attempt, "index count + 1000", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 1000))
-ROW(connection_get_attempt, "index SIZE_MAX", TAPS_ERROR_OUT_OF_RANGE, attempt_at_max(f))
-ROW(connection_get_attempt, "no attempt yet, index 0", TAPS_ERROR_OUT_OF_RANGE, attempt_of_establishing(f))
-ROW(connection_close, "NULL", 0, (connection_close(NULL), 0))
-ROW(connection_close, "closed twice: `closed` once", 1, close_twice(f))
-ROW(connection_close, "a failed connection: nothing", 10, close_failed(f))
-ROW(connection_close, "racing: no establishment_error, `closed` once", 1, close_racing(f))
-ROW(connection_free, "NULL", 0, (connection_free(NULL), 0))
-ROW(connection_free, "racing: cancelled, no callback", 0, free_racing(f))
+ROW(taps_connection_get_fd, "NULL", -1, taps_connection_get_fd(NULL))
+ROW(taps_connection_get_fd, "establishing", -1, taps_connection_get_fd(fx_establishing(f)))
+ROW(taps_connection_get_fd, "failed", -1, taps_connection_get_fd(fx_refused(f)))
+ROW(taps_connection_get_fd, "established", 1, taps_connection_get_fd(fx_established(f)) >= 0)
+ROW(taps_connection_get_remote_address, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, NULL, 0, 0))
+ROW(taps_connection_get_remote_address, "NULL out", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, fx_established(f), 1, 0))
+ROW(taps_connection_get_remote_address, "NULL out_len", TAPS_ERROR_NULL_ARGUMENT, remote_address_of(f, fx_established(f), 0, 1))
+ROW(taps_connection_get_remote_address, "establishing", TAPS_ERROR_INVALID_STATE, remote_address_of(f, fx_establishing(f), 0, 0))
+ROW(taps_connection_get_remote_address, "failed", TAPS_ERROR_INVALID_STATE, remote_address_of(f, fx_refused(f), 0, 0))
+ROW(taps_connection_get_error, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_error(NULL))
+ROW(taps_connection_get_error, "establishing", 0, taps_connection_get_error(fx_establishing(f)))
+ROW(taps_connection_get_error, "refused", TAPS_ERROR_ALL_ATTEMPTS_FAILED, taps_connection_get_error(fx_refused(f)))
+ROW(taps_connection_get_os_error, "NULL", 0, taps_connection_get_os_error(NULL))
+ROW(taps_connection_get_os_error, "refused: ECONNREFUSED", ECONNREFUSED, taps_connection_get_os_error(fx_refused(f)))
+ROW(taps_connection_get_os_error, "both queries failed: the last EAI code", -3, query_fail_then_answer(f))
+ROW(taps_connection_get_id, "NULL", 0, taps_connection_get_id(NULL))
+ROW(taps_connection_get_id, "two connections: distinct, non-zero", 1, ids_differ(f))
+ROW(taps_connection_get_protocol, "NULL", 0, protocol_name_is(NULL, NULL))
+ROW(taps_connection_get_protocol, "establishing: NULL", 0, protocol_name_is(fx_establishing(f), NULL))
+ROW(taps_connection_get_protocol, "established over TCP: \"tcp\"", 0, protocol_name_is(fx_established(f), "tcp"))
+ROW(taps_connection_get_protocol_connection, "NULL", 0, (long long)(intptr_t)taps_connection_get_protocol_connection(NULL))
+ROW(taps_connection_get_protocol_connection, "TCP: NULL", 0, (long long)(intptr_t)taps_connection_get_protocol_connection(fx_established(f)))
+ROW(taps_connection_attempt_count, "NULL", 0, taps_connection_attempt_count(NULL))
+ROW(taps_connection_attempt_count, "one literal", 1, taps_connection_attempt_count(fx_established(f)))
+ROW(taps_connection_get_attempt, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt(NULL, 0, &(taps_attempt_info){0}))
+ROW(taps_connection_get_attempt, "NULL out", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt(fx_established(f), 0, NULL))
+ROW(taps_connection_get_attempt, "index == count", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 0))
+ROW(taps_connection_get_attempt, "index count + 1000", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 1000))
+ROW(taps_connection_get_attempt, "index SIZE_MAX", TAPS_ERROR_OUT_OF_RANGE, attempt_at_max(f))
+ROW(taps_connection_get_attempt, "no attempt yet, index 0", TAPS_ERROR_OUT_OF_RANGE, attempt_of_establishing(f))
+ROW(taps_connection_close, "NULL", 0, (taps_connection_close(NULL), 0))
+ROW(taps_connection_close, "closed twice: `closed` once", 1, close_twice(f))
+ROW(taps_connection_close, "a failed connection: nothing", 10, close_failed(f))
+ROW(taps_connection_close, "racing: no establishment_error, `closed` once", 1, close_racing(f))
+ROW(taps_connection_free, "NULL", 0, (taps_connection_free(NULL), 0))
+ROW(taps_connection_free, "racing: cancelled, no callback", 0, free_racing(f))
 
 /* user protocols and resolvers */
-ROW(protocol_attempt_ready, "NULL", TAPS_ERROR_NULL_ARGUMENT, protocol_attempt_ready(NULL, -1, NULL))
-ROW(protocol_attempt_ready, "twice: the second ignored", TAPS_OK, attempt_ready_twice(f))
-ROW(protocol_attempt_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, protocol_attempt_failed(NULL, ECONNREFUSED))
-ROW(protocol_attempt_failed, "os_error 0: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, 0))
-ROW(protocol_attempt_failed, "os_error INT_MIN: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, INT_MIN))
-ROW(protocol_attempt_index, "NULL", -1, protocol_attempt_index(NULL))
-ROW(resolver_query_answer, "NULL query", TAPS_ERROR_NULL_ARGUMENT, resolver_query_answer(NULL, NULL, 0))
-ROW(resolver_query_answer, "NULL addrs, n 1", TAPS_ERROR_NULL_ARGUMENT, query_answer(f, 1, 1, AF_INET))
-ROW(resolver_query_answer, "NULL addrs, n 0: empty answers", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 1, 0, AF_INET))
-ROW(resolver_query_answer, "AF_UNIX addresses: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, AF_UNIX))
-ROW(resolver_query_answer, "family 0: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, 0))
-ROW(resolver_query_fail, "NULL", TAPS_ERROR_NULL_ARGUMENT, resolver_query_fail(NULL, -2))
+ROW(taps_protocol_attempt_ready, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_protocol_attempt_ready(NULL, -1, NULL))
+ROW(taps_protocol_attempt_ready, "twice: the second ignored", TAPS_OK, attempt_ready_twice(f))
+ROW(taps_protocol_attempt_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_protocol_attempt_failed(NULL, ECONNREFUSED))
+ROW(taps_protocol_attempt_failed, "os_error 0: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, 0))
+ROW(taps_protocol_attempt_failed, "os_error INT_MIN: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, INT_MIN))
+ROW(taps_protocol_attempt_index, "NULL", -1, taps_protocol_attempt_index(NULL))
+ROW(taps_resolver_query_answer, "NULL query", TAPS_ERROR_NULL_ARGUMENT, taps_resolver_query_answer(NULL, NULL, 0))
+ROW(taps_resolver_query_answer, "NULL addrs, n 1", TAPS_ERROR_NULL_ARGUMENT, query_answer(f, 1, 1, AF_INET))
+ROW(taps_resolver_query_answer, "NULL addrs, n 0: empty answers", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 1, 0, AF_INET))
+ROW(taps_resolver_query_answer, "AF_UNIX addresses: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, AF_UNIX))
+ROW(taps_resolver_query_answer, "family 0: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, 0))
+ROW(taps_resolver_query_fail, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_resolver_query_fail(NULL, -2))
 
 /* connection pools */
 static long long pool_defaults_ok(Fixture *f) {
   (void)f;
-  PoolOptions o = pool_options_default();
+  taps_pool_options o = taps_pool_options_default();
   return !(o.buffer_size == 0 && o.max_size == 8 && o.race_count == 3 && o.refill_race_count == 1 &&
            o.backoff_initial_ms == 1000 && o.backoff_multiplier_percent == 200 && o.backoff_max_ms == 60000);
 }
 static long long pool_with(Fixture *f, int null_pre, uint32_t race_count) {
-  PoolOptions o = pool_options_default();
+  taps_pool_options o = taps_pool_options_default();
   o.race_count = race_count;
-  ConnectionPool *pool = connection_pool_new(null_pre ? NULL : fx_pre(f), &o, NULL, NULL);
+  taps_connection_pool *pool = taps_connection_pool_new(null_pre ? NULL : fx_pre(f), &o, NULL, NULL);
   int rc = RC(pool);
-  connection_pool_free(pool);
+  taps_connection_pool_free(pool);
   return rc;
 }
 static long long pool_acquire(Fixture *f, int null_pool, int null_out) {
-  ConnectionPool *pool = null_pool ? NULL : connection_pool_new(fx_pre(f), NULL, NULL, NULL);
-  Connection *c = NULL;
-  int rc = connection_pool_acquire(pool, test_callbacks(&f->rec), null_out ? NULL : &c);
-  connection_free(c);
-  connection_pool_free(pool);
+  taps_connection_pool *pool = null_pool ? NULL : taps_connection_pool_new(fx_pre(f), NULL, NULL, NULL);
+  taps_connection *c = NULL;
+  int rc = taps_connection_pool_acquire(pool, test_callbacks(&f->rec), null_out ? NULL : &c);
+  taps_connection_free(c);
+  taps_connection_pool_free(pool);
   return rc;
 }
 static long long pool_loop_freed(Fixture *f, int acquire) {
   fx_pre(f);
   if (acquire) {
-    f->pool = connection_pool_new(f->pre, NULL, NULL, NULL);
+    f->pool = taps_connection_pool_new(f->pre, NULL, NULL, NULL);
     CHECK(f->pool != NULL);
   }
-  event_loop_free(f->loop);
+  taps_event_loop_free(f->loop);
   f->loop = NULL;
-  if (!acquire) return RC(connection_pool_new(f->pre, NULL, NULL, NULL));
-  Connection *c = (Connection *)1;
-  int rc = connection_pool_acquire(f->pool, test_callbacks(&f->rec), &c);
+  if (!acquire) return RC(taps_connection_pool_new(f->pre, NULL, NULL, NULL));
+  taps_connection *c = (taps_connection *)1;
+  int rc = taps_connection_pool_acquire(f->pool, test_callbacks(&f->rec), &c);
   return c == NULL ? rc : -100;
 }
-ROW(pool_options_default, "the documented defaults", 0, pool_defaults_ok(f))
-ROW(connection_pool_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, pool_with(f, 1, 3))
-ROW(connection_pool_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 0))
-ROW(connection_pool_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 65))
-ROW(connection_pool_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 0))
-ROW(connection_pool_acquire, "NULL pool", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 1, 0))
-ROW(connection_pool_acquire, "NULL out_connection", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 0, 1))
-ROW(connection_pool_acquire, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 1))
-ROW(connection_pool_buffered, "NULL", 0, connection_pool_buffered(NULL))
-ROW(connection_pool_free, "NULL", 0, (connection_pool_free(NULL), 0))
+ROW(taps_pool_options_default, "the documented defaults", 0, pool_defaults_ok(f))
+ROW(taps_connection_pool_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, pool_with(f, 1, 3))
+ROW(taps_connection_pool_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 0))
+ROW(taps_connection_pool_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pool_with(f, 0, 65))
+ROW(taps_connection_pool_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 0))
+ROW(taps_connection_pool_acquire, "NULL pool", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 1, 0))
+ROW(taps_connection_pool_acquire, "NULL out_connection", TAPS_ERROR_NULL_ARGUMENT, pool_acquire(f, 0, 1))
+ROW(taps_connection_pool_acquire, "the loop was freed", TAPS_ERROR_INVALID_STATE, pool_loop_freed(f, 1))
+ROW(taps_connection_pool_buffered, "NULL", 0, taps_connection_pool_buffered(NULL))
+ROW(taps_connection_pool_free, "NULL", 0, (taps_connection_pool_free(NULL), 0))
 
 /* connection groups */
 static long long group_defaults_ok(Fixture *f) {
   (void)f;
-  GroupOptions o = group_options_default();
-  return !(o.size == 2 && o.policy == ASSIGN_POLICY_ROUND_ROBIN && o.capacity == 256 && o.backoff_initial_ms == 1000 &&
+  taps_group_options o = taps_group_options_default();
+  return !(o.size == 2 && o.policy == TAPS_ASSIGN_POLICY_ROUND_ROBIN && o.capacity == 256 && o.backoff_initial_ms == 1000 &&
            o.backoff_multiplier_percent == 200 && o.backoff_max_ms == 60000);
 }
-static GroupOptions group_opts(uint32_t size, uint32_t policy, uint32_t capacity, uint32_t multiplier) {
-  GroupOptions o = group_options_default();
+static taps_group_options group_opts(uint32_t size, uint32_t policy, uint32_t capacity, uint32_t multiplier) {
+  taps_group_options o = taps_group_options_default();
   o.size = size;
   o.policy = policy;
   o.capacity = capacity;
   o.backoff_multiplier_percent = multiplier;
   return o;
 }
-static long long group_with(Fixture *f, int null_pre, GroupOptions o) {
-  ConnectionGroup *g = connection_group_new(null_pre ? NULL : fx_pre(f), &o, NULL, NULL);
+static long long group_with(Fixture *f, int null_pre, taps_group_options o) {
+  taps_connection_group *g = taps_connection_group_new(null_pre ? NULL : fx_pre(f), &o, NULL, NULL);
   int rc = RC(g);
-  connection_group_free(g);
+  taps_connection_group_free(g);
   return rc;
 }
 static long long group_loop_freed(Fixture *f) {
   fx_pre(f);
-  event_loop_free(f->loop);
+  taps_event_loop_free(f->loop);
   f->loop = NULL;
-  return RC(connection_group_new(f->pre, NULL, NULL, NULL));
+  return RC(taps_connection_group_new(f->pre, NULL, NULL, NULL));
 }
 /* A group whose members never connect (127.0.0.1:9 refuses). */
-static ConnectionGroup *group_dead(Fixture *f) {
-  f->group = connection_group_new(fx_pre(f), NULL, NULL, NULL);
+static taps_connection_group *group_dead(Fixture *f) {
+  f->group = taps_connection_group_new(fx_pre(f), NULL, NULL, NULL);
   CHECK(f->group != NULL);
   return f->group;
 }
 /* A group of `size` members connected to a loopback listener. */
-static ConnectionGroup *group_live(Fixture *f, uint32_t size, uint32_t capacity) {
+static taps_connection_group *group_live(Fixture *f, uint32_t size, uint32_t capacity) {
   uint16_t port = 0;
   f->listener = test_listen(AF_INET, &port);
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  f->pre = preconnection_new(fx_loop(f), (const RemoteEndpoint *const *)&ep, 1, NULL, NULL);
-  remote_endpoint_free(ep);
-  GroupOptions o = group_options_default();
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  taps_group_options o = taps_group_options_default();
   o.size = size;
   o.capacity = capacity;
-  f->group = connection_group_new(f->pre, &o, NULL, NULL);
+  f->group = taps_connection_group_new(f->pre, &o, NULL, NULL);
   CHECK(f->group != NULL);
   uint64_t end = test_now_us() + (uint64_t)SCALED(3000000);
-  while (connection_group_members(f->group, NULL, 0) < size && test_now_us() < end)
-    CHECK(event_loop_run_once(f->loop, 10) >= 0);
-  CHECK_EQ(connection_group_members(f->group, NULL, 0), size);
+  while (taps_connection_group_members(f->group, NULL, 0) < size && test_now_us() < end)
+    CHECK(taps_event_loop_run_once(f->loop, 10) >= 0);
+  CHECK_EQ(taps_connection_group_members(f->group, NULL, 0), size);
   return f->group;
 }
-static uint64_t first_member(ConnectionGroup *g) {
+static uint64_t first_member(taps_connection_group *g) {
   uint64_t m = 0;
-  CHECK_EQ(connection_group_members(g, &m, 1), 1);
+  CHECK_EQ(taps_connection_group_members(g, &m, 1), 1);
   return m;
 }
 static long long group_assign(Fixture *f, int times) {
-  ConnectionGroup *g = group_live(f, 1, 1);
+  taps_connection_group *g = group_live(f, 1, 1);
   uint64_t m;
   int rc = 0;
-  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_assign(g, &m);
+  for (int i = 0; i < times && rc == 0; i++) rc = taps_connection_group_assign(g, &m);
   return rc;
 }
 static long long group_release(Fixture *f, int assigned, int times) {
-  ConnectionGroup *g = group_live(f, 1, 4);
+  taps_connection_group *g = group_live(f, 1, 4);
   uint64_t m = first_member(g);
-  if (assigned) CHECK_CODE(connection_group_assign(g, &m), TAPS_OK);
+  if (assigned) CHECK_CODE(taps_connection_group_assign(g, &m), TAPS_OK);
   int rc = 0;
-  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_release_stream(g, m, 0);
+  for (int i = 0; i < times && rc == 0; i++) rc = taps_connection_group_release_stream(g, m, 0);
   return rc;
 }
 static long long group_mark_failed(Fixture *f, int times) {
-  ConnectionGroup *g = group_live(f, 1, 4);
+  taps_connection_group *g = group_live(f, 1, 4);
   uint64_t m = first_member(g);
   int rc = 0;
-  for (int i = 0; i < times && rc == 0; i++) rc = connection_group_mark_failed(g, m);
+  for (int i = 0; i < times && rc == 0; i++) rc = taps_connection_group_mark_failed(g, m);
   return rc;
 }
 static long long group_metrics(Fixture *f, int null_out, int unknown) {
-  ConnectionGroup *g = group_live(f, 1, 4);
-  GroupMemberMetrics out;
-  return connection_group_member_metrics(g, unknown ? 987654 : first_member(g), null_out ? NULL : &out);
+  taps_connection_group *g = group_live(f, 1, 4);
+  taps_group_member_metrics out;
+  return taps_connection_group_member_metrics(g, unknown ? 987654 : first_member(g), null_out ? NULL : &out);
 }
 static long long group_fd(Fixture *f, int unknown) {
-  ConnectionGroup *g = group_live(f, 1, 4);
-  int fd = connection_group_member_fd(g, unknown ? 987654 : first_member(g));
+  taps_connection_group *g = group_live(f, 1, 4);
+  int fd = taps_connection_group_member_fd(g, unknown ? 987654 : first_member(g));
   return unknown ? fd : fd >= 0;
 }
-ROW(group_options_default, "the documented defaults", 0, group_defaults_ok(f))
-ROW(connection_group_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, group_with(f, 1, group_options_default()))
-ROW(connection_group_new, "NULL options: the defaults", 0, group_with(f, 0, group_options_default()))
-ROW(connection_group_new, "size 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(0, 0, 256, 200)))
-ROW(connection_group_new, "size 65", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(65, 0, 256, 200)))
-ROW(connection_group_new, "capacity 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 0, 200)))
-ROW(connection_group_new, "capacity 1,000,001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 1000001, 200)))
-ROW(connection_group_new, "policy 3", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 3, 256, 200)))
-ROW(connection_group_new, "backoff_multiplier_percent 99", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 99)))
-ROW(connection_group_new, "backoff_multiplier_percent 1001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 1001)))
-ROW(connection_group_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, group_loop_freed(f))
-ROW(connection_group_assign, "NULL group", TAPS_ERROR_NULL_ARGUMENT, connection_group_assign(NULL, &(uint64_t){0}))
-ROW(connection_group_assign, "NULL out_member", TAPS_ERROR_NULL_ARGUMENT, connection_group_assign(group_dead(f), NULL))
-ROW(connection_group_assign, "no live member", TAPS_ERROR_NO_MEMBER, connection_group_assign(group_dead(f), &(uint64_t){0}))
-ROW(connection_group_assign, "capacity 1, twice", TAPS_ERROR_ALL_MEMBERS_FULL, group_assign(f, 2))
-ROW(connection_group_release_stream, "NULL", TAPS_ERROR_NULL_ARGUMENT, connection_group_release_stream(NULL, 1, 0))
-ROW(connection_group_release_stream, "no open stream", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 0, 1))
-ROW(connection_group_release_stream, "released twice", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 1, 2))
-ROW(connection_group_release_stream, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, connection_group_release_stream(group_dead(f), UINT64_MAX, 0))
-ROW(connection_group_mark_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, connection_group_mark_failed(NULL, 1))
-ROW(connection_group_mark_failed, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, connection_group_mark_failed(group_dead(f), 987654))
-ROW(connection_group_mark_failed, "twice: not live the second time", TAPS_ERROR_INVALID_ARGUMENT, group_mark_failed(f, 2))
-ROW(connection_group_set_weight, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, connection_group_set_weight(NULL, 1, 1))
-ROW(connection_group_set_weight, "unknown member (no error documented)", TAPS_ERROR_INVALID_ARGUMENT, connection_group_set_weight(group_dead(f), 987654, 1))
-ROW(connection_group_member_metrics, "NULL group", TAPS_ERROR_NULL_ARGUMENT, connection_group_member_metrics(NULL, 1, &(GroupMemberMetrics){0}))
-ROW(connection_group_member_metrics, "NULL out", TAPS_ERROR_NULL_ARGUMENT, group_metrics(f, 1, 0))
-ROW(connection_group_member_metrics, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, group_metrics(f, 0, 1))
-ROW(connection_group_member_fd, "NULL", -1, connection_group_member_fd(NULL, 1))
-ROW(connection_group_member_fd, "unknown member", -1, group_fd(f, 1))
-ROW(connection_group_member_fd, "a live member", 1, group_fd(f, 0))
-ROW(connection_group_members, "NULL", 0, connection_group_members(NULL, NULL, 0))
-ROW(connection_group_members, "none live", 0, connection_group_members(group_dead(f), NULL, 0))
-ROW(connection_group_free, "NULL", 0, (connection_group_free(NULL), 0))
+ROW(taps_group_options_default, "the documented defaults", 0, group_defaults_ok(f))
+ROW(taps_connection_group_new, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, group_with(f, 1, taps_group_options_default()))
+ROW(taps_connection_group_new, "NULL options: the defaults", 0, group_with(f, 0, taps_group_options_default()))
+ROW(taps_connection_group_new, "size 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(0, 0, 256, 200)))
+ROW(taps_connection_group_new, "size 65", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(65, 0, 256, 200)))
+ROW(taps_connection_group_new, "capacity 0", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 0, 200)))
+ROW(taps_connection_group_new, "capacity 1,000,001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 1000001, 200)))
+ROW(taps_connection_group_new, "policy 3", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 3, 256, 200)))
+ROW(taps_connection_group_new, "backoff_multiplier_percent 99", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 99)))
+ROW(taps_connection_group_new, "backoff_multiplier_percent 1001", TAPS_ERROR_INVALID_OPTION, group_with(f, 0, group_opts(2, 0, 256, 1001)))
+ROW(taps_connection_group_new, "the loop was freed", TAPS_ERROR_INVALID_STATE, group_loop_freed(f))
+ROW(taps_connection_group_assign, "NULL group", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_assign(NULL, &(uint64_t){0}))
+ROW(taps_connection_group_assign, "NULL out_member", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_assign(group_dead(f), NULL))
+ROW(taps_connection_group_assign, "no live member", TAPS_ERROR_NO_MEMBER, taps_connection_group_assign(group_dead(f), &(uint64_t){0}))
+ROW(taps_connection_group_assign, "capacity 1, twice", TAPS_ERROR_ALL_MEMBERS_FULL, group_assign(f, 2))
+ROW(taps_connection_group_release_stream, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_release_stream(NULL, 1, 0))
+ROW(taps_connection_group_release_stream, "no open stream", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 0, 1))
+ROW(taps_connection_group_release_stream, "released twice", TAPS_ERROR_INVALID_ARGUMENT, group_release(f, 1, 2))
+ROW(taps_connection_group_release_stream, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, taps_connection_group_release_stream(group_dead(f), UINT64_MAX, 0))
+ROW(taps_connection_group_mark_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_mark_failed(NULL, 1))
+ROW(taps_connection_group_mark_failed, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, taps_connection_group_mark_failed(group_dead(f), 987654))
+ROW(taps_connection_group_mark_failed, "twice: not live the second time", TAPS_ERROR_INVALID_ARGUMENT, group_mark_failed(f, 2))
+ROW(taps_connection_group_set_weight, "NULL (no error documented)", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_set_weight(NULL, 1, 1))
+ROW(taps_connection_group_set_weight, "unknown member (no error documented)", TAPS_ERROR_INVALID_ARGUMENT, taps_connection_group_set_weight(group_dead(f), 987654, 1))
+ROW(taps_connection_group_member_metrics, "NULL group", TAPS_ERROR_NULL_ARGUMENT, taps_connection_group_member_metrics(NULL, 1, &(taps_group_member_metrics){0}))
+ROW(taps_connection_group_member_metrics, "NULL out", TAPS_ERROR_NULL_ARGUMENT, group_metrics(f, 1, 0))
+ROW(taps_connection_group_member_metrics, "unknown member", TAPS_ERROR_INVALID_ARGUMENT, group_metrics(f, 0, 1))
+ROW(taps_connection_group_member_fd, "NULL", -1, taps_connection_group_member_fd(NULL, 1))
+ROW(taps_connection_group_member_fd, "unknown member", -1, group_fd(f, 1))
+ROW(taps_connection_group_member_fd, "a live member", 1, group_fd(f, 0))
+ROW(taps_connection_group_members, "NULL", 0, taps_connection_group_members(NULL, NULL, 0))
+ROW(taps_connection_group_members, "none live", 0, taps_connection_group_members(group_dead(f), NULL, 0))
+ROW(taps_connection_group_free, "NULL", 0, (taps_connection_group_free(NULL), 0))
 
 /* ---- coverage of the header ------------------------------------------- */
 

@@ -1,19 +1,19 @@
 /* Faults on real loopback sockets (issue 8):
  *
  * - emfile: in a forked child whose RLIMIT_NOFILE leaves no free fd, the
- *   attempts fail with EMFILE (readable through connection_get_attempt) and
+ *   attempts fail with EMFILE (readable through taps_connection_get_attempt) and
  *   the race goes on: a candidate that arrives once fds are free again
  *   starts and wins;
  * - resolver_never_answers: a user resolver that never answers ends the
  *   race with TAPS_ERROR_TIMED_OUT at exactly total_timeout_ms (manual
  *   clock) and cancels both queries;
- * - cancel_*: connection_free at every stage (before the loop runs, during
+ * - cancel_*: taps_connection_free at every stage (before the loop runs, during
  *   resolution by a user resolver, with attempts connecting, from another thread while the loop's thread
  *   runs the race, inside ready / establishment_error / connection_error /
  *   closed): no callback afterwards, every socket closed;
- * - loop_stopped_mid_race: event_loop_stop_thread with attempts connecting
+ * - loop_stopped_mid_race: taps_event_loop_stop_thread with attempts connecting
  *   gives establishment_error with TAPS_ERROR_LOOP_STOPPED and closes the
- *   sockets; the loop then races again; event_loop_free mid-race cancels
+ *   sockets; the loop then races again; taps_event_loop_free mid-race cancels
  *   silently;
  * - peer_reset: the peer resets (SO_LINGER 0) right after accept:
  *   connection_error on the established connection, TAPS_ERROR_IO with
@@ -32,18 +32,18 @@ static int faults_injected;
 
 /* Run the loop in steps of at most 20 ms until `*flag` >= `want` or
  * `ms` pass. */
-static void run_until(EventLoop *loop, const int *flag, int want, int ms) {
+static void run_until(taps_event_loop *loop, const int *flag, int want, int ms) {
   uint64_t end = test_now_us() + (uint64_t)SCALED(ms) * 1000;
   while (*flag < want && test_now_us() < end) {
-    int rc = event_loop_run_once(loop, 20);
+    int rc = taps_event_loop_run_once(loop, 20);
     CHECK(rc >= 0);
   }
 }
 
-static Preconnection *pre_for(EventLoop *loop, RemoteEndpoint **eps, size_t n, const RacingOptions *o) {
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)eps, n, NULL, o);
+static taps_preconnection *pre_for(taps_event_loop *loop, taps_remote_endpoint **eps, size_t n, const taps_racing_options *o) {
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)eps, n, NULL, o);
   CHECK(p != NULL);
-  for (size_t i = 0; i < n; i++) remote_endpoint_free(eps[i]);
+  for (size_t i = 0; i < n; i++) taps_remote_endpoint_free(eps[i]);
   return p;
 }
 
@@ -53,19 +53,19 @@ static int emfile_child(void) {
   uint16_t port = 0;
   int l = test_bind_socket(AF_INET, 0, 128, &port);
   CHECK(l >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   HxResolver r;
   hx_set_resolver(loop, &r, HX_NEVER);
-  RemoteEndpoint *eps[2] = {test_remote_host("first.test", port), test_remote_host("late.test", port)};
-  RacingOptions o = racing_options_default();
+  taps_remote_endpoint *eps[2] = {test_remote_host("first.test", port), test_remote_host("late.test", port)};
+  taps_racing_options o = taps_racing_options_default();
   o.resolution_delay_ms = 0;
-  Preconnection *p = pre_for(loop, eps, 2, &o);
+  taps_preconnection *p = pre_for(loop, eps, 2, &o);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Connection *c = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
-  CHECK_EQ(event_loop_run_once(loop, 0), 0);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  CHECK_EQ(taps_event_loop_run_once(loop, 0), 0);
   CHECK_EQ(r.asked, 4);
 
   /* No free fd from now on: the lowest free fd is the limit. */
@@ -87,35 +87,35 @@ static int emfile_child(void) {
   test_make_addr(AF_INET, 0, &a[1]);
   ((struct sockaddr_in *)&a[1])->sin_addr.s_addr = htonl(0x7f000002);
   ((struct sockaddr_in *)&a[0])->sin_addr.s_addr = htonl(0x7f000003);
-  CHECK_CODE(resolver_query_answer(hx_query(&r, "first.test", AF_INET6), NULL, 0), TAPS_OK);
-  CHECK_CODE(resolver_query_answer(hx_query(&r, "first.test", AF_INET), a, 2), TAPS_OK);
-  for (int i = 0; i < 5; i++) CHECK(event_loop_run_once(loop, 0) >= 0);
+  CHECK_CODE(taps_resolver_query_answer(hx_query(&r, "first.test", AF_INET6), NULL, 0), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_answer(hx_query(&r, "first.test", AF_INET), a, 2), TAPS_OK);
+  for (int i = 0; i < 5; i++) CHECK(taps_event_loop_run_once(loop, 0) >= 0);
   CHECK_EQ(rec.ready + rec.establishment_error, 0);
-  CHECK_EQ(connection_attempt_count(c), 2);
+  CHECK_EQ(taps_connection_attempt_count(c), 2);
   for (size_t i = 0; i < 2; i++) {
-    AttemptInfo info;
-    CHECK_CODE(connection_get_attempt(c, i, &info), TAPS_OK);
-    CHECK_EQ(info.outcome, ATTEMPT_OUTCOME_FAILED);
+    taps_attempt_info info;
+    CHECK_CODE(taps_connection_get_attempt(c, i, &info), TAPS_OK);
+    CHECK_EQ(info.outcome, TAPS_ATTEMPT_OUTCOME_FAILED);
     CHECK_EQ(info.os_error, EMFILE);
   }
 
   /* fds are free again: late.test's address (127.0.0.1, the listener)
    * starts at once and wins. */
   CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
-  CHECK_CODE(resolver_query_answer(hx_query(&r, "late.test", AF_INET6), NULL, 0), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_answer(hx_query(&r, "late.test", AF_INET6), NULL, 0), TAPS_OK);
   struct sockaddr_storage b;
   test_make_addr(AF_INET, 0, &b);
-  CHECK_CODE(resolver_query_answer(hx_query(&r, "late.test", AF_INET), &b, 1), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_resolver_query_answer(hx_query(&r, "late.test", AF_INET), &b, 1), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   test_print_attempts(c);
   CHECK_EQ(rec.ready, 1);
-  CHECK_EQ(connection_attempt_count(c), 3);
-  AttemptInfo w;
-  CHECK_CODE(connection_get_attempt(c, 2, &w), TAPS_OK);
-  CHECK_EQ(w.outcome, ATTEMPT_OUTCOME_WON);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  CHECK_EQ(taps_connection_attempt_count(c), 3);
+  taps_attempt_info w;
+  CHECK_CODE(taps_connection_get_attempt(c, 2, &w), TAPS_OK);
+  CHECK_EQ(w.outcome, TAPS_ATTEMPT_OUTCOME_WON);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   close(l);
   return 0;
 }
@@ -123,11 +123,11 @@ static int emfile_child(void) {
 /* The same with the system out of fds for the whole race: every attempt
  * fails with EMFILE and establishment_error reports it. */
 static int emfile_all_child(void) {
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *eps[3] = {test_remote_literal(AF_INET, 9), test_remote_host("127.0.0.2", 9),
+  taps_remote_endpoint *eps[3] = {test_remote_literal(AF_INET, 9), test_remote_host("127.0.0.2", 9),
                             test_remote_host("127.0.0.3", 9)};
-  Preconnection *p = pre_for(loop, eps, 3, NULL);
+  taps_preconnection *p = pre_for(loop, eps, 3, NULL);
   int lowest = fcntl(0, F_DUPFD_CLOEXEC, 0);
   close(lowest);
   struct rlimit old, tight;
@@ -137,18 +137,18 @@ static int emfile_all_child(void) {
   CHECK(setrlimit(RLIMIT_NOFILE, &tight) == 0);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Connection *c = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
   test_print_attempts(c);
   CHECK_EQ(rec.establishment_error, 1);
-  CHECK_CODE(connection_get_error(c), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_os_error(c), EMFILE);
-  CHECK_EQ(connection_attempt_count(c), 3);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  CHECK_CODE(taps_connection_get_error(c), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_EQ(taps_connection_get_os_error(c), EMFILE);
+  CHECK_EQ(taps_connection_attempt_count(c), 3);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   return 0;
 }
 
@@ -176,35 +176,35 @@ static void emfile_all(void) { in_child("emfile_all", emfile_all_child); }
 static void resolver_never_answers(void) {
   TEST_BEGIN("resolver_never_answers");
   int fds = test_count_fds();
-  EventLoop *loop = hx_manual_loop();
+  taps_event_loop *loop = hx_manual_loop();
   HxResolver r;
   hx_set_resolver(loop, &r, HX_NEVER);
-  RemoteEndpoint *eps[1] = {test_remote_host("silent.test", 443)};
-  RacingOptions o = racing_options_default();
+  taps_remote_endpoint *eps[1] = {test_remote_host("silent.test", 443)};
+  taps_racing_options o = taps_racing_options_default();
   o.total_timeout_ms = 300;
-  Preconnection *p = pre_for(loop, eps, 1, &o);
+  taps_preconnection *p = pre_for(loop, eps, 1, &o);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Connection *c = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(r.asked, 2);
-  CHECK_CODE(event_loop_advance_clock(loop, 299999), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_advance_clock(loop, 299999), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.establishment_error, 0);
-  CHECK_CODE(event_loop_advance_clock(loop, 1), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_advance_clock(loop, 1), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.establishment_error, 1);
-  CHECK_CODE(connection_get_error(c), TAPS_ERROR_TIMED_OUT);
-  CHECK_EQ(connection_attempt_count(c), 0);
+  CHECK_CODE(taps_connection_get_error(c), TAPS_ERROR_TIMED_OUT);
+  CHECK_EQ(taps_connection_attempt_count(c), 0);
   CHECK_EQ(r.cancels, 2);
   /* (No late answer here: a query's handle is invalid once `cancel`
    * returned, and using it is a use-after-free that valgrind reports.) */
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.ready + rec.establishment_error, 1);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   CHECK_EQ(test_count_fds(), fds);
   faults_injected++;
   TEST_PASS("resolver_never_answers");
@@ -216,28 +216,28 @@ static void resolver_never_answers(void) {
 static void resolver_never_answers_real_clock(void) {
   TEST_BEGIN("resolver_never_answers_real_clock");
   int fds = test_count_fds();
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   HxResolver r;
   hx_set_resolver(loop, &r, HX_NEVER);
-  RemoteEndpoint *eps[1] = {test_remote_host("silent.test", 443)};
-  RacingOptions o = racing_options_default();
+  taps_remote_endpoint *eps[1] = {test_remote_host("silent.test", 443)};
+  taps_racing_options o = taps_racing_options_default();
   o.total_timeout_ms = 100;
-  Preconnection *p = pre_for(loop, eps, 1, &o);
+  taps_preconnection *p = pre_for(loop, eps, 1, &o);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Connection *c = NULL;
+  taps_connection *c = NULL;
   uint64_t t0 = test_now_us();
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   uint64_t took = test_now_us() - t0;
   CHECK_EQ(rec.establishment_error, 1);
-  CHECK_CODE(connection_get_error(c), TAPS_ERROR_TIMED_OUT);
+  CHECK_CODE(taps_connection_get_error(c), TAPS_ERROR_TIMED_OUT);
   CHECK_RANGE(took, 100000, SCALED(1000000));
   CHECK_EQ(r.cancels, 2);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   CHECK_EQ(test_count_fds(), fds);
   faults_injected++;
   TEST_PASS("resolver_never_answers_real_clock");
@@ -246,9 +246,9 @@ static void resolver_never_answers_real_clock(void) {
 /* ---- cancel at every stage ---------------------------------------------- */
 
 typedef struct Stage {
-  EventLoop *loop;
-  Preconnection *pre;
-  Connection *conn;
+  taps_event_loop *loop;
+  taps_preconnection *pre;
+  taps_connection *conn;
   TestRecord rec;
   int listener, filler, listener2, filler2;
   int fds;
@@ -267,20 +267,20 @@ static void stage_begin(Stage *s, int blackhole) {
     s->listener2 = test_blackhole(AF_INET, 0, &port2, &s->filler2);
     CHECK(s->listener2 >= 0);
   }
-  s->loop = event_loop_new();
+  s->loop = taps_event_loop_new();
   CHECK(s->loop != NULL);
-  RemoteEndpoint *eps[2] = {test_remote_literal(AF_INET, port),
+  taps_remote_endpoint *eps[2] = {test_remote_literal(AF_INET, port),
                             blackhole ? test_remote_literal(AF_INET, port2) : test_remote_host("127.0.0.2", port)};
-  RacingOptions o = racing_options_default();
+  taps_racing_options o = taps_racing_options_default();
   o.connection_attempt_delay_ms = 10;
   s->pre = pre_for(s->loop, eps, 2, &o);
 }
 
 static void stage_end(Stage *s, const char *name) {
   /* Nothing follows: the loop has nothing left to do. */
-  CHECK_CODE(event_loop_run(s->loop), TAPS_OK);
-  preconnection_free(s->pre);
-  event_loop_free(s->loop);
+  CHECK_CODE(taps_event_loop_run(s->loop), TAPS_OK);
+  taps_preconnection_free(s->pre);
+  taps_event_loop_free(s->loop);
   if (s->filler >= 0) close(s->filler);
   if (s->filler2 >= 0) close(s->filler2);
   if (s->listener2 >= 0) close(s->listener2);
@@ -298,9 +298,9 @@ static void cancel_before_run(void) {
   TEST_BEGIN("cancel_before_run");
   Stage s;
   stage_begin(&s, 0);
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
-  connection_free(s.conn);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
+  taps_connection_free(s.conn);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(s.rec.ready + s.rec.establishment_error + s.rec.closed, 0);
   stage_end(&s, "cancel_before_run");
 }
@@ -311,18 +311,18 @@ static void cancel_during_user_resolution(void) {
   stage_begin(&s, 0);
   HxResolver r;
   hx_set_resolver(s.loop, &r, HX_NEVER);
-  RemoteEndpoint *eps[1] = {test_remote_host("slow.test", 80)};
-  Preconnection *p = pre_for(s.loop, eps, 1, NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&s.rec), &s.conn), TAPS_OK);
-  CHECK(event_loop_run_once(s.loop, 0) >= 0);
+  taps_remote_endpoint *eps[1] = {test_remote_host("slow.test", 80)};
+  taps_preconnection *p = pre_for(s.loop, eps, 1, NULL);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&s.rec), &s.conn), TAPS_OK);
+  CHECK(taps_event_loop_run_once(s.loop, 0) >= 0);
   CHECK_EQ(r.asked, 2);
-  connection_free(s.conn);
+  taps_connection_free(s.conn);
   CHECK_EQ(r.cancels, 2);
   /* Answering a cancelled query's handle is not allowed (it is invalid
    * after cancel returns); the loop simply has nothing to do. */
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(s.rec.ready + s.rec.establishment_error + s.rec.closed, 0);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   stage_end(&s, "cancel_during_user_resolution");
 }
 
@@ -330,13 +330,13 @@ static void cancel_with_attempts_running(void) {
   TEST_BEGIN("cancel_with_attempts_running");
   Stage s;
   stage_begin(&s, 1);
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
   uint64_t end = test_now_us() + (uint64_t)SCALED(2000000);
-  while (connection_attempt_count(s.conn) < 2 && test_now_us() < end) CHECK(event_loop_run_once(s.loop, 5) >= 0);
-  CHECK_EQ(connection_attempt_count(s.conn), 2);
+  while (taps_connection_attempt_count(s.conn) < 2 && test_now_us() < end) CHECK(taps_event_loop_run_once(s.loop, 5) >= 0);
+  CHECK_EQ(taps_connection_attempt_count(s.conn), 2);
   int racing_fds = test_count_fds();
-  connection_free(s.conn);
-  /* Both attempts' sockets are closed when connection_free returns. */
+  taps_connection_free(s.conn);
+  /* Both attempts' sockets are closed when taps_connection_free returns. */
   CHECK_EQ(test_count_fds(), racing_fds - 2);
   CHECK_EQ(s.rec.ready + s.rec.establishment_error + s.rec.closed, 0);
   stage_end(&s, "cancel_with_attempts_running");
@@ -346,23 +346,23 @@ static void cancel_after_established(void) {
   TEST_BEGIN("cancel_after_established");
   Stage s;
   stage_begin(&s, 0);
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(s.rec.ready, 1);
-  connection_free(s.conn);
+  taps_connection_free(s.conn);
   test_drain(s.listener);
   CHECK_EQ(s.rec.closed + s.rec.connection_error, 0);
   stage_end(&s, "cancel_after_established");
 }
 
 typedef struct FreeFromThread {
-  Connection *conn;
+  taps_connection *conn;
   int done;
 } FreeFromThread;
 
 static void *free_thread(void *arg) {
   FreeFromThread *t = (FreeFromThread *)arg;
-  connection_free(t->conn);
+  taps_connection_free(t->conn);
   __atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
   return NULL;
 }
@@ -371,32 +371,32 @@ static void cancel_from_another_thread(void) {
   TEST_BEGIN("cancel_from_another_thread");
   Stage s;
   stage_begin(&s, 1);
-  CHECK_CODE(event_loop_start_thread(s.loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_start_thread(s.loop), TAPS_OK);
   for (int i = 0; i < 20; i++) {
     TestRecord rec;
     memset(&rec, 0, sizeof rec);
     FreeFromThread t = {NULL, 0};
-    CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&rec), &t.conn), TAPS_OK);
+    CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&rec), &t.conn), TAPS_OK);
     test_sleep_ms((unsigned)(i % 4) * 5);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, free_thread, &t) == 0);
     CHECK(pthread_join(th, NULL) == 0);
     int seen = __atomic_load_n(&rec.ready, __ATOMIC_SEQ_CST) + __atomic_load_n(&rec.establishment_error, __ATOMIC_SEQ_CST);
     test_sleep_ms(5);
-    /* No callback after connection_free returned. */
+    /* No callback after taps_connection_free returned. */
     CHECK_EQ(__atomic_load_n(&rec.ready, __ATOMIC_SEQ_CST) + __atomic_load_n(&rec.establishment_error, __ATOMIC_SEQ_CST),
              seen);
     CHECK_EQ(seen, 0);
   }
-  CHECK_CODE(event_loop_stop_thread(s.loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_stop_thread(s.loop), TAPS_OK);
   stage_end(&s, "cancel_from_another_thread");
 }
 
 /* Free inside each callback. */
-static int free_self(Connection *c, void *ud) {
+static int free_self(taps_connection *c, void *ud) {
   int *n = (int *)ud;
   (*n)++;
-  connection_free(c);
+  taps_connection_free(c);
   return 0;
 }
 
@@ -406,23 +406,23 @@ static void cancel_inside_callbacks(void) {
   stage_begin(&s, 0);
   /* inside ready */
   int calls = 0;
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.user_data = &calls;
   cb.ready = free_self;
-  Connection *c = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(calls, 1);
   /* inside closed */
   calls = 0;
   memset(&cb, 0, sizeof cb);
   cb.user_data = &calls;
   cb.closed = free_self;
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
-  connection_close(c);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
+  taps_connection_close(c);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(calls, 1);
   /* inside connection_error: the peer resets */
   calls = 0;
@@ -430,8 +430,8 @@ static void cancel_inside_callbacks(void) {
   cb.user_data = &calls;
   cb.connection_error = free_self;
   test_drain(s.listener);
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, cb, &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   int peer = accept4(s.listener, NULL, NULL, SOCK_CLOEXEC);
   CHECK(peer >= 0);
   struct linger lg = {1, 0};
@@ -446,12 +446,12 @@ static void cancel_inside_callbacks(void) {
   cb.establishment_error = free_self;
   uint16_t rport = 0;
   int refusing = test_refusing(AF_INET, &rport);
-  RemoteEndpoint *eps[1] = {test_remote_literal(AF_INET, rport)};
-  Preconnection *p = pre_for(s.loop, eps, 1, NULL);
-  CHECK_CODE(preconnection_initiate_with_racing(p, cb, &c), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  taps_remote_endpoint *eps[1] = {test_remote_literal(AF_INET, rport)};
+  taps_preconnection *p = pre_for(s.loop, eps, 1, NULL);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, cb, &c), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(calls, 1);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   close(refusing);
   test_drain(s.listener);
   stage_end(&s, "cancel_inside_callbacks");
@@ -463,55 +463,55 @@ static void loop_stopped_mid_race(void) {
   TEST_BEGIN("loop_stopped_mid_race");
   Stage s;
   stage_begin(&s, 1);
-  CHECK_CODE(event_loop_start_thread(s.loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_start_thread(s.loop), TAPS_OK);
   int base = test_count_fds();
   TestRecord recs[5];
-  Connection *conns[5];
+  taps_connection *conns[5];
   memset(recs, 0, sizeof recs);
-  for (int i = 0; i < 5; i++) CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&recs[i]), &conns[i]), TAPS_OK);
+  for (int i = 0; i < 5; i++) CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&recs[i]), &conns[i]), TAPS_OK);
   test_sleep_ms(30); /* both attempts of each race are connecting */
-  CHECK_CODE(event_loop_stop_thread(s.loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_stop_thread(s.loop), TAPS_OK);
   for (int i = 0; i < 5; i++) {
     CHECK_EQ(recs[i].establishment_error, 1);
     CHECK_EQ(recs[i].ready, 0);
-    CHECK_CODE(connection_get_error(conns[i]), TAPS_ERROR_LOOP_STOPPED);
-    CHECK(connection_attempt_count(conns[i]) >= 1);
-    for (size_t a = 0; a < connection_attempt_count(conns[i]); a++) {
-      AttemptInfo info;
-      CHECK_CODE(connection_get_attempt(conns[i], a, &info), TAPS_OK);
-      CHECK_EQ(info.outcome, ATTEMPT_OUTCOME_CANCELLED);
+    CHECK_CODE(taps_connection_get_error(conns[i]), TAPS_ERROR_LOOP_STOPPED);
+    CHECK(taps_connection_attempt_count(conns[i]) >= 1);
+    for (size_t a = 0; a < taps_connection_attempt_count(conns[i]); a++) {
+      taps_attempt_info info;
+      CHECK_CODE(taps_connection_get_attempt(conns[i], a, &info), TAPS_OK);
+      CHECK_EQ(info.outcome, TAPS_ATTEMPT_OUTCOME_CANCELLED);
     }
-    connection_free(conns[i]);
+    taps_connection_free(conns[i]);
   }
   /* Every attempt's socket is closed. */
   CHECK_EQ(test_count_fds(), base);
   /* The loop races again, on its thread ... */
   uint16_t port = 0;
   int l = test_listen(AF_INET, &port);
-  RemoteEndpoint *eps[1] = {test_remote_literal(AF_INET, port)};
-  Preconnection *p = pre_for(s.loop, eps, 1, NULL);
+  taps_remote_endpoint *eps[1] = {test_remote_literal(AF_INET, port)};
+  taps_preconnection *p = pre_for(s.loop, eps, 1, NULL);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Connection *c = NULL;
-  CHECK_CODE(event_loop_start_thread(s.loop), TAPS_OK);
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
+  taps_connection *c = NULL;
+  CHECK_CODE(taps_event_loop_start_thread(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &c), TAPS_OK);
   for (int i = 0; i < 200 && __atomic_load_n(&rec.ready, __ATOMIC_SEQ_CST) == 0; i++) test_sleep_ms(5);
   CHECK_EQ(__atomic_load_n(&rec.ready, __ATOMIC_SEQ_CST), 1);
   /* ... and freeing it mid-race cancels silently. */
   TestRecord rec2;
   memset(&rec2, 0, sizeof rec2);
-  Connection *c2 = NULL;
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&rec2), &c2), TAPS_OK);
+  taps_connection *c2 = NULL;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&rec2), &c2), TAPS_OK);
   test_sleep_ms(20);
-  event_loop_free(s.loop);
-  s.loop = event_loop_new();
+  taps_event_loop_free(s.loop);
+  s.loop = taps_event_loop_new();
   CHECK_EQ(rec2.ready + rec2.establishment_error, 0);
-  CHECK_CODE(connection_get_error(c2), TAPS_ERROR_CANCELLED);
-  connection_free(c2);
-  connection_free(c);
-  preconnection_free(p);
+  CHECK_CODE(taps_connection_get_error(c2), TAPS_ERROR_CANCELLED);
+  taps_connection_free(c2);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
   close(l);
-  /* stage_end frees the Preconnection of the freed loop: fine, it only
+  /* stage_end frees the taps_preconnection of the freed loop: fine, it only
    * keeps the loop's shared state alive. */
   stage_end(&s, "loop_stopped_mid_race");
 }
@@ -522,10 +522,10 @@ static void peer_reset(void) {
   TEST_BEGIN("peer_reset");
   Stage s;
   stage_begin(&s, 0);
-  CHECK_CODE(preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(s.loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(s.pre, test_callbacks(&s.rec), &s.conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(s.loop), TAPS_OK);
   CHECK_EQ(s.rec.ready, 1);
-  CHECK(connection_get_fd(s.conn) >= 0);
+  CHECK(taps_connection_get_fd(s.conn) >= 0);
   int peer = accept4(s.listener, NULL, NULL, SOCK_CLOEXEC);
   CHECK(peer >= 0);
   struct linger lg = {1, 0};
@@ -533,15 +533,15 @@ static void peer_reset(void) {
   close(peer); /* RST */
   run_until(s.loop, &s.rec.connection_error, 1, 2000);
   CHECK_EQ(s.rec.connection_error, 1);
-  CHECK_CODE(connection_get_error(s.conn), TAPS_ERROR_IO);
-  CHECK_EQ(connection_get_os_error(s.conn), ECONNRESET);
-  CHECK_EQ(connection_get_fd(s.conn), -1);
+  CHECK_CODE(taps_connection_get_error(s.conn), TAPS_ERROR_IO);
+  CHECK_EQ(taps_connection_get_os_error(s.conn), ECONNRESET);
+  CHECK_EQ(taps_connection_get_fd(s.conn), -1);
   /* Closing the failed connection does nothing; nothing else follows. */
-  connection_close(s.conn);
-  for (int i = 0; i < 3; i++) CHECK(event_loop_run_once(s.loop, 10) >= 0);
+  taps_connection_close(s.conn);
+  for (int i = 0; i < 3; i++) CHECK(taps_event_loop_run_once(s.loop, 10) >= 0);
   CHECK_EQ(s.rec.closed + s.rec.establishment_error, 0);
   CHECK_EQ(s.rec.connection_error, 1);
-  connection_free(s.conn);
+  taps_connection_free(s.conn);
   stage_end(&s, "peer_reset");
 }
 

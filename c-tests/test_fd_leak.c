@@ -18,12 +18,12 @@ int main(void) {
   }
 
   int fds_start = test_count_fds();
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_loop = test_count_fds();
   int won = 0, failed = 0;
   for (int i = 0; i < 200; i++) {
-    RemoteEndpoint *r[2];
+    taps_remote_endpoint *r[2];
     size_t n = 1;
     int expect_win = 1;
     switch (i % 5) {
@@ -45,7 +45,7 @@ int main(void) {
     }
     TestRecord rec;
     memset(&rec, 0, sizeof rec);
-    Preconnection *p = test_race(loop, r, n, NULL, &rec);
+    taps_preconnection *p = test_race(loop, r, n, NULL, &rec);
     if (rec.ready + rec.establishment_error != 1 || rec.ready != expect_win) {
       fprintf(stderr, "race %d: ready %d establishment_error %d (expected %s)\n", i, rec.ready,
               rec.establishment_error, expect_win ? "ready" : "establishment_error");
@@ -54,8 +54,8 @@ int main(void) {
     }
     won += rec.ready;
     failed += rec.establishment_error;
-    connection_free(rec.conn);
-    preconnection_free(p);
+    taps_connection_free(rec.conn);
+    taps_preconnection_free(p);
     test_drain(l);
     /* A resolver thread may still be finishing a lookup: allow a little
      * slack per race, but no growth. */
@@ -72,10 +72,10 @@ int main(void) {
   CHECK_EQ(test_count_fds(), fds_loop);
   CHECK_EQ(won, 120);
   CHECK_EQ(failed, 80);
-  event_loop_free(loop);
-  if (getenv("TAPS_DEBUG_FDS") && test_count_fds() != fds_start) test_list_fds("right after event_loop_free");
+  taps_event_loop_free(loop);
+  if (getenv("TAPS_DEBUG_FDS") && test_count_fds() != fds_start) test_list_fds("right after taps_event_loop_free");
   for (int w = 0; w < 100 && test_count_fds() != fds_start; w++) test_sleep_ms(10);
-  if (test_count_fds() != fds_start) test_list_fds("after event_loop_free");
+  if (test_count_fds() != fds_start) test_list_fds("after taps_event_loop_free");
   CHECK_EQ(test_count_fds(), fds_start);
   if (fds_loop != fds_start) fprintf(stderr, "  the loop holds %d fds\n", fds_loop - fds_start);
   close(l);

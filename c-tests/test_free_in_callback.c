@@ -1,5 +1,5 @@
-/* connection_free is safe inside `ready` and inside `establishment_error`,
- * and freeing a connection whose race is running cancels it: event_loop_run
+/* taps_connection_free is safe inside `ready` and inside `establishment_error`,
+ * and freeing a connection whose race is running cancels it: taps_event_loop_run
  * returns, nothing crashes, and no callback follows. */
 #include "test_util.h"
 
@@ -8,26 +8,26 @@ static void free_in_ready(void) {
   uint16_t port;
   int l = test_listen(AF_INET, &port);
   CHECK(l >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
   rec.free_in_callback = 1;
-  Preconnection *p = test_race(loop, r, 1, NULL, &rec);
+  taps_preconnection *p = test_race(loop, r, 1, NULL, &rec);
   CHECK(rec.conn == NULL);
   CHECK_EQ(rec.ready, 1);
   CHECK_EQ(rec.establishment_error, 0);
   CHECK_EQ(rec.connection_error, 0);
   CHECK_EQ(rec.closed, 0);
   /* Nothing is left pending: a second run returns at once, silently. */
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.ready + rec.establishment_error + rec.connection_error + rec.closed, 1);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   test_drain(l);
   CHECK_EQ(test_count_fds(), fds_before);
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   close(l);
   TEST_PASS("free_in_ready");
 }
@@ -49,22 +49,22 @@ static void free_in_ready_with_loser(void) {
   }
   int l = test_listen(AF_INET, &p4);
   CHECK(l >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[2] = {test_remote_literal(AF_INET6, p6), test_remote_literal(AF_INET, p4)};
-  RacingOptions opts = racing_options_default();
+  taps_remote_endpoint *r[2] = {test_remote_literal(AF_INET6, p6), test_remote_literal(AF_INET, p4)};
+  taps_racing_options opts = taps_racing_options_default();
   opts.connection_attempt_delay_ms = 10;
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
   rec.free_in_callback = 1;
-  Preconnection *p = test_race(loop, r, 2, &opts, &rec);
+  taps_preconnection *p = test_race(loop, r, 2, &opts, &rec);
   CHECK(rec.conn == NULL);
   CHECK_EQ(rec.ready, 1);
   CHECK_EQ(rec.establishment_error + rec.connection_error + rec.closed, 0);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   CHECK_EQ(test_count_fds(), fds_before);
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   close(l);
   close(filler);
   close(bh);
@@ -76,57 +76,57 @@ static void free_in_establishment_error(void) {
   uint16_t port;
   int s = test_refusing(AF_INET, &port);
   CHECK(s >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
   rec.free_in_callback = 1;
-  Preconnection *p = test_race(loop, r, 1, NULL, &rec);
+  taps_preconnection *p = test_race(loop, r, 1, NULL, &rec);
   CHECK(rec.conn == NULL);
   CHECK_EQ(rec.establishment_error, 1);
   CHECK_EQ(rec.ready + rec.connection_error + rec.closed, 0);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.establishment_error, 1);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   CHECK_EQ(test_count_fds(), fds_before);
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   close(s);
   TEST_PASS("free_in_establishment_error");
 }
 
-/* connection_free before the loop ran: the race is cancelled, no callback. */
+/* taps_connection_free before the loop ran: the race is cancelled, no callback. */
 static void free_before_run(void) {
   TEST_BEGIN("free_before_run");
   uint16_t port;
   int l = test_listen(AF_INET, &port);
   CHECK(l >= 0);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)r, 1, NULL, NULL);
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)r, 1, NULL, NULL);
   CHECK(p != NULL);
-  remote_endpoint_free(r[0]);
+  taps_remote_endpoint_free(r[0]);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
-  connection_free(rec.conn);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
+  taps_connection_free(rec.conn);
   uint64_t t0 = test_now_us();
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK((long long)(test_now_us() - t0) < SCALED(1000000));
   CHECK_EQ(rec.ready + rec.establishment_error + rec.connection_error + rec.closed, 0);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   CHECK_EQ(test_count_fds(), fds_before);
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   test_drain(l);
   close(l);
   TEST_PASS("free_before_run");
 }
 
-/* connection_free of a race stuck on a blackholed address (long before its
- * attempt delay ends): event_loop_run returns at once. */
+/* taps_connection_free of a race stuck on a blackholed address (long before its
+ * attempt delay ends): taps_event_loop_run returns at once. */
 static void free_running_race(void) {
   TEST_BEGIN("free_running_race");
   uint16_t p6;
@@ -136,24 +136,24 @@ static void free_running_race(void) {
     fprintf(stderr, "  skipped: no blackhole\n");
     return;
   }
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
   int fds_before = test_count_fds();
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, p6)};
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)r, 1, NULL, NULL);
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, p6)};
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)r, 1, NULL, NULL);
   CHECK(p != NULL);
-  remote_endpoint_free(r[0]);
+  taps_remote_endpoint_free(r[0]);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
-  connection_free(rec.conn);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
+  taps_connection_free(rec.conn);
   uint64_t t0 = test_now_us();
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK((long long)(test_now_us() - t0) < SCALED(1000000));
   CHECK_EQ(rec.ready + rec.establishment_error + rec.connection_error + rec.closed, 0);
-  preconnection_free(p);
+  taps_preconnection_free(p);
   CHECK_EQ(test_count_fds(), fds_before);
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   close(filler);
   close(bh);
   TEST_PASS("free_running_race");

@@ -8,22 +8,22 @@ int main(void) {
   int l = test_listen(AF_INET, &port);
   CHECK(l >= 0);
 
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Preconnection *p = test_race(loop, r, 1, NULL, &rec);
-  Connection *c = rec.conn;
+  taps_preconnection *p = test_race(loop, r, 1, NULL, &rec);
+  taps_connection *c = rec.conn;
 
   CHECK_EQ(rec.ready, 1);
   CHECK_EQ(rec.establishment_error, 0);
   CHECK_EQ(rec.connection_error, 0);
   CHECK_EQ(rec.closed, 0);
   CHECK(rec.cb_conn == c);
-  CHECK_CODE(connection_get_error(c), TAPS_OK);
+  CHECK_CODE(taps_connection_get_error(c), TAPS_OK);
 
-  int fd = connection_get_fd(c);
+  int fd = taps_connection_get_fd(c);
   CHECK(fd >= 0);
   CHECK(fcntl(fd, F_GETFD) != -1);
   int type = 0;
@@ -40,17 +40,17 @@ int main(void) {
 
   struct sockaddr_storage ra;
   socklen_t ralen = 0;
-  CHECK_CODE(connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
+  CHECK_CODE(taps_connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
   CHECK_EQ(ra.ss_family, AF_INET);
   CHECK_EQ(ralen, sizeof(struct sockaddr_in));
   CHECK_EQ(test_addr_port(&ra), port);
   CHECK_EQ(((struct sockaddr_in *)&ra)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 
-  CHECK_EQ(connection_attempt_count(c), 1);
-  AttemptInfo a;
-  CHECK_CODE(connection_get_attempt(c, 0, &a), TAPS_OK);
+  CHECK_EQ(taps_connection_attempt_count(c), 1);
+  taps_attempt_info a;
+  CHECK_CODE(taps_connection_get_attempt(c, 0, &a), TAPS_OK);
   test_print_attempts(c);
-  CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_WON);
+  CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_WON);
   CHECK_EQ(a.os_error, 0);
   CHECK_EQ(a.address.ss_family, AF_INET);
   CHECK_EQ(a.address_len, sizeof(struct sockaddr_in));
@@ -60,7 +60,7 @@ int main(void) {
   CHECK(a.ended_us > 0);
   /* The race took well under a second on loopback. */
   CHECK_RANGE(a.ended_us, 0, SCALED(1000000));
-  CHECK_CODE(connection_get_attempt(c, 1, &a), TAPS_ERROR_OUT_OF_RANGE);
+  CHECK_CODE(taps_connection_get_attempt(c, 1, &a), TAPS_ERROR_OUT_OF_RANGE);
 
   /* Data flows over the winner's fd. */
   int s = accept(l, NULL, NULL);
@@ -71,10 +71,10 @@ int main(void) {
   CHECK(memcmp(buf, "ping", 4) == 0);
   close(s);
 
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
-  /* connection_free closed the winner's fd. */
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
+  /* taps_connection_free closed the winner's fd. */
   CHECK(fcntl(fd, F_GETFD) == -1 && errno == EBADF);
   close(l);
   TEST_PASS("literal_connect");

@@ -19,15 +19,15 @@ int main(void) {
   }
   CHECK(v6 >= 0);
 
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *r[2] = {test_remote_host("localhost", port), test_remote_literal(AF_INET6, port)};
-  RacingOptions opts = racing_options_default();
+  taps_remote_endpoint *r[2] = {test_remote_host("localhost", port), test_remote_literal(AF_INET6, port)};
+  taps_racing_options opts = taps_racing_options_default();
   CHECK_EQ(opts.connection_attempt_delay_ms, 250);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Preconnection *p = test_race(loop, r, 2, &opts, &rec);
-  Connection *c = rec.conn;
+  taps_preconnection *p = test_race(loop, r, 2, &opts, &rec);
+  taps_connection *c = rec.conn;
   test_print_attempts(c);
 
   CHECK_EQ(rec.ready, 1);
@@ -38,27 +38,27 @@ int main(void) {
 
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  CHECK_CODE(connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
+  CHECK_CODE(taps_connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
   CHECK_EQ(ra.ss_family, AF_INET);
   CHECK_EQ(test_addr_port(&ra), port);
 
-  size_t n = connection_attempt_count(c);
+  size_t n = taps_connection_attempt_count(c);
   CHECK(n >= 2);
   int v6_attempts = 0, won = 0;
   uint64_t v6_end = 0, v4_start = 0;
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo a;
-    CHECK_CODE(connection_get_attempt(c, i, &a), TAPS_OK);
+    taps_attempt_info a;
+    CHECK_CODE(taps_connection_get_attempt(c, i, &a), TAPS_OK);
     CHECK_EQ(test_addr_port(&a.address), port);
     if (a.address.ss_family == AF_INET6) {
       v6_attempts++;
-      CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_FAILED);
+      CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_FAILED);
       CHECK_EQ(a.os_error, ECONNREFUSED);
       CHECK(a.ended_us > 0);
       if (a.ended_us > v6_end) v6_end = a.ended_us;
     } else {
       CHECK_EQ(a.address.ss_family, AF_INET);
-      CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_WON);
+      CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_WON);
       won++;
       v4_start = a.started_us;
     }
@@ -68,9 +68,9 @@ int main(void) {
   /* The IPv4 attempt did not wait for the attempt delay. */
   CHECK_RANGE(v4_start, 0, SCALED(100000));
 
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   close(v6);
   close(l);
   TEST_PASS("localhost_v6_refused");

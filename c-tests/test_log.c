@@ -27,16 +27,16 @@ static void on_log(taps_log_level level, const char *target, const char *message
 
 /* Race the listener once, on a fresh loop. */
 static int race_once(uint16_t port) {
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   if (loop == NULL) return -1;
-  RemoteEndpoint *r[1] = {test_remote_literal(AF_INET, port)};
+  taps_remote_endpoint *r[1] = {test_remote_literal(AF_INET, port)};
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  Preconnection *p = test_race(loop, r, 1, NULL, &rec);
+  taps_preconnection *p = test_race(loop, r, 1, NULL, &rec);
   int ready = rec.ready;
-  connection_free(rec.conn);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(rec.conn);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   return ready;
 }
 

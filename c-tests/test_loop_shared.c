@@ -1,5 +1,5 @@
 /* Shared loops under load, through the public header on loopback:
- * 8 threads x 8 clients (each an event_loop_shared handle of one key) start
+ * 8 threads x 8 clients (each a taps_event_loop_shared handle of one key) start
  * $TAPS_STRESS_RACES races in all (default 10,000): to listeners (ready;
  * half freed inside the callback), to a refusing port (establishment_error),
  * and to a blackholed port, freed at once (no callback). Every callback
@@ -27,7 +27,7 @@ struct ThreadCtx;
 
 typedef struct RaceRec {
   struct Client *client;
-  Connection *conn; /* written by initiate before the race starts */
+  taps_connection *conn; /* written by initiate before the race starts */
   enum Kind kind;
   int ready, error, other;
   int error_code;
@@ -38,8 +38,8 @@ typedef struct Client {
   unsigned magic;
   struct ThreadCtx *ctx;
   int index; /* 0 .. THREADS*CLIENTS-1 */
-  EventLoop *loop;
-  Preconnection *pre[4]; /* by Kind (LISTEN_FREE_IN_CB and LISTEN share one) */
+  taps_event_loop *loop;
+  taps_preconnection *pre[4]; /* by Kind (LISTEN_FREE_IN_CB and LISTEN share one) */
   RaceRec *races;
   int n, started, finished; /* finished: under ctx->mu */
   int wrong;                /* callbacks that broke a rule, under ctx->mu */
@@ -67,7 +67,7 @@ static enum Kind kind_of(int i) {
   }
 }
 
-static void note(Connection *c, RaceRec *rec, int *counter, int free_it) {
+static void note(taps_connection *c, RaceRec *rec, int *counter, int free_it) {
   Client *cl = rec->client;
   ThreadCtx *ctx = cl->ctx;
   pthread_mutex_lock(&ctx->mu);
@@ -76,27 +76,27 @@ static void note(Connection *c, RaceRec *rec, int *counter, int free_it) {
   cl->cb_thread = pthread_self();
   cl->have_cb_thread = 1;
   (*counter)++;
-  rec->id = connection_get_id(c);
-  rec->error_code = connection_get_error(c);
+  rec->id = taps_connection_get_id(c);
+  rec->error_code = taps_connection_get_error(c);
   cl->finished++;
   pthread_cond_broadcast(&ctx->cv);
   pthread_mutex_unlock(&ctx->mu);
-  if (free_it) connection_free(c); /* safe inside the callback */
+  if (free_it) taps_connection_free(c); /* safe inside the callback */
 }
 
-static int cb_ready(Connection *c, void *ud) {
+static int cb_ready(taps_connection *c, void *ud) {
   RaceRec *rec = (RaceRec *)ud;
   note(c, rec, &rec->ready, rec->kind == LISTEN_FREE_IN_CB);
   return 0;
 }
 
-static int cb_error(Connection *c, void *ud) {
+static int cb_error(taps_connection *c, void *ud) {
   RaceRec *rec = (RaceRec *)ud;
   note(c, rec, &rec->error, 0);
   return 0;
 }
 
-static int cb_other(Connection *c, void *ud) {
+static int cb_other(taps_connection *c, void *ud) {
   /* connection_error or closed: allowed (the acceptor closes at once) but
    * must reach the right client too; not counted as finishing. */
   RaceRec *rec = (RaceRec *)ud;
@@ -108,8 +108,8 @@ static int cb_other(Connection *c, void *ud) {
   return 0;
 }
 
-static ConnectionCallbacks callbacks_for(RaceRec *rec) {
-  ConnectionCallbacks cb;
+static taps_connection_callbacks callbacks_for(RaceRec *rec) {
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = cb_ready;
   cb.establishment_error = cb_error;
@@ -119,22 +119,22 @@ static ConnectionCallbacks callbacks_for(RaceRec *rec) {
   return cb;
 }
 
-static Preconnection *pre_for(EventLoop *loop, uint16_t port) {
-  RemoteEndpoint *ep = test_remote_literal(AF_INET, port);
-  const RemoteEndpoint *r[1] = {ep};
-  Preconnection *p = preconnection_new(loop, r, 1, NULL, NULL);
+static taps_preconnection *pre_for(taps_event_loop *loop, uint16_t port) {
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  const taps_remote_endpoint *r[1] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, r, 1, NULL, NULL);
   CHECK(p != NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint_free(ep);
   return p;
 }
 
 static void client_open(Client *cl) {
-  cl->loop = event_loop_shared(KEY);
+  cl->loop = taps_event_loop_shared(KEY);
   CHECK(cl->loop != NULL);
   /* A shared handle cannot be run or embedded by its client. */
-  CHECK_CODE(event_loop_run_once(cl->loop, 0), TAPS_ERROR_INVALID_STATE);
-  CHECK_CODE(event_loop_get_fd(cl->loop), TAPS_ERROR_INVALID_STATE);
-  CHECK_CODE(event_loop_stop_thread(cl->loop), TAPS_ERROR_INVALID_STATE);
+  CHECK_CODE(taps_event_loop_run_once(cl->loop, 0), TAPS_ERROR_INVALID_STATE);
+  CHECK_CODE(taps_event_loop_get_fd(cl->loop), TAPS_ERROR_INVALID_STATE);
+  CHECK_CODE(taps_event_loop_stop_thread(cl->loop), TAPS_ERROR_INVALID_STATE);
   cl->pre[LISTEN] = pre_for(cl->loop, g_listen_port[cl->index % LISTENERS]);
   cl->pre[LISTEN_FREE_IN_CB] = cl->pre[LISTEN];
   cl->pre[REFUSED] = pre_for(cl->loop, g_refused_port);
@@ -145,10 +145,10 @@ static void start_race(Client *cl, int i) {
   RaceRec *rec = &cl->races[i];
   rec->client = cl;
   rec->kind = kind_of(i);
-  CHECK_CODE(preconnection_initiate_with_racing(cl->pre[rec->kind], callbacks_for(rec), &rec->conn), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(cl->pre[rec->kind], callbacks_for(rec), &rec->conn), TAPS_OK);
   if (rec->kind == BLACKHOLE) {
     /* Cancelled from this thread while it races on the loop's thread. */
-    connection_free(rec->conn);
+    taps_connection_free(rec->conn);
     pthread_mutex_lock(&cl->ctx->mu);
     cl->finished++;
     pthread_mutex_unlock(&cl->ctx->mu);
@@ -209,23 +209,23 @@ static void *thread_main(void *arg) {
     RaceRec *pending = &cl->races[cl->n];
     pending->client = cl;
     pending->kind = BLACKHOLE;
-    CHECK_CODE(preconnection_initiate_with_racing(cl->pre[BLACKHOLE], callbacks_for(pending), &pending->conn),
+    CHECK_CODE(taps_preconnection_initiate_with_racing(cl->pre[BLACKHOLE], callbacks_for(pending), &pending->conn),
                TAPS_OK);
     for (int k = 0; k < 4; k++)
-      if (k != LISTEN_FREE_IN_CB) preconnection_free(cl->pre[k]);
-    event_loop_release(cl->loop);
+      if (k != LISTEN_FREE_IN_CB) taps_preconnection_free(cl->pre[k]);
+    taps_event_loop_release(cl->loop);
     /* Only this client's race was cancelled, silently. */
-    CHECK_CODE(connection_get_error(pending->conn), TAPS_ERROR_CANCELLED);
+    CHECK_CODE(taps_connection_get_error(pending->conn), TAPS_ERROR_CANCELLED);
     pthread_mutex_lock(&ctx->mu);
     CHECK_EQ(pending->ready + pending->error + pending->other, 0);
     pthread_mutex_unlock(&ctx->mu);
-    connection_free(pending->conn);
+    taps_connection_free(pending->conn);
     /* The established ones this client still owns. */
     for (int i = 0; i < cl->n; i++) {
       RaceRec *rec = &cl->races[i];
       if (rec->kind == LISTEN || rec->kind == REFUSED) {
-        CHECK_EQ(connection_get_id(rec->conn), rec->id);
-        connection_free(rec->conn);
+        CHECK_EQ(taps_connection_get_id(rec->conn), rec->id);
+        taps_connection_free(rec->conn);
       }
     }
   }
@@ -403,7 +403,7 @@ int main(void) {
   size_t heap_after = heap_in_use();
   long long growth = (long long)heap_after - (long long)heap_before;
   fprintf(stderr, "  heap in use: %zu bytes before, %zu after (%+lld)\n", heap_before, heap_after, growth);
-  /* A leak of anything per race (a Connection alone is hundreds of bytes)
+  /* A leak of anything per race (a taps_connection alone is hundreds of bytes)
    * would grow it by megabytes. */
   if (heap_check) CHECK(growth < 64 * 1024);
   TEST_PASS("shared_loop_stress");

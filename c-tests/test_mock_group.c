@@ -1,6 +1,6 @@
-/* Connection groups (issue 7) through the C API only, with a mock protocol
+/* taps_connection groups (issue 7) through the C API only, with a mock protocol
  * under the manual clock (every time exact to the µs): what the C API adds
- * to a group (GroupEvent and GroupMemberMetrics, member fds, NULL and
+ * to a group (taps_group_event and taps_group_member_metrics, member fds, NULL and
  * out-of-range arguments, TAPS_ERROR_NO_MEMBER, freeing: with a rebuild in
  * flight or a ready queued, during a backoff, from its own event callback,
  * the loop first) and the cases with no Rust twin (round robin over three,
@@ -33,28 +33,28 @@ typedef SeqTest GroupTest;
 
 /* ---- events --------------------------------------------------------------- */
 
-static void gt_on_event(const GroupEvent *e, void *user_data) {
+static void gt_on_event(const taps_group_event *e, void *user_data) {
   GroupTest *t = (GroupTest *)user_data;
   char s[64];
   switch (e->kind) {
-    case GROUP_EVENT_KIND_MEMBER_JOINED:
+    case TAPS_GROUP_EVENT_KIND_MEMBER_JOINED:
       snprintf(s, sizeof s, "joined %" PRIu64 " ct %" PRIu64, e->member, e->connect_time_us);
       break;
-    case GROUP_EVENT_KIND_MEMBER_FAILED: snprintf(s, sizeof s, "failed %" PRIu64 " streams %u", e->member, e->streams); break;
-    case GROUP_EVENT_KIND_ALL_FAILED: snprintf(s, sizeof s, "all failed"); break;
-    case GROUP_EVENT_KIND_RECOVERED: snprintf(s, sizeof s, "recovered %" PRIu64, e->member); break;
-    case GROUP_EVENT_KIND_REBUILD_FAILED: snprintf(s, sizeof s, "rebuild failed %" PRIu64, e->connect_time_us); break;
+    case TAPS_GROUP_EVENT_KIND_MEMBER_FAILED: snprintf(s, sizeof s, "failed %" PRIu64 " streams %u", e->member, e->streams); break;
+    case TAPS_GROUP_EVENT_KIND_ALL_FAILED: snprintf(s, sizeof s, "all failed"); break;
+    case TAPS_GROUP_EVENT_KIND_RECOVERED: snprintf(s, sizeof s, "recovered %" PRIu64, e->member); break;
+    case TAPS_GROUP_EVENT_KIND_REBUILD_FAILED: snprintf(s, sizeof s, "rebuild failed %" PRIu64, e->connect_time_us); break;
     default: snprintf(s, sizeof s, "kind %d", (int)e->kind); break;
   }
   /* The fields a kind does not use are 0. */
-  CHECK(e->kind == GROUP_EVENT_KIND_MEMBER_FAILED || e->streams == 0);
-  CHECK(e->kind == GROUP_EVENT_KIND_MEMBER_JOINED || e->kind == GROUP_EVENT_KIND_REBUILD_FAILED ||
+  CHECK(e->kind == TAPS_GROUP_EVENT_KIND_MEMBER_FAILED || e->streams == 0);
+  CHECK(e->kind == TAPS_GROUP_EVENT_KIND_MEMBER_JOINED || e->kind == TAPS_GROUP_EVENT_KIND_REBUILD_FAILED ||
         e->connect_time_us == 0);
-  CHECK(e->kind != GROUP_EVENT_KIND_ALL_FAILED || e->member == 0);
-  CHECK(e->kind != GROUP_EVENT_KIND_REBUILD_FAILED || e->member == 0);
+  CHECK(e->kind != TAPS_GROUP_EVENT_KIND_ALL_FAILED || e->member == 0);
+  CHECK(e->kind != TAPS_GROUP_EVENT_KIND_REBUILD_FAILED || e->member == 0);
   seq_event(t, s);
   if (t->free_on != NULL && strcmp(s, t->free_on) == 0) {
-    connection_group_free(t->g); /* from its own event callback */
+    taps_connection_group_free(t->g); /* from its own event callback */
     t->g = NULL;
     t->freed = 1;
   }
@@ -65,17 +65,17 @@ static void gt_on_event(const GroupEvent *e, void *user_data) {
 /* A manual-clock loop with "relay" (mock_props keeps it alone in the
  * race), the candidates hosts[0..n_hosts) on port 443, and a group with
  * `o` (NULL: the defaults), whose events go to gt_on_event. Runs nothing. */
-static void gt_init(GroupTest *t, size_t n_hosts, const GroupOptions *o) {
+static void gt_init(GroupTest *t, size_t n_hosts, const taps_group_options *o) {
   seq_init(t, hosts, n_hosts);
   t->log_addr = 1;
-  t->g = connection_group_new(t->pre, o, gt_on_event, t);
-  if (t->g == NULL) fprintf(stderr, "connection_group_new: %s\n", taps_last_error_message());
+  t->g = taps_connection_group_new(t->pre, o, gt_on_event, t);
+  if (t->g == NULL) fprintf(stderr, "taps_connection_group_new: %s\n", taps_last_error_message());
   CHECK(t->g != NULL);
 }
 
 /* gt_init, run, and attempts #0 to #k-1 ready: k members, joined at the
  * loop's time (connect time 0) in that order. */
-static void gt_build(GroupTest *t, size_t n_hosts, const GroupOptions *o, int k) {
+static void gt_build(GroupTest *t, size_t n_hosts, const taps_group_options *o, int k) {
   gt_init(t, n_hosts, o);
   mock_run(&t->m);
   for (int i = 0; i < k; i++) seq_ready(t, i);
@@ -83,7 +83,7 @@ static void gt_build(GroupTest *t, size_t n_hosts, const GroupOptions *o, int k)
 }
 
 static void gt_free_group(GroupTest *t) {
-  connection_group_free(t->g);
+  taps_connection_group_free(t->g);
   t->g = NULL;
   t->freed = 1;
 }
@@ -93,8 +93,8 @@ static void gt_finish(GroupTest *t) {
   seq_finish(t);
 }
 
-static GroupOptions gopts(uint32_t size, AssignPolicy policy, uint32_t capacity) {
-  GroupOptions o = group_options_default();
+static taps_group_options gopts(uint32_t size, taps_assign_policy policy, uint32_t capacity) {
+  taps_group_options o = taps_group_options_default();
   o.size = size;
   o.policy = (uint32_t)policy;
   o.capacity = capacity;
@@ -103,15 +103,15 @@ static GroupOptions gopts(uint32_t size, AssignPolicy policy, uint32_t capacity)
 
 /* The live members, in join order, into `out` (at most 16); how many. */
 static size_t gt_members(const GroupTest *t, uint64_t *out) {
-  size_t n = connection_group_members(t->g, out, 16);
+  size_t n = taps_connection_group_members(t->g, out, 16);
   CHECK(n <= 16);
-  CHECK_EQ(connection_group_members(t->g, NULL, 0), n);
+  CHECK_EQ(taps_connection_group_members(t->g, NULL, 0), n);
   return n;
 }
 
 static uint64_t gt_assign(GroupTest *t) {
   uint64_t m = UINT64_MAX;
-  CHECK_CODE(connection_group_assign(t->g, &m), TAPS_OK);
+  CHECK_CODE(taps_connection_group_assign(t->g, &m), TAPS_OK);
   CHECK(m != UINT64_MAX);
   return m;
 }
@@ -119,9 +119,9 @@ static uint64_t gt_assign(GroupTest *t) {
 /* Assignment fails with `code`; *out_member is left alone. */
 static void gt_assign_fails(GroupTest *t, int code, int line) {
   uint64_t m = 777;
-  int rc = connection_group_assign(t->g, &m);
+  int rc = taps_connection_group_assign(t->g, &m);
   if (rc != code || m != 777) {
-    fprintf(stderr, "%s:%d: connection_group_assign returned %d (%s) member %" PRIu64 "; expected %d (%s)\n",
+    fprintf(stderr, "%s:%d: taps_connection_group_assign returned %d (%s) member %" PRIu64 "; expected %d (%s)\n",
             __FILE__, line, rc, taps_strerror(rc), m, code, taps_strerror(code));
     exit(1);
   }
@@ -150,16 +150,16 @@ static void gt_expect_assign_(GroupTest *t, const uint64_t *want, size_t n, int 
   gt_expect_assign_((t), (const uint64_t[]){__VA_ARGS__},                          \
                     sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t), __LINE__)
 
-static GroupMemberMetrics gt_metrics(const GroupTest *t, uint64_t member) {
-  GroupMemberMetrics mm;
+static taps_group_member_metrics gt_metrics(const GroupTest *t, uint64_t member) {
+  taps_group_member_metrics mm;
   memset(&mm, 0xa5, sizeof mm);
-  CHECK_CODE(connection_group_member_metrics(t->g, member, &mm), TAPS_OK);
+  CHECK_CODE(taps_connection_group_member_metrics(t->g, member, &mm), TAPS_OK);
   return mm;
 }
 
 static void gt_check_metrics_(const GroupTest *t, uint64_t member, uint64_t assigned, uint32_t open, uint64_t failed,
                               int live, int line) {
-  GroupMemberMetrics mm = gt_metrics(t, member);
+  taps_group_member_metrics mm = gt_metrics(t, member);
   if (mm.streams_assigned != assigned || mm.streams_open != open || mm.streams_failed != failed || mm.live != live) {
     fprintf(stderr,
             "%s:%d: member %" PRIu64 ": assigned %" PRIu64 " open %u failed %" PRIu64 " live %d; expected assigned %" PRIu64
@@ -178,7 +178,7 @@ static void gt_check_metrics_(const GroupTest *t, uint64_t member, uint64_t assi
 /* K = 3: 1, 2, 3, 1, 2, 3 exactly, in join order (not start order). */
 static void case_round_robin_three(void) {
   GroupTest t;
-  GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 256);
+  taps_group_options o = gopts(3, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 3, &o);
   mock_run(&t.m);
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.2 at 0", "start #2 127.0.0.3 at 0");
@@ -200,7 +200,7 @@ static void case_round_robin_three(void) {
   GT_EXPECT_ASSIGN(&t, 0, 1, 2, 0, 1, 2, 0, 1, 2);
   for (uint64_t m = 0; m < 3; m++) GT_CHECK_METRICS(&t, m, 3, 3, 0, 1);
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.2 at 0", "start #2 127.0.0.3 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), -1);
   gt_finish(&t);
 }
 
@@ -219,7 +219,7 @@ static void case_rebuild_is_diverse(void) {
   mock_run(&t.m);
   SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0");
   mock_advance_to(&t.m, S);
-  CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);
   CHECK_EQ(t.n, 3);
   if (strcmp(t.a[2].addr, "127.0.0.1") == 0) {
@@ -238,7 +238,7 @@ static void case_rebuild_is_diverse(void) {
  * took 40 ms (weight 25), 4 in every 5, interleaved. */
 static void case_weighted_connect_time(void) {
   GroupTest t;
-  GroupOptions o = gopts(2, ASSIGN_POLICY_WEIGHTED, 256);
+  taps_group_options o = gopts(2, TAPS_ASSIGN_POLICY_WEIGHTED, 256);
   gt_init(&t, 2, &o);
   mock_run(&t.m);
   mock_advance_to(&t.m, 10 * MS);
@@ -268,7 +268,7 @@ static void case_weighted_connect_time(void) {
 
 /* ---- failover, rebuild ---------------------------------------------------- */
 
-/* A user protocol's member: connection_group_member_fd gives the fd the
+/* A user protocol's member: taps_connection_group_member_fd gives the fd the
  * protocol reported; marked failed (the library watches only built-in TCP
  * members' sockets for hang-up, see tests/group.rs on real sockets: the
  * caller who sees a user protocol's connection die marks it failed), it
@@ -285,12 +285,12 @@ static void case_member_fd_and_close(void) {
   seq_ready_fd(&t, 0, sv[0]);
   seq_ready_fd(&t, 1, sw[0]);
   mock_run(&t.m);
-  CHECK_EQ(connection_group_member_fd(t.g, 0), sv[0]);
-  CHECK_EQ(connection_group_member_fd(t.g, 1), sw[0]);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 0), sv[0]);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 1), sw[0]);
   GT_EXPECT_ASSIGN(&t, 0, 1, 0);
   mock_advance_to(&t.m, 2 * S);
-  CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
-  CHECK_EQ(connection_group_member_fd(t.g, 0), -1);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 0), TAPS_OK);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 0), -1);
   mock_run(&t.m);
   SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2");
   GT_CHECK_METRICS(&t, 0, 2, 0, 2, 0);
@@ -306,7 +306,7 @@ static void case_member_fd_and_close(void) {
   SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "joined 1 ct 0", "failed 0 streams 2", "joined 2 ct 3000");
   uint64_t ids[16];
   CHECK_EQ(gt_members(&t, ids), 2);
-  CHECK_EQ(connection_group_member_fd(t.g, 2), sx[0]);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 2), sx[0]);
   gt_finish(&t);
   snprintf(want, sizeof want, "close 101 fd %d", sw[0]);
   MOCK_CHECK_LOG_HAS(&t.m, want);
@@ -325,7 +325,7 @@ static void case_member_fd_and_close(void) {
 static void case_no_member_while_none_live(void) {
   {
     GroupTest t;
-    GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
+    taps_group_options o = gopts(1, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
     gt_init(&t, 1, &o);
     mock_run(&t.m);
     MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0");
@@ -333,7 +333,7 @@ static void case_no_member_while_none_live(void) {
     seq_ready(&t, 0);
     mock_run(&t.m);
     GT_EXPECT_ASSIGN(&t, 0, 0);
-    CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
+    CHECK_CODE(taps_connection_group_mark_failed(t.g, 0), TAPS_OK);
     GT_ASSIGN_FAILS(&t, TAPS_ERROR_NO_MEMBER);
     mock_run(&t.m);
     SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 2", "all failed");
@@ -347,7 +347,7 @@ static void case_no_member_while_none_live(void) {
   }
   {
     GroupTest t;
-    GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
+    taps_group_options o = gopts(1, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
     o.backoff_initial_ms = 200;
     gt_init(&t, 1, &o);
     mock_run(&t.m);
@@ -374,52 +374,52 @@ static void case_no_member_while_none_live(void) {
 static void case_bad_arguments(void) {
   GroupTest t;
   gt_init(&t, 2, NULL);
-  GroupOptions d = group_options_default();
+  taps_group_options d = taps_group_options_default();
   CHECK_EQ(d.size, 2);
-  CHECK_EQ(d.policy, ASSIGN_POLICY_ROUND_ROBIN);
+  CHECK_EQ(d.policy, TAPS_ASSIGN_POLICY_ROUND_ROBIN);
   CHECK_EQ(d.capacity, 256);
   CHECK_EQ(d.backoff_initial_ms, 1000);
   CHECK_EQ(d.backoff_multiplier_percent, 200);
   CHECK_EQ(d.backoff_max_ms, 60000);
 
   /* NULL */
-  CHECK(connection_group_new(NULL, &d, NULL, NULL) == NULL);
+  CHECK(taps_connection_group_new(NULL, &d, NULL, NULL) == NULL);
   CHECK_CODE(taps_last_error(), TAPS_ERROR_NULL_ARGUMENT);
   uint64_t m = 0;
-  CHECK_CODE(connection_group_assign(NULL, &m), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_CODE(connection_group_assign(t.g, NULL), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_CODE(connection_group_release_stream(NULL, 0, 0), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_CODE(connection_group_mark_failed(NULL, 0), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_CODE(connection_group_set_weight(NULL, 0, 1), TAPS_ERROR_NULL_ARGUMENT);
-  GroupMemberMetrics mm;
-  CHECK_CODE(connection_group_member_metrics(NULL, 0, &mm), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_EQ(connection_group_member_fd(NULL, 0), -1);
-  CHECK_EQ(connection_group_members(NULL, NULL, 0), 0);
+  CHECK_CODE(taps_connection_group_assign(NULL, &m), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(taps_connection_group_assign(t.g, NULL), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(taps_connection_group_release_stream(NULL, 0, 0), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(taps_connection_group_mark_failed(NULL, 0), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(taps_connection_group_set_weight(NULL, 0, 1), TAPS_ERROR_NULL_ARGUMENT);
+  taps_group_member_metrics mm;
+  CHECK_CODE(taps_connection_group_member_metrics(NULL, 0, &mm), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_EQ(taps_connection_group_member_fd(NULL, 0), -1);
+  CHECK_EQ(taps_connection_group_members(NULL, NULL, 0), 0);
   uint64_t ids[4];
-  CHECK_EQ(connection_group_members(NULL, ids, 4), 0);
-  connection_group_free(NULL);
+  CHECK_EQ(taps_connection_group_members(NULL, ids, 4), 0);
+  taps_connection_group_free(NULL);
 
   mock_run(&t.m);
   seq_ready(&t, 0);
   seq_ready(&t, 1);
   mock_run(&t.m);
-  CHECK_CODE(connection_group_member_metrics(t.g, 0, NULL), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_CODE(taps_connection_group_member_metrics(t.g, 0, NULL), TAPS_ERROR_NULL_ARGUMENT);
   /* members with a short array: the count of all, `cap` written. */
   ids[0] = ids[1] = 99;
-  CHECK_EQ(connection_group_members(t.g, ids, 1), 2);
+  CHECK_EQ(taps_connection_group_members(t.g, ids, 1), 2);
   CHECK_EQ(ids[0], 0);
   CHECK_EQ(ids[1], 99);
 
   /* Unknown members. */
-  CHECK_CODE(connection_group_mark_failed(t.g, 7), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(connection_group_set_weight(t.g, 7, 1), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(connection_group_member_metrics(t.g, 7, &mm), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(connection_group_release_stream(t.g, 7, 0), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(connection_group_mark_failed(t.g, UINT64_MAX), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(connection_group_member_metrics(t.g, UINT64_MAX, &mm), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_EQ(connection_group_member_fd(t.g, 7), -1);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 7), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_set_weight(t.g, 7, 1), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_member_metrics(t.g, 7, &mm), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_release_stream(t.g, 7, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, UINT64_MAX), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_member_metrics(t.g, UINT64_MAX, &mm), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 7), -1);
   /* A known member with no open stream: nothing to release. */
-  CHECK_CODE(connection_group_release_stream(t.g, 0, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_connection_group_release_stream(t.g, 0, 0), TAPS_ERROR_INVALID_ARGUMENT);
   GT_CHECK_METRICS(&t, 0, 0, 0, 0, 1);
   /* None of that disturbed the group. */
   GT_EXPECT_ASSIGN(&t, 0, 1);
@@ -427,14 +427,14 @@ static void case_bad_arguments(void) {
   /* Options out of range. */
   struct {
     const char *field;
-    GroupOptions o;
+    taps_group_options o;
   } bad[16];
   size_t n = 0;
 #define BAD(name, ...)                           \
   do {                                           \
     bad[n].field = (name);                       \
-    bad[n].o = group_options_default();          \
-    { GroupOptions *o = &bad[n].o; __VA_ARGS__; } \
+    bad[n].o = taps_group_options_default();          \
+    { taps_group_options *o = &bad[n].o; __VA_ARGS__; } \
     n++;                                         \
   } while (0)
   BAD("size", o->size = 0);
@@ -449,7 +449,7 @@ static void case_bad_arguments(void) {
 #undef BAD
   int before = t.n;
   for (size_t i = 0; i < n; i++) {
-    ConnectionGroup *g = connection_group_new(t.pre, &bad[i].o, NULL, NULL);
+    taps_connection_group *g = taps_connection_group_new(t.pre, &bad[i].o, NULL, NULL);
     if (g != NULL || taps_last_error() != TAPS_ERROR_INVALID_OPTION ||
         strstr(taps_last_error_message(), bad[i].field) == NULL) {
       fprintf(stderr, "bad option %zu (%s): group %p, error %d, message \"%s\"\n", i, bad[i].field, (void *)g,
@@ -461,26 +461,26 @@ static void case_bad_arguments(void) {
   CHECK_EQ(t.n, before); /* no race for a group that was refused */
 
   /* The ends of each range are fine (NULL options: the defaults). */
-  GroupOptions good[7];
-  for (int i = 0; i < 7; i++) good[i] = group_options_default();
+  taps_group_options good[7];
+  for (int i = 0; i < 7; i++) good[i] = taps_group_options_default();
   good[0].size = 1;
   good[0].capacity = 1;
   good[1].size = 64;
   good[1].capacity = 1000000;
-  good[2].policy = ASSIGN_POLICY_LEAST_LOADED;
+  good[2].policy = TAPS_ASSIGN_POLICY_LEAST_LOADED;
   good[2].backoff_multiplier_percent = 100;
-  good[3].policy = ASSIGN_POLICY_WEIGHTED;
+  good[3].policy = TAPS_ASSIGN_POLICY_WEIGHTED;
   good[3].backoff_multiplier_percent = 1000;
   good[4].backoff_max_ms = 1000; /* == backoff_initial_ms */
   good[5].backoff_initial_ms = 0;
   good[5].backoff_max_ms = 0;
   t.quiet = 1;
   for (int i = 0; i < 8; i++) {
-    ConnectionGroup *g = connection_group_new(t.pre, i < 7 ? &good[i] : NULL, NULL, NULL);
+    taps_connection_group *g = taps_connection_group_new(t.pre, i < 7 ? &good[i] : NULL, NULL, NULL);
     if (g == NULL) fprintf(stderr, "good options %d: %s\n", i, taps_last_error_message());
     CHECK(g != NULL);
     mock_run(&t.m);
-    connection_group_free(g);
+    taps_connection_group_free(g);
     mock_run(&t.m);
   }
   /* The group of 64 raced 64 attempts at once (2 candidates, repeated). */
@@ -498,7 +498,7 @@ static void case_bad_arguments(void) {
  * checks that the second run of the case left the heap as it found it. */
 static void case_free_with_rebuild_in_flight(void) {
   GroupTest t;
-  GroupOptions o = gopts(3, ASSIGN_POLICY_ROUND_ROBIN, 256);
+  taps_group_options o = gopts(3, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 3, &o);
   mock_run(&t.m);
   seq_ready(&t, 0);
@@ -507,8 +507,8 @@ static void case_free_with_rebuild_in_flight(void) {
   mock_run(&t.m);
   GT_EXPECT_ASSIGN(&t, 0, 1, 2);
   mock_advance_to(&t.m, S);
-  CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
-  CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 0), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);
   /* The rebuild: its first attempt runs; 250 ms later the next starts. */
   mock_advance(&t.m, 250 * MS);
@@ -523,13 +523,13 @@ static void case_free_with_rebuild_in_flight(void) {
   CHECK_EQ(t.n, started);
   for (int i = 3; i < started; i++) {
     if (!t.a[i].cancelled) {
-      fprintf(stderr, "attempt #%d was not cancelled by connection_group_free\n", i);
+      fprintf(stderr, "attempt #%d was not cancelled by taps_connection_group_free\n", i);
       mock_print_log(&t.m);
       exit(1);
     }
   }
   MOCK_CHECK_LOG_HAS(&t.m, "close 102 fd -1"); /* the live member */
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), -1);
   gt_finish(&t);
 }
 
@@ -539,8 +539,8 @@ static void case_free_with_rebuild_in_flight(void) {
 static void case_free_with_ready_queued(void) {
   GroupTest t;
   gt_build(&t, 2, NULL, 2);
-  CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
-  CHECK_CODE(connection_group_mark_failed(t.g, 1), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 0), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 1), TAPS_OK);
   mock_run(&t.m);
   mock_advance(&t.m, 250 * MS);
   CHECK_EQ(t.n, 4);
@@ -562,16 +562,16 @@ static void case_free_with_ready_queued(void) {
  * event, no timer left. */
 static void case_free_during_backoff(void) {
   GroupTest t;
-  GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
+  taps_group_options o = gopts(1, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 1, &o);
   mock_run(&t.m);
   seq_fail(&t, 0, ECONNREFUSED);
   mock_run(&t.m);
   SEQ_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1000);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), 1000);
   gt_free_group(&t);
   mock_run(&t.m);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), -1);
   mock_advance(&t.m, 10 * S);
   CHECK_EQ(t.n, 1);
   SEQ_EVENTS_FROM(&t, 0, "rebuild failed 1000000", "all failed");
@@ -584,19 +584,19 @@ static void case_free_during_backoff(void) {
  * afterwards. */
 static void case_free_in_event_callback(void) {
   GroupTest t;
-  GroupOptions o = gopts(1, ASSIGN_POLICY_ROUND_ROBIN, 256);
+  taps_group_options o = gopts(1, TAPS_ASSIGN_POLICY_ROUND_ROBIN, 256);
   gt_init(&t, 1, &o);
   mock_run(&t.m);
   seq_ready(&t, 0);
   mock_run(&t.m);
   t.free_on = "failed 0 streams 0";
-  CHECK_CODE(connection_group_mark_failed(t.g, 0), TAPS_OK);
+  CHECK_CODE(taps_connection_group_mark_failed(t.g, 0), TAPS_OK);
   mock_run(&t.m);
   CHECK(t.freed);
   mock_advance(&t.m, 10 * S);
   SEQ_EVENTS_FROM(&t, 0, "joined 0 ct 0", "failed 0 streams 0");
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "close 100 fd -1", "start #1 127.0.0.1 at 0", "cancel #1");
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), -1);
   gt_finish(&t);
 }
 
@@ -609,10 +609,10 @@ static void case_loop_freed_first(void) {
   mock_run(&t.m);
   seq_ready(&t, 0);
   mock_run(&t.m);
-  preconnection_free(t.pre);
+  taps_preconnection_free(t.pre);
   t.pre = NULL;
   t.freed = 1; /* no event either */
-  event_loop_free(t.m.loop);
+  taps_event_loop_free(t.m.loop);
   t.m.loop = NULL;
   /* "Every race still pending on it is cancelled ... with no callback":
    * the build race is cancelled and the member closed; no new attempt may
@@ -620,12 +620,12 @@ static void case_loop_freed_first(void) {
   MOCK_EXPECT(&t.m, "start #0 127.0.0.1 at 0", "start #1 127.0.0.2 at 0", "cancel #1", "close 100 fd -1");
   CHECK_EQ(t.started_after_free, 0);
   uint64_t m = 0;
-  CHECK_CODE(connection_group_assign(t.g, &m), TAPS_ERROR_INVALID_STATE);
-  CHECK_EQ(connection_group_members(t.g, NULL, 0), 0);
-  CHECK_EQ(connection_group_member_fd(t.g, 0), -1);
-  connection_group_free(t.g);
+  CHECK_CODE(taps_connection_group_assign(t.g, &m), TAPS_ERROR_INVALID_STATE);
+  CHECK_EQ(taps_connection_group_members(t.g, NULL, 0), 0);
+  CHECK_EQ(taps_connection_group_member_fd(t.g, 0), -1);
+  taps_connection_group_free(t.g);
   t.g = NULL;
-  transport_properties_free(t.props);
+  taps_transport_properties_free(t.props);
 }
 
 MOCK_MAIN(MOCK_CASE(round_robin_three), MOCK_CASE(rebuild_is_diverse), MOCK_CASE(weighted_connect_time),

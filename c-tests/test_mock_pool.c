@@ -1,6 +1,6 @@
-/* Connection pools (issue 6) through the C API only, with a mock protocol
+/* taps_connection pools (issue 6) through the C API only, with a mock protocol
  * under the manual clock (every time exact to the µs): what the C API
- * adds to a pool (the C vtable, PoolEvent and AttemptInfo, NULL and
+ * adds to a pool (the C vtable, taps_pool_event and taps_attempt_info, NULL and
  * out-of-range arguments, who frees what: the pool, a waiting caller's
  * connection, the loop under a pool) and the backoff, jitter and idle
  * scenarios; and one pool of real TCP connections to a loopback listener
@@ -26,11 +26,11 @@ static const char *const one[] = {"127.0.0.1"};
 
 typedef SeqTest PoolTest;
 
-/* A caller's connection from connection_pool_acquire and what its
+/* A caller's connection from taps_connection_pool_acquire and what its
  * callbacks saw. */
 typedef struct Waiter {
-  EventLoop *loop;
-  Connection *c;
+  taps_event_loop *loop;
+  taps_connection *c;
   int ready, establishment_error, connection_error, closed;
   uint64_t at_us;
   int forbid; /* any callback now fails the test */
@@ -50,31 +50,31 @@ static const char *pt_errno_name(int e) {
   return "E?";
 }
 
-static void pt_event_str(const PoolEvent *e, char *buf, size_t n) {
+static void pt_event_str(const taps_pool_event *e, char *buf, size_t n) {
   switch (e->kind) {
-    case POOL_EVENT_KIND_RACE_STARTED: snprintf(buf, n, "started %u", e->count); return;
-    case POOL_EVENT_KIND_ATTEMPT_SUCCEEDED: snprintf(buf, n, "attempt ok %" PRIu64, e->elapsed_us); return;
-    case POOL_EVENT_KIND_ATTEMPT_FAILED:
+    case TAPS_POOL_EVENT_KIND_RACE_STARTED: snprintf(buf, n, "started %u", e->count); return;
+    case TAPS_POOL_EVENT_KIND_ATTEMPT_SUCCEEDED: snprintf(buf, n, "attempt ok %" PRIu64, e->elapsed_us); return;
+    case TAPS_POOL_EVENT_KIND_ATTEMPT_FAILED:
       snprintf(buf, n, "attempt failed %" PRIu64 " %s", e->elapsed_us, pt_errno_name(e->os_error));
       return;
-    case POOL_EVENT_KIND_RACE_WON: snprintf(buf, n, "won %" PRIu64, e->elapsed_us); return;
-    case POOL_EVENT_KIND_RACE_FAILED:
+    case TAPS_POOL_EVENT_KIND_RACE_WON: snprintf(buf, n, "won %" PRIu64, e->elapsed_us); return;
+    case TAPS_POOL_EVENT_KIND_RACE_FAILED:
       snprintf(buf, n, "race failed %" PRIu64 " %s", e->elapsed_us, pt_errno_name(e->os_error));
       return;
-    case POOL_EVENT_KIND_CONNECTION_BUFFERED: snprintf(buf, n, "buffered"); return;
-    case POOL_EVENT_KIND_CONNECTION_DISPOSED: snprintf(buf, n, "disposed"); return;
-    case POOL_EVENT_KIND_BACKOFF: snprintf(buf, n, "backoff %" PRIu64, e->elapsed_us); return;
+    case TAPS_POOL_EVENT_KIND_CONNECTION_BUFFERED: snprintf(buf, n, "buffered"); return;
+    case TAPS_POOL_EVENT_KIND_CONNECTION_DISPOSED: snprintf(buf, n, "disposed"); return;
+    case TAPS_POOL_EVENT_KIND_BACKOFF: snprintf(buf, n, "backoff %" PRIu64, e->elapsed_us); return;
   }
   snprintf(buf, n, "kind %d", (int)e->kind);
 }
 
-static void pt_on_event(const PoolEvent *e, void *user_data) {
+static void pt_on_event(const taps_pool_event *e, void *user_data) {
   PoolTest *t = (PoolTest *)user_data;
   char s[64];
   pt_event_str(e, s, sizeof s);
   /* count only for RaceStarted, os_error only for failures. */
-  CHECK(e->kind == POOL_EVENT_KIND_RACE_STARTED || e->count == 0);
-  CHECK(e->kind == POOL_EVENT_KIND_ATTEMPT_FAILED || e->kind == POOL_EVENT_KIND_RACE_FAILED || e->os_error == 0);
+  CHECK(e->kind == TAPS_POOL_EVENT_KIND_RACE_STARTED || e->count == 0);
+  CHECK(e->kind == TAPS_POOL_EVENT_KIND_ATTEMPT_FAILED || e->kind == TAPS_POOL_EVENT_KIND_RACE_FAILED || e->os_error == 0);
   seq_event(t, s);
 }
 
@@ -82,44 +82,44 @@ static void pt_on_event(const PoolEvent *e, void *user_data) {
 
 /* Count a callback of the waiter's connection `c` in *count; the two
  * that end the wait also note the loop's time. */
-static int w_note(Waiter *w, Connection *c, int *count, int ends_wait) {
+static int w_note(Waiter *w, taps_connection *c, int *count, int ends_wait) {
   CHECK(!w->forbid);
   CHECK(c == w->c);
   (*count)++;
-  if (ends_wait) w->at_us = event_loop_now_us(w->loop);
+  if (ends_wait) w->at_us = taps_event_loop_now_us(w->loop);
   return 0;
 }
 
-static int w_ready(Connection *c, void *ud) {
+static int w_ready(taps_connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
   return w_note(w, c, &w->ready, 1);
 }
 
-static int w_establishment_error(Connection *c, void *ud) {
+static int w_establishment_error(taps_connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
   return w_note(w, c, &w->establishment_error, 1);
 }
 
-static int w_connection_error(Connection *c, void *ud) {
+static int w_connection_error(taps_connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
   return w_note(w, c, &w->connection_error, 0);
 }
 
-static int w_closed(Connection *c, void *ud) {
+static int w_closed(taps_connection *c, void *ud) {
   Waiter *w = (Waiter *)ud;
   return w_note(w, c, &w->closed, 0);
 }
 
-static void w_acquire(ConnectionPool *pool, EventLoop *loop, Waiter *w) {
+static void w_acquire(taps_connection_pool *pool, taps_event_loop *loop, Waiter *w) {
   memset(w, 0, sizeof *w);
   w->loop = loop;
-  ConnectionCallbacks cb = mock_no_callbacks();
+  taps_connection_callbacks cb = mock_no_callbacks();
   cb.ready = w_ready;
   cb.establishment_error = w_establishment_error;
   cb.connection_error = w_connection_error;
   cb.closed = w_closed;
   cb.user_data = w;
-  CHECK_CODE(connection_pool_acquire(pool, cb, &w->c), TAPS_OK);
+  CHECK_CODE(taps_connection_pool_acquire(pool, cb, &w->c), TAPS_OK);
   CHECK(w->c != NULL);
 }
 
@@ -137,14 +137,14 @@ static void pt_acquire_run(PoolTest *t, Waiter *w) {
     CHECK_EQ((w)->ready, 1);                                                        \
     CHECK_EQ((w)->establishment_error, 0);                                          \
     CHECK_EQ((w)->at_us, (at));                                                     \
-    CHECK_CODE(connection_get_error((w)->c), TAPS_OK);                              \
-    CHECK_EQ((intptr_t)connection_get_protocol_connection((w)->c), 100 + (i));      \
-    CHECK(connection_get_protocol((w)->c) != NULL);                                 \
-    CHECK(strcmp(connection_get_protocol((w)->c), "relay") == 0);                   \
+    CHECK_CODE(taps_connection_get_error((w)->c), TAPS_OK);                              \
+    CHECK_EQ((intptr_t)taps_connection_get_protocol_connection((w)->c), 100 + (i));      \
+    CHECK(taps_connection_get_protocol((w)->c) != NULL);                                 \
+    CHECK(strcmp(taps_connection_get_protocol((w)->c), "relay") == 0);                   \
   } while (0)
 
 static void w_free(Waiter *w) {
-  connection_free(w->c);
+  taps_connection_free(w->c);
   w->c = NULL;
 }
 
@@ -153,15 +153,15 @@ static void w_free(Waiter *w) {
 /* A manual-clock loop with "relay" (reliable, multistreaming; mock_props
  * keeps it alone in the race), one candidate 127.0.0.1:443, and a pool
  * with `o` (NULL: the defaults). */
-static void pt_init(PoolTest *t, const PoolOptions *o) {
+static void pt_init(PoolTest *t, const taps_pool_options *o) {
   seq_init(t, one, 1);
-  t->pool = connection_pool_new(t->pre, o, pt_on_event, t);
-  if (t->pool == NULL) fprintf(stderr, "connection_pool_new: %s\n", taps_last_error_message());
+  t->pool = taps_connection_pool_new(t->pre, o, pt_on_event, t);
+  if (t->pool == NULL) fprintf(stderr, "taps_connection_pool_new: %s\n", taps_last_error_message());
   CHECK(t->pool != NULL);
 }
 
 static void pt_free_pool(PoolTest *t) {
-  connection_pool_free(t->pool);
+  taps_connection_pool_free(t->pool);
   t->pool = NULL;
   t->freed = 1;
 }
@@ -171,8 +171,8 @@ static void pt_finish(PoolTest *t) {
   seq_finish(t);
 }
 
-static PoolOptions opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
-  PoolOptions o = pool_options_default();
+static taps_pool_options opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
+  taps_pool_options o = taps_pool_options_default();
   o.race_count = race_count;
   o.buffer_size = buffer_size;
   o.max_size = max_size;
@@ -181,17 +181,17 @@ static PoolOptions opts(uint32_t race_count, uint32_t buffer_size, uint32_t max_
 
 /* pt_init with the defaults but these three. */
 static void pt_init_n(PoolTest *t, uint32_t race_count, uint32_t buffer_size, uint32_t max_size) {
-  PoolOptions o = opts(race_count, buffer_size, max_size);
+  taps_pool_options o = opts(race_count, buffer_size, max_size);
   pt_init(t, &o);
 }
 
 /* The connection's attempt `i` has `outcome` and `os_error`, started and
  * ended at these µs. */
-static void check_attempt(Connection *c, size_t i, uint64_t started, uint64_t ended, AttemptOutcome outcome,
+static void check_attempt(taps_connection *c, size_t i, uint64_t started, uint64_t ended, taps_attempt_outcome outcome,
                           int os_error, int line) {
-  AttemptInfo a;
+  taps_attempt_info a;
   memset(&a, 0, sizeof a);
-  int rc = connection_get_attempt(c, i, &a);
+  int rc = taps_connection_get_attempt(c, i, &a);
   if (rc != TAPS_OK || a.started_us != started || a.ended_us != ended || a.outcome != outcome ||
       a.os_error != os_error || a.protocol == NULL || strcmp(a.protocol, "relay") != 0) {
     fprintf(stderr,
@@ -209,7 +209,7 @@ static void check_attempt(Connection *c, size_t i, uint64_t started, uint64_t en
 /* ---- races, backoff, idle expiry ------------------------------------------- */
 
 /* A failed pool race leaves the caller's connection readable like a failed
- * race: connection_get_attempt gives each attempt's errno (the header's
+ * race: taps_connection_get_attempt gives each attempt's errno (the header's
  * establishment_error contract). */
 static void case_failed_race_attempts_readable(void) {
   PoolTest t;
@@ -223,9 +223,9 @@ static void case_failed_race_attempts_readable(void) {
   seq_fail(&t, 1, ETIMEDOUT);
   mock_run(&t.m);
   CHECK_EQ(w.establishment_error, 1);
-  CHECK_EQ(connection_attempt_count(w.c), 2);
-  CHECK_ATTEMPT(w.c, 0, 0, 1000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  CHECK_ATTEMPT(w.c, 1, 0, 2000, ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
+  CHECK_EQ(taps_connection_attempt_count(w.c), 2);
+  CHECK_ATTEMPT(w.c, 0, 0, 1000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  CHECK_ATTEMPT(w.c, 1, 0, 2000, TAPS_ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
   w_free(&w);
   pt_finish(&t);
 }
@@ -233,7 +233,7 @@ static void case_failed_race_attempts_readable(void) {
 /* The backoff grows by the multiplier up to the maximum. */
 static void case_backoff_grows_to_max(void) {
   PoolTest t;
-  PoolOptions o = opts(1, 0, 8);
+  taps_pool_options o = opts(1, 0, 8);
   o.backoff_initial_ms = 1000;
   o.backoff_multiplier_percent = 300;
   o.backoff_max_ms = 5000;
@@ -266,7 +266,7 @@ static void case_backoff_grows_to_max(void) {
  * race starts exactly elapsed_us after the failure. */
 static void case_backoff_jitter_event_is_the_wait(void) {
   PoolTest t;
-  PoolOptions o = opts(1, 0, 8);
+  taps_pool_options o = opts(1, 0, 8);
   o.backoff_initial_ms = 1000;
   o.backoff_jitter_percent = 50;
   pt_init(&t, &o);
@@ -305,21 +305,21 @@ static void case_backoff_jitter_event_is_the_wait(void) {
  * it reaches that age, reported disposed, and replaced. */
 static void case_idle_expiry(void) {
   PoolTest t;
-  PoolOptions o = opts(3, 1, 8);
+  taps_pool_options o = opts(3, 1, 8);
   o.max_idle_ms = 10000;
   pt_init(&t, &o);
   mock_run(&t.m);
   mock_advance_to(&t.m, 1 * S);
   seq_ready(&t, 0);
   mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 10000);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), 10000);
   int mark = t.n_ev;
   mock_advance_to(&t.m, 11 * S - 1);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 1);
   MOCK_EXPECT(&t.m, "start #0 at 0");
   mock_advance(&t.m, 1);
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 0);
   MOCK_EXPECT(&t.m, "start #0 at 0", "close 100 fd -1", "start #1 at 11000000");
   SEQ_EVENTS_FROM(&t, mark, "disposed", "started 1");
   seq_ready(&t, 1);
@@ -343,15 +343,15 @@ static void case_free_closes_buffered(void) {
   seq_ready(&t, 1);
   mock_run(&t.m);
   CHECK_SERVED(&w, 0, 0);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 1);
   int mark = t.n_ev;
   pt_free_pool(&t);
   mock_run(&t.m);
   MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "start #2 at 0", "cancel #2", "close 101 fd -1");
   SEQ_NO_EVENTS_FROM(&t, mark);
-  CHECK_EQ(connection_pool_buffered(t.pool), 0); /* NULL now */
-  CHECK_EQ((intptr_t)connection_get_protocol_connection(w.c), 100);
-  CHECK_CODE(connection_get_error(w.c), TAPS_OK);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 0); /* NULL now */
+  CHECK_EQ((intptr_t)taps_connection_get_protocol_connection(w.c), 100);
+  CHECK_CODE(taps_connection_get_error(w.c), TAPS_OK);
   mock_advance(&t.m, 10 * S);
   CHECK_EQ(w.closed + w.connection_error, 0);
   w_free(&w);
@@ -372,16 +372,16 @@ static void case_free_during_backoff(void) {
   mock_run(&t.m);
   CHECK_EQ(w1.establishment_error, 1);
   pt_acquire_run(&t, &w2);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), 1000);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), 1000);
   int mark = t.n_ev;
   w2.forbid = 1;
   pt_free_pool(&t);
   mock_run(&t.m);
-  CHECK_EQ(event_loop_get_timeout_ms(t.m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(t.m.loop), -1);
   mock_advance(&t.m, 10 * S);
   CHECK_EQ(t.n, 1);
   SEQ_NO_EVENTS_FROM(&t, mark);
-  CHECK_CODE(connection_get_error(w2.c), TAPS_ERROR_CANCELLED);
+  CHECK_CODE(taps_connection_get_error(w2.c), TAPS_ERROR_CANCELLED);
   w_free(&w1);
   w_free(&w2);
   pt_finish(&t);
@@ -399,7 +399,7 @@ static void case_waiter_freed_while_waiting(void) {
   mock_advance(&t.m, S);
   seq_ready(&t, 1);
   mock_run(&t.m);
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 1);
   SEQ_EVENTS_FROM(&t, 0, "started 2", "attempt ok 1000000", "won 1000000", "buffered");
   Waiter w2;
   pt_acquire_run(&t, &w2);
@@ -409,7 +409,7 @@ static void case_waiter_freed_while_waiting(void) {
   pt_finish(&t);
 }
 
-/* connection_close on a caller's connection while it waits: `closed`
+/* taps_connection_close on a caller's connection while it waits: `closed`
  * follows, and no `ready` after it; the race's connection goes to the
  * buffer instead. */
 static void case_close_while_waiting(void) {
@@ -417,7 +417,7 @@ static void case_close_while_waiting(void) {
   pt_init_n(&t, 2, 0, 8);
   Waiter w1;
   pt_acquire_run(&t, &w1);
-  connection_close(w1.c);
+  taps_connection_close(w1.c);
   mock_run(&t.m);
   CHECK_EQ(w1.closed, 1);
   mock_advance(&t.m, S);
@@ -427,7 +427,7 @@ static void case_close_while_waiting(void) {
     fprintf(stderr, "ready called after closed on a pool connection closed while it waited\n");
     exit(1);
   }
-  CHECK_EQ(connection_pool_buffered(t.pool), 1);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 1);
   Waiter w2;
   pt_acquire_run(&t, &w2);
   CHECK_SERVED(&w2, 0, S);
@@ -444,28 +444,28 @@ static void case_loop_freed_first(void) {
   pt_init_n(&t, 2, 0, 8);
   Waiter w;
   pt_acquire_run(&t, &w);
-  preconnection_free(t.pre);
+  taps_preconnection_free(t.pre);
   t.pre = NULL;
   w.forbid = 1;
   t.freed = 1; /* no event either */
-  event_loop_free(t.m.loop);
+  taps_event_loop_free(t.m.loop);
   t.m.loop = NULL;
   MOCK_EXPECT(&t.m, "start #0 at 0", "start #1 at 0", "cancel #0", "cancel #1");
   CHECK_EQ(t.started_after_free, 0);
-  CHECK_CODE(connection_get_error(w.c), TAPS_ERROR_CANCELLED);
-  Connection *c = (Connection *)&t; /* not NULL: the call must clear it */
-  CHECK_CODE(connection_pool_acquire(t.pool, mock_no_callbacks(), &c), TAPS_ERROR_INVALID_STATE);
+  CHECK_CODE(taps_connection_get_error(w.c), TAPS_ERROR_CANCELLED);
+  taps_connection *c = (taps_connection *)&t; /* not NULL: the call must clear it */
+  CHECK_CODE(taps_connection_pool_acquire(t.pool, mock_no_callbacks(), &c), TAPS_ERROR_INVALID_STATE);
   CHECK(c == NULL);
-  CHECK_EQ(connection_pool_buffered(t.pool), 0);
-  connection_pool_free(t.pool);
+  CHECK_EQ(taps_connection_pool_buffered(t.pool), 0);
+  taps_connection_pool_free(t.pool);
   t.pool = NULL;
   w_free(&w);
-  transport_properties_free(t.props);
+  taps_transport_properties_free(t.props);
 }
 
 /* Bad arguments: NULL pointers and options out of range. */
 static void case_bad_arguments(void) {
-  PoolOptions d = pool_options_default();
+  taps_pool_options d = taps_pool_options_default();
   CHECK_EQ(d.buffer_size, 0);
   CHECK_EQ(d.max_size, 8);
   CHECK_EQ(d.race_count, 3);
@@ -476,19 +476,19 @@ static void case_bad_arguments(void) {
   CHECK_EQ(d.backoff_jitter_percent, 0);
   CHECK_EQ(d.max_idle_ms, 0);
 
-  CHECK(connection_pool_new(NULL, NULL, NULL, NULL) == NULL);
+  CHECK(taps_connection_pool_new(NULL, NULL, NULL, NULL) == NULL);
   CHECK_CODE(taps_last_error(), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK(connection_pool_new(NULL, &d, pt_on_event, NULL) == NULL);
+  CHECK(taps_connection_pool_new(NULL, &d, pt_on_event, NULL) == NULL);
   CHECK_CODE(taps_last_error(), TAPS_ERROR_NULL_ARGUMENT);
 
   PoolTest t;
   pt_init(&t, NULL); /* NULL options: the defaults */
-  Connection *c = (Connection *)&t; /* not NULL: the call must clear it */
-  CHECK_CODE(connection_pool_acquire(NULL, mock_no_callbacks(), &c), TAPS_ERROR_NULL_ARGUMENT);
+  taps_connection *c = (taps_connection *)&t; /* not NULL: the call must clear it */
+  CHECK_CODE(taps_connection_pool_acquire(NULL, mock_no_callbacks(), &c), TAPS_ERROR_NULL_ARGUMENT);
   CHECK(c == NULL);
-  CHECK_CODE(connection_pool_acquire(t.pool, mock_no_callbacks(), NULL), TAPS_ERROR_NULL_ARGUMENT);
-  CHECK_EQ(connection_pool_buffered(NULL), 0);
-  connection_pool_free(NULL);
+  CHECK_CODE(taps_connection_pool_acquire(t.pool, mock_no_callbacks(), NULL), TAPS_ERROR_NULL_ARGUMENT);
+  CHECK_EQ(taps_connection_pool_buffered(NULL), 0);
+  taps_connection_pool_free(NULL);
   mock_run(&t.m);
   MOCK_EXPECT_EMPTY(&t.m); /* the failed calls started nothing */
 
@@ -496,14 +496,14 @@ static void case_bad_arguments(void) {
    * message names the field. */
   struct {
     const char *field;
-    PoolOptions o;
+    taps_pool_options o;
   } bad[16];
   size_t n = 0;
 #define BAD(name, ...)                 \
   do {                                 \
-    PoolOptions *o = &bad[n].o;        \
+    taps_pool_options *o = &bad[n].o;        \
     bad[n].field = (name);             \
-    *o = pool_options_default();       \
+    *o = taps_pool_options_default();       \
     __VA_ARGS__;                       \
     n++;                               \
   } while (0)
@@ -519,7 +519,7 @@ static void case_bad_arguments(void) {
   BAD("backoff_max_ms", o->backoff_max_ms = 999);
 #undef BAD
   for (size_t i = 0; i < n; i++) {
-    ConnectionPool *p = connection_pool_new(t.pre, &bad[i].o, NULL, NULL);
+    taps_connection_pool *p = taps_connection_pool_new(t.pre, &bad[i].o, NULL, NULL);
     if (p != NULL || taps_last_error() != TAPS_ERROR_INVALID_OPTION ||
         strstr(taps_last_error_message(), bad[i].field) == NULL) {
       fprintf(stderr, "bad option %zu (%s): pool %p, error %d, message \"%s\"\n", i, bad[i].field, (void *)p,
@@ -528,8 +528,8 @@ static void case_bad_arguments(void) {
     }
   }
   /* The ends of each range are fine. */
-  PoolOptions good[6];
-  for (int i = 0; i < 6; i++) good[i] = pool_options_default();
+  taps_pool_options good[6];
+  for (int i = 0; i < 6; i++) good[i] = taps_pool_options_default();
   good[0].race_count = 1;
   good[0].refill_race_count = 64;
   good[1].race_count = 64;
@@ -542,10 +542,10 @@ static void case_bad_arguments(void) {
   good[5].backoff_max_ms = 1000; /* == backoff_initial_ms */
   good[5].max_size = 0;
   for (int i = 0; i < 6; i++) {
-    ConnectionPool *p = connection_pool_new(t.pre, &good[i], NULL, NULL);
+    taps_connection_pool *p = taps_connection_pool_new(t.pre, &good[i], NULL, NULL);
     if (p == NULL) fprintf(stderr, "good options %d: %s\n", i, taps_last_error_message());
     CHECK(p != NULL);
-    connection_pool_free(p);
+    taps_connection_pool_free(p);
   }
   mock_run(&t.m);
   /* good[2] (buffer_size 8) started 8 refills; its free cancelled them. */
@@ -561,25 +561,25 @@ typedef struct TcpEvents {
   int buffered, disposed, won, failed;
 } TcpEvents;
 
-static void tcp_on_event(const PoolEvent *e, void *ud) {
+static void tcp_on_event(const taps_pool_event *e, void *ud) {
   TcpEvents *r = (TcpEvents *)ud;
-  if (e->kind == POOL_EVENT_KIND_CONNECTION_BUFFERED) r->buffered++;
-  if (e->kind == POOL_EVENT_KIND_CONNECTION_DISPOSED) r->disposed++;
-  if (e->kind == POOL_EVENT_KIND_RACE_WON) r->won++;
-  if (e->kind == POOL_EVENT_KIND_RACE_FAILED) r->failed++;
+  if (e->kind == TAPS_POOL_EVENT_KIND_CONNECTION_BUFFERED) r->buffered++;
+  if (e->kind == TAPS_POOL_EVENT_KIND_CONNECTION_DISPOSED) r->disposed++;
+  if (e->kind == TAPS_POOL_EVENT_KIND_RACE_WON) r->won++;
+  if (e->kind == TAPS_POOL_EVENT_KIND_RACE_FAILED) r->failed++;
 }
 
 /* Embedded-loop style: wait for the loop's fd at most `max_ms` (or its
  * next timer), then process. The pool's buffered sockets are watched even
- * when no race is pending, which event_loop_run would not wait for. */
-static void tcp_pump(EventLoop *loop, int max_ms) {
-  int fd = event_loop_get_fd(loop);
+ * when no race is pending, which taps_event_loop_run would not wait for. */
+static void tcp_pump(taps_event_loop *loop, int max_ms) {
+  int fd = taps_event_loop_get_fd(loop);
   CHECK(fd >= 0);
-  int t = event_loop_get_timeout_ms(loop);
+  int t = taps_event_loop_get_timeout_ms(loop);
   if (t < 0 || t > max_ms) t = max_ms;
   struct pollfd p = {fd, POLLIN, 0};
   (void)poll(&p, 1, t);
-  CHECK(event_loop_process(loop) >= 0);
+  CHECK(taps_event_loop_process(loop) >= 0);
 }
 
 #define TCP_PUMP_UNTIL(loop, cond, ms)                                   \
@@ -593,35 +593,35 @@ static void tcp_pump(EventLoop *loop, int max_ms) {
  * the pool notices the hang-up, disposes of it and refills. */
 static void case_tcp_loopback(void) {
   int l, srv[16], n_srv = 0;
-  EventLoop *loop;
-  Preconnection *pre;
+  taps_event_loop *loop;
+  taps_preconnection *pre;
   uint16_t port = tcp_fixture(&l, &loop, &pre);
-  PoolOptions o = pool_options_default();
+  taps_pool_options o = taps_pool_options_default();
   o.buffer_size = 2;
   TcpEvents ev;
   memset(&ev, 0, sizeof ev);
-  ConnectionPool *pool = connection_pool_new(pre, &o, tcp_on_event, &ev);
+  taps_connection_pool *pool = taps_connection_pool_new(pre, &o, tcp_on_event, &ev);
   CHECK(pool != NULL);
-  preconnection_free(pre);
+  taps_preconnection_free(pre);
 
-  TCP_PUMP_UNTIL(loop, connection_pool_buffered(pool) == 2, 5000);
-  CHECK_EQ(connection_pool_buffered(pool), 2);
+  TCP_PUMP_UNTIL(loop, taps_connection_pool_buffered(pool) == 2, 5000);
+  CHECK_EQ(taps_connection_pool_buffered(pool), 2);
   CHECK_EQ(ev.buffered, 2);
   CHECK_EQ(ev.failed, 0);
 
   /* Served at once: the ready callback comes with the next processing. */
   Waiter w;
   w_acquire(pool, loop, &w);
-  CHECK_EQ(connection_pool_buffered(pool), 1);
-  CHECK(event_loop_process(loop) >= 1);
+  CHECK_EQ(taps_connection_pool_buffered(pool), 1);
+  CHECK(taps_event_loop_process(loop) >= 1);
   CHECK_EQ(w.ready, 1);
-  int cfd = connection_get_fd(w.c);
+  int cfd = taps_connection_get_fd(w.c);
   CHECK(cfd >= 0);
   CHECK_EQ(sock_port(cfd, 1), port);
-  CHECK(strcmp(connection_get_protocol(w.c), "tcp") == 0);
+  CHECK(strcmp(taps_connection_get_protocol(w.c), "tcp") == 0);
   /* The pool refills. */
-  TCP_PUMP_UNTIL(loop, connection_pool_buffered(pool) == 2, 5000);
-  CHECK_EQ(connection_pool_buffered(pool), 2);
+  TCP_PUMP_UNTIL(loop, taps_connection_pool_buffered(pool) == 2, 5000);
+  CHECK_EQ(taps_connection_pool_buffered(pool), 2);
   CHECK_EQ(ev.buffered, 3);
 
   /* The server closes one of the buffered connections (not the caller's). */
@@ -639,21 +639,21 @@ static void case_tcp_loopback(void) {
   CHECK(victim >= 0);
   close(srv[victim]);
   srv[victim] = -1;
-  TCP_PUMP_UNTIL(loop, ev.disposed == 1 && connection_pool_buffered(pool) == 2, 5000);
+  TCP_PUMP_UNTIL(loop, ev.disposed == 1 && taps_connection_pool_buffered(pool) == 2, 5000);
   if (ev.disposed != 1) {
     fprintf(stderr, "the server closed a buffered connection (FIN); after %lld ms the pool reports %d disposed, %zu "
                     "buffered\n",
-            (long long)SCALED(5000), ev.disposed, connection_pool_buffered(pool));
+            (long long)SCALED(5000), ev.disposed, taps_connection_pool_buffered(pool));
     exit(1);
   }
-  CHECK_EQ(connection_pool_buffered(pool), 2);
+  CHECK_EQ(taps_connection_pool_buffered(pool), 2);
   CHECK_EQ(ev.buffered, 4);
   CHECK_EQ(w.connection_error, 0); /* the caller's connection is not affected */
-  CHECK_CODE(connection_get_error(w.c), TAPS_OK);
+  CHECK_CODE(taps_connection_get_error(w.c), TAPS_OK);
 
   w_free(&w);
-  connection_pool_free(pool);
-  event_loop_free(loop);
+  taps_connection_pool_free(pool);
+  taps_event_loop_free(loop);
   tcp_accept(l, srv, &n_srv, 16);
   for (int i = 0; i < n_srv; i++) {
     if (srv[i] >= 0) close(srv[i]);

@@ -23,9 +23,9 @@ static void case_first_wins_cancels_others(void) {
   mock_advance_to(&m, 500000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000",
               "m start 127.0.0.3:443 at 500000");
-  CHECK_EQ(connection_attempt_count(m.conn), 3);
-  CHECK(connection_get_protocol(m.conn) == NULL);
-  CHECK_EQ(connection_get_fd(m.conn), -1);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 3);
+  CHECK(taps_connection_get_protocol(m.conn) == NULL);
+  CHECK_EQ(taps_connection_get_fd(m.conn), -1);
 
   int sv[2];
   CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
@@ -38,31 +38,31 @@ static void case_first_wins_cancels_others(void) {
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.establishment_error, 0);
   CHECK_EQ(m.done_at_us, 505000);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_OK);
-  CHECK(connection_get_protocol(m.conn) != NULL);
-  CHECK(strcmp(connection_get_protocol(m.conn), "m") == 0);
-  CHECK(connection_get_protocol_connection(m.conn) == (void *)7);
-  CHECK_EQ(connection_get_fd(m.conn), sv[0]);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_OK);
+  CHECK(taps_connection_get_protocol(m.conn) != NULL);
+  CHECK(strcmp(taps_connection_get_protocol(m.conn), "m") == 0);
+  CHECK(taps_connection_get_protocol_connection(m.conn) == (void *)7);
+  CHECK_EQ(taps_connection_get_fd(m.conn), sv[0]);
   struct sockaddr_storage ra;
   socklen_t ra_len = 0;
-  CHECK_CODE(connection_get_remote_address(m.conn, &ra, &ra_len), TAPS_OK);
+  CHECK_CODE(taps_connection_get_remote_address(m.conn, &ra, &ra_len), TAPS_OK);
   char buf[64];
   CHECK(strcmp(mock_addr_str((struct sockaddr *)&ra, buf, sizeof buf), "127.0.0.1:443") == 0);
-  CHECK_EQ(connection_attempt_count(m.conn), 3);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 505000, ATTEMPT_OUTCOME_WON, 0);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 505000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 500000, 505000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  AttemptInfo a = mock_info(&m, 0);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 3);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 505000, TAPS_ATTEMPT_OUTCOME_WON, 0);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 505000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 500000, 505000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  taps_attempt_info a = mock_info(&m, 0);
   CHECK(a.interface_name == NULL); /* the default path */
 
   /* Nothing more happens, however long we wait. */
   mock_advance(&m, 10 * 1000 * 1000);
   CHECK_EQ(m.n_log, 5);
   CHECK_EQ(m.ready, 1);
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
 
   /* Freeing the connection closes the winner through the protocol. */
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   CHECK_EQ(m.n_log, 6);
   char want[64];
@@ -74,7 +74,7 @@ static void case_first_wins_cancels_others(void) {
   mock_finish(&m);
 }
 
-/* connection_close on a user protocol's winner: the protocol's close, then
+/* taps_connection_close on a user protocol's winner: the protocol's close, then
  * `closed` on the loop; freeing afterwards closes nothing more. */
 static void case_close_winner(void) {
   Mock m;
@@ -83,15 +83,15 @@ static void case_close_winner(void) {
   mock_ready(&m, 0, -1, 3);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  CHECK_EQ(connection_get_fd(m.conn), -1);
-  connection_close(m.conn);
+  CHECK_EQ(taps_connection_get_fd(m.conn), -1);
+  taps_connection_close(m.conn);
   mock_run(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m close 3 fd -1");
   CHECK_EQ(m.closed, 1);
-  connection_close(m.conn);
+  taps_connection_close(m.conn);
   mock_run(&m);
   CHECK_EQ(m.closed, 1);
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   CHECK_EQ(m.n_log, 2);
   mock_finish(&m);
@@ -122,19 +122,19 @@ static void case_all_fail(void) {
   CHECK_EQ(m.ready, 0);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.done_at_us, 300000);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_os_error(m.conn), ETIMEDOUT);
-  CHECK(connection_get_protocol(m.conn) == NULL);
-  CHECK_EQ(connection_get_fd(m.conn), -1);
-  CHECK_EQ(connection_attempt_count(m.conn), 3);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 1000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 1000, 260000, ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
-  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 251000, 300000, ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
-  AttemptInfo past;
-  CHECK_CODE(connection_get_attempt(m.conn, 3, &past), TAPS_ERROR_OUT_OF_RANGE);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_EQ(taps_connection_get_os_error(m.conn), ETIMEDOUT);
+  CHECK(taps_connection_get_protocol(m.conn) == NULL);
+  CHECK_EQ(taps_connection_get_fd(m.conn), -1);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 3);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 1000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 1000, 260000, TAPS_ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
+  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 251000, 300000, TAPS_ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
+  taps_attempt_info past;
+  CHECK_CODE(taps_connection_get_attempt(m.conn, 3, &past), TAPS_ERROR_OUT_OF_RANGE);
   /* No cancel or close for failed attempts, no second callback. */
   CHECK_EQ(m.n_log, 3);
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 5 * 1000 * 1000);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.n_log, 3);
@@ -151,14 +151,14 @@ static void case_start_error_fails_at_once(void) {
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 0");
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.done_at_us, 0);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_os_error(m.conn), ENETUNREACH);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 0, ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 0, 0, ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_EQ(taps_connection_get_os_error(m.conn), ENETUNREACH);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 0, TAPS_ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 0, 0, TAPS_ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
   mock_finish(&m);
 }
 
-/* RFC 8305 §5: the first attempt at 0, the next exactly one Connection
+/* RFC 8305 §5: the first attempt at 0, the next exactly one taps_connection
  * Attempt Delay later (not 1 µs before); the timer stops when the race is
  * won. */
 static void case_staggered_exact(void) {
@@ -166,13 +166,13 @@ static void case_staggered_exact(void) {
   mock_setup(&m, three, 3, NULL);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), 250);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), 250);
   mock_advance(&m, 249999);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), 1); /* 1 µs, rounded up */
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), 1); /* 1 µs, rounded up */
   mock_advance(&m, 1);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), 250);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), 250);
   /* The second attempt wins at 260 ms: the first is cancelled, the third
    * never starts, and no timer is left. */
   mock_advance(&m, 10000);
@@ -181,13 +181,13 @@ static void case_staggered_exact(void) {
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000", "m cancel #0");
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.done_at_us, 260000);
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 250000);
   mock_advance(&m, 10 * 1000 * 1000);
   CHECK_EQ(m.n_log, 3);
-  CHECK_EQ(connection_attempt_count(m.conn), 2);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 260000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 260000, ATTEMPT_OUTCOME_WON, 0);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 2);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 260000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 260000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   mock_finish(&m);
 }
 
@@ -196,7 +196,7 @@ static void case_staggered_exact(void) {
 static void case_staggered_custom_delay(void) {
   for (int clamp = 0; clamp < 2; clamp++) {
     Mock m;
-    RacingOptions opts = racing_options_default();
+    taps_racing_options opts = taps_racing_options_default();
     opts.connection_attempt_delay_ms = clamp ? 5 : 100;
     uint64_t d = clamp ? 10000 : 100000;
     mock_setup(&m, three, 3, &opts);
@@ -212,7 +212,7 @@ static void case_staggered_custom_delay(void) {
     snprintf(w2, sizeof w2, "m start 127.0.0.3:443 at %" PRIu64, 2 * d);
     MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", w1, w2);
     /* Nothing left to start: no timer; the race waits for the attempts. */
-    CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+    CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
     mock_fail(&m, 2, ECONNREFUSED);
     mock_fail(&m, 0, ECONNREFUSED);
     mock_fail(&m, 1, ECONNREFUSED);
@@ -228,7 +228,7 @@ static void case_single_candidate(void) {
   mock_setup(&m, three, 1, NULL);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 10 * 1000 * 1000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   CHECK_EQ(m.ready + m.establishment_error, 0);
@@ -236,7 +236,7 @@ static void case_single_candidate(void) {
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.done_at_us, 10 * 1000 * 1000);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 10 * 1000 * 1000, ATTEMPT_OUTCOME_WON, 0);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 10 * 1000 * 1000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   mock_finish(&m);
 }
 
@@ -254,12 +254,12 @@ static void case_same_tick(void) {
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000", "m close 1 fd -1");
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.establishment_error, 0);
-  CHECK(connection_get_protocol_connection(m.conn) == (void *)2);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 251000, ATTEMPT_OUTCOME_WON, 0);
-  AttemptInfo a = mock_info(&m, 0);
-  CHECK(a.outcome != ATTEMPT_OUTCOME_WON && a.outcome != ATTEMPT_OUTCOME_RUNNING);
+  CHECK(taps_connection_get_protocol_connection(m.conn) == (void *)2);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 251000, TAPS_ATTEMPT_OUTCOME_WON, 0);
+  taps_attempt_info a = mock_info(&m, 0);
+  CHECK(a.outcome != TAPS_ATTEMPT_OUTCOME_WON && a.outcome != TAPS_ATTEMPT_OUTCOME_RUNNING);
   CHECK_EQ(a.ended_us, 251000);
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   CHECK(strcmp(m.log[m.n_log - 1], "m close 2 fd -1") == 0);
   CHECK_EQ(m.n_log, 4);
@@ -283,10 +283,10 @@ static void case_mid_race_success(void) {
   CHECK_EQ(m.ready, 1);
   mock_advance(&m, 10 * 1000 * 1000);
   CHECK_EQ(m.n_log, 5);
-  CHECK_EQ(connection_attempt_count(m.conn), 3);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 600000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 600000, ATTEMPT_OUTCOME_WON, 0);
-  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 500000, 600000, ATTEMPT_OUTCOME_CANCELLED, 0);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 3);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 600000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 250000, 600000, TAPS_ATTEMPT_OUTCOME_WON, 0);
+  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 500000, 600000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
   mock_finish(&m);
 }
 
@@ -304,7 +304,7 @@ static void case_reported_ready_is_closed_not_cancelled(void) {
   mock_advance(&m, 250000);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000");
   mock_ready(&m, 0, -1, 7); /* queued for the loop, which has not run yet */
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   mock_run(&m);
   MOCK_CHECK_LOG_HAS(&m, "m cancel #1");
@@ -323,8 +323,8 @@ static void case_ready_inside_start(void) {
   mock_initiate(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   CHECK_EQ(m.ready, 1);
-  CHECK(connection_get_protocol_connection(m.conn) == (void *)9);
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK(taps_connection_get_protocol_connection(m.conn) == (void *)9);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_finish(&m);
 }
 
@@ -353,7 +353,7 @@ static void case_ready_from_other_thread(void) {
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
   CHECK_EQ(m.done_at_us, 1000);
-  CHECK(connection_get_protocol_connection(m.conn) == (void *)5);
+  CHECK(taps_connection_get_protocol_connection(m.conn) == (void *)5);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
   mock_finish(&m);
 }
@@ -365,7 +365,7 @@ static void case_free_while_racing(void) {
   mock_setup(&m, three, 3, NULL);
   mock_initiate(&m);
   mock_advance(&m, 250000);
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   mock_run(&m);
   MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 250000", "m cancel #0", "m cancel #1");

@@ -12,7 +12,7 @@ static const char *const v4_two[] = {"127.0.0.1", "127.0.0.2"};
 
 /* A loop with the mock protocol and resolver and a race to mock.test:443;
  * both queries are asked when the race is initiated. */
-static void start(Mock *m, const RacingOptions *opts) {
+static void start(Mock *m, const taps_racing_options *opts) {
   mock_init(m);
   mock_add_protocol(m, "m");
   mock_set_resolver(m);
@@ -49,8 +49,8 @@ static void case_a_then_aaaa_within_delay(void) {
   mock_ready(&m, 1, -1, 4);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", "[::1]:443", 30000, 280000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.1:443", 280000, 280000, ATTEMPT_OUTCOME_WON, 0);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", "[::1]:443", 30000, 280000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.1:443", 280000, 280000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   mock_finish(&m);
 }
 
@@ -86,7 +86,7 @@ static void case_aaaa_after_delay(void) {
   start(&m, NULL);
   mock_answer(&m, AF_INET, v4, 1);
   mock_run(&m);
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), 50);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), 50);
   mock_advance(&m, 49999);
   CHECK_EQ(m.n_attempts, 0);
   mock_advance(&m, 1);
@@ -163,8 +163,8 @@ static void case_late_answer_joins(void) {
   mock_ready(&m, 1, -1, 6);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  CHECK(connection_get_protocol_connection(m.conn) == (void *)6);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "[::1]:443", 300000, 550000, ATTEMPT_OUTCOME_WON, 0);
+  CHECK(taps_connection_get_protocol_connection(m.conn) == (void *)6);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "[::1]:443", 300000, 550000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   mock_finish(&m);
 }
 
@@ -190,7 +190,7 @@ static void case_late_answer_when_idle(void) {
   mock_fail(&m, 1, ECONNREFUSED);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
   mock_finish(&m);
 }
 
@@ -207,9 +207,9 @@ static void case_resolution_fails(void) {
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
   CHECK_EQ(m.done_at_us, 1000);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_RESOLUTION_FAILED);
-  CHECK_EQ(connection_get_os_error(m.conn), 4);
-  CHECK_EQ(connection_attempt_count(m.conn), 0);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_RESOLUTION_FAILED);
+  CHECK_EQ(taps_connection_get_os_error(m.conn), 4);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 0);
   MOCK_EXPECT(&m, "resolve AAAA mock.test", "resolve A mock.test");
   mock_finish(&m);
 }
@@ -222,8 +222,8 @@ static void case_empty_answers(void) {
   mock_answer(&m, AF_INET, NULL, 0);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_RESOLUTION_FAILED);
-  CHECK_EQ(connection_attempt_count(m.conn), 0);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_RESOLUTION_FAILED);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 0);
   mock_finish(&m);
 }
 
@@ -231,7 +231,7 @@ static void case_empty_answers(void) {
 static void case_free_cancels_queries(void) {
   Mock m;
   start(&m, NULL);
-  connection_free(m.conn);
+  taps_connection_free(m.conn);
   m.conn = NULL;
   mock_run(&m);
   MOCK_EXPECT(&m, "resolve AAAA mock.test", "resolve A mock.test", "resolver cancel AAAA", "resolver cancel A");

@@ -6,8 +6,8 @@
 
 static const char *const one[] = {"127.0.0.1"};
 
-#define PLAIN (PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING)
-#define MSG (PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_MULTISTREAMING | PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES)
+#define PLAIN (TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_MULTISTREAMING)
+#define MSG (TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_MULTISTREAMING | TAPS_PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES)
 
 /* Fail every live attempt (from the newest), then run. */
 static void fail_all(Mock *m, int err) {
@@ -24,17 +24,17 @@ static void case_prohibited_never_starts(void) {
   mock_add_protocol_flags(&m, "msg", MSG);
   mock_add_protocol_flags(&m, "plain", PLAIN);
   m.props = mock_props();
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PROHIBIT), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_PROHIBIT), TAPS_OK);
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "plain start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 5 * 1000 * 1000);
   fail_all(&m, ECONNREFUSED);
   mock_advance(&m, 5 * 1000 * 1000);
   MOCK_EXPECT(&m, "plain start 127.0.0.1:443 at 0");
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_EQ(connection_attempt_count(m.conn), 1);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 1);
   mock_finish(&m);
 }
 
@@ -45,19 +45,19 @@ static void case_required_is_the_only_one(void) {
   mock_init(&m);
   mock_add_protocol_flags(&m, "plain", PLAIN);
   mock_add_protocol_flags(&m, "msg", MSG);
-  m.props = transport_properties_new();
+  m.props = taps_transport_properties_new();
   CHECK(m.props != NULL);
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_REQUIRE), TAPS_OK);
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "msg start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 5 * 1000 * 1000);
   fail_all(&m, ECONNREFUSED);
   MOCK_EXPECT(&m, "msg start 127.0.0.1:443 at 0");
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_EQ(connection_attempt_count(m.conn), 1);
-  MOCK_CHECK_ATTEMPT(&m, 0, "msg", "127.0.0.1:443", 0, 5000000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 1);
+  MOCK_CHECK_ATTEMPT(&m, 0, "msg", "127.0.0.1:443", 0, 5000000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
   mock_finish(&m);
 }
 
@@ -67,10 +67,10 @@ static void case_nothing_left(void) {
   mock_init(&m);
   mock_add_protocol_flags(&m, "plain", PLAIN);
   m.props = mock_props();
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_REQUIRE), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_REQUIRE), TAPS_OK);
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
-  Connection *c = (Connection *)&m; /* must be set to NULL */
-  CHECK_CODE(preconnection_initiate_with_racing(m.pre, mock_no_callbacks(), &c), TAPS_ERROR_NO_CANDIDATES);
+  taps_connection *c = (taps_connection *)&m; /* must be set to NULL */
+  CHECK_CODE(taps_preconnection_initiate_with_racing(m.pre, mock_no_callbacks(), &c), TAPS_ERROR_NO_CANDIDATES);
   CHECK(c == NULL);
   CHECK_EQ(m.n_log, 0);
   mock_finish(&m);
@@ -85,7 +85,7 @@ static void case_prefer_orders_starts(void) {
   mock_add_protocol_flags(&m, "b", MSG);
   mock_add_protocol_flags(&m, "c", PLAIN);
   m.props = mock_props();
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PREFER), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_PREFER), TAPS_OK);
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
   mock_initiate(&m);
   mock_advance(&m, 249999);
@@ -97,9 +97,9 @@ static void case_prefer_orders_starts(void) {
   mock_run(&m);
   MOCK_EXPECT(&m, "b start 127.0.0.1:443 at 0", "a start 127.0.0.1:443 at 250000", "c start 127.0.0.1:443 at 500000",
               "b cancel #0", "a cancel #1");
-  CHECK(strcmp(connection_get_protocol(m.conn), "c") == 0);
-  MOCK_CHECK_ATTEMPT(&m, 0, "b", "127.0.0.1:443", 0, 500000, ATTEMPT_OUTCOME_CANCELLED, 0);
-  MOCK_CHECK_ATTEMPT(&m, 2, "c", "127.0.0.1:443", 500000, 500000, ATTEMPT_OUTCOME_WON, 0);
+  CHECK(strcmp(taps_connection_get_protocol(m.conn), "c") == 0);
+  MOCK_CHECK_ATTEMPT(&m, 0, "b", "127.0.0.1:443", 0, 500000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 2, "c", "127.0.0.1:443", 500000, 500000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   mock_finish(&m);
 }
 
@@ -112,9 +112,9 @@ static void case_avoid_is_failover(void) {
   mock_add_protocol_flags(&m, "a", PLAIN);
   mock_add_protocol_flags(&m, "b", PLAIN);
   m.props = mock_props();
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_AVOID), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_AVOID), TAPS_OK);
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_DELAYED, 100), TAPS_OK);
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, TAPS_BRANCH_KIND_PROTOCOL, TAPS_RACING_TYPE_DELAYED, 100), TAPS_OK);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
   mock_advance(&m, 99999);
@@ -122,7 +122,7 @@ static void case_avoid_is_failover(void) {
   mock_advance(&m, 1);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0", "b start 127.0.0.1:443 at 100000");
   /* No timer for the avoided protocol: it waits for failures only. */
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 1000000);
   CHECK_EQ(m.n_log, 2);
   mock_fail(&m, 0, ECONNREFUSED);
@@ -136,15 +136,15 @@ static void case_avoid_is_failover(void) {
   mock_run(&m);
   CHECK_EQ(m.ready, 0);
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_CODE(connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
-  CHECK_EQ(connection_get_os_error(m.conn), ETIMEDOUT);
-  MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 1100000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  MOCK_CHECK_ATTEMPT(&m, 1, "b", "127.0.0.1:443", 100000, 1100500, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  MOCK_CHECK_ATTEMPT(&m, 2, "msg", "127.0.0.1:443", 1100500, 1100500, ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
+  CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+  CHECK_EQ(taps_connection_get_os_error(m.conn), ETIMEDOUT);
+  MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 1100000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  MOCK_CHECK_ATTEMPT(&m, 1, "b", "127.0.0.1:443", 100000, 1100500, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  MOCK_CHECK_ATTEMPT(&m, 2, "msg", "127.0.0.1:443", 1100500, 1100500, TAPS_ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
   mock_finish(&m);
 }
 
-/* preconnection_set_racing_type(PROTOCOL, FAILOVER): the second protocol
+/* taps_preconnection_set_racing_type(PROTOCOL, FAILOVER): the second protocol
  * starts only when the first failed, however long that takes. */
 static void case_racing_type_failover(void) {
   Mock m;
@@ -153,10 +153,10 @@ static void case_racing_type_failover(void) {
   mock_add_protocol(&m, "b");
   m.props = mock_props();
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_FAILOVER, 0), TAPS_OK);
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, TAPS_BRANCH_KIND_PROTOCOL, TAPS_RACING_TYPE_FAILOVER, 0), TAPS_OK);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 10 * 1000 * 1000);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0");
   mock_fail(&m, 0, EHOSTUNREACH);
@@ -165,12 +165,12 @@ static void case_racing_type_failover(void) {
   mock_ready(&m, 1, -1, 2);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  CHECK(strcmp(connection_get_protocol(m.conn), "b") == 0);
-  MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 10000000, ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
+  CHECK(strcmp(taps_connection_get_protocol(m.conn), "b") == 0);
+  MOCK_CHECK_ATTEMPT(&m, 0, "a", "127.0.0.1:443", 0, 10000000, TAPS_ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
   mock_finish(&m);
 }
 
-/* preconnection_set_racing_type(PROTOCOL, IMMEDIATE): every protocol
+/* taps_preconnection_set_racing_type(PROTOCOL, IMMEDIATE): every protocol
  * starts at once; the first ready wins and the other is cancelled. */
 static void case_racing_type_immediate(void) {
   Mock m;
@@ -179,19 +179,19 @@ static void case_racing_type_immediate(void) {
   mock_add_protocol(&m, "b");
   m.props = mock_props();
   m.pre = mock_preconnection(&m, one, 1, m.props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_PROTOCOL, RACING_TYPE_IMMEDIATE, 0), TAPS_OK);
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, TAPS_BRANCH_KIND_PROTOCOL, TAPS_RACING_TYPE_IMMEDIATE, 0), TAPS_OK);
   mock_initiate(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0", "b start 127.0.0.1:443 at 0");
-  CHECK_EQ(event_loop_get_timeout_ms(m.loop), -1);
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), -1);
   mock_advance(&m, 3000);
   mock_ready(&m, 1, -1, 2);
   mock_run(&m);
   MOCK_EXPECT(&m, "a start 127.0.0.1:443 at 0", "b start 127.0.0.1:443 at 0", "a cancel #0");
-  CHECK(strcmp(connection_get_protocol(m.conn), "b") == 0);
+  CHECK(strcmp(taps_connection_get_protocol(m.conn), "b") == 0);
   mock_finish(&m);
 }
 
-/* preconnection_set_racing_type(ENDPOINT, FAILOVER): the next address
+/* taps_preconnection_set_racing_type(ENDPOINT, FAILOVER): the next address
  * only when an attempt failed. Bad arguments change nothing. */
 static void case_endpoint_failover(void) {
   static const char *const two[] = {"127.0.0.1", "127.0.0.2"};
@@ -200,10 +200,10 @@ static void case_endpoint_failover(void) {
   mock_add_protocol(&m, "a");
   m.props = mock_props();
   m.pre = mock_preconnection(&m, two, 2, m.props, NULL);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_ENDPOINT, RACING_TYPE_FAILOVER, 0), TAPS_OK);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, 7, RACING_TYPE_IMMEDIATE, 0), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(preconnection_set_racing_type(m.pre, BRANCH_KIND_ENDPOINT, 9, 0), TAPS_ERROR_INVALID_ARGUMENT);
-  CHECK_CODE(preconnection_set_racing_type(NULL, BRANCH_KIND_ENDPOINT, RACING_TYPE_IMMEDIATE, 0),
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, TAPS_BRANCH_KIND_ENDPOINT, TAPS_RACING_TYPE_FAILOVER, 0), TAPS_OK);
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, 7, TAPS_RACING_TYPE_IMMEDIATE, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_preconnection_set_racing_type(m.pre, TAPS_BRANCH_KIND_ENDPOINT, 9, 0), TAPS_ERROR_INVALID_ARGUMENT);
+  CHECK_CODE(taps_preconnection_set_racing_type(NULL, TAPS_BRANCH_KIND_ENDPOINT, TAPS_RACING_TYPE_IMMEDIATE, 0),
              TAPS_ERROR_NULL_ARGUMENT);
   mock_initiate(&m);
   mock_advance(&m, 10 * 1000 * 1000);
@@ -222,7 +222,7 @@ static void case_endpoint_failover(void) {
 static void wait_attempt_ended(Mock *m, size_t i) {
   for (int tries = 0; tries < 2000; tries++) {
     mock_run(m);
-    if (connection_attempt_count(m->conn) > i && mock_info(m, i).outcome != ATTEMPT_OUTCOME_RUNNING) return;
+    if (taps_connection_attempt_count(m->conn) > i && mock_info(m, i).outcome != TAPS_ATTEMPT_OUTCOME_RUNNING) return;
     test_sleep_ms(1);
   }
   test_print_attempts(m->conn);
@@ -245,20 +245,20 @@ static void case_tcp_and_mock(void) {
   snprintf(w0, sizeof w0, "m start 127.0.0.1:%u at 0", port);
   MOCK_EXPECT(&m, w0);
   mock_advance(&m, 249999);
-  CHECK_EQ(connection_attempt_count(m.conn), 1);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 1);
   mock_advance(&m, 1);
-  CHECK_EQ(connection_attempt_count(m.conn), 2);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 2);
   wait_attempt_ended(&m, 1);
   char a1[64];
   snprintf(a1, sizeof a1, "127.0.0.1:%u", port);
-  MOCK_CHECK_ATTEMPT(&m, 1, "tcp", a1, 250000, 250000, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  MOCK_CHECK_ATTEMPT(&m, 1, "tcp", a1, 250000, 250000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
   CHECK_EQ(m.establishment_error, 0); /* the mock still runs */
   mock_advance(&m, 50000);
   mock_ready(&m, 0, -1, 1);
   mock_run(&m);
   CHECK_EQ(m.ready, 1);
-  CHECK(strcmp(connection_get_protocol(m.conn), "m") == 0);
-  MOCK_CHECK_ATTEMPT(&m, 0, "m", a1, 0, 300000, ATTEMPT_OUTCOME_WON, 0);
+  CHECK(strcmp(taps_connection_get_protocol(m.conn), "m") == 0);
+  MOCK_CHECK_ATTEMPT(&m, 0, "m", a1, 0, 300000, TAPS_ATTEMPT_OUTCOME_WON, 0);
   MOCK_EXPECT(&m, w0);
   mock_finish(&m);
   close(closed);
@@ -273,16 +273,16 @@ static void case_tcp_then_avoided_mock(void) {
   Mock m;
   mock_init(&m);
   mock_add_protocol(&m, "m");
-  m.props = transport_properties_new();
+  m.props = taps_transport_properties_new();
   CHECK(m.props != NULL);
-  CHECK_CODE(transport_properties_set(m.props, SELECTION_PROPERTY_MULTISTREAMING, PREFERENCE_AVOID), TAPS_OK);
+  CHECK_CODE(taps_transport_properties_set(m.props, TAPS_SELECTION_PROPERTY_MULTISTREAMING, TAPS_PREFERENCE_AVOID), TAPS_OK);
   m.pre = mock_preconnection_port(&m, one, 1, port, m.props, NULL);
   mock_initiate(&m);
   wait_attempt_ended(&m, 0);
   char a[64], w[64];
   snprintf(a, sizeof a, "127.0.0.1:%u", port);
   snprintf(w, sizeof w, "m start 127.0.0.1:%u at 0", port);
-  MOCK_CHECK_ATTEMPT(&m, 0, "tcp", a, 0, 0, ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
+  MOCK_CHECK_ATTEMPT(&m, 0, "tcp", a, 0, 0, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
   mock_run(&m);
   MOCK_EXPECT(&m, w);
   mock_fail(&m, 1, ECONNREFUSED);
@@ -306,10 +306,10 @@ static void case_tcp_loser_socket_closed(void) {
   mock_initiate(&m);
   int fds_before_tcp = test_count_fds();
   mock_advance(&m, 250000);
-  CHECK_EQ(connection_attempt_count(m.conn), 2);
+  CHECK_EQ(taps_connection_attempt_count(m.conn), 2);
   CHECK_EQ(test_count_fds(), fds_before_tcp + 1);
   mock_run(&m);
-  CHECK_EQ(mock_info(&m, 1).outcome, ATTEMPT_OUTCOME_RUNNING);
+  CHECK_EQ(mock_info(&m, 1).outcome, TAPS_ATTEMPT_OUTCOME_RUNNING);
   mock_advance(&m, 1000);
   mock_ready(&m, 0, -1, 1);
   mock_run(&m);
@@ -317,7 +317,7 @@ static void case_tcp_loser_socket_closed(void) {
   CHECK_EQ(test_count_fds(), fds_before_tcp);
   char a[64];
   snprintf(a, sizeof a, "127.0.0.1:%u", port);
-  MOCK_CHECK_ATTEMPT(&m, 1, "tcp", a, 250000, 251000, ATTEMPT_OUTCOME_CANCELLED, 0);
+  MOCK_CHECK_ATTEMPT(&m, 1, "tcp", a, 250000, 251000, TAPS_ATTEMPT_OUTCOME_CANCELLED, 0);
   mock_finish(&m);
   close(filler);
   close(listener);

@@ -6,7 +6,7 @@
  *
  * Each case races real sockets to the bed's names (hosts file, or the bed's
  * DNS server for *.slow.test) with a 250 ms Connection Attempt Delay and the
- * default 50 ms Resolution Delay, RUNS times, on a new EventLoop each run
+ * default 50 ms Resolution Delay, RUNS times, on a new taps_event_loop each run
  * (its resolution cache is empty), and checks from the race report which
  * attempts started, when, how each ended, which one won, and that every
  * loser's socket was closed before `ready` ran and every socket and loop fd
@@ -28,12 +28,12 @@
  *               no earlier than one attempt delay after the race started
  *               (RFC 9623 §4.3, delayed branches);
  *   embedded    blackhole, with the loop driven by the test's own poll(2) on
- *               event_loop_get_fd / event_loop_get_timeout_ms /
- *               event_loop_process: the same schedule;
+ *               taps_event_loop_get_fd / taps_event_loop_get_timeout_ms /
+ *               taps_event_loop_process: the same schedule;
  *   free_while_resolving
  *               aaaa3000.slow.test: IPv4 wins after 50 ms while the AAAA
  *               lookup still runs on a resolver thread; after
- *               event_loop_free the process has no fd of the loop left.
+ *               taps_event_loop_free the process has no fd of the loop left.
  *
  * Timing margins are wide (CI runs this beside valgrind and ASan builds on 2
  * CPUs): no attempt may start before its RFC time; the median lateness must
@@ -81,38 +81,38 @@ static int library_fds(int *loop_fds) {
   return n;
 }
 
-static int on_ready(Connection *c, void *ud);
+static int on_ready(taps_connection *c, void *ud);
 
 /* One finished race: the report copied out, the winner's family. */
 typedef struct Race {
   TestRecord rec;
   int fds_before;   /* library fds open just before initiate */
   int fds_in_ready; /* ... and in `ready` */
-  int fds_base;     /* ... before event_loop_new */
+  int fds_base;     /* ... before taps_event_loop_new */
   int winner_family;
   char winner_if[IF_NAMESIZE];
   size_t n;
-  AttemptInfo a[8];
+  taps_attempt_info a[8];
   char if_name[8][IF_NAMESIZE];
 } Race;
 
-static RacingOptions options(void) {
-  RacingOptions o = racing_options_default();
+static taps_racing_options options(void) {
+  taps_racing_options o = taps_racing_options_default();
   o.connection_attempt_delay_ms = DELAY_MS;
   o.resolution_delay_ms = RES_DELAY_MS;
   o.total_timeout_ms = 20000;
   return o;
 }
 
-/* Run the loop with event_loop_process from our own poll(2). */
-static void run_embedded(EventLoop *loop, TestRecord *rec) {
-  int fd = event_loop_get_fd(loop);
+/* Run the loop with taps_event_loop_process from our own poll(2). */
+static void run_embedded(taps_event_loop *loop, TestRecord *rec) {
+  int fd = taps_event_loop_get_fd(loop);
   CHECK(fd >= 0);
   while (rec->ready + rec->establishment_error == 0) {
-    int64_t t = event_loop_get_timeout_ms(loop);
+    int64_t t = taps_event_loop_get_timeout_ms(loop);
     struct pollfd p = {fd, POLLIN, 0};
     poll(&p, 1, t < 0 ? 1000 : (int)t);
-    CHECK(event_loop_process(loop) >= 0); /* the number of callbacks called */
+    CHECK(taps_event_loop_process(loop) >= 0); /* the number of callbacks called */
   }
 }
 
@@ -122,31 +122,31 @@ static void run_embedded(EventLoop *loop, TestRecord *rec) {
 static void race(const char *host, uint16_t port, const char *const *ifs, int embedded, Race *r) {
   memset(r, 0, sizeof *r);
   r->fds_base = library_fds(NULL);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *ep = test_remote_host(host, port);
-  RacingOptions o = options();
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &o);
+  taps_remote_endpoint *ep = test_remote_host(host, port);
+  taps_racing_options o = options();
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &o);
   CHECK(p != NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint_free(ep);
   for (size_t i = 0; ifs != NULL && ifs[i] != NULL; i++) {
-    LocalEndpoint *l = local_endpoint_new();
+    taps_local_endpoint *l = taps_local_endpoint_new();
     CHECK(l != NULL);
-    CHECK_CODE(local_endpoint_with_interface(l, ifs[i]), TAPS_OK);
-    CHECK_CODE(preconnection_add_local_endpoint(p, l), TAPS_OK);
-    local_endpoint_free(l);
+    CHECK_CODE(taps_local_endpoint_with_interface(l, ifs[i]), TAPS_OK);
+    CHECK_CODE(taps_preconnection_add_local_endpoint(p, l), TAPS_OK);
+    taps_local_endpoint_free(l);
   }
   r->fds_before = library_fds(NULL);
   r->rec.t_start_us = test_now_us();
-  ConnectionCallbacks cb = test_callbacks(&r->rec);
+  taps_connection_callbacks cb = test_callbacks(&r->rec);
   cb.ready = on_ready;
   cb.user_data = r;
-  CHECK_CODE(preconnection_initiate_with_racing(p, cb, &r->rec.conn), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, cb, &r->rec.conn), TAPS_OK);
   if (embedded)
     run_embedded(loop, &r->rec);
   else
-    CHECK_CODE(event_loop_run(loop), TAPS_OK);
-  Connection *c = r->rec.conn;
+    CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
+  taps_connection *c = r->rec.conn;
   test_print_attempts(c);
   CHECK_EQ(r->rec.ready, 1);
   CHECK_EQ(r->rec.establishment_error, 0);
@@ -155,38 +155,38 @@ static void race(const char *host, uint16_t port, const char *const *ifs, int em
   CHECK_EQ(r->fds_in_ready, r->fds_before + 1);
   struct sockaddr_storage ra;
   socklen_t len = sizeof ra;
-  CHECK_CODE(connection_get_remote_address(c, &ra, &len), TAPS_OK);
+  CHECK_CODE(taps_connection_get_remote_address(c, &ra, &len), TAPS_OK);
   r->winner_family = ra.ss_family;
   CHECK_EQ(test_addr_port(&ra), port);
-  r->n = connection_attempt_count(c);
+  r->n = taps_connection_attempt_count(c);
   CHECK(r->n >= 1 && r->n <= 8);
   int won = 0;
   for (size_t i = 0; i < r->n; i++) {
-    CHECK_CODE(connection_get_attempt(c, i, &r->a[i]), TAPS_OK);
+    CHECK_CODE(taps_connection_get_attempt(c, i, &r->a[i]), TAPS_OK);
     if (r->a[i].interface_name != NULL) snprintf(r->if_name[i], IF_NAMESIZE, "%s", r->a[i].interface_name);
-    CHECK(r->a[i].outcome != ATTEMPT_OUTCOME_RUNNING);
-    if (r->a[i].outcome == ATTEMPT_OUTCOME_WON) {
+    CHECK(r->a[i].outcome != TAPS_ATTEMPT_OUTCOME_RUNNING);
+    if (r->a[i].outcome == TAPS_ATTEMPT_OUTCOME_WON) {
       won++;
       CHECK_EQ(r->a[i].address.ss_family, ra.ss_family);
       snprintf(r->winner_if, IF_NAMESIZE, "%s", r->if_name[i]);
     }
   }
   CHECK_EQ(won, 1);
-  connection_free(c);
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_connection_free(c);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   CHECK_EQ(library_fds(NULL), r->fds_base);
 }
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   Race *r = (Race *)ud;
   r->fds_in_ready = library_fds(NULL);
   return test_cb_ready(c, &r->rec);
 }
 
 /* The attempt of `family` (the first one started, or NULL). */
-static const AttemptInfo *attempt_of(const Race *r, int family) {
-  const AttemptInfo *best = NULL;
+static const taps_attempt_info *attempt_of(const Race *r, int family) {
+  const taps_attempt_info *best = NULL;
   for (size_t i = 0; i < r->n; i++)
     if (r->a[i].address.ss_family == family && (best == NULL || r->a[i].started_us < best->started_us))
       best = &r->a[i];
@@ -216,10 +216,10 @@ static void case_blackhole_with(int embedded) {
     race("blackhole.test", 7001, NULL, embedded, &r);
     CHECK_EQ(r.winner_family, AF_INET);
     CHECK_EQ(r.n, 2);
-    const AttemptInfo *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
+    const taps_attempt_info *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
     CHECK(v6 != NULL && v4 != NULL);
-    CHECK_EQ(v6->outcome, ATTEMPT_OUTCOME_CANCELLED);
-    CHECK_EQ(v4->outcome, ATTEMPT_OUTCOME_WON);
+    CHECK_EQ(v6->outcome, TAPS_ATTEMPT_OUTCOME_CANCELLED);
+    CHECK_EQ(v4->outcome, TAPS_ATTEMPT_OUTCOME_WON);
     CHECK_RANGE(v6->started_us, 0, RUN_LATE_US); /* the hosts file answers at once */
     late[i] = (long long)v4->started_us - (long long)v6->started_us - DELAY_MS * 1000LL;
     CHECK(late[i] >= 0); /* never before the attempt delay */
@@ -237,9 +237,9 @@ static void case_refused(void) {
     race("refused.test", 7002, NULL, 0, &r);
     CHECK_EQ(r.winner_family, AF_INET);
     CHECK_EQ(r.n, 2);
-    const AttemptInfo *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
+    const taps_attempt_info *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
     CHECK(v6 != NULL && v4 != NULL);
-    CHECK_EQ(v6->outcome, ATTEMPT_OUTCOME_FAILED);
+    CHECK_EQ(v6->outcome, TAPS_ATTEMPT_OUTCOME_FAILED);
     CHECK_EQ(v6->os_error, ECONNREFUSED);
     /* A failed attempt starts the next one at once (RFC 8305 §5). */
     late[i] = (long long)v4->started_us - (long long)v6->ended_us;
@@ -296,11 +296,11 @@ static void case_late_aaaa(void) {
     race(slow_name(name, sizeof name, 150, i), 7004, NULL, 0, &r);
     CHECK_EQ(r.winner_family, AF_INET6);
     CHECK_EQ(r.n, 2);
-    const AttemptInfo *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
+    const taps_attempt_info *v6 = attempt_of(&r, AF_INET6), *v4 = attempt_of(&r, AF_INET);
     CHECK(v6 != NULL && v4 != NULL);
     CHECK(v4->started_us >= RES_DELAY_MS * 1000ULL);
     CHECK(v4->started_us <= RES_DELAY_MS * 1000ULL + RUN_LATE_US);
-    CHECK_EQ(v4->outcome, ATTEMPT_OUTCOME_CANCELLED);
+    CHECK_EQ(v4->outcome, TAPS_ATTEMPT_OUTCOME_CANCELLED);
     CHECK(v6->started_us >= 150000); /* not before AAAA came */
     /* The late address joins the race: one attempt delay after IPv4. */
     late[i] = (long long)v6->started_us - (long long)v4->started_us - DELAY_MS * 1000LL;
@@ -317,7 +317,7 @@ static void case_two_paths(void) {
       Race r;
       race("twopath.test", 7005, orders[o], 0, &r);
       CHECK(strcmp(r.winner_if, "c1") == 0);
-      const AttemptInfo *first = &r.a[0];
+      const taps_attempt_info *first = &r.a[0];
       for (size_t k = 1; k < r.n; k++)
         if (r.a[k].started_us < first->started_us) first = &r.a[k];
       for (size_t k = 0; k < r.n; k++) {
@@ -334,30 +334,30 @@ static void case_two_paths(void) {
 }
 
 /* Process fds of a loop (its epoll, eventfd, timerfd): none left after
- * event_loop_free, although a resolver thread is still inside getaddrinfo
+ * taps_event_loop_free, although a resolver thread is still inside getaddrinfo
  * for the AAAA answer (3 s away). */
 static void case_free_while_resolving(void) {
   char name[64];
   int base_loop_fds = 0, base = library_fds(&base_loop_fds);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *ep = test_remote_host(slow_name(name, sizeof name, 3000, 0), 7003);
-  RacingOptions o = options();
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)&ep, 1, NULL, &o);
+  taps_remote_endpoint *ep = test_remote_host(slow_name(name, sizeof name, 3000, 0), 7003);
+  taps_racing_options o = options();
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)&ep, 1, NULL, &o);
   CHECK(p != NULL);
-  remote_endpoint_free(ep);
+  taps_remote_endpoint_free(ep);
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   CHECK_EQ(rec.ready, 1);
-  connection_free(rec.conn);
-  preconnection_free(p);
+  taps_connection_free(rec.conn);
+  taps_preconnection_free(p);
   uint64_t t0 = test_now_us();
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   int loop_fds = 0, left = library_fds(&loop_fds) - base;
-  if (left != 0) test_list_fds("after event_loop_free");
-  fprintf(stderr, "library fds left after event_loop_free: %d, of them the loop's %d (%.2f ms after)\n", left,
+  if (left != 0) test_list_fds("after taps_event_loop_free");
+  fprintf(stderr, "library fds left after taps_event_loop_free: %d, of them the loop's %d (%.2f ms after)\n", left,
           loop_fds - base_loop_fds, (test_now_us() - t0) / 1000.0);
   CHECK_EQ(left, 0);
 }

@@ -43,7 +43,7 @@
     }                                                                            \
   } while (0)
 
-/* Compare two TapsError codes and print them with taps_strerror. */
+/* Compare two taps_error codes and print them with taps_strerror. */
 #define CHECK_CODE(got, want)                                                    \
   do {                                                                           \
     int check_g_ = (int)(got), check_w_ = (int)(want);                           \
@@ -249,25 +249,25 @@ static inline int test_drain(int listener) {
   return n;
 }
 
-static inline RemoteEndpoint *test_remote_literal(int family, uint16_t port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
+static inline taps_remote_endpoint *test_remote_literal(int family, uint16_t port) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
   CHECK(ep != NULL);
   if (family == AF_INET6) {
-    CHECK_CODE(remote_endpoint_with_ipv6(ep, in6addr_loopback), TAPS_OK);
+    CHECK_CODE(taps_remote_endpoint_with_ipv6(ep, in6addr_loopback), TAPS_OK);
   } else {
     struct in_addr a;
     a.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_CODE(remote_endpoint_with_ipv4(ep, a), TAPS_OK);
+    CHECK_CODE(taps_remote_endpoint_with_ipv4(ep, a), TAPS_OK);
   }
-  CHECK_CODE(remote_endpoint_with_port(ep, port), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, port), TAPS_OK);
   return ep;
 }
 
-static inline RemoteEndpoint *test_remote_host(const char *host, uint16_t port) {
-  RemoteEndpoint *ep = remote_endpoint_new();
+static inline taps_remote_endpoint *test_remote_host(const char *host, uint16_t port) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
   CHECK(ep != NULL);
-  CHECK_CODE(remote_endpoint_with_hostname(ep, host), TAPS_OK);
-  CHECK_CODE(remote_endpoint_with_port(ep, port), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_hostname(ep, host), TAPS_OK);
+  CHECK_CODE(taps_remote_endpoint_with_port(ep, port), TAPS_OK);
   return ep;
 }
 
@@ -280,55 +280,55 @@ typedef struct TestRecord {
   uint64_t t_start_us;
   uint64_t t_done_us;
   int fds_in_ready;
-  int free_in_callback; /* connection_free inside ready / establishment_error */
-  int close_in_ready;   /* connection_close inside ready */
-  Connection *conn;     /* the handle returned by initiate (NULL once freed) */
-  Connection *cb_conn;  /* the handle passed to the last callback */
+  int free_in_callback; /* taps_connection_free inside ready / establishment_error */
+  int close_in_ready;   /* taps_connection_close inside ready */
+  taps_connection *conn;     /* the handle returned by initiate (NULL once freed) */
+  taps_connection *cb_conn;  /* the handle passed to the last callback */
 } TestRecord;
 
-static inline int test_cb_ready(Connection *c, void *ud) {
+static inline int test_cb_ready(taps_connection *c, void *ud) {
   TestRecord *r = (TestRecord *)ud;
   r->ready++;
   r->t_done_us = test_now_us();
   r->fds_in_ready = test_count_fds();
   r->cb_conn = c;
   if (r->free_in_callback) {
-    connection_free(c);
+    taps_connection_free(c);
     r->conn = NULL;
   } else if (r->close_in_ready) {
-    connection_close(c);
+    taps_connection_close(c);
   }
   return 0;
 }
 
-static inline int test_cb_establishment_error(Connection *c, void *ud) {
+static inline int test_cb_establishment_error(taps_connection *c, void *ud) {
   TestRecord *r = (TestRecord *)ud;
   r->establishment_error++;
   r->t_done_us = test_now_us();
   r->cb_conn = c;
   if (r->free_in_callback) {
-    connection_free(c);
+    taps_connection_free(c);
     r->conn = NULL;
   }
   return 0;
 }
 
-static inline int test_cb_connection_error(Connection *c, void *ud) {
+static inline int test_cb_connection_error(taps_connection *c, void *ud) {
   TestRecord *r = (TestRecord *)ud;
   r->connection_error++;
   r->cb_conn = c;
   return 0;
 }
 
-static inline int test_cb_closed(Connection *c, void *ud) {
+static inline int test_cb_closed(taps_connection *c, void *ud) {
   TestRecord *r = (TestRecord *)ud;
   r->closed++;
   r->cb_conn = c;
   return 0;
 }
 
-static inline ConnectionCallbacks test_callbacks(TestRecord *r) {
-  ConnectionCallbacks cb;
+static inline taps_connection_callbacks test_callbacks(TestRecord *r) {
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = test_cb_ready;
   cb.establishment_error = test_cb_establishment_error;
@@ -340,37 +340,37 @@ static inline ConnectionCallbacks test_callbacks(TestRecord *r) {
 
 /* Creates a preconnection from `remotes` (the endpoints are freed here: the
  * preconnection copies them), initiates and runs the loop to completion. */
-static inline Preconnection *test_race(EventLoop *loop, RemoteEndpoint **remotes, size_t n,
-                                       const RacingOptions *opts, TestRecord *rec) {
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)remotes, n, NULL, opts);
+static inline taps_preconnection *test_race(taps_event_loop *loop, taps_remote_endpoint **remotes, size_t n,
+                                       const taps_racing_options *opts, TestRecord *rec) {
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n, NULL, opts);
   if (p == NULL) {
-    fprintf(stderr, "preconnection_new failed: %s\n", taps_strerror(taps_last_error()));
+    fprintf(stderr, "taps_preconnection_new failed: %s\n", taps_strerror(taps_last_error()));
   }
   CHECK(p != NULL);
-  for (size_t i = 0; i < n; i++) remote_endpoint_free(remotes[i]);
+  for (size_t i = 0; i < n; i++) taps_remote_endpoint_free(remotes[i]);
   rec->t_start_us = test_now_us();
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(rec), &rec->conn), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(rec), &rec->conn), TAPS_OK);
   CHECK(rec->conn != NULL);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   return p;
 }
 
-static inline const char *test_outcome_name(AttemptOutcome o) {
+static inline const char *test_outcome_name(taps_attempt_outcome o) {
   switch (o) {
-    case ATTEMPT_OUTCOME_RUNNING: return "running";
-    case ATTEMPT_OUTCOME_WON: return "won";
-    case ATTEMPT_OUTCOME_FAILED: return "failed";
-    case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
-    case ATTEMPT_OUTCOME_SPARE: return "spare";
+    case TAPS_ATTEMPT_OUTCOME_RUNNING: return "running";
+    case TAPS_ATTEMPT_OUTCOME_WON: return "won";
+    case TAPS_ATTEMPT_OUTCOME_FAILED: return "failed";
+    case TAPS_ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+    case TAPS_ATTEMPT_OUTCOME_SPARE: return "spare";
   }
   return "?";
 }
 
-static inline void test_print_attempts(const Connection *c) {
-  size_t n = connection_attempt_count(c);
+static inline void test_print_attempts(const taps_connection *c) {
+  size_t n = taps_connection_attempt_count(c);
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo a;
-    if (connection_get_attempt(c, i, &a) != TAPS_OK) continue;
+    taps_attempt_info a;
+    if (taps_connection_get_attempt(c, i, &a) != TAPS_OK) continue;
     char buf[INET6_ADDRSTRLEN] = "?";
     if (a.address.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a.address)->sin6_addr, buf, sizeof buf);

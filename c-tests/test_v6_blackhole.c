@@ -14,23 +14,23 @@ int main(void) {
   int l4 = test_listen(AF_INET, &p4);
   CHECK(l4 >= 0);
 
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   CHECK(loop != NULL);
-  RemoteEndpoint *r[2] = {test_remote_literal(AF_INET6, p6), test_remote_literal(AF_INET, p4)};
-  RacingOptions opts = racing_options_default();
+  taps_remote_endpoint *r[2] = {test_remote_literal(AF_INET6, p6), test_remote_literal(AF_INET, p4)};
+  taps_racing_options opts = taps_racing_options_default();
   opts.connection_attempt_delay_ms = 100;
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)r, 2, NULL, &opts);
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)r, 2, NULL, &opts);
   CHECK(p != NULL);
-  remote_endpoint_free(r[0]);
-  remote_endpoint_free(r[1]);
+  taps_remote_endpoint_free(r[0]);
+  taps_remote_endpoint_free(r[1]);
 
   TestRecord rec;
   memset(&rec, 0, sizeof rec);
   int fds_before = test_count_fds();
   rec.t_start_us = test_now_us();
-  CHECK_CODE(preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
-  CHECK_CODE(event_loop_run(loop), TAPS_OK);
-  Connection *c = rec.conn;
+  CHECK_CODE(taps_preconnection_initiate_with_racing(p, test_callbacks(&rec), &rec.conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
+  taps_connection *c = rec.conn;
   test_print_attempts(c);
 
   CHECK_EQ(rec.ready, 1);
@@ -42,24 +42,24 @@ int main(void) {
 
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  CHECK_CODE(connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
+  CHECK_CODE(taps_connection_get_remote_address(c, &ra, &ralen), TAPS_OK);
   CHECK_EQ(ra.ss_family, AF_INET);
   CHECK_EQ(test_addr_port(&ra), p4);
 
-  CHECK_EQ(connection_attempt_count(c), 2);
+  CHECK_EQ(taps_connection_attempt_count(c), 2);
   int seen6 = 0, seen4 = 0;
   for (size_t i = 0; i < 2; i++) {
-    AttemptInfo a;
-    CHECK_CODE(connection_get_attempt(c, i, &a), TAPS_OK);
+    taps_attempt_info a;
+    CHECK_CODE(taps_connection_get_attempt(c, i, &a), TAPS_OK);
     if (a.address.ss_family == AF_INET6) {
       seen6++;
       CHECK_EQ(test_addr_port(&a.address), p6);
-      CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_CANCELLED);
+      CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_CANCELLED);
       CHECK_RANGE(a.started_us, 0, SCALED(20000));
       CHECK(a.ended_us >= 90000);
     } else {
       seen4++;
-      CHECK_EQ(a.outcome, ATTEMPT_OUTCOME_WON);
+      CHECK_EQ(a.outcome, TAPS_ATTEMPT_OUTCOME_WON);
       CHECK_EQ(a.os_error, 0);
       CHECK_RANGE(a.started_us, 90000, SCALED(200000));
     }
@@ -72,11 +72,11 @@ int main(void) {
   CHECK_EQ(rec.fds_in_ready, fds_before + 1);
   int fds_after = test_count_fds();
   CHECK_EQ(fds_after, fds_before + 1);
-  connection_free(c);
+  taps_connection_free(c);
   CHECK_EQ(test_count_fds(), fds_before);
 
-  preconnection_free(p);
-  event_loop_free(loop);
+  taps_preconnection_free(p);
+  taps_event_loop_free(loop);
   close(filler);
   close(bh);
   close(l4);

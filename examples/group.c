@@ -1,5 +1,5 @@
 /* A connection group (issue 7): K connections raced from one
- * Preconnection, streams (or requests) spread over them with a
+ * taps_preconnection, streams (or requests) spread over them with a
  * per-connection capacity, failover when one dies, a rebuild until K are
  * back.
  *
@@ -33,22 +33,22 @@ typedef struct Seen {
 } Seen;
 
 /* Called on the loop's thread for every event. */
-static void on_event(const GroupEvent *e, void *user_data) {
+static void on_event(const taps_group_event *e, void *user_data) {
   Seen *seen = (Seen *)user_data;
   switch (e->kind) {
-    case GROUP_EVENT_KIND_MEMBER_JOINED:
+    case TAPS_GROUP_EVENT_KIND_MEMBER_JOINED:
       seen->joined++;
       printf("  event: member %" PRIu64 " joined (connected in %.3f ms)\n", e->member, e->connect_time_us / 1000.0);
       break;
-    case GROUP_EVENT_KIND_MEMBER_FAILED:
+    case TAPS_GROUP_EVENT_KIND_MEMBER_FAILED:
       seen->failed++;
       seen->failed_member = e->member;
       seen->failed_streams = e->streams;
       printf("  event: member %" PRIu64 " failed with %u open streams\n", e->member, e->streams);
       break;
-    case GROUP_EVENT_KIND_ALL_FAILED: printf("  event: every member failed\n"); break;
-    case GROUP_EVENT_KIND_RECOVERED: printf("  event: recovered (member %" PRIu64 ")\n", e->member); break;
-    case GROUP_EVENT_KIND_REBUILD_FAILED:
+    case TAPS_GROUP_EVENT_KIND_ALL_FAILED: printf("  event: every member failed\n"); break;
+    case TAPS_GROUP_EVENT_KIND_RECOVERED: printf("  event: recovered (member %" PRIu64 ")\n", e->member); break;
+    case TAPS_GROUP_EVENT_KIND_REBUILD_FAILED:
       printf("  event: rebuild failed, next in %.0f ms\n", e->connect_time_us / 1000.0);
       break;
   }
@@ -62,16 +62,16 @@ static uint64_t now_ms(void) {
 
 /* Run the loop until `failed` member failures were seen and the group has
  * `want` members (any number: SIZE_MAX), or 5 s passed. Between races the loop has nothing pending
- * (the members are only watched), so event_loop_run_once returns at once:
+ * (the members are only watched), so taps_event_loop_run_once returns at once:
  * wait on its fd then. */
-static int run_until(EventLoop *loop, const ConnectionGroup *g, const Seen *seen, size_t want, int failed) {
+static int run_until(taps_event_loop *loop, const taps_connection_group *g, const Seen *seen, size_t want, int failed) {
   uint64_t until = now_ms() + 5000;
-  while ((want != SIZE_MAX && connection_group_members(g, NULL, 0) != want) || seen->failed != failed) {
+  while ((want != SIZE_MAX && taps_connection_group_members(g, NULL, 0) != want) || seen->failed != failed) {
     if (now_ms() > until) return 0;
-    int n = event_loop_run_once(loop, 10);
+    int n = taps_event_loop_run_once(loop, 10);
     if (n < 0) return 0;
     if (n == 0) {
-      struct pollfd p = {event_loop_get_fd(loop), POLLIN, 0};
+      struct pollfd p = {taps_event_loop_get_fd(loop), POLLIN, 0};
       (void)poll(&p, 1, 10);
     }
   }
@@ -96,26 +96,26 @@ int main(void) {
   }
   uint16_t port = ntohs(sa.sin_port);
 
-  EventLoop *loop = event_loop_new();
-  RemoteEndpoint *ep = remote_endpoint_new();
-  remote_endpoint_with_hostname(ep, "127.0.0.1");
-  remote_endpoint_with_port(ep, port);
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(loop, remotes, 1, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_event_loop *loop = taps_event_loop_new();
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  taps_remote_endpoint_with_hostname(ep, "127.0.0.1");
+  taps_remote_endpoint_with_port(ep, port);
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, remotes, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   if (p == NULL) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
 
-  GroupOptions opts = group_options_default();
+  taps_group_options opts = taps_group_options_default();
   opts.size = 2;                            /* K members */
-  opts.policy = ASSIGN_POLICY_ROUND_ROBIN;  /* 1, 2, 1, 2, ... */
+  opts.policy = TAPS_ASSIGN_POLICY_ROUND_ROBIN;  /* 1, 2, 1, 2, ... */
   opts.capacity = 3;                        /* streams per member at most */
   opts.backoff_initial_ms = 100;            /* after a rebuild race that failed */
   Seen seen = {0, 0, 0, 0};
-  ConnectionGroup *g = connection_group_new(p, &opts, on_event, &seen);
-  preconnection_free(p); /* the group has its own copy */
+  taps_connection_group *g = taps_connection_group_new(p, &opts, on_event, &seen);
+  taps_preconnection_free(p); /* the group has its own copy */
   if (g == NULL) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
@@ -124,9 +124,9 @@ int main(void) {
   printf("building 2 members\n");
   int ok = run_until(loop, g, &seen, 2, 0);
   uint64_t ids[2] = {0, 0};
-  connection_group_members(g, ids, 2);
+  taps_connection_group_members(g, ids, 2);
   for (int i = 0; ok && i < 2; i++) {
-    int fd = connection_group_member_fd(g, ids[i]); /* owned by the group */
+    int fd = taps_connection_group_member_fd(g, ids[i]); /* owned by the group */
     printf("  member %" PRIu64 ": fd %d, local port %u\n", ids[i], fd, port_of(fd, 0));
     ok = fd >= 0 && port_of(fd, 1) == port;
   }
@@ -135,7 +135,7 @@ int main(void) {
   int assigned = 0, full = 0;
   for (int i = 0; ok && i < 7; i++) {
     uint64_t m;
-    int rc = connection_group_assign(g, &m); /* counted open until released */
+    int rc = taps_connection_group_assign(g, &m); /* counted open until released */
     if (rc == TAPS_OK) {
       printf("  stream %d -> member %" PRIu64 "\n", i + 1, m);
       ok = m == ids[i % 2];
@@ -147,10 +147,10 @@ int main(void) {
   }
   ok = ok && assigned == 6 && full;
   /* A stream on the second member ends: its slot is free again. */
-  ok = ok && connection_group_release_stream(g, ids[1], 0) == TAPS_OK;
+  ok = ok && taps_connection_group_release_stream(g, ids[1], 0) == TAPS_OK;
 
   printf("the server closes member %" PRIu64 "'s connection\n", ids[0]);
-  uint16_t victim = port_of(connection_group_member_fd(g, ids[0]), 0);
+  uint16_t victim = port_of(taps_connection_group_member_fd(g, ids[0]), 0);
   int srv[2] = {-1, -1};
   for (int i = 0; ok && i < 2; i++) {
     srv[i] = accept(l, NULL, NULL); /* both are connected already */
@@ -166,24 +166,24 @@ int main(void) {
   ok = ok && seen.failed_member == ids[0] && seen.failed_streams == 3;
   /* Failover: the next stream goes to the other member at once. */
   uint64_t next = ids[0];
-  ok = ok && connection_group_assign(g, &next) == TAPS_OK && next != ids[0];
+  ok = ok && taps_connection_group_assign(g, &next) == TAPS_OK && next != ids[0];
   printf("  the next stream -> member %" PRIu64 "\n", next);
   printf("rebuilding\n");
   ok = ok && run_until(loop, g, &seen, 2, 1) && seen.joined == 3;
 
   uint64_t now[2] = {0, 0};
-  connection_group_members(g, now, 2);
+  taps_connection_group_members(g, now, 2);
   printf("members now: %" PRIu64 ", %" PRIu64 "\n", now[0], now[1]);
-  GroupMemberMetrics mm;
+  taps_group_member_metrics mm;
   for (uint64_t m = 0; m <= now[1]; m++) {
-    if (connection_group_member_metrics(g, m, &mm) != TAPS_OK) continue;
+    if (taps_connection_group_member_metrics(g, m, &mm) != TAPS_OK) continue;
     printf("  member %" PRIu64 ": %s, %" PRIu64 " assigned, %u open, %" PRIu64 " failed, connect %.3f ms\n", m,
            mm.live ? "live" : "failed", mm.streams_assigned, mm.streams_open, mm.streams_failed,
            mm.connect_time_us / 1000.0);
   }
 
-  connection_group_free(g); /* closes the members */
-  event_loop_free(loop);
+  taps_connection_group_free(g); /* closes the members */
+  taps_event_loop_free(loop);
   for (int i = 0; i < 2; i++) {
     if (srv[i] >= 0) close(srv[i]);
   }

@@ -1,9 +1,9 @@
-/* An EventLoop embedded in a libuv loop: libuv watches the loop's one fd
- * (event_loop_get_fd) and a timer set from event_loop_get_timeout_ms, and
- * calls event_loop_process, which never blocks. Callbacks run on the libuv
+/* A taps_event_loop embedded in a libuv loop: libuv watches the loop's one fd
+ * (taps_event_loop_get_fd) and a timer set from taps_event_loop_get_timeout_ms, and
+ * calls taps_event_loop_process, which never blocks. Callbacks run on the libuv
  * thread, between libuv's own callbacks.
  *
- *   libuv_loop            race "localhost" (resolved on the EventLoop's
+ *   libuv_loop            race "localhost" (resolved on the taps_event_loop's
  *                         resolver threads) to a libuv TCP server on
  *                         127.0.0.1; an IPv6 answer, if any, is refused
  *   libuv_loop HOST PORT  race HOST PORT instead
@@ -19,12 +19,12 @@
 
 typedef struct App {
   uv_loop_t *uv;
-  uv_poll_t poll;   /* the EventLoop's fd */
+  uv_poll_t poll;   /* the taps_event_loop's fd */
   uv_timer_t timer; /* its next timer */
   uv_tcp_t server;  /* the demo's server (no HOST PORT given) */
   int have_server;
-  EventLoop *loop;
-  Connection *conn;
+  taps_event_loop *loop;
+  taps_connection *conn;
   int result; /* exit code */
   int done;
 } App;
@@ -41,11 +41,11 @@ static void stop_watching(App *app) {
 
 static void on_timer(uv_timer_t *t);
 
-/* Process the EventLoop, then re-arm the timer from its next deadline. */
+/* Process the taps_event_loop, then re-arm the timer from its next deadline. */
 static void process(App *app) {
-  int n = event_loop_process(app->loop);
+  int n = taps_event_loop_process(app->loop);
   if (n < 0) {
-    fprintf(stderr, "event_loop_process: %s\n", taps_strerror(n));
+    fprintf(stderr, "taps_event_loop_process: %s\n", taps_strerror(n));
     app->result = 1;
     app->done = 1;
   }
@@ -53,7 +53,7 @@ static void process(App *app) {
     stop_watching(app);
     return;
   }
-  int ms = event_loop_get_timeout_ms(app->loop);
+  int ms = taps_event_loop_get_timeout_ms(app->loop);
   if (ms >= 0)
     uv_timer_start(&app->timer, on_timer, (uint64_t)ms, 0);
   else
@@ -68,38 +68,38 @@ static void on_poll(uv_poll_t *p, int status, int events) {
 
 static void on_timer(uv_timer_t *t) { process((App *)t->data); }
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   (void)ud;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char addr[INET6_ADDRSTRLEN] = "?";
-  if (connection_get_remote_address(c, &ss, &len) == TAPS_OK) {
+  if (taps_connection_get_remote_address(c, &ss, &len) == TAPS_OK) {
     if (ss.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
     else
       inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
   }
-  printf("ready: connection %llu to %s, fd %d, after %zu attempt(s)\n", (unsigned long long)connection_get_id(c),
-         addr, connection_get_fd(c), connection_attempt_count(c));
-  for (size_t i = 0; i < connection_attempt_count(c); i++) {
-    AttemptInfo a;
-    if (connection_get_attempt(c, i, &a) == TAPS_OK)
+  printf("ready: connection %llu to %s, fd %d, after %zu attempt(s)\n", (unsigned long long)taps_connection_get_id(c),
+         addr, taps_connection_get_fd(c), taps_connection_attempt_count(c));
+  for (size_t i = 0; i < taps_connection_attempt_count(c); i++) {
+    taps_attempt_info a;
+    if (taps_connection_get_attempt(c, i, &a) == TAPS_OK)
       printf("  attempt %zu: family %s, started %.2f ms, outcome %d, errno %d\n", i,
              a.address.ss_family == AF_INET6 ? "IPv6" : "IPv4", a.started_us / 1000.0, (int)a.outcome, a.os_error);
   }
-  connection_close(c); /* 'closed' follows, on this thread */
+  taps_connection_close(c); /* 'closed' follows, on this thread */
   return 0;
 }
 
-static int on_error(Connection *c, void *ud) {
+static int on_error(taps_connection *c, void *ud) {
   App *app = (App *)ud;
-  fprintf(stderr, "race failed: %s\n", taps_strerror(connection_get_error(c)));
+  fprintf(stderr, "race failed: %s\n", taps_strerror(taps_connection_get_error(c)));
   app->result = 1;
   app->done = 1;
   return 0;
 }
 
-static int on_closed(Connection *c, void *ud) {
+static int on_closed(taps_connection *c, void *ud) {
   (void)c;
   App *app = (App *)ud;
   printf("closed\n");
@@ -154,44 +154,44 @@ int main(int argc, char **argv) {
     app.have_server = 1;
   }
 
-  app.loop = event_loop_new();
+  app.loop = taps_event_loop_new();
   if (app.loop == NULL) {
-    fprintf(stderr, "event_loop_new: %s\n", taps_last_error_message());
+    fprintf(stderr, "taps_event_loop_new: %s\n", taps_last_error_message());
     return 1;
   }
-  RemoteEndpoint *ep = remote_endpoint_new();
-  if (remote_endpoint_with_hostname(ep, host) != TAPS_OK || remote_endpoint_with_port(ep, (uint16_t)port) != TAPS_OK) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  if (taps_remote_endpoint_with_hostname(ep, host) != TAPS_OK || taps_remote_endpoint_with_port(ep, (uint16_t)port) != TAPS_OK) {
     fprintf(stderr, "bad host or port: %s\n", taps_last_error_message());
     return 2;
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   opts.total_timeout_ms = 10000;
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(app.loop, remotes, 1, NULL, &opts);
-  remote_endpoint_free(ep);
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(app.loop, remotes, 1, NULL, &opts);
+  taps_remote_endpoint_free(ep);
   if (p == NULL) {
-    fprintf(stderr, "preconnection_new: %s\n", taps_last_error_message());
+    fprintf(stderr, "taps_preconnection_new: %s\n", taps_last_error_message());
     return 1;
   }
 
-  /* Watch the EventLoop from libuv: its fd, and a timer. */
-  uv_poll_init(app.uv, &app.poll, event_loop_get_fd(app.loop));
+  /* Watch the taps_event_loop from libuv: its fd, and a timer. */
+  uv_poll_init(app.uv, &app.poll, taps_event_loop_get_fd(app.loop));
   app.poll.data = &app;
   uv_timer_init(app.uv, &app.timer);
   app.timer.data = &app;
   uv_poll_start(&app.poll, UV_READABLE, on_poll);
 
-  ConnectionCallbacks cb = {.ready = on_ready, .establishment_error = on_error, .closed = on_closed, .user_data = &app};
-  if (preconnection_initiate_with_racing(p, cb, &app.conn) != TAPS_OK) {
+  taps_connection_callbacks cb = {.ready = on_ready, .establishment_error = on_error, .closed = on_closed, .user_data = &app};
+  if (taps_preconnection_initiate_with_racing(p, cb, &app.conn) != TAPS_OK) {
     fprintf(stderr, "initiate: %s\n", taps_last_error_message());
     return 1;
   }
   process(&app); /* arm the timer for the race's first deadline */
   uv_run(app.uv, UV_RUN_DEFAULT);
 
-  connection_free(app.conn);
-  preconnection_free(p);
-  event_loop_free(app.loop);
+  taps_connection_free(app.conn);
+  taps_preconnection_free(p);
+  taps_event_loop_free(app.loop);
   uv_loop_close(app.uv);
   return app.result;
 }

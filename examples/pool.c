@@ -18,22 +18,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *kind_name(PoolEventKind k) {
+static const char *kind_name(taps_pool_event_kind k) {
   switch (k) {
-    case POOL_EVENT_KIND_RACE_STARTED: return "race started";
-    case POOL_EVENT_KIND_ATTEMPT_SUCCEEDED: return "attempt succeeded";
-    case POOL_EVENT_KIND_ATTEMPT_FAILED: return "attempt failed";
-    case POOL_EVENT_KIND_RACE_WON: return "race won";
-    case POOL_EVENT_KIND_RACE_FAILED: return "race failed";
-    case POOL_EVENT_KIND_CONNECTION_BUFFERED: return "connection buffered";
-    case POOL_EVENT_KIND_CONNECTION_DISPOSED: return "connection disposed";
-    case POOL_EVENT_KIND_BACKOFF: return "backoff";
+    case TAPS_POOL_EVENT_KIND_RACE_STARTED: return "race started";
+    case TAPS_POOL_EVENT_KIND_ATTEMPT_SUCCEEDED: return "attempt succeeded";
+    case TAPS_POOL_EVENT_KIND_ATTEMPT_FAILED: return "attempt failed";
+    case TAPS_POOL_EVENT_KIND_RACE_WON: return "race won";
+    case TAPS_POOL_EVENT_KIND_RACE_FAILED: return "race failed";
+    case TAPS_POOL_EVENT_KIND_CONNECTION_BUFFERED: return "connection buffered";
+    case TAPS_POOL_EVENT_KIND_CONNECTION_DISPOSED: return "connection disposed";
+    case TAPS_POOL_EVENT_KIND_BACKOFF: return "backoff";
   }
   return "?";
 }
 
 /* Called on the loop's thread for every event. */
-static void on_event(const PoolEvent *e, void *user_data) {
+static void on_event(const taps_pool_event *e, void *user_data) {
   (void)user_data;
   printf("  event: %-19s count %u, %.3f ms, errno %d\n", kind_name(e->kind), e->count, e->elapsed_us / 1000.0,
          e->os_error);
@@ -44,17 +44,17 @@ typedef struct Caller {
   int ready, failed;
 } Caller;
 
-static int on_ready(Connection *c, void *user_data) {
+static int on_ready(taps_connection *c, void *user_data) {
   Caller *caller = (Caller *)user_data;
   caller->ready = 1;
-  printf("  %s: ready, fd %d\n", caller->name, connection_get_fd(c));
+  printf("  %s: ready, fd %d\n", caller->name, taps_connection_get_fd(c));
   return 0;
 }
 
-static int on_error(Connection *c, void *user_data) {
+static int on_error(taps_connection *c, void *user_data) {
   Caller *caller = (Caller *)user_data;
   caller->failed = 1;
-  printf("  %s: failed: %s\n", caller->name, taps_strerror(connection_get_error(c)));
+  printf("  %s: failed: %s\n", caller->name, taps_strerror(taps_connection_get_error(c)));
   return 0;
 }
 
@@ -69,58 +69,58 @@ int main(void) {
   }
   uint16_t port = ntohs(sa.sin_port);
 
-  EventLoop *loop = event_loop_new();
-  RemoteEndpoint *ep = remote_endpoint_new();
-  remote_endpoint_with_hostname(ep, "127.0.0.1");
-  remote_endpoint_with_port(ep, port);
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(loop, remotes, 1, NULL, NULL);
-  remote_endpoint_free(ep);
+  taps_event_loop *loop = taps_event_loop_new();
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  taps_remote_endpoint_with_hostname(ep, "127.0.0.1");
+  taps_remote_endpoint_with_port(ep, port);
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, remotes, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
   if (p == NULL) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
 
-  PoolOptions opts = pool_options_default();
+  taps_pool_options opts = taps_pool_options_default();
   opts.buffer_size = 2;       /* keep two ready connections warm */
   opts.race_count = 3;        /* a waiting caller gets a race of three */
   opts.refill_race_count = 1; /* refill one attempt at a time */
   opts.backoff_initial_ms = 500;
-  ConnectionPool *pool = connection_pool_new(p, &opts, on_event, NULL);
-  preconnection_free(p); /* the pool has its own copy */
+  taps_connection_pool *pool = taps_connection_pool_new(p, &opts, on_event, NULL);
+  taps_preconnection_free(p); /* the pool has its own copy */
   if (pool == NULL) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
 
   printf("filling the buffer\n");
-  event_loop_run(loop); /* returns when the refill races are over */
-  printf("buffered: %zu\n", connection_pool_buffered(pool));
+  taps_event_loop_run(loop); /* returns when the refill races are over */
+  printf("buffered: %zu\n", taps_connection_pool_buffered(pool));
 
   printf("three callers at once\n");
   Caller callers[3] = {{"caller 1", 0, 0}, {"caller 2", 0, 0}, {"caller 3", 0, 0}};
-  Connection *conns[3] = {NULL, NULL, NULL};
+  taps_connection *conns[3] = {NULL, NULL, NULL};
   for (int i = 0; i < 3; i++) {
-    ConnectionCallbacks cb = {.ready = on_ready, .establishment_error = on_error, .user_data = &callers[i]};
-    if (connection_pool_acquire(pool, cb, &conns[i]) != TAPS_OK) {
+    taps_connection_callbacks cb = {.ready = on_ready, .establishment_error = on_error, .user_data = &callers[i]};
+    if (taps_connection_pool_acquire(pool, cb, &conns[i]) != TAPS_OK) {
       fprintf(stderr, "acquire: %s\n", taps_last_error_message());
       return 1;
     }
-    printf("  %s: acquire, %zu left in the buffer\n", callers[i].name, connection_pool_buffered(pool));
+    printf("  %s: acquire, %zu left in the buffer\n", callers[i].name, taps_connection_pool_buffered(pool));
   }
-  event_loop_run(loop); /* until every caller is served and the races are over */
-  printf("buffered: %zu\n", connection_pool_buffered(pool));
+  taps_event_loop_run(loop); /* until every caller is served and the races are over */
+  printf("buffered: %zu\n", taps_connection_pool_buffered(pool));
 
   int ok = 1;
   for (int i = 0; i < 3; i++) {
     struct sockaddr_storage peer;
     socklen_t len = 0;
-    ok &= callers[i].ready && connection_get_remote_address(conns[i], &peer, &len) == TAPS_OK &&
+    ok &= callers[i].ready && taps_connection_get_remote_address(conns[i], &peer, &len) == TAPS_OK &&
           ntohs(((struct sockaddr_in *)&peer)->sin_port) == port;
-    connection_free(conns[i]); /* the callers' connections are their own */
+    taps_connection_free(conns[i]); /* the callers' connections are their own */
   }
-  connection_pool_free(pool); /* closes the buffered connections */
-  event_loop_free(loop);
+  taps_connection_pool_free(pool); /* closes the buffered connections */
+  taps_event_loop_free(loop);
   close(l);
   printf("%s\n", ok ? "ok" : "FAILED");
   return ok ? 0 : 1;

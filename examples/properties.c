@@ -23,31 +23,31 @@ static uint16_t g_port;
 
 /* Race to `hosts` with `props`, the endpoint level immediate if asked.
  * Prints the attempts; returns whether protocol `want` won. */
-static int race(EventLoop *loop, const char *const *hosts, size_t n, const TransportProperties *props, int immediate,
+static int race(taps_event_loop *loop, const char *const *hosts, size_t n, const taps_transport_properties *props, int immediate,
                 const char *want) {
-  RemoteEndpoint *eps[2];
+  taps_remote_endpoint *eps[2];
   for (size_t i = 0; i < n; i++) {
-    eps[i] = remote_endpoint_new();
-    remote_endpoint_with_hostname(eps[i], hosts[i]);
-    remote_endpoint_with_port(eps[i], g_port);
+    eps[i] = taps_remote_endpoint_new();
+    taps_remote_endpoint_with_hostname(eps[i], hosts[i]);
+    taps_remote_endpoint_with_port(eps[i], g_port);
   }
-  Preconnection *p = preconnection_new(loop, (const RemoteEndpoint *const *)eps, n, props, NULL);
-  for (size_t i = 0; i < n; i++) remote_endpoint_free(eps[i]);
+  taps_preconnection *p = taps_preconnection_new(loop, (const taps_remote_endpoint *const *)eps, n, props, NULL);
+  for (size_t i = 0; i < n; i++) taps_remote_endpoint_free(eps[i]);
   if (p == NULL) return 0;
-  if (immediate) preconnection_set_racing_type(p, BRANCH_KIND_ENDPOINT, RACING_TYPE_IMMEDIATE, 0);
-  ConnectionCallbacks cb;
+  if (immediate) taps_preconnection_set_racing_type(p, TAPS_BRANCH_KIND_ENDPOINT, TAPS_RACING_TYPE_IMMEDIATE, 0);
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb); /* no callbacks: read the outcome after the run */
-  Connection *conn = NULL;
-  if (preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
+  taps_connection *conn = NULL;
+  if (taps_preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
     printf("  %s\n", taps_last_error_message());
-    preconnection_free(p);
+    taps_preconnection_free(p);
     return 0;
   }
-  event_loop_run(loop);
-  for (size_t i = 0; i < connection_attempt_count(conn); i++) {
-    AttemptInfo a;
+  taps_event_loop_run(loop);
+  for (size_t i = 0; i < taps_connection_attempt_count(conn); i++) {
+    taps_attempt_info a;
     char ip[INET6_ADDRSTRLEN] = "?";
-    connection_get_attempt(conn, i, &a);
+    taps_connection_get_attempt(conn, i, &a);
     if (a.address.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a.address)->sin6_addr, ip, sizeof ip);
     else
@@ -55,11 +55,11 @@ static int race(EventLoop *loop, const char *const *hosts, size_t n, const Trans
     printf("  attempt %zu: %s %s, started %.3f ms, outcome %d\n", i, a.protocol, ip, a.started_us / 1000.0,
            a.outcome);
   }
-  const char *w = connection_get_protocol(conn);
+  const char *w = taps_connection_get_protocol(conn);
   printf("  winner: %s\n", w ? w : "none");
   int ok = w != NULL && strcmp(w, want) == 0;
-  connection_free(conn);
-  preconnection_free(p);
+  taps_connection_free(conn);
+  taps_preconnection_free(p);
   return ok;
 }
 
@@ -73,29 +73,29 @@ int main(void) {
     return 1;
   }
   g_port = ntohs(sa.sin_port);
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   if (loop == NULL) return 1;
   static const char *const v4[] = {"127.0.0.1"};
   static const char *const both[] = {"::1", "127.0.0.1"};
   int ok = 1;
 
   printf("1. reliability No Preference, message boundaries Prefer\n");
-  TransportProperties *props = transport_properties_new();
-  transport_properties_set(props, SELECTION_PROPERTY_RELIABILITY, PREFERENCE_NO_PREFERENCE);
-  transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PREFER);
+  taps_transport_properties *props = taps_transport_properties_new();
+  taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_RELIABILITY, TAPS_PREFERENCE_NO_PREFERENCE);
+  taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_PREFER);
   ok &= race(loop, v4, 1, props, 0, "udp");
-  transport_properties_free(props);
+  taps_transport_properties_free(props);
 
   printf("2. message boundaries Prohibit\n");
-  props = transport_properties_new();
-  transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PROHIBIT);
+  props = taps_transport_properties_new();
+  taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_PROHIBIT);
   ok &= race(loop, v4, 1, props, 0, "tcp");
-  transport_properties_free(props);
+  taps_transport_properties_free(props);
 
   printf("3. endpoints raced immediately\n");
   ok &= race(loop, both, 2, NULL, 1, "tcp");
 
-  event_loop_free(loop);
+  taps_event_loop_free(loop);
   close(l);
   return ok ? 0 : 1;
 }

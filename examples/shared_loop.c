@@ -1,5 +1,5 @@
 /* One shared loop used by several independent components (here: threads
- * that know nothing of each other). Each calls event_loop_shared with the
+ * that know nothing of each other). Each calls taps_event_loop_shared with the
  * same key and gets its own handle on one loop running on its own thread:
  * its races, callbacks and user_data stay its own, and releasing its handle
  * cancels only its own pending races. The last release stops the loop.
@@ -34,10 +34,10 @@ typedef struct Component {
   int mine; /* callbacks that reached this component */
 } Component;
 
-static int on_done(Connection *c, void *ud) {
+static int on_done(taps_connection *c, void *ud) {
   Component *me = (Component *)ud;
-  int err = connection_get_error(c);
-  printf("component %d: connection %llu %s\n", me->index, (unsigned long long)connection_get_id(c),
+  int err = taps_connection_get_error(c);
+  printf("component %d: connection %llu %s\n", me->index, (unsigned long long)taps_connection_get_id(c),
          err == 0 ? "ready" : taps_strerror(err));
   pthread_mutex_lock(&me->mu);
   me->finished++;
@@ -49,29 +49,29 @@ static int on_done(Connection *c, void *ud) {
 
 static void *component_main(void *arg) {
   Component *me = (Component *)arg;
-  EventLoop *loop = event_loop_shared("example");
+  taps_event_loop *loop = taps_event_loop_shared("example");
   if (loop == NULL) {
-    fprintf(stderr, "event_loop_shared: %s\n", taps_last_error_message());
+    fprintf(stderr, "taps_event_loop_shared: %s\n", taps_last_error_message());
     return NULL;
   }
-  RemoteEndpoint *ep = remote_endpoint_new();
-  if (remote_endpoint_with_hostname(ep, g_host) != TAPS_OK || remote_endpoint_with_port(ep, g_port) != TAPS_OK) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  if (taps_remote_endpoint_with_hostname(ep, g_host) != TAPS_OK || taps_remote_endpoint_with_port(ep, g_port) != TAPS_OK) {
     fprintf(stderr, "bad host or port: %s\n", taps_last_error_message());
     exit(1);
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   opts.total_timeout_ms = 10000;
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(loop, remotes, 1, NULL, &opts);
-  remote_endpoint_free(ep);
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, remotes, 1, NULL, &opts);
+  taps_remote_endpoint_free(ep);
   if (p == NULL) {
-    fprintf(stderr, "preconnection_new: %s\n", taps_last_error_message());
+    fprintf(stderr, "taps_preconnection_new: %s\n", taps_last_error_message());
     exit(1);
   }
-  Connection *conns[RACES];
-  ConnectionCallbacks cb = {.ready = on_done, .establishment_error = on_done, .user_data = me};
+  taps_connection *conns[RACES];
+  taps_connection_callbacks cb = {.ready = on_done, .establishment_error = on_done, .user_data = me};
   for (int i = 0; i < RACES; i++) {
-    if (preconnection_initiate_with_racing(p, cb, &conns[i]) != TAPS_OK) {
+    if (taps_preconnection_initiate_with_racing(p, cb, &conns[i]) != TAPS_OK) {
       fprintf(stderr, "initiate: %s\n", taps_last_error_message());
       exit(1);
     }
@@ -80,9 +80,9 @@ static void *component_main(void *arg) {
   pthread_mutex_lock(&me->mu);
   while (me->finished < RACES) pthread_cond_wait(&me->cv, &me->mu);
   pthread_mutex_unlock(&me->mu);
-  for (int i = 0; i < RACES; i++) connection_free(conns[i]);
-  preconnection_free(p);
-  event_loop_release(loop); /* the last component's release stops the loop */
+  for (int i = 0; i < RACES; i++) taps_connection_free(conns[i]);
+  taps_preconnection_free(p);
+  taps_event_loop_release(loop); /* the last component's release stops the loop */
   return NULL;
 }
 

@@ -116,14 +116,14 @@ static void on_log(taps_log_level level, const char *target, const char *message
 }
 
 /* The live line: the attempts in flight and for how long. */
-static void live_show(const Connection *c, double elapsed_ms) {
+static void live_show(const taps_connection *c, double elapsed_ms) {
   char line[160];
   int len = snprintf(line, sizeof line, "racing for %.1f s:", elapsed_ms / 1000.0);
-  size_t n = connection_attempt_count(c);
+  size_t n = taps_connection_attempt_count(c);
   int running = 0;
   for (size_t i = 0; i < n && len > 0 && (size_t)len < sizeof line - 40; i++) {
-    AttemptInfo info;
-    if (connection_get_attempt(c, i, &info) != TAPS_OK || info.outcome != ATTEMPT_OUTCOME_RUNNING) continue;
+    taps_attempt_info info;
+    if (taps_connection_get_attempt(c, i, &info) != TAPS_OK || info.outcome != TAPS_ATTEMPT_OUTCOME_RUNNING) continue;
     char host[INET6_ADDRSTRLEN] = "?";
     const void *ip = info.address.ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)&info.address)->sin6_addr
                                                         : (const void *)&((const struct sockaddr_in *)&info.address)->sin_addr;
@@ -146,7 +146,7 @@ typedef struct RaceState {
   int won;
 } RaceState;
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   (void)c;
   RaceState *s = (RaceState *)ud;
   s->elapsed_ms = now_ms() - s->t_initiate_ms;
@@ -155,7 +155,7 @@ static int on_ready(Connection *c, void *ud) {
   return 0;
 }
 
-static int on_establishment_error(Connection *c, void *ud) {
+static int on_establishment_error(taps_connection *c, void *ud) {
   (void)c;
   RaceState *s = (RaceState *)ud;
   s->elapsed_ms = now_ms() - s->t_initiate_ms;
@@ -164,7 +164,7 @@ static int on_establishment_error(Connection *c, void *ud) {
   return 0;
 }
 
-static int on_other(Connection *c, void *ud) {
+static int on_other(taps_connection *c, void *ud) {
   (void)c;
   (void)ud;
   return 0;
@@ -203,13 +203,13 @@ static void addr_format(const struct sockaddr_storage *ss, Addr *out) {
   }
 }
 
-static const char *outcome_name(AttemptOutcome o) {
+static const char *outcome_name(taps_attempt_outcome o) {
   switch (o) {
-    case ATTEMPT_OUTCOME_RUNNING: return "running";
-    case ATTEMPT_OUTCOME_WON: return "won";
-    case ATTEMPT_OUTCOME_FAILED: return "failed";
-    case ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
-    case ATTEMPT_OUTCOME_SPARE: return "spare";
+    case TAPS_ATTEMPT_OUTCOME_RUNNING: return "running";
+    case TAPS_ATTEMPT_OUTCOME_WON: return "won";
+    case TAPS_ATTEMPT_OUTCOME_FAILED: return "failed";
+    case TAPS_ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
+    case TAPS_ATTEMPT_OUTCOME_SPARE: return "spare";
   }
   return "unknown";
 }
@@ -237,19 +237,19 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-static void print_json(const Connection *c, const RaceState *st) {
+static void print_json(const taps_connection *c, const RaceState *st) {
   FILE *out = stdout;
   fputs("{\"winner\": ", out);
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  size_t n = connection_attempt_count(c);
-  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+  size_t n = taps_connection_attempt_count(c);
+  if (st->won && taps_connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
     Addr a;
     addr_format(&ra, &a);
     const char *protocol = "tcp";
     for (size_t i = 0; i < n; i++) {
-      AttemptInfo info;
-      if (connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == ATTEMPT_OUTCOME_WON &&
+      taps_attempt_info info;
+      if (taps_connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == TAPS_ATTEMPT_OUTCOME_WON &&
           info.protocol != NULL)
         protocol = info.protocol;
     }
@@ -262,11 +262,11 @@ static void print_json(const Connection *c, const RaceState *st) {
     fputs("null", out);
   }
   fprintf(out, ", \"elapsed_ms\": %.2f, \"error\": ", st->elapsed_ms);
-  json_string(out, st->won ? NULL : taps_strerror(connection_get_error(c)));
+  json_string(out, st->won ? NULL : taps_strerror(taps_connection_get_error(c)));
   fputs(", \"attempts\": [", out);
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo info;
-    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    taps_attempt_info info;
+    if (taps_connection_get_attempt(c, i, &info) != TAPS_OK) continue;
     Addr a;
     addr_format(&info.address, &a);
     fprintf(out, "%s{\"address\": ", i ? ", " : "");
@@ -276,7 +276,7 @@ static void print_json(const Connection *c, const RaceState *st) {
     fputs(", \"interface\": ", out);
     json_string(out, info.interface_name);
     fprintf(out, ", \"started_ms\": %.2f, \"ended_ms\": ", (double)info.started_us / 1000.0);
-    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+    if (info.outcome == TAPS_ATTEMPT_OUTCOME_RUNNING)
       fputs("null", out);
     else
       fprintf(out, "%.2f", (double)info.ended_us / 1000.0);
@@ -287,12 +287,12 @@ static void print_json(const Connection *c, const RaceState *st) {
   fputs("]}\n", out);
 }
 
-static void print_timeline(const Connection *c, const RaceState *st) {
-  size_t n = connection_attempt_count(c);
+static void print_timeline(const taps_connection *c, const RaceState *st) {
+  size_t n = taps_connection_attempt_count(c);
   printf("\n  #  %-42s %10s %10s  %-9s  %s\n", "address", "start ms", "end ms", "outcome", "error");
   for (size_t i = 0; i < n; i++) {
-    AttemptInfo info;
-    if (connection_get_attempt(c, i, &info) != TAPS_OK) continue;
+    taps_attempt_info info;
+    if (taps_connection_get_attempt(c, i, &info) != TAPS_OK) continue;
     Addr a;
     addr_format(&info.address, &a);
     char where[INET6_ADDRSTRLEN + 2 * IF_NAMESIZE + 96];
@@ -309,7 +309,7 @@ static void print_timeline(const Connection *c, const RaceState *st) {
       snprintf(where + len, sizeof where - len, " (%s)", info.protocol);
     }
     char end[32];
-    if (info.outcome == ATTEMPT_OUTCOME_RUNNING)
+    if (info.outcome == TAPS_ATTEMPT_OUTCOME_RUNNING)
       snprintf(end, sizeof end, "-");
     else
       snprintf(end, sizeof end, "%.2f", (double)info.ended_us / 1000.0);
@@ -319,15 +319,15 @@ static void print_timeline(const Connection *c, const RaceState *st) {
   printf("\n");
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
-  if (st->won && connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
+  if (st->won && taps_connection_get_remote_address(c, &ra, &ralen) == TAPS_OK) {
     Addr a;
     addr_format(&ra, &a);
     /* The table's times are the library's (the attempt's end); the ready
        callback comes a little later. */
     double won_ms = -1;
     for (size_t i = 0; i < n; i++) {
-      AttemptInfo info;
-      if (connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == ATTEMPT_OUTCOME_WON)
+      taps_attempt_info info;
+      if (taps_connection_get_attempt(c, i, &info) == TAPS_OK && info.outcome == TAPS_ATTEMPT_OUTCOME_WON)
         won_ms = (double)info.ended_us / 1000.0;
     }
     if (won_ms >= 0)
@@ -336,7 +336,7 @@ static void print_timeline(const Connection *c, const RaceState *st) {
     else
       printf("winner: %s port %u (%s, tcp), ready callback at %.2f ms\n", a.text, a.port, a.family, st->elapsed_ms);
   } else {
-    printf("no winner: %s (callback at %.2f ms)\n", taps_strerror(connection_get_error(c)), st->elapsed_ms);
+    printf("no winner: %s (callback at %.2f ms)\n", taps_strerror(taps_connection_get_error(c)), st->elapsed_ms);
   }
 }
 
@@ -388,7 +388,7 @@ int main(int argc, char **argv) {
     const char *slash = strrchr(argv[0], '/');
     prog = slash ? slash + 1 : argv[0];
   }
-  RacingOptions opts = racing_options_default();
+  taps_racing_options opts = taps_racing_options_default();
   int json = 0;
   int verbose = 0;
   t_start_ms = now_ms();
@@ -460,34 +460,34 @@ int main(int argc, char **argv) {
   }
 
   /* Remote endpoints. */
-  RemoteEndpoint *remotes[2] = {NULL, NULL};
+  taps_remote_endpoint *remotes[2] = {NULL, NULL};
   size_t n_remotes = 0;
   int rc;
-  remotes[n_remotes] = remote_endpoint_new();
+  remotes[n_remotes] = taps_remote_endpoint_new();
   if (remotes[n_remotes] == NULL) {
     fprintf(stderr, "%s: remote_endpoint_new: %s\n", prog, taps_strerror(taps_last_error()));
     return EXIT_RACE_FAILED;
   }
-  rc = remote_endpoint_with_hostname(remotes[0], host);
+  rc = taps_remote_endpoint_with_hostname(remotes[0], host);
   if (rc != TAPS_OK) {
-    remote_endpoint_free(remotes[0]);
+    taps_remote_endpoint_free(remotes[0]);
     return usage_error("bad HOST: %s", taps_strerror(rc));
   }
-  rc = service ? remote_endpoint_with_service(remotes[0], service) : remote_endpoint_with_port(remotes[0], port);
+  rc = service ? taps_remote_endpoint_with_service(remotes[0], service) : taps_remote_endpoint_with_port(remotes[0], port);
   if (rc != TAPS_OK) {
     fprintf(stderr, "%s: bad PORT '%s': %s\n", prog, service ? service : pos[1], taps_strerror(rc));
     usage(stderr);
-    remote_endpoint_free(remotes[0]);
+    taps_remote_endpoint_free(remotes[0]);
     return EXIT_USAGE;
   }
   n_remotes++;
   if (demo) {
-    RemoteEndpoint *v6 = remote_endpoint_new();
-    if (v6 == NULL || remote_endpoint_with_ipv6(v6, in6addr_loopback) != TAPS_OK ||
-        remote_endpoint_with_port(v6, port) != TAPS_OK) {
+    taps_remote_endpoint *v6 = taps_remote_endpoint_new();
+    if (v6 == NULL || taps_remote_endpoint_with_ipv6(v6, in6addr_loopback) != TAPS_OK ||
+        taps_remote_endpoint_with_port(v6, port) != TAPS_OK) {
       fprintf(stderr, "%s: cannot build the ::1 endpoint\n", prog);
-      remote_endpoint_free(v6);
-      remote_endpoint_free(remotes[0]);
+      taps_remote_endpoint_free(v6);
+      taps_remote_endpoint_free(remotes[0]);
       return EXIT_RACE_FAILED;
     }
     remotes[n_remotes++] = v6;
@@ -495,34 +495,34 @@ int main(int argc, char **argv) {
 
   if (verbose && taps_set_log_callback(TAPS_LOG_LEVEL_DEBUG, on_log, NULL) != TAPS_OK)
     fprintf(stderr, "%s: -v: cannot set the log callback: %s\n", prog, taps_strerror(taps_last_error()));
-  EventLoop *loop = event_loop_new();
+  taps_event_loop *loop = taps_event_loop_new();
   if (loop == NULL) {
     fprintf(stderr, "%s: event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
     return EXIT_RACE_FAILED;
   }
-  Preconnection *pre =
-      preconnection_new(loop, (const RemoteEndpoint *const *)remotes, n_remotes, NULL, &opts);
+  taps_preconnection *pre =
+      taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n_remotes, NULL, &opts);
   int pre_error = pre ? TAPS_OK : taps_last_error();
   /* Each --interface is a path branch: a local endpoint bound to it. */
   for (int i = 0; pre != NULL && i < n_interfaces; i++) {
-    LocalEndpoint *local = local_endpoint_new();
-    int lrc = local ? local_endpoint_with_interface(local, interfaces[i]) : TAPS_ERROR_IO;
-    if (lrc == TAPS_OK) lrc = preconnection_add_local_endpoint(pre, local);
-    local_endpoint_free(local);
+    taps_local_endpoint *local = taps_local_endpoint_new();
+    int lrc = local ? taps_local_endpoint_with_interface(local, interfaces[i]) : TAPS_ERROR_IO;
+    if (lrc == TAPS_OK) lrc = taps_preconnection_add_local_endpoint(pre, local);
+    taps_local_endpoint_free(local);
     if (lrc != TAPS_OK) {
       fprintf(stderr, "%s: bad --interface '%s': %s\n", prog, interfaces[i], taps_strerror(lrc));
-      for (size_t j = 0; j < n_remotes; j++) remote_endpoint_free(remotes[j]);
-      preconnection_free(pre);
-      event_loop_free(loop);
+      for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
+      taps_preconnection_free(pre);
+      taps_event_loop_free(loop);
       return EXIT_USAGE;
     }
   }
-  for (size_t i = 0; i < n_remotes; i++) remote_endpoint_free(remotes[i]);
+  for (size_t i = 0; i < n_remotes; i++) taps_remote_endpoint_free(remotes[i]);
   if (pre == NULL) {
     const char *detail = taps_last_error_message();
     fprintf(stderr, "%s: preconnection_new: %s\n", prog, (detail && *detail) ? detail : taps_strerror(pre_error));
     if (pre_error == TAPS_ERROR_INVALID_OPTION) usage(stderr);
-    event_loop_free(loop);
+    taps_event_loop_free(loop);
     return pre_error == TAPS_ERROR_INVALID_OPTION ? EXIT_USAGE : EXIT_RACE_FAILED;
   }
 
@@ -547,20 +547,20 @@ int main(int argc, char **argv) {
 
   RaceState st;
   memset(&st, 0, sizeof st);
-  ConnectionCallbacks cb;
+  taps_connection_callbacks cb;
   memset(&cb, 0, sizeof cb);
   cb.ready = on_ready;
   cb.establishment_error = on_establishment_error;
   cb.connection_error = on_other;
   cb.closed = on_other;
   cb.user_data = &st;
-  Connection *conn = NULL;
+  taps_connection *conn = NULL;
   st.t_initiate_ms = now_ms();
-  rc = preconnection_initiate_with_racing(pre, cb, &conn);
+  rc = taps_preconnection_initiate_with_racing(pre, cb, &conn);
   if (rc != TAPS_OK) {
     fprintf(stderr, "%s: preconnection_initiate_with_racing: %s\n", prog, taps_strerror(rc));
-    preconnection_free(pre);
-    event_loop_free(loop);
+    taps_preconnection_free(pre);
+    taps_event_loop_free(loop);
     return EXIT_RACE_FAILED;
   }
   /* Run in steps of 250 ms: on a terminal, a race past 1 s shows what it
@@ -569,7 +569,7 @@ int main(int argc, char **argv) {
   int hinted = 0;
   rc = TAPS_OK;
   while (!st.done && rc >= 0) {
-    rc = event_loop_run_once(loop, 250);
+    rc = taps_event_loop_run_once(loop, 250);
     double elapsed = now_ms() - st.t_initiate_ms;
     if (st.done) break;
     if (live && elapsed >= 1000) live_show(conn, elapsed);
@@ -580,7 +580,7 @@ int main(int argc, char **argv) {
     }
   }
   live_clear();
-  if (rc >= 0) rc = event_loop_run(loop);
+  if (rc >= 0) rc = taps_event_loop_run(loop);
   if (rc < 0) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
   if (!st.done) st.elapsed_ms = now_ms() - st.t_initiate_ms;
 
@@ -591,9 +591,9 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   int status = (st.done && st.won) ? EXIT_CONNECTED : EXIT_RACE_FAILED;
-  connection_free(conn);
-  preconnection_free(pre);
-  event_loop_free(loop);
+  taps_connection_free(conn);
+  taps_preconnection_free(pre);
+  taps_event_loop_free(loop);
   if (listener >= 0) close(listener);
   if (v6_reserved >= 0) close(v6_reserved);
   return status;

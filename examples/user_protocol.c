@@ -31,7 +31,7 @@ enum { MAX_ATTEMPTS = 16 };
  * `cancel` for it returns; the protocol's mutex orders the two. */
 typedef struct HelloAttempt {
   struct Hello *hello;
-  ProtocolAttempt *handle;
+  taps_protocol_attempt *handle;
   struct sockaddr_storage addr;
   socklen_t addr_len;
   pthread_t thread;
@@ -40,7 +40,7 @@ typedef struct HelloAttempt {
 } HelloAttempt;
 
 /* The protocol's state (its user_data). A real protocol would keep its
- * attempts in a hash table keyed by the ProtocolAttempt pointer. */
+ * attempts in a hash table keyed by the taps_protocol_attempt pointer. */
 typedef struct Hello {
   pthread_mutex_t mu;
   HelloAttempt attempts[MAX_ATTEMPTS];
@@ -74,11 +74,11 @@ static void *attempt_main(void *arg) {
     if (fd >= 0) close(fd);
   } else if (err != 0) {
     if (fd >= 0) close(fd);
-    protocol_attempt_failed(a->handle, err);
+    taps_protocol_attempt_failed(a->handle, err);
   } else {
     a->reported_ready = true;
-    /* The fd becomes the Connection's; `a` comes back to hello_close. */
-    protocol_attempt_ready(a->handle, fd, a);
+    /* The fd becomes the taps_connection's; `a` comes back to hello_close. */
+    taps_protocol_attempt_ready(a->handle, fd, a);
   }
   a->completed = true;
   pthread_mutex_unlock(&h->mu);
@@ -87,7 +87,7 @@ static void *attempt_main(void *arg) {
 
 /* Called on the loop's thread with the loop locked: start the attempt and
  * return at once (0), or return an errno to fail it now. */
-static int hello_start(ProtocolAttempt *attempt, const struct sockaddr *address, socklen_t address_len,
+static int hello_start(taps_protocol_attempt *attempt, const struct sockaddr *address, socklen_t address_len,
                        const char *interface_name, const struct sockaddr *local_address,
                        socklen_t local_address_len, void *user_data) {
   (void)interface_name; /* paths: bind to these when the race names them */
@@ -113,7 +113,7 @@ static int hello_start(ProtocolAttempt *attempt, const struct sockaddr *address,
 }
 
 /* The race no longer needs this attempt. */
-static void hello_cancel(ProtocolAttempt *attempt, void *user_data) {
+static void hello_cancel(taps_protocol_attempt *attempt, void *user_data) {
   Hello *h = (Hello *)user_data;
   pthread_mutex_lock(&h->mu);
   for (int i = h->n - 1; i >= 0; i--) {
@@ -129,7 +129,7 @@ static void hello_cancel(ProtocolAttempt *attempt, void *user_data) {
   pthread_mutex_unlock(&h->mu);
 }
 
-/* Close a connection we reported ready: the winner when its Connection is
+/* Close a connection we reported ready: the winner when its taps_connection is
  * closed or freed, or a loser that was ready too late. */
 static void hello_close(void *protocol_connection, int fd, void *user_data) {
   (void)protocol_connection;
@@ -149,15 +149,15 @@ static void *server_main(void *arg) {
   }
 }
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   (void)ud;
-  printf("ready: protocol %s, fd %d\n", connection_get_protocol(c), connection_get_fd(c));
+  printf("ready: protocol %s, fd %d\n", taps_connection_get_protocol(c), taps_connection_get_fd(c));
   return 0;
 }
 
-static int on_error(Connection *c, void *ud) {
+static int on_error(taps_connection *c, void *ud) {
   (void)ud;
-  printf("failed: %s\n", taps_strerror(connection_get_error(c)));
+  printf("failed: %s\n", taps_strerror(taps_connection_get_error(c)));
   return 0;
 }
 
@@ -174,50 +174,50 @@ int main(void) {
   pthread_create(&server, NULL, server_main, &l);
 
   static Hello hello = {.mu = PTHREAD_MUTEX_INITIALIZER};
-  EventLoop *loop = event_loop_new();
-  ProtocolImplementation impl = {
+  taps_event_loop *loop = taps_event_loop_new();
+  taps_protocol_implementation impl = {
       .name = "hello",
-      .properties = PROTOCOL_FLAG_RELIABLE | PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES,
+      .properties = TAPS_PROTOCOL_FLAG_RELIABLE | TAPS_PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES,
       .start = hello_start,
       .cancel = hello_cancel,
       .close = hello_close,
       .user_data = &hello,
   };
-  if (loop == NULL || event_loop_add_protocol(loop, &impl) != TAPS_OK) {
+  if (loop == NULL || taps_event_loop_add_protocol(loop, &impl) != TAPS_OK) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
   /* Reliable protocols only (the default), message boundaries preferred:
    * "hello" first, TCP one attempt delay later. */
-  TransportProperties *props = transport_properties_new();
-  transport_properties_set(props, SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, PREFERENCE_PREFER);
+  taps_transport_properties *props = taps_transport_properties_new();
+  taps_transport_properties_set(props, TAPS_SELECTION_PROPERTY_PRESERVE_MSG_BOUNDARIES, TAPS_PREFERENCE_PREFER);
 
-  RemoteEndpoint *ep = remote_endpoint_new();
-  remote_endpoint_with_hostname(ep, "127.0.0.1");
-  remote_endpoint_with_port(ep, ntohs(sa.sin_port));
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(loop, remotes, 1, props, NULL);
-  ConnectionCallbacks cb = {.ready = on_ready, .establishment_error = on_error};
-  Connection *conn = NULL;
-  if (p == NULL || preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  taps_remote_endpoint_with_hostname(ep, "127.0.0.1");
+  taps_remote_endpoint_with_port(ep, ntohs(sa.sin_port));
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, remotes, 1, props, NULL);
+  taps_connection_callbacks cb = {.ready = on_ready, .establishment_error = on_error};
+  taps_connection *conn = NULL;
+  if (p == NULL || taps_preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
-  event_loop_run(loop);
+  taps_event_loop_run(loop);
 
-  for (size_t i = 0; i < connection_attempt_count(conn); i++) {
-    AttemptInfo a;
-    connection_get_attempt(conn, i, &a);
+  for (size_t i = 0; i < taps_connection_attempt_count(conn); i++) {
+    taps_attempt_info a;
+    taps_connection_get_attempt(conn, i, &a);
     printf("attempt %zu: %s, started %.3f ms, outcome %d, errno %d\n", i, a.protocol, a.started_us / 1000.0,
            a.outcome, a.os_error);
   }
-  const char *winner = connection_get_protocol(conn);
+  const char *winner = taps_connection_get_protocol(conn);
   int ok = winner != NULL && strcmp(winner, "hello") == 0;
-  connection_free(conn); /* calls hello_close for the winner */
-  preconnection_free(p);
-  remote_endpoint_free(ep);
-  transport_properties_free(props);
-  event_loop_free(loop);
+  taps_connection_free(conn); /* calls hello_close for the winner */
+  taps_preconnection_free(p);
+  taps_remote_endpoint_free(ep);
+  taps_transport_properties_free(props);
+  taps_event_loop_free(loop);
 
   for (int i = 0; i < hello.n; i++) pthread_join(hello.attempts[i].thread, NULL);
   shutdown(l, SHUT_RDWR);

@@ -2,8 +2,8 @@
  * table), asked once per family for each host name of a race: AAAA and A
  * separately and at once (RFC 8305 §3). This one answers from a table in
  * memory, at once from inside `resolve` (allowed); a resolver that works
- * asynchronously keeps the ResolverQuery and answers later, from any
- * thread, with resolver_query_answer or resolver_query_fail.
+ * asynchronously keeps the taps_resolver_query and answers later, from any
+ * thread, with taps_resolver_query_answer or taps_resolver_query_fail.
  *
  *   user_resolver   races "db.internal" (::1 and 127.0.0.1 in the table)
  *                   to a listener on 127.0.0.1 that this program runs:
@@ -32,7 +32,7 @@ static const HostEntry table[] = {
 
 /* Called on the loop's thread with the loop locked: answer now or later
  * through `query` (once), or return an error code (≠ 0) to fail at once. */
-static int table_resolve(ResolverQuery *query, const char *hostname, int family, void *user_data) {
+static int table_resolve(taps_resolver_query *query, const char *hostname, int family, void *user_data) {
   (void)user_data;
   struct sockaddr_storage addrs[4];
   size_t n = 0;
@@ -57,16 +57,16 @@ static int table_resolve(ResolverQuery *query, const char *hostname, int family,
   }
   if (!known) return EAI_NONAME;
   /* No address of this family is an empty answer, not an error. */
-  return resolver_query_answer(query, addrs, n) == TAPS_OK ? 0 : EAI_FAIL;
+  return taps_resolver_query_answer(query, addrs, n) == TAPS_OK ? 0 : EAI_FAIL;
 }
 
-static int on_ready(Connection *c, void *ud) {
+static int on_ready(taps_connection *c, void *ud) {
   (void)ud;
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char ip[INET6_ADDRSTRLEN] = "?";
   memset(&ss, 0, sizeof ss);
-  if (connection_get_remote_address(c, &ss, &len) == TAPS_OK && ss.ss_family == AF_INET)
+  if (taps_connection_get_remote_address(c, &ss, &len) == TAPS_OK && ss.ss_family == AF_INET)
     inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
   else if (ss.ss_family == AF_INET6)
     inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
@@ -74,9 +74,9 @@ static int on_ready(Connection *c, void *ud) {
   return 0;
 }
 
-static int on_error(Connection *c, void *ud) {
+static int on_error(taps_connection *c, void *ud) {
   (void)ud;
-  printf("failed: %s\n", taps_strerror(connection_get_error(c)));
+  printf("failed: %s\n", taps_strerror(taps_connection_get_error(c)));
   return 0;
 }
 
@@ -90,30 +90,30 @@ int main(void) {
     return 1;
   }
 
-  EventLoop *loop = event_loop_new();
-  ResolverImplementation resolver = {.resolve = table_resolve, .cancel = NULL, .user_data = NULL};
-  if (loop == NULL || event_loop_set_resolver(loop, &resolver) != TAPS_OK) {
+  taps_event_loop *loop = taps_event_loop_new();
+  taps_resolver_implementation resolver = {.resolve = table_resolve, .cancel = NULL, .user_data = NULL};
+  if (loop == NULL || taps_event_loop_set_resolver(loop, &resolver) != TAPS_OK) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
 
-  RemoteEndpoint *ep = remote_endpoint_new();
-  remote_endpoint_with_hostname(ep, "db.internal");
-  remote_endpoint_with_port(ep, ntohs(sa.sin_port));
-  const RemoteEndpoint *remotes[] = {ep};
-  Preconnection *p = preconnection_new(loop, remotes, 1, NULL, NULL);
-  ConnectionCallbacks cb = {.ready = on_ready, .establishment_error = on_error};
-  Connection *conn = NULL;
-  if (p == NULL || preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
+  taps_remote_endpoint *ep = taps_remote_endpoint_new();
+  taps_remote_endpoint_with_hostname(ep, "db.internal");
+  taps_remote_endpoint_with_port(ep, ntohs(sa.sin_port));
+  const taps_remote_endpoint *remotes[] = {ep};
+  taps_preconnection *p = taps_preconnection_new(loop, remotes, 1, NULL, NULL);
+  taps_connection_callbacks cb = {.ready = on_ready, .establishment_error = on_error};
+  taps_connection *conn = NULL;
+  if (p == NULL || taps_preconnection_initiate_with_racing(p, cb, &conn) != TAPS_OK) {
     fprintf(stderr, "%s\n", taps_last_error_message());
     return 1;
   }
-  event_loop_run(loop);
+  taps_event_loop_run(loop);
 
-  for (size_t i = 0; i < connection_attempt_count(conn); i++) {
-    AttemptInfo a;
+  for (size_t i = 0; i < taps_connection_attempt_count(conn); i++) {
+    taps_attempt_info a;
     char ip[INET6_ADDRSTRLEN] = "?";
-    connection_get_attempt(conn, i, &a);
+    taps_connection_get_attempt(conn, i, &a);
     if (a.address.ss_family == AF_INET6)
       inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a.address)->sin6_addr, ip, sizeof ip);
     else
@@ -121,11 +121,11 @@ int main(void) {
     printf("attempt %zu: %s, started %.3f ms, outcome %d, errno %d\n", i, ip, a.started_us / 1000.0, a.outcome,
            a.os_error);
   }
-  int ok = connection_get_fd(conn) >= 0;
-  connection_free(conn);
-  preconnection_free(p);
-  remote_endpoint_free(ep);
-  event_loop_free(loop);
+  int ok = taps_connection_get_fd(conn) >= 0;
+  taps_connection_free(conn);
+  taps_preconnection_free(p);
+  taps_remote_endpoint_free(ep);
+  taps_event_loop_free(loop);
   close(l);
   return ok ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 //! Address parsing: the sockaddr_storage entries a resolver answers with
-//! (resolver_query_answer), and IP literals as host text.
+//! (taps_resolver_query_answer), and IP literals as host text.
 //!
 //! Each 128-byte chunk of the input becomes one sockaddr_storage (its first
 //! byte picks the family: AF_INET6, AF_INET or another); the first byte of
@@ -33,9 +33,9 @@ fuzz_target!(|data: &[u8]| {
     // Host text: an IP literal is always accepted.
     if let Ok(text) = std::str::from_utf8(data) {
         if let (Ok(c), Ok(_)) = (CString::new(text), text.parse::<IpAddr>()) {
-            let ep = taps_racing::ffi::endpoint::remote_endpoint_new();
-            assert_eq!(taps_racing::ffi::endpoint::remote_endpoint_with_hostname(ep, c.as_ptr()), 0, "{text:?}");
-            taps_racing::ffi::endpoint::remote_endpoint_free(ep);
+            let ep = taps_racing::ffi::endpoint::taps_remote_endpoint_new();
+            assert_eq!(taps_racing::ffi::endpoint::taps_remote_endpoint_with_hostname(ep, c.as_ptr()), 0, "{text:?}");
+            taps_racing::ffi::endpoint::taps_remote_endpoint_free(ep);
         }
     }
     let Some((&split, rest)) = data.split_first() else { return };
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
 
     let lp = fz_loop();
     WORLD.with(|w| w.borrow_mut().start_errno = libc::ECONNREFUSED);
-    let mut opts = racing_options_default();
+    let mut opts = taps_racing_options_default();
     opts.race_count = 1;
     let pre = fz_pre(lp, c"fuzz.test", 443, &opts);
     assert!(!pre.is_null());
@@ -69,15 +69,15 @@ fuzz_target!(|data: &[u8]| {
         user_data: &mut calls as *mut u32 as *mut _,
     };
     let mut conn: *mut Connection = null_mut();
-    assert_eq!(preconnection_initiate_with_racing(pre, cb, &mut conn), 0);
-    assert!(event_loop_run(lp) == 0);
+    assert_eq!(taps_preconnection_initiate_with_racing(pre, cb, &mut conn), 0);
+    assert!(taps_event_loop_run(lp) == 0);
     let queries = WORLD.with(|w| std::mem::take(&mut w.borrow_mut().queries));
     assert_eq!(queries.len(), 2);
     for (q, family) in queries {
         let list = if family == libc::AF_INET6 { aaaa } else { a };
-        assert_eq!(resolver_query_answer(q, list.as_ptr(), list.len()), 0);
+        assert_eq!(taps_resolver_query_answer(q, list.as_ptr(), list.len()), 0);
     }
-    assert!(event_loop_run(lp) == 0);
+    assert!(taps_event_loop_run(lp) == 0);
 
     // The distinct addresses of each query's family, with port 443.
     let mut want: HashSet<SocketAddr> = HashSet::new();
@@ -101,15 +101,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(got.len(), started.len(), "an address started twice: {started:?}");
     assert_eq!(got, want, "attempted {started:?}");
     assert_eq!(calls, 1, "exactly one callback");
-    let err = connection_get_error(conn);
+    let err = taps_connection_get_error(conn);
     if want.is_empty() {
         assert_eq!(err, -8);
     } else {
         assert_eq!(err, -9);
-        assert_eq!(connection_get_os_error(conn), libc::ECONNREFUSED);
+        assert_eq!(taps_connection_get_os_error(conn), libc::ECONNREFUSED);
     }
-    assert_eq!(connection_attempt_count(conn), want.len());
-    connection_free(conn);
-    preconnection_free(pre);
-    event_loop_free(lp);
+    assert_eq!(taps_connection_attempt_count(conn), want.len());
+    taps_connection_free(conn);
+    taps_preconnection_free(pre);
+    taps_event_loop_free(lp);
 });

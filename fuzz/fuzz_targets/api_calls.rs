@@ -4,7 +4,7 @@
 //! answer or fail queries, read reports, new Preconnections with random
 //! (also invalid) options. Checked: nothing crashes; each connection gets
 //! at most one of ready / establishment_error, `closed` at most once, and
-//! no callback after connection_free; attempt reports stay consistent.
+//! no callback after taps_connection_free; attempt reports stay consistent.
 #![no_main]
 
 mod common;
@@ -102,7 +102,7 @@ fuzz_target!(|data: &[u8]| {
                         user_data: id as *mut c_void,
                     };
                     let p = pres[(arg / SLOTS) % pres.len()];
-                    let rc = preconnection_initiate_with_racing(p, cb, &mut conns[slot]);
+                    let rc = taps_preconnection_initiate_with_racing(p, cb, &mut conns[slot]);
                     assert!(rc == 0 && !conns[slot].is_null(), "initiate: {rc}");
                     ids[slot] = id;
                 }
@@ -110,15 +110,15 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 let slot = arg % SLOTS;
                 if !conns[slot].is_null() {
-                    connection_free(conns[slot]);
+                    taps_connection_free(conns[slot]);
                     conns[slot] = null_mut();
                     SEEN.with(|s| s.borrow_mut()[ids[slot]].freed = true);
                 }
             }
-            2 => connection_close(conns[arg % SLOTS]),
-            3 => assert_eq!(event_loop_advance_clock(lp, (arg as u64) * (arg as u64) * 100), 0),
-            4 => assert_eq!(event_loop_run(lp), 0),
-            5 => assert!(event_loop_process(lp) >= 0),
+            2 => taps_connection_close(conns[arg % SLOTS]),
+            3 => assert_eq!(taps_event_loop_advance_clock(lp, (arg as u64) * (arg as u64) * 100), 0),
+            4 => assert_eq!(taps_event_loop_run(lp), 0),
+            5 => assert!(taps_event_loop_process(lp) >= 0),
             6 => {
                 let a = WORLD.with(|w| {
                     let mut w = w.borrow_mut();
@@ -126,7 +126,7 @@ fuzz_target!(|data: &[u8]| {
                     (n > 0).then(|| w.attempts.remove(arg % n))
                 });
                 if let Some((h, _)) = a {
-                    assert_eq!(protocol_attempt_ready(h, -1, arg as *mut c_void), 0);
+                    assert_eq!(taps_protocol_attempt_ready(h, -1, arg as *mut c_void), 0);
                 }
             }
             7 => {
@@ -137,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
                 });
                 if let Some((h, _)) = a {
                     let errno = input.byte().unwrap_or(0) as c_int - 8;
-                    let rc = protocol_attempt_failed(h, errno);
+                    let rc = taps_protocol_attempt_failed(h, errno);
                     assert_eq!(rc, if errno > 0 { 0 } else { -2 });
                 }
             }
@@ -164,18 +164,18 @@ fuzz_target!(|data: &[u8]| {
                             }
                             list.push(ss);
                         }
-                        assert_eq!(resolver_query_answer(q, list.as_ptr(), list.len()), 0);
+                        assert_eq!(taps_resolver_query_answer(q, list.as_ptr(), list.len()), 0);
                     } else {
-                        assert_eq!(resolver_query_fail(q, -(arg as c_int)), 0);
+                        assert_eq!(taps_resolver_query_fail(q, -(arg as c_int)), 0);
                     }
                 }
             }
             10 => {
                 let c = conns[arg % SLOTS];
-                let n = connection_attempt_count(c);
+                let n = taps_connection_attempt_count(c);
                 for i in 0..=n {
                     let mut info: AttemptInfo = unsafe { std::mem::zeroed() };
-                    let rc = connection_get_attempt(c, i, &mut info);
+                    let rc = taps_connection_get_attempt(c, i, &mut info);
                     if c.is_null() {
                         assert_eq!(rc, -1);
                     } else if i == n {
@@ -186,11 +186,11 @@ fuzz_target!(|data: &[u8]| {
                         assert!(!info.protocol.is_null());
                     }
                 }
-                let _ = connection_get_error(c);
-                let _ = connection_get_fd(c);
+                let _ = taps_connection_get_error(c);
+                let _ = taps_connection_get_fd(c);
             }
             11 => {
-                let mut o = racing_options_default();
+                let mut o = taps_racing_options_default();
                 o.connection_attempt_delay_ms = input.u32().unwrap_or(0) % 3000;
                 o.resolution_delay_ms = input.u32().unwrap_or(0) % 2500;
                 o.first_address_family_count = input.byte().unwrap_or(1) as u32 % 70;
@@ -205,26 +205,26 @@ fuzz_target!(|data: &[u8]| {
                 if !p.is_null() && pres.len() < 16 {
                     pres.push(p);
                 } else {
-                    preconnection_free(p);
+                    taps_preconnection_free(p);
                 }
             }
             12 => {
-                let _ = event_loop_run_once(lp, 0);
+                let _ = taps_event_loop_run_once(lp, 0);
             }
             _ => {
-                let _ = event_loop_get_timeout_ms(lp);
-                let _ = event_loop_now_us(lp);
+                let _ = taps_event_loop_get_timeout_ms(lp);
+                let _ = taps_event_loop_now_us(lp);
             }
         }
     }
     for slot in 0..SLOTS {
         if !conns[slot].is_null() {
-            connection_free(conns[slot]);
+            taps_connection_free(conns[slot]);
             SEEN.with(|s| s.borrow_mut()[ids[slot]].freed = true);
         }
     }
     for p in pres {
-        preconnection_free(p);
+        taps_preconnection_free(p);
     }
-    event_loop_free(lp);
+    taps_event_loop_free(lp);
 });

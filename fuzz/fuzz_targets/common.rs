@@ -93,7 +93,7 @@ extern "C" fn fz_resolver_cancel(query: *mut ResolverQuery, _ud: *mut c_void) {
 pub fn fz_loop() -> *mut EventLoop {
     WORLD.with(|w| *w.borrow_mut() = World::default());
     let opts = EventLoopOptions { manual_clock: true };
-    let lp = event_loop_new_with_options(&opts);
+    let lp = taps_event_loop_new_with_options(&opts);
     assert!(!lp.is_null());
     let imp = ProtocolImplementation {
         name: c"fz".as_ptr(),
@@ -103,29 +103,29 @@ pub fn fz_loop() -> *mut EventLoop {
         close: Some(fz_close),
         user_data: null_mut(),
     };
-    assert_eq!(event_loop_add_protocol(lp, &imp), 0);
+    assert_eq!(taps_event_loop_add_protocol(lp, &imp), 0);
     let res = ResolverImplementation { resolve: Some(fz_resolve), cancel: Some(fz_resolver_cancel), user_data: null_mut() };
-    assert_eq!(event_loop_set_resolver(lp, &res), 0);
+    assert_eq!(taps_event_loop_set_resolver(lp, &res), 0);
     lp
 }
 
 /// Properties that leave only "fz" in the race.
 pub fn fz_props() -> *mut TransportProperties {
-    let p = transport_properties_new();
-    assert_eq!(transport_properties_set(p, 2, 0), 0); // multistreaming: Require
+    let p = taps_transport_properties_new();
+    assert_eq!(taps_transport_properties_set(p, 2, 0), 0); // multistreaming: Require
     p
 }
 
-/// A Preconnection to `host`:`port` on `lp` with `opts` (NULL: defaults).
+/// A taps_preconnection to `host`:`port` on `lp` with `opts` (NULL: defaults).
 pub fn fz_pre(lp: *mut EventLoop, host: &std::ffi::CStr, port: u16, opts: *const RacingOptions) -> *mut Preconnection {
-    let ep = remote_endpoint_new();
-    assert_eq!(remote_endpoint_with_hostname(ep, host.as_ptr()), 0);
-    assert_eq!(remote_endpoint_with_port(ep, port), 0);
+    let ep = taps_remote_endpoint_new();
+    assert_eq!(taps_remote_endpoint_with_hostname(ep, host.as_ptr()), 0);
+    assert_eq!(taps_remote_endpoint_with_port(ep, port), 0);
     let props = fz_props();
     let eps = [ep as *const RemoteEndpoint];
-    let p = preconnection_new(lp, eps.as_ptr(), 1, props, opts);
-    remote_endpoint_free(ep);
-    transport_properties_free(props);
+    let p = taps_preconnection_new(lp, eps.as_ptr(), 1, props, opts);
+    taps_remote_endpoint_free(ep);
+    taps_transport_properties_free(props);
     let _ = null::<u8>();
     p
 }

@@ -1,5 +1,5 @@
-//! Host and service parsing: `remote_endpoint_with_hostname` and
-//! `remote_endpoint_with_service` (C API, the bytes up to the first NUL)
+//! Host and service parsing: `taps_remote_endpoint_with_hostname` and
+//! `taps_remote_endpoint_with_service` (C API, the bytes up to the first NUL)
 //! and the Rust API on the same text must agree, and what they accept must
 //! follow the documented rules (an IP literal, IPv6 possibly in brackets,
 //! or a name of at most 253 characters with labels of 1 to 63 letters,
@@ -35,16 +35,16 @@ fuzz_target!(|data: &[u8]| {
         Some(i) => (&data[..i], &data[i + 1..]),
         None => (data, &data[..0]),
     };
-    let ep = remote_endpoint_new();
+    let ep = taps_remote_endpoint_new();
     assert!(!ep.is_null());
     for (bytes, is_host) in [(host, true), (service, false)] {
         // What C sees: the bytes up to the first NUL.
         let c_text = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
         let c = CString::new(c_text).unwrap();
         let rc = if is_host {
-            remote_endpoint_with_hostname(ep, c.as_ptr())
+            taps_remote_endpoint_with_hostname(ep, c.as_ptr())
         } else {
-            remote_endpoint_with_service(ep, c.as_ptr())
+            taps_remote_endpoint_with_service(ep, c.as_ptr())
         };
         assert!(rc == 0 || rc == -3 || rc == -4, "unexpected code {rc}");
         let Ok(text) = std::str::from_utf8(c_text) else {
@@ -66,5 +66,5 @@ fuzz_target!(|data: &[u8]| {
             assert!(r.port().is_some_and(|p| p != 0));
         }
     }
-    remote_endpoint_free(ep);
+    taps_remote_endpoint_free(ep);
 });

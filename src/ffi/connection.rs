@@ -1,4 +1,4 @@
-//! C ABI: Connection, its callbacks and its race report.
+//! C ABI: taps_connection, its callbacks and its race report.
 
 use super::handle::{opt_ref, try_mut, try_ok, try_ref};
 use super::{c_enum, fail, guard};
@@ -8,12 +8,12 @@ use std::ffi::{c_char, c_int, c_void};
 use std::net::SocketAddr;
 
 /// A connection: establishing, established, failed or closed. Owned by the
-/// caller of preconnection_initiate_with_racing; free with connection_free.
+/// caller of taps_preconnection_initiate_with_racing; free with taps_connection_free.
 ///
-/// Threads: a Connection may be shared by threads. Every function may be
+/// Threads: a taps_connection may be shared by threads. Every function may be
 /// called from any thread, also while its race runs on the loop's thread
-/// (connection_close and connection_free from another thread wake the
-/// loop). connection_free must be the handle's last call; it is safe inside
+/// (taps_connection_close and taps_connection_free from another thread wake the
+/// loop). taps_connection_free must be the handle's last call; it is safe inside
 /// the connection's own callbacks and waits for a callback running on
 /// another thread. Its callbacks run on the loop's thread only.
 // The handle is the connection's shared core itself, one reference count
@@ -29,7 +29,7 @@ impl Connection {
         conn.into_raw() as *mut Connection
     }
 
-    /// The owning connection of a handle (connection_free, or a start that
+    /// The owning connection of a handle (taps_connection_free, or a start that
     /// failed).
     ///
     /// # Safety
@@ -41,28 +41,28 @@ impl Connection {
     /// A view of the connection for one call (its own reference count).
     fn api(&self) -> api::Connection {
         // SAFETY: a handle is a live connection's raw handle until
-        // connection_free.
+        // taps_connection_free.
         unsafe { api::Connection::view_raw(self as *const Connection as *const std::ffi::c_void) }
     }
 }
 
 /// The callbacks of one connection, called on the thread that runs the
 /// loop, never two at once for one connection. Any may be NULL. The return
-/// value is reserved: return 0. A callback may call connection_close or
-/// connection_free on its own connection, and initiate new races.
+/// value is reserved: return 0. A callback may call taps_connection_close or
+/// taps_connection_free on its own connection, and initiate new races.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ConnectionCallbacks {
-    /// The race was won; connection_get_fd gives the socket.
+    /// The race was won; taps_connection_get_fd gives the socket.
     pub ready: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
-    /// The race failed; connection_get_error says why, connection_get_attempt
+    /// The race failed; taps_connection_get_error says why, taps_connection_get_attempt
     /// gives each attempt's errno.
     pub establishment_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// An established connection failed (socket error or hang-up) and is
-    /// now closed; connection_get_error is TAPS_ERROR_IO. When NULL, the
+    /// now closed; taps_connection_get_error is TAPS_ERROR_IO. When NULL, the
     /// library does not watch the established socket at all.
     pub connection_error: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
-    /// connection_close finished.
+    /// taps_connection_close finished.
     pub closed: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// Passed back to every callback.
     pub user_data: *mut c_void,
@@ -76,7 +76,7 @@ pub(crate) struct CHandler {
 
 // SAFETY: the C contract: callbacks and user_data may be used from the
 // thread that runs the loop; the handle pointer stays valid until
-// connection_free, which waits for a running callback to return.
+// taps_connection_free, which waits for a running callback to return.
 unsafe impl Send for CHandler {}
 
 impl CHandler {
@@ -117,7 +117,7 @@ pub(crate) fn start_connection(
     let raw = Connection::from_api(conn);
     *out = raw;
     let handler = Box::new(CHandler { callbacks, connection: raw });
-    // SAFETY: raw stays valid: only connection_free gives it back.
+    // SAFETY: raw stays valid: only taps_connection_free gives it back.
     let view = unsafe { &*raw }.api();
     match start(&view, handler) {
         Ok(()) => 0,
@@ -151,7 +151,7 @@ pub enum AttemptOutcome {
     Spare,
 }
 
-c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not an AttemptOutcome", [Running, Won, Failed, Cancelled, Spare]);
+c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not a taps_attempt_outcome", [Running, Won, Failed, Cancelled, Spare]);
 
 /// One attempt of a race.
 #[repr(C)]
@@ -162,11 +162,11 @@ pub struct AttemptInfo {
     /// Length of `address`.
     pub address_len: libc::socklen_t,
     /// The protocol: "tcp", "udp" or a user protocol's name; valid while
-    /// the Connection lives.
+    /// the taps_connection lives.
     pub protocol: *const c_char,
-    /// Start, µs since preconnection_initiate_with_racing.
+    /// Start, µs since taps_preconnection_initiate_with_racing.
     pub started_us: u64,
-    /// End, µs since preconnection_initiate_with_racing; 0 while running.
+    /// End, µs since taps_preconnection_initiate_with_racing; 0 while running.
     pub ended_us: u64,
     /// How it ended.
     pub outcome: AttemptOutcome,
@@ -174,7 +174,7 @@ pub struct AttemptInfo {
     /// attempt_timeout_ms, ...), else 0.
     pub os_error: c_int,
     /// The path's interface name, NULL for the default path (the system
-    /// routes); valid while the Connection lives.
+    /// routes); valid while the taps_connection lives.
     pub interface_name: *const c_char,
 }
 
@@ -195,7 +195,7 @@ pub(crate) fn write_sockaddr(addr: &SocketAddr, out: &mut libc::sockaddr_storage
 /// The socket of an established connection (non-blocking, owned by the
 /// connection: do not close it), or -1 (not established, closed, or NULL).
 #[no_mangle]
-pub extern "C" fn connection_get_fd(c: *const Connection) -> c_int {
+pub extern "C" fn taps_connection_get_fd(c: *const Connection) -> c_int {
     guard!(-1, {
         try_ref!(c, else -1).api().fd().unwrap_or(-1)
     })
@@ -205,7 +205,7 @@ pub extern "C" fn connection_get_fd(c: *const Connection) -> c_int {
 /// into `*out_len`. Errors: TAPS_ERROR_NULL_ARGUMENT,
 /// TAPS_ERROR_INVALID_STATE (not established).
 #[no_mangle]
-pub extern "C" fn connection_get_remote_address(
+pub extern "C" fn taps_connection_get_remote_address(
     c: *const Connection,
     out: *mut libc::sockaddr_storage,
     out_len: *mut libc::socklen_t,
@@ -229,18 +229,18 @@ pub extern "C" fn connection_get_remote_address(
 /// TAPS_ERROR_IO after connection_error, else 0. TAPS_ERROR_NULL_ARGUMENT
 /// for NULL.
 #[no_mangle]
-pub extern "C" fn connection_get_error(c: *const Connection) -> c_int {
+pub extern "C" fn taps_connection_get_error(c: *const Connection) -> c_int {
     guard!(fail(Error::Panic), {
         let c = try_ref!(c);
         c.api().error().map_or(0, |e| e.code())
     })
 }
 
-/// The errno behind connection_get_error: the last failed attempt's errno
+/// The errno behind taps_connection_get_error: the last failed attempt's errno
 /// for TAPS_ERROR_ALL_ATTEMPTS_FAILED, the socket's errno for TAPS_ERROR_IO,
 /// the getaddrinfo EAI_* code for TAPS_ERROR_RESOLUTION_FAILED; else 0.
 #[no_mangle]
-pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
+pub extern "C" fn taps_connection_get_os_error(c: *const Connection) -> c_int {
     guard!(0, {
         match try_ref!(c, else 0).api().error() {
             Some(Error::AllAttemptsFailed(e) | Error::Io(e) | Error::ResolutionFailed(e)) => e,
@@ -251,16 +251,16 @@ pub extern "C" fn connection_get_os_error(c: *const Connection) -> c_int {
 
 /// A process-unique id of the connection, or 0 for NULL.
 #[no_mangle]
-pub extern "C" fn connection_get_id(c: *const Connection) -> u64 {
+pub extern "C" fn taps_connection_get_id(c: *const Connection) -> u64 {
     guard!(0, {
         try_ref!(c, else 0).api().id()
     })
 }
 
 /// The winner's protocol name ("tcp", "udp" or a user protocol's) once
-/// established, valid while the Connection lives; NULL otherwise.
+/// established, valid while the taps_connection lives; NULL otherwise.
 #[no_mangle]
-pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char {
+pub extern "C" fn taps_connection_get_protocol(c: *const Connection) -> *const c_char {
     guard!(std::ptr::null(), {
         let c = try_ref!(c, else std::ptr::null());
         let attempts = c.api().attempts();
@@ -274,9 +274,9 @@ pub extern "C" fn connection_get_protocol(c: *const Connection) -> *const c_char
 }
 
 /// The `protocol_connection` a user protocol gave with
-/// protocol_attempt_ready, once established; NULL for TCP and UDP.
+/// taps_protocol_attempt_ready, once established; NULL for TCP and UDP.
 #[no_mangle]
-pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *mut c_void {
+pub extern "C" fn taps_connection_get_protocol_connection(c: *const Connection) -> *mut c_void {
     guard!(std::ptr::null_mut(), {
         try_ref!(c, else std::ptr::null_mut()).api().protocol_data().map_or(std::ptr::null_mut(), |d| d as *mut c_void)
     })
@@ -284,7 +284,7 @@ pub extern "C" fn connection_get_protocol_connection(c: *const Connection) -> *m
 
 /// Number of attempts started so far (0 for NULL).
 #[no_mangle]
-pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
+pub extern "C" fn taps_connection_attempt_count(c: *const Connection) -> usize {
     guard!(0, {
         try_ref!(c, else 0).api().attempt_count()
     })
@@ -292,9 +292,9 @@ pub extern "C" fn connection_attempt_count(c: *const Connection) -> usize {
 
 /// Attempt `index` (start order) into `*out`. Readable at any time, also
 /// after establishment_error. Errors: TAPS_ERROR_NULL_ARGUMENT,
-/// TAPS_ERROR_OUT_OF_RANGE (index ≥ connection_attempt_count).
+/// TAPS_ERROR_OUT_OF_RANGE (index ≥ taps_connection_attempt_count).
 #[no_mangle]
-pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out: *mut AttemptInfo) -> c_int {
+pub extern "C" fn taps_connection_get_attempt(c: *const Connection, index: usize, out: *mut AttemptInfo) -> c_int {
     guard!(fail(Error::Panic), {
         let c = try_ref!(c);
         let out = try_mut!(out);
@@ -321,7 +321,7 @@ pub extern "C" fn connection_get_attempt(c: *const Connection, index: usize, out
 /// socket. `closed` follows on the loop. Closing twice, or a failed
 /// connection, does nothing. NULL is fine. Any thread.
 #[no_mangle]
-pub extern "C" fn connection_close(c: *mut Connection) {
+pub extern "C" fn taps_connection_close(c: *mut Connection) {
     guard!((), {
         if let Some(c) = opt_ref!(c) {
             c.api().close();
@@ -334,10 +334,10 @@ pub extern "C" fn connection_close(c: *mut Connection) {
 /// this connection's callbacks, it waits for it). Safe inside the
 /// connection's own callbacks. NULL is fine.
 #[no_mangle]
-pub extern "C" fn connection_free(c: *mut Connection) {
+pub extern "C" fn taps_connection_free(c: *mut Connection) {
     guard!((), {
         if !c.is_null() {
-            // SAFETY: from preconnection_initiate_with_racing (or a pool's
+            // SAFETY: from taps_preconnection_initiate_with_racing (or a pool's
             // acquire), freed once.
             drop(unsafe { Connection::into_api(c) });
         }

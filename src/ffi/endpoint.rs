@@ -1,4 +1,4 @@
-//! C ABI: RemoteEndpoint and LocalEndpoint.
+//! C ABI: taps_remote_endpoint and taps_local_endpoint.
 
 use super::handle::{free_handle, into_handle, try_mut, try_str, Boxed};
 use super::{fail, guard, status};
@@ -8,25 +8,25 @@ use std::ffi::{c_char, c_int};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A remote endpoint under construction: a host (name or IP address) and a
-/// port. preconnection_new copies it; free it with remote_endpoint_free.
+/// port. taps_preconnection_new copies it; free it with taps_remote_endpoint_free.
 ///
 /// Threads: build it on one thread at a time; once built, several threads
-/// may pass it to preconnection_new at once.
+/// may pass it to taps_preconnection_new at once.
 pub struct RemoteEndpoint(pub(crate) api::RemoteEndpoint);
 
 impl Boxed for RemoteEndpoint {}
 
 /// A local endpoint (RFC 9622 §6.1) under construction: interface,
-/// address, port. preconnection_add_local_endpoint copies it; free it with
-/// local_endpoint_free.
+/// address, port. taps_preconnection_add_local_endpoint copies it; free it with
+/// taps_local_endpoint_free.
 pub struct LocalEndpoint(pub(crate) api::LocalEndpoint);
 
 impl Boxed for LocalEndpoint {}
 
 /// A new, empty remote endpoint (no host, no port). Free it with
-/// remote_endpoint_free. NULL only if memory is exhausted.
+/// taps_remote_endpoint_free. NULL only if memory is exhausted.
 #[no_mangle]
-pub extern "C" fn remote_endpoint_new() -> *mut RemoteEndpoint {
+pub extern "C" fn taps_remote_endpoint_new() -> *mut RemoteEndpoint {
     guard!(std::ptr::null_mut(), { into_handle(RemoteEndpoint(api::RemoteEndpoint::new())) })
 }
 
@@ -36,7 +36,7 @@ pub extern "C" fn remote_endpoint_new() -> *mut RemoteEndpoint {
 /// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
 /// endpoint is unchanged).
 #[no_mangle]
-pub extern "C" fn remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostname: *const c_char) -> c_int {
+pub extern "C" fn taps_remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostname: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         let text = try_str!(hostname, Error::InvalidHostname);
@@ -47,7 +47,7 @@ pub extern "C" fn remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostnam
 /// Set the port (host byte order). Errors: TAPS_ERROR_NULL_ARGUMENT,
 /// TAPS_ERROR_INVALID_PORT for 0 (the endpoint is unchanged).
 #[no_mangle]
-pub extern "C" fn remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: u16) -> c_int {
+pub extern "C" fn taps_remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: u16) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         status(ep.0.with_port(port).map(|_| ()))
@@ -58,7 +58,7 @@ pub extern "C" fn remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: u16) 
 /// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
 /// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
 #[no_mangle]
-pub extern "C" fn remote_endpoint_with_service(ep: *mut RemoteEndpoint, service: *const c_char) -> c_int {
+pub extern "C" fn taps_remote_endpoint_with_service(ep: *mut RemoteEndpoint, service: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         let text = try_str!(service, Error::InvalidPort);
@@ -69,7 +69,7 @@ pub extern "C" fn remote_endpoint_with_service(ep: *mut RemoteEndpoint, service:
 /// Set the host to an IPv4 address (network byte order, as in struct
 /// in_addr). Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn remote_endpoint_with_ipv4(ep: *mut RemoteEndpoint, addr: libc::in_addr) -> c_int {
+pub extern "C" fn taps_remote_endpoint_with_ipv4(ep: *mut RemoteEndpoint, addr: libc::in_addr) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         ep.0.with_ipv4(Ipv4Addr::from(u32::from_be(addr.s_addr)));
@@ -79,7 +79,7 @@ pub extern "C" fn remote_endpoint_with_ipv4(ep: *mut RemoteEndpoint, addr: libc:
 
 /// Set the host to an IPv6 address. Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn remote_endpoint_with_ipv6(ep: *mut RemoteEndpoint, addr: libc::in6_addr) -> c_int {
+pub extern "C" fn taps_remote_endpoint_with_ipv6(ep: *mut RemoteEndpoint, addr: libc::in6_addr) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         ep.0.with_ipv6(Ipv6Addr::from(addr.s6_addr));
@@ -90,14 +90,14 @@ pub extern "C" fn remote_endpoint_with_ipv6(ep: *mut RemoteEndpoint, addr: libc:
 /// Free an endpoint. NULL is fine. Preconnections made from it keep their
 /// own copy.
 #[no_mangle]
-pub extern "C" fn remote_endpoint_free(ep: *mut RemoteEndpoint) {
-    // SAFETY: NULL, or from remote_endpoint_new and freed once.
+pub extern "C" fn taps_remote_endpoint_free(ep: *mut RemoteEndpoint) {
+    // SAFETY: NULL, or from taps_remote_endpoint_new and freed once.
     guard!((), { unsafe { free_handle(ep) } })
 }
 
-/// A new local endpoint with nothing set. Free with local_endpoint_free.
+/// A new local endpoint with nothing set. Free with taps_local_endpoint_free.
 #[no_mangle]
-pub extern "C" fn local_endpoint_new() -> *mut LocalEndpoint {
+pub extern "C" fn taps_local_endpoint_new() -> *mut LocalEndpoint {
     guard!(std::ptr::null_mut(), { into_handle(LocalEndpoint(api::LocalEndpoint::new())) })
 }
 
@@ -105,7 +105,7 @@ pub extern "C" fn local_endpoint_new() -> *mut LocalEndpoint {
 /// CAP_NET_RAW; copied). Errors: TAPS_ERROR_NULL_ARGUMENT,
 /// TAPS_ERROR_INVALID_ARGUMENT (empty, over 15 bytes, '/' or spaces).
 #[no_mangle]
-pub extern "C" fn local_endpoint_with_interface(ep: *mut LocalEndpoint, name: *const c_char) -> c_int {
+pub extern "C" fn taps_local_endpoint_with_interface(ep: *mut LocalEndpoint, name: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         let name = try_str!(name, Error::InvalidArgument("an interface name is UTF-8"));
@@ -116,7 +116,7 @@ pub extern "C" fn local_endpoint_with_interface(ep: *mut LocalEndpoint, name: *c
 /// Bind attempts on this path to an IPv4 address (network byte order).
 /// Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::in_addr) -> c_int {
+pub extern "C" fn taps_local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::in_addr) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         ep.0.with_address(Ipv4Addr::from(u32::from_be(addr.s_addr)).into());
@@ -127,7 +127,7 @@ pub extern "C" fn local_endpoint_with_ipv4(ep: *mut LocalEndpoint, addr: libc::i
 /// Bind attempts on this path to an IPv6 address. Errors:
 /// TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::in6_addr) -> c_int {
+pub extern "C" fn taps_local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::in6_addr) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         ep.0.with_address(Ipv6Addr::from(addr.s6_addr).into());
@@ -138,7 +138,7 @@ pub extern "C" fn local_endpoint_with_ipv6(ep: *mut LocalEndpoint, addr: libc::i
 /// Bind attempts on this path to a local port (with an address; 0 lets
 /// the system choose). Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn local_endpoint_with_port(ep: *mut LocalEndpoint, port: u16) -> c_int {
+pub extern "C" fn taps_local_endpoint_with_port(ep: *mut LocalEndpoint, port: u16) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
         ep.0.with_port(port);
@@ -148,7 +148,7 @@ pub extern "C" fn local_endpoint_with_port(ep: *mut LocalEndpoint, port: u16) ->
 
 /// Free a local endpoint. NULL is fine.
 #[no_mangle]
-pub extern "C" fn local_endpoint_free(ep: *mut LocalEndpoint) {
-    // SAFETY: NULL, or from local_endpoint_new and freed once.
+pub extern "C" fn taps_local_endpoint_free(ep: *mut LocalEndpoint) {
+    // SAFETY: NULL, or from taps_local_endpoint_new and freed once.
     guard!((), { unsafe { free_handle(ep) } })
 }

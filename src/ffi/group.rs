@@ -1,4 +1,4 @@
-//! C ABI: ConnectionGroup.
+//! C ABI: taps_connection_group.
 
 use super::preconnection::Preconnection;
 use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
@@ -6,8 +6,8 @@ use super::{c_enum, c_struct, fail, guard, status};
 use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
-/// A group of K connections from one Preconnection, with streams assigned
-/// over them and failover. Free with connection_group_free.
+/// A group of K connections from one taps_preconnection, with streams assigned
+/// over them and failover. Free with taps_connection_group_free.
 pub struct ConnectionGroup(pub(crate) api::ConnectionGroup);
 
 impl Boxed for ConnectionGroup {}
@@ -27,7 +27,7 @@ pub enum AssignPolicy {
     Weighted,
 }
 
-c_enum!(AssignPolicy <=> api::AssignPolicy, "not an AssignPolicy", [RoundRobin, LeastLoaded, Weighted]);
+c_enum!(AssignPolicy <=> api::AssignPolicy, "not a taps_assign_policy", [RoundRobin, LeastLoaded, Weighted]);
 
 /// What happened in a group.
 ///
@@ -50,7 +50,7 @@ pub enum GroupEventKind {
     RebuildFailed,
 }
 
-c_enum!(GroupEventKind <=> api::GroupEventKind, "not a GroupEventKind", [
+c_enum!(GroupEventKind <=> api::GroupEventKind, "not a taps_group_event_kind", [
     MemberJoined,
     MemberFailed,
     AllFailed,
@@ -78,13 +78,13 @@ impl From<&api::GroupEvent> for GroupEvent {
     }
 }
 
-/// A group's options, from group_options_default().
+/// A group's options, from taps_group_options_default().
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupOptions {
     /// Members to keep (K). Default 2, 1 to 64.
     pub size: u32,
-    /// How streams are assigned: an AssignPolicy. Default round robin.
+    /// How streams are assigned: a taps_assign_policy. Default round robin.
     pub policy: u32,
     /// Streams a member carries at most. Default 256, 1 to 1,000,000.
     pub capacity: u32,
@@ -122,7 +122,7 @@ pub struct GroupMemberMetrics {
     pub connect_time_us: u64,
     /// When it joined, µs on the loop's clock.
     pub joined_at_us: u64,
-    /// Its weight for ASSIGN_POLICY_WEIGHTED.
+    /// Its weight for TAPS_ASSIGN_POLICY_WEIGHTED.
     pub weight: u32,
     /// 1 while it is a live member, 0 after it failed.
     pub live: c_int,
@@ -144,21 +144,21 @@ impl CEvents {
     }
 }
 
-/// The defaults: size 2, policy ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
+/// The defaults: size 2, policy TAPS_ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
 /// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
 /// 60000.
 #[no_mangle]
-pub extern "C" fn group_options_default() -> GroupOptions {
+pub extern "C" fn taps_group_options_default() -> GroupOptions {
     api::GroupOptions::default().into()
 }
 
 /// A group racing `p`'s candidates (copied) into `opts->size` members,
 /// diverse where the candidates allow (distinct addresses first).
-/// `on_event` (may be NULL) hears every GroupEvent. NULL on error, with
+/// `on_event` (may be NULL) hears every taps_group_event. NULL on error, with
 /// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
 /// TAPS_ERROR_INVALID_STATE.
 #[no_mangle]
-pub extern "C" fn connection_group_new(
+pub extern "C" fn taps_connection_group_new(
     p: *const Preconnection,
     opts: *const GroupOptions,
     on_event: GroupEventCallback,
@@ -177,11 +177,11 @@ pub extern "C" fn connection_group_new(
 
 /// The member for the next stream (or request, or round) into
 /// `*out_member`; it counts as an open stream until
-/// connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
+/// taps_connection_group_release_stream. Errors: TAPS_ERROR_NULL_ARGUMENT,
 /// TAPS_ERROR_NO_MEMBER (none live: the group is rebuilding),
 /// TAPS_ERROR_ALL_MEMBERS_FULL.
 #[no_mangle]
-pub extern "C" fn connection_group_assign(group: *mut ConnectionGroup, out_member: *mut u64) -> c_int {
+pub extern "C" fn taps_connection_group_assign(group: *mut ConnectionGroup, out_member: *mut u64) -> c_int {
     guard!(fail(Error::Panic), {
         let g = try_ref!(group);
         let out = try_mut!(out_member);
@@ -199,7 +199,7 @@ pub extern "C" fn connection_group_assign(group: *mut ConnectionGroup, out_membe
 /// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (no open
 /// stream on that member).
 #[no_mangle]
-pub extern "C" fn connection_group_release_stream(group: *mut ConnectionGroup, member: u64, failed: c_int) -> c_int {
+pub extern "C" fn taps_connection_group_release_stream(group: *mut ConnectionGroup, member: u64, failed: c_int) -> c_int {
     guard!(fail(Error::Panic), {
         let g = try_ref!(group);
         status(g.0.release_stream(member as usize, failed != 0))
@@ -211,19 +211,19 @@ pub extern "C" fn connection_group_release_stream(group: *mut ConnectionGroup, m
 /// reported and a rebuild races a replacement. Errors:
 /// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (not live).
 #[no_mangle]
-pub extern "C" fn connection_group_mark_failed(group: *mut ConnectionGroup, member: u64) -> c_int {
+pub extern "C" fn taps_connection_group_mark_failed(group: *mut ConnectionGroup, member: u64) -> c_int {
     guard!(fail(Error::Panic), {
         let g = try_ref!(group);
         status(g.0.mark_failed(member as usize))
     })
 }
 
-/// Set a member's weight for ASSIGN_POLICY_WEIGHTED (0: never chosen; by
+/// Set a member's weight for TAPS_ASSIGN_POLICY_WEIGHTED (0: never chosen; by
 /// default the weight comes from the connect time, faster = heavier).
 /// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown
 /// member).
 #[no_mangle]
-pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, member: u64, weight: u32) -> c_int {
+pub extern "C" fn taps_connection_group_set_weight(group: *mut ConnectionGroup, member: u64, weight: u32) -> c_int {
     guard!(fail(Error::Panic), {
         let g = try_ref!(group);
         status(g.0.set_weight(member as usize, weight))
@@ -233,7 +233,7 @@ pub extern "C" fn connection_group_set_weight(group: *mut ConnectionGroup, membe
 /// A member's metrics into `*out` (also after it failed). Errors:
 /// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (unknown member).
 #[no_mangle]
-pub extern "C" fn connection_group_member_metrics(group: *const ConnectionGroup, member: u64, out: *mut GroupMemberMetrics) -> c_int {
+pub extern "C" fn taps_connection_group_member_metrics(group: *const ConnectionGroup, member: u64, out: *mut GroupMemberMetrics) -> c_int {
     guard!(fail(Error::Panic), {
         let g = try_ref!(group);
         let out = try_mut!(out);
@@ -257,7 +257,7 @@ pub extern "C" fn connection_group_member_metrics(group: *const ConnectionGroup,
 
 /// A live member's socket (owned by the group: do not close it), or -1.
 #[no_mangle]
-pub extern "C" fn connection_group_member_fd(group: *const ConnectionGroup, member: u64) -> c_int {
+pub extern "C" fn taps_connection_group_member_fd(group: *const ConnectionGroup, member: u64) -> c_int {
     guard!(-1, {
         match try_ref!(group, else -1).0.member(member as usize) {
             Ok((Some(fd), _)) => fd,
@@ -269,7 +269,7 @@ pub extern "C" fn connection_group_member_fd(group: *const ConnectionGroup, memb
 /// Live members now (0 for NULL); with `out` non-NULL, up to `cap` of
 /// their ids into it, in join order.
 #[no_mangle]
-pub extern "C" fn connection_group_members(group: *const ConnectionGroup, out: *mut u64, cap: usize) -> usize {
+pub extern "C" fn taps_connection_group_members(group: *const ConnectionGroup, out: *mut u64, cap: usize) -> usize {
     guard!(0, {
         let g = try_ref!(group, else 0);
         let members = g.0.members();
@@ -286,7 +286,7 @@ pub extern "C" fn connection_group_members(group: *const ConnectionGroup, out: *
 /// Free a group: its rebuild race is cancelled, its members closed; no
 /// event follows. NULL is fine.
 #[no_mangle]
-pub extern "C" fn connection_group_free(group: *mut ConnectionGroup) {
-    // SAFETY: NULL, or from connection_group_new and freed once.
+pub extern "C" fn taps_connection_group_free(group: *mut ConnectionGroup) {
+    // SAFETY: NULL, or from taps_connection_group_new and freed once.
     guard!((), { unsafe { free_handle(group) } })
 }

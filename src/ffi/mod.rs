@@ -1,7 +1,7 @@
 //! The C ABI: opaque handles, error codes, the panic boundary.
 //!
 //! A thin skin over [`crate::api`]: every function checks its pointers,
-//! converts, calls the Rust API and maps the result to a `TapsError` code.
+//! converts, calls the Rust API and maps the result to a `taps_error` code.
 //! No panic crosses the boundary: each body runs inside [`catch_unwind`]
 //! and a panic becomes `TAPS_ERROR_PANIC` (or NULL / a no-op where the
 //! function returns no code).
@@ -48,7 +48,7 @@ pub enum TapsError {
     TAPS_ERROR_INVALID_HOSTNAME = -3,
     /// Port 0, or a service name the system does not know.
     TAPS_ERROR_INVALID_PORT = -4,
-    /// A RacingOptions field out of its range (see taps_last_error_message).
+    /// A taps_racing_options field out of its range (see taps_last_error_message).
     TAPS_ERROR_INVALID_OPTION = -5,
     /// The object is not in a state that allows this call.
     TAPS_ERROR_INVALID_STATE = -6,
@@ -63,20 +63,20 @@ pub enum TapsError {
     /// The race was cancelled (connection closed or freed, loop freed).
     TAPS_ERROR_CANCELLED = -11,
     /// A system call failed (for a connection error, the errno is in the
-    /// closed connection's connection_get_os_error).
+    /// closed connection's taps_connection_get_os_error).
     TAPS_ERROR_IO = -12,
     /// Internal error: a panic was caught at the C boundary.
     TAPS_ERROR_PANIC = -13,
-    /// The race was cancelled because event_loop_stop_thread stopped its
+    /// The race was cancelled because taps_event_loop_stop_thread stopped its
     /// loop's thread (reported by establishment_error).
     TAPS_ERROR_LOOP_STOPPED = -14,
     /// The selection properties leave no path or no protocol to race
-    /// (preconnection_initiate_with_racing).
+    /// (taps_preconnection_initiate_with_racing).
     TAPS_ERROR_NO_CANDIDATES = -15,
-    /// connection_group_assign: the group has no live member (it is
+    /// taps_connection_group_assign: the group has no live member (it is
     /// rebuilding).
     TAPS_ERROR_NO_MEMBER = -16,
-    /// connection_group_assign: every live member carries its capacity of
+    /// taps_connection_group_assign: every live member carries its capacity of
     /// streams.
     TAPS_ERROR_ALL_MEMBERS_FULL = -17,
 }
@@ -198,7 +198,7 @@ macro_rules! c_struct {
 pub(crate) use {c_enum, c_struct, guard};
 
 /// A static, NUL-terminated description of a status code; "unknown error"
-/// for a code that is not a `TapsError`. Never NULL. Any thread.
+/// for a code that is not a `taps_error`. Never NULL. Any thread.
 #[no_mangle]
 pub extern "C" fn taps_strerror(code: c_int) -> *const c_char {
     // One static C string per code, built from the Rust descriptions.
@@ -216,8 +216,8 @@ pub extern "C" fn taps_strerror(code: c_int) -> *const c_char {
 }
 
 /// The code of the last failed call on this thread (thread-local, like
-/// errno), for functions that return NULL on failure: `event_loop_new`,
-/// `remote_endpoint_new`, `preconnection_new`. 0 if none failed yet.
+/// errno), for functions that return NULL on failure: `taps_event_loop_new`,
+/// `taps_remote_endpoint_new`, `taps_preconnection_new`. 0 if none failed yet.
 #[no_mangle]
 pub extern "C" fn taps_last_error() -> c_int {
     guard!(TapsError::TAPS_ERROR_PANIC as c_int, { LAST_ERROR.with(|l| l.borrow().0) })
@@ -253,6 +253,19 @@ pub(crate) unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<std::net::
     }
 }
 
+/// The library's version, "MAJOR.MINOR.PATCH" (Cargo.toml's): the same as
+/// TAPS_RACING_VERSION_STRING in the header it was built with. A static,
+/// NUL-terminated string; never NULL ("" only if a panic was caught). Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn taps_version() -> *const c_char {
+    const VERSION: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("the crate version contains a NUL"),
+    };
+    guard!(c"".as_ptr(), { VERSION.as_ptr() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +285,12 @@ mod tests {
         assert_eq!(text(0), "success");
         assert_eq!(text(-99), "unknown error");
         assert_eq!(text(5), "unknown error");
+    }
+
+    #[test]
+    fn the_version_is_cargos() {
+        let v = unsafe { CStr::from_ptr(taps_version()) }.to_str().unwrap();
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]
@@ -304,11 +323,11 @@ mod tests {
         assert!(matches!(Preference::try_from(-1), Err(Error::InvalidArgument(_))));
         assert_eq!(InterfaceType::try_from(3), Ok(InterfaceType::Other));
         assert!(InterfaceType::try_from(4).is_err());
-        assert_eq!(SelectionProperty::try_from(2), Ok(SelectionProperty::SELECTION_PROPERTY_MULTISTREAMING));
+        assert_eq!(SelectionProperty::try_from(2), Ok(SelectionProperty::TAPS_SELECTION_PROPERTY_MULTISTREAMING));
         assert!(SelectionProperty::try_from(3).is_err());
         assert_eq!(BranchKind::try_from(2), Ok(BranchKind::Endpoint));
         assert!(BranchKind::try_from(3).is_err());
-        assert_eq!(RacingTypeCode::try_from(1), Ok(RacingTypeCode::RACING_TYPE_DELAYED));
+        assert_eq!(RacingTypeCode::try_from(1), Ok(RacingTypeCode::TAPS_RACING_TYPE_DELAYED));
         assert!(RacingTypeCode::try_from(3).is_err());
         assert_eq!(AssignPolicy::from(crate::api::AssignPolicy::Weighted) as c_int, 2);
         assert_eq!(AttemptOutcome::from(crate::api::AttemptOutcome::Spare) as c_int, 4);
@@ -318,14 +337,14 @@ mod tests {
 
     #[test]
     fn c_structs_mirror_the_rust_options_field_for_field() {
-        let c = super::preconnection::racing_options_default();
+        let c = super::preconnection::taps_racing_options_default();
         assert_eq!(crate::api::RacingOptions::from(c), crate::api::RacingOptions::default());
-        let mut p = super::pool::pool_options_default();
+        let mut p = super::pool::taps_pool_options_default();
         p.backoff_jitter_percent = 7;
         let back = crate::api::PoolOptions::from(p);
         assert_eq!(back.backoff_jitter_percent, 7);
         assert_eq!(super::pool::PoolOptions::from(back), p);
-        let mut g = super::group::group_options_default();
+        let mut g = super::group::taps_group_options_default();
         g.policy = 2;
         assert_eq!(crate::api::GroupOptions::from(g).policy, 2);
     }

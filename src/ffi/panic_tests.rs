@@ -18,7 +18,7 @@ use super::preconnection::*;
 use super::properties::*;
 use super::protocol::*;
 use super::resolver::*;
-use super::{taps_last_error, taps_last_error_message, taps_strerror, TapsError, INJECT_PANIC};
+use super::{taps_last_error, taps_last_error_message, taps_strerror, taps_version, TapsError, INJECT_PANIC};
 use std::ffi::{c_int, CStr};
 use std::ptr::{null, null_mut};
 
@@ -26,7 +26,7 @@ const PANIC: c_int = TapsError::TAPS_ERROR_PANIC as c_int;
 
 /// Arm the hook and clear the last error with a harmless failing call.
 fn arm() {
-    assert_eq!(event_loop_run(null_mut()), TapsError::TAPS_ERROR_NULL_ARGUMENT as c_int);
+    assert_eq!(taps_event_loop_run(null_mut()), TapsError::TAPS_ERROR_NULL_ARGUMENT as c_int);
     INJECT_PANIC.with(|p| p.set(true));
 }
 
@@ -94,100 +94,104 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     fired("taps_last_error_message");
     assert_eq!(msg.to_str().unwrap(), "");
     code!(super::log::taps_set_log_callback(0, None, null_mut()));
+    arm();
+    let version = unsafe { CStr::from_ptr(taps_version()) };
+    fired("taps_version");
+    assert_eq!(version.to_str().unwrap(), "");
 
     // Endpoints and properties.
-    null!(remote_endpoint_new());
-    code!(remote_endpoint_with_hostname(null_mut(), c"localhost".as_ptr()));
-    code!(remote_endpoint_with_port(null_mut(), 80));
-    code!(remote_endpoint_with_service(null_mut(), c"80".as_ptr()));
-    code!(remote_endpoint_with_ipv4(null_mut(), v4));
-    code!(remote_endpoint_with_ipv6(null_mut(), v6));
-    no_op!(remote_endpoint_free(null_mut()));
-    null!(transport_properties_new());
-    no_op!(transport_properties_free(null_mut()));
-    code!(transport_properties_set(null_mut(), 0, 0));
-    code!(transport_properties_set_interface(null_mut(), c"lo".as_ptr(), 0));
-    code!(transport_properties_set_interface_type(null_mut(), 0, 0));
-    null!(local_endpoint_new());
-    code!(local_endpoint_with_interface(null_mut(), c"lo".as_ptr()));
-    code!(local_endpoint_with_ipv4(null_mut(), v4));
-    code!(local_endpoint_with_ipv6(null_mut(), v6));
-    code!(local_endpoint_with_port(null_mut(), 0));
-    no_op!(local_endpoint_free(null_mut()));
+    null!(taps_remote_endpoint_new());
+    code!(taps_remote_endpoint_with_hostname(null_mut(), c"localhost".as_ptr()));
+    code!(taps_remote_endpoint_with_port(null_mut(), 80));
+    code!(taps_remote_endpoint_with_service(null_mut(), c"80".as_ptr()));
+    code!(taps_remote_endpoint_with_ipv4(null_mut(), v4));
+    code!(taps_remote_endpoint_with_ipv6(null_mut(), v6));
+    no_op!(taps_remote_endpoint_free(null_mut()));
+    null!(taps_transport_properties_new());
+    no_op!(taps_transport_properties_free(null_mut()));
+    code!(taps_transport_properties_set(null_mut(), 0, 0));
+    code!(taps_transport_properties_set_interface(null_mut(), c"lo".as_ptr(), 0));
+    code!(taps_transport_properties_set_interface_type(null_mut(), 0, 0));
+    null!(taps_local_endpoint_new());
+    code!(taps_local_endpoint_with_interface(null_mut(), c"lo".as_ptr()));
+    code!(taps_local_endpoint_with_ipv4(null_mut(), v4));
+    code!(taps_local_endpoint_with_ipv6(null_mut(), v6));
+    code!(taps_local_endpoint_with_port(null_mut(), 0));
+    no_op!(taps_local_endpoint_free(null_mut()));
 
     // Loops.
-    null!(event_loop_new());
-    null!(event_loop_new_with_options(null()));
-    null!(event_loop_shared(c"k".as_ptr()));
-    code!(event_loop_run(null_mut()));
-    code!(event_loop_run_once(null_mut(), 0));
-    code!(event_loop_process(null_mut()));
-    code!(event_loop_get_fd(null()));
-    code!(event_loop_get_timeout_ms(null()));
-    code!(event_loop_start_thread(null_mut()));
-    code!(event_loop_stop_thread(null_mut()));
-    code!(event_loop_add_protocol(null_mut(), null()));
-    code!(event_loop_set_resolver(null_mut(), null()));
-    code!(event_loop_set_resolution_cache(null_mut(), 0));
-    code!(event_loop_advance_clock(null_mut(), 1));
-    value!(event_loop_now_us(null()), 0);
-    no_op!(event_loop_release(null_mut()));
-    no_op!(event_loop_free(null_mut()));
+    null!(taps_event_loop_new());
+    null!(taps_event_loop_new_with_options(null()));
+    null!(taps_event_loop_shared(c"k".as_ptr()));
+    code!(taps_event_loop_run(null_mut()));
+    code!(taps_event_loop_run_once(null_mut(), 0));
+    code!(taps_event_loop_process(null_mut()));
+    code!(taps_event_loop_get_fd(null()));
+    code!(taps_event_loop_get_timeout_ms(null()));
+    code!(taps_event_loop_start_thread(null_mut()));
+    code!(taps_event_loop_stop_thread(null_mut()));
+    code!(taps_event_loop_add_protocol(null_mut(), null()));
+    code!(taps_event_loop_set_resolver(null_mut(), null()));
+    code!(taps_event_loop_set_resolution_cache(null_mut(), 0));
+    code!(taps_event_loop_advance_clock(null_mut(), 1));
+    value!(taps_event_loop_now_us(null()), 0);
+    no_op!(taps_event_loop_release(null_mut()));
+    no_op!(taps_event_loop_free(null_mut()));
 
     // Preconnections and connections.
-    null!(preconnection_new(null_mut(), null(), 0, null(), null()));
-    no_op!(preconnection_free(null_mut()));
-    code!(preconnection_initiate_with_racing(null_mut(), callbacks(), &mut out_conn));
-    code!(preconnection_add_local_endpoint(null_mut(), null()));
-    code!(preconnection_set_racing_type(null_mut(), 0, 0, 0));
-    value!(connection_get_fd(null()), -1);
-    code!(connection_get_remote_address(null(), null_mut(), null_mut()));
-    code!(connection_get_error(null()));
-    value!(connection_get_os_error(null()), 0);
-    value!(connection_get_id(null()), 0);
-    null!(connection_get_protocol(null()));
-    null!(connection_get_protocol_connection(null()));
-    value!(connection_attempt_count(null()), 0);
-    code!(connection_get_attempt(null(), 0, null_mut()));
-    no_op!(connection_close(null_mut()));
-    no_op!(connection_free(null_mut()));
+    null!(taps_preconnection_new(null_mut(), null(), 0, null(), null()));
+    no_op!(taps_preconnection_free(null_mut()));
+    code!(taps_preconnection_initiate_with_racing(null_mut(), callbacks(), &mut out_conn));
+    code!(taps_preconnection_add_local_endpoint(null_mut(), null()));
+    code!(taps_preconnection_set_racing_type(null_mut(), 0, 0, 0));
+    value!(taps_connection_get_fd(null()), -1);
+    code!(taps_connection_get_remote_address(null(), null_mut(), null_mut()));
+    code!(taps_connection_get_error(null()));
+    value!(taps_connection_get_os_error(null()), 0);
+    value!(taps_connection_get_id(null()), 0);
+    null!(taps_connection_get_protocol(null()));
+    null!(taps_connection_get_protocol_connection(null()));
+    value!(taps_connection_attempt_count(null()), 0);
+    code!(taps_connection_get_attempt(null(), 0, null_mut()));
+    no_op!(taps_connection_close(null_mut()));
+    no_op!(taps_connection_free(null_mut()));
 
     // User protocols and resolvers.
-    code!(protocol_attempt_ready(null_mut(), -1, null_mut()));
-    code!(protocol_attempt_failed(null_mut(), 1));
-    value!(protocol_attempt_index(null()), -1);
-    code!(resolver_query_answer(null_mut(), null(), 0));
-    code!(resolver_query_fail(null_mut(), 1));
+    code!(taps_protocol_attempt_ready(null_mut(), -1, null_mut()));
+    code!(taps_protocol_attempt_failed(null_mut(), 1));
+    value!(taps_protocol_attempt_index(null()), -1);
+    code!(taps_resolver_query_answer(null_mut(), null(), 0));
+    code!(taps_resolver_query_fail(null_mut(), 1));
 
     // Pools and groups.
-    null!(connection_pool_new(null(), null(), None, null_mut()));
-    code!(connection_pool_acquire(null_mut(), callbacks(), &mut out_conn));
-    value!(connection_pool_buffered(null()), 0);
-    no_op!(connection_pool_free(null_mut()));
-    null!(connection_group_new(null(), null(), None, null_mut()));
-    code!(connection_group_assign(null_mut(), null_mut()));
-    code!(connection_group_release_stream(null_mut(), 0, 0));
-    code!(connection_group_mark_failed(null_mut(), 0));
-    code!(connection_group_set_weight(null_mut(), 0, 0));
-    code!(connection_group_member_metrics(null(), 0, null_mut()));
-    value!(connection_group_member_fd(null(), 0), -1);
-    value!(connection_group_members(null(), null_mut(), 0), 0);
-    no_op!(connection_group_free(null_mut()));
+    null!(taps_connection_pool_new(null(), null(), None, null_mut()));
+    code!(taps_connection_pool_acquire(null_mut(), callbacks(), &mut out_conn));
+    value!(taps_connection_pool_buffered(null()), 0);
+    no_op!(taps_connection_pool_free(null_mut()));
+    null!(taps_connection_group_new(null(), null(), None, null_mut()));
+    code!(taps_connection_group_assign(null_mut(), null_mut()));
+    code!(taps_connection_group_release_stream(null_mut(), 0, 0));
+    code!(taps_connection_group_mark_failed(null_mut(), 0));
+    code!(taps_connection_group_set_weight(null_mut(), 0, 0));
+    code!(taps_connection_group_member_metrics(null(), 0, null_mut()));
+    value!(taps_connection_group_member_fd(null(), 0), -1);
+    value!(taps_connection_group_members(null(), null_mut(), 0), 0);
+    no_op!(taps_connection_group_free(null_mut()));
 }
 
 /// On a real loop: the call that panicked leaves nothing broken behind;
 /// the next calls work.
 #[test]
 fn the_loop_works_after_a_panic() {
-    let lp = event_loop_new();
+    let lp = taps_event_loop_new();
     assert!(!lp.is_null());
-    code!(event_loop_run(lp));
-    assert_eq!(event_loop_run(lp), 0);
-    assert!(event_loop_get_fd(lp) >= 0);
-    no_op!(event_loop_free(lp));
+    code!(taps_event_loop_run(lp));
+    assert_eq!(taps_event_loop_run(lp), 0);
+    assert!(taps_event_loop_get_fd(lp) >= 0);
+    no_op!(taps_event_loop_free(lp));
     // The panicking free did not free it: free it now.
-    event_loop_free(lp);
-    let fresh = event_loop_new();
+    taps_event_loop_free(lp);
+    let fresh = taps_event_loop_new();
     assert!(!fresh.is_null());
-    event_loop_free(fresh);
+    taps_event_loop_free(fresh);
 }

@@ -1,4 +1,4 @@
-//! C ABI: ConnectionPool.
+//! C ABI: taps_connection_pool.
 
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::preconnection::Preconnection;
@@ -7,9 +7,9 @@ use super::{c_enum, c_struct, fail, guard};
 use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
-/// A pool of connections from one Preconnection: several attempts raced at
+/// A pool of connections from one taps_preconnection: several attempts raced at
 /// once, a warm buffer, backoff when all fail. Free with
-/// connection_pool_free.
+/// taps_connection_pool_free.
 pub struct ConnectionPool(pub(crate) api::ConnectionPool);
 
 impl Boxed for ConnectionPool {}
@@ -40,7 +40,7 @@ pub enum PoolEventKind {
     Backoff,
 }
 
-c_enum!(PoolEventKind <=> api::PoolEventKind, "not a PoolEventKind", [
+c_enum!(PoolEventKind <=> api::PoolEventKind, "not a taps_pool_event_kind", [
     RaceStarted,
     AttemptSucceeded,
     AttemptFailed,
@@ -71,7 +71,7 @@ impl From<&api::PoolEvent> for PoolEvent {
     }
 }
 
-/// A pool's options, from pool_options_default().
+/// A pool's options, from taps_pool_options_default().
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
@@ -81,7 +81,7 @@ pub struct PoolOptions {
     /// Most connections the buffer holds; spares beyond it are closed.
     /// Default 8; at least buffer_size.
     pub max_size: u32,
-    /// Attempts raced at once when a caller waits (RacingOptions'
+    /// Attempts raced at once when a caller waits (taps_racing_options'
     /// race_count for on-demand races). Default 3, 1 to 64.
     pub race_count: u32,
     /// Attempts raced at once to refill the buffer. Default 1 (refill
@@ -135,17 +135,17 @@ impl CEvents {
 /// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
 /// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
 #[no_mangle]
-pub extern "C" fn pool_options_default() -> PoolOptions {
+pub extern "C" fn taps_pool_options_default() -> PoolOptions {
     api::PoolOptions::default().into()
 }
 
 /// A pool racing `p`'s candidates (copied; `p` may be freed after) with
 /// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
-/// PoolEvent. NULL on error, with taps_last_error():
+/// taps_pool_event. NULL on error, with taps_last_error():
 /// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
 /// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
 #[no_mangle]
-pub extern "C" fn connection_pool_new(
+pub extern "C" fn taps_connection_pool_new(
     p: *const Preconnection,
     opts: *const PoolOptions,
     on_event: PoolEventCallback,
@@ -163,13 +163,13 @@ pub extern "C" fn connection_pool_new(
 }
 
 /// Ask the pool for a connection: `*out_connection` is set at once,
-/// establishing (the caller owns it: connection_free). Its `ready` follows
+/// establishing (the caller owns it: taps_connection_free). Its `ready` follows
 /// with the oldest buffered connection (on the next loop turn) or the next
 /// one a race makes; its `establishment_error` if the race meant to serve
 /// it failed (then the pool backs off). Errors (then `*out_connection` is
 /// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
 #[no_mangle]
-pub extern "C" fn connection_pool_acquire(
+pub extern "C" fn taps_connection_pool_acquire(
     pool: *mut ConnectionPool,
     callbacks: ConnectionCallbacks,
     out_connection: *mut *mut Connection,
@@ -184,7 +184,7 @@ pub extern "C" fn connection_pool_acquire(
 
 /// Connections buffered now (0 for NULL).
 #[no_mangle]
-pub extern "C" fn connection_pool_buffered(pool: *const ConnectionPool) -> usize {
+pub extern "C" fn taps_connection_pool_buffered(pool: *const ConnectionPool) -> usize {
     guard!(0, {
         try_ref!(pool, else 0).0.buffered()
     })
@@ -195,7 +195,7 @@ pub extern "C" fn connection_pool_buffered(pool: *const ConnectionPool) -> usize
 /// callback (free them as usual); no event follows. Connections already
 /// handed out are not affected. NULL is fine.
 #[no_mangle]
-pub extern "C" fn connection_pool_free(pool: *mut ConnectionPool) {
-    // SAFETY: NULL, or from connection_pool_new and freed once.
+pub extern "C" fn taps_connection_pool_free(pool: *mut ConnectionPool) {
+    // SAFETY: NULL, or from taps_connection_pool_new and freed once.
     guard!((), { unsafe { free_handle(pool) } })
 }

@@ -1,4 +1,4 @@
-//! C ABI: Preconnection, its RacingOptions, local endpoints and branch
+//! C ABI: taps_preconnection, its taps_racing_options, local endpoints and branch
 //! racing types, and Initiate.
 
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
@@ -12,11 +12,11 @@ use crate::api::{Error, RacingType};
 use std::ffi::c_int;
 
 /// Remote endpoints, properties and racing options on one loop, ready to
-/// initiate (RFC 9622 §6). Free with preconnection_free.
+/// initiate (RFC 9622 §6). Free with taps_preconnection_free.
 ///
-/// Threads: a Preconnection may be shared by threads: several may call
-/// preconnection_initiate_with_racing on it at once, from any thread.
-/// Functions that change it (adding endpoints) and preconnection_free must
+/// Threads: a taps_preconnection may be shared by threads: several may call
+/// taps_preconnection_initiate_with_racing on it at once, from any thread.
+/// Functions that change it (adding endpoints) and taps_preconnection_free must
 /// not run at the same time as any other call on it. Races it initiates
 /// belong to its loop handle (for a shared loop, to that client).
 pub struct Preconnection(pub(crate) api::Preconnection);
@@ -24,24 +24,24 @@ pub struct Preconnection(pub(crate) api::Preconnection);
 impl Boxed for Preconnection {}
 
 /// How the branches of one level race (RFC 9623 §4.3), for
-/// preconnection_set_racing_type.
+/// taps_preconnection_set_racing_type.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RacingTypeCode {
     /// All branches start at once.
-    RACING_TYPE_IMMEDIATE = 0,
+    TAPS_RACING_TYPE_IMMEDIATE = 0,
     /// Each branch starts a delay after the previous one, or at once when
     /// the previous one failed (the default).
-    RACING_TYPE_DELAYED = 1,
+    TAPS_RACING_TYPE_DELAYED = 1,
     /// A branch starts only when every earlier branch failed.
-    RACING_TYPE_FAILOVER = 2,
+    TAPS_RACING_TYPE_FAILOVER = 2,
 }
 
-c_enum!(RacingTypeCode, "not a RacingTypeCode", [RACING_TYPE_IMMEDIATE, RACING_TYPE_DELAYED, RACING_TYPE_FAILOVER]);
+c_enum!(RacingTypeCode, "not a taps_racing_type_code", [TAPS_RACING_TYPE_IMMEDIATE, TAPS_RACING_TYPE_DELAYED, TAPS_RACING_TYPE_FAILOVER]);
 
 /// A level of the candidate tree (RFC 9623 §4.1), for
-/// preconnection_set_racing_type.
+/// taps_preconnection_set_racing_type.
 ///
 /// cbindgen:prefix-with-name
 /// cbindgen:rename-all=ScreamingSnakeCase
@@ -56,10 +56,10 @@ pub enum BranchKind {
     Endpoint,
 }
 
-c_enum!(BranchKind <=> api::BranchKind, "not a BranchKind", [Path, Protocol, Endpoint]);
+c_enum!(BranchKind <=> api::BranchKind, "not a taps_branch_kind", [Path, Protocol, Endpoint]);
 
 /// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-/// (racing_options_default()) and change the fields you need.
+/// (taps_racing_options_default()) and change the fields you need.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RacingOptions {
@@ -93,11 +93,11 @@ c_struct!(RacingOptions <=> api::RacingOptions {
 /// resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
 /// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1.
 #[no_mangle]
-pub extern "C" fn racing_options_default() -> RacingOptions {
+pub extern "C" fn taps_racing_options_default() -> RacingOptions {
     api::RacingOptions::default().into()
 }
 
-/// A Preconnection on `event_loop` racing to `remotes` (an array of
+/// A taps_preconnection on `event_loop` racing to `remotes` (an array of
 /// `n_remotes` endpoints, each copied; each needs a host and a port).
 /// `props` and `opts` may be NULL for the defaults; both are copied.
 ///
@@ -105,9 +105,9 @@ pub extern "C" fn racing_options_default() -> RacingOptions {
 /// TAPS_ERROR_NULL_ARGUMENT (event_loop, remotes or an element is NULL),
 /// TAPS_ERROR_INVALID_ARGUMENT (n_remotes is 0, an endpoint lacks a host
 /// or a port), TAPS_ERROR_INVALID_OPTION (an option out of range; the
-/// message names it). The loop must outlive the Preconnection.
+/// message names it). The loop must outlive the taps_preconnection.
 #[no_mangle]
-pub extern "C" fn preconnection_new(
+pub extern "C" fn taps_preconnection_new(
     event_loop: *mut EventLoop,
     remotes: *const *const RemoteEndpoint,
     n_remotes: usize,
@@ -132,11 +132,11 @@ pub extern "C" fn preconnection_new(
     })
 }
 
-/// Free a Preconnection. NULL is fine. Connections initiated from it are
+/// Free a taps_preconnection. NULL is fine. Connections initiated from it are
 /// not affected.
 #[no_mangle]
-pub extern "C" fn preconnection_free(p: *mut Preconnection) {
-    // SAFETY: NULL, or from preconnection_new and freed once.
+pub extern "C" fn taps_preconnection_free(p: *mut Preconnection) {
+    // SAFETY: NULL, or from taps_preconnection_new and freed once.
     guard!((), { unsafe { free_handle(p) } })
 }
 
@@ -147,11 +147,11 @@ pub extern "C" fn preconnection_free(p: *mut Preconnection) {
 /// attempts' sockets are closed before `ready` is called. Callbacks may be
 /// NULL (not called); `user_data` is passed back untouched.
 ///
-/// The caller owns `*out_connection` and frees it with connection_free
+/// The caller owns `*out_connection` and frees it with taps_connection_free
 /// (also inside a callback). Errors (then `*out_connection` is NULL):
 /// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (the loop was freed).
 #[no_mangle]
-pub extern "C" fn preconnection_initiate_with_racing(
+pub extern "C" fn taps_preconnection_initiate_with_racing(
     p: *mut Preconnection,
     callbacks: ConnectionCallbacks,
     out_connection: *mut *mut Connection,
@@ -164,11 +164,11 @@ pub extern "C" fn preconnection_initiate_with_racing(
     })
 }
 
-/// Add a local endpoint (copied) to a Preconnection: each is one path
+/// Add a local endpoint (copied) to a taps_preconnection: each is one path
 /// branch of the race (RFC 9623 §4.1). Call before initiating. Errors:
 /// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (over 64).
 #[no_mangle]
-pub extern "C" fn preconnection_add_local_endpoint(p: *mut Preconnection, local: *const LocalEndpoint) -> c_int {
+pub extern "C" fn taps_preconnection_add_local_endpoint(p: *mut Preconnection, local: *const LocalEndpoint) -> c_int {
     guard!(fail(Error::Panic), {
         let p = try_mut!(p);
         let local = try_ref!(local);
@@ -177,23 +177,23 @@ pub extern "C" fn preconnection_add_local_endpoint(p: *mut Preconnection, local:
 }
 
 /// How the branches of one level of the candidate tree race each other
-/// (RFC 9623 §4.3). `kind`: a BranchKind; `racing_type`: a RacingTypeCode;
-/// `delay_ms`: for RACING_TYPE_DELAYED, the delay between branches (0: the
+/// (RFC 9623 §4.3). `kind`: a taps_branch_kind; `racing_type`: a taps_racing_type_code;
+/// `delay_ms`: for TAPS_RACING_TYPE_DELAYED, the delay between branches (0: the
 /// Connection Attempt Delay; else clamped to [10, 2000]). Defaults: delayed
 /// at every level with the Connection Attempt Delay. At the endpoint
-/// level, RACING_TYPE_IMMEDIATE starts every address at once and
-/// RACING_TYPE_FAILOVER the next address only when an attempt failed.
+/// level, TAPS_RACING_TYPE_IMMEDIATE starts every address at once and
+/// TAPS_RACING_TYPE_FAILOVER the next address only when an attempt failed.
 /// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (a value
 /// out of its enum; nothing changes).
 #[no_mangle]
-pub extern "C" fn preconnection_set_racing_type(p: *mut Preconnection, kind: c_int, racing_type: c_int, delay_ms: u32) -> c_int {
+pub extern "C" fn taps_preconnection_set_racing_type(p: *mut Preconnection, kind: c_int, racing_type: c_int, delay_ms: u32) -> c_int {
     guard!(fail(Error::Panic), {
         let p = try_mut!(p);
         let kind = try_ok!(BranchKind::try_from(kind)).into();
         let racing = match try_ok!(RacingTypeCode::try_from(racing_type)) {
-            RacingTypeCode::RACING_TYPE_IMMEDIATE => RacingType::Immediate,
-            RacingTypeCode::RACING_TYPE_DELAYED => RacingType::Delayed(delay_ms as u64 * 1000),
-            RacingTypeCode::RACING_TYPE_FAILOVER => RacingType::Failover,
+            RacingTypeCode::TAPS_RACING_TYPE_IMMEDIATE => RacingType::Immediate,
+            RacingTypeCode::TAPS_RACING_TYPE_DELAYED => RacingType::Delayed(delay_ms as u64 * 1000),
+            RacingTypeCode::TAPS_RACING_TYPE_FAILOVER => RacingType::Failover,
         };
         p.0.set_racing_type(kind, racing);
         0

@@ -1,5 +1,5 @@
-//! C ABI: user protocols (`ProtocolImplementation`) raced beside TCP and
-//! UDP, and their attempts (`ProtocolAttempt`).
+//! C ABI: user protocols (`taps_protocol_implementation`) raced beside TCP and
+//! UDP, and their attempts (`taps_protocol_attempt`).
 
 use super::event_loop::EventLoop;
 use super::handle::{try_ok, try_ref, try_str};
@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One attempt of a user protocol. Valid from `start` until the protocol's
-/// own protocol_attempt_ready / protocol_attempt_failed call for it returns,
+/// own taps_protocol_attempt_ready / taps_protocol_attempt_failed call for it returns,
 /// or until `cancel` for it returns, whichever comes first.
 pub struct ProtocolAttempt {
     _opaque: [u8; 0],
@@ -25,40 +25,40 @@ impl ProtocolAttempt {
     }
 }
 
-/// What a protocol offers, as flags for ProtocolImplementation.properties.
+/// What a protocol offers, as flags for taps_protocol_implementation.properties.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolFlag {
     /// Reliable data transfer (selection property reliability).
-    PROTOCOL_FLAG_RELIABLE = 1,
+    TAPS_PROTOCOL_FLAG_RELIABLE = 1,
     /// Preserves message boundaries (preserveMsgBoundaries).
-    PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES = 2,
+    TAPS_PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES = 2,
     /// Several streams per connection (multistreaming).
-    PROTOCOL_FLAG_MULTISTREAMING = 4,
+    TAPS_PROTOCOL_FLAG_MULTISTREAMING = 4,
 }
 
-/// The ProtocolTraits that ProtocolFlag bits say; unknown bits are an
+/// The ProtocolTraits that taps_protocol_flag bits say; unknown bits are an
 /// error.
 fn protocol_traits(flags: u32) -> Result<ProtocolTraits, Error> {
     use ProtocolFlag::*;
-    let all = PROTOCOL_FLAG_RELIABLE as u32 | PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 | PROTOCOL_FLAG_MULTISTREAMING as u32;
+    let all = TAPS_PROTOCOL_FLAG_RELIABLE as u32 | TAPS_PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 | TAPS_PROTOCOL_FLAG_MULTISTREAMING as u32;
     if flags & !all != 0 {
         return Err(Error::InvalidArgument("unknown ProtocolFlag bits"));
     }
     Ok(ProtocolTraits {
-        reliable: flags & PROTOCOL_FLAG_RELIABLE as u32 != 0,
-        preserves_msg_boundaries: flags & PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 != 0,
-        multistreaming: flags & PROTOCOL_FLAG_MULTISTREAMING as u32 != 0,
+        reliable: flags & TAPS_PROTOCOL_FLAG_RELIABLE as u32 != 0,
+        preserves_msg_boundaries: flags & TAPS_PROTOCOL_FLAG_PRESERVES_MSG_BOUNDARIES as u32 != 0,
+        multistreaming: flags & TAPS_PROTOCOL_FLAG_MULTISTREAMING as u32 != 0,
     })
 }
 
 /// A protocol the program brings (QUIC, TLS over TCP, a tunnel, a mock),
 /// raced like the built-in TCP and UDP (RFC 9623 §4.1, the PROTOCOL
-/// level). Copied by event_loop_add_protocol. The functions run on the
+/// level). Copied by taps_event_loop_add_protocol. The functions run on the
 /// loop's thread with the loop locked: they must not call the library,
-/// except protocol_attempt_ready / protocol_attempt_failed (any thread,
-/// also from inside `start`), protocol_attempt_index and event_loop_now_us.
+/// except taps_protocol_attempt_ready / taps_protocol_attempt_failed (any thread,
+/// also from inside `start`), taps_protocol_attempt_index and taps_event_loop_now_us.
 /// If `cancel` comes for an attempt the protocol has just reported ready
 /// from another thread, the library closes that connection with `close`
 /// when it sees the report: `cancel` need not.
@@ -66,9 +66,9 @@ fn protocol_traits(flags: u32) -> Result<ProtocolTraits, Error> {
 #[derive(Clone, Copy)]
 pub struct ProtocolImplementation {
     /// Its name (copied; unique per loop; "tcp" and "udp" are taken), as
-    /// AttemptInfo.protocol reports it.
+    /// taps_attempt_info.protocol reports it.
     pub name: *const c_char,
-    /// ProtocolFlag bits: what it offers, for the selection properties.
+    /// taps_protocol_flag bits: what it offers, for the selection properties.
     pub properties: u32,
     /// Start an attempt to `address` (`interface_name` and `local_address`
     /// are the path's, NULL when the path names none). Return 0 and report
@@ -90,7 +90,7 @@ pub struct ProtocolImplementation {
     /// a completion for it would be ignored. May be NULL.
     pub cancel: Option<extern "C" fn(attempt: *mut ProtocolAttempt, user_data: *mut c_void)>,
     /// Close a connection this protocol reported ready (the winner when its
-    /// Connection is closed or freed; a late ready after the race was
+    /// taps_connection is closed or freed; a late ready after the race was
     /// decided). `fd` is what the protocol reported (-1 for none); the
     /// library never closes it. May be NULL.
     pub close: Option<extern "C" fn(protocol_connection: *mut c_void, fd: c_int, user_data: *mut c_void)>,
@@ -150,7 +150,7 @@ impl api::Protocol for CProtocol {
 /// Returns 0, or TAPS_ERROR_NULL_ARGUMENT (loop, impl, name or start NULL),
 /// TAPS_ERROR_INVALID_ARGUMENT (empty or duplicate name, unknown flag bits).
 #[no_mangle]
-pub extern "C" fn event_loop_add_protocol(event_loop: *mut EventLoop, protocol: *const ProtocolImplementation) -> c_int {
+pub extern "C" fn taps_event_loop_add_protocol(event_loop: *mut EventLoop, protocol: *const ProtocolImplementation) -> c_int {
     guard!(fail(Error::Panic), {
         let lp = try_ref!(event_loop);
         let imp = *try_ref!(protocol);
@@ -164,11 +164,11 @@ pub extern "C" fn event_loop_add_protocol(event_loop: *mut EventLoop, protocol: 
 }
 
 /// The attempt's connection is ready (after the protocol's own handshake):
-/// the race may be won by it. `fd` (-1 for none) becomes the Connection's
+/// the race may be won by it. `fd` (-1 for none) becomes the taps_connection's
 /// fd; `protocol_connection` is given back to `close`. Any thread; once per
 /// attempt (a second completion is ignored). Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_int, protocol_connection: *mut c_void) -> c_int {
+pub extern "C" fn taps_protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_int, protocol_connection: *mut c_void) -> c_int {
     guard!(fail(Error::Panic), {
         try_ref!(attempt).api().ready(if fd >= 0 { Some(fd) } else { None }, protocol_connection as usize);
         0
@@ -179,7 +179,7 @@ pub extern "C" fn protocol_attempt_ready(attempt: *mut ProtocolAttempt, fd: c_in
 /// attempt. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
 /// (os_error ≤ 0: the attempt is failed with EIO).
 #[no_mangle]
-pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_error: c_int) -> c_int {
+pub extern "C" fn taps_protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_error: c_int) -> c_int {
     guard!(fail(Error::Panic), {
         let a = try_ref!(attempt).api();
         if os_error <= 0 {
@@ -191,10 +191,10 @@ pub extern "C" fn protocol_attempt_failed(attempt: *mut ProtocolAttempt, os_erro
     })
 }
 
-/// The index of the attempt in its race (its connection_get_attempt index).
+/// The index of the attempt in its race (its taps_connection_get_attempt index).
 /// -1 for NULL.
 #[no_mangle]
-pub extern "C" fn protocol_attempt_index(attempt: *const ProtocolAttempt) -> c_int {
+pub extern "C" fn taps_protocol_attempt_index(attempt: *const ProtocolAttempt) -> c_int {
     guard!(-1, {
         // SAFETY: NULL or valid per the contract.
         try_ref!(attempt, else -1).api().index() as c_int

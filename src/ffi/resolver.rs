@@ -1,5 +1,5 @@
-//! C ABI: user resolvers (`ResolverImplementation`) and their queries
-//! (`ResolverQuery`).
+//! C ABI: user resolvers (`taps_resolver_implementation`) and their queries
+//! (`taps_resolver_query`).
 
 use super::event_loop::EventLoop;
 use super::handle::{opt_ref, try_ref};
@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
 
 /// One query of a user resolver. Valid from `resolve` until the resolver's
-/// resolver_query_answer / resolver_query_fail call for it returns, or
+/// taps_resolver_query_answer / taps_resolver_query_fail call for it returns, or
 /// until `cancel` for it returns, whichever comes first.
 pub struct ResolverQuery {
     _opaque: [u8; 0],
@@ -26,9 +26,9 @@ impl ResolverQuery {
 
 /// A resolver the program brings (a DNS library, a mock), asked for each
 /// host name once per family (RFC 8305 §3: AAAA and A separately and at
-/// once). Copied by event_loop_set_resolver. The functions run on the
+/// once). Copied by taps_event_loop_set_resolver. The functions run on the
 /// loop's thread with the loop locked: they must not call the library,
-/// except resolver_query_answer / resolver_query_fail, which may be called
+/// except taps_resolver_query_answer / taps_resolver_query_fail, which may be called
 /// from any thread, also from inside `resolve`.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -79,7 +79,7 @@ impl api::Resolver for CResolver {
 /// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
 /// (loop NULL, or resolve NULL).
 #[no_mangle]
-pub extern "C" fn event_loop_set_resolver(event_loop: *mut EventLoop, resolver: *const ResolverImplementation) -> c_int {
+pub extern "C" fn taps_event_loop_set_resolver(event_loop: *mut EventLoop, resolver: *const ResolverImplementation) -> c_int {
     guard!(fail(Error::Panic), {
         let lp = try_ref!(event_loop);
         match opt_ref!(resolver) {
@@ -96,7 +96,7 @@ pub extern "C" fn event_loop_set_resolver(event_loop: *mut EventLoop, resolver: 
 /// the other family are ignored; n may be 0). Any thread; once per query.
 /// Errors: TAPS_ERROR_NULL_ARGUMENT (query NULL, or addrs NULL with n > 0).
 #[no_mangle]
-pub extern "C" fn resolver_query_answer(query: *mut ResolverQuery, addrs: *const libc::sockaddr_storage, n: usize) -> c_int {
+pub extern "C" fn taps_resolver_query_answer(query: *mut ResolverQuery, addrs: *const libc::sockaddr_storage, n: usize) -> c_int {
     guard!(fail(Error::Panic), {
         let query = try_ref!(query);
         if addrs.is_null() && n > 0 {
@@ -115,10 +115,10 @@ pub extern "C" fn resolver_query_answer(query: *mut ResolverQuery, addrs: *const
 }
 
 /// Fail a query with an error code (reported as the race's resolution
-/// error, connection_get_os_error, if no query finds an address). Any
+/// error, taps_connection_get_os_error, if no query finds an address). Any
 /// thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
 #[no_mangle]
-pub extern "C" fn resolver_query_fail(query: *mut ResolverQuery, error: c_int) -> c_int {
+pub extern "C" fn taps_resolver_query_fail(query: *mut ResolverQuery, error: c_int) -> c_int {
     guard!(fail(Error::Panic), {
         try_ref!(query).api().fail(error);
         0

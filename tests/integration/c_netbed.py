@@ -7,7 +7,7 @@ usage: c_netbed.py PATH/TO/test_netbed
 The cases (what each checks is in c-tests/test_netbed.c): IPv6 blackholed,
 IPv6 refused, both work, slow / fast / late AAAA from the bed's DNS server,
 two local paths, the blackhole case on a loop embedded in the test's own
-poll(2), and no loop fd left after event_loop_free while a resolver thread
+poll(2), and no loop fd left after taps_event_loop_free while a resolver thread
 still waits for an AAAA answer.
 
 Needs root and `ip` (iproute2). Without them it exits 77 (skip) with a
