@@ -12,7 +12,9 @@
  *   function; every *_free accepts NULL. Times are in ms in options and
  *   in µs in reports.
  * - Callbacks run on the thread that runs the event loop. No panic or
- *   exception crosses this API.
+ *   exception crosses this API. A C++ exception (or longjmp) must not
+ *   leave a plain C callback: the process aborts; catch inside the
+ *   callback or use taps_racing.hpp.
  * - Threads: any function may be called from any thread.
  *   taps_event_loop, taps_preconnection and taps_connection handles may be
  *   shared by threads (each type's comment says what may run at once);

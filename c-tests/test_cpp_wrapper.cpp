@@ -1,0 +1,438 @@
+// include/taps_racing.hpp, the C++17 wrapper: races to a loopback listener
+// and a refused port through lambdas, exceptions thrown by callbacks come
+// out of EventLoop::run() (or a handler) and never reach the library,
+// connections destroyed inside their own callbacks, moves, errors as
+// taps::Error, a pool and a group. Built with g++ (cxx_wrapper) and, when
+// installed, clang++ (cxx_wrapper_clang); under valgrind as
+// cxx_wrapper_memcheck.
+#include "taps_racing.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <netinet/in.h>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <sys/socket.h>
+#include <type_traits>
+#include <unistd.h>
+#include <vector>
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::exit(1);                                                              \
+    }                                                                            \
+  } while (0)
+
+static_assert(!std::is_copy_constructible<taps::Connection>::value, "move-only");
+static_assert(!std::is_copy_assignable<taps::EventLoop>::value, "move-only");
+static_assert(std::is_nothrow_move_constructible<taps::Connection>::value, "noexcept moves");
+static_assert(std::is_nothrow_move_assignable<taps::Preconnection>::value, "noexcept moves");
+static_assert(std::is_base_of<std::runtime_error, taps::Error>::value, "taps::Error is a runtime_error");
+
+namespace {
+
+// A listener on 127.0.0.1 (listening) or a port nobody listens on.
+struct Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  explicit Listener(bool listening) {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    CHECK(fd >= 0 && bind(fd, reinterpret_cast<sockaddr *>(&sa), sl) == 0);
+    CHECK(getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &sl) == 0);
+    port = ntohs(sa.sin_port);
+    if (listening) {
+      CHECK(listen(fd, 64) == 0);
+    } else {
+      close(fd);  // the port is now (most likely) refused
+      fd = -1;
+    }
+  }
+  ~Listener() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+taps::RemoteEndpoint loopback(uint16_t port) { return taps::RemoteEndpoint().hostname("127.0.0.1").port(port); }
+
+struct Boom : std::runtime_error {
+  int value;
+  explicit Boom(int v) : std::runtime_error("boom"), value(v) {}
+};
+
+void case_ready_once() {
+  Listener l(true);
+  taps::EventLoop loop;
+  taps::Preconnection pre(loop, loopback(l.port));
+  int ready = 0, failed = 0;
+  std::string addr;
+  int fd = -1;
+  taps::Connection c = pre.initiate(taps::Callbacks()
+                                        .on_ready([&](taps::Connection &conn) {
+                                          ready++;
+                                          addr = conn.remote_address().to_string();
+                                          fd = conn.fd();
+                                        })
+                                        .on_establishment_error([&](taps::Connection &) { failed++; }));
+  loop.run();
+  CHECK(ready == 1 && failed == 0);
+  CHECK(addr == "127.0.0.1:" + std::to_string(l.port));
+  CHECK(fd >= 0 && c.fd() == fd);
+  CHECK(c.error() == 0);
+  CHECK(c.protocol() == "tcp");
+  std::vector<taps_attempt_info> a = c.attempts();
+  CHECK(a.size() == 1 && a[0].outcome == TAPS_ATTEMPT_OUTCOME_WON);
+  CHECK(taps::Address::of(a[0].address, a[0].address_len).port() == l.port);
+  // close(): `closed` is not set, the race is over; run returns at once.
+  c.close();
+  loop.run();
+  CHECK(c.fd() == -1);
+}
+
+void case_refused() {
+  Listener l(false);
+  taps::EventLoop loop;
+  taps::Preconnection pre(loop, loopback(l.port));
+  int ready = 0, failed = 0, err = 0;
+  taps::Connection c = pre.initiate(taps::Callbacks()
+                                        .on_ready([&](taps::Connection &) { ready++; })
+                                        .on_establishment_error([&](taps::Connection &conn) {
+                                          failed++;
+                                          err = conn.error();
+                                        }));
+  loop.run();
+  CHECK(ready == 0 && failed == 1);
+  CHECK(err == TAPS_ERROR_ALL_ATTEMPTS_FAILED && c.error() == err);
+  CHECK(c.os_error() == ECONNREFUSED);
+  std::vector<taps_attempt_info> a = c.attempts();
+  CHECK(a.size() == 1 && a[0].outcome == TAPS_ATTEMPT_OUTCOME_FAILED && a[0].os_error == ECONNREFUSED);
+  bool threw = false;
+  try {
+    c.remote_address();
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_STATE;
+  }
+  CHECK(threw);
+}
+
+// A lambda's exception comes out of run(), as itself, and the races left go on.
+void case_exception_from_run() {
+  Listener l(true), refused(false);
+  taps::EventLoop loop;
+  taps::Preconnection pre(loop, loopback(l.port));
+  taps::Preconnection pre_refused(loop, loopback(refused.port));
+  int calls = 0;
+  taps::Connection c = pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &) {
+    calls++;
+    throw Boom(42);
+  }));
+  taps::Connection d = pre_refused.initiate(taps::Callbacks().on_establishment_error([&](taps::Connection &) {
+    calls++;
+    throw std::logic_error("second");
+  }));
+  int caught = 0;
+  for (int i = 0; i < 10 && caught < 2; i++) {
+    try {
+      loop.run();
+      break;
+    } catch (const Boom &b) {
+      CHECK(b.value == 42);
+      caught++;
+    } catch (const std::logic_error &e) {
+      CHECK(std::string(e.what()) == "second");
+      caught++;
+    }
+  }
+  CHECK(caught == 2 && calls == 2);
+  loop.run();  // nothing pending: returns normally
+  CHECK(c.fd() >= 0 && d.error() == TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+
+  // run_once() and process() rethrow too.
+  taps::Connection e = pre.initiate(taps::Callbacks().on_ready([](taps::Connection &) { throw 7; }));
+  bool got = false;
+  for (int i = 0; i < 100 && !got; i++) {
+    try {
+      loop.run_once(100);
+    } catch (int v) {
+      got = v == 7;
+    }
+  }
+  CHECK(got);
+}
+
+// A handler set with taps::set_exception_handler gets the exception instead.
+void case_exception_handler() {
+  Listener l(true);
+  taps::EventLoop loop;
+  taps::Preconnection pre(loop, loopback(l.port));
+  int handled = 0;
+  auto previous = taps::set_exception_handler([&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const Boom &b) {
+      handled += b.value;
+    }
+  });
+  CHECK(!previous);
+  taps::Connection c = pre.initiate(taps::Callbacks().on_ready([](taps::Connection &) { throw Boom(5); }));
+  loop.run();  // does not throw: the handler took it
+  CHECK(handled == 5);
+  // A handler that throws: its exception is stored and rethrown.
+  taps::set_exception_handler([](std::exception_ptr) { throw std::out_of_range("handler"); });
+  taps::Connection d = pre.initiate(taps::Callbacks().on_ready([](taps::Connection &) { throw Boom(1); }));
+  bool got = false;
+  try {
+    loop.run();
+  } catch (const std::out_of_range &) {
+    got = true;
+  }
+  CHECK(got);
+  taps::set_exception_handler(nullptr);
+}
+
+// On a loop with a thread of its own, stop_thread() rethrows.
+void case_exception_on_loop_thread() {
+  Listener l(true);
+  taps::EventLoop loop;
+  loop.start_thread();
+  taps::Preconnection pre(loop, loopback(l.port));
+  std::mutex mu;
+  bool done = false;
+  taps::Connection c = pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &) {
+    std::lock_guard<std::mutex> g(mu);
+    done = true;
+    throw Boom(9);
+  }));
+  for (int i = 0; i < 500; i++) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (done) break;
+    }
+    usleep(10000);
+  }
+  bool got = false;
+  try {
+    loop.stop_thread();
+  } catch (const Boom &b) {
+    got = b.value == 9;
+  }
+  CHECK(got);
+}
+
+// A Connection destroyed inside its own callback, also when it then throws.
+void case_destroy_in_callback() {
+  Listener l(true), refused(false);
+  taps::EventLoop loop;
+  taps::Preconnection pre(loop, loopback(l.port));
+  taps::Preconnection pre_refused(loop, loopback(refused.port));
+  std::optional<taps::Connection> a;
+  auto b = std::make_unique<taps::Connection>();
+  int calls = 0;
+  a = pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &c) {
+    calls++;
+    CHECK(&c == &*a);
+    a.reset();  // frees the connection and its callbacks' state
+  }));
+  *b = pre_refused.initiate(taps::Callbacks().on_establishment_error([&](taps::Connection &c) {
+    calls++;
+    CHECK(&c == b.get());
+    int err = c.error();
+    b.reset();
+    throw Boom(err);
+  }));
+  int caught = 0;
+  for (int i = 0; i < 5; i++) {
+    try {
+      loop.run();
+      break;
+    } catch (const Boom &e) {
+      CHECK(e.value == TAPS_ERROR_ALL_ATTEMPTS_FAILED);
+      caught++;
+    }
+  }
+  CHECK(calls == 2 && caught == 1 && !a && !b);
+  // reset() inside a callback of a connection moved into another object.
+  std::vector<taps::Connection> v;
+  v.push_back(pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &c) {
+    CHECK(&c == &v[0]);
+    c.reset();
+  })));
+  loop.run();
+  CHECK(!v[0]);
+}
+
+// Moves: the callback gets the object that owns the handle now; moved-from
+// objects are empty; nothing is freed twice (memcheck).
+void case_moves() {
+  Listener l(true);
+  taps::EventLoop loop0;
+  taps::EventLoop loop(std::move(loop0));
+  CHECK(!loop0 && loop);
+  taps::RemoteEndpoint ep0 = loopback(l.port);
+  taps::RemoteEndpoint ep(std::move(ep0));
+  CHECK(!ep0 && ep);
+  taps::Preconnection pre0(loop, ep);
+  taps::Preconnection pre = std::move(pre0);
+  CHECK(pre0.get() == nullptr);
+  std::vector<taps::Connection> conns;
+  taps::Connection *seen[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < 3; i++) {
+    taps::Connection c = pre.initiate(taps::Callbacks().on_ready([&seen, i](taps::Connection &c) { seen[i] = &c; }));
+    taps::Connection moved(std::move(c));
+    CHECK(!c && moved && c.fd() == -1);
+    conns.push_back(std::move(moved));  // and moved again as the vector grows
+  }
+  taps::Connection assigned;
+  assigned = std::move(conns[2]);
+  conns[2] = std::move(assigned);
+  conns[1] = std::move(conns[1]);  // self-move keeps it
+  loop.run();
+  for (int i = 0; i < 3; i++) CHECK(seen[i] == &conns[i] && conns[i].fd() >= 0);
+  // Assigning over a live connection frees the old one.
+  conns[0] = std::move(conns[1]);
+  CHECK(!conns[1] && conns[0].fd() >= 0);
+  // The moved-to loop rethrows the callbacks' exceptions.
+  taps::Connection t = pre.initiate(taps::Callbacks().on_ready([](taps::Connection &) { throw Boom(3); }));
+  bool got = false;
+  try {
+    loop.run();
+  } catch (const Boom &b) {
+    got = b.value == 3;
+  }
+  CHECK(got);
+}
+
+void case_errors() {
+  bool threw = false;
+  try {
+    taps::RemoteEndpoint().hostname("not a host!");
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_HOSTNAME && std::string(e.what()).find("taps_remote_endpoint") == 0;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    taps::RemoteEndpoint().port(0);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_PORT;
+  }
+  CHECK(threw);
+  taps::EventLoop loop;
+  taps::RemoteEndpoint no_port;
+  no_port.hostname("127.0.0.1");
+  threw = false;
+  try {
+    taps::Preconnection p(loop, no_port);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_ARGUMENT;
+  }
+  CHECK(threw);
+  taps_racing_options o = taps_racing_options_default();
+  o.race_count = 1000;
+  threw = false;
+  try {
+    taps::Preconnection p(loop, taps::RemoteEndpoint().hostname("127.0.0.1").service("80"), o);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_OPTION;
+  }
+  CHECK(threw);
+  // Embedding: fd() and timeout_ms() on a loop run by the caller.
+  CHECK(loop.fd() >= 0 && loop.timeout_ms() >= -1 && loop.process() == 0);
+  loop.start_thread();
+  threw = false;
+  try {
+    loop.run();
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_STATE;
+  }
+  CHECK(threw);
+  loop.stop_thread();
+}
+
+void case_pool_and_group() {
+  Listener l(true);
+  taps::EventLoop loop;
+  taps::RemoteEndpoint ep = loopback(l.port);
+  taps::Preconnection pre(loop, {ep});
+  taps_pool_options po = taps_pool_options_default();
+  po.buffer_size = 1;
+  int buffered_events = 0;
+  taps::ConnectionPool pool(pre, po, [&](const taps_pool_event &e) {
+    if (e.kind == TAPS_POOL_EVENT_KIND_CONNECTION_BUFFERED) buffered_events++;
+  });
+  loop.run();
+  CHECK(pool.buffered() == 1 && buffered_events >= 1);
+  int ready = 0;
+  taps::Connection c = pool.acquire(taps::Callbacks().on_ready([&](taps::Connection &conn) {
+    ready++;
+    CHECK(conn.remote_address().port() == l.port);
+  }));
+  loop.run();
+  CHECK(ready == 1);
+
+  taps_group_options go = taps_group_options_default();
+  go.size = 2;
+  int joined = 0;
+  taps::ConnectionGroup group(pre, go, [&](const taps_group_event &e) {
+    if (e.kind == TAPS_GROUP_EVENT_KIND_MEMBER_JOINED) joined++;
+    if (joined == 2) throw Boom(joined);  // an event callback's exception
+  });
+  bool got = false;
+  for (int i = 0; i < 5; i++) {
+    try {
+      loop.run();
+      break;
+    } catch (const Boom &b) {
+      got = b.value == 2;
+    }
+  }
+  CHECK(got && joined == 2);
+  std::vector<uint64_t> m = group.members();
+  CHECK(m.size() == 2 && group.member_fd(m[0]) >= 0);
+  uint64_t s = group.assign();
+  CHECK(group.member_metrics(s).streams_open == 1);
+  group.release_stream(s);
+  bool threw = false;
+  try {
+    group.release_stream(s);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_ARGUMENT;
+  }
+  CHECK(threw);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  struct Case {
+    const char *name;
+    void (*fn)();
+  } cases[] = {
+      {"ready_once", case_ready_once},
+      {"refused", case_refused},
+      {"exception_from_run", case_exception_from_run},
+      {"exception_handler", case_exception_handler},
+      {"exception_on_loop_thread", case_exception_on_loop_thread},
+      {"destroy_in_callback", case_destroy_in_callback},
+      {"moves", case_moves},
+      {"errors", case_errors},
+      {"pool_and_group", case_pool_and_group},
+  };
+  for (const Case &c : cases) {
+    if (argc > 1 && std::strcmp(argv[1], c.name) != 0) continue;
+    std::fprintf(stderr, "test cpp_wrapper %s ...\n", c.name);
+    c.fn();
+    std::fprintf(stderr, "test cpp_wrapper %s ... ok\n", c.name);
+  }
+  return 0;
+}
