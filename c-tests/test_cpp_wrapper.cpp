@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <netinet/in.h>
 #include <optional>
 #include <stdexcept>
@@ -74,7 +75,7 @@ void case_ready_once() {
   Listener l(true);
   taps::EventLoop loop;
   taps::Preconnection pre(loop, loopback(l.port));
-  int ready = 0, failed = 0;
+  int ready = 0, failed = 0, closed = 0;
   std::string addr;
   int fd = -1;
   taps::Connection c = pre.initiate(taps::Callbacks()
@@ -83,7 +84,8 @@ void case_ready_once() {
                                           addr = conn.remote_address().to_string();
                                           fd = conn.fd();
                                         })
-                                        .on_establishment_error([&](taps::Connection &) { failed++; }));
+                                        .on_establishment_error([&](taps::Connection &) { failed++; })
+                                        .on_closed([&](taps::Connection &) { closed++; }));
   loop.run();
   CHECK(ready == 1 && failed == 0);
   CHECK(addr == "127.0.0.1:" + std::to_string(l.port));
@@ -93,10 +95,55 @@ void case_ready_once() {
   std::vector<taps_attempt_info> a = c.attempts();
   CHECK(a.size() == 1 && a[0].outcome == TAPS_ATTEMPT_OUTCOME_WON);
   CHECK(taps::Address::of(a[0].address, a[0].address_len).port() == l.port);
-  // close(): `closed` is not set, the race is over; run returns at once.
+  CHECK(closed == 0);
   c.close();
   loop.run();
-  CHECK(c.fd() == -1);
+  CHECK(closed == 1 && c.fd() == -1);
+}
+
+// A shared loop (its own thread): the lambda runs there; rethrow_pending()
+// brings its exception to this thread.
+void case_shared_loop() {
+  Listener l(true);
+  taps::EventLoop loop = taps::EventLoop::shared("test_cpp_wrapper");
+  taps::Preconnection pre(loop, loopback(l.port));
+  std::mutex mu;
+  int ready = 0;
+  std::vector<taps::Connection> conns;
+  // Moved (as the vector grows) on this thread while the loop's thread may
+  // already call back: the move waits for the callback, which gets the
+  // object that owns the connection when it runs.
+  for (int i = 0; i < 8; i++) {
+    conns.push_back(pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &c) {
+      std::lock_guard<std::mutex> g(mu);
+      CHECK(c.fd() >= 0);
+      if (++ready == 8) throw Boom(8);
+    })));
+  }
+  for (int i = 0; i < 500; i++) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (ready == 8) break;
+    }
+    usleep(10000);
+  }
+  bool got = false;
+  for (int i = 0; i < 100 && !got; i++) {
+    try {
+      loop.rethrow_pending();
+      usleep(10000);
+    } catch (const Boom &b) {
+      got = b.value == 8;
+    }
+  }
+  CHECK(got);
+  bool threw = false;
+  try {
+    loop.run();
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_STATE;
+  }
+  CHECK(threw);
 }
 
 void case_refused() {
@@ -420,6 +467,7 @@ int main(int argc, char **argv) {
   } cases[] = {
       {"ready_once", case_ready_once},
       {"refused", case_refused},
+      {"shared_loop", case_shared_loop},
       {"exception_from_run", case_exception_from_run},
       {"exception_handler", case_exception_handler},
       {"exception_on_loop_thread", case_exception_on_loop_thread},

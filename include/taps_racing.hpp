@@ -44,7 +44,10 @@
  * - Pool and group event callbacks (std::function taking the event) are
  *   wrapped the same way.
  * - Threads: as in C. A Connection may be moved on one thread while its
- *   callback runs on the loop's thread (the trampoline state has a lock).
+ *   callback runs on the loop's thread: the trampoline holds a lock of the
+ *   connection's state while the lambda runs, and a move takes it (so do
+ *   not move a Connection while holding a lock its lambda takes).
+ *   Destroying a Connection waits for its callback (taps_connection_free).
  */
 #ifndef TAPS_RACING_HPP
 #define TAPS_RACING_HPP
@@ -166,7 +169,9 @@ inline void report(LoopState *loop, std::exception_ptr e) noexcept {
 // An empty handler (the default) restores store-and-rethrow. If the
 // handler itself throws, that exception is stored and rethrown instead.
 // Returns the previous handler.
-inline detail::ExceptionHandler set_exception_handler(detail::ExceptionHandler handler) {
+using ExceptionHandler = detail::ExceptionHandler;  // void(std::exception_ptr)
+
+inline ExceptionHandler set_exception_handler(ExceptionHandler handler) {
   std::lock_guard<std::mutex> g(detail::handler_mutex());
   std::swap(detail::handler_slot(), handler);
   return handler;
