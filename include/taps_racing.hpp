@@ -383,10 +383,10 @@ class Connection;
 
 // The lambdas of one connection; empty ones are not registered.
 struct Callbacks {
-  std::function<void(Connection &)> ready;
-  std::function<void(Connection &)> establishment_error;
-  std::function<void(Connection &)> connection_error;
-  std::function<void(Connection &)> closed;
+  std::function<void(Connection &)> ready{};
+  std::function<void(Connection &)> establishment_error{};
+  std::function<void(Connection &)> connection_error{};
+  std::function<void(Connection &)> closed{};
 
   Callbacks &on_ready(std::function<void(Connection &)> f) {
     ready = std::move(f);
