@@ -120,7 +120,7 @@ T *check_ptr(T *p, const char *function) {
   return p;
 }
 
-// Per EventLoop object: the exception a callback threw, until rethrown.
+// Per EventLoop object: the exceptions callbacks threw, until rethrown.
 struct LoopState {
   std::mutex mu;
   std::deque<std::exception_ptr> pending;  // oldest first
@@ -164,12 +164,13 @@ inline void report(LoopState *loop, std::exception_ptr e) noexcept {
 
 }  // namespace detail
 
+using ExceptionHandler = detail::ExceptionHandler;  // void(std::exception_ptr)
+
 // Set the process-wide handler of exceptions thrown by callbacks (any
 // thread may call it; it runs on the loop's thread, inside the trampoline).
 // An empty handler (the default) restores store-and-rethrow. If the
 // handler itself throws, that exception is stored and rethrown instead.
 // Returns the previous handler.
-using ExceptionHandler = detail::ExceptionHandler;  // void(std::exception_ptr)
 
 inline ExceptionHandler set_exception_handler(ExceptionHandler handler) {
   std::lock_guard<std::mutex> g(detail::handler_mutex());
@@ -284,7 +285,14 @@ class EventLoop {
   static taps_event_loop *check_new(taps_event_loop *l, const char *function) {
     return detail::check_ptr(l, function);
   }
-  explicit EventLoop(taps_event_loop *l) : loop_(l), state_(std::make_shared<detail::LoopState>()) {}
+  explicit EventLoop(taps_event_loop *l) : loop_(l) {
+    try {
+      state_ = std::make_shared<detail::LoopState>();
+    } catch (...) {
+      taps_event_loop_free(std::exchange(loop_, nullptr));
+      throw;
+    }
+  }
 
   taps_event_loop *loop_ = nullptr;
   std::shared_ptr<detail::LoopState> state_;
