@@ -136,9 +136,10 @@ typedef enum taps_error {
   // An argument is malformed or out of range (see taps_last_error_message).
   TAPS_ERROR_INVALID_ARGUMENT = -2,
   // A host name that is empty, longer than 253 characters, or not a
-  // valid name or IP literal.
+  // valid name or IP literal (see taps_last_error_message).
   TAPS_ERROR_INVALID_HOSTNAME = -3,
-  // Port 0, or a service name the system does not know.
+  // Port 0, a number past 65535, or a service name the system does not
+  // know (see taps_last_error_message).
   TAPS_ERROR_INVALID_PORT = -4,
   // A taps_racing_options field out of its range (see taps_last_error_message).
   TAPS_ERROR_INVALID_OPTION = -5,
@@ -754,17 +755,31 @@ struct taps_remote_endpoint *taps_remote_endpoint_new(void);
 // Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
 // characters, labels of at most 63) or an IPv4/IPv6 literal (IPv6 may be
 // in brackets); a literal skips DNS. `hostname` is copied.
+//
+// IPv4 literals are those inet_pton takes: four decimal parts
+// ("127.0.0.1"). The inet_aton shorthands "127.1", "0x7f.0.0.1",
+// "2130706433" are refused (TAPS_ERROR_INVALID_HOSTNAME, "not a
+// dotted-quad IPv4 address"), as is any name whose last label is a
+// number: getaddrinfo would read such a "name" as an address the caller
+// never wrote, and no real host name ends in a numeric label (RFC 1123
+// §2.1).
+//
 // Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
-// endpoint is unchanged).
+// reason in taps_last_error_message; the endpoint is unchanged).
 int taps_remote_endpoint_with_hostname(struct taps_remote_endpoint *ep, const char *hostname);
 
 // Set the port (host byte order). Errors: TAPS_ERROR_NULL_ARGUMENT,
 // TAPS_ERROR_INVALID_PORT for 0 (the endpoint is unchanged).
 int taps_remote_endpoint_with_port(struct taps_remote_endpoint *ep, uint16_t port);
 
-// Set the port from a service: decimal ("443") or a name from the
-// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
+// Set the port from a service: decimal digits only ("443") or a name from
+// the services database ("https"). No spaces and no sign: " 80" and "+80"
+// are refused, though getaddrinfo would take them.
+//
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_PORT, with the
+// reason in taps_last_error_message: port 0, a number past 65535 ("port
+// out of range: the largest is 65535"), spaces or a sign, "unknown
+// service". The endpoint is unchanged.
 int taps_remote_endpoint_with_service(struct taps_remote_endpoint *ep, const char *service);
 
 // Set the host to an IPv4 address (network byte order, as in struct

@@ -44,9 +44,10 @@ pub enum TapsError {
     /// An argument is malformed or out of range (see taps_last_error_message).
     TAPS_ERROR_INVALID_ARGUMENT = -2,
     /// A host name that is empty, longer than 253 characters, or not a
-    /// valid name or IP literal.
+    /// valid name or IP literal (see taps_last_error_message).
     TAPS_ERROR_INVALID_HOSTNAME = -3,
-    /// Port 0, or a service name the system does not know.
+    /// Port 0, a number past 65535, or a service name the system does not
+    /// know (see taps_last_error_message).
     TAPS_ERROR_INVALID_PORT = -4,
     /// A taps_racing_options field out of its range (see taps_last_error_message).
     TAPS_ERROR_INVALID_OPTION = -5,
