@@ -291,6 +291,11 @@ static taps_racing_options opt_race_count(uint32_t v) {
   o.race_count = v;
   return o;
 }
+static taps_racing_options opt_size(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
+  o.struct_size = v;
+  return o;
+}
 static taps_racing_options opt_delay(uint32_t v) {
   taps_racing_options o = taps_racing_options_default();
   o.connection_attempt_delay_ms = v;
@@ -969,6 +974,10 @@ ROW(taps_preconnection_new, "first_address_family_count 64", TAPS_OK, pre_with_o
 ROW(taps_preconnection_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(0)))
 ROW(taps_preconnection_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(65)))
 ROW(taps_preconnection_new, "race_count UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(UINT32_MAX)))
+ROW(taps_preconnection_new, "struct_size 4 (below the smallest layout)", TAPS_ERROR_INVALID_ARGUMENT, pre_with_opts(f, opt_size(4)))
+ROW(taps_preconnection_new, "struct_size 6 (inside a field)", TAPS_ERROR_INVALID_ARGUMENT, pre_with_opts(f, opt_size(6)))
+ROW(taps_preconnection_new, "struct_size 0 (this header's struct)", TAPS_OK, pre_with_opts(f, opt_size(0)))
+ROW(taps_preconnection_new, "struct_size 8 (the smallest layout)", TAPS_OK, pre_with_opts(f, opt_size(8)))
 ROW(taps_preconnection_new, "connection_attempt_delay_ms 0 (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(0)))
 ROW(taps_preconnection_new, "connection_attempt_delay_ms UINT32_MAX (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(UINT32_MAX)))
 ROW(taps_preconnection_new, "attempt delay 1 ms runs as 10 ms", 10000, second_start_us(f, 1))
