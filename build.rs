@@ -11,7 +11,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=TAPS_UPDATE_HEADER");
     let mut config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml")).expect("cbindgen.toml");
-    config.after_includes = Some(version_macros());
+    config.after_includes = Some(version_macros() + INIT_MACROS);
     let bindings = cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)
@@ -29,6 +29,24 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libtaps_racing.so.{major}");
     }
 }
+
+/// Initializers of the growable structs that have no taps_*_default()
+/// function: struct_size set to this header's sizeof, every other field 0.
+/// (Zero-initialized structs work too: struct_size 0 means this header's
+/// struct.) See docs/ABI.md.
+const INIT_MACROS: &str = "\n\n\
+// Initializers of the structs that have no taps_*_default() function:\n\
+// struct_size is this header's sizeof, every other field 0 (NULL), as in\n\
+// `taps_connection_callbacks cb = TAPS_CONNECTION_CALLBACKS_INIT; cb.ready = f;`.\n\
+// (Designated initializers without struct_size work too: 0 means this\n\
+// header's struct.) C++ before C++20 has no designated initializers.\n\
+#if defined(__cplusplus) && __cplusplus < 202002L\n\
+#define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }\n\
+#define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }\n\
+#else\n\
+#define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }\n\
+#define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }\n\
+#endif";
 
 /// The TAPS_RACING_VERSION_* macros, from Cargo.toml's version (the same
 /// string taps_version() returns at run time).

@@ -291,6 +291,11 @@ static taps_racing_options opt_race_count(uint32_t v) {
   o.race_count = v;
   return o;
 }
+static taps_racing_options opt_size(uint32_t v) {
+  taps_racing_options o = taps_racing_options_default();
+  o.struct_size = v;
+  return o;
+}
 static taps_racing_options opt_delay(uint32_t v) {
   taps_racing_options o = taps_racing_options_default();
   o.connection_attempt_delay_ms = v;
@@ -307,6 +312,16 @@ static taps_racing_options opt_timeouts(uint32_t attempt, uint32_t total) {
 static long long option_message_names_field(Fixture *f) {
   CHECK_CODE(pre_with_opts(f, opt_race_count(65)), TAPS_ERROR_INVALID_OPTION);
   return strstr(taps_last_error_message(), "race_count") != NULL ? 0 : -1;
+}
+
+/* The call gives `want` and its last-error message contains `needle`. */
+static long long code_and_message(int got, int want, const char *needle) {
+  if (got != want) return got;
+  if (strstr(taps_last_error_message(), needle) == NULL) {
+    fprintf(stderr, "message \"%s\" lacks \"%s\"\n", taps_last_error_message(), needle);
+    return -1000;
+  }
+  return 0;
 }
 
 /* The attempt delay is clamped to [10, 2000] ms: the second attempt of a
@@ -802,6 +817,10 @@ ROW(taps_remote_endpoint_with_hostname, "a label of 63", TAPS_OK, taps_remote_en
 ROW(taps_remote_endpoint_with_hostname, "a space", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "a b"))
 ROW(taps_remote_endpoint_with_hostname, "not UTF-8", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "\xff\xfe"))
 ROW(taps_remote_endpoint_with_hostname, "an empty label", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "a..b"))
+ROW(taps_remote_endpoint_with_hostname, "\"127.1\" (inet_aton shorthand) is not dotted-quad", 0, code_and_message(taps_remote_endpoint_with_hostname(fx_ep(f), "127.1"), TAPS_ERROR_INVALID_HOSTNAME, "dotted-quad"))
+ROW(taps_remote_endpoint_with_hostname, "\"0x7f.0.0.1\" (inet_aton hex) is not dotted-quad", 0, code_and_message(taps_remote_endpoint_with_hostname(fx_ep(f), "0x7f.0.0.1"), TAPS_ERROR_INVALID_HOSTNAME, "dotted-quad"))
+ROW(taps_remote_endpoint_with_hostname, "\"2130706433\" (one number)", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "2130706433"))
+ROW(taps_remote_endpoint_with_hostname, "\"1.example\" (numeric, not last)", TAPS_OK, taps_remote_endpoint_with_hostname(fx_ep(f), "1.example"))
 ROW(taps_remote_endpoint_with_hostname, "IPv6 in brackets", TAPS_OK, taps_remote_endpoint_with_hostname(fx_ep(f), "[::1]"))
 ROW(taps_remote_endpoint_with_hostname, "unclosed bracket", TAPS_ERROR_INVALID_HOSTNAME, taps_remote_endpoint_with_hostname(fx_ep(f), "[::1"))
 ROW(taps_remote_endpoint_with_hostname, "\"ab\\0cd\" is the name \"ab\"", 0, hostname_with_nul(f))
@@ -814,8 +833,15 @@ ROW(taps_remote_endpoint_with_service, "NULL service", TAPS_ERROR_NULL_ARGUMENT,
 ROW(taps_remote_endpoint_with_service, "\"0\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "0"))
 ROW(taps_remote_endpoint_with_service, "empty", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), ""))
 ROW(taps_remote_endpoint_with_service, "unknown name", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "no-such-service-taps"))
-ROW(taps_remote_endpoint_with_service, "\"65536\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "65536"))
+ROW(taps_remote_endpoint_with_service, "\"65536\" is out of range (65535 the largest)", 0, code_and_message(taps_remote_endpoint_with_service(fx_ep(f), "65536"), TAPS_ERROR_INVALID_PORT, "65535"))
+ROW(taps_remote_endpoint_with_service, "\"4294967296\" is out of range", 0, code_and_message(taps_remote_endpoint_with_service(fx_ep(f), "4294967296"), TAPS_ERROR_INVALID_PORT, "out of range"))
+ROW(taps_remote_endpoint_with_service, "\"65535\" (the most)", TAPS_OK, taps_remote_endpoint_with_service(fx_ep(f), "65535"))
+ROW(taps_remote_endpoint_with_service, "unknown name says so", 0, code_and_message(taps_remote_endpoint_with_service(fx_ep(f), "no-such-service-taps"), TAPS_ERROR_INVALID_PORT, "unknown service"))
+ROW(taps_remote_endpoint_with_service, "\" 80\" (a leading space)", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), " 80"))
+ROW(taps_remote_endpoint_with_service, "\"80 \" (a trailing space)", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "80 "))
+ROW(taps_remote_endpoint_with_service, "\"+80\" (a sign)", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "+80"))
 ROW(taps_remote_endpoint_with_service, "\"-1\"", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "-1"))
+ROW(taps_remote_endpoint_with_service, "300 digits is out of range", 0, code_and_message(taps_remote_endpoint_with_service(fx_ep(f), name_of(300, '7')), TAPS_ERROR_INVALID_PORT, "out of range"))
 ROW(taps_remote_endpoint_with_service, "300 bytes", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), name_of(300, '7')))
 ROW(taps_remote_endpoint_with_service, "not UTF-8", TAPS_ERROR_INVALID_PORT, taps_remote_endpoint_with_service(fx_ep(f), "\xff"))
 ROW(taps_remote_endpoint_with_service, "\"80\\0\" + \"80\" is \"80\"", TAPS_OK, service_with_nul(f))
@@ -948,6 +974,10 @@ ROW(taps_preconnection_new, "first_address_family_count 64", TAPS_OK, pre_with_o
 ROW(taps_preconnection_new, "race_count 0", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(0)))
 ROW(taps_preconnection_new, "race_count 65", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(65)))
 ROW(taps_preconnection_new, "race_count UINT32_MAX", TAPS_ERROR_INVALID_OPTION, pre_with_opts(f, opt_race_count(UINT32_MAX)))
+ROW(taps_preconnection_new, "struct_size 4 (below the smallest layout)", TAPS_ERROR_INVALID_ARGUMENT, pre_with_opts(f, opt_size(4)))
+ROW(taps_preconnection_new, "struct_size 6 (inside a field)", TAPS_ERROR_INVALID_ARGUMENT, pre_with_opts(f, opt_size(6)))
+ROW(taps_preconnection_new, "struct_size 0 (this header's struct)", TAPS_OK, pre_with_opts(f, opt_size(0)))
+ROW(taps_preconnection_new, "struct_size 8 (the smallest layout)", TAPS_OK, pre_with_opts(f, opt_size(8)))
 ROW(taps_preconnection_new, "connection_attempt_delay_ms 0 (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(0)))
 ROW(taps_preconnection_new, "connection_attempt_delay_ms UINT32_MAX (clamped)", TAPS_OK, pre_with_opts(f, opt_delay(UINT32_MAX)))
 ROW(taps_preconnection_new, "attempt delay 1 ms runs as 10 ms", 10000, second_start_us(f, 1))

@@ -42,6 +42,19 @@
 #define TAPS_RACING_VERSION_PATCH 0
 #define TAPS_RACING_VERSION_STRING "0.1.0"
 
+// Initializers of the structs that have no taps_*_default() function:
+// struct_size is this header's sizeof, every other field 0 (NULL), as in
+// `taps_connection_callbacks cb = TAPS_CONNECTION_CALLBACKS_INIT; cb.ready = f;`.
+// (Designated initializers without struct_size work too: 0 means this
+// header's struct.) C++ before C++20 has no designated initializers.
+#if defined(__cplusplus) && __cplusplus < 202002L
+#define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }
+#define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }
+#else
+#define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }
+#define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }
+#endif
+
 // How an attempt ended, or that it has not.
 //
 typedef enum taps_attempt_outcome {
@@ -138,9 +151,10 @@ typedef enum taps_error {
   // An argument is malformed or out of range (see taps_last_error_message).
   TAPS_ERROR_INVALID_ARGUMENT = -2,
   // A host name that is empty, longer than 253 characters, or not a
-  // valid name or IP literal.
+  // valid name or IP literal (see taps_last_error_message).
   TAPS_ERROR_INVALID_HOSTNAME = -3,
-  // Port 0, or a service name the system does not know.
+  // Port 0, a number past 65535, or a service name the system does not
+  // know (see taps_last_error_message).
   TAPS_ERROR_INVALID_PORT = -4,
   // A taps_racing_options field out of its range (see taps_last_error_message).
   TAPS_ERROR_INVALID_OPTION = -5,
@@ -332,8 +346,14 @@ typedef struct taps_resolver_query taps_resolver_query;
 // (taps_preconnection_new) by any number at once.
 typedef struct taps_transport_properties taps_transport_properties;
 
-// Options of taps_event_loop_new_with_options.
+// Options of taps_event_loop_new_with_options. Start from
+// TAPS_EVENT_LOOP_OPTIONS_INIT or zero (`{.manual_clock = true}`).
 typedef struct taps_event_loop_options {
+  // sizeof(taps_event_loop_options) of the caller's header, in bytes
+  // (TAPS_EVENT_LOOP_OPTIONS_INIT sets it); 0 means this header's full
+  // struct. The library reads the fields that fit and takes the default
+  // for the rest (docs/ABI.md).
+  uint32_t struct_size;
   // A manual clock: time starts at 0 and moves only with
   // taps_event_loop_advance_clock, and running the loop never blocks (it does
   // what is ready and returns). For tests that drive every delay exactly.
@@ -341,8 +361,14 @@ typedef struct taps_event_loop_options {
 } taps_event_loop_options;
 
 // Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-// (taps_racing_options_default()) and change the fields you need.
+// (taps_racing_options_default(), which sets struct_size) and change the
+// fields you need.
 typedef struct taps_racing_options {
+  // sizeof(taps_racing_options) of the caller's header, in bytes:
+  // taps_racing_options_default() sets it; 0 means this header's full
+  // struct. The library reads the fields that fit and takes the default
+  // for the rest (docs/ABI.md).
+  uint32_t struct_size;
   // RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
   // [10, 2000].
   uint32_t connection_attempt_delay_ms;
@@ -364,7 +390,17 @@ typedef struct taps_racing_options {
 // loop, never two at once for one connection. Any may be NULL. The return
 // value is reserved: return 0. A callback may call taps_connection_close or
 // taps_connection_free on its own connection, and initiate new races.
+//
+// Initialize it with designated initializers (`{.ready = f}`, struct_size
+// 0: this header's struct) or TAPS_CONNECTION_CALLBACKS_INIT, never
+// positionally.
 typedef struct taps_connection_callbacks {
+  // sizeof(taps_connection_callbacks) of the caller's header, in bytes
+  // (TAPS_CONNECTION_CALLBACKS_INIT sets it); 0 means this header's full
+  // struct. Callbacks past it are NULL to the library; a size larger
+  // than this library's struct is TAPS_ERROR_INVALID_ARGUMENT (a
+  // callback it cannot call; docs/ABI.md).
+  uint32_t struct_size;
   // The race was won; taps_connection_get_fd gives the socket.
   int (*ready)(struct taps_connection *connection, void *user_data);
   // The race failed; taps_connection_get_error says why, taps_connection_get_attempt
@@ -405,6 +441,11 @@ typedef struct taps_attempt_info {
 
 // A pool's options, from taps_pool_options_default().
 typedef struct taps_pool_options {
+  // sizeof(taps_pool_options) of the caller's header, in bytes:
+  // taps_pool_options_default() sets it; 0 means this header's full
+  // struct. The library reads the fields that fit and takes the default
+  // for the rest (docs/ABI.md).
+  uint32_t struct_size;
   // Ready connections kept warm: the pool races to refill the buffer
   // up to this many. Default 0 (no buffer: race on demand only).
   uint32_t buffer_size;
@@ -451,6 +492,11 @@ typedef void (*taps_pool_event_callback)(const struct taps_pool_event *event, vo
 
 // A group's options, from taps_group_options_default().
 typedef struct taps_group_options {
+  // sizeof(taps_group_options) of the caller's header, in bytes:
+  // taps_group_options_default() sets it; 0 means this header's full
+  // struct. The library reads the fields that fit and takes the default
+  // for the rest (docs/ABI.md).
+  uint32_t struct_size;
   // Members to keep (K). Default 2, 1 to 64.
   uint32_t size;
   // How streams are assigned: a taps_assign_policy. Default round robin.
@@ -608,7 +654,9 @@ const char *taps_version(void);
 struct taps_event_loop *taps_event_loop_new(void);
 
 // A new loop with options (NULL: the defaults, as taps_event_loop_new). NULL
-// on failure, with taps_last_error(). Free with taps_event_loop_free.
+// on failure, with taps_last_error(): TAPS_ERROR_IO,
+// TAPS_ERROR_INVALID_ARGUMENT (options->struct_size, as for
+// taps_preconnection_new). Free with taps_event_loop_free.
 struct taps_event_loop *taps_event_loop_new_with_options(const struct taps_event_loop_options *options);
 
 // Run the loop on the calling thread until no race is pending and every
@@ -756,17 +804,31 @@ struct taps_remote_endpoint *taps_remote_endpoint_new(void);
 // Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
 // characters, labels of at most 63) or an IPv4/IPv6 literal (IPv6 may be
 // in brackets); a literal skips DNS. `hostname` is copied.
+//
+// IPv4 literals are those inet_pton takes: four decimal parts
+// ("127.0.0.1"). The inet_aton shorthands "127.1", "0x7f.0.0.1",
+// "2130706433" are refused (TAPS_ERROR_INVALID_HOSTNAME, "not a
+// dotted-quad IPv4 address"), as is any name whose last label is a
+// number: getaddrinfo would read such a "name" as an address the caller
+// never wrote, and no real host name ends in a numeric label (RFC 1123
+// §2.1).
+//
 // Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
-// endpoint is unchanged).
+// reason in taps_last_error_message; the endpoint is unchanged).
 int taps_remote_endpoint_with_hostname(struct taps_remote_endpoint *ep, const char *hostname);
 
 // Set the port (host byte order). Errors: TAPS_ERROR_NULL_ARGUMENT,
 // TAPS_ERROR_INVALID_PORT for 0 (the endpoint is unchanged).
 int taps_remote_endpoint_with_port(struct taps_remote_endpoint *ep, uint16_t port);
 
-// Set the port from a service: decimal ("443") or a name from the
-// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
-// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
+// Set the port from a service: decimal digits only ("443") or a name from
+// the services database ("https"). No spaces and no sign: " 80" and "+80"
+// are refused, though getaddrinfo would take them.
+//
+// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_PORT, with the
+// reason in taps_last_error_message: port 0, a number past 65535 ("port
+// out of range: the largest is 65535"), spaces or a sign, "unknown
+// service". The endpoint is unchanged.
 int taps_remote_endpoint_with_service(struct taps_remote_endpoint *ep, const char *service);
 
 // Set the host to an IPv4 address (network byte order, as in struct
@@ -841,7 +903,8 @@ int taps_transport_properties_set_interface_type(struct taps_transport_propertie
 
 // The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 // resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
-// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1.
+// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1;
+// struct_size sizeof(taps_racing_options).
 struct taps_racing_options taps_racing_options_default(void);
 
 // A taps_preconnection on `event_loop` racing to `remotes` (an array of
@@ -851,8 +914,10 @@ struct taps_racing_options taps_racing_options_default(void);
 // Returns NULL on error, with taps_last_error():
 // TAPS_ERROR_NULL_ARGUMENT (event_loop, remotes or an element is NULL),
 // TAPS_ERROR_INVALID_ARGUMENT (n_remotes is 0, an endpoint lacks a host
-// or a port), TAPS_ERROR_INVALID_OPTION (an option out of range; the
-// message names it). The loop must outlive the taps_preconnection.
+// or a port; opts->struct_size below the smallest layout, inside a field,
+// or larger than this library's struct with a field past it set),
+// TAPS_ERROR_INVALID_OPTION (an option out of range; the message names
+// it). The loop must outlive the taps_preconnection.
 struct taps_preconnection *taps_preconnection_new(struct taps_event_loop *event_loop,
                                                   const struct taps_remote_endpoint *const *remotes,
                                                   size_t n_remotes,
@@ -872,7 +937,9 @@ void taps_preconnection_free(struct taps_preconnection *p);
 //
 // The caller owns `*out_connection` and frees it with taps_connection_free
 // (also inside a callback). Errors (then `*out_connection` is NULL):
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (the loop was freed).
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (the loop was freed),
+// TAPS_ERROR_INVALID_ARGUMENT (callbacks.struct_size below the smallest
+// layout, inside a field, or larger than this library's struct).
 int taps_preconnection_initiate_with_racing(struct taps_preconnection *p,
                                             struct taps_connection_callbacks callbacks,
                                             struct taps_connection **out_connection);
@@ -954,14 +1021,16 @@ void taps_connection_free(struct taps_connection *c);
 
 // The defaults: buffer_size 0, max_size 8, race_count 3,
 // refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
-// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
+// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0;
+// struct_size sizeof(taps_pool_options).
 struct taps_pool_options taps_pool_options_default(void);
 
 // A pool racing `p`'s candidates (copied; `p` may be freed after) with
 // `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
 // taps_pool_event. NULL on error, with taps_last_error():
-// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
-// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (opts->struct_size,
+// as for taps_preconnection_new), TAPS_ERROR_INVALID_OPTION (the message
+// names the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
 struct taps_connection_pool *taps_connection_pool_new(const struct taps_preconnection *p,
                                                       const struct taps_pool_options *opts,
                                                       taps_pool_event_callback on_event,
@@ -972,7 +1041,9 @@ struct taps_connection_pool *taps_connection_pool_new(const struct taps_preconne
 // with the oldest buffered connection (on the next loop turn) or the next
 // one a race makes; its `establishment_error` if the race meant to serve
 // it failed (then the pool backs off). Errors (then `*out_connection` is
-// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
+// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE,
+// TAPS_ERROR_INVALID_ARGUMENT (callbacks.struct_size, as for
+// taps_preconnection_initiate_with_racing).
 int taps_connection_pool_acquire(struct taps_connection_pool *pool,
                                  struct taps_connection_callbacks callbacks,
                                  struct taps_connection **out_connection);
@@ -988,14 +1059,15 @@ void taps_connection_pool_free(struct taps_connection_pool *pool);
 
 // The defaults: size 2, policy TAPS_ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
 // backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
-// 60000.
+// 60000; struct_size sizeof(taps_group_options).
 struct taps_group_options taps_group_options_default(void);
 
 // A group racing `p`'s candidates (copied) into `opts->size` members,
 // diverse where the candidates allow (distinct addresses first).
 // `on_event` (may be NULL) hears every taps_group_event. NULL on error, with
-// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
-// TAPS_ERROR_INVALID_STATE.
+// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
+// (opts->struct_size, as for taps_preconnection_new),
+// TAPS_ERROR_INVALID_OPTION, TAPS_ERROR_INVALID_STATE.
 struct taps_connection_group *taps_connection_group_new(const struct taps_preconnection *p,
                                                         const struct taps_group_options *opts,
                                                         taps_group_event_callback on_event,

@@ -1,7 +1,7 @@
 //! C ABI: taps_connection, its callbacks and its race report.
 
 use super::handle::{opt_ref, try_mut, try_ok, try_ref};
-use super::{c_enum, fail, guard};
+use super::{c_enum, fail, growable, guard, value_growable};
 use crate::api;
 use crate::api::{ConnectionHandler, Error};
 use std::ffi::{c_char, c_int, c_void};
@@ -50,9 +50,19 @@ impl Connection {
 /// loop, never two at once for one connection. Any may be NULL. The return
 /// value is reserved: return 0. A callback may call taps_connection_close or
 /// taps_connection_free on its own connection, and initiate new races.
+///
+/// Initialize it with designated initializers (`{.ready = f}`, struct_size
+/// 0: this header's struct) or TAPS_CONNECTION_CALLBACKS_INIT, never
+/// positionally.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ConnectionCallbacks {
+    /// sizeof(taps_connection_callbacks) of the caller's header, in bytes
+    /// (TAPS_CONNECTION_CALLBACKS_INIT sets it); 0 means this header's full
+    /// struct. Callbacks past it are NULL to the library; a size larger
+    /// than this library's struct is TAPS_ERROR_INVALID_ARGUMENT (a
+    /// callback it cannot call; docs/ABI.md).
+    pub struct_size: u32,
     /// The race was won; taps_connection_get_fd gives the socket.
     pub ready: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// The race failed; taps_connection_get_error says why, taps_connection_get_attempt
@@ -66,6 +76,22 @@ pub struct ConnectionCallbacks {
     pub closed: Option<extern "C" fn(connection: *mut Connection, user_data: *mut c_void) -> c_int>,
     /// Passed back to every callback.
     pub user_data: *mut c_void,
+}
+
+growable!(ConnectionCallbacks "taps_connection_callbacks" { ready, establishment_error, connection_error, closed, user_data });
+
+impl ConnectionCallbacks {
+    /// No callbacks (every one NULL), struct_size this library's.
+    pub(crate) fn none() -> ConnectionCallbacks {
+        ConnectionCallbacks {
+            struct_size: std::mem::size_of::<ConnectionCallbacks>() as u32,
+            ready: None,
+            establishment_error: None,
+            connection_error: None,
+            closed: None,
+            user_data: std::ptr::null_mut(),
+        }
+    }
 }
 
 /// How a C program hears about its connection.
@@ -114,6 +140,10 @@ pub(crate) fn start_connection(
     out: &mut *mut Connection,
     start: impl FnOnce(&api::Connection, Box<dyn ConnectionHandler>) -> api::Result<()>,
 ) -> c_int {
+    let callbacks = match value_growable(callbacks, callbacks.struct_size, ConnectionCallbacks::none()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let raw = Connection::from_api(conn);
     *out = raw;
     let handler = Box::new(CHandler { callbacks, connection: raw });

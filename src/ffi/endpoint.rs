@@ -33,13 +33,22 @@ pub extern "C" fn taps_remote_endpoint_new() -> *mut RemoteEndpoint {
 /// Set the host: a DNS name (letters, digits, '-', '_', '.', at most 253
 /// characters, labels of at most 63) or an IPv4/IPv6 literal (IPv6 may be
 /// in brackets); a literal skips DNS. `hostname` is copied.
+///
+/// IPv4 literals are those inet_pton takes: four decimal parts
+/// ("127.0.0.1"). The inet_aton shorthands "127.1", "0x7f.0.0.1",
+/// "2130706433" are refused (TAPS_ERROR_INVALID_HOSTNAME, "not a
+/// dotted-quad IPv4 address"), as is any name whose last label is a
+/// number: getaddrinfo would read such a "name" as an address the caller
+/// never wrote, and no real host name ends in a numeric label (RFC 1123
+/// §2.1).
+///
 /// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_HOSTNAME (the
-/// endpoint is unchanged).
+/// reason in taps_last_error_message; the endpoint is unchanged).
 #[no_mangle]
 pub extern "C" fn taps_remote_endpoint_with_hostname(ep: *mut RemoteEndpoint, hostname: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
-        let text = try_str!(hostname, Error::InvalidHostname);
+        let text = try_str!(hostname, Error::InvalidHostname("not UTF-8"));
         status(ep.0.with_hostname(text).map(|_| ()))
     })
 }
@@ -54,14 +63,19 @@ pub extern "C" fn taps_remote_endpoint_with_port(ep: *mut RemoteEndpoint, port: 
     })
 }
 
-/// Set the port from a service: decimal ("443") or a name from the
-/// services database ("https"). Errors: TAPS_ERROR_NULL_ARGUMENT,
-/// TAPS_ERROR_INVALID_PORT (0, unknown name; the endpoint is unchanged).
+/// Set the port from a service: decimal digits only ("443") or a name from
+/// the services database ("https"). No spaces and no sign: " 80" and "+80"
+/// are refused, though getaddrinfo would take them.
+///
+/// Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_PORT, with the
+/// reason in taps_last_error_message: port 0, a number past 65535 ("port
+/// out of range: the largest is 65535"), spaces or a sign, "unknown
+/// service". The endpoint is unchanged.
 #[no_mangle]
 pub extern "C" fn taps_remote_endpoint_with_service(ep: *mut RemoteEndpoint, service: *const c_char) -> c_int {
     guard!(fail(Error::Panic), {
         let ep = try_mut!(ep);
-        let text = try_str!(service, Error::InvalidPort);
+        let text = try_str!(service, Error::InvalidPort("not UTF-8"));
         status(ep.0.with_service(text).map(|_| ()))
     })
 }

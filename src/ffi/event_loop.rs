@@ -1,7 +1,7 @@
 //! C ABI: taps_event_loop, its run modes and shared loops.
 
-use super::handle::{free_handle, handle_or_null, opt_ref, try_ref, try_str, Boxed};
-use super::{fail, guard, status};
+use super::handle::{free_handle, handle_or_null, try_ok, try_ref, try_str, Boxed};
+use super::{fail, growable, guard, read_growable, status};
 use crate::api;
 use crate::api::Error;
 use std::ffi::{c_char, c_int};
@@ -34,15 +34,23 @@ pub struct EventLoop(pub(crate) api::EventLoop);
 
 impl Boxed for EventLoop {}
 
-/// Options of taps_event_loop_new_with_options.
+/// Options of taps_event_loop_new_with_options. Start from
+/// TAPS_EVENT_LOOP_OPTIONS_INIT or zero (`{.manual_clock = true}`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EventLoopOptions {
+    /// sizeof(taps_event_loop_options) of the caller's header, in bytes
+    /// (TAPS_EVENT_LOOP_OPTIONS_INIT sets it); 0 means this header's full
+    /// struct. The library reads the fields that fit and takes the default
+    /// for the rest (docs/ABI.md).
+    pub struct_size: u32,
     /// A manual clock: time starts at 0 and moves only with
     /// taps_event_loop_advance_clock, and running the loop never blocks (it does
     /// what is ready and returns). For tests that drive every delay exactly.
     pub manual_clock: bool,
 }
+
+growable!(EventLoopOptions "taps_event_loop_options" { manual_clock });
 
 /// A new event loop, or NULL (then `taps_last_error()` is TAPS_ERROR_IO:
 /// the system refused an epoll instance, eventfd or timerfd). Free it with
@@ -62,12 +70,19 @@ pub extern "C" fn taps_event_loop_new() -> *mut EventLoop {
 }
 
 /// A new loop with options (NULL: the defaults, as taps_event_loop_new). NULL
-/// on failure, with taps_last_error(). Free with taps_event_loop_free.
+/// on failure, with taps_last_error(): TAPS_ERROR_IO,
+/// TAPS_ERROR_INVALID_ARGUMENT (options->struct_size, as for
+/// taps_preconnection_new). Free with taps_event_loop_free.
 #[no_mangle]
 pub extern "C" fn taps_event_loop_new_with_options(options: *const EventLoopOptions) -> *mut EventLoop {
     guard!(std::ptr::null_mut(), {
         super::log::init_from_env();
-        let opts = opt_ref!(options).copied().unwrap_or_default();
+        let opts = if options.is_null() {
+            EventLoopOptions::default()
+        } else {
+            // SAFETY: the C contract: options points at a struct of its struct_size bytes.
+            try_ok!(unsafe { read_growable(options, EventLoopOptions::default()) })
+        };
         let made = if opts.manual_clock { api::EventLoop::with_manual_clock() } else { api::EventLoop::new() };
         handle_or_null(made.map(EventLoop))
     })

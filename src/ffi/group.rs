@@ -1,8 +1,8 @@
 //! C ABI: taps_connection_group.
 
 use super::preconnection::Preconnection;
-use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
-use super::{c_enum, c_struct, fail, guard, status};
+use super::handle::{free_handle, handle_or_null, try_mut, try_ok, try_ref, Boxed};
+use super::{c_enum, c_struct, fail, guard, read_growable, status};
 use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
@@ -82,6 +82,11 @@ impl From<&api::GroupEvent> for GroupEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GroupOptions {
+    /// sizeof(taps_group_options) of the caller's header, in bytes:
+    /// taps_group_options_default() sets it; 0 means this header's full
+    /// struct. The library reads the fields that fit and takes the default
+    /// for the rest (docs/ABI.md).
+    pub struct_size: u32,
     /// Members to keep (K). Default 2, 1 to 64.
     pub size: u32,
     /// How streams are assigned: a taps_assign_policy. Default round robin.
@@ -98,7 +103,7 @@ pub struct GroupOptions {
     pub backoff_max_ms: u32,
 }
 
-c_struct!(GroupOptions <=> api::GroupOptions {
+c_struct!(GroupOptions "taps_group_options" <=> api::GroupOptions {
     size,
     policy,
     capacity,
@@ -146,7 +151,7 @@ impl CEvents {
 
 /// The defaults: size 2, policy TAPS_ASSIGN_POLICY_ROUND_ROBIN, capacity 256,
 /// backoff_initial_ms 1000, backoff_multiplier_percent 200, backoff_max_ms
-/// 60000.
+/// 60000; struct_size sizeof(taps_group_options).
 #[no_mangle]
 pub extern "C" fn taps_group_options_default() -> GroupOptions {
     api::GroupOptions::default().into()
@@ -155,8 +160,9 @@ pub extern "C" fn taps_group_options_default() -> GroupOptions {
 /// A group racing `p`'s candidates (copied) into `opts->size` members,
 /// diverse where the candidates allow (distinct addresses first).
 /// `on_event` (may be NULL) hears every taps_group_event. NULL on error, with
-/// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION,
-/// TAPS_ERROR_INVALID_STATE.
+/// taps_last_error(): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
+/// (opts->struct_size, as for taps_preconnection_new),
+/// TAPS_ERROR_INVALID_OPTION, TAPS_ERROR_INVALID_STATE.
 #[no_mangle]
 pub extern "C" fn taps_connection_group_new(
     p: *const Preconnection,
@@ -166,7 +172,12 @@ pub extern "C" fn taps_connection_group_new(
 ) -> *mut ConnectionGroup {
     guard!(std::ptr::null_mut(), {
         let pre = try_ref!(p);
-        let opts = opt_ref!(opts).map_or_else(api::GroupOptions::default, |&o| o.into());
+        let opts = if opts.is_null() {
+            api::GroupOptions::default()
+        } else {
+            // SAFETY: the C contract: opts points at a struct of its struct_size bytes.
+            try_ok!(unsafe { read_growable(opts, taps_group_options_default()) }).into()
+        };
         let events: Option<crate::api::group::GroupEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
             Box::new(move |e: &api::GroupEvent| c.call(e)) as crate::api::group::GroupEventHandler

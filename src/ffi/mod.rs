@@ -44,9 +44,10 @@ pub enum TapsError {
     /// An argument is malformed or out of range (see taps_last_error_message).
     TAPS_ERROR_INVALID_ARGUMENT = -2,
     /// A host name that is empty, longer than 253 characters, or not a
-    /// valid name or IP literal.
+    /// valid name or IP literal (see taps_last_error_message).
     TAPS_ERROR_INVALID_HOSTNAME = -3,
-    /// Port 0, or a service name the system does not know.
+    /// Port 0, a number past 65535, or a service name the system does not
+    /// know (see taps_last_error_message).
     TAPS_ERROR_INVALID_PORT = -4,
     /// A taps_racing_options field out of its range (see taps_last_error_message).
     TAPS_ERROR_INVALID_OPTION = -5,
@@ -178,9 +179,11 @@ macro_rules! c_enum {
 }
 
 /// `From` both ways between a C struct and the Rust struct it mirrors,
-/// field for field (same names, same types).
+/// field for field (same names, same types); the C struct's leading
+/// `struct_size` is the full `sizeof` one way and ignored the other. Also
+/// [`Growable`] for the C struct, its name `$name` in messages.
 macro_rules! c_struct {
-    ($c:ident <=> $rust:ty { $($field:ident),+ $(,)? }) => {
+    ($c:ident $name:literal <=> $rust:ty { $($field:ident),+ $(,)? }) => {
         impl From<$c> for $rust {
             fn from(value: $c) -> Self {
                 type R = $rust;
@@ -189,13 +192,122 @@ macro_rules! c_struct {
         }
         impl From<$rust> for $c {
             fn from(value: $rust) -> Self {
-                $c { $($field: value.$field),+ }
+                $c { struct_size: ::std::mem::size_of::<$c>() as u32, $($field: value.$field),+ }
+            }
+        }
+        $crate::ffi::growable!($c $name { $($field),+ });
+    };
+}
+
+/// [`Growable`] for a C struct whose first field is `struct_size: u32`,
+/// followed by `$field`s in order; `$name` is its C name.
+macro_rules! growable {
+    ($c:ident $name:literal { $($field:ident),+ $(,)? }) => {
+        impl $crate::ffi::Growable for $c {
+            const TOO_SMALL: &'static str = concat!(
+                $name,
+                ".struct_size is smaller than its smallest layout (struct_size and its first field) or ends inside a field"
+            );
+            const UNKNOWN_TAIL: &'static str = concat!(
+                $name,
+                ".struct_size is larger than this library's ", $name,
+                " and a field past its end is not zero (built against a newer header?)"
+            );
+            fn fields() -> ::std::vec::Vec<(usize, usize)> {
+                fn size<T, U>(_: fn(&T) -> &U) -> usize {
+                    ::std::mem::size_of::<U>()
+                }
+                ::std::vec![$({
+                    let at = ::std::mem::offset_of!($c, $field);
+                    (at, at + size(|s: &$c| &s.$field))
+                }),+]
+            }
+            fn set_struct_size(&mut self) {
+                self.struct_size = ::std::mem::size_of::<$c>() as u32;
             }
         }
     };
 }
 
-pub(crate) use {c_enum, c_struct, guard};
+pub(crate) use {c_enum, c_struct, growable, guard};
+
+/// A C struct that can grow: its first field is `uint32_t struct_size`,
+/// the bytes the caller's struct has; fields are only ever added at its
+/// end. See docs/ABI.md.
+pub(crate) trait Growable: Copy {
+    /// The message of a `struct_size` below the first field's end, or
+    /// inside a field.
+    const TOO_SMALL: &'static str;
+    /// The message of a larger struct whose unknown tail is not zero.
+    const UNKNOWN_TAIL: &'static str;
+    /// (offset, end) of each field after `struct_size`, in order.
+    fn fields() -> Vec<(usize, usize)>;
+    /// Set `struct_size` to this library's `sizeof`.
+    fn set_struct_size(&mut self);
+}
+
+/// The caller's `struct_size` as this library reads it: 0 means the full
+/// struct of this library's header; a size below the first field's end or
+/// inside a field is `Error::InvalidArgument`.
+fn known_size<T: Growable>(struct_size: u32) -> Result<usize, Error> {
+    let full = std::mem::size_of::<T>();
+    let size = if struct_size == 0 { full } else { struct_size as usize };
+    let fields = T::fields();
+    let first_end = fields.first().map_or(full, |f| f.1);
+    if size < first_end || fields.iter().any(|&(at, end)| at < size && size < end) {
+        return Err(Error::InvalidArgument(T::TOO_SMALL));
+    }
+    Ok(size)
+}
+
+/// Copy the first `size` bytes of the caller's struct at `src` over
+/// `default` (fields past `size` keep their defaults).
+///
+/// # Safety
+/// `src` is readable for `size.min(size_of::<T>())` bytes.
+unsafe fn overlay<T: Growable>(src: *const u8, size: usize, default: T) -> T {
+    let mut out = default;
+    let n = size.min(std::mem::size_of::<T>());
+    // SAFETY: n fits in both; every byte pattern the C caller may write is
+    // a valid value of these repr(C) fields (integers, bool 0/1, nullable
+    // function pointers, raw pointers).
+    std::ptr::copy_nonoverlapping(src, &mut out as *mut T as *mut u8, n);
+    out.set_struct_size();
+    out
+}
+
+/// Read a growable struct the caller passed by pointer: the fields that
+/// fit in its `struct_size`, `default`'s for the rest. A larger struct (a
+/// program built against a newer header) is accepted when every byte past
+/// this library's struct is zero, as Linux's copy_struct_from_user does.
+///
+/// # Safety
+/// `ptr` points at a readable struct of `struct_size` bytes (its first
+/// four bytes at least).
+pub(crate) unsafe fn read_growable<T: Growable>(ptr: *const T, default: T) -> Result<T, Error> {
+    let size = known_size::<T>(std::ptr::read_unaligned(ptr as *const u32))?;
+    let full = std::mem::size_of::<T>();
+    if size > full {
+        let tail = std::slice::from_raw_parts((ptr as *const u8).add(full), size - full);
+        if tail.iter().any(|&b| b != 0) {
+            return Err(Error::InvalidArgument(T::UNKNOWN_TAIL));
+        }
+    }
+    Ok(overlay(ptr as *const u8, size, default))
+}
+
+/// Read a growable struct the caller passed by value: the fields that fit
+/// in its `struct_size`, `default`'s for the rest. A by-value struct has
+/// no tail this library could check, so a `struct_size` larger than this
+/// library's struct is `Error::InvalidArgument(T::UNKNOWN_TAIL)`.
+pub(crate) fn value_growable<T: Growable>(value: T, struct_size: u32, default: T) -> Result<T, Error> {
+    let size = known_size::<T>(struct_size)?;
+    if size > std::mem::size_of::<T>() {
+        return Err(Error::InvalidArgument(T::UNKNOWN_TAIL));
+    }
+    // SAFETY: value is a whole T.
+    Ok(unsafe { overlay(&value as *const T as *const u8, size, default) })
+}
 
 /// A static, NUL-terminated description of a status code; "unknown error"
 /// for a code that is not a `taps_error`. Never NULL. Any thread.
@@ -333,6 +445,48 @@ mod tests {
         assert_eq!(AttemptOutcome::from(crate::api::AttemptOutcome::Spare) as c_int, 4);
         assert_eq!(PoolEventKind::from(crate::api::PoolEventKind::Backoff) as c_int, 7);
         assert_eq!(GroupEventKind::from(crate::api::GroupEventKind::RebuildFailed) as c_int, 4);
+    }
+
+    #[test]
+    fn growable_structs_read_what_fits_in_struct_size() {
+        use super::preconnection::{taps_racing_options_default, RacingOptions};
+        let d = taps_racing_options_default();
+        assert_eq!(d.struct_size as usize, std::mem::size_of::<RacingOptions>());
+        // A smaller struct followed by bytes that must not be read.
+        let mut words = [0u32; 8];
+        words[0] = 12; // struct_size, connection_attempt_delay_ms, resolution_delay_ms
+        words[1] = 1000;
+        words[2] = 7;
+        words[3..].fill(99);
+        let o = unsafe { read_growable(words.as_ptr() as *const RacingOptions, d) }.unwrap();
+        assert_eq!((o.connection_attempt_delay_ms, o.resolution_delay_ms), (1000, 7));
+        assert_eq!((o.first_address_family_count, o.race_count), (d.first_address_family_count, d.race_count));
+        assert_eq!(o.struct_size, d.struct_size);
+        for bad in [1, 4, 6, 13] {
+            words[0] = bad;
+            let e = unsafe { read_growable(words.as_ptr() as *const RacingOptions, d) }.unwrap_err();
+            assert_eq!(e.code(), -2, "{bad}");
+            assert!(e.to_string().contains("taps_racing_options.struct_size"), "{e}");
+        }
+        // Larger: the tail past our struct must be zero.
+        let full = std::mem::size_of::<RacingOptions>() / 4;
+        words = [0; 8];
+        words[0] = 32;
+        words[full - 1] = 2; // race_count
+        assert_eq!(unsafe { read_growable(words.as_ptr() as *const RacingOptions, d) }.unwrap().race_count, 2);
+        words[7] = 1;
+        assert!(unsafe { read_growable(words.as_ptr() as *const RacingOptions, d) }.is_err());
+        // Size 0 is the full struct.
+        words[0] = 0;
+        assert_eq!(unsafe { read_growable(words.as_ptr() as *const RacingOptions, d) }.unwrap().race_count, 2);
+        // Callbacks by value: larger is refused, smaller hides the rest.
+        let mut cb = super::connection::ConnectionCallbacks::none();
+        cb.user_data = 8 as *mut std::ffi::c_void;
+        let size = cb.struct_size;
+        assert!(value_growable(cb, size + 8, super::connection::ConnectionCallbacks::none()).is_err());
+        let small = value_growable(cb, 16, super::connection::ConnectionCallbacks::none()).unwrap();
+        assert!(small.user_data.is_null());
+        assert_eq!(value_growable(cb, 0, super::connection::ConnectionCallbacks::none()).unwrap().user_data, cb.user_data);
     }
 
     #[test]

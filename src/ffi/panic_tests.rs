@@ -72,7 +72,7 @@ macro_rules! no_op {
 }
 
 fn callbacks() -> ConnectionCallbacks {
-    ConnectionCallbacks { ready: None, establishment_error: None, connection_error: None, closed: None, user_data: null_mut() }
+    ConnectionCallbacks { struct_size: 0, ready: None, establishment_error: None, connection_error: None, closed: None, user_data: null_mut() }
 }
 
 /// A table with one row per `extern "C"` function: long because the

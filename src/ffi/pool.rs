@@ -2,8 +2,8 @@
 
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::preconnection::Preconnection;
-use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ref, Boxed};
-use super::{c_enum, c_struct, fail, guard};
+use super::handle::{free_handle, handle_or_null, try_mut, try_ok, try_ref, Boxed};
+use super::{c_enum, c_struct, fail, guard, read_growable};
 use crate::api::{self, Error};
 use std::ffi::{c_int, c_void};
 
@@ -75,6 +75,11 @@ impl From<&api::PoolEvent> for PoolEvent {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
+    /// sizeof(taps_pool_options) of the caller's header, in bytes:
+    /// taps_pool_options_default() sets it; 0 means this header's full
+    /// struct. The library reads the fields that fit and takes the default
+    /// for the rest (docs/ABI.md).
+    pub struct_size: u32,
     /// Ready connections kept warm: the pool races to refill the buffer
     /// up to this many. Default 0 (no buffer: race on demand only).
     pub buffer_size: u32,
@@ -103,7 +108,7 @@ pub struct PoolOptions {
     pub max_idle_ms: u32,
 }
 
-c_struct!(PoolOptions <=> api::PoolOptions {
+c_struct!(PoolOptions "taps_pool_options" <=> api::PoolOptions {
     buffer_size,
     max_size,
     race_count,
@@ -133,7 +138,8 @@ impl CEvents {
 
 /// The defaults: buffer_size 0, max_size 8, race_count 3,
 /// refill_race_count 1, backoff_initial_ms 1000, backoff_multiplier_percent
-/// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0.
+/// 200, backoff_max_ms 60000, backoff_jitter_percent 0, max_idle_ms 0;
+/// struct_size sizeof(taps_pool_options).
 #[no_mangle]
 pub extern "C" fn taps_pool_options_default() -> PoolOptions {
     api::PoolOptions::default().into()
@@ -142,8 +148,9 @@ pub extern "C" fn taps_pool_options_default() -> PoolOptions {
 /// A pool racing `p`'s candidates (copied; `p` may be freed after) with
 /// `opts` (NULL: the defaults). `on_event` (may be NULL) hears every
 /// taps_pool_event. NULL on error, with taps_last_error():
-/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_OPTION (the message names
-/// the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT (opts->struct_size,
+/// as for taps_preconnection_new), TAPS_ERROR_INVALID_OPTION (the message
+/// names the field), TAPS_ERROR_INVALID_STATE (the loop was freed).
 #[no_mangle]
 pub extern "C" fn taps_connection_pool_new(
     p: *const Preconnection,
@@ -153,7 +160,12 @@ pub extern "C" fn taps_connection_pool_new(
 ) -> *mut ConnectionPool {
     guard!(std::ptr::null_mut(), {
         let pre = try_ref!(p);
-        let opts = opt_ref!(opts).map_or_else(api::PoolOptions::default, |&o| o.into());
+        let opts = if opts.is_null() {
+            api::PoolOptions::default()
+        } else {
+            // SAFETY: the C contract: opts points at a struct of its struct_size bytes.
+            try_ok!(unsafe { read_growable(opts, taps_pool_options_default()) }).into()
+        };
         let events: Option<crate::api::pool::PoolEventHandler> = on_event.map(|f| {
             let c = CEvents(f, user_data);
             Box::new(move |e: &api::PoolEvent| c.call(e)) as crate::api::pool::PoolEventHandler
@@ -167,7 +179,9 @@ pub extern "C" fn taps_connection_pool_new(
 /// with the oldest buffered connection (on the next loop turn) or the next
 /// one a race makes; its `establishment_error` if the race meant to serve
 /// it failed (then the pool backs off). Errors (then `*out_connection` is
-/// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE.
+/// NULL): TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE,
+/// TAPS_ERROR_INVALID_ARGUMENT (callbacks.struct_size, as for
+/// taps_preconnection_initiate_with_racing).
 #[no_mangle]
 pub extern "C" fn taps_connection_pool_acquire(
     pool: *mut ConnectionPool,

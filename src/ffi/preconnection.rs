@@ -6,7 +6,7 @@ use super::endpoint::{LocalEndpoint, RemoteEndpoint};
 use super::event_loop::EventLoop;
 use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ok, try_ref, Boxed, OnError};
 use super::properties::TransportProperties;
-use super::{c_enum, c_struct, fail, guard, status};
+use super::{c_enum, c_struct, fail, guard, read_growable, status};
 use crate::api;
 use crate::api::{Error, RacingType};
 use std::ffi::c_int;
@@ -59,10 +59,16 @@ pub enum BranchKind {
 c_enum!(BranchKind <=> api::BranchKind, "not a taps_branch_kind", [Path, Protocol, Endpoint]);
 
 /// Timing and counts of one race (RFC 8305 §3-§5). Start from the defaults
-/// (taps_racing_options_default()) and change the fields you need.
+/// (taps_racing_options_default(), which sets struct_size) and change the
+/// fields you need.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RacingOptions {
+    /// sizeof(taps_racing_options) of the caller's header, in bytes:
+    /// taps_racing_options_default() sets it; 0 means this header's full
+    /// struct. The library reads the fields that fit and takes the default
+    /// for the rest (docs/ABI.md).
+    pub struct_size: u32,
     /// RFC 8305 §5 Connection Attempt Delay in ms: default 250, clamped to
     /// [10, 2000].
     pub connection_attempt_delay_ms: u32,
@@ -80,7 +86,7 @@ pub struct RacingOptions {
     pub race_count: u32,
 }
 
-c_struct!(RacingOptions <=> api::RacingOptions {
+c_struct!(RacingOptions "taps_racing_options" <=> api::RacingOptions {
     connection_attempt_delay_ms,
     resolution_delay_ms,
     first_address_family_count,
@@ -91,7 +97,8 @@ c_struct!(RacingOptions <=> api::RacingOptions {
 
 /// The defaults: connection_attempt_delay_ms 250 (RFC 8305 §5),
 /// resolution_delay_ms 50 (§3), first_address_family_count 1 (§4),
-/// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1.
+/// attempt_timeout_ms 0 (none), total_timeout_ms 0 (none), race_count 1;
+/// struct_size sizeof(taps_racing_options).
 #[no_mangle]
 pub extern "C" fn taps_racing_options_default() -> RacingOptions {
     api::RacingOptions::default().into()
@@ -104,8 +111,10 @@ pub extern "C" fn taps_racing_options_default() -> RacingOptions {
 /// Returns NULL on error, with taps_last_error():
 /// TAPS_ERROR_NULL_ARGUMENT (event_loop, remotes or an element is NULL),
 /// TAPS_ERROR_INVALID_ARGUMENT (n_remotes is 0, an endpoint lacks a host
-/// or a port), TAPS_ERROR_INVALID_OPTION (an option out of range; the
-/// message names it). The loop must outlive the taps_preconnection.
+/// or a port; opts->struct_size below the smallest layout, inside a field,
+/// or larger than this library's struct with a field past it set),
+/// TAPS_ERROR_INVALID_OPTION (an option out of range; the message names
+/// it). The loop must outlive the taps_preconnection.
 #[no_mangle]
 pub extern "C" fn taps_preconnection_new(
     event_loop: *mut EventLoop,
@@ -126,7 +135,14 @@ pub extern "C" fn taps_preconnection_new(
             list.push(try_ref!(remote).0.clone());
         }
         let props = opt_ref!(props).map(|p| &p.0);
-        let opts = opt_ref!(opts).map(|&o| api::RacingOptions::from(o));
+        let opts = if opts.is_null() {
+            None
+        } else {
+            // SAFETY: the C contract: opts points at a struct of its
+            // struct_size bytes (no reference: it may be smaller than ours).
+            let o = try_ok!(unsafe { read_growable(opts, taps_racing_options_default()) });
+            Some(api::RacingOptions::from(o))
+        };
         let made = api::Preconnection::new(&lp.0, &list, props, opts.as_ref());
         handle_or_null(made.map(Preconnection))
     })
@@ -149,7 +165,9 @@ pub extern "C" fn taps_preconnection_free(p: *mut Preconnection) {
 ///
 /// The caller owns `*out_connection` and frees it with taps_connection_free
 /// (also inside a callback). Errors (then `*out_connection` is NULL):
-/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (the loop was freed).
+/// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_STATE (the loop was freed),
+/// TAPS_ERROR_INVALID_ARGUMENT (callbacks.struct_size below the smallest
+/// layout, inside a field, or larger than this library's struct).
 #[no_mangle]
 pub extern "C" fn taps_preconnection_initiate_with_racing(
     p: *mut Preconnection,

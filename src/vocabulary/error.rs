@@ -10,11 +10,13 @@ pub enum Error {
     NullArgument,
     /// An argument is malformed or out of range; the text says which.
     InvalidArgument(&'static str),
-    /// A host name that is empty, too long, or has characters a host name
-    /// cannot have.
-    InvalidHostname,
-    /// Port 0, or a service name the system does not know.
-    InvalidPort,
+    /// A host name that is empty, too long, has characters a host name
+    /// cannot have, or looks numeric without being a dotted-quad IPv4
+    /// address; the text says which.
+    InvalidHostname(&'static str),
+    /// Port 0, a number past 65535, text with spaces or signs, or a
+    /// service name the system does not know; the text says which.
+    InvalidPort(&'static str),
     /// A RacingOptions field out of its documented range; the text says which.
     InvalidOption(&'static str),
     /// The object is not in a state that allows this call.
@@ -53,8 +55,8 @@ impl Error {
         match self {
             Error::NullArgument => -1,
             Error::InvalidArgument(_) => -2,
-            Error::InvalidHostname => -3,
-            Error::InvalidPort => -4,
+            Error::InvalidHostname(_) => -3,
+            Error::InvalidPort(_) => -4,
             Error::InvalidOption(_) => -5,
             Error::InvalidState => -6,
             Error::OutOfRange => -7,
@@ -78,7 +80,7 @@ impl Error {
             -1 => "a required pointer argument was NULL",
             -2 => "invalid argument",
             -3 => "invalid host name",
-            -4 => "invalid port (0) or unknown service",
+            -4 => "invalid port or service",
             -5 => "racing option out of range",
             -6 => "operation not allowed in the object's current state",
             -7 => "index out of range",
@@ -101,7 +103,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(Error::describe_code(self.code()))?;
         match self {
-            Error::InvalidArgument(what) | Error::InvalidOption(what) => write!(f, ": {what}"),
+            Error::InvalidArgument(what)
+            | Error::InvalidOption(what)
+            | Error::InvalidHostname(what)
+            | Error::InvalidPort(what) => write!(f, ": {what}"),
             Error::AllAttemptsFailed(e) | Error::Io(e) if *e != 0 => {
                 write!(f, " ({})", std::io::Error::from_raw_os_error(*e))
             }
