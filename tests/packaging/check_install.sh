@@ -3,9 +3,10 @@
 #   check_install.sh SOURCE_DIR BUILD_DIR LIBDIR VERSION GENERATOR C_COMPILER
 # 1. `"$CMAKE" --install BUILD_DIR --prefix TMP --strip`: the libraries (stripped,
 #    SONAME and links), every header of include/, the CMake package, the .pc;
-# 2. tests/packaging/consumer with find_package(taps_racing CONFIG), static
-#    and shared, and the same main.c through pkg-config (shared, static with
-#    --static, fully static); a program with its own compiler builtins;
+# 2. tests/packaging/consumer with find_package(taps_racing CONFIG): C,
+#    static and shared, and the C++ wrapper (main.cpp); main.c through
+#    pkg-config (shared, static with --static, fully static) and main.cpp
+#    (shared); a program with its own compiler builtins;
 # 3. tests/packaging/parent: add_subdirectory of the source tree adds only
 #    the library targets (it shares BUILD_DIR's cargo target directory);
 # 4. cpack: the .tar.gz and the .deb hold the same files.
@@ -43,6 +44,7 @@ step "find_package(taps_racing CONFIG): static and shared targets"
 "$CMAKE" --build "$tmp/consumer" > "$tmp/consumer-build.log" || { cat "$tmp/consumer-build.log"; fail "consumer build failed"; }
 run "$tmp/consumer/consumer_static"
 run "$tmp/consumer/consumer_shared"
+run "$tmp/consumer/consumer_cxx"
 ldd "$tmp/consumer/consumer_shared" | grep -q "libtaps_racing.so.$major => $lib/" || fail "consumer_shared does not load $lib/libtaps_racing.so.$major"
 ! ldd "$tmp/consumer/consumer_static" | grep -q libtaps_racing || fail "consumer_static loads the shared library"
 
@@ -54,6 +56,11 @@ if command -v pkg-config > /dev/null 2>&1; then
   "$cc" -o "$tmp/pc_shared" "$here/consumer/main.c" $(pkg-config --cflags --libs taps_racing) "-Wl,-rpath,$pc_libdir" \
     || fail "pkg-config shared link failed"
   run "$tmp/pc_shared"
+  # The C++ wrapper through pkg-config, against the shared library.
+  # shellcheck disable=SC2046
+  c++ -std=c++17 -o "$tmp/pc_cxx" "$here/consumer/main.cpp" $(pkg-config --cflags --libs taps_racing) "-Wl,-rpath,$pc_libdir" \
+    || fail "pkg-config C++ link failed"
+  run "$tmp/pc_cxx"
   ldd "$tmp/pc_shared" | grep -q "libtaps_racing.so.$major => $lib/" || fail "pc_shared does not load libtaps_racing.so.$major"
   # The static library with a dynamic libc: --static flags, libtaps_racing.a by name.
   # shellcheck disable=SC2046
