@@ -78,6 +78,26 @@ fn a_callback_sees_attempts_start_and_end_until_it_is_turned_off() {
     assert!(records.iter().any(|(_, _, m)| m.contains("failed at ")), "{records:#?}");
     assert!(!records.iter().any(|(_, _, m)| m.contains("attempt 0 started")), "{records:#?}");
 
+    // A pool at DEBUG: "racing 3", the win, the spares buffered.
+    assert_eq!(taps_set_log_callback(taps_log_level::TAPS_LOG_LEVEL_DEBUG as i32, Some(record), user_data), 0);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    RECORDS.lock().unwrap().clear();
+    let lp = EventLoop::new().unwrap();
+    let pre = Preconnection::new(&lp, &[endpoint(port)], None, None).unwrap();
+    let pool = ConnectionPool::new(&pre, &PoolOptions { race_count: 3, ..PoolOptions::default() }, None).unwrap();
+    let conn = pool.acquire(Box::new(Quiet)).unwrap();
+    while conn.state() != ConnectionState::Established || pool.buffered() < 2 {
+        lp.run_once(Some(std::time::Duration::from_secs(5))).unwrap();
+    }
+    let lines: Vec<String> = RECORDS.lock().unwrap().drain(..).map(|(_, _, m)| m).collect();
+    assert!(has(&lines, &["pool ", ": racing 3"]), "{lines:#?}");
+    assert!(has(&lines, &["pool ", ": race won at "]), "{lines:#?}");
+    assert!(has(&lines, &["pool ", ": a connection buffered"]), "{lines:#?}");
+    drop(conn);
+    drop(pool);
+    drop(listener);
+
     // NULL: no more records.
     assert_eq!(taps_set_log_callback(taps_log_level::TAPS_LOG_LEVEL_TRACE as i32, None, std::ptr::null_mut()), 0);
     assert!(race(port).is_empty());
