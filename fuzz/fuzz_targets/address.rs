@@ -62,6 +62,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(!pre.is_null());
     let mut calls: u32 = 0;
     let cb = ConnectionCallbacks {
+        struct_size: std::mem::size_of::<ConnectionCallbacks>() as u32,
         ready: Some(count),
         establishment_error: Some(count),
         connection_error: Some(count),

@@ -95,6 +95,7 @@ fuzz_target!(|data: &[u8]| {
                         s.len() - 1
                     });
                     let cb = ConnectionCallbacks {
+                        struct_size: std::mem::size_of::<ConnectionCallbacks>() as u32,
                         ready: Some(on_ready),
                         establishment_error: Some(on_error),
                         connection_error: Some(on_conn_error),

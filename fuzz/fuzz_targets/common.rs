@@ -92,7 +92,7 @@ extern "C" fn fz_resolver_cancel(query: *mut ResolverQuery, _ud: *mut c_void) {
 /// A manual-clock loop with protocol "fz" and the mock resolver.
 pub fn fz_loop() -> *mut EventLoop {
     WORLD.with(|w| *w.borrow_mut() = World::default());
-    let opts = EventLoopOptions { manual_clock: true };
+    let opts = EventLoopOptions { struct_size: std::mem::size_of::<EventLoopOptions>() as u32, manual_clock: true };
     let lp = taps_event_loop_new_with_options(&opts);
     assert!(!lp.is_null());
     let imp = ProtocolImplementation {
