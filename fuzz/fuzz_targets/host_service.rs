@@ -3,7 +3,8 @@
 //! and the Rust API on the same text must agree, and what they accept must
 //! follow the documented rules (an IP literal, IPv6 possibly in brackets,
 //! or a name of at most 253 characters with labels of 1 to 63 letters,
-//! digits, '-' or '_'; a decimal port 1 to 65535 or a known service name).
+//! digits, '-' or '_', whose last label is not a number; a decimal port 1
+//! to 65535 or a known service name).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,8 +19,16 @@ fn documented_host(text: &str) -> bool {
         return true;
     }
     let name = text.strip_suffix('.').unwrap_or(text);
+    // A last label inet_aton would read as a number (decimal, or 0x and hex
+    // digits) is refused: "127.1" is not a name, and not an IPv4 literal.
+    let last = name.rsplit('.').next().unwrap_or(name);
+    let numeric = match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => last.bytes().all(|b| b.is_ascii_digit()),
+    };
     !name.is_empty()
         && text.len() <= 253
+        && !numeric
         && name.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
