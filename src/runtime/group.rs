@@ -345,15 +345,7 @@ impl Groups {
             entry.down = true;
         }
         if let Some(conn) = conn {
-            let t = {
-                let mut c = conn.lock();
-                c.phase = ConnectionState::Closed;
-                c.held_by = None;
-                c.take_transport()
-            };
-            if let Some(t) = t {
-                lp.close_transport(st, t);
-            }
+            Groups::close_member(lp, st, &conn);
         }
         Groups::event(st, group, GroupEventKind::MemberFailed, member, streams, 0);
         if all_down {
@@ -453,6 +445,20 @@ impl Groups {
         lp.wake_loop(&st);
     }
 
+    /// Close a member's connection: it is no longer the group's, and its
+    /// socket closes.
+    fn close_member(lp: &LoopCore, st: &mut LoopState, conn: &Arc<ConnCore>) {
+        let t = {
+            let mut c = conn.lock();
+            c.phase = ConnectionState::Closed;
+            c.held_by = None;
+            c.take_transport()
+        };
+        if let Some(t) = t {
+            lp.close_transport(st, t);
+        }
+    }
+
     /// [`Groups::free`] with the state locked.
     pub(super) fn free_locked(lp: &LoopCore, st: &mut LoopState, group: GroupId) {
         let Some(entry) = st.groups.entries.remove(&group) else { return };
@@ -462,15 +468,7 @@ impl Groups {
             lp.cancel_race(st, race);
         }
         for (_, conn) in entry.members {
-            let t = {
-                let mut c = conn.lock();
-                c.phase = ConnectionState::Closed;
-                c.held_by = None;
-                c.take_transport()
-            };
-            if let Some(t) = t {
-                lp.close_transport(st, t);
-            }
+            Groups::close_member(lp, st, &conn);
         }
     }
 }
