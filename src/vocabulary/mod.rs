@@ -23,4 +23,5 @@ pub mod options;
 pub mod protocol;
 pub mod report;
 pub mod state;
+pub mod svcb;
 pub mod time;
