@@ -513,6 +513,13 @@ class Bed:
         argv = [sys.executable, HERE, "_probe", addr, str(port), str(timeout)] + ([device] if device else [])
         return sh(*self.client(argv), check=False).stdout.strip()
 
+    def probe_many(self, targets, timeout=0.3):
+        """probe() for each (addr, port, device or None), one after the other
+        in one process; returns the states in order."""
+        argv = [sys.executable, HERE, "_probes", str(timeout)] + [f"{a}/{p}/{d or ''}" for a, p, d in targets]
+        states = sh(*self.client(argv), check=False, timeout=30 + len(targets) * timeout).stdout.split()
+        return states + ["error"] * (len(targets) - len(states))
+
 
 # ---------------------------------------------------------------------------
 # Helpers run inside the namespaces.
@@ -715,8 +722,8 @@ def _check_sockets(bed, out):
          ] + [(a, PORT_HTTPS_REFUSED, None, "refused") for a in S1] + [(a, PORT_HTTPS_HOLE, None, "timeout") for a in S1]
     bad = good = 0
     for rnd in range(2):  # twice: a blackhole must stay a blackhole
-        for addr, port, dev, want in expect:
-            got = bed.probe(addr, port, 0.3, dev)
+        states = bed.probe_many([(addr, port, dev) for addr, port, dev, _ in expect], 0.3)
+        for (addr, port, dev, want), got in zip(expect, states):
             ok = got == want
             bad += not ok
             good += ok and rnd == 1
@@ -899,6 +906,14 @@ def main(argv):
     if argv[:1] == ["_blackholes"] and len(argv) == 3:
         # extra blackholed listeners (benchmarks): ADDR PORT,PORT,...
         return _helper(lambda: [k for port in argv[2].split(",") for k in _blackhole(argv[1], int(port))])
+    if argv[:1] == ["_probes"]:
+        for target in argv[2:]:
+            addr, port, dev = target.split("/")
+            state, s = _probe(addr, int(port), float(argv[1]), dev or None)
+            if s:
+                s.close()
+            print(state, flush=True)
+        return 0
     if argv[:1] == ["_probe"]:
         state, s = _probe(argv[1], int(argv[2]), float(argv[3]), argv[4] if len(argv) > 4 else None)
         print(state)
