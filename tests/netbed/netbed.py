@@ -4,10 +4,10 @@
 usage (as root):
   netbed.py up        create a bed, print its description (JSON), keep it
                       until stdin closes, SIGINT/SIGTERM/SIGHUP; then remove it
-  netbed.py check [dns]
+  netbed.py check [sockets] [dns]
                       create a bed, probe every case with plain sockets and
                       kdig, remove it (exit 0 when every case behaves, 1
-                      otherwise, 77 skip); `dns`: only the DNS cases
+                      otherwise, 77 skip); `sockets`, `dns`: only those cases
   netbed.py --cleanup [--all]
                       remove stale beds: namespaces tbed-<pid>-*-{c,s} whose
                       process is gone (--all: every tbed-* bed), their
@@ -135,10 +135,12 @@ HOSTS = {
 
 # The HTTPS-record cases (zones/hev3.test.zone), asked for on port 443: what
 # a client following RFC 9460 and draft-ietf-happy-happyeyeballs-v3 should
-# connect to. "records": the HTTPS answer as kdig prints it.
+# connect to. "records": the HTTPS answer as kdig prints it; "addresses":
+# the name's A and AAAA; "connect": (addresses the winner may have, its
+# port), None where the rules leave it open.
 S1 = (S6[0], S4[0])
 S2 = (S6[1], S4[1])
-ECH_B64 = ("AEP+DQA/AQAgACABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fIAAEAAEAAQAQcHVibGljLmhldjMudGVzdAAA")
+ECH_B64 = "AEP+DQA/AQAgACABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fIAAEAAEAAQAQcHVibGljLmhldjMudGVzdAAA"
 HEV3_CASES = {
     "port": {"host": "port.hev3.test", "records": ["1 . port=8443"], "addresses": S1,
              "connect": (S1, PORT_HTTPS_ALT), "what": "ServiceMode port=8443 replaces the caller's port"},
@@ -180,9 +182,6 @@ HEV3_CASES = {
     "port0": {"host": "port0.hev3.test", "records": ["1 . port=0"], "addresses": S1,
               "connect": None, "what": "hostile: port=0"},
 }
-
-# "connect": (addresses the winner may have, its port), None where the
-# rules leave it open.
 
 # Description of the cases for tests and benchmarks.
 CASES = {
@@ -600,7 +599,7 @@ def _serve():
     keep += _blackhole(S4[0], PORT_V4HOLE)
     # hev3.test: 443 and 8443 accept on s1 and s2, 8447 drops SYNs on s1
     # (8446: nothing listens).
-    accepting += [(a, port, None) for a in (S6[0], S4[0], S6[1], S4[1]) for port in (PORT_HTTPS, PORT_HTTPS_ALT)]
+    accepting += [(a, port, None) for a in S1 + S2 for port in (PORT_HTTPS, PORT_HTTPS_ALT)]
     keep += _blackhole(S6[0], PORT_HTTPS_HOLE)
     keep += _blackhole(S4[0], PORT_HTTPS_HOLE)
     # two paths: the s2-bound listeners are filled from the client (_fill).
@@ -693,7 +692,7 @@ def _fill():
 
 
 # ---------------------------------------------------------------------------
-# `check`: every case, with plain sockets.
+# `check`: every case, with plain sockets and kdig.
 # ---------------------------------------------------------------------------
 
 def _report(out, ok, what):
@@ -718,8 +717,10 @@ def _check_sockets(bed, out):
         (S6[0], PORT_V4HOLE, None, "connected"), (S4[0], PORT_V4HOLE, None, "timeout"),
         (SVC4, PORT_TWOPATH, "c1", "connected"), (SVC6, PORT_TWOPATH, "c1", "connected"),
         (SVC4, PORT_TWOPATH, "c2", "timeout"), (SVC6, PORT_TWOPATH, "c2", "timeout"),
-    ] + [(a, port, None, "connected") for a in (S6[0], S4[0], S6[1], S4[1]) for port in (PORT_HTTPS, PORT_HTTPS_ALT)
-         ] + [(a, PORT_HTTPS_REFUSED, None, "refused") for a in S1] + [(a, PORT_HTTPS_HOLE, None, "timeout") for a in S1]
+    ]
+    expect += [(a, port, None, "connected") for a in S1 + S2 for port in (PORT_HTTPS, PORT_HTTPS_ALT)]
+    expect += [(a, PORT_HTTPS_REFUSED, None, "refused") for a in S1]
+    expect += [(a, PORT_HTTPS_HOLE, None, "timeout") for a in S1]
     bad = good = 0
     for rnd in range(2):  # twice: a blackhole must stay a blackhole
         states = bed.probe_many([(addr, port, dev) for addr, port, dev, _ in expect], 0.3)
@@ -803,25 +804,33 @@ def ech_config_list_ok(b64):
     return i == len(b) and b[2:4] == b"\xfe\x0d"
 
 
+class _Tally:
+    def __init__(self, out):
+        self.out, self.good, self.bad = out, 0, 0
+
+    def __call__(self, ok, what):
+        ok = _report(self.out, ok, what)
+        self.good, self.bad = self.good + ok, self.bad + (not ok)
+
+
 def _check_dns(bed, out):
     """hev3.test through dns_server.c's relay to knotd (kdig, UDP and TCP,
-    both server addresses, resolv.conf), and the HTTPS answers of
+    both server addresses, resolv.conf; glibc), and the HTTPS answers of
     *.slow.test with their timing."""
-    good = bad = 0
-
-    def check(ok, what):
-        nonlocal good, bad
-        ok = _report(out, ok, what)
-        good, bad = good + ok, bad + (not ok)
-
+    check = _Tally(out)
     if kdig_path() is None or not bed.knotd:
         what = "kdig (knot-dnsutils)" if kdig_path() is None else "knotd (knot)"
         if os.environ.get("CI") == "true":
             check(False, f"{what} not installed (CI=true: scripts/deps --test installs it)")
         else:
             print(f"SKIP dns cases: {what} not installed (scripts/deps --test)", file=out, flush=True)
-        return good, bad
+        return check.good, check.bad
+    _check_zone(bed, check)
+    _check_slow_https(bed, check)
+    return check.good, check.bad
 
+
+def _check_zone(bed, check):
     # Every case's HTTPS, A and AAAA, in one kdig over UDP.
     queries = [(c["host"], t) for c in HEV3_CASES.values() for t in ("HTTPS", "A", "AAAA")]
     queries += [("svc.hev3.test", "HTTPS"), ("svc.hev3.test", "A"), ("prio1.hev3.test", "AAAA"),
@@ -861,14 +870,20 @@ def _check_dns(bed, out):
         check(a is not None and sorted(a["records"]) == sorted(prio),
               f"kdig prio.hev3.test HTTPS {what}: {a and a['records']} {err.strip()}")
 
-    # *.slow.test: late HTTPS, NODATA, the port prefix, TC over UDP.
+
+def _check_slow_https(bed, check):
+
+    # *.slow.test: late HTTPS, NODATA, the port prefix, TC over UDP. The
+    # times are kdig's whole run (ip netns exec and kdig's start included):
+    # lower bounds hold exactly, upper bounds are wide for loaded machines;
+    # "at once" is under 250 ms, the least delay of a late answer here.
     for name, qtype, records, lo, hi in (
             ("https300.slow.test", "HTTPS", ["1 . alpn=h2"], 250, 1500),
-            ("https300.slow.test", "A", [S4[0]], 0, 200),
-            ("https300.slow.test", "AAAA", [S6[0]], 0, 200),
-            ("nohttps.slow.test", "HTTPS", [], 0, 200),
-            ("nohttps-https300.slow.test", "HTTPS", [], 0, 200),
-            ("aaaa300.slow.test", "HTTPS", [], 0, 200),
+            ("https300.slow.test", "A", [S4[0]], 0, 250),
+            ("https300.slow.test", "AAAA", [S6[0]], 0, 250),
+            ("nohttps.slow.test", "HTTPS", [], 0, 250),
+            ("nohttps-https300.slow.test", "HTTPS", [], 0, 250),
+            ("aaaa300.slow.test", "HTTPS", [], 0, 250),
             ("_8443._https.https100.slow.test", "HTTPS", ["1 https100.slow.test. alpn=h2"], 95, 1500)):
         got, ms, err = kdig(bed, [(name, qtype)])
         a = got.get((name, qtype))
@@ -877,7 +892,7 @@ def _check_dns(bed, out):
               f"{'' if a else ' ' + err.strip()}")
     got, ms, err = kdig(bed, [("tc-aaaa100.slow.test", "AAAA")], "+ignore")
     a = got.get(("tc-aaaa100.slow.test", "AAAA"))
-    check(a is not None and a["tc"] == 1 and a["records"] == [] and ms < 200,
+    check(a is not None and a["tc"] == 1 and a["records"] == [] and ms < 250,
           f"kdig +ignore tc-aaaa100.slow.test AAAA over UDP: TC {a and a['tc']}, {a and a['records']} in {ms:.0f} ms")
     got, ms, err = kdig(bed, [("tc-aaaa100.slow.test", "AAAA")])
     a = got.get(("tc-aaaa100.slow.test", "AAAA"))
@@ -893,7 +908,6 @@ def _check_dns(bed, out):
            check=False)
     check(p.stdout.split() == ["norecord.hev3.test", S6[0], "tc.slow.test", S6[0], "svc.hev3.test", S6[1]],
           f"getaddrinfo (glibc) norecord.hev3.test, tc.slow.test (TCP), svc.hev3.test: {p.stdout.split()}")
-    return good, bad
 
 
 def main(argv):
