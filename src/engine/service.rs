@@ -2,7 +2,7 @@
 //! draft-ietf-happy-happyeyeballs-v3-04 §4.2–§7 over RFC 9460 records.
 //!
 //! A race that expects HTTPS answers ([`super::race::Race::expect_services`],
-//! [`super::tree::Tree::expect_services`]) keeps a [`ServiceState`]; a race
+//! [`super::tree::Tree::expect_services`]) keeps its HTTPS state; a race
 //! that does not keeps nothing more and behaves as RFC 8305 alone.
 //!
 //! # The conversation with the runtime

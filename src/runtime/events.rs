@@ -137,10 +137,15 @@ impl LoopCore {
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
         let completions = std::mem::take(&mut *lock(&self.completions));
-        let n = answers.len() + completions.len();
+        let n = answers.len() + completions.len() + self.take_service_answers(st);
         for answer in answers {
+            if self.route_target_answer(st, answer.race, answer.key, answer.result.clone()) {
+                continue;
+            }
             if let Some(entry) = st.races.get_mut(&answer.race) {
-                log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), "");
+                let at = now.saturating_sub(entry.started_at);
+                LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
+                log_answer(answer.race, &answer.key, &answer.result, at, "");
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }

@@ -30,6 +30,7 @@ pub(crate) mod client;
 pub(crate) mod conn;
 mod drive;
 mod events;
+pub(crate) mod https;
 pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
@@ -143,6 +144,8 @@ pub(crate) struct LoopCore {
     clock: Clock,
     /// User-protocol completions from any thread, for the loop.
     completions: Mutex<Vec<QueuedCompletion>>,
+    /// HTTPS answers from any thread, for the loop (see [`https`]).
+    service_answers: Mutex<Vec<https::ServiceAnswer>>,
     /// This loop, for the handles given to user protocols.
     me: Weak<LoopCore>,
     /// Counts race steps, so that a manual-clock run knows when nothing
@@ -210,6 +213,7 @@ impl LoopCore {
             clock: if manual_clock { Clock::manual() } else { Clock::new() },
             wake_ahead: clock::WAKE_AHEAD,
             completions: Mutex::new(Vec::new()),
+            service_answers: Mutex::new(Vec::new()),
         }))
     }
 

@@ -62,6 +62,11 @@ impl Tree {
         self.first_race().map_or(&[], Race::services)
     }
 
+    /// The service table's indices in HEv3 §5 order ([`Race::service_order`]).
+    pub fn service_order(&self) -> Vec<usize> {
+        self.first_race().map_or_else(Vec::new, Race::service_order)
+    }
+
     /// What a tree attempt's candidate owes to the HTTPS records.
     pub fn attempt_service(&self, attempt: AttemptId) -> Option<AttemptService> {
         match &self.0 {
