@@ -289,7 +289,13 @@ impl LoopCore {
                     });
                     dns.https.push(Arc::clone(&q));
                     if let Err(code) = user.resolve_https(Arc::clone(&q), &r.name) {
-                        q.answer(Err(code));
+                        // Refused at once (the trait's default): the race
+                        // takes it now, as if answered before any other.
+                        q.end();
+                        dns.open.pop();
+                        let at = self.clock.now();
+                        dns.record(RecordType::Https, r.endpoint, r.name, at.saturating_sub(entry.started_at), Err(code));
+                        entry.tree.on_service_answer(at, r.endpoint, Err(code));
                     }
                 }
                 QueryKind::Aaaa | QueryKind::A => {
