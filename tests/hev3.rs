@@ -47,6 +47,7 @@ impl Protocol for Named {
 struct Dns {
     addrs: Mutex<Vec<(ResolverQuery, String)>>,
     https: Mutex<Vec<ServiceQuery>>,
+    cancelled: Mutex<Vec<String>>,
 }
 
 impl Dns {
@@ -74,6 +75,13 @@ impl Resolver for Dns {
     fn resolve_https(&self, query: ServiceQuery, _: &str) -> std::result::Result<(), i32> {
         self.https.lock().unwrap().push(query);
         Ok(())
+    }
+    fn cancel(&self, query: &ResolverQuery) {
+        let name = self.addrs.lock().unwrap().iter().find(|(q, _)| q.as_raw() == query.as_raw()).map(|(_, n)| n.clone());
+        self.cancelled.lock().unwrap().push(format!("{:?} {}", query.family(), name.unwrap_or_default()));
+    }
+    fn cancel_https(&self, query: &ServiceQuery) {
+        self.cancelled.lock().unwrap().push(format!("HTTPS {}", query.name()));
     }
 }
 
@@ -211,6 +219,24 @@ fn two_priorities_from_hints_the_second_wins_when_the_first_fails() {
     let report = conn.dns_report();
     assert_eq!(report.services.iter().map(|s| (s.priority, s.target.as_str())).collect::<Vec<_>>(), [(1, "a.test"), (2, "b.test")]);
     assert!(report.answers.iter().any(|d| d.record == RecordType::A && d.name == "a.test" && d.at_us == 30_000));
+    // HEv3 §6: answers keep coming into the report for 1 s after the win
+    // (at 30 ms), starting nothing; then the open questions are cancelled.
+    advance(&lp, 500_000);
+    dns.addr("b.test", Family::V4).answer(&ips(&["127.0.0.5"]));
+    lp.run().unwrap();
+    let last = conn.dns_report().answers.last().cloned().unwrap();
+    assert_eq!((last.record, last.name.as_str(), last.at_us, last.result), (RecordType::A, "b.test", 530_000, Ok(1)));
+    assert_eq!(mock.log().len(), 2);
+    assert_eq!(*dns.cancelled.lock().unwrap(), Vec::<String>::new());
+    advance(&lp, 499_999);
+    assert_eq!(*dns.cancelled.lock().unwrap(), Vec::<String>::new());
+    advance(&lp, 1);
+    let mut cancelled = dns.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    assert_eq!(cancelled, ["V6 a.test", "V6 b.test"]);
+    dns.addr("a.test", Family::V6).answer(&ips(&["::1"]));
+    lp.run().unwrap();
+    assert_eq!(conn.dns_report().answers.len(), report.answers.len() + 1);
     drop(conn);
     done(&mock);
 }

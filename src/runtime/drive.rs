@@ -144,10 +144,14 @@ impl LoopCore {
     /// transport becomes the connection's (unless the user let go of it
     /// meanwhile), and `ready` or `establishment_error` is queued.
     fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
-        let LoopState { races, tokens, protocols, .. } = &mut *st;
+        let LoopState { races, tokens, protocols, lingering, timers, .. } = &mut *st;
         let Some(mut entry) = races.remove(&id) else { return };
         let reports = reports(&entry, protocols);
         let dns = entry.dns.is_some().then(|| Box::new(super::https::dns_report(&entry)));
+        if end.is_ok() {
+            // HEv3 §6: DNS answers keep coming into the report a while.
+            LoopCore::linger(lingering, timers, id, &mut entry, self.clock.now());
+        }
         self.end_queries(&mut entry);
         let winner = match end {
             Ok(attempt) => entry.io.remove(attempt),

@@ -139,6 +139,12 @@ impl LoopCore {
         let completions = std::mem::take(&mut *lock(&self.completions));
         let n = answers.len() + completions.len() + self.take_service_answers(st);
         for answer in answers {
+            if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
+                // A won race's late answer: into its report only.
+                let count = answer.result.as_ref().map(Vec::len).map_err(|c| *c);
+                self.lingering_answer(st, answer.race, Some(answer.key), answer.key.endpoint, count);
+                continue;
+            }
             if self.route_target_answer(st, answer.race, answer.key, answer.result.clone()) {
                 continue;
             }
@@ -214,7 +220,10 @@ impl LoopCore {
                 }
                 TimerOwner::Race(id) => id,
             };
-            let Some(entry) = st.races.get_mut(&id) else { continue };
+            let Some(entry) = st.races.get_mut(&id) else {
+                self.expire_lingering(st, now);
+                continue;
+            };
             if entry.armed != at {
                 continue;
             }
@@ -227,9 +236,9 @@ impl LoopCore {
     /// Arm the timerfd for the earliest deadline somebody still wants
     /// (early by the wake-ahead while the library waits itself).
     pub(super) fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
+        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, lingering, .. } = st;
         timers.drop_stale_top(|at, owner| match owner {
-            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at),
+            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at) || LoopCore::lingers_until(lingering, id, at),
             TimerOwner::Pool(id) => pools.is_armed_at(id, at),
             TimerOwner::Group(id) => groups.is_armed_at(id, at),
         });

@@ -90,6 +90,26 @@ pub(crate) struct RaceDns {
     https: Vec<Arc<ServiceQueryHandle>>,
     /// The user resolver that has them.
     user: Option<Arc<dyn super::callbacks::UserResolver>>,
+    /// The resolver took an HTTPS question (did not refuse it): after a
+    /// win, the race's questions stay open for [`LINGER`].
+    accepted: bool,
+}
+
+/// How long a won race's open questions stay open and their answers go
+/// into its report (HEv3 draft §6: the resolver "SHOULD still process DNS
+/// replies … for a short period of time (recommended to be 1 second)").
+/// They start no attempt.
+pub(crate) const LINGER: Micros = 1_000_000;
+
+/// A won race's DNS side, kept for [`LINGER`] after the win.
+pub(crate) struct Lingering {
+    race: RaceId,
+    conn: Weak<super::conn::ConnCore>,
+    started_at: Micros,
+    /// When its questions are cancelled.
+    pub(crate) until: Micros,
+    dns: Box<RaceDns>,
+    queries: Option<Box<UserQueries>>,
 }
 
 impl RaceDns {
@@ -193,7 +213,10 @@ impl LoopCore {
         ttl: u32,
     ) {
         let now = self.clock.now();
-        let Some(entry) = st.races.get_mut(&race) else { return };
+        let Some(entry) = st.races.get_mut(&race) else {
+            self.lingering_answer(st, race, None, endpoint, result.as_ref().map(Vec::len).map_err(|c| *c));
+            return;
+        };
         let at = now.saturating_sub(entry.started_at);
         if let Some(dns) = entry.dns.as_mut() {
             let i = dns.open.iter().position(|(e, _)| *e == endpoint);
@@ -288,11 +311,14 @@ impl LoopCore {
                         done: AtomicBool::new(false),
                     });
                     dns.https.push(Arc::clone(&q));
-                    if let Err(code) = user.resolve_https(Arc::clone(&q), &r.name) {
+                    let accepted = user.resolve_https(Arc::clone(&q), &r.name);
+                    dns.accepted |= accepted.is_ok();
+                    if let Err(code) = accepted {
                         // Refused at once (the trait's default): the race
                         // takes it now, as if answered before any other.
                         q.end();
                         dns.open.pop();
+                        dns.https.pop();
                         let at = self.clock.now();
                         dns.record(RecordType::Https, r.endpoint, r.name, at.saturating_sub(entry.started_at), Err(code));
                         entry.tree.on_service_answer(at, r.endpoint, Err(code));
@@ -321,9 +347,87 @@ impl LoopCore {
 
 }
 
-/// Cancel the HTTPS questions of a race that ended.
-pub(super) fn end_service_queries(entry: &mut RaceEntry) {
-    let Some(dns) = entry.dns.as_mut() else { return };
+impl LoopCore {
+    /// A won race whose resolver took its HTTPS questions: keep its DNS
+    /// side and its open questions for [`LINGER`] (their answers go into
+    /// the connection's report), with a timer to cancel them then. False
+    /// (nothing taken) for any other race.
+    pub(super) fn linger(
+        lingering: &mut Vec<Lingering>,
+        timers: &mut super::timers::TimerHeap,
+        id: RaceId,
+        entry: &mut RaceEntry,
+        now: Micros,
+    ) -> bool {
+        if !entry.dns.as_ref().is_some_and(|d| d.accepted) {
+            return false;
+        }
+        let until = now.saturating_add(LINGER);
+        let dns = entry.dns.take().expect("checked");
+        let queries = entry.user_queries.take();
+        lingering.push(Lingering { race: id, conn: Arc::downgrade(&entry.conn), started_at: entry.started_at, until, dns, queries });
+        timers.push(until, super::timers::TimerOwner::Race(id));
+        true
+    }
+
+    /// An answer (address or HTTPS) for a race no longer in flight: into
+    /// its connection's report if it lingers (see [`LINGER`]). False if
+    /// it does not.
+    pub(super) fn lingering_answer(&self, st: &mut LoopState, race: RaceId, key: Option<QueryKey>, endpoint: usize, result: Result<usize, i32>) -> bool {
+        let now = self.clock.now();
+        let Some(l) = st.lingering.iter_mut().find(|l| l.race == race && now < l.until) else { return false };
+        let (record, endpoint, name) = match key {
+            None => {
+                let i = l.dns.open.iter().position(|(e, _)| *e == endpoint);
+                (RecordType::Https, endpoint, i.map(|i| l.dns.open.swap_remove(i).1).unwrap_or_default())
+            }
+            Some(k) => match k.endpoint.checked_sub(TARGET_KEY_BASE).and_then(|s| l.dns.targets.get(s)) {
+                Some((e, name)) => (record_type(k.family), *e, name.clone()),
+                None => (record_type(k.family), k.endpoint, l.dns.host(k.endpoint)),
+            },
+        };
+        let answer = DnsAnswerReport { record, endpoint, name, at_us: now.saturating_sub(l.started_at), result };
+        if let Some(conn) = l.conn.upgrade() {
+            let mut c = conn.lock();
+            c.race_result().dns.get_or_insert_with(Box::default).answers.push(answer);
+        }
+        true
+    }
+
+    /// Cancel the questions of races that lingered [`LINGER`] (all of them
+    /// with `now` = `Micros::MAX`).
+    pub(super) fn expire_lingering(&self, st: &mut LoopState, now: Micros) {
+        let mut i = 0;
+        while i < st.lingering.len() {
+            if st.lingering[i].until > now {
+                i += 1;
+                continue;
+            }
+            let l = st.lingering.swap_remove(i);
+            let mut dns = l.dns;
+            cancel_https(&mut dns);
+            if let Some(u) = l.queries {
+                for q in u.queries {
+                    if !q.done.load(Ordering::Acquire) {
+                        q.end();
+                        u.resolver.cancel(q);
+                    }
+                }
+            }
+        }
+        if st.lingering.is_empty() {
+            st.lingering = Vec::new();
+        }
+    }
+
+    /// Whether a race timer at `at` belongs to a lingering race.
+    pub(super) fn lingers_until(lingering: &[Lingering], race: RaceId, at: Micros) -> bool {
+        lingering.iter().any(|l| l.race == race && l.until == at)
+    }
+}
+
+/// Cancel the open HTTPS questions of a race's DNS side.
+fn cancel_https(dns: &mut RaceDns) {
     for q in std::mem::take(&mut dns.https) {
         if !q.done.load(Ordering::Acquire) {
             q.end();
@@ -331,6 +435,13 @@ pub(super) fn end_service_queries(entry: &mut RaceEntry) {
                 u.cancel_https(q);
             }
         }
+    }
+}
+
+/// Cancel the HTTPS questions of a race that ended.
+pub(super) fn end_service_queries(entry: &mut RaceEntry) {
+    if let Some(dns) = entry.dns.as_mut() {
+        cancel_https(dns);
     }
 }
 

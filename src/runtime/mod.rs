@@ -119,6 +119,9 @@ struct LoopState {
     /// The candidate tree of the last race on the default path alone,
     /// with what it was built from (see [`tree::race_tree`]).
     default_tree: Option<(DefaultTreeKey, Arc<[PathBranch]>)>,
+    /// Won races whose DNS questions stay open a little (see
+    /// [`https::LINGER`]).
+    lingering: Vec<https::Lingering>,
 }
 
 struct Poller {
@@ -202,6 +205,7 @@ impl LoopCore {
                 default_paths: Arc::new([RacePath::new(Path::default_path())]),
                 user_resolver: None,
                 default_tree: None,
+                lingering: Vec::new(),
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
