@@ -366,10 +366,10 @@ impl ServiceState {
         let chain = &self.chains[ci];
         let owner = chain.asked.last().expect("asked is never empty").clone();
         let aliased = chain.asked.len() > 1;
-        let (host, port) = (chain.query.host.clone(), chain.query.port);
+        let host = chain.query.host.clone();
         for r in records.iter().filter(|r| !r.is_alias()) {
             self.seen += 1;
-            self.add_service(endpoint, r, &owner, aliased, &host, port);
+            self.add_service(endpoint, r, &owner, aliased, &host);
         }
         true
     }
@@ -389,7 +389,7 @@ impl ServiceState {
 
     /// Keep one ServiceMode record if usable; ask its TargetName's
     /// addresses when it is not the host.
-    fn add_service(&mut self, endpoint: usize, r: &ServiceRecord, owner: &str, aliased: bool, host: &str, _port: u16) {
+    fn add_service(&mut self, endpoint: usize, r: &ServiceRecord, owner: &str, aliased: bool, host: &str) {
         if self.services.len() >= MAX_SERVICES {
             return;
         }

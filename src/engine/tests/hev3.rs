@@ -1,6 +1,7 @@
 //! HEv3 (draft-ietf-happy-happyeyeballs-v3-04 §4.2–§7) over HTTPS records
 //! (RFC 9460): when racing starts with an HTTPS question open, aliases,
-//! hints, ports, ALPN, SvcPriority groups, ECH required, late answers.
+//! hints, ports, ALPN, SvcPriority groups, ECH required, late answers;
+//! and randomized schedules checked against the rules' invariants.
 
 use super::support::*;
 use crate::engine::race::{Action, AttemptService, Race};
@@ -355,5 +356,149 @@ fn tree_of_two_protocols_asks_once_and_races_the_service() {
         assert_eq!(actions[0], tree::Action::Start { attempt: 0, addr: at(v6(1), 8443).addr, path: 0, protocol: 0 });
         assert_eq!(t.services().len(), 1);
         assert_eq!(t.attempt_service(0), Some(AttemptService { service: Some(0), from_hint: false }));
+    }
+}
+
+/// splitmix64, for the randomized schedules.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One input of a randomized schedule.
+enum Input {
+    Host(Family, Result<Vec<Candidate>, i32>),
+    Https(Result<Vec<ServiceRecord>, i32>),
+    Target(String, Family, Result<Vec<Candidate>, i32>),
+    Attempt(usize, bool),
+}
+
+/// The addresses a scenario may give: a few of each family.
+fn pool(rng: &mut Rng) -> Vec<Candidate> {
+    let n = rng.below(3) as usize;
+    (0..n).map(|_| if rng.below(2) == 0 { v6(1 + rng.below(4) as u16) } else { v4(1 + rng.below(4) as u8) }).collect()
+}
+
+fn answer(rng: &mut Rng, family: Family) -> Result<Vec<Candidate>, i32> {
+    if rng.below(6) == 0 {
+        return Err(-2);
+    }
+    Ok(pool(rng).into_iter().filter(|c| Family::of(&c.addr) == family).collect())
+}
+
+/// Random ServiceMode records; "h3only.example" (never usable by an h2
+/// caller) has its own addresses, 2001:db8::99 and 192.0.2.99.
+fn records(rng: &mut Rng) -> Vec<ServiceRecord> {
+    let mut out = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let target = ["", "t1.example", "t2.example", "h3only.example"][rng.below(4) as usize];
+        let mut p = SvcParams::default();
+        if target == "h3only.example" {
+            p.alpn = vec!["h3".into()];
+            p.no_default_alpn = true;
+            p.ipv6hint = vec![v6_ip(0x99)];
+        } else {
+            p.ipv6hint = (0..rng.below(2)).map(|_| v6_ip(1 + rng.below(4) as u16)).collect();
+        }
+        p.port = (rng.below(2) == 0).then_some(8443);
+        out.push(service(1 + rng.below(3) as u16, target, p));
+    }
+    out
+}
+
+#[test]
+fn randomized_hev3_invariants() {
+    for seed in 0..2000u64 {
+        let mut rng = Rng(seed);
+        let ech_required = rng.below(4) == 0;
+        let mut r = dual(cfg());
+        r.expect_services(ServiceSpec { alpn: vec!["h2".into()], ech_required, seed, ..spec() });
+        assert_eq!(resolves(&mut r), [ask(HOST, QueryKind::Https)]);
+        let mut events: Vec<(u64, Input)> = vec![
+            (rng.below(400) * MS, Input::Host(Family::V6, answer(&mut rng, Family::V6))),
+            (rng.below(400) * MS, Input::Host(Family::V4, answer(&mut rng, Family::V4))),
+        ];
+        let https_at = rng.below(600) * MS;
+        let https = if rng.below(5) == 0 { Err(2) } else { Ok(records(&mut rng)) };
+        events.push((https_at, Input::Https(https)));
+        let (mut first_input, mut https_done_at, mut ended) = (None::<u64>, None::<u64>, false);
+        let mut started: Vec<SocketAddr> = Vec::new();
+        let mut now = 0;
+        loop {
+            events.sort_by_key(|(t, _)| *t);
+            let next_event = events.first().map(|(t, _)| *t);
+            let deadline = r.next_deadline();
+            let at = match (next_event, deadline) {
+                (None, None) => break,
+                (e, d) => e.unwrap_or(u64::MAX).min(d.unwrap_or(u64::MAX)),
+            };
+            assert!(at >= now, "seed {seed}: time goes forward");
+            now = at;
+            if deadline == Some(at) && next_event != Some(at) {
+                r.on_timer(now);
+            } else {
+                let (_, input) = events.remove(0);
+                first_input.get_or_insert(now);
+                match input {
+                    Input::Host(f, a) => r.on_answer(now, if f == Family::V6 { q6(0) } else { q4(0) }, a),
+                    Input::Https(a) => {
+                        https_done_at = Some(now);
+                        r.on_service_answer(now, 0, a)
+                    }
+                    Input::Target(name, f, a) => r.on_target_answer(now, 0, &name, f, a),
+                    // Reports for attempts the end cancelled would get a
+                    // Cancel (close the socket): not what this checks.
+                    Input::Attempt(..) if ended => {}
+                    Input::Attempt(i, true) => r.on_attempt_ready(now, i),
+                    Input::Attempt(i, false) => r.on_attempt_failed(now, i, ECONNREFUSED),
+                }
+            }
+            for q in resolves(&mut r) {
+                let family = match q.kind {
+                    QueryKind::Aaaa => Family::V6,
+                    QueryKind::A => Family::V4,
+                    QueryKind::Https => unreachable!("seed {seed}: no alias was given"),
+                };
+                assert_ne!(q.name, "h3only.example", "seed {seed}: a skipped record's TargetName is not asked");
+                let a = answer(&mut rng, family);
+                events.push((now + rng.below(300) * MS, Input::Target(q.name, family, a)));
+            }
+            let actions = drain(&mut r);
+            for (k, action) in actions.iter().enumerate() {
+                assert!(!ended, "seed {seed}: nothing after the end");
+                match *action {
+                    Action::Start { attempt, addr } => {
+                        if started.is_empty() && https_done_at.is_none() {
+                            assert!(!ech_required, "seed {seed}: ECH required never races before HTTPS");
+                            assert!(now >= first_input.unwrap() + 50 * MS, "seed {seed}: HTTPS open: the Resolution Delay first");
+                        }
+                        assert!(!started.contains(&addr), "seed {seed}: {addr} attempted twice");
+                        assert!(!matches!(addr.ip(), IpAddr::V6(a) if a == v6_ip(0x99)), "seed {seed}: a skipped record's hint");
+                        assert!([443, 8443].contains(&addr.port()));
+                        assert_eq!(attempt, started.len());
+                        started.push(addr);
+                        let ok = rng.below(4) == 0;
+                        events.push((now + (1 + rng.below(400)) * MS, Input::Attempt(attempt, ok)));
+                    }
+                    Action::Cancel { .. } => assert!(
+                        actions[k..].iter().any(|a| matches!(a, Action::Won { .. } | Action::Failed { .. })),
+                        "seed {seed}: an answer never cancels an attempt"
+                    ),
+                    Action::Won { .. } | Action::Failed { .. } => ended = true,
+                    Action::Spare { .. } => unreachable!(),
+                }
+            }
+        }
+        assert!(r.is_finished(), "seed {seed}: every input given, the race ends");
     }
 }
