@@ -137,7 +137,9 @@ impl LoopCore {
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
         let completions = std::mem::take(&mut *lock(&self.completions));
-        let n = answers.len() + completions.len() + self.take_service_answers(st);
+        // HTTPS answers first: a resolver answers HTTPS before AAAA and A
+        // when it answers all at once (HEv3 §4.1 order).
+        let n = self.take_service_answers(st) + answers.len() + completions.len();
         for answer in answers {
             if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
                 // A won race's late answer: into its report only.
@@ -145,7 +147,8 @@ impl LoopCore {
                 self.lingering_answer(st, answer.race, Some(answer.key), answer.key.endpoint, count);
                 continue;
             }
-            if self.route_target_answer(st, answer.race, answer.key, answer.result.clone()) {
+            if answer.key.endpoint >= super::https::TARGET_KEY_BASE {
+                self.route_target_answer(st, answer.race, answer.key, answer.result);
                 continue;
             }
             if let Some(entry) = st.races.get_mut(&answer.race) {

@@ -260,16 +260,14 @@ impl LoopCore {
         self.drive(st, race, now);
     }
 
-    /// A resolver answer whose key is a TargetName's slot
-    /// ([`TARGET_KEY_BASE`]): to [`LoopCore::on_target_answer`]. False if
-    /// the key is an ordinary endpoint's.
-    pub(super) fn route_target_answer(&self, st: &mut LoopState, race: RaceId, key: QueryKey, result: Result<Vec<Candidate>, i32>) -> bool {
-        let Some(slot) = key.endpoint.checked_sub(TARGET_KEY_BASE) else { return false };
+    /// A resolver answer whose key is a TargetName's slot (at or above
+    /// [`TARGET_KEY_BASE`]): to [`LoopCore::on_target_answer`].
+    pub(super) fn route_target_answer(&self, st: &mut LoopState, race: RaceId, key: QueryKey, result: Result<Vec<Candidate>, i32>) {
+        let Some(slot) = key.endpoint.checked_sub(TARGET_KEY_BASE) else { return };
         let target = st.races.get(&race).and_then(|e| e.dns.as_ref()).and_then(|d| d.targets.get(slot)).cloned();
         if let Some((endpoint, name)) = target {
             self.on_target_answer(st, race, endpoint, &name, key.family, result);
         }
-        true
     }
 
     /// Record a host's AAAA/A answer in the race's DNS report, if it keeps
