@@ -208,6 +208,15 @@ impl Connection {
         self.core.lp.attempt_reports(&self.core, <[AttemptReport]>::to_vec)
     }
 
+    /// What the race learnt from DNS when it asked HTTPS records (HEv3
+    /// draft §4–§7): the ServiceMode records it used, in the order it
+    /// tried them, and every DNS answer with its arrival time (µs since
+    /// the race was initiated). Empty for a race that asked no HTTPS
+    /// record. Any thread.
+    pub fn dns_report(&self) -> super::DnsReport {
+        self.core.lp.dns_report(&self.core)
+    }
+
     /// Close gracefully: a race stops, an established socket sends FIN and
     /// closes; the handler's `closed` follows on the loop. A no-op when
     /// already closed, failed or never started.

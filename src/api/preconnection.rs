@@ -12,6 +12,7 @@ use crate::runtime::LoopCore;
 use crate::runtime::RaceSpec;
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
+use crate::vocabulary::svcb::HttpsPolicy;
 use std::sync::Arc;
 
 /// Remote endpoints, transport properties and racing options on one loop
@@ -58,6 +59,13 @@ pub struct Preconnection {
     properties: TransportProperties,
     config: RaceConfig,
     racing: BranchRacing,
+    /// The ALPN ids the caller can use, in order of preference (HEv3
+    /// draft §6.2); empty = any.
+    alpn: Vec<String>,
+    /// When to ask HTTPS records.
+    https: HttpsPolicy,
+    /// HEv3 draft §6.3: never race before the HTTPS answers.
+    ech_required: bool,
 }
 
 /// A level of the candidate tree (RFC 9623 §4.1).
@@ -108,7 +116,37 @@ impl Preconnection {
             properties: properties.cloned().unwrap_or_default(),
             racing: BranchRacing::delayed(config.connection_attempt_delay),
             config,
+            alpn: Vec::new(),
+            https: HttpsPolicy::default(),
+            ech_required: false,
         })
+    }
+
+    /// The ALPN protocol ids this caller can use, in order of preference
+    /// (e.g. `["h2", "http/1.1"]`). With HTTPS records (HEv3 draft §6.2,
+    /// RFC 9460 §7.1.2), a record whose ALPN set has none of them is
+    /// skipped, and each attempt's report lists the ids usable with its
+    /// record, in this order. Empty (the default): any. Races started
+    /// later use it.
+    pub fn set_alpn(&mut self, alpn: &[&str]) {
+        self.alpn = alpn.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// When the races ask HTTPS records for host names: [`HttpsPolicy::Auto`]
+    /// (default: port 443 only), [`HttpsPolicy::On`] (any port, as
+    /// `_PORT._https.host` when not 443, RFC 9460 §9.1), [`HttpsPolicy::Off`].
+    /// HTTPS records are asked of a user resolver
+    /// ([`super::Resolver::resolve_https`]); races of a pool or a group do
+    /// not ask them.
+    pub fn set_https_policy(&mut self, policy: HttpsPolicy) {
+        self.https = policy;
+    }
+
+    /// ECH required (HEv3 draft §6.3, RFC 9460 §5.1): racing never starts
+    /// before every HTTPS question has ended, and records with an ECH
+    /// config are tried before those without. Default: off.
+    pub fn set_ech_required(&mut self, required: bool) {
+        self.ech_required = required;
     }
 
     /// Start a race (RFC 8305, RFC 9623 §4) and return its Connection at
@@ -150,6 +188,9 @@ impl Preconnection {
             config: self.racing.apply(self.config),
             racing: self.racing,
             avoid: &[],
+            https: self.https,
+            alpn: &self.alpn,
+            ech_required: self.ech_required,
         };
         let started = self.lp.start_race(&conn.core, &spec);
         if started.is_err() {

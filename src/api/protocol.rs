@@ -11,6 +11,7 @@ use crate::runtime::callbacks::{UserProtocol, UserResolver};
 use crate::runtime::protocol::{AttemptHandle, Completion};
 use crate::runtime::resolver::QueryHandle;
 use crate::engine::Family;
+use crate::vocabulary::svcb::ServiceRecord;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -100,6 +101,59 @@ pub trait Resolver: Send + Sync {
     fn cancel(&self, query: &ResolverQuery) {
         let _ = query;
     }
+    /// Resolve the HTTPS records (RFC 9460) of `name` for a race that asks
+    /// them (HEv3, see [`super::Preconnection::set_https_policy`]): the
+    /// host name, `_PORT._https.host`, or an AliasMode target. Answer
+    /// later through `query` (exactly once), or return an error code to
+    /// fail it at once. The default refuses (`ENOTSUP`): the race goes on
+    /// with A/AAAA alone, after no extra wait. The TargetNames' addresses
+    /// are then asked through [`Resolver::resolve`] like any host's.
+    fn resolve_https(&self, query: ServiceQuery, name: &str) -> Result<(), i32> {
+        let _ = (query, name);
+        Err(libc::ENOTSUP)
+    }
+    /// The race ended before the HTTPS query was answered.
+    fn cancel_https(&self, query: &ServiceQuery) {
+        let _ = query;
+    }
+}
+
+/// One HTTPS query of a race (RFC 9460). Clone it freely; answer it once,
+/// from any thread.
+///
+/// cbindgen:ignore
+#[derive(Clone)]
+pub struct ServiceQuery(pub(crate) Arc<crate::runtime::https::ServiceQueryHandle>);
+
+impl ServiceQuery {
+    /// The records found (an empty list for none), and their TTL in
+    /// seconds. AliasMode records are followed, ServiceMode records used
+    /// (HEv3 draft §4.2.1). Any thread.
+    pub fn answer(&self, records: Vec<ServiceRecord>, ttl: u32) {
+        self.0.answer(Ok((records, ttl)));
+    }
+
+    /// The query failed with an error code: the race goes on without
+    /// HTTPS records. Any thread.
+    pub fn fail(&self, code: i32) {
+        self.0.answer(Err(code));
+    }
+
+    /// Index of the remote endpoint in the Preconnection.
+    pub fn endpoint(&self) -> usize {
+        self.0.endpoint
+    }
+
+    /// The name asked.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+impl std::fmt::Debug for ServiceQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceQuery").field("race", &self.0.race).field("endpoint", &self.0.endpoint).field("name", &self.0.name).finish()
+    }
 }
 
 /// One DNS query of a race. Clone it freely; answer it once.
@@ -179,5 +233,13 @@ impl UserResolver for ResolverAdapter {
 
     fn cancel(&self, query: Arc<QueryHandle>) {
         self.0.cancel(&ResolverQuery(query));
+    }
+
+    fn resolve_https(&self, query: Arc<crate::runtime::https::ServiceQueryHandle>, name: &str) -> Result<(), i32> {
+        self.0.resolve_https(ServiceQuery(query), name)
+    }
+
+    fn cancel_https(&self, query: Arc<crate::runtime::https::ServiceQueryHandle>) {
+        self.0.cancel_https(&ServiceQuery(query));
     }
 }

@@ -13,6 +13,9 @@
 //!   (§4.3); each leaf is a [`race::Race`].
 //! - [`pool`]: the policy of a warm connection pool (when to race, how
 //!   many attempts, where a ready connection goes, backoff).
+//! - [`service`]: HTTPS records in a race (HEv3 draft §4.2–§7: aliases,
+//!   hints, ports, ALPN, SvcPriority groups), the questions the engine
+//!   asks the runtime.
 //! - [`select`]: selection properties (RFC 9622 §6.2) pruning and ordering
 //!   path and protocol branches.
 //! - [`group`]: the policy of a connection group (which member carries the
@@ -23,6 +26,7 @@ pub mod group;
 pub mod pool;
 pub mod race;
 pub mod select;
+pub mod service;
 pub mod sort;
 pub mod tree;
 

@@ -30,7 +30,10 @@
 use super::{AttemptId, Candidate, Family, Micros, QueryKey};
 use std::net::SocketAddr;
 
+mod hev3;
 mod rules;
+
+pub use hev3::AttemptService;
 
 /// Timing and counts for one race, already validated and clamped by the
 /// API layer.
@@ -184,6 +187,11 @@ pub enum Action {
 /// created with no query at all fails at once: drain its actions after
 /// [`Race::new`] too.
 ///
+/// With HTTPS records (HEv3), call [`Race::expect_services`] right after
+/// creating it, drain [`Race::poll_resolve`] after each input as well, and
+/// feed [`Race::on_service_answer`] and [`Race::on_target_answer`]; the
+/// rules are in [`super::service`].
+///
 /// # Details of the rules
 ///
 /// - The Resolution Delay runs from the first A answer that carries at
@@ -248,6 +256,9 @@ pub struct Race {
     // The winner is the attempt whose outcome is Won (at most one): no
     // field of its own.
     actions: super::Queue<Action>,
+    /// The HEv3 state when HTTPS answers are expected
+    /// ([`Race::expect_services`]); `None`: RFC 8305 alone.
+    svc: Option<Box<super::service::ServiceState>>,
 }
 
 impl Race {
@@ -279,6 +290,7 @@ impl Race {
             last_resolution_error: 0,
             finished: false,
             actions: super::Queue::default(),
+            svc: None,
         };
         race.pump(now);
         race
@@ -339,6 +351,10 @@ impl Race {
         }
         entry.1 = true;
         if self.finished {
+            return;
+        }
+        if self.svc.is_some() {
+            self.take_host_answer(now, query, answer);
             return;
         }
         match answer {
@@ -427,6 +443,10 @@ impl Race {
     /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
     /// addresses last.
     fn reorder(&mut self) {
+        if self.svc.is_some() {
+            self.reorder_services();
+            return;
+        }
         // One candidate is its own order.
         if self.known.len() == 1 {
             self.ordered = Box::default();
@@ -562,7 +582,7 @@ impl Race {
 
     /// Whether a query is still unanswered.
     pub fn is_resolving(&self) -> bool {
-        self.queries.iter().any(|(_, answered)| !answered)
+        self.queries.iter().any(|(_, answered)| !answered) || self.svc.as_ref().is_some_and(|s| s.is_resolving())
     }
 
     /// The winning attempt, once the race is won.
@@ -583,7 +603,7 @@ impl Race {
 
     /// The order of the known candidates, as indices into `known`.
     fn order(&self) -> &[u32] {
-        if self.known.len() == 1 {
+        if self.known.len() == 1 && self.svc.is_none() {
             &[0]
         } else {
             &self.ordered

@@ -23,6 +23,7 @@
 //! leaf's race alone (`one_leaf`); any other tree by the general branch
 //! scheduler (`Branches`). Both behave the same on one leaf.
 
+mod hev3;
 mod one_leaf;
 
 use super::race::{Action as RaceAction, AttemptRecord, Outcome, Race, RaceConfig, RaceError};

@@ -41,4 +41,9 @@ pub(crate) trait UserResolver: Send + Sync {
     fn resolve(&self, query: Arc<QueryHandle>, host: &str, family: Family) -> Result<(), i32>;
     /// The race ended before `query` was answered.
     fn cancel(&self, query: Arc<QueryHandle>);
+    /// Resolve the HTTPS records of `name` (HEv3), answering through
+    /// `query`, or fail at once with an error code.
+    fn resolve_https(&self, query: Arc<super::https::ServiceQueryHandle>, name: &str) -> Result<(), i32>;
+    /// The race ended before the HTTPS `query` was answered.
+    fn cancel_https(&self, query: Arc<super::https::ServiceQueryHandle>);
 }

@@ -56,6 +56,8 @@ pub(crate) struct RaceResult {
     pub transport: Option<Transport>,
     pub remote: Option<SocketAddr>,
     pub error: Option<Error>,
+    /// The DNS side of a race that asked HTTPS records (HEv3).
+    pub dns: Option<Box<crate::vocabulary::report::DnsReport>>,
 }
 
 /// The pool or group that holds a connection besides its user (one at
@@ -77,6 +79,11 @@ impl ConnState {
     /// The race report kept when the race ended (empty before).
     pub(crate) fn attempts(&self) -> &[AttemptReport] {
         self.race_result.as_ref().map_or(&[], |s| &s.attempts)
+    }
+
+    /// The DNS report kept when a race that asked HTTPS records ended.
+    pub(crate) fn dns_report(&self) -> Option<&crate::vocabulary::report::DnsReport> {
+        self.race_result.as_ref()?.dns.as_deref()
     }
 
     /// The established transport.

@@ -144,9 +144,14 @@ impl LoopCore {
     /// transport becomes the connection's (unless the user let go of it
     /// meanwhile), and `ready` or `establishment_error` is queued.
     fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
-        let LoopState { races, tokens, protocols, .. } = &mut *st;
+        let LoopState { races, tokens, protocols, lingering, timers, .. } = &mut *st;
         let Some(mut entry) = races.remove(&id) else { return };
         let reports = reports(&entry, protocols);
+        let dns = entry.dns.is_some().then(|| Box::new(super::https::dns_report(&entry)));
+        if end.is_ok() {
+            // HEv3 §6: DNS answers keep coming into the report a while.
+            LoopCore::linger(lingering, timers, id, &mut entry, self.clock.now());
+        }
         self.end_queries(&mut entry);
         let winner = match end {
             Ok(attempt) => entry.io.remove(attempt),
@@ -158,6 +163,7 @@ impl LoopCore {
         let conn = entry.conn;
         let mut c = conn.lock();
         c.race_result().attempts = reports.into();
+        c.race_result().dns = dns;
         c.race = None;
         let live = c.phase == ConnectionState::Establishing && !c.released;
         let callback = match (end, winner) {
@@ -218,8 +224,20 @@ impl LoopCore {
         }
     }
 
+    /// The DNS report of `conn`'s race (HEv3): built from its race while a
+    /// user's race runs, else the one the connection kept.
+    pub(crate) fn dns_report(&self, conn: &ConnCore) -> crate::vocabulary::report::DnsReport {
+        let st = lock(&self.state);
+        let c = conn.lock();
+        match c.race.and_then(|id| st.races.get(&id.get())) {
+            Some(entry) if entry.owner == RaceOwner::User => super::https::dns_report(entry),
+            _ => c.dns_report().cloned().unwrap_or_default(),
+        }
+    }
+
     /// Cancel the user-resolver queries of a race that ended.
     pub(super) fn end_queries(&self, entry: &mut RaceEntry) {
+        super::https::end_service_queries(entry);
         let Some(u) = entry.user_queries.take() else { return };
         for q in u.queries {
             if !q.done.load(std::sync::atomic::Ordering::Acquire) {

@@ -137,10 +137,24 @@ impl LoopCore {
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
         let completions = std::mem::take(&mut *lock(&self.completions));
-        let n = answers.len() + completions.len();
+        // HTTPS answers first: a resolver answers HTTPS before AAAA and A
+        // when it answers all at once (HEv3 §4.1 order).
+        let n = self.take_service_answers(st) + answers.len() + completions.len();
         for answer in answers {
+            if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
+                // A won race's late answer: into its report only.
+                let count = answer.result.as_ref().map(Vec::len).map_err(|c| *c);
+                self.lingering_answer(st, answer.race, Some(answer.key), answer.key.endpoint, count);
+                continue;
+            }
+            if answer.key.endpoint >= super::https::TARGET_KEY_BASE {
+                self.route_target_answer(st, answer.race, answer.key, answer.result);
+                continue;
+            }
             if let Some(entry) = st.races.get_mut(&answer.race) {
-                log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), "");
+                let at = now.saturating_sub(entry.started_at);
+                LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
+                log_answer(answer.race, &answer.key, &answer.result, at, "");
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }
@@ -209,7 +223,10 @@ impl LoopCore {
                 }
                 TimerOwner::Race(id) => id,
             };
-            let Some(entry) = st.races.get_mut(&id) else { continue };
+            let Some(entry) = st.races.get_mut(&id) else {
+                self.expire_lingering(st, now);
+                continue;
+            };
             if entry.armed != at {
                 continue;
             }
@@ -222,9 +239,9 @@ impl LoopCore {
     /// Arm the timerfd for the earliest deadline somebody still wants
     /// (early by the wake-ahead while the library waits itself).
     pub(super) fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, .. } = st;
+        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, lingering, .. } = st;
         timers.drop_stale_top(|at, owner| match owner {
-            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at),
+            TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at) || LoopCore::lingers_until(lingering, id, at),
             TimerOwner::Pool(id) => pools.is_armed_at(id, at),
             TimerOwner::Group(id) => groups.is_armed_at(id, at),
         });

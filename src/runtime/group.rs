@@ -173,6 +173,9 @@ impl Groups {
                 config,
                 racing: owned.racing,
                 avoid: &avoid,
+                https: crate::vocabulary::svcb::HttpsPolicy::Off,
+                alpn: &[],
+                ech_required: false,
             };
             // Mark the build as started before the race can report back
             // (it may end inside start_race_locked), so that no second

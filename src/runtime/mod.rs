@@ -30,6 +30,7 @@ pub(crate) mod client;
 pub(crate) mod conn;
 mod drive;
 mod events;
+pub(crate) mod https;
 pub(crate) mod group;
 pub(crate) mod paths;
 pub(crate) mod pool;
@@ -118,6 +119,9 @@ struct LoopState {
     /// The candidate tree of the last race on the default path alone,
     /// with what it was built from (see [`tree::race_tree`]).
     default_tree: Option<(DefaultTreeKey, Arc<[PathBranch]>)>,
+    /// Won races whose DNS questions stay open a little (see
+    /// [`https::LINGER`]).
+    lingering: Vec<https::Lingering>,
 }
 
 struct Poller {
@@ -143,6 +147,8 @@ pub(crate) struct LoopCore {
     clock: Clock,
     /// User-protocol completions from any thread, for the loop.
     completions: Mutex<Vec<QueuedCompletion>>,
+    /// HTTPS answers from any thread, for the loop (see [`https`]).
+    service_answers: Mutex<Vec<https::ServiceAnswer>>,
     /// This loop, for the handles given to user protocols.
     me: Weak<LoopCore>,
     /// Counts race steps, so that a manual-clock run knows when nothing
@@ -199,6 +205,7 @@ impl LoopCore {
                 default_paths: Arc::new([RacePath::new(Path::default_path())]),
                 user_resolver: None,
                 default_tree: None,
+                lingering: Vec::new(),
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
@@ -210,6 +217,7 @@ impl LoopCore {
             clock: if manual_clock { Clock::manual() } else { Clock::new() },
             wake_ahead: clock::WAKE_AHEAD,
             completions: Mutex::new(Vec::new()),
+            service_answers: Mutex::new(Vec::new()),
         }))
     }
 

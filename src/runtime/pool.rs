@@ -344,6 +344,9 @@ impl Pools {
             config,
             racing: entry.spec.racing,
             avoid: &[],
+            https: crate::vocabulary::svcb::HttpsPolicy::Off,
+            alpn: &[],
+            ech_required: false,
         };
         // The spec borrows the pool entry; copy what the race needs first.
         let owned = OwnedSpec {
@@ -360,6 +363,9 @@ impl Pools {
             config: owned.config,
             racing: owned.racing,
             avoid: &[],
+            https: crate::vocabulary::svcb::HttpsPolicy::Off,
+            alpn: &[],
+            ech_required: false,
         };
         Pools::event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         // The pool knows its race before it starts: attempts that end

@@ -55,6 +55,9 @@ pub(super) struct RaceEntry {
     /// Some answers came from the resolution cache: a failed race drops
     /// the names it attempted from it.
     pub(super) from_cache: bool,
+    /// The HEv3 side of a race that asks HTTPS records; `None` for any
+    /// other.
+    pub(super) dns: Option<Box<super::https::RaceDns>>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -148,6 +151,13 @@ pub(crate) struct RaceSpec<'a> {
     pub racing: BranchRacing,
     /// Addresses to attempt only after every other candidate.
     pub avoid: &'a [SocketAddr],
+    /// When to ask HTTPS records (HEv3).
+    pub https: crate::vocabulary::svcb::HttpsPolicy,
+    /// The caller's ALPN ids, in order of preference; empty = any (HEv3
+    /// draft §6.2).
+    pub alpn: &'a [String],
+    /// Never race before the HTTPS answers (HEv3 draft §6.3).
+    pub ech_required: bool,
 }
 
 /// Push the race's next deadline on the heap if it moved.
@@ -177,8 +187,11 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
     entry
         .tree
         .attempts()
-        .map(|a| {
+        .enumerate()
+        .map(|(i, a)| {
             let r = a.record;
+            let tag = entry.tree.attempt_service(i);
+            let service = tag.and_then(|t| t.service).and_then(|s| entry.tree.services().get(s as usize));
             AttemptReport {
                 address: r.candidate.addr,
                 protocol: Arc::clone(&protocols[a.protocol].name),
@@ -196,6 +209,9 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                     Outcome::Failed(e) => e,
                     _ => 0,
                 },
+                alpn: service.map_or_else(Vec::new, |s| s.alpn.iter().map(|a| a.to_string()).collect()),
+                svc_priority: service.map(|s| s.priority),
+                from_hint: tag.is_some_and(|t| t.from_hint),
             }
         })
         .collect()

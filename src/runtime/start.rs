@@ -62,6 +62,12 @@ impl LoopCore {
         let now = self.clock.now();
         let queries = QueryPlan::of(spec.remotes);
         let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
+        // HEv3: the HTTPS questions, before any answer (literals too).
+        let services = if self.resolves_https(st) { super::https::service_spec(spec, id ^ now) } else { None };
+        let hev3 = services.is_some();
+        if let Some(services) = services {
+            tree.expect_services(services);
+        }
         if !spec.avoid.is_empty() {
             tree.set_avoided(spec.avoid);
         }
@@ -78,9 +84,14 @@ impl LoopCore {
             user_queries: None,
             owner,
             from_cache: false,
+            dns: None,
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);
+        if hev3 {
+            // HEv3 draft §4.1: the HTTPS question first, then AAAA, A.
+            self.start_services(st, id, spec);
+        }
         match st.user_resolver.clone() {
             None => self.resolve_names(st, id, spec.remotes, now),
             Some(r) => self.ask_user_resolver(st, id, &r, spec.remotes),

@@ -1,4 +1,6 @@
-//! The race report: one entry per attempt, as reported after the fact.
+//! The race report: one entry per attempt, as reported after the fact,
+//! and, for a race that asked HTTPS records (HEv3), the services it used
+//! and the DNS answers it got.
 
 use std::ffi::CStr;
 use std::net::SocketAddr;
@@ -38,4 +40,72 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
     /// errno of a failed attempt, else 0.
     pub os_error: i32,
+    /// The ALPN ids usable with the attempt's HTTPS service (RFC 9460
+    /// §7.1.2, filtered by the Preconnection's ALPN list, in its order);
+    /// empty for an address no HTTPS record gave (HEv3 draft §6.1).
+    pub alpn: Vec<String>,
+    /// SvcPriority of the attempt's HTTPS service; `None` for an address
+    /// no HTTPS record gave.
+    pub svc_priority: Option<u16>,
+    /// The address came from an ipv4hint/ipv6hint (RFC 9460 §7.3), not
+    /// from an A/AAAA answer.
+    pub from_hint: bool,
+}
+
+/// A DNS record type in the race report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecordType {
+    /// HTTPS (RFC 9460, type 65).
+    Https,
+    /// AAAA.
+    Aaaa,
+    /// A.
+    A,
+}
+
+/// One DNS answer a race got (HEv3 draft §4.2: each answer is handled as
+/// it comes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAnswerReport {
+    /// The record type asked.
+    pub record: RecordType,
+    /// Index of the remote endpoint in the Preconnection.
+    pub endpoint: usize,
+    /// The name asked (an alias target or a TargetName for some).
+    pub name: String,
+    /// Arrival, µs since the race was initiated.
+    pub at_us: u64,
+    /// The number of records (addresses, or HTTPS records), or the
+    /// resolver's error code.
+    pub result: Result<usize, i32>,
+}
+
+/// One HTTPS ServiceMode record a race used (skipped records are not
+/// listed: HEv3 draft §6.2, RFC 9460 §8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceReport {
+    /// Index of the remote endpoint in the Preconnection.
+    pub endpoint: usize,
+    /// SvcPriority (≥ 1).
+    pub priority: u16,
+    /// The effective TargetName.
+    pub target: String,
+    /// The "port" SvcParam.
+    pub port: Option<u16>,
+    /// The usable ALPN ids.
+    pub alpn: Vec<String>,
+    /// Whether it carried an ECH config.
+    pub ech: bool,
+}
+
+/// What a race that asked HTTPS records learnt from DNS. Empty for a race
+/// that asked none (its A/AAAA answers are in the debug log only: a race
+/// in flight keeps no list for them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsReport {
+    /// The usable ServiceMode records, in the order HEv3 §5 sorts them.
+    pub services: Vec<ServiceReport>,
+    /// Every DNS answer, in arrival order, including those taken up to
+    /// one second after the race was won (they start no attempt).
+    pub answers: Vec<DnsAnswerReport>,
 }

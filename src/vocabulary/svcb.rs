@@ -75,3 +75,30 @@ pub struct SvcParams {
     /// the "mandatory" check).
     pub unknown_keys: Vec<u16>,
 }
+
+/// When a race asks HTTPS records for its host names (a Preconnection's
+/// setting; HEv3 draft §4.1: HTTP clients SHOULD ask).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HttpsPolicy {
+    /// For port 443: ask the host name's HTTPS records; other ports are
+    /// not asked.
+    #[default]
+    Auto,
+    /// Every port: the host name for 443, `_PORT._https.host` for any
+    /// other (RFC 9460 §9.1).
+    On,
+    /// Never ask.
+    Off,
+}
+
+impl HttpsPolicy {
+    /// The name to ask for `host` on `port` under this policy, if any.
+    pub fn qname(self, host: &str, port: u16) -> Option<String> {
+        match (self, port) {
+            (HttpsPolicy::Off, _) => None,
+            (_, 443) => Some(host.trim_end_matches('.').to_ascii_lowercase()),
+            (HttpsPolicy::Auto, _) => None,
+            (HttpsPolicy::On, p) => Some(format!("_{p}._https.{}", host.trim_end_matches('.').to_ascii_lowercase())),
+        }
+    }
+}

@@ -16,6 +16,10 @@ impl Race {
         if self.racing || self.held {
             return None;
         }
+        // HEv3 §6.3: ECH required never races before the HTTPS answers.
+        if self.svc.as_ref().is_some_and(|s| s.ech_required && !s.https_done()) {
+            return None;
+        }
         self.first_a_answer
             .map(|t| t.saturating_add(self.config.resolution_delay))
     }
@@ -55,6 +59,12 @@ impl Race {
     fn may_start_racing(&self, now: Micros) -> bool {
         if self.held || self.known.is_empty() {
             return false;
+        }
+        if let Some(svc) = &self.svc {
+            // HEv3 §4.2 (the ECH rule is in `resolution_deadline`).
+            return !self.order().is_empty()
+                && ((svc.https_done() && (self.aaaa_answered || self.aaaa_all_ended()))
+                    || self.resolution_deadline().is_some_and(|t| t <= now));
         }
         self.aaaa_answered
             || self.aaaa_all_ended()

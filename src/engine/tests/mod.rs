@@ -18,6 +18,8 @@
 //!   invariants.
 //! - [`candidate_tree`]: RFC 9623 §4.1 / §4.3, immediate, delayed and
 //!   failover branches of paths and protocols.
+//! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
+//!   ports, ALPN, SvcPriority, ECH required.
 //! - [`selection`]: selection properties pruning and ordering branches.
 //! - [`pool`] and [`group`]: the warm pool's and the connection group's
 //!   policies.
@@ -31,6 +33,7 @@ mod attempts;
 mod candidate_tree;
 mod failure;
 mod group;
+mod hev3;
 mod invariants;
 mod pool;
 mod race_end;

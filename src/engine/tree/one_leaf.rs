@@ -68,6 +68,21 @@ impl OneLeaf {
         self.settle(now, was_finished);
     }
 
+    /// Feed the race one input, then settle as for any input.
+    pub(super) fn input(&mut self, now: Micros, feed: impl FnOnce(&mut Race)) {
+        let was_finished = self.race.is_finished();
+        feed(&mut self.race);
+        self.settle(now, was_finished);
+    }
+
+    pub(super) fn race(&self) -> &Race {
+        &self.race
+    }
+
+    pub(super) fn race_mut(&mut self) -> &mut Race {
+        &mut self.race
+    }
+
     pub(super) fn on_answers(&mut self, now: Micros, answers: Vec<(QueryKey, Result<Vec<Candidate>, i32>)>) {
         let was_finished = self.race.is_finished();
         self.race.on_answers(now, answers);

@@ -1,0 +1,87 @@
+//! The tree's side of the HEv3 rules: every leaf's race takes the same
+//! HTTPS answers (see [`crate::engine::service`]); the questions and the
+//! service table are the first leaf's (every leaf derives the same ones
+//! from the same inputs).
+
+use super::{Shape, Tree};
+use crate::engine::race::{AttemptService, Race};
+use crate::engine::service::{Resolve, Service, ServiceSpec};
+use crate::engine::{AttemptId, Candidate, Family, Micros};
+use crate::vocabulary::svcb::ServiceRecord;
+
+impl Tree {
+    /// Expect HTTPS answers in every leaf ([`Race::expect_services`]).
+    /// Call right after [`Tree::new`], before any answer; then drain
+    /// [`Tree::poll_resolve`].
+    pub fn expect_services(&mut self, spec: ServiceSpec) {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => t.race_mut().expect_services(spec),
+            Shape::Branches(t) => t.leaves.iter_mut().for_each(|l| l.race.expect_services(spec.clone())),
+        }
+    }
+
+    /// The next question for the runtime (see [`crate::engine::service`]).
+    pub fn poll_resolve(&mut self) -> Option<Resolve> {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => t.race_mut().poll_resolve(),
+            Shape::Branches(t) => {
+                let (first, rest) = t.leaves.split_first_mut()?;
+                // The other leaves ask the same: drop their copies.
+                rest.iter_mut().for_each(|l| while l.race.poll_resolve().is_some() {});
+                first.race.poll_resolve()
+            }
+        }
+    }
+
+    /// The answer to the endpoint's open HTTPS question, given to every
+    /// leaf ([`Race::on_service_answer`]).
+    pub fn on_service_answer(&mut self, now: Micros, endpoint: usize, answer: Result<Vec<ServiceRecord>, i32>) {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => t.input(now, |race| race.on_service_answer(now, endpoint, answer)),
+            Shape::Branches(t) => {
+                t.leaves.iter_mut().for_each(|l| l.race.on_service_answer(now, endpoint, answer.clone()));
+                t.pump(now);
+            }
+        }
+    }
+
+    /// A TargetName's AAAA/A answer, given to every leaf
+    /// ([`Race::on_target_answer`]).
+    pub fn on_target_answer(&mut self, now: Micros, endpoint: usize, name: &str, family: Family, answer: Result<Vec<Candidate>, i32>) {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => t.input(now, |race| race.on_target_answer(now, endpoint, name, family, answer)),
+            Shape::Branches(t) => {
+                t.leaves.iter_mut().for_each(|l| l.race.on_target_answer(now, endpoint, name, family, answer.clone()));
+                t.pump(now);
+            }
+        }
+    }
+
+    /// The service table ([`Race::services`]), the same in every leaf.
+    pub fn services(&self) -> &[Service] {
+        self.first_race().map_or(&[], Race::services)
+    }
+
+    /// The service table's indices in HEv3 §5 order ([`Race::service_order`]).
+    pub fn service_order(&self) -> Vec<usize> {
+        self.first_race().map_or_else(Vec::new, Race::service_order)
+    }
+
+    /// What a tree attempt's candidate owes to the HTTPS records.
+    pub fn attempt_service(&self, attempt: AttemptId) -> Option<AttemptService> {
+        match &self.0 {
+            Shape::OneLeaf(t) => t.race().attempt_service(attempt),
+            Shape::Branches(t) => {
+                let (leaf, local) = t.locate(attempt)?;
+                t.leaves[leaf].race.attempt_service(local)
+            }
+        }
+    }
+
+    fn first_race(&self) -> Option<&Race> {
+        match &self.0 {
+            Shape::OneLeaf(t) => Some(t.race()),
+            Shape::Branches(t) => t.leaves.first().map(|l| &l.race),
+        }
+    }
+}
