@@ -8,6 +8,7 @@
 pub(crate) mod clock;
 pub(crate) mod getaddrinfo;
 pub(crate) mod interfaces;
+pub(crate) mod netlink;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 
