@@ -55,6 +55,9 @@ pub(super) struct RaceEntry {
     /// Some answers came from the resolution cache: a failed race drops
     /// the names it attempted from it.
     pub(super) from_cache: bool,
+    /// The IPv6 destinations synthesized from IPv4 literals (NAT64), for
+    /// the report; `None` when there are none.
+    pub(super) nat64: Option<Box<super::nat64::Synthesized>>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -196,6 +199,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                     Outcome::Failed(e) => e,
                     _ => 0,
                 },
+                synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(r.candidate.addr)),
             }
         })
         .collect()

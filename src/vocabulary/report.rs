@@ -38,4 +38,8 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
     /// errno of a failed attempt, else 0.
     pub os_error: i32,
+    /// For an IPv6 address the race synthesized from an IPv4 literal
+    /// under the loop's NAT64 prefix (RFC 6052, RFC 8305 §7.1): that IPv4
+    /// address; else `None`.
+    pub synthesized_from: Option<std::net::Ipv4Addr>,
 }
