@@ -77,4 +77,67 @@ mod tests {
             }
         }
     }
+
+    /// A race on the api in a network namespace of its own (a thread that
+    /// unshares it; skipped without CAP_SYS_ADMIN or `ip`): no IPv4 route
+    /// but loopback, the synthesized address 2001:db8:64::a40:2 a local
+    /// address with a listener. The IPv4 literal 10.64.0.2 races as that
+    /// IPv6 address, connects, and the report names 10.64.0.2; without the
+    /// prefix it fails with ENETUNREACH.
+    #[test]
+    fn ipv4_literal_without_route_races_as_its_synthesized_address() {
+        let ran = std::thread::spawn(|| {
+            // SAFETY: unshare affects only this thread.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return false;
+            }
+            for args in ["link set lo up", "-6 addr add 2001:db8:64::a40:2/128 dev lo nodad"] {
+                match std::process::Command::new("ip").args(args.split(' ')).status() {
+                    Ok(s) if s.success() => {}
+                    _ => return false,
+                }
+            }
+            in_namespace();
+            true
+        })
+        .join()
+        .unwrap();
+        if !ran {
+            eprintln!("skipped: no CAP_SYS_ADMIN (unshare CLONE_NEWNET) or no ip(8)");
+        }
+    }
+
+    fn in_namespace() {
+        use crate::api::{AttemptOutcome, ConnectionHandler, Preconnection, RemoteEndpoint};
+        let listener = std::net::TcpListener::bind("[2001:db8:64::a40:2]:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The namespace's fresh lo may drop the first packets: wait until a
+        // plain connect gets through.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let ms = std::time::Duration::from_millis(200);
+        while std::net::TcpStream::connect_timeout(&listener.local_addr().unwrap(), ms).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the namespace's lo does not carry a connect");
+        }
+        struct Quiet;
+        impl ConnectionHandler for Quiet {}
+        let race = |prefix: Option<&str>| {
+            let lp = EventLoop::new().unwrap();
+            lp.set_pref64(prefix.map(|p| parse_pref64(p).unwrap()));
+            let mut ep = RemoteEndpoint::new();
+            ep.with_ipv4(std::net::Ipv4Addr::new(10, 64, 0, 2)).with_port(port).unwrap();
+            let pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+            let conn = pre.initiate(Box::new(Quiet)).unwrap();
+            lp.run().unwrap();
+            (conn.remote_address(), conn.attempt(0).unwrap(), conn.attempt_count())
+        };
+        let (remote, first, n) = race(Some("2001:db8:64::/96"));
+        let v6: std::net::SocketAddr = format!("[2001:db8:64::a40:2]:{port}").parse().unwrap();
+        assert_eq!(remote, Some(v6), "{first:?}");
+        assert_eq!((first.address, first.outcome, n), (v6, AttemptOutcome::Won, 1));
+        assert_eq!(first.synthesized_from, Some(std::net::Ipv4Addr::new(10, 64, 0, 2)));
+        let (remote, first, _) = race(None);
+        assert_eq!(remote, None);
+        assert_eq!((first.outcome, first.os_error), (AttemptOutcome::Failed, libc::ENETUNREACH));
+        assert_eq!(first.synthesized_from, None);
+    }
 }

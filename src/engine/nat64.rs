@@ -66,6 +66,15 @@ pub fn non_global_block(addr: Ipv4Addr) -> Option<&'static str> {
     })
 }
 
+/// Whether `addr` is scoped to this host or link, where a NAT64 cannot
+/// take it (HEv3 -04 §8.1: 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16,
+/// 255.255.255.255/32 "do not require NAT64 address synthesis"): such a
+/// literal is never synthesized, under any prefix.
+pub fn is_host_or_link_scoped(addr: Ipv4Addr) -> bool {
+    let o = addr.octets();
+    o[0] == 0 || o[0] == 127 || (o[0] == 169 && o[1] == 254) || addr == Ipv4Addr::BROADCAST
+}
+
 /// Why a prefix is not a PREF64.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pref64Error {
@@ -564,6 +573,16 @@ mod tests {
         let nsp48 = p("64:ff9b:1::/48");
         assert_eq!(synthesize(&nsp48, Ipv4Addr::new(192, 168, 1, 1)).unwrap(), a6("64:ff9b:1:c0a8:1:100::"));
         assert_eq!(extract(&nsp48, a6("64:ff9b:1:c0a8:1:100::")), Some(Ipv4Addr::new(192, 168, 1, 1)));
+    }
+
+    #[test]
+    fn host_and_link_scoped_addresses_are_the_hev3_list() {
+        for a in ["0.1.2.3", "127.0.0.1", "127.255.255.254", "169.254.1.1", "255.255.255.255"] {
+            assert!(is_host_or_link_scoped(a.parse().unwrap()), "{a}");
+        }
+        for a in ["10.0.0.1", "169.253.0.1", "128.0.0.1", "255.255.255.254", "1.0.0.0"] {
+            assert!(!is_host_or_link_scoped(a.parse().unwrap()), "{a}");
+        }
     }
 
     #[test]

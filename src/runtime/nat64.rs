@@ -8,7 +8,7 @@
 //! (`EventLoop::set_pref64`); nothing is learnt from the network here yet.
 //! Without a prefix nothing changes, and no route is looked up.
 
-use crate::engine::nat64::{synthesize, Pref64};
+use crate::engine::nat64::{is_host_or_link_scoped, synthesize, Pref64};
 use super::sys::netlink::{path_route, NoRoute};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
@@ -43,9 +43,10 @@ pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
 /// The destination to race for the literal `addr`: `addr` itself, or,
 /// when it is IPv4, `prefix` is set and `routed(v4)` says the host has no
 /// IPv4 route to it, its RFC 6052 synthesis under `prefix` (same port),
-/// recorded in `out`. An IPv4 address the Well-Known Prefix may not carry
-/// (RFC 6052 §3.1) stays IPv4 (and fails as it would have), with a
-/// warning in the log.
+/// recorded in `out`. A host- or link-scoped address (HEv3 -04 §8.1:
+/// 0/8, 127/8, 169.254/16, 255.255.255.255) is never synthesized, and an
+/// IPv4 address the Well-Known Prefix may not carry (RFC 6052 §3.1) stays
+/// IPv4 (and fails as it would have), with a warning in the log.
 pub(crate) fn literal_destination(
     prefix: Option<&Pref64>,
     addr: SocketAddr,
@@ -54,7 +55,7 @@ pub(crate) fn literal_destination(
 ) -> SocketAddr {
     let (Some(prefix), SocketAddr::V4(a)) = (prefix, addr) else { return addr };
     let v4 = *a.ip();
-    if routed(v4) {
+    if is_host_or_link_scoped(v4) || routed(v4) {
         return addr;
     }
     match synthesize(prefix, v4) {
@@ -109,6 +110,11 @@ mod tests {
         assert!(!asked.get(), "no route lookup without a prefix");
         assert_eq!(literal_destination(Some(&nsp), sa("[2001:db8::1]:80"), &mut out, probe), sa("[2001:db8::1]:80"));
         assert!(!asked.get(), "no route lookup for IPv6");
+        // Host- and link-scoped literals never (HEv3 -04 §8.1).
+        for a in ["127.0.0.1:80", "169.254.9.9:80", "0.0.0.1:80", "255.255.255.255:80"] {
+            assert_eq!(literal_destination(Some(&nsp), sa(a), &mut out, probe), sa(a));
+        }
+        assert!(!asked.get(), "no route lookup for a host- or link-scoped literal");
         assert!(out.is_empty());
     }
 
