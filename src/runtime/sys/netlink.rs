@@ -28,7 +28,8 @@
 //! interface indexes.
 //!
 //! The loop uses [`path_route`] (NAT64 synthesis: does an IPv4 literal
-//! have a route). The [`Monitor`] and the Router Solicitation are not on
+//! have a route) and [`check_bound_path`] (an attempt on a path bound to
+//! an interface that cannot reach a local destination fails at once). The [`Monitor`] and the Router Solicitation are not on
 //! the loop yet (PREF64 discovery from RAs and refreshing connectivity on
 //! change come with them: the items marked `allow(dead_code)`); their
 //! tests run them against a real kernel.
@@ -242,6 +243,34 @@ pub(crate) fn path_route(dst: IpAddr, oif: Option<u32>) -> Result<Route, NoRoute
         }
     }
     Ok(route)
+}
+
+/// Before a socket bound to interface `name` connects to `dst`: the
+/// errno ENETUNREACH when `dst` is an address of this host and `name`
+/// leads off it ([`NoRoute::LocalOffPath`]: the connect would send its SYN
+/// away and wait out the kernel's retries, about two minutes). One route
+/// lookup for a destination that is not local, two for one that is.
+/// Other failures are left to the connect, which reports them at once
+/// (and sees source-address routing rules this lookup does not); so is a
+/// lookup that fails, or an unknown interface.
+pub(crate) fn check_bound_path(dst: IpAddr, name: &str) -> Result<(), i32> {
+    match route_get(dst, None) {
+        Ok(free) if free.is_local() => {}
+        _ => return Ok(()),
+    }
+    let Ok(cname) = std::ffi::CString::new(name) else { return Ok(()) };
+    // SAFETY: a NUL-terminated name.
+    let oif = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if oif == 0 {
+        return Ok(());
+    }
+    match route_get(dst, Some(oif)) {
+        Ok(r) if !r.is_local() => {
+            log::info!("{dst} is an address of this host and interface {name} leads off it: not attempted (ENETUNREACH)");
+            Err(libc::ENETUNREACH)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// What changed, from the notifications a [`Monitor`] reads.
@@ -585,6 +614,12 @@ mod tests {
         // 127.0.0.1 out of n64a: the kernel routes it via the gateway.
         assert!(!route_get("127.0.0.1".parse().unwrap(), Some(a)).unwrap().is_local());
         assert_eq!(path_route("127.0.0.1".parse().unwrap(), Some(a)), Err(NoRoute::LocalOffPath));
+        assert_eq!(check_bound_path("127.0.0.1".parse().unwrap(), "n64a"), Err(libc::ENETUNREACH));
+        assert_eq!(check_bound_path("127.0.0.1".parse().unwrap(), "lo"), Ok(()));
+        // n64a's own address through n64a is local delivery: fine.
+        assert_eq!(check_bound_path("192.0.2.2".parse().unwrap(), "n64a"), Ok(()));
+        assert_eq!(check_bound_path("203.0.113.1".parse().unwrap(), "n64a"), Ok(()));
+        assert_eq!(check_bound_path("127.0.0.1".parse().unwrap(), "nosuchif"), Ok(()));
         let r = path_route("203.0.113.1".parse().unwrap(), Some(a)).unwrap();
         assert_eq!((r.oif, r.gateway), (Some(a), Some("192.0.2.1".parse().unwrap())));
         // No IPv6 route but the link's own prefix: a global one fails.
