@@ -18,7 +18,7 @@ server 10.64.0.2:7101) and runs `taps_race --json` in the client namespace:
       §3.1): not synthesized, fails as (b);
   (d) a bad prefix (/80) is a usage error (exit 2) naming RFC 6052's lengths.
 
-Needs root, `ip`, tayga, unbound and dig; without them it exits 77 (skip),
+Needs root, `ip`, tayga, unbound and kdig (or dig); without them it exits 77 (skip),
 except under CI=true, where that is a failure.
 """
 import os

@@ -6,7 +6,7 @@ usage (as root):
   nat64bed.py up      create a bed, print its description (JSON), keep it
                       until stdin closes or SIGINT/SIGTERM/SIGHUP; then remove it
   nat64bed.py check   create a bed, prove every property below with plain
-                      sockets, dig and rtnetlink, remove it (exit 0 when all
+                      sockets, kdig and rtnetlink, remove it (exit 0 when all
                       hold, 1 otherwise, 77 skip)
   nat64bed.py --cleanup
                       remove stale beds (tnat-<pid>-* whose process is gone)
@@ -43,7 +43,7 @@ Layout (nothing is added to, or routed through, the host's namespace):
   cannot send that option. The client's kernel hands the option to user
   space as RTM_NEWNDUSEROPT.
 
-Needs root, `ip`, `tayga`, `unbound` and `dig`. Without them it exits 77
+Needs root, `ip`, `tayga`, `unbound` and `kdig` (or `dig`). Without them it exits 77
 (skip) with a message, except under CI=true, where that is a failure.
 """
 import json
@@ -93,13 +93,24 @@ def synthesized(v4, base=NSP_BASE):
                                 + socket.inet_aton(v4)))
 
 
+def _dig():
+    """The DNS query tool and its timeout options: kdig, else dig."""
+    if shutil.which("kdig"):
+        return ["kdig", "+short", "+time=2", "+retry=1"]
+    if shutil.which("dig"):
+        return ["dig", "+short", "+time=2", "+tries=2"]
+    return None
+
+
 def can_run():
     """None when beds can be made here, else the reason they cannot."""
     if os.geteuid() != 0:
         return "needs root to create network namespaces"
-    for tool, pkg in (("ip", "iproute2"), ("tayga", "tayga"), ("unbound", "unbound"), ("dig", "bind9-dnsutils")):
+    for tool, pkg in (("ip", "iproute2"), ("tayga", "tayga"), ("unbound", "unbound")):
         if shutil.which(tool) is None:
             return f"needs `{tool}` ({pkg}; scripts/deps --test installs it)"
+    if _dig() is None:
+        return "needs `kdig` (knot-dnsutils; scripts/deps --test installs it) or `dig`"
     if not os.path.exists("/dev/net/tun"):
         return "needs /dev/net/tun for tayga"
     return None
@@ -369,8 +380,8 @@ remote-control:
         return sh(*self.client(argv), check=False).stdout.strip()
 
     def dig(self, rtype, name):
-        """The client's resolver's answer (dig +short), one record a line."""
-        p = sh(*self.client(["dig", "+short", "+time=2", "+tries=2", f"@{R6}", rtype, name]), check=False)
+        """The client's resolver's answer (kdig/dig +short), one record a line."""
+        p = sh(*self.client(_dig() + [f"@{R6}", rtype, name]), check=False)
         return p.stdout.split()
 
 
