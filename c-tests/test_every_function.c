@@ -573,6 +573,29 @@ static long long attempt_of_establishing(Fixture *f) {
   return taps_connection_get_attempt(c, 0, &a);
 }
 
+static long long pref64_get(Fixture *f, const char *set, size_t len) {
+  if (set) CHECK_CODE(taps_event_loop_set_pref64(fx_loop(f), set), TAPS_OK);
+  char buf[64];
+  return taps_event_loop_get_pref64(fx_loop(f), buf, len);
+}
+
+/* With a NAT64 prefix set, a race to 127.0.0.1 (which has an IPv4 route)
+ * is not synthesized: its attempt reports 0. */
+static long long synthesized_from_routed(Fixture *f, int null_out) {
+  CHECK_CODE(taps_event_loop_set_pref64(fx_loop(f), "2001:db8:64::/96"), TAPS_OK);
+  taps_connection *c = fx_established(f);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  return taps_connection_get_attempt_synthesized_from(c, 0, null_out ? NULL : &ss, &len);
+}
+
+static long long synthesized_from_past_end(Fixture *f) {
+  taps_connection *c = fx_established(f);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  return taps_connection_get_attempt_synthesized_from(c, taps_connection_attempt_count(c), &ss, &len);
+}
+
 static long long remote_address_of(Fixture *f, taps_connection *c, int null_out, int null_len) {
   (void)f;
   struct sockaddr_storage ss;
@@ -955,6 +978,21 @@ ROW(taps_event_loop_set_resolution_cache, "off", TAPS_OK, taps_event_loop_set_re
 ROW(taps_event_loop_set_resolution_cache, "one day", TAPS_OK, taps_event_loop_set_resolution_cache(fx_loop(f), 86400000))
 ROW(taps_event_loop_set_resolution_cache, "over one day", TAPS_ERROR_OUT_OF_RANGE,
     taps_event_loop_set_resolution_cache(fx_loop(f), 86400001))
+ROW(taps_event_loop_set_pref64, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_pref64(NULL, NULL))
+ROW(taps_event_loop_set_pref64, "NULL prefix: no synthesis", TAPS_OK, taps_event_loop_set_pref64(fx_loop(f), NULL))
+ROW(taps_event_loop_set_pref64, "a /96 NSP", TAPS_OK, taps_event_loop_set_pref64(fx_loop(f), "2001:db8:64::/96"))
+ROW(taps_event_loop_set_pref64, "the Well-Known Prefix", TAPS_OK, taps_event_loop_set_pref64(fx_loop(f), "64:ff9b::/96"))
+ROW(taps_event_loop_set_pref64, "length /80", TAPS_ERROR_INVALID_ARGUMENT,
+    taps_event_loop_set_pref64(fx_loop(f), "2001:db8::/80"))
+ROW(taps_event_loop_set_pref64, "not a prefix", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_set_pref64(fx_loop(f), "10.0.0.0/8"))
+ROW(taps_event_loop_set_pref64, "IPv4-mapped", TAPS_ERROR_INVALID_ARGUMENT,
+    taps_event_loop_set_pref64(fx_loop(f), "::ffff:0:0/96"))
+ROW(taps_event_loop_get_pref64, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_get_pref64(NULL, NULL, 0))
+ROW(taps_event_loop_get_pref64, "NULL buf, length 8", TAPS_ERROR_NULL_ARGUMENT,
+    taps_event_loop_get_pref64(fx_loop(f), NULL, 8))
+ROW(taps_event_loop_get_pref64, "none set", 0, pref64_get(f, NULL, 64))
+ROW(taps_event_loop_get_pref64, "set: its length", 16, pref64_get(f, "2001:db8:64::/96", 64))
+ROW(taps_event_loop_get_pref64, "no room for the NUL", TAPS_ERROR_OUT_OF_RANGE, pref64_get(f, "2001:db8:64::/96", 16))
 
 /* preconnections */
 ROW(taps_racing_options_default, "the documented defaults", 0, defaults_ok(f))
@@ -1029,6 +1067,11 @@ ROW(taps_connection_get_attempt, "index == count", TAPS_ERROR_OUT_OF_RANGE, atte
 ROW(taps_connection_get_attempt, "index count + 1000", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 1000))
 ROW(taps_connection_get_attempt, "index SIZE_MAX", TAPS_ERROR_OUT_OF_RANGE, attempt_at_max(f))
 ROW(taps_connection_get_attempt, "no attempt yet, index 0", TAPS_ERROR_OUT_OF_RANGE, attempt_of_establishing(f))
+ROW(taps_connection_get_attempt_synthesized_from, "NULL connection", TAPS_ERROR_NULL_ARGUMENT,
+    taps_connection_get_attempt_synthesized_from(NULL, 0, &(struct sockaddr_storage){0}, &(socklen_t){0}))
+ROW(taps_connection_get_attempt_synthesized_from, "NULL out", TAPS_ERROR_NULL_ARGUMENT, synthesized_from_routed(f, 1))
+ROW(taps_connection_get_attempt_synthesized_from, "index == count", TAPS_ERROR_OUT_OF_RANGE, synthesized_from_past_end(f))
+ROW(taps_connection_get_attempt_synthesized_from, "IPv4 with a route: not synthesized", 0, synthesized_from_routed(f, 0))
 ROW(taps_connection_close, "NULL", 0, (taps_connection_close(NULL), 0))
 ROW(taps_connection_close, "closed twice: `closed` once", 1, close_twice(f))
 ROW(taps_connection_close, "a failed connection: nothing", 10, close_failed(f))

@@ -2,7 +2,7 @@
  * and print the timeline of the race.
  *
  *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
- *             [--interface IF]... [--json] [-v] [HOST PORT]
+ *             [--interface IF]... [--pref64 PREFIX] [--json] [-v] [HOST PORT]
  *
  * PORT is a number or a service name ("https"). With no HOST and PORT the
  * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
@@ -44,8 +44,8 @@ static const char *prog = "taps_race";
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--json] [-v]\n"
-          "       [HOST PORT]\n"
+          "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--pref64 PREFIX]\n"
+          "       [--json] [-v] [HOST PORT]\n"
           "\n"
           "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
           "or a service name) as RFC 8305 (Happy Eyeballs v2) describes, and prints\n"
@@ -56,6 +56,8 @@ static void usage(FILE *out) {
           "  --timeout MS           total timeout of the race (default 0: none)\n"
           "  --interface IF         race a path on interface IF (repeatable; paths race each\n"
           "                         other with the attempt delay, RFC 9623 §4.3; needs CAP_NET_RAW)\n"
+          "  --pref64 PREFIX        NAT64 prefix (\"2001:db8:64::/96\"): an IPv4 literal with no IPv4 route\n"
+          "                         is raced as its IPv6 address under it (RFC 6052, RFC 8305 §7.1)\n"
           "  --json                 print one JSON object on stdout, nothing else\n"
           "  -v                     print the library's log lines (debug) on stderr, with their times\n"
           "  -h, --help             this help\n"
@@ -237,9 +239,24 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
+/* The loop's NAT64 prefix as text, "" when none (--pref64). */
+static char pref64_text[64];
+
+/* The IPv4 address attempt `i` was synthesized from, into `a`; 0 when it
+   was not synthesized. */
+static int synthesized_from(const taps_connection *c, size_t i, Addr *a) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (taps_connection_get_attempt_synthesized_from(c, i, &ss, &len) != 1) return 0;
+  addr_format(&ss, a);
+  return 1;
+}
+
 static void print_json(const taps_connection *c, const RaceState *st) {
   FILE *out = stdout;
-  fputs("{\"winner\": ", out);
+  fputs("{\"pref64\": ", out);
+  json_string(out, pref64_text[0] ? pref64_text : NULL);
+  fputs(", \"winner\": ", out);
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
   size_t n = taps_connection_attempt_count(c);
@@ -282,6 +299,9 @@ static void print_json(const taps_connection *c, const RaceState *st) {
       fprintf(out, "%.2f", (double)info.ended_us / 1000.0);
     fprintf(out, ", \"outcome\": \"%s\", \"error\": ", outcome_name(info.outcome));
     json_string(out, info.os_error ? strerror(info.os_error) : NULL);
+    Addr from;
+    fputs(", \"synthesized_from\": ", out);
+    json_string(out, synthesized_from(c, i, &from) ? from.text : NULL);
     fputs("}", out);
   }
   fputs("]}\n", out);
@@ -307,6 +327,11 @@ static void print_timeline(const taps_connection *c, const RaceState *st) {
     if (strcmp(info.protocol, "tcp") != 0) {
       size_t len = strlen(where);
       snprintf(where + len, sizeof where - len, " (%s)", info.protocol);
+    }
+    Addr from;
+    if (synthesized_from(c, i, &from)) {
+      size_t len = strlen(where);
+      snprintf(where + len, sizeof where - len, " (NAT64 from %s)", from.text);
     }
     char end[32];
     if (info.outcome == TAPS_ATTEMPT_OUTCOME_RUNNING)
@@ -395,6 +420,7 @@ int main(int argc, char **argv) {
   const char *pos[2] = {NULL, NULL};
   const char *interfaces[16];
   int n_interfaces = 0;
+  const char *pref64 = NULL;
   int npos = 0, only_pos = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -425,6 +451,9 @@ int main(int argc, char **argv) {
       if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs an interface name", arg);
       if (n_interfaces >= 16) return usage_error("%s", "at most 16 --interface options");
       interfaces[n_interfaces++] = argv[++i];
+    } else if (!only_pos && strcmp(arg, "--pref64") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs a prefix (2001:db8:64::/96)", arg);
+      pref64 = argv[++i];
     } else if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
       return usage_error("unknown option '%s'", arg);
     } else {
@@ -499,6 +528,15 @@ int main(int argc, char **argv) {
   if (loop == NULL) {
     fprintf(stderr, "%s: event_loop_new: %s\n", prog, taps_strerror(taps_last_error()));
     return EXIT_RACE_FAILED;
+  }
+  if (pref64 != NULL) {
+    if (taps_event_loop_set_pref64(loop, pref64) != TAPS_OK) {
+      fprintf(stderr, "%s: bad --pref64 '%s': %s\n", prog, pref64, taps_last_error_message());
+      for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
+      taps_event_loop_free(loop);
+      return EXIT_USAGE;
+    }
+    taps_event_loop_get_pref64(loop, pref64_text, sizeof pref64_text);
   }
   taps_preconnection *pre =
       taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n_remotes, NULL, &opts);

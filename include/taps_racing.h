@@ -1186,6 +1186,43 @@ int taps_resolver_query_fail(struct taps_resolver_query *query, int error);
 // Any thread.
 int taps_set_log_callback(int min_level, taps_log_callback callback, void *user_data);
 
+// Synthesize IPv4 literals under the NAT64 prefix `prefix` (text such as
+// "2001:db8:64::/96"; NULL: no synthesis, the default). In races started
+// after the call, an IPv4 literal the kernel has no route to (a route
+// lookup over rtnetlink finds none: ENETUNREACH, EHOSTUNREACH) is raced as
+// its RFC 6052 IPv6 address under the prefix, as an IPv6 candidate;
+// taps_connection_get_attempt_synthesized_from names the IPv4 address.
+// Under the Well-Known Prefix 64:ff9b::/96 a non-global IPv4 literal
+// (private, loopback, link-local, shared, documentation, ...) is not
+// synthesized (RFC 6052 §3.1). Host names are not synthesized. Per loop:
+// on a shared loop it applies to every client. Any thread.
+//
+// Returns 0, TAPS_ERROR_NULL_ARGUMENT (NULL loop), or
+// TAPS_ERROR_INVALID_ARGUMENT (the prefix is kept unchanged;
+// taps_last_error_message says why): not address/length, a length other
+// than RFC 6052's 32, 40, 48, 56, 64, 96, bits set past the length, bits
+// 64-71 of a /96 set, an IPv4-mapped, zero, multicast or link-local prefix.
+int taps_event_loop_set_pref64(struct taps_event_loop *event_loop, const char *prefix);
+
+// The loop's NAT64 prefix (taps_event_loop_set_pref64) as text
+// ("2001:db8:64::/96") into `buf` of `buf_len` bytes, NUL-terminated; 50
+// bytes always suffice. Returns the text's length (> 0), 0 when no
+// prefix is set (`buf` gets "" when buf_len > 0), TAPS_ERROR_NULL_ARGUMENT
+// (NULL loop, or NULL buf with buf_len > 0), or TAPS_ERROR_OUT_OF_RANGE
+// when the text and its NUL do not fit (`buf` unchanged). Any thread.
+int taps_event_loop_get_pref64(const struct taps_event_loop *event_loop, char *buf, size_t buf_len);
+
+// Whether attempt `index` (start order) went to an IPv6 address the race
+// synthesized from an IPv4 literal under the loop's NAT64 prefix: 1, with
+// that IPv4 address and the attempt's port as a sockaddr_in into `*out`
+// and its length into `*out_len`; 0 when it was not synthesized (`*out`
+// unchanged). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+// (index >= taps_connection_attempt_count).
+int taps_connection_get_attempt_synthesized_from(const struct taps_connection *c,
+                                                 size_t index,
+                                                 struct sockaddr_storage *out,
+                                                 socklen_t *out_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -30,6 +30,7 @@ pub mod event_loop;
 pub mod options;
 pub mod preconnection;
 pub mod group;
+pub mod nat64;
 pub mod pool;
 pub mod properties;
 pub mod protocol;

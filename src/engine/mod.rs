@@ -21,8 +21,12 @@
 //! - [`group`]: the policy of a connection group (which member carries the
 //!   next stream: round robin, least loaded, weighted; capacity, failover,
 //!   per-member metrics).
+//! - [`nat64`]: NAT64 prefixes (PREF64): RFC 6052 synthesis and
+//!   de-synthesis, RFC 7050 discovery from an `ipv4only.arpa` answer,
+//!   the RFC 8781 PREF64 option of Router Advertisements.
 
 pub mod group;
+pub mod nat64;
 pub mod pool;
 pub mod race;
 pub mod select;

@@ -39,7 +39,7 @@ impl Connection {
     }
 
     /// A view of the connection for one call (its own reference count).
-    fn api(&self) -> api::Connection {
+    pub(super) fn api(&self) -> api::Connection {
         // SAFETY: a handle is a live connection's raw handle until
         // taps_connection_free.
         unsafe { api::Connection::view_raw(self as *const Connection as *const std::ffi::c_void) }

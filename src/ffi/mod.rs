@@ -28,6 +28,7 @@ pub mod group;
 pub mod protocol;
 pub mod resolver;
 pub mod log;
+pub mod nat64;
 
 mod handle;
 

@@ -13,6 +13,7 @@ use super::connection::*;
 use super::endpoint::*;
 use super::event_loop::*;
 use super::group::*;
+use super::nat64::*;
 use super::pool::*;
 use super::preconnection::*;
 use super::properties::*;
@@ -133,6 +134,8 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_event_loop_add_protocol(null_mut(), null()));
     code!(taps_event_loop_set_resolver(null_mut(), null()));
     code!(taps_event_loop_set_resolution_cache(null_mut(), 0));
+    code!(taps_event_loop_set_pref64(null_mut(), null()));
+    code!(taps_event_loop_get_pref64(null(), null_mut(), 0));
     code!(taps_event_loop_advance_clock(null_mut(), 1));
     value!(taps_event_loop_now_us(null()), 0);
     no_op!(taps_event_loop_release(null_mut()));
@@ -153,6 +156,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     null!(taps_connection_get_protocol_connection(null()));
     value!(taps_connection_attempt_count(null()), 0);
     code!(taps_connection_get_attempt(null(), 0, null_mut()));
+    code!(taps_connection_get_attempt_synthesized_from(null(), 0, null_mut(), null_mut()));
     no_op!(taps_connection_close(null_mut()));
     no_op!(taps_connection_free(null_mut()));
 

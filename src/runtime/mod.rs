@@ -32,6 +32,7 @@ mod drive;
 mod events;
 pub(crate) mod https;
 pub(crate) mod group;
+pub(crate) mod nat64;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
@@ -122,6 +123,9 @@ struct LoopState {
     /// Won races whose DNS questions stay open a little (see
     /// [`https::LINGER`]).
     lingering: Vec<https::Lingering>,
+    /// The NAT64 prefix IPv4 literals are synthesized under when the host
+    /// has no IPv4 route to them (see [`nat64`]); `None`: no synthesis.
+    pref64: Option<crate::engine::nat64::Pref64>,
 }
 
 struct Poller {
@@ -206,6 +210,7 @@ impl LoopCore {
                 user_resolver: None,
                 default_tree: None,
                 lingering: Vec::new(),
+                pref64: None,
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
@@ -259,6 +264,17 @@ impl LoopCore {
         if lock(&self.state).user_resolver.is_none() {
             self.resolver.prepare();
         }
+    }
+
+    /// Synthesize IPv4 literals under `prefix` in races started from now
+    /// on (None: no synthesis; see [`nat64`]).
+    pub(crate) fn set_pref64(&self, prefix: Option<crate::engine::nat64::Pref64>) {
+        lock(&self.state).pref64 = prefix;
+    }
+
+    /// The NAT64 prefix set with [`set_pref64`](Self::set_pref64).
+    pub(crate) fn pref64(&self) -> Option<crate::engine::nat64::Pref64> {
+        lock(&self.state).pref64
     }
 
     /// Use `resolver` instead of the system resolver (None: back to it).

@@ -58,6 +58,9 @@ pub(super) struct RaceEntry {
     /// The HEv3 side of a race that asks HTTPS records; `None` for any
     /// other.
     pub(super) dns: Option<Box<super::https::RaceDns>>,
+    /// The IPv6 destinations synthesized from IPv4 literals (NAT64), for
+    /// the report; `None` when there are none.
+    pub(super) nat64: Option<Box<super::nat64::Synthesized>>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -212,6 +215,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                 alpn: service.map_or_else(Vec::new, |s| s.alpn.iter().map(|a| a.to_string()).collect()),
                 svc_priority: service.map(|s| s.priority),
                 from_hint: tag.is_some_and(|t| t.from_hint),
+                synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(r.candidate.addr)),
             }
         })
         .collect()

@@ -73,7 +73,7 @@ impl LoopCore {
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now);
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, st.pref64.as_ref());
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
@@ -85,6 +85,7 @@ impl LoopCore {
             owner,
             from_cache: false,
             dns: None,
+            nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);
@@ -239,13 +240,27 @@ impl QueryPlan {
 /// Answer the queries of the literal addresses: all known at once, so the
 /// race sorts them together (RFC 6724) before its first attempt; the first
 /// alone is given as one answer (no list of them). `need_sources`: look up
-/// each one's source address (for sorting).
-fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bool, now: Micros) {
+/// each one's source address (for sorting). With a NAT64 prefix, an IPv4
+/// literal the host has no IPv4 route to is raced as its synthesized IPv6
+/// address (RFC 8305 §7.1); those are returned.
+fn answer_literals(
+    tree: &mut Tree,
+    remotes: &[RemoteEndpoint],
+    need_sources: bool,
+    now: Micros,
+    pref64: Option<&crate::engine::nat64::Pref64>,
+) -> super::nat64::Synthesized {
     let mut first = None;
     let mut literals = Vec::new();
+    let mut synthesized = super::nat64::Synthesized::default();
     for (i, ep) in remotes.iter().enumerate() {
         if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
-            let addr = SocketAddr::new(*ip, port);
+            let addr = super::nat64::literal_destination(
+                pref64,
+                SocketAddr::new(*ip, port),
+                &mut synthesized,
+                super::nat64::has_ipv4_route,
+            );
             let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
             let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
             let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
@@ -260,6 +275,7 @@ fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bo
     } else if !literals.is_empty() {
         tree.on_answers(now, literals);
     }
+    synthesized
 }
 
 #[cfg(test)]

@@ -50,6 +50,10 @@ pub struct AttemptReport {
     /// The address came from an ipv4hint/ipv6hint (RFC 9460 §7.3), not
     /// from an A/AAAA answer.
     pub from_hint: bool,
+    /// For an IPv6 address the race synthesized from an IPv4 literal
+    /// under the loop's NAT64 prefix (RFC 6052, RFC 8305 §7.1): that IPv4
+    /// address; else `None`.
+    pub synthesized_from: Option<std::net::Ipv4Addr>,
 }
 
 /// A DNS record type in the race report.

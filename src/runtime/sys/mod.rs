@@ -8,6 +8,7 @@
 pub(crate) mod clock;
 pub(crate) mod getaddrinfo;
 pub(crate) mod interfaces;
+pub(crate) mod netlink;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 
@@ -23,7 +24,8 @@ pub(crate) fn errno(e: io::Error) -> i32 {
 /// A non-blocking, close-on-exec socket of `ty` for `addr`, bound to the
 /// device `interface` (SO_BINDTODEVICE) and to `local` when given; an
 /// errno when that fails (EAFNOSUPPORT when `local` is of the other
-/// family).
+/// family; ENETUNREACH, before any socket, when `addr` is an address of
+/// this host and `interface` leads off it: [`netlink::check_bound_path`]).
 fn bound_socket(
     addr: SocketAddr,
     ty: Type,
@@ -31,6 +33,9 @@ fn bound_socket(
     interface: Option<&str>,
     local: Option<SocketAddr>,
 ) -> Result<Socket, i32> {
+    if let Some(name) = interface {
+        netlink::check_bound_path(addr.ip(), name)?;
+    }
     let socket = Socket::new(Domain::for_address(addr), ty.nonblocking().cloexec(), Some(proto)).map_err(errno)?;
     if let Some(name) = interface {
         socket.bind_device(Some(name.as_bytes())).map_err(errno)?;

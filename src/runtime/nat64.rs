@@ -1,0 +1,134 @@
+//! NAT64 synthesis for a race (RFC 8305 §7.1, HEv3 -04 §8): an IPv4
+//! literal becomes an IPv6 destination under the loop's NAT64 prefix
+//! (RFC 6052) when the host has no route to it over IPv4, and races as
+//! IPv6; the race remembers which IPv4 address each synthesized
+//! destination came from, for its report.
+//!
+//! The prefix is the one the caller set on the loop
+//! (`EventLoop::set_pref64`); nothing is learnt from the network here yet.
+//! Without a prefix nothing changes, and no route is looked up.
+
+use crate::engine::nat64::{is_host_or_link_scoped, synthesize, Pref64};
+use super::sys::netlink::{path_route, NoRoute};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+/// The destinations a race synthesized: each IPv6 address with the IPv4
+/// address it carries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Synthesized {
+    pairs: Vec<(Ipv6Addr, Ipv4Addr)>,
+}
+
+impl Synthesized {
+    /// The IPv4 address `addr` was synthesized from, `None` for an
+    /// address the race did not synthesize.
+    pub(crate) fn source_of(&self, addr: SocketAddr) -> Option<Ipv4Addr> {
+        let SocketAddr::V6(a) = addr else { return None };
+        self.pairs.iter().find(|(v6, _)| v6 == a.ip()).map(|&(_, v4)| v4)
+    }
+
+    /// Whether nothing was synthesized.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// Whether the kernel has a route to `v4` (a route lookup over rtnetlink;
+/// a lookup that fails for another reason than "no route" counts as a
+/// route, so that synthesis only replaces what cannot work).
+pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
+    !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
+}
+
+/// The destination to race for the literal `addr`: `addr` itself, or,
+/// when it is IPv4, `prefix` is set and `routed(v4)` says the host has no
+/// IPv4 route to it, its RFC 6052 synthesis under `prefix` (same port),
+/// recorded in `out`. A host- or link-scoped address (HEv3 -04 §8.1:
+/// 0/8, 127/8, 169.254/16, 255.255.255.255) is never synthesized, and an
+/// IPv4 address the Well-Known Prefix may not carry (RFC 6052 §3.1) stays
+/// IPv4 (and fails as it would have), with a warning in the log.
+pub(crate) fn literal_destination(
+    prefix: Option<&Pref64>,
+    addr: SocketAddr,
+    out: &mut Synthesized,
+    routed: impl Fn(Ipv4Addr) -> bool,
+) -> SocketAddr {
+    let (Some(prefix), SocketAddr::V4(a)) = (prefix, addr) else { return addr };
+    let v4 = *a.ip();
+    if is_host_or_link_scoped(v4) || routed(v4) {
+        return addr;
+    }
+    match synthesize(prefix, v4) {
+        Ok(v6) => {
+            log::debug!("{v4} has no IPv4 route: synthesized {v6} under the NAT64 prefix {prefix} (RFC 6052)");
+            if !out.pairs.iter().any(|&(s, _)| s == v6) {
+                out.pairs.push((v6, v4));
+            }
+            SocketAddr::V6(SocketAddrV6::new(v6, a.port(), 0, 0))
+        }
+        Err(e) => {
+            log::warn!("{v4} has no IPv4 route and is not synthesized: {e}");
+            addr
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_literal_without_route_is_synthesized_under_the_prefix() {
+        let nsp: Pref64 = "2001:db8:64::/96".parse().unwrap();
+        let mut out = Synthesized::default();
+        let got = literal_destination(Some(&nsp), sa("10.64.0.2:7101"), &mut out, |_| false);
+        assert_eq!(got, sa("[2001:db8:64::a40:2]:7101"));
+        assert_eq!(out.source_of(got), Some(Ipv4Addr::new(10, 64, 0, 2)));
+        assert_eq!(out.source_of(sa("[2001:db8:64::a40:3]:7101")), None);
+        assert_eq!(out.source_of(sa("10.64.0.2:7101")), None);
+        // A /48 prefix keeps the u octet.
+        let p48: Pref64 = "2001:db8:122::/48".parse().unwrap();
+        let got = literal_destination(Some(&p48), sa("192.0.2.33:80"), &mut out, |_| false);
+        assert_eq!(got, sa("[2001:db8:122:c000:2:2100::]:80"));
+    }
+
+    #[test]
+    fn nothing_changes_with_a_route_without_a_prefix_or_for_ipv6() {
+        let nsp: Pref64 = "2001:db8:64::/96".parse().unwrap();
+        let mut out = Synthesized::default();
+        assert_eq!(literal_destination(Some(&nsp), sa("10.0.0.1:80"), &mut out, |_| true), sa("10.0.0.1:80"));
+        let asked = std::cell::Cell::new(false);
+        let probe = |_| {
+            asked.set(true);
+            false
+        };
+        assert_eq!(literal_destination(None, sa("10.0.0.1:80"), &mut out, probe), sa("10.0.0.1:80"));
+        assert!(!asked.get(), "no route lookup without a prefix");
+        assert_eq!(literal_destination(Some(&nsp), sa("[2001:db8::1]:80"), &mut out, probe), sa("[2001:db8::1]:80"));
+        assert!(!asked.get(), "no route lookup for IPv6");
+        // Host- and link-scoped literals never (HEv3 -04 §8.1).
+        for a in ["127.0.0.1:80", "169.254.9.9:80", "0.0.0.1:80", "255.255.255.255:80"] {
+            assert_eq!(literal_destination(Some(&nsp), sa(a), &mut out, probe), sa(a));
+        }
+        assert!(!asked.get(), "no route lookup for a host- or link-scoped literal");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn well_known_prefix_never_carries_a_private_literal() {
+        let mut out = Synthesized::default();
+        let wkp = Pref64::WELL_KNOWN;
+        assert_eq!(literal_destination(Some(&wkp), sa("10.0.0.1:80"), &mut out, |_| false), sa("10.0.0.1:80"));
+        assert!(out.is_empty());
+        assert_eq!(literal_destination(Some(&wkp), sa("8.8.8.8:53"), &mut out, |_| false), sa("[64:ff9b::808:808]:53"));
+    }
+
+    #[test]
+    fn loopback_has_an_ipv4_route() {
+        assert!(has_ipv4_route(Ipv4Addr::LOCALHOST));
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""IPv4 literals on an IPv6-only network, through the taps_race program.
+
+usage: nat64_literal.py PATH/TO/taps_race
+
+Builds the NAT64 bed (tests/netbed/nat64bed.py: an IPv6-only client, tayga
+translating the Network-Specific Prefix 2001:db8:64::/96, an IPv4-only
+server 10.64.0.2:7101) and runs `taps_race --json` in the client namespace:
+
+  (a) `--pref64 2001:db8:64::/96 10.64.0.2 7101`: the client has no IPv4
+      route, so the literal is raced as 2001:db8:64::a40:2 (RFC 6052 /96,
+      RFC 8305 §7.1); the race connects through tayga, one attempt, IPv6,
+      reported as synthesized from 10.64.0.2, and the JSON names the prefix;
+  (b) the same without --pref64: the IPv4 attempt fails at once with
+      ENETUNREACH (what every client without synthesis gets);
+  (c) `--pref64 64:ff9b::/96` (the Well-Known Prefix): 10.64.0.2 is a
+      private address, which the Well-Known Prefix never carries (RFC 6052
+      §3.1): not synthesized, fails as (b);
+  (d) a bad prefix (/80) is a usage error (exit 2) naming RFC 6052's lengths.
+
+Needs root, `ip`, tayga, unbound and kdig (or dig); without them it exits 77 (skip),
+except under CI=true, where that is a failure.
+"""
+import os
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "netbed"))
+import nettest  # noqa: E402
+import nat64bed  # noqa: E402
+
+RUNS = 3
+
+
+def main():
+    exe = nettest.executable_arg(__doc__)
+    t = nettest.Checks("nat64_literal")
+    why = nat64bed.can_run()
+    if why:
+        nettest.skip_or_fail(why)
+    bed = nat64bed.Nat64Bed()
+    try:
+        bed.up()
+    except nat64bed.BedError as e:
+        nettest.skip_or_fail(f"cannot build the NAT64 bed: {e}")
+    v4, port = bed.server_v4, str(bed.port)
+    v6 = nat64bed.synthesized(v4)
+    try:
+        # (a) synthesized and connected through tayga.
+        res = nettest.runs(bed, exe, v4, port, RUNS, "--pref64", nat64bed.NSP, label="(a)")
+        ok = nettest.all_won_by(res, "ipv6")
+        t.check(ok, "(a) --pref64: every run exits 0 and an IPv6 attempt wins")
+        if ok:
+            t.check(all(j["winner"]["address"] == v6 for _, j in res), f"(a) the winner is {v6}")
+            t.check(all(len(j["attempts"]) == 1 and j["attempts"][0]["synthesized_from"] == v4 for _, j in res),
+                    f"(a) one attempt, reported as synthesized from {v4}")
+            t.check(all(j["pref64"] == nat64bed.NSP for _, j in res), "(a) the JSON names the prefix")
+            el = [j["elapsed_ms"] for _, j in res]
+            t.check(nettest.median(el) < 50, f"(a) median elapsed_ms {nettest.median(el):.2f} under 50")
+        # (b) no prefix: the IPv4 literal cannot go anywhere.
+        code, j = nettest.race(bed, exe, v4, port)
+        ok = code == 1 and j is not None and [a["error"] for a in j["attempts"]] == ["Network is unreachable"]
+        t.check(ok, f"(b) no --pref64: fails with ENETUNREACH: {j and nettest.summary(j)}")
+        t.check(ok and j["attempts"][0]["synthesized_from"] is None and j["pref64"] is None,
+                "(b) nothing synthesized, no prefix")
+        # (c) the Well-Known Prefix never carries a private address.
+        code, j = nettest.race(bed, exe, v4, port, "--pref64", "64:ff9b::/96")
+        ok = code == 1 and j is not None and [a["address"] for a in j["attempts"]] == [v4]
+        t.check(ok, f"(c) --pref64 64:ff9b::/96 with {v4}: not synthesized (RFC 6052 §3.1): "
+                    f"{j and nettest.summary(j)}")
+        # (d) a bad prefix.
+        p = subprocess.run(bed.client([exe, "--pref64", "2001:db8::/80", v4, port]), capture_output=True, text=True,
+                           timeout=30)
+        t.check(p.returncode == 2 and "32, 40, 48, 56, 64 or 96" in p.stderr,
+                f"(d) --pref64 2001:db8::/80: exit {p.returncode}, {p.stderr.strip()[:120]!r}")
+    finally:
+        bed.down()
+    return t.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
