@@ -34,6 +34,7 @@ pub mod pool;
 pub mod properties;
 pub mod protocol;
 pub mod shared_loops;
+pub mod stage;
 
 pub use crate::vocabulary::{endpoint, error};
 
@@ -47,6 +48,7 @@ pub use group::{ConnectionGroup, GroupEvent, GroupEventKind, GroupOptions};
 pub use crate::engine::group::{AssignPolicy, MemberId, MemberMetrics};
 pub use pool::{ConnectionPool, PoolEvent, PoolEventKind, PoolOptions};
 pub use properties::TransportProperties;
+pub use stage::{SecurityStage, StageAttempt};
 pub use protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection, ProtocolTraits, Resolver, ResolverQuery};
 pub use crate::engine::select::{InterfaceMatch, InterfaceType, Preference};
 pub use crate::vocabulary::options::RacingType;

@@ -12,6 +12,8 @@ use crate::runtime::LoopCore;
 use crate::runtime::RaceSpec;
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
+use crate::runtime::stage::{AlpnList, StageRace, StageSetup, UserStage};
+use super::stage::{SecurityStage, StageAdapter};
 use std::sync::Arc;
 
 /// Remote endpoints, transport properties and racing options on one loop
@@ -58,6 +60,10 @@ pub struct Preconnection {
     properties: TransportProperties,
     config: RaceConfig,
     racing: BranchRacing,
+    /// The ALPN ids to offer (set_alpn).
+    alpn: Arc<AlpnList>,
+    /// The security stage each TCP attempt runs (set_security_stage).
+    stage: Option<Arc<dyn UserStage>>,
 }
 
 /// A level of the candidate tree (RFC 9623 §4.1).
@@ -108,6 +114,8 @@ impl Preconnection {
             properties: properties.cloned().unwrap_or_default(),
             racing: BranchRacing::delayed(config.connection_attempt_delay),
             config,
+            alpn: Arc::default(),
+            stage: None,
         })
     }
 
@@ -143,6 +151,13 @@ impl Preconnection {
             return Err(Error::InvalidState);
         }
         conn.core.install_handler(Box::new(Handler(handler)))?;
+        if let Some(stage) = &self.stage {
+            let setup = StageSetup { stage: Arc::clone(stage), alpn: Arc::clone(&self.alpn), host: self.host_name() };
+            if conn.core.stage.set(Box::new(StageRace::new(setup))).is_err() {
+                conn.core.remove_handler();
+                return Err(Error::InvalidState);
+            }
+        }
         let spec = RaceSpec {
             remotes: &self.remotes,
             locals: &self.locals,
@@ -187,6 +202,42 @@ impl Preconnection {
             BranchKind::Protocol => self.racing.protocol = racing,
             BranchKind::Endpoint => self.racing.endpoint = racing,
         }
+    }
+
+    /// The ALPN ids (RFC 7301) that TLS offers on this Preconnection's
+    /// attempts, most preferred first: given to the security stage of each
+    /// attempt ([`super::StageAttempt::alpn`]); `&[]` clears the list.
+    /// Call before initiating.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an id that is empty, longer than 255
+    /// bytes or holds a NUL byte, or more than 64 ids (nothing changes).
+    pub fn set_alpn(&mut self, ids: &[&str]) -> Result<()> {
+        if ids.len() > 64 {
+            return Err(Error::InvalidArgument("at most 64 ALPN ids"));
+        }
+        self.alpn = Arc::new(AlpnList::new(ids).map_err(Error::InvalidArgument)?);
+        Ok(())
+    }
+
+    /// The ALPN ids set with [`Preconnection::set_alpn`].
+    pub fn alpn(&self) -> &[String] {
+        &self.alpn.names
+    }
+
+    /// Run `stage` (the caller's TLS) on the connected socket of each
+    /// built-in TCP attempt of the races this Preconnection initiates: an
+    /// attempt then wins when its stage reports ready, at the end of its
+    /// handshake (draft-ietf-happy-happyeyeballs-v3-04 §6.1). `None`
+    /// removes it. See [`super::stage`] for threads and ownership. Races
+    /// already started keep theirs.
+    pub fn set_security_stage(&mut self, stage: Option<Arc<dyn SecurityStage>>) {
+        self.stage = stage.map(|s| Arc::new(StageAdapter(s)) as Arc<dyn UserStage>);
+    }
+
+    /// The first remote endpoint's host name, for SNI.
+    fn host_name(&self) -> Option<Arc<std::ffi::CStr>> {
+        self.remotes.iter().find_map(|r| r.name_cstring()).map(Arc::from)
     }
 
     /// A copy of what a race needs, for a pool.
