@@ -1138,7 +1138,7 @@ static long long staged_connected_before_end(Fixture *f) {
   taps_attempt_info info;
   CHECK_CODE(taps_connection_get_attempt(c, 0, &info), TAPS_OK);
   long long at = connected_us_of(c);
-  return at > 0 && (uint64_t)at <= info.ended_us;
+  return at >= 0 && (uint64_t)at <= info.ended_us;
 }
 static long long wire_of_null(void) {
   size_t len = 99;
@@ -1170,7 +1170,7 @@ ROW(taps_connection_get_alpn, "established without a stage: NULL", 1, taps_conne
 ROW(taps_connection_get_attempt_connected_us, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_connected_us(NULL, 0, &(uint64_t){0}))
 ROW(taps_connection_get_attempt_connected_us, "NULL out", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_connected_us(fx_established(f), 0, NULL))
 ROW(taps_connection_get_attempt_connected_us, "index past the end", TAPS_ERROR_OUT_OF_RANGE, taps_connection_get_attempt_connected_us(fx_established(f), 1, &(uint64_t){0}))
-ROW(taps_connection_get_attempt_connected_us, "without a stage: 0", 0, connected_us_of(fx_established(f)))
+ROW(taps_connection_get_attempt_connected_us, "without a stage", TAPS_ERROR_INVALID_STATE, connected_us_of(fx_established(f)))
 ROW(taps_connection_get_attempt_connected_us, "with a stage: connected, then ended", 1, staged_connected_before_end(f))
 ROW(taps_stage_attempt_get_fd, "NULL", -1, taps_stage_attempt_get_fd(NULL))
 ROW(taps_stage_attempt_get_fd, "in start: the socket", 1, SEEN(fd_ok))

@@ -1077,9 +1077,9 @@ const char *taps_connection_get_alpn(const struct taps_connection *c);
 // when attempt `index`'s TCP connection came up, µs since
 // taps_preconnection_initiate_with_racing, into `*out_us`; its stage ran
 // from then to taps_attempt_info.ended_us (the handshake's time is the
-// difference). `*out_us` is 0 for an attempt without a stage or that did
-// not connect. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
-// (index ≥ taps_connection_attempt_count).
+// difference). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+// (index ≥ taps_connection_attempt_count), TAPS_ERROR_INVALID_STATE (the
+// attempt had no stage, or its TCP did not connect; `*out_us` is 0).
 int taps_connection_get_attempt_connected_us(const struct taps_connection *c,
                                              size_t index,
                                              uint64_t *out_us);

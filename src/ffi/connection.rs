@@ -361,16 +361,22 @@ pub extern "C" fn taps_connection_get_alpn(c: *const Connection) -> *const c_cha
 /// when attempt `index`'s TCP connection came up, µs since
 /// taps_preconnection_initiate_with_racing, into `*out_us`; its stage ran
 /// from then to taps_attempt_info.ended_us (the handshake's time is the
-/// difference). `*out_us` is 0 for an attempt without a stage or that did
-/// not connect. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
-/// (index ≥ taps_connection_attempt_count).
+/// difference). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+/// (index ≥ taps_connection_attempt_count), TAPS_ERROR_INVALID_STATE (the
+/// attempt had no stage, or its TCP did not connect; `*out_us` is 0).
 #[no_mangle]
 pub extern "C" fn taps_connection_get_attempt_connected_us(c: *const Connection, index: usize, out_us: *mut u64) -> c_int {
     guard!(fail(Error::Panic), {
         let c = try_ref!(c);
         let out = try_mut!(out_us);
-        *out = try_ok!(c.api().attempt(index)).connected_us.unwrap_or(0);
-        0
+        *out = 0;
+        match try_ok!(c.api().attempt(index)).connected_us {
+            Some(us) => {
+                *out = us;
+                0
+            }
+            None => fail(Error::InvalidState),
+        }
     })
 }
 
