@@ -155,6 +155,7 @@ typedef struct Stage {
   Session sessions[MAX_SESSIONS];
   int n;
   int starts;
+  taps_preconnection *free_in_start; /* freed by the first start */
 } Stage;
 
 static Session *session_of(Stage *st, taps_stage_attempt *a) {
@@ -200,6 +201,10 @@ static void drive(Session *s) {
 static int stage_start(taps_stage_attempt *a, void *ud) {
   Stage *st = (Stage *)ud;
   st->starts++;
+  /* Freeing the preconnection inside a stage callback is safe: the race
+   * keeps what it needs. */
+  taps_preconnection_free(st->free_in_start);
+  st->free_in_start = NULL;
   CHECK(st->n < MAX_SESSIONS);
   Session *s = &st->sessions[st->n++];
   memset(s, 0, sizeof *s);
@@ -323,8 +328,13 @@ static taps_connection *race(taps_event_loop *loop, Server **servers, int n, Sta
   ccb.user_data = r;
   taps_connection *conn = NULL;
   CHECK_CODE(taps_preconnection_initiate_with_racing(pre, ccb, &conn), TAPS_OK);
-  /* The race keeps what it needs: the preconnection may go now. */
-  taps_preconnection_free(pre);
+  /* The race keeps what it needs: the preconnection may go now, or in the
+   * stage's first start. */
+  if (st->free_in_start == NULL) {
+    taps_preconnection_free(pre);
+  } else {
+    st->free_in_start = pre;
+  }
   CHECK_CODE(taps_event_loop_run(loop), TAPS_OK);
   return conn;
 }
@@ -405,6 +415,7 @@ static void handshake_failure_starts_next_attempt(void) {
   Stage st;
   stage_init(&st);
   Ready r = {.stage = &st};
+  st.free_in_start = (taps_preconnection *)1; /* race() puts the real one */
   Server *order[] = {&garbage, &fast};
   taps_connection *conn = race(loop, order, 2, &st, &r, 2000);
   CHECK_EQ(r.ready, 1);

@@ -153,10 +153,9 @@ impl Preconnection {
         conn.core.install_handler(Box::new(Handler(handler)))?;
         if let Some(stage) = &self.stage {
             let setup = StageSetup { stage: Arc::clone(stage), alpn: Arc::clone(&self.alpn), host: self.host_name() };
-            if conn.core.stage.set(Box::new(StageRace::new(setup))).is_err() {
-                conn.core.remove_handler();
-                return Err(Error::InvalidState);
-            }
+            // Set once: a race that could not start keeps its first stage
+            // for the next try.
+            let _ = conn.core.stage.set(Box::new(StageRace::new(setup)));
         }
         let spec = RaceSpec {
             remotes: &self.remotes,

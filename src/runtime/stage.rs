@@ -296,6 +296,7 @@ impl LoopCore {
                 s.handle.end();
             }
             entry.tree.on_attempt_failed(now, attempt, errno);
+            log::debug!("race {id}: attempt {attempt} ({remote}): its stage refused to start: {}", super::race::Errno(errno));
         }
     }
 
