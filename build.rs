@@ -43,9 +43,11 @@ const INIT_MACROS: &str = "\n\n\
 #if defined(__cplusplus) && __cplusplus < 202002L\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }\n\
+#define TAPS_STAGE_CALLBACKS_INIT { (uint32_t)sizeof(taps_stage_callbacks) }\n\
 #else\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }\n\
+#define TAPS_STAGE_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_stage_callbacks) }\n\
 #endif";
 
 /// The TAPS_RACING_VERSION_* macros, from Cargo.toml's version (the same

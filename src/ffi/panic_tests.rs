@@ -19,6 +19,7 @@ use super::preconnection::*;
 use super::properties::*;
 use super::protocol::*;
 use super::resolver::*;
+use super::stage::*;
 use super::{taps_last_error, taps_last_error_message, taps_strerror, taps_version, TapsError, INJECT_PANIC};
 use std::ffi::{c_int, CStr};
 use std::ptr::{null, null_mut};
@@ -164,6 +165,23 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_protocol_attempt_ready(null_mut(), -1, null_mut()));
     code!(taps_protocol_attempt_failed(null_mut(), 1));
     value!(taps_protocol_attempt_index(null()), -1);
+    // Security stages and ALPN.
+    code!(taps_preconnection_set_security_stage(null_mut(), null(), null_mut()));
+    code!(taps_preconnection_set_alpn(null_mut(), null(), 0));
+    null!(taps_connection_get_alpn(null()));
+    code!(taps_connection_get_attempt_connected_us(null(), 0, null_mut()));
+    value!(taps_stage_attempt_get_fd(null()), -1);
+    code!(taps_stage_attempt_get_remote(null(), null_mut(), null_mut()));
+    null!(taps_stage_attempt_get_host_name(null()));
+    value!(taps_stage_attempt_get_alpn_count(null()), 0);
+    null!(taps_stage_attempt_get_alpn(null(), 0));
+    null!(taps_stage_attempt_get_alpn_wire(null(), null_mut()));
+    null!(taps_stage_attempt_get_ech_config(null(), null_mut()));
+    code!(taps_stage_attempt_want_read(null_mut()));
+    code!(taps_stage_attempt_want_write(null_mut()));
+    code!(taps_stage_attempt_ready(null_mut(), null()));
+    code!(taps_stage_attempt_failed(null_mut(), 1));
+    value!(taps_stage_attempt_index(null()), -1);
     code!(taps_resolver_query_answer(null_mut(), null(), 0));
     code!(taps_resolver_query_fail(null_mut(), 1));
 

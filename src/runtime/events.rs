@@ -73,10 +73,14 @@ impl LoopCore {
     /// A racing TCP attempt's socket: connected, failed, or not yet.
     fn attempt_event(&self, st: &mut LoopState, id: RaceId, attempt: AttemptId, event: &mio::event::Event, now: Micros) {
         let Some(entry) = st.races.get_mut(&id) else { return };
-        let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
+        let stream = match entry.io.get(attempt) {
+            Some(AttemptIo::Tcp(_, stream)) => stream,
+            Some(AttemptIo::Stage(_)) => return LoopCore::stage_event(entry, attempt, event),
+            _ => return,
+        };
         let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
         match tcp::progress_after(stream, Some(writable)) {
-            tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
+            tcp::Progress::Ready => self.tcp_connected(entry, id, attempt, now, &st.protocols[0]),
             tcp::Progress::Failed(errno) => {
                 entry.tree.on_attempt_failed(now, attempt, errno);
                 entry.log_attempt_end(id, attempt, &st.protocols);
@@ -174,6 +178,7 @@ impl LoopCore {
                     }
                     true
                 }
+                Some(AttemptIo::Stage(_)) => true,
                 _ => false,
             };
             if !mine {
@@ -188,7 +193,7 @@ impl LoopCore {
             let Some(entry) = st.races.get_mut(&id) else { continue };
             match completion {
                 Completion::Ready(..) => {
-                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. })) {
+                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. } | AttemptIo::Stage(_))) {
                         continue;
                     }
                     entry.tree.on_attempt_ready(now, attempt);

@@ -40,6 +40,7 @@ pub(crate) mod race;
 pub(crate) mod race_table;
 pub(crate) mod resolver;
 pub(crate) mod runner;
+pub(crate) mod stage;
 mod start;
 pub(crate) mod sync;
 pub(crate) mod sys;
