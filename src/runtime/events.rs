@@ -136,11 +136,19 @@ impl LoopCore {
     /// races; returns how many there were.
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
+        let services = self.resolver.take_service_answers();
         let completions = std::mem::take(&mut *lock(&self.completions));
-        let n = answers.len() + completions.len();
+        let n = answers.len() + services.len() + completions.len();
+        for answer in services {
+            self.on_service_answer(st, answer, now);
+        }
         for answer in answers {
             if let Some(entry) = st.races.get_mut(&answer.race) {
-                log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), "");
+                let ttl = match answer.ttl {
+                    Some(ttl) if log::log_enabled!(log::Level::Debug) => format!(" (ttl {} s)", ttl.as_secs()),
+                    _ => String::new(),
+                };
+                log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), &ttl);
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }
@@ -191,6 +199,28 @@ impl LoopCore {
             self.drive(st, id, now);
         }
         n
+    }
+
+    /// A name's HTTPS records (RFC 9460), from the DNS client
+    /// ([`super::resolver::ServiceAnswer`]: race id, endpoint index, and
+    /// the usable records with their TTL, or the DNS error), on the loop
+    /// thread with the state locked, `now` on the loop's clock (µs).
+    ///
+    /// For now it only logs the answer (debug) and records nothing: races
+    /// do not ask HTTPS records yet; the engine's HEv3 rules
+    /// (draft-ietf-happy-happyeyeballs-v3-04 §4.2.1, §5) will take them
+    /// from here.
+    pub(super) fn on_service_answer(&self, st: &mut LoopState, answer: super::resolver::ServiceAnswer, now: Micros) {
+        let Some(entry) = st.races.get(&answer.race) else { return };
+        let at = super::race::Ms(now.saturating_sub(entry.started_at));
+        let (race, endpoint) = (answer.race, answer.endpoint);
+        match &answer.result {
+            Ok((records, ttl)) => log::debug!(
+                "race {race}: HTTPS answer for endpoint {endpoint} at {at}: {} record(s), ttl {ttl:?}",
+                records.len()
+            ),
+            Err(e) => log::debug!("race {race}: HTTPS query for endpoint {endpoint} failed at {at}: {e:?}"),
+        }
     }
 
     /// Hand every timer due at `now` to its owner: a race's tree, a pool, a

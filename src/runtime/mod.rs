@@ -28,6 +28,7 @@ pub(crate) mod callbacks;
 mod cancel;
 pub(crate) mod client;
 pub(crate) mod conn;
+pub(crate) mod dns;
 mod drive;
 mod events;
 pub(crate) mod group;
