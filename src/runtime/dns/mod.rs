@@ -45,6 +45,8 @@
 
 pub(crate) mod conf;
 pub(crate) mod exchange;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod hosts;
 pub(crate) mod https;
 pub(crate) mod message;

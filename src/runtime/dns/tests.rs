@@ -380,3 +380,24 @@ fn resolv_conf_text_makes_the_client() {
     assert_eq!(c.conf.nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
     assert_eq!((c.conf.ndots, c.conf.timeout, c.conf.attempts), (2, Duration::from_secs(1), 3));
 }
+
+#[test]
+fn the_fuzz_corpus_reaches_the_decoders() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dns_message");
+    let mut answered = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        super::fuzz::reply(&bytes);
+        let (id, q) = super::fuzz::carried(&bytes).expect("each seed carries a question");
+        match message::read_reply(&bytes, id, &q) {
+            Reply::Answer(_) => answered += 1,
+            Reply::Truncated => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(answered >= 5, "{answered}");
+    let https = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/dns_message/https")).unwrap();
+    let (id, q) = super::fuzz::carried(&https).unwrap();
+    let Reply::Answer(Ok(Found { records: Records::Services(s), .. })) = message::read_reply(&https, id, &q) else { panic!() };
+    assert_eq!((s[0].params.port, s[0].params.unknown_keys.clone()), (Some(8443), vec![65001]));
+}
