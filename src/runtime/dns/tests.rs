@@ -401,3 +401,41 @@ fn the_fuzz_corpus_reaches_the_decoders() {
     let Reply::Answer(Ok(Found { records: Records::Services(s), .. })) = message::read_reply(&https, id, &q) else { panic!() };
     assert_eq!((s[0].params.port, s[0].params.unknown_keys.clone()), (Some(8443), vec![65001]));
 }
+
+#[test]
+fn a_silent_first_server_is_left_for_the_second_after_one_timeout() {
+    let silent = FakeServer::start(|_, _| vec![]);
+    let good = web_server();
+    let mut c = client(&[silent.addr, good.addr]);
+    c.conf.timeout = 150 * MS;
+    let started = Instant::now();
+    assert!(c.lookup_addresses("web.test", Kind::Aaaa).is_ok());
+    let took = started.elapsed();
+    assert!(took >= 150 * MS && took < 1000 * MS, "{took:?}");
+    assert_eq!((silent.seen().len(), good.seen().len()), (1, 1));
+}
+
+#[test]
+fn each_answer_is_handed_on_as_it_arrives() {
+    let s = FakeServer::start(|q, _| {
+        let owner = q.queries[0].name().to_ascii();
+        let rec = match qtype(q) {
+            RecordType::A => {
+                std::thread::sleep(250 * MS);
+                fake::a(&owner, 60, "192.0.2.1")
+            }
+            _ => fake::aaaa(&owner, 60, "2001:db8::1"),
+        };
+        vec![fake::answer(q, vec![rec])]
+    });
+    let c = client(&[s.addr]);
+    let started = Instant::now();
+    let mut at = Vec::new();
+    c.lookup("slow-a.test", &[Kind::Aaaa, Kind::A], &|| false, &mut |k, o| {
+        assert!(o.is_ok());
+        at.push((k, started.elapsed()));
+    });
+    assert_eq!(at.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [Kind::Aaaa, Kind::A]);
+    assert!(at[0].1 < 150 * MS, "AAAA did not wait for A: {:?}", at[0].1);
+    assert!(at[1].1 >= 250 * MS, "{:?}", at[1].1);
+}
