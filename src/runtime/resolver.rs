@@ -368,8 +368,11 @@ impl Resolver {
     }
 
     /// Have two idle workers (a race's AAAA and A queries) before a race
-    /// needs them: starting a thread takes 50–100 µs.
+    /// needs them: starting a thread takes 50–100 µs. The DNS client's
+    /// configuration is read here too (once per loop): on the caller's
+    /// thread, not on a race's clock nor under the loop's lock.
     pub(crate) fn prepare(self: &Arc<Self>) {
+        self.dns();
         let mut q = self.queue.lock();
         if q.shutdown || q.workers - q.busy >= 2 || q.workers >= MAX_WORKERS {
             return;

@@ -30,14 +30,17 @@
 //!
 //! # Configuration
 //!
-//! Read once per loop, at its first name lookup ([`DnsClient::load`]):
-//! /etc/resolv.conf ([`conf`]), /etc/hosts, /etc/nsswitch.conf. A loop
+//! Read once per loop ([`DnsClient::load`]): /etc/resolv.conf
+//! ([`conf`]), /etc/hosts, /etc/nsswitch.conf, when the first
+//! Preconnection with a host name is made on it (on that thread, outside
+//! the loop's lock) or, failing that, at its first name lookup. A loop
 //! made after a change sees it; a running loop keeps what it read.
 //!
 //! Testing aid: when the environment variable `TAPS_RESOLV_CONF` names a
-//! file when a loop first resolves, that file is its resolv.conf, and the
-//! `hosts` and `nsswitch.conf` beside it (if any: none means an empty
-//! hosts file and "hosts: files dns") replace the system's. That lets a
+//! file when a loop reads its configuration, that file is its
+//! resolv.conf, and the `hosts` and `nsswitch.conf` beside it (if any:
+//! none means an empty hosts file and "hosts: files dns") replace the
+//! system's. That lets a
 //! test, in Rust or C, point a loop at a DNS server of its own on a
 //! loopback port (a `nameserver` may carry a port: `127.0.0.1:5353`)
 //! without root and without touching /etc. It is read per loop, not per
