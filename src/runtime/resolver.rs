@@ -52,14 +52,13 @@
 //! each family is one getaddrinfo [`Job`] as above. A [`NameJob`] may also
 //! ask the name's HTTPS records (always over DNS): their answer reaches
 //! the loop as a [`ServiceAnswer`] (`LoopCore::on_service_answer`). A
-//! worker in a DNS exchange sees the pool's stop flag within 20 ms, so
+//! worker in a DNS exchange sees the pool's shutdown flag within 20 ms, so
 //! shutdown never hands it off: it leaves and is joined.
 
 use super::cache::AnswerCache;
 use super::dns::{DnsClient, DnsError, Found, Kind, Outcome, Records};
 use crate::vocabulary::svcb::ServiceRecord;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use super::sync::{Condvar, Mutex, MutexGuard};
 use crate::engine::{Candidate, Family, QueryKey};
 use std::collections::VecDeque;
@@ -198,10 +197,10 @@ pub(crate) struct Resolver {
     lookup: Lookup,
     /// [`IDLE_EXIT`], or a test's.
     idle_exit: Duration,
-    /// The DNS client, its configuration read at the first lookup.
-    dns: OnceLock<Arc<DnsClient>>,
-    /// Set at shutdown: DNS exchanges stop waiting.
-    stopping: AtomicBool,
+    /// The DNS client, its configuration read on first use. (A lock, not
+    /// a OnceLock: helgrind sees the pthread mutex of the
+    /// `taps_pthread_locks` build, not std's futex.)
+    dns: Mutex<Option<Arc<DnsClient>>>,
 }
 
 /// Answers for the loop, and the loop's waker: taken at shutdown, so that
@@ -243,8 +242,7 @@ impl Resolver {
             answers: Mutex::new(Outbox { answers: Vec::new(), services: Vec::new(), waker: Some(waker) }),
             lookup,
             idle_exit,
-            dns: OnceLock::new(),
-            stopping: AtomicBool::new(false),
+            dns: Mutex::new(None),
         })
     }
 
@@ -252,13 +250,19 @@ impl Resolver {
     #[cfg(test)]
     pub(crate) fn with_dns(waker: Arc<mio::Waker>, dns: DnsClient) -> Arc<Resolver> {
         let r = Resolver::with_lookup(waker, resolve, IDLE_EXIT);
-        let _ = r.dns.set(Arc::new(dns));
+        *r.dns.lock() = Some(Arc::new(dns));
         r
     }
 
     /// The loop's DNS client, its configuration read on first use.
-    pub(crate) fn dns(&self) -> &Arc<DnsClient> {
-        self.dns.get_or_init(|| Arc::new(DnsClient::load()))
+    pub(crate) fn dns(&self) -> Arc<DnsClient> {
+        let mut dns = self.dns.lock();
+        Arc::clone(dns.get_or_insert_with(|| Arc::new(DnsClient::load())))
+    }
+
+    /// Whether shutdown has begun (checked by DNS exchanges between waits).
+    fn stopping(&self) -> bool {
+        self.queue.lock().shutdown
     }
 
     /// The work for `jobs`: as they are for getaddrinfo, or one
@@ -428,7 +432,6 @@ impl Resolver {
             return;
         }
         q.shutdown = true;
-        self.stopping.store(true, Ordering::Release);
         q.jobs.clear();
         self.work.notify_all();
         drop(q);
@@ -494,7 +497,7 @@ impl Resolver {
         if let Ok(host) = job.host.to_str() {
             self.cache.put(host, job.key.family, &result, None);
         }
-        if !self.stopping.load(Ordering::Acquire) {
+        if !self.stopping() {
             self.deliver(Answer { race: job.race, key: job.key, result, ttl: None });
         }
     }
@@ -511,8 +514,8 @@ impl Resolver {
             Family::V6 => Kind::Aaaa,
             Family::V4 => Kind::A,
         }));
-        let stop = || self.stopping.load(Ordering::Acquire);
-        let dns = Arc::clone(self.dns());
+        let stop = || self.stopping();
+        let dns = self.dns();
         dns.lookup(host, &kinds, &stop, &mut |kind, outcome| self.hand_on(&job, host, kind, outcome));
     }
 
@@ -650,7 +653,7 @@ pub(crate) mod tests {
     /// test's) whatever nsswitch.conf says.
     fn gai_only(r: Arc<Resolver>) -> Arc<Resolver> {
         let dns = DnsClient::new(Default::default(), Default::default(), false);
-        r.dns.set(Arc::new(dns)).unwrap();
+        *r.dns.lock() = Some(Arc::new(dns));
         r
     }
 
