@@ -61,7 +61,7 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| {
         let server: &'static Server = Box::leak(Box::new(Server { asked: Mutex::new(Vec::new()) }));
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let dir = std::env::temp_dir().join(format!("taps-dns-client-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dns-client-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = format!("nameserver {}\noptions timeout:2 attempts:1\n", udp.local_addr().unwrap());
         std::fs::write(dir.join("resolv.conf"), conf).unwrap();
