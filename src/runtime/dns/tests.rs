@@ -16,7 +16,7 @@ const MS: Duration = Duration::from_millis(1);
 
 fn client(servers: &[SocketAddr]) -> DnsClient {
     let mut conf = ResolvConf::with_servers(servers);
-    conf.timeout = 300 * MS;
+    conf.timeout = Duration::from_secs(2);
     conf.attempts = 1;
     DnsClient::new(conf, Hosts::default(), true)
 }
@@ -98,10 +98,12 @@ fn spoofed_ids_and_wrong_questions_are_dropped_then_the_answer_accepted() {
         let lie = |m: &Message| fake::answer(m, vec![fake::a("web.test", 300, "203.0.113.66")]);
         vec![lie(&spoof), lie(&other_name), lie(&other_type), lie(&no_question), vec![1, 2, 3], fake::answer(q, vec![fake::a("WEB.test", 60, "192.0.2.1")])]
     });
+    let mut c = client(&[s.addr]);
+    c.conf.timeout = Duration::from_secs(3);
     let started = Instant::now();
-    let got = client(&[s.addr]).lookup_addresses("web.test", Kind::A);
+    let got = c.lookup_addresses("web.test", Kind::A);
     assert_eq!(got, Ok((vec!["192.0.2.1".parse().unwrap()], Some(Duration::from_secs(60)))), "QNAME matched without case");
-    assert!(started.elapsed() < 250 * MS, "the real answer ended the wait: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "the real answer ended the wait: {:?}", started.elapsed());
     assert_eq!(s.seen().len(), 1, "no retransmission");
 }
 
@@ -133,7 +135,7 @@ fn silent_servers_get_exactly_attempts_tries_each_then_timeout() {
     let took = started.elapsed();
     assert_eq!(got, Err(DnsError::Timeout));
     // timeout × attempts × servers = 400 ms.
-    assert!(took >= 400 * MS && took < 1500 * MS, "{took:?}");
+    assert!(took >= 400 * MS && took < 3000 * MS, "{took:?}");
     std::thread::sleep(50 * MS);
     assert_eq!((s1.seen().len(), s2.seen().len()), (2, 2), "two rounds over both servers");
     let order: Vec<SocketAddr> = {
@@ -151,10 +153,11 @@ fn silent_servers_get_exactly_attempts_tries_each_then_timeout() {
 fn servfail_and_unreachable_servers_move_to_the_next_at_once() {
     let failing = FakeServer::start(|q, _| vec![fake::rcode(q, ResponseCode::ServFail)]);
     let good = web_server();
-    let c = client(&[fake::closed_udp(), failing.addr, good.addr]);
+    let mut c = client(&[fake::closed_udp(), failing.addr, good.addr]);
+    c.conf.timeout = Duration::from_secs(3);
     let started = Instant::now();
     assert_eq!(c.lookup_addresses("web.test", Kind::A).unwrap().0, vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]);
-    assert!(started.elapsed() < 250 * MS, "no timeout waited: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "no timeout waited: {:?}", started.elapsed());
     assert_eq!((failing.seen().len(), good.seen().len()), (1, 1));
     let all_fail = client(&[failing.addr]);
     assert_eq!(all_fail.lookup_addresses("web.test", Kind::A), Err(DnsError::ServerFailure));
@@ -263,7 +266,7 @@ fn a_stop_request_ends_the_wait_on_a_silent_server() {
     let mut got = 0;
     c.lookup("silent.test", &[Kind::A], &|| started.elapsed() > 50 * MS, &mut |_, _| got += 1);
     assert_eq!(got, 0);
-    assert!(started.elapsed() < 300 * MS, "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
 }
 
 /// The HTTPS answer for a server that answers with `records`.
@@ -411,7 +414,7 @@ fn a_silent_first_server_is_left_for_the_second_after_one_timeout() {
     let started = Instant::now();
     assert!(c.lookup_addresses("web.test", Kind::Aaaa).is_ok());
     let took = started.elapsed();
-    assert!(took >= 150 * MS && took < 1000 * MS, "{took:?}");
+    assert!(took >= 150 * MS && took < 2000 * MS, "{took:?}");
     assert_eq!((silent.seen().len(), good.seen().len()), (1, 1));
 }
 
@@ -421,14 +424,15 @@ fn each_answer_is_handed_on_as_it_arrives() {
         let owner = q.queries[0].name().to_ascii();
         let rec = match qtype(q) {
             RecordType::A => {
-                std::thread::sleep(250 * MS);
+                std::thread::sleep(600 * MS);
                 fake::a(&owner, 60, "192.0.2.1")
             }
             _ => fake::aaaa(&owner, 60, "2001:db8::1"),
         };
         vec![fake::answer(q, vec![rec])]
     });
-    let c = client(&[s.addr]);
+    let mut c = client(&[s.addr]);
+    c.conf.timeout = Duration::from_secs(3);
     let started = Instant::now();
     let mut at = Vec::new();
     c.lookup("slow-a.test", &[Kind::Aaaa, Kind::A], &|| false, &mut |k, o| {
@@ -436,6 +440,6 @@ fn each_answer_is_handed_on_as_it_arrives() {
         at.push((k, started.elapsed()));
     });
     assert_eq!(at.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [Kind::Aaaa, Kind::A]);
-    assert!(at[0].1 < 150 * MS, "AAAA did not wait for A: {:?}", at[0].1);
-    assert!(at[1].1 >= 250 * MS, "{:?}", at[1].1);
+    assert!(at[0].1 < 450 * MS, "AAAA did not wait for A: {:?}", at[0].1);
+    assert!(at[1].1 >= 600 * MS, "{:?}", at[1].1);
 }
