@@ -12,6 +12,8 @@
 //! - a reply that is not ours (id, question) is dropped and the socket
 //!   keeps waiting (RFC 5452 §9.1); ICMP "port unreachable" or a server
 //!   failure (SERVFAIL, REFUSED, ...) moves to the next try at once;
+//! - FORMERR to a query with an OPT record: the same server is asked
+//!   again without it (RFC 6891 §7), and so are later tries;
 //! - a truncated reply (TC) is asked again of the same server over TCP
 //!   (RFC 7766 §5), within one timeout; that wait holds the name's other
 //!   queries (their replies queue in their sockets);
@@ -37,6 +39,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+/// The FORMERR response code (RFC 1035 §4.1.1).
+const FORMERR: u16 = 1;
+
 /// Largest reply read over UDP (more than the EDNS payload offered, so a
 /// server that ignores it is still read).
 const UDP_BUFFER: usize = 4096;
@@ -57,6 +62,8 @@ struct Pending {
     tries: usize,
     /// One of them timed out (else the failures were the servers').
     timed_out: bool,
+    /// A server answered FORMERR to the OPT record: ask without it.
+    plain: bool,
     asking: Option<Asking>,
     done: Option<Outcome>,
     delivered: bool,
@@ -82,7 +89,7 @@ pub(crate) fn run(conf: &ResolvConf, name: &str, kinds: &[Kind], stop: &dyn Fn()
     let names = conf.candidates(name);
     let queries = kinds
         .iter()
-        .map(|&kind| Pending { kind, question: None, tries: 0, timed_out: false, asking: None, done: None, delivered: false })
+        .map(|&kind| Pending { kind, question: None, tries: 0, timed_out: false, plain: false, asking: None, done: None, delivered: false })
         .collect();
     let mut x = Exchange { conf, stop, queries, buf: vec![0; UDP_BUFFER] };
     let mut index = 0;
@@ -148,7 +155,7 @@ impl Exchange<'_> {
                     return;
                 }
             };
-            let query = match message::query(id, question) {
+            let query = match message::query(id, question, !q.plain) {
                 Ok(b) => b,
                 Err(e) => {
                     q.done = Some(Err(e));
@@ -208,6 +215,13 @@ impl Exchange<'_> {
                     q.done = Some(o);
                     return;
                 }
+                Reply::ServerFailed(FORMERR) if !q.plain => {
+                    // RFC 6891 §7: a server without EDNS; ask it again,
+                    // without the OPT record, as the same try.
+                    q.plain = true;
+                    q.tries -= 1;
+                    return self.next_try(i);
+                }
                 Reply::ServerFailed(rcode) => {
                     log::debug!("DNS server {} failed ({rcode}) for {}", a.server, question.name);
                     return self.next_try(i);
@@ -222,7 +236,7 @@ impl Exchange<'_> {
         let q = &mut self.queries[i];
         let (Some(a), Some(question)) = (q.asking.take(), &q.question) else { return };
         let deadline = Instant::now() + self.conf.timeout;
-        let reply = message::query(a.id, question)
+        let reply = message::query(a.id, question, !q.plain)
             .ok()
             .and_then(|query| dns_io::tcp_exchange(a.server, &query, deadline, self.stop).ok());
         match reply.map(|bytes| message::read_reply(&bytes, a.id, question)) {

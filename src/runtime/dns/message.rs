@@ -56,15 +56,18 @@ impl Question {
     }
 }
 
-/// The query for `q` with message id `id`: one question, RD set, an OPT
-/// record offering [`EDNS_PAYLOAD`] bytes.
-pub(crate) fn query(id: u16, q: &Question) -> Result<Vec<u8>, DnsError> {
+/// The query for `q` with message id `id`: one question, RD set, and
+/// with `edns` an OPT record offering [`EDNS_PAYLOAD`] bytes (without
+/// it only for a server that answered FORMERR to one, RFC 6891 §7).
+pub(crate) fn query(id: u16, q: &Question, edns: bool) -> Result<Vec<u8>, DnsError> {
     let mut m = Message::new(id, MessageType::Query, OpCode::Query);
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(q.name.clone(), q.kind.record_type()));
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_PAYLOAD);
-    m.set_edns(edns);
+    if edns {
+        let mut opt = Edns::new();
+        opt.set_max_payload(EDNS_PAYLOAD);
+        m.set_edns(opt);
+    }
     m.to_vec().map_err(|_| DnsError::BadName)
 }
 

@@ -355,7 +355,7 @@ fn malformed_https_rdata_is_an_error() {
 #[test]
 fn hostile_bytes_are_never_ours_or_are_malformed() {
     let q = Question::new("web.test", Kind::A).unwrap();
-    let query = message::query(7, &q).unwrap();
+    let query = message::query(7, &q, true).unwrap();
     assert!(matches!(message::read_reply(&query, 7, &q), Reply::NotOurs), "a query is not a reply");
     for n in 0..query.len() {
         assert!(matches!(message::read_reply(&query[..n], 7, &q), Reply::NotOurs), "{n} bytes");
@@ -442,4 +442,16 @@ fn each_answer_is_handed_on_as_it_arrives() {
     assert_eq!(at.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [Kind::Aaaa, Kind::A]);
     assert!(at[0].1 < 450 * MS, "AAAA did not wait for A: {:?}", at[0].1);
     assert!(at[1].1 >= 600 * MS, "{:?}", at[1].1);
+}
+
+#[test]
+fn a_server_without_edns_is_asked_again_without_the_opt_record() {
+    let s = FakeServer::start(|q, _| match q.edns {
+        Some(_) => vec![fake::rcode(q, ResponseCode::FormErr)],
+        None => vec![fake::answer(q, vec![fake::a("old.test", 60, "192.0.2.3")])],
+    });
+    let got = client(&[s.addr]).lookup_addresses("old.test", Kind::A);
+    assert_eq!(got.unwrap().0, vec!["192.0.2.3".parse::<std::net::IpAddr>().unwrap()]);
+    let edns: Vec<bool> = s.seen().iter().map(|q| q.msg.edns.is_some()).collect();
+    assert_eq!(edns, [true, false], "attempts 1: the retry without OPT is the same try");
 }
