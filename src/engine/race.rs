@@ -547,6 +547,9 @@ impl Race {
         if let Some(t) = self.attempt_delay_deadline() {
             consider(t);
         }
+        if let Some(t) = self.fallback_hold_deadline() {
+            consider(t);
+        }
         deadline
     }
 

@@ -42,6 +42,34 @@ impl Race {
         self.order().iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
     }
 
+    /// The first candidate in order that may start at `now`: as
+    /// [`Race::next_pending`], without the fallback addresses while the
+    /// HTTPS services hold them back
+    /// ([`crate::engine::service::ServiceState::holds_fallback`]).
+    fn next_startable(&self, now: Micros) -> Option<u32> {
+        // Only once a service's attempt has been made: a race that starts
+        // with fallback addresses alone (its targets silent past the
+        // Resolution Delay) races them at once.
+        let Some(svc) = self.svc.as_ref().filter(|s| !self.attempts.is_empty() && s.holds_fallback(now)) else {
+            return self.next_pending();
+        };
+        self.order()
+            .iter()
+            .copied()
+            .find(|&i| !self.attempts.iter().any(|a| a.candidate == i) && !svc.is_fallback(i))
+    }
+
+    /// When a fallback address held back by the services may start, if
+    /// that is what the race waits for (nothing running, a fallback
+    /// address pending). A start at a Connection Attempt Delay boundary
+    /// comes after it anyway.
+    pub(super) fn fallback_hold_deadline(&self) -> Option<Micros> {
+        let svc = self.svc.as_ref()?;
+        let t = svc.fallback_hold?;
+        (self.racing && !self.attempts.is_empty() && self.running() == 0 && svc.targets_open() && self.next_pending().is_some_and(|i| svc.is_fallback(i)))
+            .then_some(t)
+    }
+
     pub(super) fn running(&self) -> usize {
         self.attempts
             .iter()
@@ -63,7 +91,7 @@ impl Race {
         if let Some(svc) = &self.svc {
             // HEv3 §4.2 (the ECH rule is in `resolution_deadline`).
             return !self.order().is_empty()
-                && ((svc.https_done() && (self.aaaa_answered || self.aaaa_all_ended()))
+                && ((svc.service_info_ready() && (self.aaaa_answered || self.aaaa_all_ended()))
                     || self.resolution_deadline().is_some_and(|t| t <= now));
         }
         self.aaaa_answered
@@ -73,7 +101,7 @@ impl Race {
 
     /// Start the next pending candidate; false if there is none.
     fn start_next(&mut self, now: Micros) -> bool {
-        let Some(candidate) = self.next_pending() else {
+        let Some(candidate) = self.next_startable(now) else {
             return false;
         };
         self.start(now, candidate);
@@ -157,6 +185,9 @@ impl Race {
                 return self.check_end(now);
             }
             self.racing = true;
+            if let Some(svc) = self.svc.as_mut() {
+                svc.fallback_hold = Some(now.saturating_add(self.config.connection_attempt_delay.min(2_000_000)));
+            }
             for _ in 0..self.config.race_count.max(1) {
                 if !self.start_next(now) {
                     break;
