@@ -25,7 +25,8 @@
 //!   after the terminal action, every start justified by the RFC 8305 §5
 //!   rules (initial batch, a failure at that instant, the attempt delay
 //!   since the previous start, or nothing running) and no start later than
-//!   the rules allow (a failure starts the next pending candidate at once;
+//!   the rules allow (a failure starts the next pending candidate at once,
+//!   but never within 10 ms of the previous start;
 //!   the next one starts at the delay boundary, or on arrival once that
 //!   has passed).
 //!
@@ -45,6 +46,8 @@ use taps_racing::engine::tree::{self, PathBranch, ProtocolBranch, RacingType, Tr
 use taps_racing::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 
 const MS: Micros = 1000;
+/// RFC 8305 §5: no start within 10 ms of the previous one.
+const GAP: Micros = taps_racing::engine::race::MIN_ATTEMPT_GAP;
 /// Errnos a driver reports. ETIMEDOUT is left out: it is the engine's own
 /// attempt timeout, which the checks tell apart from reported failures.
 const ERRNOS: [i32; 5] = [libc::ECONNREFUSED, libc::ENETUNREACH, libc::EHOSTUNREACH, libc::EMFILE, libc::ECONNRESET];
@@ -316,6 +319,9 @@ struct Model {
     last_start: Option<Micros>,
     /// Failures in the current input.
     failures: usize,
+    /// Starts owed since they came within 10 ms of the previous start
+    /// (RFC 8305 §5): each is due 10 ms after the previous start.
+    owed: usize,
     last_errno: i32,
     last_resolution_error: i32,
     finished: bool,
@@ -344,6 +350,7 @@ impl Model {
             v6_with_addresses: false,
             last_start: None,
             failures: 0,
+            owed: 0,
             last_errno: 0,
             last_resolution_error: 0,
             finished: false,
@@ -398,6 +405,7 @@ impl Model {
             let id = self.attempts.len();
             self.attempts.push(AttemptRecord { candidate: c, started: now, ended: None, outcome: Outcome::Running });
             self.last_start = Some(now);
+            self.owed = self.owed.saturating_sub(1);
             self.out.push_back(Action::Start { attempt: id, addr: c.addr });
             started += 1;
         }
@@ -488,14 +496,33 @@ impl Model {
                 started += self.repeat(now, race_count);
             }
         } else {
-            started += self.start(now, failures);
+            // A failure starts the next candidate at once, but not within
+            // 10 ms of the previous start: then the start is owed.
+            for _ in 0..failures {
+                if self.pending().is_empty() {
+                    break;
+                }
+                if self.within_gap(now) {
+                    self.owed += 1;
+                } else {
+                    started += self.start(now, 1);
+                }
+            }
             let top_up = race_count.saturating_sub(self.attempts.len());
             started += self.start(now, top_up);
             started += self.repeat(now, race_count);
+            if started == 0 && self.running().is_empty() && self.owed == 0 && !self.pending().is_empty() {
+                if self.within_gap(now) {
+                    self.owed += 1;
+                } else {
+                    started += self.start(now, 1);
+                }
+            }
             if started == 0 {
                 let boundary = self.last_start.map(|t| t.saturating_add(self.cfg.connection_attempt_delay));
                 let boundary_due = self.cfg.connection_attempt_delay != Micros::MAX && boundary.is_some_and(|b| now >= b);
-                if self.running().is_empty() || boundary_due {
+                let owed_due = self.owed > 0 && self.last_start.is_some_and(|t| now >= t.saturating_add(GAP));
+                if boundary_due || owed_due {
                     started += self.start(now, 1);
                 }
             }
@@ -511,6 +538,11 @@ impl Model {
             };
             self.end_failed(now, error);
         }
+    }
+
+    /// Whether a start now comes within 10 ms of the previous one.
+    fn within_gap(&self, now: Micros) -> bool {
+        self.last_start.is_some_and(|t| now < t.saturating_add(GAP))
     }
 
     fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
@@ -622,6 +654,7 @@ impl Model {
         }
         instants.extend(self.first_a.map(|t| t.saturating_add(self.cfg.resolution_delay)));
         instants.extend(self.last_start.map(|t| t.saturating_add(self.cfg.connection_attempt_delay)));
+        instants.extend(self.last_start.map(|t| t.saturating_add(GAP)));
         instants.sort_unstable();
         instants.dedup();
         for t in instants.into_iter().filter(|&t| t > self.now && t != Micros::MAX) {
@@ -1087,8 +1120,11 @@ fn check_schedule(s: &Scenario, run: &Run) {
         let boundary = delay != Micros::MAX && t >= prev.saturating_add(delay);
         let failure = failed_at(t) > 0;
         let none_running = records[..k].iter().all(|p| p.started < t && p.ended.is_some_and(|e| e <= t));
+        // A start owed since it came within 10 ms of the previous one
+        // (RFC 8305 §5) comes exactly 10 ms after it (the model checks why).
+        let owed = t == prev.saturating_add(GAP);
         assert!(
-            boundary || failure || none_running || delay == 0,
+            boundary || failure || none_running || owed || delay == 0,
             "start {k} at {t} has no reason: previous start {prev}, delay {delay}: {:?}",
             run.trace
         );
@@ -1128,7 +1164,8 @@ fn check_schedule(s: &Scenario, run: &Run) {
     }
     // A failure starts the next pending candidate at once: at an instant
     // with f failures and p candidates pending (arrived before, not
-    // started), at least min(f, p) start, unless the race ended then.
+    // started), at least min(f, p) start, unless the race ended then; or,
+    // within 10 ms of the previous start, one starts by 10 ms after it.
     let mut instants: Vec<Micros> = records.iter().filter_map(|r| r.ended).collect();
     instants.sort_unstable();
     instants.dedup();
@@ -1141,6 +1178,19 @@ fn check_schedule(s: &Scenario, run: &Run) {
             records.iter().filter(|r| r.started < t).map(|r| r.candidate.addr).collect();
         let pending = run.arrivals.iter().filter(|(at, a)| *at < t && !started_before.contains(a)).count();
         let started_now = records.iter().filter(|r| r.started == t).count();
+        // RFC 8305 §5: within 10 ms of the previous start, the start is
+        // owed until then.
+        let gap_end = records.iter().map(|r| r.started).filter(|&st| st <= t).max().map(|l| l + GAP);
+        if started_now < f.min(pending) {
+            if let Some(g) = gap_end.filter(|&g| g > t) {
+                assert!(
+                    g >= end_time || records.iter().any(|r| r.started > t && r.started <= g),
+                    "{f} failures at {t} within 10 ms of a start, none started by {g}: {:?}",
+                    run.trace
+                );
+                continue;
+            }
+        }
         assert!(started_now >= f.min(pending), "{f} failures at {t} with {pending} pending started {started_now}: {:?}", run.trace);
     }
 }

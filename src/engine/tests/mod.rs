@@ -19,6 +19,8 @@
 //! - [`candidate_tree`]: RFC 9623 §4.1 / §4.3, immediate, delayed and
 //!   failover branches of paths and protocols.
 //! - [`selection`]: selection properties pruning and ordering branches.
+//! - [`history`]: what earlier races taught (HEv3 §5.3, §6), and the
+//!   10 ms rule of RFC 8305 §5.
 //! - [`pool`] and [`group`]: the warm pool's and the connection group's
 //!   policies.
 //!
@@ -31,6 +33,7 @@ mod attempts;
 mod candidate_tree;
 mod failure;
 mod group;
+mod history;
 mod invariants;
 mod pool;
 mod race_end;
