@@ -503,7 +503,10 @@ impl Model {
                     break;
                 }
                 if self.within_gap(now) {
-                    self.owed += 1;
+                    // At most one owed start per pending candidate.
+                    if self.owed < self.pending().len() {
+                        self.owed += 1;
+                    }
                 } else {
                     started += self.start(now, 1);
                 }

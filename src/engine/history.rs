@@ -186,12 +186,14 @@ pub struct History {
     entries: HashMap<EntryKey, Entry>,
     /// Races recorded per network (the clock of `failure_races`).
     races: HashMap<NetworkKey, u64>,
+    /// The driver's id of the last race counted per network.
+    last_race: HashMap<NetworkKey, u64>,
 }
 
 impl History {
     /// An empty store with these limits.
     pub fn new(config: HistoryConfig) -> History {
-        History { config, entries: HashMap::new(), races: HashMap::new() }
+        History { config, entries: HashMap::new(), races: HashMap::new(), last_race: HashMap::new() }
     }
 
     /// Its limits.
@@ -213,13 +215,23 @@ impl History {
     pub fn memory_bytes(&self) -> usize {
         let e = std::mem::size_of::<(EntryKey, Entry)>() + 1;
         let r = std::mem::size_of::<(NetworkKey, u64)>() + 1;
-        self.entries.capacity() * e + self.races.capacity() * r
+        self.entries.capacity() * e + (self.races.capacity() + self.last_race.capacity()) * r
     }
 
     /// Forget everything.
     pub fn clear(&mut self) {
         self.entries = HashMap::new();
         self.races = HashMap::new();
+        self.last_race = HashMap::new();
+    }
+
+    /// Race `race` (the driver's id) looks at `network`: it counts as one
+    /// race there (once per race), so that a destination it did not need
+    /// to attempt still converges (see [`HistoryConfig::failure_races`]).
+    pub fn consult(&mut self, network: NetworkKey, race: u64) {
+        if self.last_race.insert(network, race) != Some(race) {
+            *self.races.entry(network).or_insert(0) += 1;
+        }
     }
 
     /// Races recorded on `network`.
@@ -263,6 +275,19 @@ impl History {
                 *self.races.entry(key.network).or_insert(0) += 1;
             }
         }
+        self.record_all(now, observations);
+    }
+
+    /// Record the attempts of race `race` (the driver's id), which
+    /// [`History::consult`]ed some networks already: those count it once.
+    pub fn record_race_of(&mut self, now: Micros, race: u64, observations: &[(EntryKey, Observation)]) {
+        for (key, _) in observations {
+            self.consult(key.network, race);
+        }
+        self.record_all(now, observations);
+    }
+
+    fn record_all(&mut self, now: Micros, observations: &[(EntryKey, Observation)]) {
         for (key, observation) in observations {
             self.record(now, key, *observation);
         }
@@ -321,6 +346,8 @@ impl History {
         self.entries.retain(|_, e| now.saturating_sub(e.updated) < max_age);
         let entries = &self.entries;
         self.races.retain(|n, _| entries.keys().any(|k| k.network == *n));
+        let races = &self.races;
+        self.last_race.retain(|n, _| races.contains_key(n));
     }
 
     /// Every live entry, with its key (in no particular order).

@@ -139,8 +139,12 @@ impl LoopCore {
         let completions = std::mem::take(&mut *lock(&self.completions));
         let n = answers.len() + completions.len();
         for answer in answers {
-            if let Some(entry) = st.races.get_mut(&answer.race) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(entry) = races.get_mut(&answer.race) {
                 log_answer(answer.race, &answer.key, &answer.result, now.saturating_sub(entry.started_at), "");
+                if let Ok(candidates) = &answer.result {
+                    history.hint_answer(&mut entry.tree, answer.race, &entry.paths, protocols, candidates, now);
+                }
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }

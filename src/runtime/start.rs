@@ -67,7 +67,10 @@ impl LoopCore {
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now);
+        let LoopState { history, protocols, .. } = &mut *st;
+        answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, |tree, candidates| {
+            history.hint_answer(tree, id, &paths, protocols, candidates, now)
+        });
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
@@ -110,9 +113,13 @@ impl LoopCore {
         }
         self.resolver.submit(jobs);
         if !cached.is_empty() {
-            if let Some(e) = st.races.get_mut(&id) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(e) = races.get_mut(&id) {
                 for (key, answer) in &cached {
                     super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
+                    if let Ok(candidates) = answer {
+                        history.hint_answer(&mut e.tree, id, &e.paths, protocols, candidates, now);
+                    }
                 }
                 e.tree.on_answers(now, cached);
                 e.from_cache = true;
@@ -229,7 +236,13 @@ impl QueryPlan {
 /// race sorts them together (RFC 6724) before its first attempt; the first
 /// alone is given as one answer (no list of them). `need_sources`: look up
 /// each one's source address (for sorting).
-fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bool, now: Micros) {
+fn answer_literals(
+    tree: &mut Tree,
+    remotes: &[RemoteEndpoint],
+    need_sources: bool,
+    now: Micros,
+    mut hint: impl FnMut(&mut Tree, &[Candidate]),
+) {
     let mut first = None;
     let mut literals = Vec::new();
     for (i, ep) in remotes.iter().enumerate() {
@@ -245,8 +258,16 @@ fn answer_literals(tree: &mut Tree, remotes: &[RemoteEndpoint], need_sources: bo
         }
     }
     if let Some((key, answer)) = first {
+        if let Ok(candidates) = &answer {
+            hint(tree, candidates);
+        }
         tree.on_answer(now, key, answer);
     } else if !literals.is_empty() {
+        for (_, answer) in &literals {
+            if let Ok(candidates) = answer {
+                hint(tree, candidates);
+            }
+        }
         tree.on_answers(now, literals);
     }
 }

@@ -65,7 +65,12 @@ impl Race {
             return false;
         }
         if self.within_gap(now) {
-            self.deferred += 1;
+            // At most one owed start per pending candidate: a failure with
+            // nothing left to start starts nothing later on.
+            let pending = self.order().iter().filter(|&&i| !self.attempts.iter().any(|a| a.candidate == i)).count();
+            if (self.deferred as usize) < pending {
+                self.deferred += 1;
+            }
             return false;
         }
         self.start_next(now)
