@@ -955,6 +955,22 @@ ROW(taps_event_loop_set_resolution_cache, "off", TAPS_OK, taps_event_loop_set_re
 ROW(taps_event_loop_set_resolution_cache, "one day", TAPS_OK, taps_event_loop_set_resolution_cache(fx_loop(f), 86400000))
 ROW(taps_event_loop_set_resolution_cache, "over one day", TAPS_ERROR_OUT_OF_RANGE,
     taps_event_loop_set_resolution_cache(fx_loop(f), 86400001))
+ROW(taps_event_loop_set_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_history(NULL, true))
+ROW(taps_event_loop_set_history, "off", TAPS_OK, taps_event_loop_set_history(fx_loop(f), false))
+ROW(taps_event_loop_set_history, "on", TAPS_OK, taps_event_loop_set_history(fx_loop(f), true))
+ROW(taps_event_loop_clear_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_clear_history(NULL))
+ROW(taps_event_loop_clear_history, "a loop", TAPS_OK, taps_event_loop_clear_history(fx_loop(f)))
+ROW(taps_event_loop_history_size, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_history_size(NULL, NULL, NULL))
+ROW(taps_event_loop_history_size, "NULL outputs", TAPS_OK, taps_event_loop_history_size(fx_loop(f), NULL, NULL))
+ROW(taps_event_loop_export_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_export_history(NULL, NULL, 0))
+ROW(taps_event_loop_export_history, "NULL buffer: the length", 0,
+    taps_event_loop_export_history(fx_loop(f), NULL, 0) > 0 ? 0 : -1)
+ROW(taps_event_loop_import_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(NULL, "x"))
+ROW(taps_event_loop_import_history, "NULL text", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(fx_loop(f), NULL))
+ROW(taps_event_loop_import_history, "another version", TAPS_ERROR_INVALID_ARGUMENT,
+    taps_event_loop_import_history(fx_loop(f), "taps-racing-history 2\n"))
+ROW(taps_event_loop_import_history, "not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_import_history(fx_loop(f), "\xff"))
+ROW(taps_event_loop_import_history, "no entry", 0, taps_event_loop_import_history(fx_loop(f), "taps-racing-history 1\n"))
 
 /* preconnections */
 ROW(taps_racing_options_default, "the documented defaults", 0, defaults_ok(f))

@@ -133,6 +133,11 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_event_loop_add_protocol(null_mut(), null()));
     code!(taps_event_loop_set_resolver(null_mut(), null()));
     code!(taps_event_loop_set_resolution_cache(null_mut(), 0));
+    code!(taps_event_loop_set_history(null_mut(), true));
+    code!(taps_event_loop_clear_history(null_mut()));
+    code!(taps_event_loop_history_size(null_mut(), null_mut(), null_mut()));
+    code!(taps_event_loop_export_history(null_mut(), null_mut(), 0));
+    code!(taps_event_loop_import_history(null_mut(), null()));
     code!(taps_event_loop_advance_clock(null_mut(), 1));
     value!(taps_event_loop_now_us(null()), 0);
     no_op!(taps_event_loop_release(null_mut()));
