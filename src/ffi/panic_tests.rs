@@ -13,6 +13,7 @@ use super::connection::*;
 use super::endpoint::*;
 use super::event_loop::*;
 use super::group::*;
+use super::history::*;
 use super::pool::*;
 use super::preconnection::*;
 use super::properties::*;
