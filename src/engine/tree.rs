@@ -280,6 +280,20 @@ impl Tree {
         one.into_iter().flatten().chain(branches.into_iter().flatten())
     }
 
+    /// What history told the race of attempt `attempt`'s destination (see
+    /// [`Tree::add_history`]), if anything: for the race report.
+    pub fn history_hint(&self, attempt: AttemptId) -> Option<super::history::Hint> {
+        let (race, local) = match &self.0 {
+            Shape::OneLeaf(t) => (&t.race, attempt),
+            Shape::Branches(t) => {
+                let (leaf, local) = t.locate(attempt)?;
+                (&t.leaves[leaf].race, local)
+            }
+        };
+        let addr = race.attempt(local)?.candidate.addr;
+        race.history()?.hint(&addr).copied()
+    }
+
     /// When each path branch was activated (`None`: not yet), in branch order.
     pub fn path_activations(&self) -> Vec<Option<Micros>> {
         each_shape!(&self.0, t => t.path_activations())

@@ -264,3 +264,37 @@ fn race_count_starts_its_first_batch_together() {
     r.on_answer(0, q4(0), Ok(vec![v4(1)]));
     assert_eq!(drain(&mut r), [start(0, v6(1)), start(1, v4(1))]);
 }
+
+#[test]
+fn a_tree_gives_each_leaf_its_hints_and_reports_them() {
+    use crate::engine::tree::{PathBranch, ProtocolBranch, RacingType, Tree};
+    let paths = [PathBranch {
+        path: 0,
+        racing: RacingType::Delayed(250 * MS),
+        protocols: vec![
+            ProtocolBranch { protocol: 0, racing: RacingType::Delayed(250 * MS) },
+            ProtocolBranch { protocol: 1, racing: RacingType::Delayed(250 * MS) },
+        ],
+    }];
+    for general in [false, true] {
+        let one = [PathBranch { protocols: paths[0].protocols[..1].to_vec(), ..paths[0].clone() }];
+        let mut t = if general {
+            Tree::new(cfg(), 0, &[q6(0), q4(0)], &paths)
+        } else {
+            Tree::new(cfg(), 0, &[q6(0), q4(0)], &one)
+        };
+        // Protocol 0 knows IPv6 failed; protocol 1 knows nothing.
+        t.add_history(&[v6(1), v4(1)], |_, protocol, c| (protocol == 0 && *c == v6(1)).then(|| hint(None, false, true)));
+        t.on_answers(0, vec![(q6(0), Ok(vec![v6(1)])), (q4(0), Ok(vec![v4(1)]))]);
+        let first: Vec<_> = std::iter::from_fn(|| t.poll_action()).collect();
+        assert!(
+            matches!(first.first(), Some(crate::engine::tree::Action::Start { addr, protocol: 0, .. }) if *addr == v4(1).addr),
+            "{first:?}"
+        );
+        assert_eq!(t.history_hint(0), None, "IPv4 had no hint");
+        t.on_timer(100 * MS);
+        t.on_timer(250 * MS);
+        let i = t.attempts().position(|a| a.record.candidate == v6(1) && a.protocol == 0).expect("IPv6 at 250 ms");
+        assert!(t.history_hint(i).is_some_and(|h| h.failed.is_some()));
+    }
+}
