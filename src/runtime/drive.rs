@@ -41,7 +41,7 @@ impl LoopCore {
         let mut spares: Vec<AttemptId> = Vec::new();
         let end = self.carry_out_actions(entry, tokens, protocols, id, now, &mut spares);
         if let Some(end) = end {
-            history.record_end(&entry.tree, id, &entry.paths, protocols, end, now);
+            history.record_end(entry, id, protocols, end, now);
         }
         if matches!(end, Some(Err(_))) && entry.from_cache {
             // The kept addresses failed: the next race asks again.

@@ -17,8 +17,8 @@ use crate::engine::history::{interface_id, EntryKey, History, Hint, NetworkKey, 
 use crate::engine::race::{Outcome, RaceError};
 use crate::engine::tree::Tree;
 use crate::engine::{AttemptId, Candidate, Micros};
-use super::protocol::ProtocolEntry;
-use super::race::RacePath;
+use super::protocol::{AttemptIo, ProtocolEntry};
+use super::race::{RaceEntry, RacePath};
 use super::timers::RaceId;
 use std::sync::Arc;
 
@@ -84,12 +84,14 @@ impl LoopHistory {
         });
     }
 
-    /// Record what race `id`'s attempts did, when it ended with `end`.
+    /// Record what race `id`'s attempts did, when it ended with `end`. The
+    /// RTT of a connection is its handshake time, or for a TCP winner the
+    /// kernel's smoothed RTT (`TCP_INFO`), which leaves out the loop's own
+    /// latency.
     pub(super) fn record_end(
         &mut self,
-        tree: &Tree,
+        entry: &RaceEntry,
         id: RaceId,
-        paths: &[RacePath],
         protocols: &[Arc<ProtocolEntry>],
         end: Result<AttemptId, RaceError>,
         now: Micros,
@@ -97,14 +99,21 @@ impl LoopHistory {
         if !self.enabled || end == Err(RaceError::Cancelled) {
             return;
         }
+        let (tree, paths) = (&entry.tree, &entry.paths[..]);
         let winner_start = end.ok().and_then(|w| tree.attempts().nth(w)).map(|a| a.record.started);
+        let winner_srtt = end.ok().and_then(|w| match entry.io.get(w) {
+            Some(AttemptIo::Tcp(_, stream)) => super::sys::tcp::smoothed_rtt_us(stream),
+            _ => None,
+        });
         let mut observations = Vec::new();
-        for a in tree.attempts() {
+        for (i, a) in tree.attempts().enumerate() {
             let r = &a.record;
             let Some(key) = key(paths, protocols, a.path, a.protocol, &r.candidate) else { continue };
             let observation = match r.outcome {
                 Outcome::Won | Outcome::Spare => {
-                    Observation::Connected { rtt: r.ended.unwrap_or(now).saturating_sub(r.started) }
+                    let handshake = r.ended.unwrap_or(now).saturating_sub(r.started);
+                    let rtt = winner_srtt.filter(|_| end == Ok(i)).map_or(handshake, Micros::from);
+                    Observation::Connected { rtt }
                 }
                 Outcome::Failed(errno) => Observation::Failed(errno),
                 // Overtaken: started before the winner, no answer yet.
