@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use taps_racing::engine::race::{Action, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
 use taps_racing::engine::tree::{self, PathBranch, ProtocolBranch, RacingType, Tree};
+use taps_racing::engine::history::Hint;
 use taps_racing::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 
 const MS: Micros = 1000;
@@ -1361,4 +1362,127 @@ fn tree_starts_nothing_at_its_total_timeout() {
     let tree_actions: Vec<tree::Action> = std::iter::from_fn(|| t.poll_action()).collect();
     assert_eq!(race_actions, vec![Action::Failed { error: RaceError::TimedOut }]);
     assert_eq!(tree_actions, vec![tree::Action::Failed { error: RaceError::TimedOut }], "the tree started an attempt");
+}
+
+// ---------------------------------------------------------------------------
+// History (HEv3 draft -04 §5.3): with the same outcomes, history changes the
+// order and the delay, never whether a race is won.
+// ---------------------------------------------------------------------------
+
+/// What one address does when attempted.
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    Ready(Micros),
+    Fail(Micros),
+    Hang,
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        ms(0, 400).prop_map(Fate::Ready),
+        ms(0, 400).prop_map(Fate::Fail),
+        Just(Fate::Hang),
+    ]
+}
+
+/// A hint for an address, or none: failed, srtt (µs), used.
+fn maybe_hint() -> impl Strategy<Value = Option<Hint>> {
+    proptest::option::of((any::<bool>(), proptest::option::of(1u32..300_000), any::<bool>()).prop_map(
+        |(failed, srtt, used)| Hint { srtt, used, failed: failed.then_some(libc::ETIMEDOUT), races_ago: 1, age: 0 },
+    ))
+}
+
+/// Run one race to its end in virtual time: AAAA answers at `t6` with the
+/// IPv6 addresses, A at `t4` with the IPv4 ones; each attempt does what its
+/// address's fate says. Returns the winner's address.
+fn run_with(
+    cfg: RaceConfig,
+    addrs: &[(Candidate, Fate, Option<Hint>)],
+    t6: Micros,
+    t4: Micros,
+    history: Option<bool>,
+) -> Option<SocketAddr> {
+    let q6 = QueryKey { endpoint: 0, family: Family::V6 };
+    let q4 = QueryKey { endpoint: 0, family: Family::V4 };
+    let mut race = Race::new(cfg, 0, &[q6, q4]);
+    if let Some(adapt) = history {
+        for (c, _, h) in addrs {
+            if let Some(h) = h {
+                race.add_history(c.addr, *h, adapt);
+            }
+        }
+    }
+    let of = |f: Family| addrs.iter().filter(|(c, ..)| Family::of(&c.addr) == f).map(|(c, ..)| *c).collect::<Vec<_>>();
+    let mut events: BTreeMap<(Micros, u64), (AttemptId, bool)> = BTreeMap::new();
+    let mut answers = vec![(t6, q6, of(Family::V6)), (t4, q4, of(Family::V4))];
+    answers.sort_by_key(|a| a.0);
+    let mut seq = 0;
+    let mut now = 0;
+    for _ in 0..10_000 {
+        while let Some(a) = race.poll_action() {
+            match a {
+                Action::Start { attempt, addr } => {
+                    let fate = addrs.iter().find(|(c, ..)| c.addr == addr).unwrap().1;
+                    seq += 1;
+                    match fate {
+                        Fate::Ready(d) => drop(events.insert((now + d, seq), (attempt, true))),
+                        Fate::Fail(d) => drop(events.insert((now + d, seq), (attempt, false))),
+                        Fate::Hang => {}
+                    }
+                }
+                Action::Won { attempt } => return race.attempt(attempt).map(|r| r.candidate.addr),
+                Action::Failed { .. } => return None,
+                _ => {}
+            }
+        }
+        let next_answer = answers.first().map(|a| a.0);
+        let next_event = events.keys().next().map(|k| k.0);
+        let Some(t) = [next_answer, next_event, race.next_deadline()].into_iter().flatten().min() else { return None };
+        now = t;
+        if next_answer == Some(t) {
+            let (_, q, list) = answers.remove(0);
+            race.on_answer(now, q, Ok(list));
+        } else if next_event == Some(t) {
+            let key = *events.keys().next().unwrap();
+            let (attempt, ready) = events.remove(&key).unwrap();
+            if ready {
+                race.on_attempt_ready(now, attempt);
+            } else {
+                race.on_attempt_failed(now, attempt, libc::ECONNREFUSED);
+            }
+        } else {
+            race.on_timer(now);
+        }
+    }
+    panic!("the race did not end");
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// History never makes a race fail that would have succeeded without
+    /// it, nor the other way round, and the winner is always an address
+    /// that can connect.
+    #[test]
+    fn history_never_changes_whether_a_race_is_won(
+        cands in proptest::collection::vec((any::<bool>(), fate(), maybe_hint()), 1..7),
+        t6 in ms(0, 100),
+        t4 in ms(0, 100),
+        delay in ms(10, 300),
+        adapt in any::<bool>(),
+    ) {
+        let mut addrs = Vec::new();
+        for (i, (is_v6, f, h)) in cands.iter().enumerate() {
+            let c = if *is_v6 { v6(i as u8 + 1, 443, true) } else { v4(i as u8 + 1, 443, true) };
+            addrs.push((c, *f, *h));
+        }
+        let cfg = RaceConfig { connection_attempt_delay: delay, ..RaceConfig::default() };
+        let without = run_with(cfg, &addrs, t6, t4, None);
+        let with = run_with(cfg, &addrs, t6, t4, Some(adapt));
+        prop_assert_eq!(without.is_some(), with.is_some(), "without {:?}, with {:?}", without, with);
+        for w in [without, with].into_iter().flatten() {
+            let fate = addrs.iter().find(|(c, ..)| c.addr == w).unwrap().1;
+            prop_assert!(matches!(fate, Fate::Ready(_)));
+        }
+    }
 }
