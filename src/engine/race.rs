@@ -20,8 +20,13 @@
 //!   [`Race::add_history`]), or at once when any running attempt fails.
 //!   When nothing is running and new candidates arrive, the next one
 //!   starts at once. "At once" is never within [`MIN_ATTEMPT_GAP`] (10 ms)
-//!   of the previous start (RFC 8305 §5): such a start waits until then. Earlier attempts keep running: only their own `attempt_timeout`
+//!   of the previous start (RFC 8305 §5): such a start waits until then.
+//!   Earlier attempts keep running: only their own `attempt_timeout`
 //!   (failure with ETIMEDOUT) or the end of the race stops them.
+//! - History (HEv3 draft -04 §5.3, [`Race::add_history`]): the order of
+//!   [`super::history::order`]; while every known candidate failed recently
+//!   and a query is outstanding, racing waits for it, at most the
+//!   Resolution Delay after [`Race::new`].
 //! - `total_timeout`: the race fails with [`RaceError::TimedOut`] when it
 //!   has not been won that long after [`Race::new`].
 //! - RFC 9623 §4.3: the first attempt reported ready wins; every other
@@ -199,7 +204,8 @@ pub enum Action {
 /// - The Resolution Delay runs from the first A answer that carries at
 ///   least one address.
 /// - A failure (reported, or an attempt timeout) starts one pending
-///   candidate at once, if there is one; a failure with nothing pending
+///   candidate at once (at the earliest [`MIN_ATTEMPT_GAP`] after the
+///   previous start), if there is one; a failure with nothing pending
 ///   starts nothing later on. The Connection Attempt Delay then runs from
 ///   that start. When a failure and the delay boundary fall on the same
 ///   instant, one attempt starts.
