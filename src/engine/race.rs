@@ -251,7 +251,7 @@ pub struct Race {
     /// Starts owed to failures or late answers that came within
     /// [`MIN_ATTEMPT_GAP`] of the previous start: each is due that long
     /// after the previous start.
-    deferred: u32,
+    deferred: u16,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -262,7 +262,7 @@ pub struct Race {
     /// When the last attempt started.
     last_start: Option<Micros>,
     /// Failures not yet answered by a start (within one input).
-    start_credits: u32,
+    start_credits: u16,
     /// errno of the last attempt failure.
     last_errno: i32,
     /// Last error code given by a query.

@@ -68,8 +68,8 @@ impl Race {
             // At most one owed start per pending candidate: a failure with
             // nothing left to start starts nothing later on.
             let pending = self.order().iter().filter(|&&i| !self.attempts.iter().any(|a| a.candidate == i)).count();
-            if (self.deferred as usize) < pending {
-                self.deferred += 1;
+            if usize::from(self.deferred) < pending {
+                self.deferred = self.deferred.saturating_add(1);
             }
             return false;
         }
