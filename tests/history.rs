@@ -117,3 +117,33 @@ fn with_rtts_known_a_newly_blackholed_address_costs_the_minimum_delay() {
     assert_eq!(a[1].outcome, AttemptOutcome::Won, "{a:?}");
     assert!((100_000..200_000).contains(&a[1].started_us), "{a:?}");
 }
+
+#[test]
+fn a_repaired_ipv6_is_used_again_within_8_races() {
+    let (hole, filler, listener4, hole_addr, port) = bed();
+    let lp = EventLoop::new().unwrap();
+    let remotes = [endpoint("::1", hole_addr.port()), endpoint("127.0.0.1", port)];
+    let pre = Preconnection::new(&lp, &remotes, None, None).unwrap();
+    let (a, _) = race(&lp, &pre);
+    assert_eq!((a[0].address, a[0].outcome), (hole_addr, AttemptOutcome::Cancelled), "{a:?}");
+    // Repaired: a listener that accepts on the same [::1] port.
+    drop(filler);
+    drop(hole);
+    let listener6 = TcpListener::bind(hole_addr).unwrap();
+    listener6.set_nonblocking(true).unwrap();
+    // Races 2 to 7 still go to IPv4 first (the failure counts for 8 races
+    // or 30 s); the 8th attempts IPv6 at its turn, and it wins.
+    let mut used_ipv6_at = None;
+    for n in 2..=8 {
+        let (a, took) = race(&lp, &pre);
+        assert!(took < Duration::from_millis(200), "race {n}: {a:?}");
+        if a[0].address == hole_addr && a[0].outcome == AttemptOutcome::Won {
+            used_ipv6_at = Some(n);
+            break;
+        }
+        assert_eq!(a[0].address.port(), port, "race {n}: {a:?}");
+        while listener4.accept().is_ok() {}
+    }
+    assert_eq!(used_ipv6_at, Some(8));
+    while listener6.accept().is_ok() {}
+}
