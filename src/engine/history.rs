@@ -22,10 +22,11 @@
 //!   unknown one), then a destination used before sorts first; families
 //!   still interleave (RFC 8305 §4).
 //! - **Convergence** (HEv3 §5.3: clients MUST converge): a failure demotes
-//!   its destination for [`HistoryConfig::failure_hold`] (30 s) or
-//!   [`HistoryConfig::failure_races`] (8) races on its network, whichever
-//!   ends first; then the destination is attempted at its RFC 6724 turn
-//!   again. A success clears the failure.
+//!   its destination for [`HistoryConfig::failure_hold`] (30 s) or in the
+//!   next [`HistoryConfig::failure_races`] − 1 (7) races on its network,
+//!   whichever ends first: the 8th race after the failing one attempts it at
+//!   its RFC 6724 turn again (a race counts on a network when it
+//!   [`History::consult`]s it). A success clears the failure.
 //! - **Connection Attempt Delay** ([`attempt_delay`]): [`RTT_FACTOR`] (3)
 //!   times the largest smoothed RTT among the race's destinations that have
 //!   one, the first retransmission time of RFC 6298 §2.2 after one sample
@@ -153,7 +154,8 @@ pub struct HistoryConfig {
     pub max_age: Micros,
     /// A failure demotes its destination at most this long, µs. Default 30 s.
     pub failure_hold: Micros,
-    /// ... and for at most this many races on its network. Default 8.
+    /// ... and at most until this many races on its network have followed
+    /// the failing one (the last of them attempts it again). Default 8.
     pub failure_races: u64,
 }
 
@@ -250,10 +252,10 @@ impl History {
         let e = self.entry(key, now)?;
         let races = self.races_on(&key.network);
         let failed = e.failure.filter(|f| {
-            // The race asking is the (races - f.race + 1)th after the one
-            // that failed.
+            // The race asking has consulted the network (see `consult`):
+            // it is the (races - f.race)th after the one that failed.
             now.saturating_sub(f.at) < self.config.failure_hold
-                && races.saturating_sub(f.race) + 1 < self.config.failure_races
+                && races.saturating_sub(f.race) < self.config.failure_races
         });
         let last = e.failure.map_or(e.success_race, |f| f.race.max(e.success_race));
         Some(Hint {

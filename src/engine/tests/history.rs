@@ -67,14 +67,19 @@ fn a_failure_demotes_for_30_s_or_8_races_then_converges() {
     // By time: 30 s.
     assert!(h.hint(&key(v6(1)), 29_999 * MS).unwrap().failed.is_some());
     assert_eq!(h.hint(&key(v6(1)), 30_000 * MS).unwrap().failed, None);
-    // By races: the 8th race on the network after the failure tries it.
+    // By races: each later race consults the network, then records; the
+    // 8th race after the failing one tries it again.
     for i in 1..8 {
+        h.consult(net(&v6(1)), 100 + i);
         assert!(h.hint(&key(v6(1)), i * MS).unwrap().failed.is_some(), "race {i}");
-        // IPv4 wins; IPv6 was known, not attempted: its network counts.
-        h.record_race(i * MS, &[(key(v4(1)), connected(1)), (key(v6(1)), Observation::NotAttempted)]);
+        // IPv4 wins; IPv6 was known, not attempted.
+        h.record_race_of(i * MS, 100 + i, &[(key(v4(1)), connected(1)), (key(v6(1)), Observation::NotAttempted)]);
     }
+    assert_eq!(h.races_on(&net(&v6(1))), 8);
+    h.consult(net(&v6(1)), 108);
+    h.consult(net(&v6(1)), 108); // once per race
     assert_eq!(h.hint(&key(v6(1)), 8 * MS).unwrap().failed, None);
-    assert_eq!(h.hint(&key(v6(1)), 8 * MS).unwrap().races_ago, 7);
+    assert_eq!(h.hint(&key(v6(1)), 8 * MS).unwrap().races_ago, 8);
 }
 
 #[test]
