@@ -3,7 +3,7 @@
 //! `Race::pump`, which applies the rules of RFC 8305 §3 and §5 (the "Rules"
 //! in the docs of `engine::race`) until nothing more is due at `now`.
 
-use super::{Action, Attempt, Outcome, Race, RaceError};
+use super::{Action, Attempt, Outcome, Race, RaceError, MIN_ATTEMPT_GAP};
 use crate::engine::{Family, Micros};
 
 impl Race {
@@ -20,20 +20,79 @@ impl Race {
         if self.svc.as_ref().is_some_and(|s| s.ech_required && !s.https_done()) {
             return None;
         }
+        let held_by_history = self.all_known_failed().then(|| self.created.saturating_add(self.config.resolution_delay));
         self.first_a_answer
             .map(|t| t.saturating_add(self.config.resolution_delay))
+            .into_iter()
+            .chain(held_by_history)
+            .min()
     }
 
-    /// When the next attempt starts for the Connection Attempt Delay, while
-    /// a candidate is pending.
+    /// Whether history says every known candidate failed recently while a
+    /// query is still outstanding: then racing waits for the other answers
+    /// (the other family), at most the Resolution Delay after the race
+    /// began (HEv3 draft -04 §5.3 with RFC 8305 §3).
+    fn all_known_failed(&self) -> bool {
+        let Some(h) = &self.history else { return false };
+        self.is_resolving()
+            && !self.known.is_empty()
+            && self.known.iter().all(|c| h.hint(&c.addr).is_some_and(|x| x.failed.is_some()))
+    }
+
+    /// When the next attempt starts, while a candidate is pending: the
+    /// Connection Attempt Delay after the previous start, or
+    /// [`MIN_ATTEMPT_GAP`] after it when a start is owed (`deferred`).
     pub(super) fn attempt_delay_deadline(&self) -> Option<Micros> {
-        // Micros::MAX: failover racing of endpoints (only a failure starts
-        // the next one).
-        if !self.racing || self.next_pending().is_none() || self.config.connection_attempt_delay == Micros::MAX {
+        if !self.racing || self.next_pending().is_none() {
             return None;
         }
-        self.last_start
-            .map(|t| t.saturating_add(self.config.connection_attempt_delay))
+        let last = self.last_start?;
+        let owed = (self.deferred > 0).then(|| last.saturating_add(MIN_ATTEMPT_GAP));
+        // Micros::MAX: failover racing of endpoints (only a failure starts
+        // the next one).
+        let delay = self.attempt_delay();
+        let timer = (delay != Micros::MAX).then(|| last.saturating_add(delay));
+        let due = owed.into_iter().chain(timer).min()?;
+        // A fallback address the HTTPS services hold back starts no sooner
+        // than the hold ends.
+        Some(match self.held_fallback_until() {
+            Some(hold) => due.max(hold),
+            None => due,
+        })
+    }
+
+    /// When the held-back fallback addresses may start, if the next
+    /// pending candidate is one (see [`Race::next_startable`]).
+    fn held_fallback_until(&self) -> Option<Micros> {
+        let svc = self.svc.as_ref()?;
+        let hold = svc.fallback_hold?;
+        (!self.attempts.is_empty() && svc.targets_open() && self.next_pending().is_some_and(|i| svc.is_fallback(i)))
+            .then_some(hold)
+    }
+
+    /// Whether a start now would come within [`MIN_ATTEMPT_GAP`] of the
+    /// previous one (RFC 8305 §5).
+    fn within_gap(&self, now: Micros) -> bool {
+        self.last_start.is_some_and(|t| now < t.saturating_add(MIN_ATTEMPT_GAP))
+    }
+
+    /// Start the next pending candidate now, or owe the start until
+    /// [`MIN_ATTEMPT_GAP`] after the previous one; false if no candidate is
+    /// pending or the start is owed.
+    fn start_soon(&mut self, now: Micros) -> bool {
+        if self.next_pending().is_none() {
+            return false;
+        }
+        if self.within_gap(now) {
+            // At most one owed start per pending candidate: a failure with
+            // nothing left to start starts nothing later on.
+            let pending = self.order().iter().filter(|&&i| !self.attempts.iter().any(|a| a.candidate == i)).count();
+            if usize::from(self.deferred) < pending {
+                self.deferred = self.deferred.saturating_add(1);
+            }
+            return false;
+        }
+        self.start_next(now)
     }
 
     /// The first candidate in order not attempted yet, as its index in
@@ -60,14 +119,10 @@ impl Race {
     }
 
     /// When a fallback address held back by the services may start, if
-    /// that is what the race waits for (nothing running, a fallback
-    /// address pending). A start at a Connection Attempt Delay boundary
-    /// comes after it anyway.
+    /// that is what the race waits for with nothing running (with an
+    /// attempt running, [`Race::attempt_delay_deadline`] says when).
     pub(super) fn fallback_hold_deadline(&self) -> Option<Micros> {
-        let svc = self.svc.as_ref()?;
-        let t = svc.fallback_hold?;
-        (self.racing && !self.attempts.is_empty() && self.running() == 0 && svc.targets_open() && self.next_pending().is_some_and(|i| svc.is_fallback(i)))
-            .then_some(t)
+        self.held_fallback_until().filter(|_| self.racing && self.running() == 0)
     }
 
     pub(super) fn running(&self) -> usize {
@@ -86,6 +141,9 @@ impl Race {
     /// RFC 8305 §3: whether racing may start now.
     fn may_start_racing(&self, now: Micros) -> bool {
         if self.held || self.known.is_empty() {
+            return false;
+        }
+        if self.all_known_failed() && now < self.created.saturating_add(self.config.resolution_delay) {
             return false;
         }
         if let Some(svc) = &self.svc {
@@ -113,6 +171,7 @@ impl Race {
         let attempt = self.attempts.len();
         crate::engine::push_first_exact(&mut self.attempts, Attempt { candidate, outcome: Outcome::Running, started: now, ended: None });
         self.last_start = Some(now);
+        self.deferred = self.deferred.saturating_sub(1);
         self.actions.push_back(Action::Start { attempt, addr: self.known[candidate as usize].addr });
     }
 
@@ -185,8 +244,9 @@ impl Race {
                 return self.check_end(now);
             }
             self.racing = true;
+            let hold = now.saturating_add(self.attempt_delay().min(2_000_000));
             if let Some(svc) = self.svc.as_mut() {
-                svc.fallback_hold = Some(now.saturating_add(self.config.connection_attempt_delay.min(2_000_000)));
+                svc.fallback_hold = Some(hold);
             }
             for _ in 0..self.config.race_count.max(1) {
                 if !self.start_next(now) {
@@ -195,13 +255,16 @@ impl Race {
             }
             return true;
         }
-        // RFC 8305 §5: a failure starts the next candidate at once.
-        if self.start_credits > 0 {
+        // RFC 8305 §5: a failure starts the next candidate at once, but
+        // not within 10 ms of the previous start.
+        while self.start_credits > 0 {
             self.start_credits -= 1;
-            if self.start_next(now) {
+            if self.start_soon(now) {
                 return true;
             }
-            self.start_credits = 0;
+            if self.next_pending().is_none() {
+                self.start_credits = 0;
+            }
         }
         // The initial batch of race_count is not complete (racing started
         // with fewer candidates): late candidates join it at once.
@@ -221,11 +284,12 @@ impl Race {
             self.start_again(now, index);
             return true;
         }
-        // Nothing running (late answers): start at once.
-        if self.running() == 0 && self.start_next(now) {
+        // Nothing running (late answers): start at once, but not within
+        // 10 ms of the previous start.
+        if self.running() == 0 && self.deferred == 0 && self.start_soon(now) {
             return true;
         }
-        // Connection Attempt Delay.
+        // Connection Attempt Delay, or a start owed since the 10 ms gap.
         if self.attempt_delay_deadline().is_some_and(|t| t <= now) && self.start_next(now) {
             return true;
         }

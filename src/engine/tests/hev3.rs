@@ -339,8 +339,11 @@ fn fallback_addresses_keep_the_callers_port() {
     r.on_target_answer(3 * MS, 0, "svc.example", Family::V6, Ok(vec![]));
     assert_eq!(drain(&mut r), []);
     r.on_target_answer(4 * MS, 0, "svc.example", Family::V4, Err(3));
+    // Released; RFC 8305 §5: not within 10 ms of the previous start.
+    assert_eq!(drain(&mut r), []);
+    assert_eq!(r.next_deadline(), Some(11 * MS));
+    r.on_timer(11 * MS);
     assert_eq!(drain(&mut r), [start(1, v6(1))]);
-    assert_eq!(r.attempt(1).unwrap().started, 4 * MS);
     assert_eq!(r.attempt_service(1), Some(AttemptService { service: None, from_hint: false }));
 
     // A silent target: the fallback starts when the hold ends.
@@ -369,8 +372,11 @@ fn a_failed_first_service_goes_on_to_the_second_not_the_fallback() {
     r.on_attempt_failed(3 * MS, 0, ECONNREFUSED);
     assert_eq!(drain(&mut r), [], "two.example is still asked");
     r.on_target_answer(5 * MS, 0, "two.example", Family::V6, Ok(vec![v6(22)]));
+    // RFC 8305 §5: not within 10 ms of the previous start (2 ms).
+    assert_eq!(drain(&mut r), []);
+    r.on_timer(12 * MS);
     assert_eq!(drain(&mut r), [start(1, at(v6(22), 443))]);
-    r.on_attempt_ready(6 * MS, 1);
+    r.on_attempt_ready(16 * MS, 1);
     assert_eq!(drain(&mut r), [Action::Won { attempt: 1 }]);
 }
 
