@@ -61,6 +61,10 @@ pub(super) struct RaceEntry {
     /// The IPv6 destinations synthesized from IPv4 literals (NAT64), for
     /// the report; `None` when there are none.
     pub(super) nat64: Option<Box<super::nat64::Synthesized>>,
+    /// The Preconnection's ALPN list (RFC 7301), given to the attempts of
+    /// user protocols whose address has no HTTPS record
+    /// ([`super::stage::attempt_security`]).
+    pub(super) alpn: Arc<super::stage::AlpnList>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.

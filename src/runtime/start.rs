@@ -86,6 +86,7 @@ impl LoopCore {
             from_cache: false,
             dns: None,
             nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
+            alpn: Arc::new(super::stage::AlpnList::lossy(spec.alpn)),
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);

@@ -1,0 +1,185 @@
+//! Per-attempt ALPN ids and ECH configs (draft-ietf-happy-happyeyeballs-v3-04
+//! §6.1, §6.3) through the public Rust API: a user resolver answers HTTPS
+//! records (RFC 9460); a security stage and a user protocol see, for each
+//! attempt, the ALPN set and ECH config of the record its address came
+//! with, or the Preconnection's list for an address with no record.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use taps_racing::api::*;
+
+/// What a protocol or stage saw at each start: (remote, ALPN ids, ECH).
+type Offers = Arc<Mutex<Vec<(SocketAddr, Vec<String>, Option<Vec<u8>>)>>>;
+
+/// A protocol that records every start and completes only when told.
+#[derive(Default)]
+struct Mock {
+    seen: Offers,
+    attempts: Mutex<Vec<ProtocolAttempt>>,
+}
+
+struct Named(Arc<Mock>);
+
+impl Protocol for Named {
+    fn start(&self, attempt: ProtocolAttempt, remote: SocketAddr, _: &PathInfo) -> std::result::Result<(), i32> {
+        assert_eq!(attempt.alpn_wire().len(), attempt.alpn().iter().map(|a| a.len() + 1).sum::<usize>());
+        self.0.seen.lock().unwrap().push((remote, attempt.alpn().to_vec(), attempt.ech_config().map(<[u8]>::to_vec)));
+        self.0.attempts.lock().unwrap().push(attempt);
+        Ok(())
+    }
+    fn cancel(&self, _: &ProtocolAttempt) {}
+    fn close(&self, _: ProtocolConnection) {}
+}
+
+/// A resolver that records every query; the test answers them.
+#[derive(Default)]
+struct Dns {
+    addrs: Mutex<Vec<(ResolverQuery, String)>>,
+    https: Mutex<Vec<ServiceQuery>>,
+}
+
+impl Dns {
+    fn addr(&self, name: &str, family: Family) -> ResolverQuery {
+        let q = self.addrs.lock().unwrap();
+        q.iter().find(|(q, n)| n == name && q.family() == family).unwrap_or_else(|| panic!("no {family:?} query for {name}")).0.clone()
+    }
+    fn https(&self, name: &str) -> ServiceQuery {
+        self.https.lock().unwrap().iter().find(|q| q.name() == name).unwrap_or_else(|| panic!("no HTTPS query for {name}")).clone()
+    }
+}
+
+impl Resolver for Dns {
+    fn resolve(&self, query: ResolverQuery, host: &str, _: Family) -> std::result::Result<(), i32> {
+        self.addrs.lock().unwrap().push((query, host.to_string()));
+        Ok(())
+    }
+    fn resolve_https(&self, query: ServiceQuery, _: &str) -> std::result::Result<(), i32> {
+        self.https.lock().unwrap().push(query);
+        Ok(())
+    }
+}
+
+fn ep(host: &str, port: u16) -> RemoteEndpoint {
+    let mut e = RemoteEndpoint::new();
+    e.with_hostname(host).unwrap().with_port(port).unwrap();
+    e
+}
+
+fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|a| a.parse().unwrap()).collect()
+}
+
+struct Nop;
+impl ConnectionHandler for Nop {}
+
+/// An ECHConfigList's bytes (opaque to the library).
+const ECH: &[u8] = &[0x00, 0x08, 0xfe, 0x0d, 0x00, 0x04, 1, 2, 3, 4];
+
+/// alpn=h2 (no default ALPN), an ECH config, the hint `hint`, TargetName
+/// `target`.
+fn h2_record(target: &str, hint: Option<&str>, port: Option<u16>) -> ServiceRecord {
+    let params = SvcParams {
+        alpn: vec!["h2".into()],
+        no_default_alpn: true,
+        ech: Some(ECH.into()),
+        ipv4hint: hint.map(|h| vec![h.parse().unwrap()]).unwrap_or_default(),
+        port,
+        ..SvcParams::default()
+    };
+    ServiceRecord { priority: 1, target: target.into(), params }
+}
+
+fn strings(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn user_protocol_gets_the_records_alpn_and_ech_and_the_fallback_the_callers_list() {
+    let lp = Arc::new(EventLoop::with_manual_clock().unwrap());
+    let mock = Arc::new(Mock::default());
+    let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: false, multistreaming: true };
+    lp.add_protocol("mock", traits, Arc::new(Named(Arc::clone(&mock)))).unwrap();
+    let dns = Arc::new(Dns::default());
+    lp.set_resolver(Some(Arc::clone(&dns) as Arc<dyn Resolver>));
+    let mut props = TransportProperties::new();
+    props.set_multistreaming(Preference::Require);
+    let mut pre = Preconnection::new(&lp, &[ep("svc.test", 443)], Some(&props), None).unwrap();
+    pre.set_alpn(&["h2", "http/1.1"]).unwrap();
+    let conn = pre.initiate(Box::new(Nop)).unwrap();
+    lp.run().unwrap();
+    // The record's service is a.test (hint 127.0.0.2); the host's own
+    // address 127.0.0.1 is the fallback.
+    dns.https("svc.test").answer(vec![h2_record("a.test", Some("127.0.0.2"), None)], 60);
+    dns.addr("svc.test", Family::V6).answer(&[]);
+    dns.addr("svc.test", Family::V4).answer(&ips(&["127.0.0.1"]));
+    lp.run().unwrap();
+    lp.advance_clock(300_000).unwrap();
+    lp.run().unwrap();
+    let seen = mock.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            ("127.0.0.2:443".parse().unwrap(), strings(&["h2"]), Some(ECH.to_vec())),
+            ("127.0.0.1:443".parse().unwrap(), strings(&["h2", "http/1.1"]), None),
+        ]
+    );
+    drop(conn);
+}
+
+/// A stage that records what each attempt offers and is ready at once.
+struct Recorder(Offers);
+
+impl SecurityStage for Recorder {
+    fn start(&self, attempt: StageAttempt) -> std::result::Result<(), i32> {
+        self.0.lock().unwrap().push((attempt.remote(), attempt.alpn().to_vec(), attempt.ech_config().map(<[u8]>::to_vec)));
+        attempt.ready(attempt.alpn().first().map(String::as_str));
+        Ok(())
+    }
+    fn io(&self, _: &StageAttempt, _: bool, _: bool) {}
+    fn cancel(&self, _: &StageAttempt) {}
+}
+
+/// A staged race to a real loopback listener: `answer` answers the
+/// HTTPS question; what the stage saw.
+fn staged(answer: impl FnOnce(&ServiceQuery, u16)) -> (Vec<(SocketAddr, Vec<String>, Option<Vec<u8>>)>, Option<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lp = EventLoop::with_manual_clock().unwrap();
+    let dns = Arc::new(Dns::default());
+    lp.set_resolver(Some(Arc::clone(&dns) as Arc<dyn Resolver>));
+    let mut pre = Preconnection::new(&lp, &[ep("tls.test", port)], None, None).unwrap();
+    pre.set_https_policy(HttpsPolicy::On);
+    pre.set_alpn(&["h2", "http/1.1"]).unwrap();
+    let seen: Offers = Arc::default();
+    pre.set_security_stage(Some(Arc::new(Recorder(Arc::clone(&seen)))));
+    let conn = pre.initiate(Box::new(Nop)).unwrap();
+    lp.run().unwrap();
+    answer(&dns.https(&format!("_{port}._https.tls.test")), port);
+    dns.addr("tls.test", Family::V6).answer(&[]);
+    dns.addr("tls.test", Family::V4).answer(&ips(&["127.0.0.1"]));
+    for _ in 0..400 {
+        lp.run().unwrap();
+        if conn.state() != ConnectionState::Establishing {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(conn.state(), ConnectionState::Established);
+    let seen = seen.lock().unwrap().clone();
+    (seen, conn.alpn())
+}
+
+#[test]
+fn stage_gets_the_records_alpn_and_ech() {
+    let (seen, alpn) = staged(|q, port| q.answer(vec![h2_record(".", None, Some(port))], 60));
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].1.clone(), seen[0].2.clone()), (strings(&["h2"]), Some(ECH.to_vec())));
+    assert_eq!(alpn.as_deref(), Some("h2"));
+}
+
+#[test]
+fn stage_without_a_record_gets_the_callers_list_and_no_ech() {
+    let (seen, _) = staged(|q, _| q.answer(Vec::new(), 60));
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].1.clone(), seen[0].2.clone()), (strings(&["h2", "http/1.1"]), None));
+}
