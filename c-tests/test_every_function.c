@@ -1455,6 +1455,28 @@ ROW(taps_protocol_attempt_get_alpn_wire, "NULL out_len: NULL", 1, taps_protocol_
 ROW(taps_protocol_attempt_get_alpn_wire, "h2, http/1.1: 12 bytes", 12, proto_wire_len(f, 0))
 ROW(taps_protocol_attempt_get_ech_config, "NULL attempt: NULL, 0", 1, proto_ech_none(f, 1))
 ROW(taps_protocol_attempt_get_ech_config, "no HTTPS record: NULL, 0", 1, proto_ech_none(f, 0))
+static long long set_protocol_alpn(Fixture *f, const char *name, const char *const *ids, size_t n) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  return taps_preconnection_set_protocol_alpn(f->pre, name, ids, n);
+}
+/* A race where "hx" serves h3 only and the address has no HTTPS record:
+   no branch races it (the loop's "tcp" is not selected by hx_props). */
+static long long hx_h3_only_starts_nothing(Fixture *f) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  CHECK_CODE(taps_preconnection_set_protocol_alpn(f->pre, "hx", (const char *const[]){"h3"}, 1), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
+  return (long long)f->proto.starts;
+}
+ROW(taps_preconnection_set_protocol_alpn, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_protocol_alpn(NULL, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL protocol name", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, NULL, NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL ids, count 1", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", NULL, 1))
+ROW(taps_preconnection_set_protocol_alpn, "a NULL id", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){"h3", NULL}, 2))
+ROW(taps_preconnection_set_protocol_alpn, "no protocol of that name", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "quic", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "an empty id", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){""}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "h3 for hx", TAPS_OK, set_protocol_alpn(f, "hx", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "count 0: cleared", TAPS_OK, set_protocol_alpn(f, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "hx serving h3 gets no fallback address", 0, hx_h3_only_starts_nothing(f))
 
 /* ---- coverage of the header ------------------------------------------- */
 

@@ -1025,6 +1025,29 @@ int taps_preconnection_set_racing_type(struct taps_preconnection *p,
 // (an id empty, over 255 bytes or not UTF-8; over 64 ids; nothing changes).
 int taps_preconnection_set_alpn(struct taps_preconnection *p, const char *const *ids, size_t count);
 
+// Say which ALPN ids (RFC 7301) the protocol named `protocol_name` serves
+// (draft-ietf-happy-happyeyeballs-v3-04 §5.1, §6), e.g. a QUIC user
+// protocol "h3", built-in "tcp" "h2" and "http/1.1". `protocol_name` is a
+// protocol registered on `p`'s loop ("tcp", "udp", or one given to
+// taps_event_loop_add_protocol); `ids` is an array of `count`
+// NUL-terminated strings (copied; `count` 0 clears the protocol's ids;
+// `ids` may then be NULL). Each PROTOCOL branch of the races initiated
+// later races only the addresses of HTTPS services (RFC 9460) whose
+// usable ALPN ids share one with its protocol's, and the fallback
+// (addresses with no record; every address of a race that asks no HTTPS
+// record) only when its ids have "http/1.1"; a protocol with no ids races
+// every candidate. Its attempts' ALPN lists keep only its ids
+// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). Call
+// before initiating; not at the same time as another call on `p`.
+// Errors (nothing changes): TAPS_ERROR_NULL_ARGUMENT (p, protocol_name, a
+// NULL id, or ids NULL with count > 0), TAPS_ERROR_INVALID_ARGUMENT (no
+// protocol of that name on the loop; a name or id not UTF-8; an id empty
+// or over 255 bytes; over 64 ids).
+int taps_preconnection_set_protocol_alpn(struct taps_preconnection *p,
+                                         const char *protocol_name,
+                                         const char *const *ids,
+                                         size_t count);
+
 // The socket of an established connection (non-blocking, owned by the
 // connection: do not close it), or -1 (not established, closed, or NULL).
 int taps_connection_get_fd(const struct taps_connection *c);

@@ -183,3 +183,76 @@ fn stage_without_a_record_gets_the_callers_list_and_no_ech() {
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].1.clone(), seen[0].2.clone()), (strings(&["h2", "http/1.1"]), None));
 }
+
+/// A manual-clock loop with a mock "quic" protocol serving "h3" beside
+/// the built-in TCP serving "h2" and "http/1.1", racing each other at
+/// once; a Preconnection to `host`:443. The test answers HTTPS with
+/// `records` (an empty list: NODATA) and A with 127.0.0.1 (TCP to
+/// 127.0.0.1:443 is refused or connects: either way an attempt); which
+/// (address, protocol) pairs were attempted, and what "quic" was given.
+fn by_alpn(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, Vec<Vec<String>>) {
+    let lp = Arc::new(EventLoop::with_manual_clock().unwrap());
+    let quic = Arc::new(Mock::default());
+    let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: true, multistreaming: true };
+    lp.add_protocol("quic", traits, Arc::new(Named(Arc::clone(&quic)))).unwrap();
+    let dns = Arc::new(Dns::default());
+    lp.set_resolver(Some(Arc::clone(&dns) as Arc<dyn Resolver>));
+    let mut pre = Preconnection::new(&lp, &[ep(host, 443)], None, None).unwrap();
+    pre.set_racing_type(BranchKind::Protocol, RacingType::Immediate);
+    pre.set_protocol_alpn("quic", &["h3"]).unwrap();
+    pre.set_protocol_alpn("tcp", &["h2", "http/1.1"]).unwrap();
+    assert_eq!(pre.protocol_alpn("quic"), ["h3"]);
+    let conn = pre.initiate(Box::new(Nop)).unwrap();
+    lp.run().unwrap();
+    dns.https(host).answer(records, 60);
+    dns.addr(host, Family::V6).answer(&[]);
+    dns.addr(host, Family::V4).answer(&ips(&["127.0.0.1"]));
+    lp.run().unwrap();
+    let mut got: Vec<(String, String)> = conn.attempts().iter().map(|a| (a.address.to_string(), a.protocol.to_string_lossy().into_owned())).collect();
+    got.sort();
+    let offered = quic.seen.lock().unwrap().iter().map(|(_, alpn, _)| alpn.clone()).collect();
+    drop(conn);
+    (got, offered)
+}
+
+fn record(ids: &[&str]) -> ServiceRecord {
+    let params = SvcParams { alpn: ids.iter().map(|s| s.to_string()).collect(), no_default_alpn: true, ..SvcParams::default() };
+    ServiceRecord { priority: 1, target: ".".into(), params }
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, p)| (a.to_string(), p.to_string())).collect()
+}
+
+#[test]
+fn record_h3_h2_attempts_on_both_protocol_branches() {
+    let (got, offered) = by_alpn("both.test", vec![record(&["h3", "h2"])]);
+    assert_eq!(got, pairs(&[("127.0.0.1:443", "quic"), ("127.0.0.1:443", "tcp")]));
+    assert_eq!(offered, [strings(&["h3"])]);
+}
+
+#[test]
+fn record_h2_attempts_only_on_tcp() {
+    let (got, offered) = by_alpn("h2.test", vec![record(&["h2"])]);
+    assert_eq!(got, pairs(&[("127.0.0.1:443", "tcp")]));
+    assert!(offered.is_empty());
+}
+
+#[test]
+fn fallback_attempts_only_on_tcp() {
+    let (got, _) = by_alpn("none.test", Vec::new());
+    assert_eq!(got, pairs(&[("127.0.0.1:443", "tcp")]));
+}
+
+#[test]
+fn set_protocol_alpn_errors() {
+    let lp = EventLoop::with_manual_clock().unwrap();
+    let mut pre = Preconnection::new(&lp, &[ep("x.test", 443)], None, None).unwrap();
+    assert!(matches!(pre.set_protocol_alpn("quic", &["h3"]), Err(Error::InvalidArgument(_))));
+    assert!(matches!(pre.set_protocol_alpn("tcp", &[""]), Err(Error::InvalidArgument(_))));
+    assert_eq!(pre.protocol_alpn("tcp"), Vec::<String>::new());
+    pre.set_protocol_alpn("tcp", &["h2"]).unwrap();
+    assert_eq!(pre.protocol_alpn("tcp"), ["h2"]);
+    pre.set_protocol_alpn("tcp", &[]).unwrap();
+    assert_eq!(pre.protocol_alpn("tcp"), Vec::<String>::new());
+}

@@ -169,6 +169,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     null!(taps_protocol_attempt_get_alpn(null(), 0));
     null!(taps_protocol_attempt_get_alpn_wire(null(), null_mut()));
     null!(taps_protocol_attempt_get_ech_config(null(), null_mut()));
+    code!(taps_preconnection_set_protocol_alpn(null_mut(), null(), null(), 0));
     // Security stages and ALPN.
     code!(taps_preconnection_set_security_stage(null_mut(), null(), null_mut()));
     code!(taps_preconnection_set_alpn(null_mut(), null(), 0));

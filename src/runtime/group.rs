@@ -176,6 +176,7 @@ impl Groups {
                 https: crate::vocabulary::svcb::HttpsPolicy::Off,
                 alpn: &[],
                 ech_required: false,
+                protocol_alpn: &[],
             };
             // Mark the build as started before the race can report back
             // (it may end inside start_race_locked), so that no second

@@ -347,6 +347,7 @@ impl Pools {
             https: crate::vocabulary::svcb::HttpsPolicy::Off,
             alpn: &[],
             ech_required: false,
+            protocol_alpn: &[],
         };
         // The spec borrows the pool entry; copy what the race needs first.
         let owned = OwnedSpec {
@@ -366,6 +367,7 @@ impl Pools {
             https: crate::vocabulary::svcb::HttpsPolicy::Off,
             alpn: &[],
             ech_required: false,
+            protocol_alpn: &[],
         };
         Pools::event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         // The pool knows its race before it starts: attempts that end

@@ -120,12 +120,22 @@ pub(crate) struct AttemptSecurity {
 /// §7.1.2, in the caller's order, as [`crate::engine::service::Service::alpn`]
 /// has them) and its "ech" SvcParam; any other attempt (a fallback
 /// address, a race without HTTPS records) gets `caller`, the
-/// Preconnection's ALPN list, and no ECH config.
-pub(crate) fn attempt_security(caller: &Arc<AlpnList>, tree: &Tree, attempt: AttemptId) -> AttemptSecurity {
+/// Preconnection's ALPN list, and no ECH config. When the attempt's
+/// protocol serves registered ids (`served`, HEv3 §5.1, §6), the list
+/// keeps only those (in its own order).
+pub(crate) fn attempt_security(caller: &Arc<AlpnList>, served: Option<&[String]>, tree: &Tree, attempt: AttemptId) -> AttemptSecurity {
     let service = tree.attempt_service(attempt).and_then(|t| t.service).and_then(|s| tree.services().get(s as usize));
-    match service {
-        Some(s) => AttemptSecurity { alpn: Arc::new(AlpnList::lossy(&s.alpn)), ech: s.ech.clone() },
-        None => AttemptSecurity { alpn: Arc::clone(caller), ech: None },
+    let keep = |id: &&str| served.is_none_or(|ids| ids.iter().any(|s| s == id));
+    match (service, served) {
+        (Some(s), _) => {
+            let ids: Vec<&str> = s.alpn.iter().map(|a| &**a).filter(keep).collect();
+            AttemptSecurity { alpn: Arc::new(AlpnList::lossy(&ids)), ech: s.ech.clone() }
+        }
+        (None, None) => AttemptSecurity { alpn: Arc::clone(caller), ech: None },
+        (None, Some(_)) => {
+            let ids: Vec<&str> = caller.names.iter().map(String::as_str).filter(keep).collect();
+            AttemptSecurity { alpn: Arc::new(AlpnList::lossy(&ids)), ech: None }
+        }
     }
 }
 
@@ -289,7 +299,9 @@ impl LoopCore {
         let stage = Arc::clone(&race.setup.stage);
         let Some(AttemptIo::Tcp(token, stream)) = entry.io.remove(attempt) else { return };
         race.connected.lock().push((attempt, now));
-        let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+        let tree_attempt = entry.tree.attempts().nth(attempt);
+        let protocol = tree_attempt.map_or(usize::MAX, |a| a.protocol);
+        let remote = tree_attempt.map(|a| a.record.candidate.addr);
         let remote = remote.unwrap_or_else(|| stream.peer_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
         let handle = Arc::new(StageHandle {
             lp: self.me.clone(),
@@ -299,7 +311,7 @@ impl LoopCore {
             token,
             remote,
             host: race.setup.host.clone(),
-            security: attempt_security(&race.setup.alpn, &entry.tree, attempt),
+            security: attempt_security(&race.setup.alpn, entry.served(protocol), &entry.tree, attempt),
             tcp: Arc::clone(tcp),
             state: Mutex::new(HandleState { phase: Phase::Running, wanted: (false, false), selected: None }),
         });
