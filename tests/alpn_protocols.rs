@@ -256,3 +256,60 @@ fn set_protocol_alpn_errors() {
     pre.set_protocol_alpn("tcp", &[]).unwrap();
     assert_eq!(pre.protocol_alpn("tcp"), Vec::<String>::new());
 }
+
+/// A manual-clock loop with the mock protocol and the resolver; a
+/// Preconnection to `host`:443.
+fn mock_setup(host: &str) -> (Arc<EventLoop>, Arc<Mock>, Arc<Dns>, Preconnection) {
+    let lp = Arc::new(EventLoop::with_manual_clock().unwrap());
+    let mock = Arc::new(Mock::default());
+    let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: false, multistreaming: true };
+    lp.add_protocol("mock", traits, Arc::new(Named(Arc::clone(&mock)))).unwrap();
+    let dns = Arc::new(Dns::default());
+    lp.set_resolver(Some(Arc::clone(&dns) as Arc<dyn Resolver>));
+    let mut props = TransportProperties::new();
+    props.set_multistreaming(Preference::Require);
+    let pre = Preconnection::new(&lp, &[ep(host, 443)], Some(&props), None).unwrap();
+    (lp, mock, dns, pre)
+}
+
+/// Answer `host`'s HTTPS question with a record on port 8443 (hint
+/// 127.0.0.2, alpn h2 and an ECH config) and its addresses with nothing;
+/// where the mock was asked to connect, and with what.
+fn answer_and_starts(lp: &EventLoop, mock: &Mock, dns: &Dns, host: &str) -> Vec<(SocketAddr, Vec<String>, Option<Vec<u8>>)> {
+    lp.run().unwrap();
+    dns.https(host).answer(vec![h2_record(".", Some("127.0.0.2"), Some(8443))], 60);
+    dns.addr(host, Family::V6).answer(&[]);
+    lp.run().unwrap();
+    mock.seen.lock().unwrap().clone()
+}
+
+#[test]
+fn pool_races_ask_https_records() {
+    let (lp, mock, dns, pre) = mock_setup("pool.test");
+    let opts = PoolOptions { buffer_size: 1, race_count: 1, ..Default::default() };
+    let pool = ConnectionPool::new(&pre, &opts, None).unwrap();
+    let seen = answer_and_starts(&lp, &mock, &dns, "pool.test");
+    assert_eq!(seen, [("127.0.0.2:8443".parse().unwrap(), strings(&["h2"]), Some(ECH.to_vec()))]);
+    drop(pool);
+}
+
+#[test]
+fn group_races_ask_https_records() {
+    let (lp, mock, dns, pre) = mock_setup("group.test");
+    let opts = GroupOptions { size: 1, ..Default::default() };
+    let group = ConnectionGroup::new(&pre, &opts, None).unwrap();
+    let seen = answer_and_starts(&lp, &mock, &dns, "group.test");
+    assert_eq!(seen, [("127.0.0.2:8443".parse().unwrap(), strings(&["h2"]), Some(ECH.to_vec()))]);
+    drop(group);
+}
+
+#[test]
+fn pool_with_https_off_asks_nothing() {
+    let (lp, _mock, dns, mut pre) = mock_setup("off.test");
+    pre.set_https_policy(HttpsPolicy::Off);
+    let pool = ConnectionPool::new(&pre, &PoolOptions { buffer_size: 1, race_count: 1, ..Default::default() }, None).unwrap();
+    lp.run().unwrap();
+    assert!(dns.https.lock().unwrap().is_empty());
+    assert_eq!(dns.addrs.lock().unwrap().len(), 2);
+    drop(pool);
+}

@@ -323,6 +323,10 @@ impl Preconnection {
             selection: self.properties.selection.clone(),
             config: self.racing.apply(self.config),
             racing: self.racing,
+            https: self.https,
+            alpn: self.alpn.names.clone(),
+            ech_required: self.ech_required,
+            protocol_alpn: self.protocol_alpn.clone(),
         }
     }
 
