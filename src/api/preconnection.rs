@@ -272,7 +272,7 @@ impl Preconnection {
     ///
     /// A protocol with no ids set (the default, or `ids` = `&[]`) races
     /// every candidate, as without HTTPS records. The branches race each
-    /// other as [`Preconnection::set_branch_racing`] says for the PROTOCOL
+    /// other as [`Preconnection::set_racing_type`] says for the PROTOCOL
     /// level, one race of endpoints per branch.
     ///
     /// # Errors
