@@ -122,3 +122,83 @@ fn no_branch_serves_the_record_the_race_fails_with_no_attempt() {
     assert_eq!(starts(&actions), []);
     assert!(matches!(actions.last(), Some(Action::Failed { error: RaceError::ResolutionFailed(_) })), "{actions:?}");
 }
+
+/// splitmix64, for the randomized schedules.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+#[test]
+fn randomized_every_attempt_is_served_by_its_branch() {
+    const IDS: [&str; 3] = ["h3", "h2", "http/1.1"];
+    let served = |p: usize| match p {
+        QUIC => Some(vec!["h3".to_string()]),
+        TCP => Some(vec!["h2".to_string(), "http/1.1".to_string()]),
+        _ => None,
+    };
+    for seed in 0..300 {
+        let mut rng = Rng(seed);
+        let paths = [PathBranch {
+            path: 0,
+            racing: RacingType::Immediate,
+            protocols: (0..3).map(|p| ProtocolBranch { protocol: p, racing: RacingType::Immediate }).collect(),
+        }];
+        let mut t = Tree::new(cfg(), 0, &[q6(0), q4(0)], &paths);
+        t.expect_services(spec());
+        t.serve_alpn(served);
+        let records: Vec<ServiceRecord> = (0..1 + rng.below(3))
+            .map(|_| {
+                let alpn = IDS.iter().filter(|_| rng.below(2) == 0).map(|s| s.to_string()).collect();
+                let params = SvcParams {
+                    alpn,
+                    no_default_alpn: rng.below(2) == 0,
+                    ipv4hint: vec![std::net::Ipv4Addr::new(192, 0, 2, 10 + rng.below(3) as u8)],
+                    ..SvcParams::default()
+                };
+                ServiceRecord { priority: 1 + rng.below(3) as u16, target: if rng.below(2) == 0 { ".".into() } else { "t.test".into() }, params }
+            })
+            .collect();
+        let mut now = 0;
+        let mut inputs = [0, 1, 2];
+        for i in 0..3 {
+            inputs.swap(i, rng.below(3) as usize);
+        }
+        for i in inputs {
+            now += rng.below(60) * MS;
+            match i {
+                0 => t.on_service_answer(now, 0, Ok(records.clone())),
+                1 => t.on_answer(now, q6(0), Ok(vec![v6(1 + rng.below(2) as u16)])),
+                _ => t.on_answer(now, q4(0), Ok(vec![v4(1 + rng.below(2) as u8)])),
+            }
+        }
+        let mut started = 0;
+        for _ in 0..50 {
+            for a in drain(&mut t) {
+                if let Action::Start { attempt, protocol, .. } = a {
+                    started += 1;
+                    let svc = t.attempt_service(attempt).and_then(|s| s.service);
+                    let ok = match (served(protocol), svc) {
+                        (None, _) => true,
+                        (Some(ids), Some(s)) => t.services()[s as usize].alpn.iter().any(|a| ids.iter().any(|i| **i == **a)),
+                        (Some(ids), None) => ids.iter().any(|i| i == "http/1.1"),
+                    };
+                    assert!(ok, "seed {seed}: attempt {attempt} on protocol {protocol}, service {svc:?}: {:?}", t.services());
+                    t.on_attempt_failed(now, attempt, 111);
+                }
+            }
+            let Some(next) = t.next_deadline() else { break };
+            now = now.max(next);
+            t.on_timer(now);
+        }
+        // The unregistered protocol races every candidate: something starts.
+        assert!(started > 0, "seed {seed}");
+    }
+}
