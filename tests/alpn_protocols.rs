@@ -142,6 +142,12 @@ impl SecurityStage for Recorder {
 /// A staged race to a real loopback listener: `answer` answers the
 /// HTTPS question; what the stage saw.
 fn staged(answer: impl FnOnce(&ServiceQuery, u16)) -> (Vec<(SocketAddr, Vec<String>, Option<Vec<u8>>)>, Option<String>) {
+    staged_with(&["h2", "http/1.1"], &[], answer)
+}
+
+/// [`staged`] with the caller's ALPN ids `caller` and TCP serving the ALPN
+/// ids `tcp_ids` (none: every candidate).
+fn staged_with(caller: &[&str], tcp_ids: &[&str], answer: impl FnOnce(&ServiceQuery, u16)) -> (Vec<(SocketAddr, Vec<String>, Option<Vec<u8>>)>, Option<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let lp = EventLoop::with_manual_clock().unwrap();
@@ -149,7 +155,8 @@ fn staged(answer: impl FnOnce(&ServiceQuery, u16)) -> (Vec<(SocketAddr, Vec<Stri
     lp.set_resolver(Some(Arc::clone(&dns) as Arc<dyn Resolver>));
     let mut pre = Preconnection::new(&lp, &[ep("tls.test", port)], None, None).unwrap();
     pre.set_https_policy(HttpsPolicy::On);
-    pre.set_alpn(&["h2", "http/1.1"]).unwrap();
+    pre.set_alpn(caller).unwrap();
+    pre.set_protocol_alpn("tcp", tcp_ids).unwrap();
     let seen: Offers = Arc::default();
     pre.set_security_stage(Some(Arc::new(Recorder(Arc::clone(&seen)))));
     let conn = pre.initiate(Box::new(Nop)).unwrap();
@@ -174,6 +181,21 @@ fn stage_gets_the_records_alpn_and_ech() {
     let (seen, alpn) = staged(|q, port| q.answer(vec![h2_record(".", None, Some(port))], 60));
     assert_eq!(seen.len(), 1);
     assert_eq!((seen[0].1.clone(), seen[0].2.clone()), (strings(&["h2"]), Some(ECH.to_vec())));
+    assert_eq!(alpn.as_deref(), Some("h2"));
+}
+
+#[test]
+fn stage_gets_only_the_ids_its_protocol_serves() {
+    // The record offers h3 and h2 (and http/1.1, its default), the caller
+    // all three; TCP serves h2 and http/1.1: its stage offers those, in
+    // the caller's order.
+    let h3_h2 = |port| {
+        let params = SvcParams { alpn: vec!["h3".into(), "h2".into()], port: Some(port), ..SvcParams::default() };
+        ServiceRecord { priority: 1, target: ".".into(), params }
+    };
+    let (seen, alpn) = staged_with(&["h3", "h2", "http/1.1"], &["http/1.1", "h2"], |q, port| q.answer(vec![h3_h2(port)], 60));
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, strings(&["h2", "http/1.1"]));
     assert_eq!(alpn.as_deref(), Some("h2"));
 }
 
