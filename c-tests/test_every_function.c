@@ -1435,6 +1435,65 @@ ROW(taps_connection_group_members, "NULL", 0, taps_connection_group_members(NULL
 ROW(taps_connection_group_members, "none live", 0, taps_connection_group_members(group_dead(f), NULL, 0))
 ROW(taps_connection_group_free, "NULL", 0, (taps_connection_group_free(NULL), 0))
 
+/* a user protocol's attempt: its ALPN ids and ECH config (HEv3 §6.1, §6.3) */
+static taps_protocol_attempt *alpn_attempt(Fixture *f) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  const char *ids[] = {"h2", "http/1.1"};
+  CHECK_CODE(taps_preconnection_set_alpn(f->pre, ids, 2), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
+  CHECK(f->proto.handles[0] != NULL);
+  return f->proto.handles[0];
+}
+static long long proto_alpn_is(Fixture *f, size_t index, const char *want) {
+  const char *id = taps_protocol_attempt_get_alpn(alpn_attempt(f), index);
+  return want ? (id != NULL && strcmp(id, want) == 0) : id == NULL;
+}
+static long long proto_wire_len(Fixture *f, int null_attempt) {
+  size_t len = 99;
+  const uint8_t *w = taps_protocol_attempt_get_alpn_wire(null_attempt ? NULL : alpn_attempt(f), &len);
+  if (null_attempt) return w == NULL && len == 0;
+  return w != NULL && w[0] == 2 && memcmp(w + 1, "h2", 2) == 0 ? (long long)len : -1;
+}
+static long long proto_ech_none(Fixture *f, int null_attempt) {
+  size_t len = 99;
+  const uint8_t *e = taps_protocol_attempt_get_ech_config(null_attempt ? NULL : alpn_attempt(f), &len);
+  return e == NULL && len == 0;
+}
+ROW(taps_protocol_attempt_get_alpn_count, "NULL: 0", 0, taps_protocol_attempt_get_alpn_count(NULL))
+ROW(taps_protocol_attempt_get_alpn_count, "no HTTPS record: the Preconnection's 2", 2, taps_protocol_attempt_get_alpn_count(alpn_attempt(f)))
+ROW(taps_protocol_attempt_get_alpn, "NULL: NULL", 1, taps_protocol_attempt_get_alpn(NULL, 0) == NULL)
+ROW(taps_protocol_attempt_get_alpn, "index 0: h2", 1, proto_alpn_is(f, 0, "h2"))
+ROW(taps_protocol_attempt_get_alpn, "index 1: http/1.1", 1, proto_alpn_is(f, 1, "http/1.1"))
+ROW(taps_protocol_attempt_get_alpn, "index 2: NULL", 1, proto_alpn_is(f, 2, NULL))
+ROW(taps_protocol_attempt_get_alpn_wire, "NULL attempt: NULL, 0", 1, proto_wire_len(f, 1))
+ROW(taps_protocol_attempt_get_alpn_wire, "NULL out_len: NULL", 1, taps_protocol_attempt_get_alpn_wire(NULL, NULL) == NULL)
+ROW(taps_protocol_attempt_get_alpn_wire, "h2, http/1.1: 12 bytes", 12, proto_wire_len(f, 0))
+ROW(taps_protocol_attempt_get_ech_config, "NULL attempt: NULL, 0", 1, proto_ech_none(f, 1))
+ROW(taps_protocol_attempt_get_ech_config, "no HTTPS record: NULL, 0", 1, proto_ech_none(f, 0))
+static long long set_protocol_alpn(Fixture *f, const char *name, const char *const *ids, size_t n) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  return taps_preconnection_set_protocol_alpn(f->pre, name, ids, n);
+}
+/* A race where "hx" serves h3 only and the address has no HTTPS record:
+   no branch races it (the loop's "tcp" is not selected by hx_props). */
+static long long hx_h3_only_starts_nothing(Fixture *f) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  CHECK_CODE(taps_preconnection_set_protocol_alpn(f->pre, "hx", (const char *const[]){"h3"}, 1), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
+  return (long long)f->proto.starts;
+}
+ROW(taps_preconnection_set_protocol_alpn, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_protocol_alpn(NULL, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL protocol name", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, NULL, NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL ids, count 1", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", NULL, 1))
+ROW(taps_preconnection_set_protocol_alpn, "a NULL id", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){"h3", NULL}, 2))
+ROW(taps_preconnection_set_protocol_alpn, "no protocol of that name", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "quic", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "an empty id", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){""}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "h3 for hx", TAPS_OK, set_protocol_alpn(f, "hx", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "count 0: cleared", TAPS_OK, set_protocol_alpn(f, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "hx serving h3 gets no fallback address", 0, hx_h3_only_starts_nothing(f))
+
 /* ---- coverage of the header ------------------------------------------- */
 
 /* Names of the functions the header declares: a line that starts with a

@@ -226,7 +226,14 @@ pub(crate) struct ServiceState {
     /// answers once racing has started (see [`ServiceState::holds_fallback`]);
     /// `None` before racing starts.
     pub(crate) fallback_hold: Option<Micros>,
+    /// The ALPN ids the race's protocol serves (HEv3 §5.1, §6); `None`:
+    /// every candidate (see [`ServiceState::set_served`]).
+    served: Option<Box<[Box<str>]>>,
 }
+
+/// The ALPN id of the fallback (addresses with no HTTPS record): HTTP/1.1,
+/// the SVCB default ALPN of HTTPS (RFC 9460 §7.1.2).
+pub const DEFAULT_ALPN: &str = "http/1.1";
 
 /// splitmix64: a small seeded mixer for the shuffle rank.
 fn mix(mut x: u64) -> u64 {
@@ -288,6 +295,7 @@ impl ServiceState {
             resolves: VecDeque::new(),
             seen: 0,
             fallback_hold: None,
+            served: None,
         };
         for q in spec.queries {
             if state.chains.iter().any(|c| c.query.endpoint == q.endpoint) {
@@ -297,6 +305,25 @@ impl ServiceState {
             state.chains.push(Chain { asked: vec![q.qname.as_str().into()], query: q, done: false });
         }
         state
+    }
+
+    /// Keep only the candidates a protocol serving `ids` can use (HEv3
+    /// §5.1, §6: a protocol branch races the services whose ALPN set has
+    /// one of its ids): a service's addresses when its usable ALPN ids
+    /// ([`Service::alpn`]) share one with `ids`, and the fallback only when
+    /// `ids` has [`DEFAULT_ALPN`]. The service table itself is unchanged.
+    pub(crate) fn set_served(&mut self, ids: &[impl AsRef<str>]) {
+        self.served = Some(ids.iter().map(|i| i.as_ref().into()).collect());
+    }
+
+    /// Whether the protocol serves a service with these ALPN ids (the
+    /// fallback: `None`).
+    fn serves(&self, alpn: Option<&[Box<str>]>) -> bool {
+        let Some(served) = &self.served else { return true };
+        match alpn {
+            Some(ids) => ids.iter().any(|a| served.contains(a)),
+            None => served.iter().any(|a| &**a == DEFAULT_ALPN),
+        }
     }
 
     /// The next question for the runtime.
@@ -491,6 +518,9 @@ impl ServiceState {
         };
         for &si in &self.service_order() {
             let s = &self.services[si];
+            if !self.serves(Some(&s.alpn)) {
+                continue;
+            }
             let port = s.port.unwrap_or_else(|| self.caller_port(s.endpoint));
             let name = self.names.iter().find(|n| n.endpoint == s.endpoint && n.name.as_deref() == if s.is_host { None } else { Some(&*s.target) });
             for family in [Family::V6, Family::V4] {
@@ -507,7 +537,8 @@ impl ServiceState {
             }
         }
         // The fallback: host addresses no usable service claims.
-        for n in self.names.iter().filter(|n| n.name.is_none()) {
+        let fallback = self.serves(None);
+        for n in self.names.iter().filter(|n| fallback && n.name.is_none()) {
             if self.services.iter().any(|s| s.endpoint == n.endpoint && s.is_host) {
                 continue;
             }

@@ -171,6 +171,11 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_protocol_attempt_ready(null_mut(), -1, null_mut()));
     code!(taps_protocol_attempt_failed(null_mut(), 1));
     value!(taps_protocol_attempt_index(null()), -1);
+    value!(taps_protocol_attempt_get_alpn_count(null()), 0);
+    null!(taps_protocol_attempt_get_alpn(null(), 0));
+    null!(taps_protocol_attempt_get_alpn_wire(null(), null_mut()));
+    null!(taps_protocol_attempt_get_ech_config(null(), null_mut()));
+    code!(taps_preconnection_set_protocol_alpn(null_mut(), null(), null(), 0));
     // Security stages and ALPN.
     code!(taps_preconnection_set_security_stage(null_mut(), null(), null_mut()));
     code!(taps_preconnection_set_alpn(null_mut(), null(), 0));

@@ -91,7 +91,9 @@ impl LoopCore {
                         protocols[protocol].name.to_string_lossy(),
                         entry.paths[path],
                     );
-                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
+                    let (tree, alpn, served) = (&entry.tree, &entry.alpn, entry.served(protocol));
+                    let security = || super::stage::attempt_security(alpn, served, tree, attempt);
+                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, (id, attempt), security);
                     let (io, ready) = match started {
                         Ok(Started::Pending(io)) => (io, false),
                         Ok(Started::Ready(io)) => (io, true),

@@ -260,6 +260,11 @@ impl LoopCore {
         Ok(st.protocols.len() - 1)
     }
 
+    /// Whether a protocol named `name` is registered.
+    pub(crate) fn has_protocol(&self, name: &str) -> bool {
+        lock(&self.state).protocols.iter().any(|p| p.name.to_bytes() == name.as_bytes())
+    }
+
     /// How long the system resolver's answers are kept for later races
     /// (zero: not at all; see [`cache`]).
     pub(crate) fn set_resolution_cache(&self, lifetime: std::time::Duration) {

@@ -68,6 +68,20 @@ impl LoopCore {
         if let Some(services) = services {
             tree.expect_services(services);
         }
+        // HEv3 §5.1, §6: each protocol branch races what its ALPN ids serve.
+        let served: Box<[(usize, Vec<String>)]> = if spec.protocol_alpn.is_empty() {
+            Box::default()
+        } else {
+            (st.protocols.iter().enumerate())
+                .filter_map(|(i, p)| {
+                    let name = p.name.to_bytes();
+                    spec.protocol_alpn.iter().find(|(n, _)| n.as_bytes() == name).map(|(_, ids)| (i, ids.clone()))
+                })
+                .collect()
+        };
+        if !served.is_empty() {
+            tree.serve_alpn(|p| served.iter().find(|(i, _)| *i == p).map(|(_, ids)| ids.clone()));
+        }
         if !spec.avoid.is_empty() {
             tree.set_avoided(spec.avoid);
         }
@@ -89,6 +103,8 @@ impl LoopCore {
             from_cache: false,
             dns: None,
             nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
+            alpn: Arc::new(super::stage::AlpnList::lossy(spec.alpn)),
+            served,
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);

@@ -18,6 +18,7 @@
 //!   invariants.
 //! - [`candidate_tree`]: RFC 9623 §4.1 / §4.3, immediate, delayed and
 //!   failover branches of paths and protocols.
+//! - [`alpn_branches`]: protocol branches by ALPN (HEv3 draft §5.1, §6).
 //! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
 //!   ports, ALPN, SvcPriority, ECH required.
 //! - [`selection`]: selection properties pruning and ordering branches.
@@ -31,6 +32,7 @@
 
 mod support;
 
+mod alpn_branches;
 mod attempts;
 mod candidate_tree;
 mod failure;

@@ -75,6 +75,10 @@ impl OneLeaf {
         self.settle(now, was_finished);
     }
 
+    pub(super) fn protocol(&self) -> usize {
+        self.protocol
+    }
+
     pub(super) fn race(&self) -> &Race {
         &self.race
     }
