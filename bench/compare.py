@@ -191,8 +191,10 @@ def ttc_cases(dns):
         # ideal is made of; the first three use the hosts file
         ("blackhole", "blackhole.test", netbed.PORT_BLACKHOLE, float(DELAY_MS), "ipv4",
          "IPv6 blackholed, IPv4 works (hosts file)", "attempt delay"),
-        ("refused", "refused.test", netbed.PORT_REFUSED, 0.0, "ipv4",
-         "IPv6 refused, IPv4 works (hosts file)", "0"),
+        # RFC 8305 §5: the next attempt, though the first was refused at
+        # once, not within 10 ms of its start.
+        ("refused", "refused.test", netbed.PORT_REFUSED, 10.0, "ipv4",
+         "IPv6 refused, IPv4 works (hosts file)", "10 (RFC 8305 §5: no start within 10 ms of the previous)"),
         ("both", "both.test", netbed.PORT_BOTH, 0.0, "ipv6", "both work (hosts file)", "0"),
         # The same bed case, raced again after a race that learnt it: the
         # library with its history (taps_race --history FILE, the C API's
