@@ -65,6 +65,8 @@ import netbed  # noqa: E402
 DELAY_MS = 250
 RES_DELAY_MS = 50
 CPS_PORTS = [7100, 7101, 7102, 7103]
+# A name the bed's DNS server answers at once (A and AAAA; no hosts file).
+DNS_NAME = "now.slow.test"
 HOLE_PORTS = [7200, 7201, 7202, 7203]
 TOOLS = ["taps_race", "taps_api", "taps_api_nocache", "curl", "asyncio", "node", "floor_cold", "floor_warm"]
 TOOL_LABEL = {"taps_race": "taps_race (CLI, a process per run)",
@@ -180,12 +182,13 @@ def dns_times(bed, lookups):
             "    out[name+' '+k]=xs\n"
             "print(json.dumps(out))\n")
     p = run(bed.client([sys.executable, "-c", code, str(lookups), "aaaa300.slow.test", "aaaa20.slow.test",
-                        "aaaa150.slow.test"]), timeout=120)
+                        "aaaa150.slow.test", "https300.slow.test"]), timeout=120)
     return json.loads(p.stdout)
 
 
 def ttc_cases(dns):
     a300, aaaa20, a150 = dns["aaaa300.slow.test a"], dns["aaaa20.slow.test aaaa"], dns["aaaa150.slow.test a"]
+    h300 = min(dns["https300.slow.test a"], dns["https300.slow.test aaaa"])
     return [
         # key, host, port, ideal ms, RFC 8305 winner, description, what the
         # ideal is made of; the first three use the hosts file
@@ -207,6 +210,13 @@ def ttc_cases(dns):
          "DNS: A at once, AAAA after 20 ms; both work", "AAAA"),
         ("aaaa_late", "aaaa150.slow.test", netbed.PORT_V4HOLE, a150 + RES_DELAY_MS + DELAY_MS, "ipv6",
          "DNS: AAAA after 150 ms; IPv4 blackholed, IPv6 works", "A + resolution delay + attempt delay"),
+        # HEv3 (draft -04 §4.2): port 443 asks the HTTPS record too, and
+        # racing waits for it at most the Resolution Delay after the first
+        # address answer. The peers ask no HTTPS record (their overhead is
+        # negative: they do not follow HEv3).
+        ("https_late", "https300.slow.test", netbed.PORT_HTTPS, h300 + RES_DELAY_MS, "ipv6",
+         "DNS: HTTPS after 300 ms, A and AAAA at once, port 443; both work (HEv3)",
+         "first address answer + resolution delay (HEv3 §4.2)"),
     ]
 
 
@@ -435,6 +445,15 @@ def measure_cps(bed, exes, server, seconds, repeats, max_conns):
          lambda n: [exes["taps_load"], "cps", name, ports, str(n), str(max_conns), str(seconds), "0"]),
         ("node_name", "Node, host name (autoSelectFamily)",
          lambda n: ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", name, ports, str(n),
+                    str(max_conns), str(seconds), str(DELAY_MS)]),
+        # A name only the bed's DNS server knows: every race (the library's
+        # DNS client, cache off) and every Node connection (getaddrinfo on
+        # libuv's pool) asks it AAAA and A.
+        ("taps_dns_nocache", f"taps-racing C API, host name from the bed's DNS server ({DNS_NAME}), resolution "
+         "cache off (the library's DNS client: AAAA+A per race)",
+         lambda n: [exes["taps_load"], "cps", DNS_NAME, ports, str(n), str(max_conns), str(seconds), "0"]),
+        ("node_dns", f"Node, host name from the bed's DNS server ({DNS_NAME})",
+         lambda n: ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", DNS_NAME, ports, str(n),
                     str(max_conns), str(seconds), str(DELAY_MS)]),
         ("node_literal", "Node, IPv4 literal",
          lambda n: ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", lit, ports, str(n),
@@ -751,10 +770,13 @@ def write_report(path, ctx):
       "with the library's defaults, where the resolution cache (60 s) keeps a hosts-file name's answers from "
       "the warm-up run and each DNS-case run uses a name of its own (`aaaa300-r7.slow.test`) so that it waits "
       "for the DNS server like the others; and with the cache off, where every run resolves the name "
-      "(getaddrinfo per family on the resolver threads, as the first race to a name does).")
+      "(the library's DNS client for the DNS cases, the hosts file for the others, as the first race to a name "
+      "does).")
     w("")
-    w("The ideal is the RFC 8305 schedule on this bed: 0 when the first address works or is refused, the "
-      "attempt delay when the first one is blackholed; for the DNS cases it counts from the answers' real "
+    w("The ideal is the RFC 8305 schedule on this bed: 0 when the first address works, 10 ms when it is refused "
+      "(RFC 8305 §5: no attempt starts within 10 ms of the previous one), the attempt delay when the first one is "
+      "blackholed, and for the HTTPS case HEv3's (draft -04 §4.2: the HTTPS answer waited for at most the "
+      "Resolution Delay); for the DNS cases it counts from the answers' real "
       f"arrival, measured with getaddrinfo in the client namespace at the start of each round (median of "
       f"{ctx['dns_lookups']} lookups, each after 50 ms without one, as between the runs' races, so that the DNS server wakes from idle as it does for a race): "
       + ", ".join(f"{k} {val:.2f} ms" for k, val in ctx["dns"].items()) + ". Overhead = measured − ideal "
@@ -918,7 +940,8 @@ def write_json(path, ctx):
         "ratios": {f"{a}/{b} {n}": paired_ratio(ctx["cps"], a, b, n) for n in (100, 1000)
                    for a, b in (("taps_literal", "epoll"), ("taps_name", "node_name"),
                                 ("taps_name_nocache", "node_name"), ("taps_literal", "node_literal"),
-                                ("taps_literal", "asyncio_literal"), ("taps_name", "asyncio_name"))},
+                                ("taps_literal", "asyncio_literal"), ("taps_name", "asyncio_name"),
+                                ("taps_dns_nocache", "node_dns"))},
         "memory": [{k: r.get(k) for k in ("races", "heap_per_race", "rss_per_race", "ok")} for r in ctx["mem"]],
         "targets": ctx["targets"],
     }
@@ -978,6 +1001,17 @@ def targets(ctx):
         r0 = paired_ratio(cps, "taps_name_nocache", "node_name", n)
         out.append(f"host name ≥ 2× Node's, {n} in flight: {'met' if r >= 2 else 'MISSED'} ({r:.2f}×; "
                    f"with the resolution cache off {r0:.2f}×)")
+        if ("taps_dns_nocache", n) in cps and ("node_dns", n) in cps:
+            rd = paired_ratio(cps, "taps_dns_nocache", "node_dns", n)
+            out.append(f"host name from a DNS server, resolution cache off, {n} in flight: {rd:.2f}× Node's")
+    rows = {r["case"]: r for r in ctx["ttc"]}
+    if "https_late" in rows:
+        for tool in ("taps_race", "taps_api"):
+            t = rows["https_late"]["tools"][tool]
+            ok = t["median"] is not None and t["median"] <= 51.0
+            out.append(f"{TOOL_LABEL[tool]}: an HTTPS answer 300 ms late costs no more than the Resolution Delay: "
+                       f"{'met' if ok else 'MISSED'} ({f2(t['median'])} ms median, ideal "
+                       f"{f2(rows['https_late']['ideal'])} ms)")
     for r in ctx["mem"]:
         if r["ok"]:
             out.append(f"≤ 1 KiB heap per race, {r['races']:,} in flight: "
