@@ -82,6 +82,17 @@ impl AlpnList {
         let valid: Vec<&str> = ids.iter().map(AsRef::as_ref).filter(|id| AlpnList::new(&[id]).is_ok()).collect();
         AlpnList::new(&valid).unwrap_or_default()
     }
+
+    /// The list of `ids` for a race: an empty one is shared by every race
+    /// (most races have no ALPN list: no allocation for them).
+    pub(crate) fn for_race(ids: &[impl AsRef<str>]) -> Arc<AlpnList> {
+        static EMPTY: once_cell::sync::Lazy<Arc<AlpnList>> = once_cell::sync::Lazy::new(Arc::default);
+        if ids.is_empty() {
+            Arc::clone(&EMPTY)
+        } else {
+            Arc::new(AlpnList::lossy(ids))
+        }
+    }
 }
 
 /// What a Preconnection gives its races about security: the stage, the

@@ -103,7 +103,7 @@ impl LoopCore {
             from_cache: false,
             dns: None,
             nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
-            alpn: Arc::new(super::stage::AlpnList::lossy(spec.alpn)),
+            alpn: super::stage::AlpnList::for_race(spec.alpn),
             served,
         });
         debug_assert_eq!(inserted, Some(id));
