@@ -596,6 +596,18 @@ static long long synthesized_from_past_end(Fixture *f) {
   return taps_connection_get_attempt_synthesized_from(c, taps_connection_attempt_count(c), &ss, &len);
 }
 
+/* The history note of an established connection's attempt `index`
+ * (SIZE_MAX: the attempt count, one past the end): the text's length (a
+ * first race on a fresh loop: empty). */
+static long long attempt_history(Fixture *f, size_t index, int null_buf) {
+  taps_connection *c = fx_established(f);
+  if (index == SIZE_MAX) index = taps_connection_attempt_count(c);
+  char buf[128];
+  long long n = taps_connection_get_attempt_history(c, index, null_buf ? NULL : buf, null_buf ? 0 : sizeof buf);
+  if (n == 0 && !null_buf && buf[0] != '\0') return -1000;
+  return n;
+}
+
 static long long remote_address_of(Fixture *f, taps_connection *c, int null_out, int null_len) {
   (void)f;
   struct sockaddr_storage ss;
@@ -1083,6 +1095,11 @@ ROW(taps_connection_get_attempt, "index == count", TAPS_ERROR_OUT_OF_RANGE, atte
 ROW(taps_connection_get_attempt, "index count + 1000", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 1000))
 ROW(taps_connection_get_attempt, "index SIZE_MAX", TAPS_ERROR_OUT_OF_RANGE, attempt_at_max(f))
 ROW(taps_connection_get_attempt, "no attempt yet, index 0", TAPS_ERROR_OUT_OF_RANGE, attempt_of_establishing(f))
+ROW(taps_connection_get_attempt_history, "NULL connection", TAPS_ERROR_NULL_ARGUMENT,
+    taps_connection_get_attempt_history(NULL, 0, NULL, 0))
+ROW(taps_connection_get_attempt_history, "first race: history knew nothing", 0, attempt_history(f, 0, 0))
+ROW(taps_connection_get_attempt_history, "NULL buffer: the length", 0, attempt_history(f, 0, 1))
+ROW(taps_connection_get_attempt_history, "index == count", TAPS_ERROR_OUT_OF_RANGE, attempt_history(f, SIZE_MAX, 0))
 ROW(taps_connection_get_attempt_synthesized_from, "NULL connection", TAPS_ERROR_NULL_ARGUMENT,
     taps_connection_get_attempt_synthesized_from(NULL, 0, &(struct sockaddr_storage){0}, &(socklen_t){0}))
 ROW(taps_connection_get_attempt_synthesized_from, "NULL out", TAPS_ERROR_NULL_ARGUMENT, synthesized_from_routed(f, 1))

@@ -897,6 +897,21 @@ int taps_event_loop_export_history(struct taps_event_loop *event_loop, char *buf
 // cannot be read; nothing is taken then).
 int taps_event_loop_import_history(struct taps_event_loop *event_loop, const char *text);
 
+// What the loop's history knew of attempt `index`'s destination (start
+// order) when its race sorted it (HEv3 draft -04 §5.3), as text: "12.0 ms
+// RTT, used, 3 race(s) ago", or "failed recently (errno 111), 2 race(s)
+// ago"; empty when history knew nothing of it (or was off). Written with
+// its NUL into `buf` when `size` is larger than its length (with `buf`
+// NULL or too small, nothing is written). Any thread.
+//
+// Returns the text's length in bytes without its NUL (>= 0), or
+// TAPS_ERROR_NULL_ARGUMENT (no connection), TAPS_ERROR_OUT_OF_RANGE
+// (index >= taps_connection_attempt_count).
+int taps_connection_get_attempt_history(const struct taps_connection *c,
+                                        size_t index,
+                                        char *buf,
+                                        size_t size);
+
 // A new, empty remote endpoint (no host, no port). Free it with
 // taps_remote_endpoint_free. NULL only if memory is exhausted.
 struct taps_remote_endpoint *taps_remote_endpoint_new(void);

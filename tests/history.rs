@@ -53,6 +53,7 @@ fn the_second_race_skips_the_blackholed_address_and_export_carries_it() {
     assert_eq!((a[0].outcome, a[1].outcome), (AttemptOutcome::Cancelled, AttemptOutcome::Won));
     assert!(a[1].started_us >= 250_000, "{a:?}");
     assert!(took >= Duration::from_millis(250));
+    assert!(a.iter().all(|r| r.history.is_none()), "history knew nothing yet: {a:?}");
     assert_eq!(lp.history_len(), 2);
     assert!(lp.history_memory() > 0);
 
@@ -62,6 +63,10 @@ fn the_second_race_skips_the_blackholed_address_and_export_carries_it() {
         assert_eq!(a[0].address.port(), port, "{a:?}");
         assert_eq!(a[0].outcome, AttemptOutcome::Won);
         assert!(a[0].started_us < 5_000, "{a:?}");
+        // The report says why: IPv4 connected before, with its RTT.
+        let note = a[0].history.expect("history knew IPv4");
+        assert!(note.used && note.srtt_us.is_some() && note.failed.is_none(), "{note:?}");
+        assert!(note.to_string().contains(" ms RTT, used, "), "{note}");
     }
     while listener.accept().is_ok() {}
 

@@ -1,8 +1,8 @@
 //! C ABI: the loop's history of earlier races (HEv3 draft -04 §5.3, §6;
-//! RFC 8305 §4, §5; RFC 9623 §9.2): switch, clear, size, export, import.
+//! RFC 8305 §4, §5; RFC 9623 §9.2): switch, clear, size, export, import, and what a race's attempt got from it.
 
 use super::event_loop::EventLoop;
-use super::handle::{try_ref, try_str};
+use super::handle::{try_ok, try_ref, try_str};
 use super::{fail, guard};
 use crate::api::Error;
 use std::ffi::{c_char, c_int};
@@ -99,5 +99,37 @@ pub extern "C" fn taps_event_loop_import_history(event_loop: *mut EventLoop, tex
             Ok(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
             Err(e) => fail(e),
         }
+    })
+}
+
+/// What the loop's history knew of attempt `index`'s destination (start
+/// order) when its race sorted it (HEv3 draft -04 §5.3), as text: "12.0 ms
+/// RTT, used, 3 race(s) ago", or "failed recently (errno 111), 2 race(s)
+/// ago"; empty when history knew nothing of it (or was off). Written with
+/// its NUL into `buf` when `size` is larger than its length (with `buf`
+/// NULL or too small, nothing is written). Any thread.
+///
+/// Returns the text's length in bytes without its NUL (>= 0), or
+/// TAPS_ERROR_NULL_ARGUMENT (no connection), TAPS_ERROR_OUT_OF_RANGE
+/// (index >= taps_connection_attempt_count).
+#[no_mangle]
+pub extern "C" fn taps_connection_get_attempt_history(
+    c: *const super::connection::Connection,
+    index: usize,
+    buf: *mut c_char,
+    size: usize,
+) -> c_int {
+    guard!(fail(Error::Panic), {
+        let report = try_ok!(try_ref!(c).api().attempt(index));
+        let text = report.history.map(|h| h.to_string()).unwrap_or_default();
+        let n = text.len();
+        if !buf.is_null() && n < size {
+            // SAFETY: the C contract: buf is valid for `size` bytes, n + 1 <= size.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+                *buf.add(n) = 0;
+            }
+        }
+        c_int::try_from(n).unwrap_or(c_int::MAX)
     })
 }

@@ -164,6 +164,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     value!(taps_connection_attempt_count(null()), 0);
     code!(taps_connection_get_attempt(null(), 0, null_mut()));
     code!(taps_connection_get_attempt_synthesized_from(null(), 0, null_mut(), null_mut()));
+    code!(taps_connection_get_attempt_history(null(), 0, null_mut(), 0));
     no_op!(taps_connection_close(null_mut()));
     no_op!(taps_connection_free(null_mut()));
 

@@ -148,13 +148,12 @@ fn log_hints(tree: &Tree, id: RaceId) {
 /// A hint in words: "failed recently (errno 110), 1 race(s) ago", "12.0 ms
 /// RTT, used, 3 race(s) ago".
 pub(crate) fn describe(h: &Hint) -> String {
-    let what = match (h.failed, h.srtt) {
-        (Some(errno), _) => format!("failed recently (errno {errno})"),
-        (None, Some(srtt)) => format!("{:.1} ms RTT", f64::from(srtt) / 1000.0),
-        (None, None) => "no RTT".to_owned(),
-    };
-    let used = if h.used { ", used" } else { "" };
-    format!("{what}{used}, {} race(s) ago", h.races_ago)
+    note(h).to_string()
+}
+
+/// A hint as the race report says it.
+pub(crate) fn note(h: &Hint) -> crate::vocabulary::report::HistoryNote {
+    crate::vocabulary::report::HistoryNote { srtt_us: h.srtt, used: h.used, failed: h.failed, races_ago: h.races_ago }
 }
 
 impl super::LoopCore {

@@ -227,6 +227,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                 svc_priority: service.map(|s| s.priority),
                 from_hint: tag.is_some_and(|t| t.from_hint),
                 synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(r.candidate.addr)),
+                history: entry.tree.history_hint(i).as_ref().map(super::history::note),
             }
         })
         .collect()
