@@ -153,3 +153,26 @@ fn a_repaired_ipv6_is_used_again_within_8_races() {
     assert_eq!(used_ipv6_at, Some(9));
     while listener6.accept().is_ok() {}
 }
+
+/// A pool on the same loop uses the same history: after one race learnt
+/// that [::1] drops SYNs, the pool's race connects over IPv4 at once, not
+/// after the 250 ms attempt delay.
+#[test]
+fn a_pool_uses_the_loops_history() {
+    let (_hole, _filler, listener, hole_addr, port) = bed();
+    let lp = EventLoop::new().unwrap();
+    let remotes = [endpoint("::1", hole_addr.port()), endpoint("127.0.0.1", port)];
+    let pre = Preconnection::new(&lp, &remotes, None, None).unwrap();
+    let (a, _) = race(&lp, &pre);
+    assert_eq!((a[0].address, a[1].outcome), (hole_addr, AttemptOutcome::Won), "{a:?}");
+
+    let t = Instant::now();
+    let pool = ConnectionPool::new(&pre, &PoolOptions { buffer_size: 1, race_count: 1, ..Default::default() }, None).unwrap();
+    while pool.buffered() < 1 && t.elapsed() < Duration::from_secs(5) {
+        lp.run_once(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(pool.buffered(), 1);
+    assert!(t.elapsed() < Duration::from_millis(200), "IPv4 first, not after the attempt delay: {:?}", t.elapsed());
+    drop(pool);
+    while listener.accept().is_ok() {}
+}
