@@ -514,7 +514,12 @@ def measure_syscalls(bed, exes, n=2000):
             ("taps_name", [exes["taps_load"], "cps", name, ports, "100", str(n), "30"]),
             ("taps_name_nocache", [exes["taps_load"], "cps", name, ports, "100", str(n), "30", "0"]),
             ("node_name", ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", name, ports, "100", str(n),
-                           "30", str(DELAY_MS)])]
+                           "30", str(DELAY_MS)]),
+            # The DNS client against the bed's DNS server, cache off: the
+            # cached row above plus what the queries cost.
+            ("taps_dns_nocache", [exes["taps_load"], "cps", DNS_NAME, ports, "100", str(n), "30", "0"]),
+            ("node_dns", ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", DNS_NAME, ports, "100", str(n),
+                          "30", str(DELAY_MS)])]
     out = {}
     for key, argv in rows:
         path = f"/tmp/compare-strace-{os.getpid()}.txt"
