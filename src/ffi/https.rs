@@ -368,3 +368,75 @@ pub extern "C" fn taps_preconnection_set_ech_required(pre: *mut Preconnection, r
         0
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(a: [u8; 4]) -> libc::in_addr {
+        libc::in_addr { s_addr: u32::from_ne_bytes(a) }
+    }
+
+    #[test]
+    fn records_are_converted_and_normalized() {
+        let ids = [c"h2".as_ptr(), c"h3".as_ptr()];
+        let v4 = [hint([127, 0, 0, 2])];
+        let v6 = [libc::in6_addr { s6_addr: std::net::Ipv6Addr::LOCALHOST.octets() }];
+        let keys = [3u16];
+        let ech = [1u8, 2, 3];
+        let mut r = ServiceRecordInfo::zero();
+        r.priority = 2;
+        r.target = c"CDN.Example.".as_ptr();
+        r.alpn = ids.as_ptr();
+        r.alpn_count = 2;
+        r.no_default_alpn = true;
+        r.mandatory = keys.as_ptr();
+        r.mandatory_count = 1;
+        r.ipv4hint = v4.as_ptr();
+        r.ipv4hint_count = 1;
+        r.ipv6hint = v6.as_ptr();
+        r.ipv6hint_count = 1;
+        r.ech = ech.as_ptr();
+        r.ech_len = 3;
+        // The array's stride: both sizeof(taps_service_record).
+        let alias = ServiceRecordInfo::zero();
+        let recs = [r, alias];
+        // SAFETY: two valid records.
+        let got = unsafe { convert_all(recs.as_ptr(), 2) }.unwrap();
+        assert_eq!(got[0].priority, 2);
+        assert_eq!(got[0].target, "cdn.example");
+        assert_eq!(got[0].params.alpn, ["h2", "h3"]);
+        assert!(got[0].params.no_default_alpn);
+        assert_eq!(got[0].params.port, None);
+        assert_eq!(got[0].params.mandatory, [3]);
+        assert_eq!(got[0].params.ipv4hint, ["127.0.0.2".parse::<std::net::Ipv4Addr>().unwrap()]);
+        assert_eq!(got[0].params.ipv6hint, [std::net::Ipv6Addr::LOCALHOST]);
+        assert_eq!(got[0].params.ech.as_deref(), Some(&[1u8, 2, 3][..]));
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[1].priority, got[1].target.as_str(), got[1].params.ech.is_none()), (0, "", true));
+    }
+
+    #[test]
+    fn bad_records_are_refused() {
+        let mut r = ServiceRecordInfo::zero();
+        r.alpn_count = 1;
+        // SAFETY: the arrays are NULL with a count: refused before reading.
+        assert_eq!(unsafe { convert_all(&r, 1) }.err(), Some(Error::NullArgument));
+        r.alpn_count = 0;
+        r.ech_len = 4;
+        assert_eq!(unsafe { convert_all(&r, 1) }.err(), Some(Error::NullArgument));
+        r.ech_len = 0;
+        let empty = [c"".as_ptr()];
+        r.alpn = empty.as_ptr();
+        r.alpn_count = 1;
+        assert!(matches!(unsafe { convert_all(&r, 1) }, Err(Error::InvalidArgument(_))));
+        r.alpn_count = 0;
+        // Elements of one array with different struct_sizes.
+        let mut other = r;
+        other.struct_size = 0;
+        let two = [r, other];
+        assert!(matches!(unsafe { convert_all(two.as_ptr(), 2) }, Err(Error::InvalidArgument(_))));
+        assert_eq!(unsafe { convert_all(std::ptr::null(), 1) }.err(), Some(Error::NullArgument));
+        assert_eq!(unsafe { convert_all(std::ptr::null(), 0) }.unwrap(), vec![]);
+    }
+}
