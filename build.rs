@@ -43,6 +43,7 @@ const INIT_MACROS: &str = "\n\n\
 #if defined(__cplusplus) && __cplusplus < 202002L\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }\n\
+#define TAPS_STAGE_CALLBACKS_INIT { (uint32_t)sizeof(taps_stage_callbacks) }\n\
 #define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { (uint32_t)sizeof(taps_https_resolver_implementation) }\n\
 #define TAPS_SERVICE_RECORD_INIT { (uint32_t)sizeof(taps_service_record) }\n\
 #define TAPS_HTTPS_RECORD_INFO_INIT { (uint32_t)sizeof(taps_https_record_info) }\n\
@@ -50,6 +51,7 @@ const INIT_MACROS: &str = "\n\n\
 #else\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }\n\
+#define TAPS_STAGE_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_stage_callbacks) }\n\
 #define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { .struct_size = (uint32_t)sizeof(taps_https_resolver_implementation) }\n\
 #define TAPS_SERVICE_RECORD_INIT { .struct_size = (uint32_t)sizeof(taps_service_record) }\n\
 #define TAPS_HTTPS_RECORD_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_https_record_info) }\n\

@@ -1149,6 +1149,163 @@ ROW(taps_protocol_attempt_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_protoco
 ROW(taps_protocol_attempt_failed, "os_error 0: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, 0))
 ROW(taps_protocol_attempt_failed, "os_error INT_MIN: failed with EIO", TAPS_ERROR_INVALID_ARGUMENT, attempt_failed_bad_errno(f, INT_MIN))
 ROW(taps_protocol_attempt_index, "NULL", -1, taps_protocol_attempt_index(NULL))
+
+/* security stages (HEv3 §6.1) and ALPN */
+static int stage_start_noop(taps_stage_attempt *a, void *ud) {
+  (void)a;
+  (void)ud;
+  return 0;
+}
+static long long set_stage(Fixture *f, uint32_t size, int with_start) {
+  taps_stage_callbacks cb = TAPS_STAGE_CALLBACKS_INIT;
+  if (size) cb.struct_size = size;
+  cb.start = with_start ? stage_start_noop : NULL;
+  return taps_preconnection_set_security_stage(fx_pre(f), &cb, NULL);
+}
+static long long set_alpn_n(Fixture *f, size_t n, size_t id_len) {
+  static char ids[65][300];
+  const char *list[65];
+  for (size_t i = 0; i < n; i++) {
+    memset(ids[i], 'a' + (int)(i % 26), id_len);
+    ids[i][id_len] = '\0';
+    list[i] = ids[i];
+  }
+  return taps_preconnection_set_alpn(fx_pre(f), list, n);
+}
+/* What a stage's start saw and got on a real staged attempt. */
+typedef struct StageSeen {
+  long long fd_ok, alpn_count, alpn0_is_h2, alpn_past_end_null, wire_len, ech_null, host_null, remote_rc, remote_v4,
+      index, want_read, want_write, ready, ready_again, failed_after;
+} StageSeen;
+static StageSeen stage_seen;
+static int stage_start_report(taps_stage_attempt *a, void *ud) {
+  (void)ud;
+  StageSeen *s = &stage_seen;
+  s->fd_ok = taps_stage_attempt_get_fd(a) >= 0;
+  s->alpn_count = (long long)taps_stage_attempt_get_alpn_count(a);
+  const char *id = taps_stage_attempt_get_alpn(a, 0);
+  s->alpn0_is_h2 = id != NULL && strcmp(id, "h2") == 0;
+  s->alpn_past_end_null = taps_stage_attempt_get_alpn(a, 2) == NULL;
+  size_t len = 99;
+  const uint8_t *wire = taps_stage_attempt_get_alpn_wire(a, &len);
+  s->wire_len = wire != NULL && wire[0] == 2 && memcmp(wire + 1, "h2", 2) == 0 ? (long long)len : -1;
+  size_t ech_len = 99;
+  s->ech_null = taps_stage_attempt_get_ech_config(a, &ech_len) == NULL && ech_len == 0;
+  s->host_null = taps_stage_attempt_get_host_name(a) == NULL;
+  struct sockaddr_storage ss;
+  socklen_t sl = 0;
+  s->remote_rc = taps_stage_attempt_get_remote(a, &ss, &sl);
+  s->remote_v4 = ss.ss_family == AF_INET && sl == sizeof(struct sockaddr_in);
+  s->index = taps_stage_attempt_index(a);
+  s->want_read = taps_stage_attempt_want_read(a);
+  s->want_write = taps_stage_attempt_want_write(a);
+  s->ready = taps_stage_attempt_ready(a, "h2");
+  s->ready_again = taps_stage_attempt_ready(a, "ignored");
+  s->failed_after = taps_stage_attempt_failed(a, EPROTO);
+  return 0;
+}
+/* A race to a loopback listener with a stage that reports ready from
+ * start; returns the connection. */
+static taps_connection *staged_established(Fixture *f) {
+  memset(&stage_seen, 0, sizeof stage_seen);
+  uint16_t port = 0;
+  f->listener = test_listen(AF_INET, &port);
+  CHECK(f->listener >= 0);
+  taps_remote_endpoint *ep = test_remote_literal(AF_INET, port);
+  f->pre = taps_preconnection_new(fx_loop(f), (const taps_remote_endpoint *const *)&ep, 1, NULL, NULL);
+  taps_remote_endpoint_free(ep);
+  CHECK(f->pre != NULL);
+  const char *ids[] = {"h2", "http/1.1"};
+  CHECK_CODE(taps_preconnection_set_alpn(f->pre, ids, 2), TAPS_OK);
+  taps_stage_callbacks cb = TAPS_STAGE_CALLBACKS_INIT;
+  cb.start = stage_start_report;
+  CHECK_CODE(taps_preconnection_set_security_stage(f->pre, &cb, NULL), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->loop), TAPS_OK);
+  CHECK_EQ(f->rec.ready, 1);
+  return f->conn;
+}
+static long long staged_alpn_is_h2(Fixture *f) {
+  const char *alpn = taps_connection_get_alpn(staged_established(f));
+  return alpn != NULL && strcmp(alpn, "h2") == 0;
+}
+static long long staged_seen(Fixture *f, size_t offset) {
+  staged_established(f);
+  return *(long long *)((char *)&stage_seen + offset);
+}
+#define SEEN(field) staged_seen(f, offsetof(StageSeen, field))
+static long long connected_us_of(taps_connection *c) {
+  uint64_t us = 12345;
+  int rc = taps_connection_get_attempt_connected_us(c, 0, &us);
+  return rc != 0 ? rc : (long long)us;
+}
+static long long staged_connected_before_end(Fixture *f) {
+  taps_connection *c = staged_established(f);
+  taps_attempt_info info;
+  CHECK_CODE(taps_connection_get_attempt(c, 0, &info), TAPS_OK);
+  long long at = connected_us_of(c);
+  return at >= 0 && (uint64_t)at <= info.ended_us;
+}
+static long long wire_of_null(void) {
+  size_t len = 99;
+  const uint8_t *w = taps_stage_attempt_get_alpn_wire(NULL, &len);
+  return w == NULL && len == 0;
+}
+static long long ech_of_null(void) {
+  size_t len = 99;
+  const uint8_t *e = taps_stage_attempt_get_ech_config(NULL, &len);
+  return e == NULL && len == 0;
+}
+ROW(taps_preconnection_set_security_stage, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_security_stage(NULL, NULL, NULL))
+ROW(taps_preconnection_set_security_stage, "NULL callbacks: none", TAPS_OK, taps_preconnection_set_security_stage(fx_pre(f), NULL, NULL))
+ROW(taps_preconnection_set_security_stage, "NULL start", TAPS_ERROR_NULL_ARGUMENT, set_stage(f, 0, 0))
+ROW(taps_preconnection_set_security_stage, "a stage", TAPS_OK, set_stage(f, 0, 1))
+ROW(taps_preconnection_set_security_stage, "struct_size 2 (below the smallest layout)", TAPS_ERROR_INVALID_ARGUMENT, set_stage(f, 2, 1))
+ROW(taps_preconnection_set_security_stage, "a stage reporting ready from start wins with its ALPN", 1, staged_alpn_is_h2(f))
+ROW(taps_preconnection_set_alpn, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_alpn(NULL, NULL, 0))
+ROW(taps_preconnection_set_alpn, "NULL ids, count 1", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_alpn(fx_pre(f), NULL, 1))
+ROW(taps_preconnection_set_alpn, "NULL ids, count 0: cleared", TAPS_OK, taps_preconnection_set_alpn(fx_pre(f), NULL, 0))
+ROW(taps_preconnection_set_alpn, "a NULL id", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_alpn(fx_pre(f), (const char *const[]){"h2", NULL}, 2))
+ROW(taps_preconnection_set_alpn, "an empty id", TAPS_ERROR_INVALID_ARGUMENT, set_alpn_n(f, 1, 0))
+ROW(taps_preconnection_set_alpn, "an id of 255 bytes", TAPS_OK, set_alpn_n(f, 1, 255))
+ROW(taps_preconnection_set_alpn, "an id of 256 bytes", TAPS_ERROR_INVALID_ARGUMENT, set_alpn_n(f, 1, 256))
+ROW(taps_preconnection_set_alpn, "64 ids", TAPS_OK, set_alpn_n(f, 64, 2))
+ROW(taps_preconnection_set_alpn, "65 ids", TAPS_ERROR_INVALID_ARGUMENT, set_alpn_n(f, 65, 2))
+ROW(taps_connection_get_alpn, "NULL: NULL", 1, taps_connection_get_alpn(NULL) == NULL)
+ROW(taps_connection_get_alpn, "established without a stage: NULL", 1, taps_connection_get_alpn(fx_established(f)) == NULL)
+ROW(taps_connection_get_attempt_connected_us, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_connected_us(NULL, 0, &(uint64_t){0}))
+ROW(taps_connection_get_attempt_connected_us, "NULL out", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_connected_us(fx_established(f), 0, NULL))
+ROW(taps_connection_get_attempt_connected_us, "index past the end", TAPS_ERROR_OUT_OF_RANGE, taps_connection_get_attempt_connected_us(fx_established(f), 1, &(uint64_t){0}))
+ROW(taps_connection_get_attempt_connected_us, "without a stage", TAPS_ERROR_INVALID_STATE, connected_us_of(fx_established(f)))
+ROW(taps_connection_get_attempt_connected_us, "with a stage: connected, then ended", 1, staged_connected_before_end(f))
+ROW(taps_stage_attempt_get_fd, "NULL", -1, taps_stage_attempt_get_fd(NULL))
+ROW(taps_stage_attempt_get_fd, "in start: the socket", 1, SEEN(fd_ok))
+ROW(taps_stage_attempt_get_remote, "NULL attempt", TAPS_ERROR_NULL_ARGUMENT, taps_stage_attempt_get_remote(NULL, &(struct sockaddr_storage){0}, &(socklen_t){0}))
+ROW(taps_stage_attempt_get_remote, "in start", TAPS_OK, SEEN(remote_rc))
+ROW(taps_stage_attempt_get_remote, "in start: 127.0.0.1", 1, SEEN(remote_v4))
+ROW(taps_stage_attempt_get_host_name, "NULL: NULL", 1, taps_stage_attempt_get_host_name(NULL) == NULL)
+ROW(taps_stage_attempt_get_host_name, "a literal address: NULL", 1, SEEN(host_null))
+ROW(taps_stage_attempt_get_alpn_count, "NULL: 0", 0, taps_stage_attempt_get_alpn_count(NULL))
+ROW(taps_stage_attempt_get_alpn_count, "h2, http/1.1", 2, SEEN(alpn_count))
+ROW(taps_stage_attempt_get_alpn, "NULL: NULL", 1, taps_stage_attempt_get_alpn(NULL, 0) == NULL)
+ROW(taps_stage_attempt_get_alpn, "index 0: h2", 1, SEEN(alpn0_is_h2))
+ROW(taps_stage_attempt_get_alpn, "index 2: NULL", 1, SEEN(alpn_past_end_null))
+ROW(taps_stage_attempt_get_alpn_wire, "NULL attempt: NULL, 0", 1, wire_of_null())
+ROW(taps_stage_attempt_get_alpn_wire, "NULL out_len: NULL", 1, taps_stage_attempt_get_alpn_wire(NULL, NULL) == NULL)
+ROW(taps_stage_attempt_get_alpn_wire, "h2, http/1.1: 12 bytes", 12, SEEN(wire_len))
+ROW(taps_stage_attempt_get_ech_config, "NULL attempt: NULL, 0", 1, ech_of_null())
+ROW(taps_stage_attempt_get_ech_config, "none yet: NULL, 0", 1, SEEN(ech_null))
+ROW(taps_stage_attempt_want_read, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_stage_attempt_want_read(NULL))
+ROW(taps_stage_attempt_want_read, "in start", TAPS_OK, SEEN(want_read))
+ROW(taps_stage_attempt_want_write, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_stage_attempt_want_write(NULL))
+ROW(taps_stage_attempt_want_write, "in start", TAPS_OK, SEEN(want_write))
+ROW(taps_stage_attempt_ready, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_stage_attempt_ready(NULL, "h2"))
+ROW(taps_stage_attempt_ready, "in start", TAPS_OK, SEEN(ready))
+ROW(taps_stage_attempt_ready, "twice: the second ignored", TAPS_OK, SEEN(ready_again))
+ROW(taps_stage_attempt_failed, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_stage_attempt_failed(NULL, EPROTO))
+ROW(taps_stage_attempt_failed, "after ready: ignored", TAPS_OK, SEEN(failed_after))
+ROW(taps_stage_attempt_index, "NULL", -1, taps_stage_attempt_index(NULL))
+ROW(taps_stage_attempt_index, "the first attempt", 0, SEEN(index))
 ROW(taps_resolver_query_answer, "NULL query", TAPS_ERROR_NULL_ARGUMENT, taps_resolver_query_answer(NULL, NULL, 0))
 ROW(taps_resolver_query_answer, "NULL addrs, n 1", TAPS_ERROR_NULL_ARGUMENT, query_answer(f, 1, 1, AF_INET))
 ROW(taps_resolver_query_answer, "NULL addrs, n 0: empty answers", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 1, 0, AF_INET))
@@ -1365,8 +1522,8 @@ static int header_functions(char names[][64], int max) {
 }
 
 static int check_coverage(void) {
-  static char names[256][64];
-  int n = header_functions(names, 256);
+  static char names[320][64];
+  int n = header_functions(names, 320);
   CHECK(n > 40);
   int missing = 0;
   for (int i = 0; i < n; i++) {

@@ -25,7 +25,7 @@ if ! nice -n 19 cargo fuzz build -O >build.log 2>&1; then
   exit 77
 fi
 status=0
-for t in host_service address api_calls; do
+for t in host_service address api_calls dns_message; do
   # Run on a copy of the corpus: the repository's corpus stays as it is.
   work="$(mktemp -d)"
   cp -r "corpus/$t/." "$work/"

@@ -50,6 +50,7 @@
 #if defined(__cplusplus) && __cplusplus < 202002L
 #define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }
+#define TAPS_STAGE_CALLBACKS_INIT { (uint32_t)sizeof(taps_stage_callbacks) }
 #define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { (uint32_t)sizeof(taps_https_resolver_implementation) }
 #define TAPS_SERVICE_RECORD_INIT { (uint32_t)sizeof(taps_service_record) }
 #define TAPS_HTTPS_RECORD_INFO_INIT { (uint32_t)sizeof(taps_https_record_info) }
@@ -57,6 +58,7 @@
 #else
 #define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }
+#define TAPS_STAGE_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_stage_callbacks) }
 #define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { .struct_size = (uint32_t)sizeof(taps_https_resolver_implementation) }
 #define TAPS_SERVICE_RECORD_INIT { .struct_size = (uint32_t)sizeof(taps_service_record) }
 #define TAPS_HTTPS_RECORD_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_https_record_info) }
@@ -378,6 +380,13 @@ typedef struct taps_resolver_query taps_resolver_query;
 // first.
 typedef struct taps_service_query taps_service_query;
 
+// One attempt of a security stage: a connected TCP socket whose
+// handshake the stage runs. Valid from `start` until the stage's own
+// taps_stage_attempt_ready / taps_stage_attempt_failed call for it
+// returns, or until `cancel` for it returns, whichever comes first; the
+// pointers its getters return are valid as long.
+typedef struct taps_stage_attempt taps_stage_attempt;
+
 // Transport properties of a taps_preconnection (RFC 9622 §6). Today every race
 // uses TCP, which the defaults ask for; taps_preconnection_new copies them.
 //
@@ -646,6 +655,49 @@ typedef struct taps_resolver_implementation {
   // Passed to every function.
   void *user_data;
 } taps_resolver_implementation;
+
+// The caller's TLS (OpenSSL, rustls-ffi, ...) as a stage on top of the
+// built-in TCP (draft-ietf-happy-happyeyeballs-v3-04 §6.1): each TCP
+// attempt of a taps_preconnection with a stage is ready when its stage
+// says so, at the end of its handshake, not when TCP connects. Set with
+// taps_preconnection_set_security_stage (copied).
+//
+// The functions run on the loop's thread with the loop locked: they must
+// not call the library, except the taps_stage_attempt_* functions (which
+// any thread may call) and taps_event_loop_now_us; they should not block
+// (the socket is non-blocking). Until the stage reports, the attempt is
+// running: the Connection Attempt Delay and attempt_timeout_ms count TCP
+// and the handshake together, and a failure starts the next attempt at
+// once. Every started attempt ends in exactly one of: the stage's own
+// failed; the win (its fd becomes the taps_connection's, taps_connection_get_fd,
+// and the stage's session on it, an SSL *, is the program's from then on:
+// find it by that fd); or `cancel`, once (the attempt lost, timed out, or
+// won for a connection freed meanwhile), after which the library closes
+// the fd.
+//
+// Initialize it with designated initializers (struct_size 0: this
+// header's struct) or TAPS_STAGE_CALLBACKS_INIT, never positionally.
+typedef struct taps_stage_callbacks {
+  // sizeof(taps_stage_callbacks) of the caller's header, in bytes; 0
+  // means this header's full struct (docs/ABI.md).
+  uint32_t struct_size;
+  // The TCP connection of `attempt` is up: start the handshake on
+  // taps_stage_attempt_get_fd (SNI from taps_stage_attempt_get_host_name,
+  // ALPN from taps_stage_attempt_get_alpn_wire), ask for readiness with
+  // taps_stage_attempt_want_read / _want_write. Return 0 and report later
+  // (also from inside start), or an errno (> 0) to fail the attempt at
+  // once (no cancel follows). Required.
+  int (*start)(struct taps_stage_attempt *attempt, void *user_data);
+  // The socket is readable and/or writable (an error or hang-up sets
+  // both), as asked: go on with the handshake. Each wish is used up by
+  // the call it causes (ask again for more). May be NULL.
+  void (*io)(struct taps_stage_attempt *attempt, bool readable, bool writable, void *user_data);
+  // The race no longer needs `attempt`: free the stage's state for it
+  // (not the fd: the library closes it after this returns). Called once
+  // per attempt that neither won nor reported a failure, also one that
+  // reported ready too late. May be NULL.
+  void (*cancel)(struct taps_stage_attempt *attempt, void *user_data);
+} taps_stage_callbacks;
 
 // A log callback: one record, its `level`, its `target` (the library's
 // module that logged, e.g. "taps_racing::runtime::drive") and its
@@ -1136,6 +1188,14 @@ int taps_preconnection_set_racing_type(struct taps_preconnection *p,
                                        int racing_type,
                                        uint32_t delay_ms);
 
+// The ALPN ids (RFC 7301) TLS offers on `p`'s attempts, most preferred
+// first: `ids` is an array of `count` NUL-terminated strings (copied;
+// `count` 0 clears the list; `ids` may then be NULL). The stage of each
+// attempt gets them (taps_stage_attempt_get_alpn). Call before
+// initiating. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
+// (an id empty, over 255 bytes or not UTF-8; over 64 ids; nothing changes).
+int taps_preconnection_set_alpn(struct taps_preconnection *p, const char *const *ids, size_t count);
+
 // The socket of an established connection (non-blocking, owned by the
 // connection: do not close it), or -1 (not established, closed, or NULL).
 int taps_connection_get_fd(const struct taps_connection *c);
@@ -1178,6 +1238,23 @@ size_t taps_connection_attempt_count(const struct taps_connection *c);
 int taps_connection_get_attempt(const struct taps_connection *c,
                                 size_t index,
                                 struct taps_attempt_info *out);
+
+// The ALPN id (RFC 7301) the winner's security stage reported with
+// taps_stage_attempt_ready, once established; NULL without a stage
+// (taps_preconnection_set_security_stage), when the server selected none,
+// before the win, or for NULL. Valid while the taps_connection lives.
+const char *taps_connection_get_alpn(const struct taps_connection *c);
+
+// With a security stage (draft-ietf-happy-happyeyeballs-v3-04 §6.1):
+// when attempt `index`'s TCP connection came up, µs since
+// taps_preconnection_initiate_with_racing, into `*out_us`; its stage ran
+// from then to taps_attempt_info.ended_us (the handshake's time is the
+// difference). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+// (index ≥ taps_connection_attempt_count), TAPS_ERROR_INVALID_STATE (the
+// attempt had no stage, or its TCP did not connect; `*out_us` is 0).
+int taps_connection_get_attempt_connected_us(const struct taps_connection *c,
+                                             size_t index,
+                                             uint64_t *out_us);
 
 // Close gracefully: a racing connection stops racing (its sockets close,
 // no establishment_error), an established one sends FIN and closes its
@@ -1337,6 +1414,82 @@ int taps_resolver_query_answer(struct taps_resolver_query *query,
 // error, taps_connection_get_os_error, if no query finds an address). Any
 // thread; once per query. Errors: TAPS_ERROR_NULL_ARGUMENT.
 int taps_resolver_query_fail(struct taps_resolver_query *query, int error);
+
+// Run the caller's TLS as a stage on each built-in TCP attempt of the
+// races `p` initiates from now on (draft-ietf-happy-happyeyeballs-v3-04
+// §6.1): see taps_stage_callbacks. `callbacks` is copied (NULL removes
+// the stage); `user_data` is passed to each callback and must outlive
+// every race started with the stage. Connection pools and groups race
+// plain TCP. Call before initiating; not at the same time as another
+// call on `p`. Errors: TAPS_ERROR_NULL_ARGUMENT (p, or callbacks->start,
+// is NULL), TAPS_ERROR_INVALID_ARGUMENT (callbacks->struct_size below
+// the smallest layout, inside a field, or larger with a nonzero tail).
+int taps_preconnection_set_security_stage(struct taps_preconnection *p,
+                                          const struct taps_stage_callbacks *callbacks,
+                                          void *user_data);
+
+// The connected, non-blocking TCP socket of `attempt`; -1 for NULL. The
+// library's: do not close it.
+int taps_stage_attempt_get_fd(const struct taps_stage_attempt *attempt);
+
+// The remote address and port of `attempt` into `*out` (sockaddr_in or
+// sockaddr_in6) and its length into `*out_len`. Errors:
+// TAPS_ERROR_NULL_ARGUMENT.
+int taps_stage_attempt_get_remote(const struct taps_stage_attempt *attempt,
+                                  struct sockaddr_storage *out,
+                                  socklen_t *out_len);
+
+// The host name for SNI and the certificate check: the first remote
+// endpoint given by name; NULL when every remote endpoint is an address
+// (or for NULL).
+const char *taps_stage_attempt_get_host_name(const struct taps_stage_attempt *attempt);
+
+// How many ALPN ids the attempt offers (taps_preconnection_set_alpn); 0
+// for NULL.
+size_t taps_stage_attempt_get_alpn_count(const struct taps_stage_attempt *attempt);
+
+// ALPN id `index` (0: the most preferred) of the attempt; NULL past the
+// end or for NULL.
+const char *taps_stage_attempt_get_alpn(const struct taps_stage_attempt *attempt, size_t index);
+
+// The attempt's ALPN ids in the extension's wire format (each id
+// prefixed by its length in one byte), as OpenSSL's SSL_set_alpn_protos
+// takes them; its length in bytes into `*out_len`. NULL (and 0) for no
+// ids or a NULL argument.
+const uint8_t *taps_stage_attempt_get_alpn_wire(const struct taps_stage_attempt *attempt,
+                                                size_t *out_len);
+
+// The attempt's ECHConfigList (draft-ietf-tls-esni) and its length in
+// bytes into `*out_len`; NULL (and 0) for none, which is every attempt
+// until HTTPS records give attempts theirs.
+const uint8_t *taps_stage_attempt_get_ech_config(const struct taps_stage_attempt *attempt,
+                                                 size_t *out_len);
+
+// Call the stage's `io` when the socket is readable. Any thread; ignored
+// after the attempt reported or ended. Errors: TAPS_ERROR_NULL_ARGUMENT.
+int taps_stage_attempt_want_read(struct taps_stage_attempt *attempt);
+
+// Call the stage's `io` when the socket is writable. Any thread; ignored
+// after the attempt reported or ended. Errors: TAPS_ERROR_NULL_ARGUMENT.
+int taps_stage_attempt_want_write(struct taps_stage_attempt *attempt);
+
+// The handshake is done: the attempt may win the race. `selected_alpn`
+// is the ALPN id the server chose (copied; NULL for none), read back with
+// taps_connection_get_alpn. Any thread; once per attempt (a second report,
+// or one after cancel, is ignored). Errors: TAPS_ERROR_NULL_ARGUMENT
+// (attempt), TAPS_ERROR_INVALID_ARGUMENT (selected_alpn not UTF-8: the
+// attempt is ready with none).
+int taps_stage_attempt_ready(struct taps_stage_attempt *attempt, const char *selected_alpn);
+
+// The handshake failed with `os_error` (an errno, > 0; the attempt's
+// taps_attempt_info.os_error): the next attempt starts at once. Any
+// thread; once per attempt. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (os_error ≤ 0: the attempt fails with EIO).
+int taps_stage_attempt_failed(struct taps_stage_attempt *attempt, int os_error);
+
+// The index of the attempt in its race (its taps_connection_get_attempt
+// index); -1 for NULL.
+int taps_stage_attempt_index(const struct taps_stage_attempt *attempt);
 
 // Send the library's log records at `min_level` and the more severe
 // levels to `callback`, with `user_data`; a NULL `callback` turns it off

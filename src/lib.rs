@@ -14,3 +14,7 @@ mod runtime;
 pub mod engine;
 pub mod ffi;
 mod vocabulary;
+
+/// The DNS reply reader, for the `dns_message` fuzz target only.
+#[doc(hidden)]
+pub use runtime::dns::fuzz as __dns_fuzz;

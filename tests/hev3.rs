@@ -282,7 +282,7 @@ fn https_off_asks_nothing_and_other_ports_follow_the_policy() {
 #[test]
 fn alpn_mismatch_skips_the_record_and_keeps_the_callers_port() {
     let (lp, mock, dns, mut pre) = setup("h3.test");
-    pre.set_alpn(&["h2", "http/1.1"]);
+    pre.set_alpn(&["h2", "http/1.1"]).unwrap();
     let conn = pre.initiate(Box::new(Nop)).unwrap();
     lp.run().unwrap();
     let h3 = SvcParams { alpn: vec!["h3".into()], no_default_alpn: true, port: Some(8443), ..SvcParams::default() };

@@ -203,6 +203,19 @@ impl Connection {
         self.core.lock().transport().and_then(|t| t.user_data())
     }
 
+    /// The ALPN id (RFC 7301) the winner's security stage reported as
+    /// selected (see [`super::Preconnection::set_security_stage`]); `None`
+    /// without a stage, when the server selected none, or before the win.
+    pub fn alpn(&self) -> Option<String> {
+        self.core.lock().alpn().map(|a| a.to_string_lossy().into_owned())
+    }
+
+    /// [`Connection::alpn`] as a C string, valid while the connection
+    /// lives (for the C ABI).
+    pub(crate) fn alpn_ptr(&self) -> *const std::ffi::c_char {
+        self.core.lock().alpn().map_or(std::ptr::null(), |a| a.as_ptr())
+    }
+
     /// Every attempt so far, in start order.
     pub fn attempts(&self) -> Vec<AttemptReport> {
         self.core.lp.attempt_reports(&self.core, <[AttemptReport]>::to_vec)

@@ -35,6 +35,7 @@ pub mod pool;
 pub mod properties;
 pub mod protocol;
 pub mod shared_loops;
+pub mod stage;
 
 pub use crate::vocabulary::{endpoint, error};
 
@@ -51,6 +52,7 @@ pub use properties::TransportProperties;
 pub use protocol::{PathInfo, Protocol, ProtocolAttempt, ProtocolConnection, ProtocolTraits, Resolver, ResolverQuery, ServiceQuery};
 pub use crate::vocabulary::report::{DnsAnswerReport, DnsReport, RecordType, ServiceReport};
 pub use crate::vocabulary::svcb::{HttpsPolicy, ServiceRecord, SvcParams};
+pub use stage::{SecurityStage, StageAttempt};
 pub use crate::engine::select::{InterfaceMatch, InterfaceType, Preference};
 pub use crate::vocabulary::options::RacingType;
 pub use crate::engine::Family;

@@ -13,6 +13,8 @@ use crate::runtime::RaceSpec;
 use crate::engine::race::RaceConfig;
 use crate::engine::tree::RacingType;
 use crate::vocabulary::svcb::HttpsPolicy;
+use crate::runtime::stage::{AlpnList, StageRace, StageSetup, UserStage};
+use super::stage::{SecurityStage, StageAdapter};
 use std::sync::Arc;
 
 /// Remote endpoints, transport properties and racing options on one loop
@@ -59,13 +61,14 @@ pub struct Preconnection {
     properties: TransportProperties,
     config: RaceConfig,
     racing: BranchRacing,
-    /// The ALPN ids the caller can use, in order of preference (HEv3
-    /// draft §6.2); empty = any.
-    alpn: Vec<String>,
     /// When to ask HTTPS records.
     https: HttpsPolicy,
     /// HEv3 draft §6.3: never race before the HTTPS answers.
     ech_required: bool,
+    /// The ALPN ids to offer (set_alpn).
+    alpn: Arc<AlpnList>,
+    /// The security stage each TCP attempt runs (set_security_stage).
+    stage: Option<Arc<dyn UserStage>>,
 }
 
 /// A level of the candidate tree (RFC 9623 §4.1).
@@ -116,20 +119,11 @@ impl Preconnection {
             properties: properties.cloned().unwrap_or_default(),
             racing: BranchRacing::delayed(config.connection_attempt_delay),
             config,
-            alpn: Vec::new(),
             https: HttpsPolicy::default(),
             ech_required: false,
+            alpn: Arc::default(),
+            stage: None,
         })
-    }
-
-    /// The ALPN protocol ids this caller can use, in order of preference
-    /// (e.g. `["h2", "http/1.1"]`). With HTTPS records (HEv3 draft §6.2,
-    /// RFC 9460 §7.1.2), a record whose ALPN set has none of them is
-    /// skipped, and each attempt's report lists the ids usable with its
-    /// record, in this order. Empty (the default): any. Races started
-    /// later use it.
-    pub fn set_alpn(&mut self, alpn: &[&str]) {
-        self.alpn = alpn.iter().map(|a| a.to_string()).collect();
     }
 
     /// When the races ask HTTPS records for host names: [`HttpsPolicy::Auto`]
@@ -181,6 +175,12 @@ impl Preconnection {
             return Err(Error::InvalidState);
         }
         conn.core.install_handler(Box::new(Handler(handler)))?;
+        if let Some(stage) = &self.stage {
+            let setup = StageSetup { stage: Arc::clone(stage), alpn: Arc::clone(&self.alpn), host: self.host_name() };
+            // Set once: a race that could not start keeps its first stage
+            // for the next try.
+            let _ = conn.core.stage.set(Box::new(StageRace::new(setup)));
+        }
         let spec = RaceSpec {
             remotes: &self.remotes,
             locals: &self.locals,
@@ -189,7 +189,7 @@ impl Preconnection {
             racing: self.racing,
             avoid: &[],
             https: self.https,
-            alpn: &self.alpn,
+            alpn: &self.alpn.names,
             ech_required: self.ech_required,
         };
         let started = self.lp.start_race(&conn.core, &spec);
@@ -228,6 +228,45 @@ impl Preconnection {
             BranchKind::Protocol => self.racing.protocol = racing,
             BranchKind::Endpoint => self.racing.endpoint = racing,
         }
+    }
+
+    /// The ALPN ids (RFC 7301) this caller can use, most preferred first
+    /// (e.g. `["h2", "http/1.1"]`): given to the security stage of each
+    /// attempt ([`super::StageAttempt::alpn`]) for TLS to offer. With HTTPS
+    /// records (HEv3 draft §6.2, RFC 9460 §7.1.2), a record whose ALPN set
+    /// has none of them is skipped, and each attempt's report lists the
+    /// ids usable with its record, in this order. `&[]` (the default):
+    /// any. Races started later use it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an id that is empty, longer than 255
+    /// bytes or holds a NUL byte, or more than 64 ids (nothing changes).
+    pub fn set_alpn(&mut self, ids: &[&str]) -> Result<()> {
+        if ids.len() > 64 {
+            return Err(Error::InvalidArgument("at most 64 ALPN ids"));
+        }
+        self.alpn = Arc::new(AlpnList::new(ids).map_err(Error::InvalidArgument)?);
+        Ok(())
+    }
+
+    /// The ALPN ids set with [`Preconnection::set_alpn`].
+    pub fn alpn(&self) -> &[String] {
+        &self.alpn.names
+    }
+
+    /// Run `stage` (the caller's TLS) on the connected socket of each
+    /// built-in TCP attempt of the races this Preconnection initiates: an
+    /// attempt then wins when its stage reports ready, at the end of its
+    /// handshake (draft-ietf-happy-happyeyeballs-v3-04 §6.1). `None`
+    /// removes it. See [`super::stage`] for threads and ownership. Races
+    /// already started keep theirs.
+    pub fn set_security_stage(&mut self, stage: Option<Arc<dyn SecurityStage>>) {
+        self.stage = stage.map(|s| Arc::new(StageAdapter(s)) as Arc<dyn UserStage>);
+    }
+
+    /// The first remote endpoint's host name, for SNI.
+    fn host_name(&self) -> Option<Arc<std::ffi::CStr>> {
+        self.remotes.iter().find_map(|r| r.name_cstring()).map(Arc::from)
     }
 
     /// A copy of what a race needs, for a pool.

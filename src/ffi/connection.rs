@@ -346,6 +346,40 @@ pub extern "C" fn taps_connection_get_attempt(c: *const Connection, index: usize
     })
 }
 
+/// The ALPN id (RFC 7301) the winner's security stage reported with
+/// taps_stage_attempt_ready, once established; NULL without a stage
+/// (taps_preconnection_set_security_stage), when the server selected none,
+/// before the win, or for NULL. Valid while the taps_connection lives.
+#[no_mangle]
+pub extern "C" fn taps_connection_get_alpn(c: *const Connection) -> *const c_char {
+    guard!(std::ptr::null(), {
+        try_ref!(c, else std::ptr::null()).api().alpn_ptr()
+    })
+}
+
+/// With a security stage (draft-ietf-happy-happyeyeballs-v3-04 §6.1):
+/// when attempt `index`'s TCP connection came up, µs since
+/// taps_preconnection_initiate_with_racing, into `*out_us`; its stage ran
+/// from then to taps_attempt_info.ended_us (the handshake's time is the
+/// difference). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+/// (index ≥ taps_connection_attempt_count), TAPS_ERROR_INVALID_STATE (the
+/// attempt had no stage, or its TCP did not connect; `*out_us` is 0).
+#[no_mangle]
+pub extern "C" fn taps_connection_get_attempt_connected_us(c: *const Connection, index: usize, out_us: *mut u64) -> c_int {
+    guard!(fail(Error::Panic), {
+        let c = try_ref!(c);
+        let out = try_mut!(out_us);
+        *out = 0;
+        match try_ok!(c.api().attempt(index)).connected_us {
+            Some(us) => {
+                *out = us;
+                0
+            }
+            None => fail(Error::InvalidState),
+        }
+    })
+}
+
 /// Close gracefully: a racing connection stops racing (its sockets close,
 /// no establishment_error), an established one sends FIN and closes its
 /// socket. `closed` follows on the loop. Closing twice, or a failed

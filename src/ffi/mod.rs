@@ -27,6 +27,7 @@ pub mod pool;
 pub mod group;
 pub mod protocol;
 pub mod resolver;
+pub mod stage;
 pub mod log;
 pub mod nat64;
 pub mod https;

@@ -4,12 +4,12 @@
 use super::connection::{start_connection, Connection, ConnectionCallbacks};
 use super::endpoint::{LocalEndpoint, RemoteEndpoint};
 use super::event_loop::EventLoop;
-use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ok, try_ref, Boxed, OnError};
+use super::handle::{free_handle, handle_or_null, opt_ref, try_mut, try_ok, try_ref, try_str, Boxed, OnError};
 use super::properties::TransportProperties;
 use super::{c_enum, c_struct, fail, guard, read_growable, status};
 use crate::api;
 use crate::api::{Error, RacingType};
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int};
 
 /// Remote endpoints, properties and racing options on one loop, ready to
 /// initiate (RFC 9622 §6). Free with taps_preconnection_free.
@@ -215,5 +215,34 @@ pub extern "C" fn taps_preconnection_set_racing_type(p: *mut Preconnection, kind
         };
         p.0.set_racing_type(kind, racing);
         0
+    })
+}
+
+/// The ALPN ids (RFC 7301) TLS offers on `p`'s attempts, most preferred
+/// first: `ids` is an array of `count` NUL-terminated strings (copied;
+/// `count` 0 clears the list; `ids` may then be NULL). The stage of each
+/// attempt gets them (taps_stage_attempt_get_alpn). Call before
+/// initiating. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
+/// (an id empty, over 255 bytes or not UTF-8; over 64 ids; nothing changes).
+#[no_mangle]
+pub extern "C" fn taps_preconnection_set_alpn(p: *mut Preconnection, ids: *const *const c_char, count: usize) -> c_int {
+    guard!(fail(Error::Panic), {
+        let p = try_mut!(p);
+        if ids.is_null() && count > 0 {
+            return fail(Error::NullArgument);
+        }
+        if count > 64 {
+            return fail(Error::InvalidArgument("at most 64 ALPN ids"));
+        }
+        let mut list = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: ids holds count pointers, per the contract.
+            let id = unsafe { *ids.add(i) };
+            if id.is_null() {
+                return fail(Error::NullArgument);
+            }
+            list.push(try_str!(id, Error::InvalidArgument("an ALPN id is UTF-8")));
+        }
+        status(p.0.set_alpn(&list))
     })
 }

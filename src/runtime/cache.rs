@@ -6,8 +6,13 @@
 //! literal addresses, and still sort and race both families (RFC 8305 §4,
 //! RFC 6724).
 //!
-//! getaddrinfo reports no TTL, so the lifetime is the loop's setting
-//! ([`DEFAULT_LIFETIME`]; zero turns the cache off and empties it). Kept:
+//! An answer of the DNS client ([`super::dns`]) is kept for its TTL (the
+//! smallest of its records and CNAMEs; for "no such name" and "no data",
+//! the SOA's negative TTL, RFC 2308 §5), capped by the loop's lifetime
+//! setting ([`DEFAULT_LIFETIME`]); a TTL of zero is not kept.
+//! getaddrinfo, the hosts file and RFC 6761 names report no TTL: their
+//! answers are kept for the lifetime setting itself. Zero turns the cache
+//! off and empties it. Kept:
 //! the addresses of a family, each with its source address, and "no address
 //! of this family" (an empty answer, EAI_NONAME, EAI_NODATA): without that,
 //! a name with only A records would wait the Resolution Delay for its AAAA
@@ -186,16 +191,18 @@ impl AnswerCache {
         out
     }
 
-    /// Keep an answer the system resolver gave (failures other than "no
-    /// address" are not kept).
-    pub(crate) fn put(&self, host: &str, family: Family, answer: &Answer) {
+    /// Keep an answer the system resolver gave for min(`ttl`, the
+    /// lifetime), or the lifetime when it has no TTL (failures other than
+    /// "no address" are not kept).
+    pub(crate) fn put(&self, host: &str, family: Family, answer: &Answer, ttl: Option<Duration>) {
         let answer = match answer {
             Ok(cands) => Ok(with_port(cands, 0)),
             Err(code) if is_no_address(*code) => Err(*code),
             Err(_) => return,
         };
         let mut inner = self.inner.lock();
-        if inner.lifetime.is_zero() {
+        let lifetime = ttl.map_or(inner.lifetime, |ttl| ttl.min(inner.lifetime));
+        if lifetime.is_zero() {
             return;
         }
         let now = Instant::now();
@@ -207,7 +214,7 @@ impl AnswerCache {
                 inner.remove_first();
             }
         }
-        let expires = now + inner.lifetime;
+        let expires = now + lifetime;
         let slots = inner.names.entry(k.into_owned().into_boxed_str()).or_default();
         slots.0[slot(family)] = Some(Entry { expires, answer });
         if new {
@@ -252,8 +259,8 @@ mod tests {
     #[test]
     fn keeps_answers_per_family_with_the_asked_port() {
         let c = AnswerCache::default();
-        c.put("Example.COM.", Family::V6, &Ok(vec![cand("[2001:db8::1]:80")]));
-        c.put("example.com", Family::V4, &Err(libc::EAI_NONAME));
+        c.put("Example.COM.", Family::V6, &Ok(vec![cand("[2001:db8::1]:80")]), None);
+        c.put("example.com", Family::V4, &Err(libc::EAI_NONAME), None);
         assert_eq!(c.get("example.com", 443), [Some(Ok(vec![cand("[2001:db8::1]:443")])), Some(Err(libc::EAI_NONAME))]);
         assert_eq!(c.get("EXAMPLE.com.", 443)[1], Some(Err(libc::EAI_NONAME)));
         assert_eq!(c.get("other.example", 443), [None, None]);
@@ -262,7 +269,7 @@ mod tests {
     #[test]
     fn transient_failures_are_not_kept() {
         let c = AnswerCache::default();
-        c.put("a.example", Family::V4, &Err(libc::EAI_AGAIN));
+        c.put("a.example", Family::V4, &Err(libc::EAI_AGAIN), None);
         assert_eq!(c.get("a.example", 1), [None, None]);
     }
 
@@ -270,25 +277,44 @@ mod tests {
     fn expires_after_the_lifetime_and_zero_turns_it_off() {
         let c = AnswerCache::default();
         c.set_lifetime(Duration::from_millis(30));
-        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]), None);
         assert!(c.get("a.example", 1)[1].is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.get("a.example", 1), [None, None]);
         assert_eq!(c.inner.lock().count, 0);
         c.set_lifetime(DEFAULT_LIFETIME);
-        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]), None);
         c.set_lifetime(Duration::ZERO);
         assert_eq!(c.get("a.example", 1), [None, None]);
-        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]), None);
         assert_eq!(c.get("a.example", 1), [None, None]);
+    }
+
+    #[test]
+    fn a_ttl_shortens_the_lifetime_never_lengthens_it() {
+        let c = AnswerCache::default();
+        c.set_lifetime(Duration::from_millis(300));
+        c.put("short.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]), Some(Duration::from_millis(30)));
+        c.put("long.example", Family::V4, &Ok(vec![cand("192.0.2.2:1")]), Some(Duration::from_secs(3600)));
+        c.put("none.example", Family::V6, &Err(libc::EAI_NODATA), Some(Duration::from_millis(30)));
+        c.put("zero.example", Family::V4, &Ok(vec![cand("192.0.2.3:1")]), Some(Duration::ZERO));
+        assert!(c.get("short.example", 1)[1].is_some());
+        assert_eq!(c.get("none.example", 1)[0], Some(Err(libc::EAI_NODATA)));
+        assert_eq!(c.get("zero.example", 1), [None, None], "a TTL of zero is not kept");
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(c.get("short.example", 1), [None, None], "gone after its TTL");
+        assert_eq!(c.get("none.example", 1), [None, None], "a negative answer too");
+        assert!(c.get("long.example", 1)[1].is_some(), "the lifetime caps a long TTL, not yet passed");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(c.get("long.example", 1), [None, None], "gone after the lifetime cap");
     }
 
     #[test]
     fn forgetting_an_address_drops_its_names() {
         let c = AnswerCache::default();
-        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
-        c.put("a.example", Family::V6, &Ok(vec![cand("[2001:db8::1]:1")]));
-        c.put("b.example", Family::V4, &Ok(vec![cand("192.0.2.2:1")]));
+        c.put("a.example", Family::V4, &Ok(vec![cand("192.0.2.1:1")]), None);
+        c.put("a.example", Family::V6, &Ok(vec![cand("[2001:db8::1]:1")]), None);
+        c.put("b.example", Family::V4, &Ok(vec![cand("192.0.2.2:1")]), None);
         c.forget_addresses(&["192.0.2.1".parse().unwrap()]);
         assert_eq!(c.get("a.example", 1), [None, None]);
         assert!(c.get("b.example", 1)[1].is_some());
@@ -299,7 +325,7 @@ mod tests {
     fn stays_bounded() {
         let c = AnswerCache::default();
         for i in 0..MAX_ENTRIES + 10 {
-            c.put(&format!("h{i}.example"), Family::V4, &Ok(vec![cand("192.0.2.1:1")]));
+            c.put(&format!("h{i}.example"), Family::V4, &Ok(vec![cand("192.0.2.1:1")]), None);
         }
         assert_eq!(c.inner.lock().count, MAX_ENTRIES);
         assert_eq!(c.inner.lock().names.len(), MAX_ENTRIES);

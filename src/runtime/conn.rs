@@ -58,6 +58,8 @@ pub(crate) struct RaceResult {
     pub error: Option<Error>,
     /// The DNS side of a race that asked HTTPS records (HEv3).
     pub dns: Option<Box<crate::vocabulary::report::DnsReport>>,
+    /// The ALPN id the winner's security stage selected.
+    pub alpn: Option<std::ffi::CString>,
 }
 
 /// The pool or group that holds a connection besides its user (one at
@@ -101,6 +103,11 @@ impl ConnState {
         self.race_result.as_ref()?.remote
     }
 
+    /// The ALPN id the winner's security stage selected.
+    pub(crate) fn alpn(&self) -> Option<&std::ffi::CStr> {
+        self.race_result.as_ref()?.alpn.as_deref()
+    }
+
     /// Why the race failed, or the connection error.
     pub(crate) fn error(&self) -> Option<Error> {
         self.race_result.as_ref()?.error
@@ -126,6 +133,9 @@ pub(crate) struct ConnCore {
     /// The loop client that started it: its release cancels this
     /// connection's race and silences its callbacks.
     pub client: Arc<Client>,
+    /// The security stage its race runs on each connected TCP attempt,
+    /// set before the race starts (see [`super::stage`]).
+    pub stage: std::sync::OnceLock<Box<super::stage::StageRace>>,
     st: Mutex<ConnState>,
 }
 
@@ -138,6 +148,7 @@ impl ConnCore {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lp,
             client,
+            stage: std::sync::OnceLock::new(),
             st: Mutex::new(ConnState {
                 phase: ConnectionState::Idle,
                 race: None,

@@ -11,6 +11,7 @@ use crate::engine::race::RaceError;
 use crate::engine::tree::Action;
 use crate::engine::{AttemptId, Micros};
 use super::protocol::{self, AttemptIo, Started, Transport};
+use super::stage;
 use super::conn::{self, Callback, ConnCore};
 use super::tokens::SocketTokens;
 use super::group::Groups;
@@ -112,7 +113,7 @@ impl LoopCore {
                     };
                     entry.io.insert(attempt, io);
                     if ready {
-                        entry.tree.on_attempt_ready(now, attempt);
+                        self.tcp_connected(entry, id, attempt, now, &protocols[protocol]);
                     }
                 }
                 Action::Cancel { attempt } => {
@@ -146,7 +147,7 @@ impl LoopCore {
     fn finish_user_race(&self, st: &mut LoopState, id: RaceId, end: RaceEnd) {
         let LoopState { races, tokens, protocols, lingering, timers, .. } = &mut *st;
         let Some(mut entry) = races.remove(&id) else { return };
-        let reports = reports(&entry, protocols);
+        let reports = stage::with_stage_times(&entry, reports(&entry, protocols));
         let dns = entry.dns.is_some().then(|| Box::new(super::https::dns_report(&entry)));
         if end.is_ok() {
             // HEv3 §6: DNS answers keep coming into the report a while.
@@ -167,11 +168,21 @@ impl LoopCore {
         c.race = None;
         let live = c.phase == ConnectionState::Establishing && !c.released;
         let callback = match (end, winner) {
+            (Ok(_), Some(io @ AttemptIo::Stage(_))) if !live => {
+                // The stage's session on the fd has no connection to go to.
+                self.discard_attempt(tokens, io);
+                None
+            }
             (Ok(attempt), Some(io)) => {
                 let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+                let alpn = match &io {
+                    AttemptIo::Stage(s) => s.selected_alpn(),
+                    _ => None,
+                };
                 let transport = self.to_transport(tokens, io);
                 if live {
                     self.install(tokens, &conn, &mut c, transport, remote);
+                    c.race_result().alpn = alpn;
                     Some(Callback::Ready)
                 } else {
                     protocol::close_transport(transport, &self.registry);
@@ -219,7 +230,7 @@ impl LoopCore {
         let st = lock(&self.state);
         let c = conn.lock();
         match c.race.and_then(|id| st.races.get(&id.get())) {
-            Some(entry) if entry.owner == RaceOwner::User => f(&reports(entry, &st.protocols)),
+            Some(entry) if entry.owner == RaceOwner::User => f(&stage::with_stage_times(entry, reports(entry, &st.protocols))),
             _ => f(c.attempts()),
         }
     }
@@ -257,6 +268,11 @@ impl LoopCore {
                 Transport::Tcp(token, stream)
             }
             AttemptIo::Udp(sock) => Transport::Udp(sock),
+            AttemptIo::Stage(staged) => {
+                let (token, stream) = staged.into_stream();
+                tokens.forget(token);
+                Transport::Tcp(token, stream)
+            }
             AttemptIo::User { entry, handle, ready } => {
                 handle.end();
                 let (fd, data) = ready.unwrap_or((None, 0));
@@ -297,8 +313,10 @@ impl LoopCore {
     /// Stop an attempt the race no longer needs (see [`protocol::discard`])
     /// and forget its socket's token.
     fn discard_attempt(&self, tokens: &mut SocketTokens, io: AttemptIo) {
-        if let AttemptIo::Tcp(token, _) = &io {
-            tokens.forget(*token);
+        match &io {
+            AttemptIo::Tcp(token, _) => tokens.forget(*token),
+            AttemptIo::Stage(staged) => tokens.forget(staged.token),
+            _ => {}
         }
         protocol::discard(io, &self.registry);
     }

@@ -73,10 +73,14 @@ impl LoopCore {
     /// A racing TCP attempt's socket: connected, failed, or not yet.
     fn attempt_event(&self, st: &mut LoopState, id: RaceId, attempt: AttemptId, event: &mio::event::Event, now: Micros) {
         let Some(entry) = st.races.get_mut(&id) else { return };
-        let Some(AttemptIo::Tcp(_, stream)) = entry.io.get(attempt) else { return };
+        let stream = match entry.io.get(attempt) {
+            Some(AttemptIo::Tcp(_, stream)) => stream,
+            Some(AttemptIo::Stage(_)) => return LoopCore::stage_event(entry, attempt, event),
+            _ => return,
+        };
         let writable = event.is_writable() && !event.is_error() && !event.is_write_closed();
         match tcp::progress_after(stream, Some(writable)) {
-            tcp::Progress::Ready => entry.tree.on_attempt_ready(now, attempt),
+            tcp::Progress::Ready => self.tcp_connected(entry, id, attempt, now, &st.protocols[0]),
             tcp::Progress::Failed(errno) => {
                 entry.tree.on_attempt_failed(now, attempt, errno);
                 entry.log_attempt_end(id, attempt, &st.protocols);
@@ -136,10 +140,14 @@ impl LoopCore {
     /// races; returns how many there were.
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
+        let services = self.resolver.take_service_answers();
         let completions = std::mem::take(&mut *lock(&self.completions));
         // HTTPS answers first: a resolver answers HTTPS before AAAA and A
         // when it answers all at once (HEv3 §4.1 order).
-        let n = self.take_service_answers(st) + answers.len() + completions.len();
+        let n = self.take_service_answers(st) + services.len() + answers.len() + completions.len();
+        for answer in services {
+            self.system_service_answer(st, answer);
+        }
         for answer in answers {
             if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
                 // A won race's late answer: into its report only.
@@ -154,7 +162,11 @@ impl LoopCore {
             if let Some(entry) = st.races.get_mut(&answer.race) {
                 let at = now.saturating_sub(entry.started_at);
                 LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
-                log_answer(answer.race, &answer.key, &answer.result, at, "");
+                let ttl = match answer.ttl {
+                    Some(ttl) if log::log_enabled!(log::Level::Debug) => format!(" (ttl {} s)", ttl.as_secs()),
+                    _ => String::new(),
+                };
+                log_answer(answer.race, &answer.key, &answer.result, at, &ttl);
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }
@@ -174,6 +186,7 @@ impl LoopCore {
                     }
                     true
                 }
+                Some(AttemptIo::Stage(_)) => true,
                 _ => false,
             };
             if !mine {
@@ -188,7 +201,7 @@ impl LoopCore {
             let Some(entry) = st.races.get_mut(&id) else { continue };
             match completion {
                 Completion::Ready(..) => {
-                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. })) {
+                    if !matches!(entry.io.get(attempt), Some(AttemptIo::User { .. } | AttemptIo::Stage(_))) {
                         continue;
                     }
                     entry.tree.on_attempt_ready(now, attempt);
@@ -205,6 +218,17 @@ impl LoopCore {
             self.drive(st, id, now);
         }
         n
+    }
+
+    /// An HTTPS answer from the library's DNS client: to the race's HEv3
+    /// rules ([`LoopCore::on_service_answer`]) with its TTL in seconds (0
+    /// when unknown) or its error as an EAI_* code.
+    pub(super) fn system_service_answer(&self, st: &mut LoopState, answer: super::resolver::ServiceAnswer) {
+        let (result, ttl) = match answer.result {
+            Ok((records, ttl)) => (Ok(records), ttl.map_or(0, |t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX))),
+            Err(e) => (Err(e.eai()), 0),
+        };
+        self.on_service_answer(st, answer.race, answer.endpoint, result, ttl);
     }
 
     /// Hand every timer due at `now` to its owner: a race's tree, a pool, a

@@ -14,9 +14,9 @@
 //!   after each HTTPS answer, and once at the race's start: a user
 //!   resolver's `resolve_https` (HTTPS) and `resolve` (TargetName AAAA/A,
 //!   whose answers come back through the usual resolver queue with a
-//!   query key at [`TARGET_KEY_BASE`] and above). A race asks HTTPS only
-//!   when its loop's resolver can answer it ([`LoopCore::resolves_https`]:
-//!   a user resolver today).
+//!   query key at [`TARGET_KEY_BASE`] and above); without a user
+//!   resolver, the library's DNS client ([`super::dns`]) through the
+//!   resolver workers ([`LoopCore::ask_dns_client`]).
 //!
 //! A race that asks HTTPS keeps a [`RaceDns`]: its open questions and the
 //! DNS answers of its report ([`DnsReport`]).
@@ -150,12 +150,12 @@ fn record_type(family: Family) -> RecordType {
 }
 
 impl LoopCore {
-    /// Whether races on this loop can ask HTTPS questions: a user resolver
-    /// answers them (or refuses, which ends the question). The system
-    /// resolver (getaddrinfo) cannot; the library's DNS client makes this
-    /// true when it takes its place.
-    pub(super) fn resolves_https(&self, st: &LoopState) -> bool {
-        st.user_resolver.is_some()
+    /// Whether races on this loop can ask HTTPS questions: always. A user
+    /// resolver answers them (or refuses, which ends the question); without
+    /// one, the library's DNS client asks them (also where addresses come
+    /// from getaddrinfo: see docs/guide/dns.md).
+    pub(super) fn resolves_https(&self, _st: &LoopState) -> bool {
+        true
     }
 
     /// Set up the HEv3 side of race `id` (its tree already expects the
@@ -279,6 +279,36 @@ impl LoopCore {
         }
     }
 
+    /// Ask the library's DNS client one of the engine's questions (no
+    /// user resolver): HTTPS over DNS; a TargetName's AAAA/A as the race's
+    /// own names go (the DNS client, or getaddrinfo where nsswitch.conf
+    /// needs it), with a query key at [`TARGET_KEY_BASE`] and above. A name
+    /// that cannot be a C string fails its question at once.
+    fn ask_dns_client(&self, dns: &mut RaceDns, id: RaceId, r: crate::engine::service::Resolve) {
+        let host = std::ffi::CString::new(r.name.as_str());
+        if r.kind == QueryKind::Https {
+            return match host {
+                Ok(host) => self.resolver.submit_name(super::resolver::NameJob {
+                    race: id,
+                    endpoint: r.endpoint,
+                    host,
+                    port: 0,
+                    families: Vec::new(),
+                    https: true,
+                }),
+                // A NUL byte in a name (only a hostile record gives one).
+                Err(_) => self.push_service_answer(ServiceAnswer { race: id, endpoint: r.endpoint, result: Err(libc::EAI_NONAME) }),
+            };
+        }
+        let family = if r.kind == QueryKind::Aaaa { Family::V6 } else { Family::V4 };
+        let key = QueryKey { endpoint: TARGET_KEY_BASE + dns.targets.len(), family };
+        dns.targets.push((r.endpoint, r.name));
+        match host {
+            Ok(host) => self.resolver.submit(vec![super::resolver::Job { race: id, key, host, port: 0 }]),
+            Err(_) => self.resolver.deliver(super::resolver::Answer { race: id, key, result: Err(libc::EAI_NONAME), ttl: None }),
+        }
+    }
+
     /// Ask the resolver every question the race's tree has queued.
     pub(super) fn ask_resolves(&self, st: &mut LoopState, id: RaceId) {
         let user = st.user_resolver.clone();
@@ -287,15 +317,11 @@ impl LoopCore {
             let Some(r) = entry.tree.poll_resolve() else { return };
             let Some(dns) = entry.dns.as_mut() else { return };
             let Some(user) = &user else {
-                // No resolver for HTTPS here (see resolves_https): the
-                // question fails at once.
-                match r.kind {
-                    QueryKind::Https => self.push_service_answer(ServiceAnswer { race: id, endpoint: r.endpoint, result: Err(0) }),
-                    QueryKind::Aaaa | QueryKind::A => {
-                        let family = if r.kind == QueryKind::Aaaa { Family::V6 } else { Family::V4 };
-                        entry.tree.on_target_answer(self.clock.now(), r.endpoint, &r.name, family, Err(0));
-                    }
+                // The system resolver: the question goes to the DNS client.
+                if r.kind == QueryKind::Https {
+                    dns.open.push((r.endpoint, r.name.clone()));
                 }
+                self.ask_dns_client(dns, id, r);
                 continue;
             };
             match r.kind {

@@ -20,7 +20,8 @@
 //!   [`tokens`] find races by id, by deadline and by socket;
 //! - [`pool`] and [`group`]: pools and groups, with their own tables;
 //! - [`conn`], [`client`], [`protocol`], [`paths`], [`resolver`],
-//!   [`cache`]: connections, clients, protocols, paths, name resolution;
+//!   [`cache`], [`dns`]: connections, clients, protocols, paths, name
+//!   resolution (getaddrinfo workers, the cache, the DNS client);
 //! - [`sys`]: the operating system's side (sockets, interfaces, clock).
 
 pub(crate) mod cache;
@@ -28,6 +29,7 @@ pub(crate) mod callbacks;
 mod cancel;
 pub(crate) mod client;
 pub(crate) mod conn;
+pub(crate) mod dns;
 mod drive;
 mod events;
 pub(crate) mod https;
@@ -40,6 +42,7 @@ pub(crate) mod race;
 pub(crate) mod race_table;
 pub(crate) mod resolver;
 pub(crate) mod runner;
+pub(crate) mod stage;
 mod start;
 pub(crate) mod sync;
 pub(crate) mod sys;

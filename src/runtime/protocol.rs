@@ -96,6 +96,9 @@ pub(crate) enum AttemptIo {
     Udp(std::net::UdpSocket),
     /// A user protocol's attempt; `ready` once it reported ready.
     User { entry: Arc<ProtocolEntry>, handle: Arc<AttemptHandle>, ready: Option<(Option<RawFd>, usize)> },
+    /// A connected TCP attempt whose security stage runs (see
+    /// [`super::stage`]).
+    Stage(Box<super::stage::StagedTcp>),
 }
 
 /// An established connection's transport.
@@ -178,6 +181,7 @@ pub(crate) fn discard(io: AttemptIo, registry: &mio::Registry) {
             let _ = registry.deregister(&mut s);
         }
         AttemptIo::Udp(_) => {}
+        AttemptIo::Stage(staged) => staged.discard(registry),
         AttemptIo::User { entry, handle, ready } => {
             let completed = handle.end();
             if let ProtocolKind::User(p) = &entry.kind {

@@ -201,6 +201,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                 interface: entry.paths[a.path].name.clone(),
                 started_us: r.started.saturating_sub(entry.started_at),
                 ended_us: r.ended.map(|e| e.saturating_sub(entry.started_at)),
+                connected_us: None,
                 outcome: match r.outcome {
                     Outcome::Running => AttemptOutcome::Running,
                     Outcome::Won => AttemptOutcome::Won,

@@ -41,8 +41,24 @@
 //! The worker also finds the source address the kernel would use for each
 //! answer (a connected UDP socket's local address, as glibc does for RFC
 //! 6724), so that the loop thread makes no blocking call.
+//!
+//! # The DNS client
+//!
+//! When the loop's DNS client ([`super::dns`]) may answer for addresses
+//! (nsswitch.conf's `hosts:` is `files dns`), a race's AAAA and A queries
+//! for one name become one [`NameJob`]: one worker runs them at once with
+//! the client ([`super::dns::exchange`]), and hands each answer on as it
+//! arrives, with its TTL, which the resolution cache honours. Otherwise
+//! each family is one getaddrinfo [`Job`] as above. A [`NameJob`] may also
+//! ask the name's HTTPS records (always over DNS): their answer reaches
+//! the loop as a [`ServiceAnswer`] (`LoopCore::on_service_answer`). A
+//! worker in a DNS exchange sees the pool's shutdown flag within 20 ms, so
+//! shutdown never hands it off: it leaves and is joined.
 
 use super::cache::AnswerCache;
+use super::dns::{DnsClient, DnsError, Found, Kind, Outcome, Records};
+use crate::vocabulary::svcb::ServiceRecord;
+use std::sync::atomic::Ordering;
 use super::sync::{Condvar, Mutex, MutexGuard};
 use crate::engine::{Candidate, Family, QueryKey};
 use std::collections::VecDeque;
@@ -81,6 +97,32 @@ pub(crate) struct Job {
     pub port: u16,
 }
 
+/// One name's queries for the DNS client: the families a race still
+/// needs (AAAA before A) and, if `https`, its HTTPS records; asked at
+/// once, HTTPS first (HEv3 -04 §4.1).
+#[derive(Debug)]
+pub(crate) struct NameJob {
+    /// The race that asked.
+    pub race: u64,
+    /// The race's endpoint with this name.
+    pub endpoint: usize,
+    /// Host name to resolve.
+    pub host: CString,
+    /// Port to put on every address.
+    pub port: u16,
+    /// Address families to ask.
+    pub families: Vec<Family>,
+    /// Ask the HTTPS records too.
+    pub https: bool,
+}
+
+/// A worker's job.
+#[derive(Debug)]
+enum Work {
+    Lookup(Job),
+    Name(NameJob),
+}
+
 /// One finished query.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -90,11 +132,27 @@ pub(crate) struct Answer {
     pub key: QueryKey,
     /// Candidates, or the getaddrinfo error code (EAI_*).
     pub result: Result<Vec<Candidate>, i32>,
+    /// How long the answer may be kept (the DNS client's TTL); `None`
+    /// from getaddrinfo, a user resolver, the hosts file.
+    pub ttl: Option<Duration>,
+}
+
+/// The answer to a name's HTTPS query, for `LoopCore::on_service_answer`:
+/// the usable records (RFC 9460; AliasMode ones alone when the set has
+/// one) and how long they may be kept, or why there are none.
+#[derive(Debug)]
+pub(crate) struct ServiceAnswer {
+    /// The race that asked.
+    pub race: u64,
+    /// The race's endpoint with this name.
+    pub endpoint: usize,
+    /// Records and TTL (`None`: no TTL known), or the DNS error.
+    pub result: Result<(Vec<ServiceRecord>, Option<Duration>), DnsError>,
 }
 
 #[derive(Debug, Default)]
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Work>,
     idle: usize,
     /// Workers running a query.
     busy: usize,
@@ -139,6 +197,10 @@ pub(crate) struct Resolver {
     lookup: Lookup,
     /// [`IDLE_EXIT`], or a test's.
     idle_exit: Duration,
+    /// The DNS client, its configuration read on first use. (A lock, not
+    /// a OnceLock: helgrind sees the pthread mutex of the
+    /// `taps_pthread_locks` build, not std's futex.)
+    dns: Mutex<Option<Arc<DnsClient>>>,
 }
 
 /// Answers for the loop, and the loop's waker: taken at shutdown, so that
@@ -146,6 +208,7 @@ pub(crate) struct Resolver {
 /// leaves getaddrinfo (up to the DNS timeout later).
 struct Outbox {
     answers: Vec<Answer>,
+    services: Vec<ServiceAnswer>,
     waker: Option<Arc<mio::Waker>>,
 }
 
@@ -176,10 +239,57 @@ impl Resolver {
             queue: Mutex::default(),
             work: Condvar::new(),
             exited: Condvar::new(),
-            answers: Mutex::new(Outbox { answers: Vec::new(), waker: Some(waker) }),
+            answers: Mutex::new(Outbox { answers: Vec::new(), services: Vec::new(), waker: Some(waker) }),
             lookup,
             idle_exit,
+            dns: Mutex::new(None),
         })
+    }
+
+    /// A resolver whose DNS client is `dns` (tests).
+    #[cfg(test)]
+    pub(crate) fn with_dns(waker: Arc<mio::Waker>, dns: DnsClient) -> Arc<Resolver> {
+        let r = Resolver::with_lookup(waker, resolve, IDLE_EXIT);
+        *r.dns.lock() = Some(Arc::new(dns));
+        r
+    }
+
+    /// The loop's DNS client, its configuration read on first use.
+    pub(crate) fn dns(&self) -> Arc<DnsClient> {
+        let mut dns = self.dns.lock();
+        Arc::clone(dns.get_or_insert_with(|| Arc::new(DnsClient::load())))
+    }
+
+    /// Whether shutdown has begun (checked by DNS exchanges between waits).
+    fn stopping(&self) -> bool {
+        self.queue.lock().shutdown
+    }
+
+    /// The work for `jobs`: as they are for getaddrinfo, or one
+    /// [`NameJob`] per name (consecutive jobs of one race and endpoint)
+    /// when the DNS client answers for addresses.
+    fn plan(&self, jobs: Vec<Job>) -> Vec<Work> {
+        if !self.dns().answers_addresses() {
+            return jobs.into_iter().map(Work::Lookup).collect();
+        }
+        let mut work: Vec<Work> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if let Some(Work::Name(n)) = work.last_mut() {
+                if n.race == job.race && n.endpoint == job.key.endpoint && n.host == job.host {
+                    n.families.push(job.key.family);
+                    continue;
+                }
+            }
+            work.push(Work::Name(NameJob {
+                race: job.race,
+                endpoint: job.key.endpoint,
+                host: job.host,
+                port: job.port,
+                families: vec![job.key.family],
+                https: false,
+            }));
+        }
+        work
     }
 
     /// Queue a race's queries (RFC 8305 §3: AAAA and A at once); workers
@@ -191,13 +301,31 @@ impl Resolver {
         if jobs.is_empty() {
             return;
         }
+        let queries = jobs.len();
+        let work = self.plan(jobs);
+        self.queue_work(work, queries);
+    }
+
+    /// Queue one name's queries for the DNS client (its HTTPS records,
+    /// and the families in `job`), whatever nsswitch.conf says of
+    /// addresses. For the HEv3 rules to come; tests use it today.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn submit_name(self: &Arc<Self>, job: NameJob) {
+        let queries = job.families.len() + usize::from(job.https);
+        self.dns();
+        self.queue_work(vec![Work::Name(job)], queries);
+    }
+
+    /// Queue work and wake or start workers for it; `queries`: how many
+    /// queries it holds (for [`Resolver::submitted`]).
+    fn queue_work(self: &Arc<Self>, work: Vec<Work>, queries: usize) {
         let mut q = self.queue.lock();
         if q.shutdown {
             return;
         }
-        let n = jobs.len();
-        q.jobs.extend(jobs);
-        self.submitted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let n = work.len();
+        q.jobs.extend(work);
+        self.submitted.fetch_add(queries as u64, Ordering::Relaxed);
         for _ in 0..q.idle.min(n) {
             self.work.notify_one();
         }
@@ -214,11 +342,11 @@ impl Resolver {
             }
         }
         // Nobody will run the queued jobs: answer them with an error.
-        let orphans: Vec<Job> = if q.workers == 0 { q.jobs.drain(..).collect() } else { Vec::new() };
+        let orphans: Vec<Work> = if q.workers == 0 { q.jobs.drain(..).collect() } else { Vec::new() };
         let left = q.take_left();
         drop(q);
-        for job in orphans {
-            self.deliver(Answer { race: job.race, key: job.key, result: Err(libc::EAI_SYSTEM) });
+        for work in orphans {
+            self.fail(work);
         }
         join(left);
     }
@@ -244,8 +372,11 @@ impl Resolver {
     }
 
     /// Have two idle workers (a race's AAAA and A queries) before a race
-    /// needs them: starting a thread takes 50–100 µs.
+    /// needs them: starting a thread takes 50–100 µs. The DNS client's
+    /// configuration is read here too (once per loop): on the caller's
+    /// thread, not on a race's clock nor under the loop's lock.
     pub(crate) fn prepare(self: &Arc<Self>) {
+        self.dns();
         let mut q = self.queue.lock();
         if q.shutdown || q.workers - q.busy >= 2 || q.workers >= MAX_WORKERS {
             return;
@@ -260,9 +391,35 @@ impl Resolver {
         join(left);
     }
 
+    /// Answer every query of `work` with an error (no worker to run it).
+    fn fail(&self, work: Work) {
+        match work {
+            Work::Lookup(job) => self.deliver(Answer { race: job.race, key: job.key, result: Err(libc::EAI_SYSTEM), ttl: None }),
+            Work::Name(job) => {
+                for family in job.families {
+                    let key = QueryKey { endpoint: job.endpoint, family };
+                    self.deliver(Answer { race: job.race, key, result: Err(libc::EAI_SYSTEM), ttl: None });
+                }
+                if job.https {
+                    let result = Err(DnsError::Io(libc::EAGAIN));
+                    self.deliver_service(ServiceAnswer { race: job.race, endpoint: job.endpoint, result });
+                }
+            }
+        }
+    }
+
     /// Take every answer that arrived.
     pub(crate) fn take_answers(&self) -> Vec<Answer> {
         std::mem::take(&mut self.answers.lock().answers)
+    }
+
+    /// Take every HTTPS answer that arrived.
+    pub(crate) fn take_service_answers(&self) -> Vec<ServiceAnswer> {
+        let mut out = self.answers.lock();
+        if out.services.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut out.services)
     }
 
     /// Stop the workers and join them (see the module docs): queued jobs
@@ -281,6 +438,7 @@ impl Resolver {
         let mut out = self.answers.lock();
         out.waker = None;
         out.answers.clear();
+        out.services.clear();
         drop(out);
 
         let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -322,6 +480,76 @@ impl Resolver {
         out.answers.push(answer);
     }
 
+    /// Hand an HTTPS answer to the loop.
+    fn deliver_service(&self, answer: ServiceAnswer) {
+        let mut out = self.answers.lock();
+        let Some(waker) = &out.waker else { return };
+        if let Err(e) = waker.wake() {
+            log::error!("cannot wake the loop: {e}");
+        }
+        out.services.push(answer);
+    }
+
+    /// Run a getaddrinfo job: its answer is kept and handed on.
+    fn run_lookup(&self, job: Job) {
+        let result = (self.lookup)(&job.host, job.port, job.key.family)
+            .map(|addrs| addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect());
+        if let Ok(host) = job.host.to_str() {
+            self.cache.put(host, job.key.family, &result, None);
+        }
+        if !self.stopping() {
+            self.deliver(Answer { race: job.race, key: job.key, result, ttl: None });
+        }
+    }
+
+    /// Run a name's queries with the DNS client: each answer is kept (for
+    /// its TTL) and handed on as it arrives.
+    fn run_name(&self, job: NameJob) {
+        let Ok(host) = job.host.to_str() else { return self.fail(Work::Name(job)) };
+        let mut kinds = Vec::with_capacity(3);
+        if job.https {
+            kinds.push(Kind::Https);
+        }
+        kinds.extend(job.families.iter().map(|f| match f {
+            Family::V6 => Kind::Aaaa,
+            Family::V4 => Kind::A,
+        }));
+        let stop = || self.stopping();
+        let dns = self.dns();
+        dns.lookup(host, &kinds, &stop, &mut |kind, outcome| self.hand_on(&job, host, kind, outcome));
+    }
+
+    /// One DNS answer of `job`: addresses become candidates (with their
+    /// source addresses), kept in the cache for their TTL.
+    fn hand_on(&self, job: &NameJob, host: &str, kind: Kind, outcome: Outcome) {
+        let family = match kind {
+            Kind::Https => {
+                let result = outcome.and_then(|found| match found.records {
+                    Records::Services(s) => Ok((s, found.ttl)),
+                    Records::Addresses(_) => Err(DnsError::Malformed("addresses for an HTTPS query")),
+                });
+                return self.deliver_service(ServiceAnswer { race: job.race, endpoint: job.endpoint, result });
+            }
+            Kind::Aaaa => Family::V6,
+            Kind::A => Family::V4,
+        };
+        let (result, ttl) = match outcome {
+            Ok(Found { records: Records::Addresses(ips), ttl }) => {
+                let cands = ips
+                    .into_iter()
+                    .map(|ip| SocketAddr::new(ip, job.port))
+                    .map(|addr| Candidate { addr, source: source_address(addr) })
+                    .collect();
+                (Ok(cands), ttl)
+            }
+            Ok(Found { records: Records::Services(_), .. }) => (Err(libc::EAI_FAIL), None),
+            Err(e) => (Err(e.eai()), e.ttl()),
+        };
+        self.cache.put(host, family, &result, ttl);
+        let key = QueryKey { endpoint: job.endpoint, family };
+        self.deliver(Answer { race: job.race, key, result, ttl });
+    }
+
     /// A worker's body: run jobs until shutdown, or until [`IDLE_EXIT`]
     /// passes without one.
     fn worker(self: Arc<Self>, id: u64) {
@@ -330,22 +558,15 @@ impl Resolver {
             if q.shutdown {
                 break;
             }
-            if let Some(job) = q.jobs.pop_front() {
+            if let Some(work) = q.jobs.pop_front() {
                 q.busy += 1;
                 drop(q);
-                let result = (self.lookup)(&job.host, job.port, job.key.family).map(|addrs| {
-                    addrs.into_iter().map(|addr| Candidate { addr, source: source_address(addr) }).collect()
-                });
-                if let Ok(host) = job.host.to_str() {
-                    self.cache.put(host, job.key.family, &result);
+                match work {
+                    Work::Lookup(job) => self.run_lookup(job),
+                    Work::Name(job) => self.run_name(job),
                 }
                 q = self.queue.lock();
                 q.busy -= 1;
-                if !q.shutdown {
-                    drop(q);
-                    self.deliver(Answer { race: job.race, key: job.key, result });
-                    q = self.queue.lock();
-                }
                 continue;
             }
             q.idle += 1;
@@ -399,7 +620,7 @@ impl QueryHandle {
             out
         });
         if let Some(r) = self.resolver.upgrade() {
-            r.deliver(Answer { race: self.race, key: self.key, result });
+            r.deliver(Answer { race: self.race, key: self.key, result, ttl: None });
         }
     }
 
@@ -428,6 +649,14 @@ pub(crate) mod tests {
         Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap())
     }
 
+    /// `r`, with addresses from its lookup function (getaddrinfo or a
+    /// test's) whatever nsswitch.conf says.
+    fn gai_only(r: Arc<Resolver>) -> Arc<Resolver> {
+        let dns = DnsClient::new(Default::default(), Default::default(), false);
+        *r.dns.lock() = Some(Arc::new(dns));
+        r
+    }
+
     pub(crate) fn job(race: u64, family: Family) -> Job {
         Job { race, key: QueryKey { endpoint: 0, family }, host: CString::new("localhost").unwrap(), port: 80 }
     }
@@ -448,13 +677,13 @@ pub(crate) mod tests {
         let r = Resolver::new(Arc::clone(&waker));
         r.prepare(); // idle workers hold the resolver
         let key = QueryKey { endpoint: 0, family: Family::V4 };
-        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME) });
+        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME), ttl: None });
         assert_eq!(r.take_answers().len(), 1);
         r.shutdown();
         // Only the loop's own reference is left: the eventfd closes with the
         // loop, whatever the workers are still doing.
         assert_eq!(Arc::strong_count(&waker), 1);
-        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME) });
+        r.deliver(Answer { race: 1, key, result: Err(libc::EAI_NONAME), ttl: None });
         assert!(r.take_answers().is_empty());
     }
 
@@ -481,6 +710,9 @@ pub(crate) mod tests {
             let want: IpAddr = if a.race % 2 == 0 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
             assert_eq!(a.result.as_ref().unwrap()[0].addr.ip(), want);
         }
+        // A DNS-client job hands its answers on before it ends: its worker
+        // may still count as busy for a moment.
+        wait_for(&r, |q| q.busy == 0);
         let q = r.queue.lock();
         assert_eq!((q.busy, q.jobs.len()), (0, 0));
         assert!(q.workers <= MAX_WORKERS);
@@ -507,7 +739,7 @@ pub(crate) mod tests {
             resolve(host, port, family)
         }
         let poll = mio::Poll::new().unwrap();
-        let r = Resolver::with_lookup(waker(&poll), short, IDLE_EXIT);
+        let r = gai_only(Resolver::with_lookup(waker(&poll), short, IDLE_EXIT));
         r.submit(vec![job(1, Family::V4)]);
         wait_for(&r, |q| q.busy == 1);
         r.shutdown();
@@ -518,7 +750,7 @@ pub(crate) mod tests {
         assert!(r.take_answers().is_empty(), "its answer was dropped");
 
         let poll = mio::Poll::new().unwrap(); // one Waker per Poll
-        let r = Resolver::with_lookup(waker(&poll), stuck, IDLE_EXIT);
+        let r = gai_only(Resolver::with_lookup(waker(&poll), stuck, IDLE_EXIT));
         r.submit(vec![job(1, Family::V6), job(1, Family::V4)]);
         r.prepare();
         wait_for(&r, |q| q.busy == 2);
@@ -558,6 +790,111 @@ pub(crate) mod tests {
         r.shutdown();
         assert!(r.queue.lock().threads.is_empty());
         assert_eq!(Arc::strong_count(&r), 1);
+    }
+
+    /// A DNS client asking only `server`, 2 s per try, one try.
+    fn dns_client(server: SocketAddr) -> DnsClient {
+        let mut conf = crate::runtime::dns::conf::ResolvConf::with_servers(&[server]);
+        conf.timeout = Duration::from_secs(2);
+        conf.attempts = 1;
+        DnsClient::new(conf, Default::default(), true)
+    }
+
+    fn name_job(host: &str, families: Vec<Family>, https: bool) -> NameJob {
+        NameJob { race: 7, endpoint: 1, host: CString::new(host).unwrap(), port: 443, families, https }
+    }
+
+    /// Poll until `n` answers (addresses and services) came, at most 10 s.
+    fn collect(poll: &mut mio::Poll, r: &Resolver, n: usize) -> (Vec<Answer>, Vec<ServiceAnswer>) {
+        let (mut answers, mut services) = (Vec::new(), Vec::new());
+        let mut events = mio::Events::with_capacity(4);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answers.len() + services.len() < n && Instant::now() < deadline {
+            poll.poll(&mut events, Some(Duration::from_millis(50))).unwrap();
+            answers.extend(r.take_answers());
+            services.extend(r.take_service_answers());
+        }
+        (answers, services)
+    }
+
+    #[test]
+    fn a_races_families_for_one_name_are_one_dns_job_kept_for_their_ttl() {
+        use crate::runtime::dns::fake::{self, FakeServer};
+        use hickory_proto::rr::RecordType;
+        let server = FakeServer::start(|q, _| {
+            let rec = match q.queries[0].query_type() {
+                RecordType::AAAA => fake::aaaa("web.test", 1, "::1"),
+                _ => fake::a("web.test", 40, "127.0.0.1"),
+            };
+            vec![fake::answer(q, vec![rec])]
+        });
+        let mut poll = mio::Poll::new().unwrap();
+        let r = Resolver::with_dns(waker(&poll), dns_client(server.addr));
+        let mut jobs = vec![job(7, Family::V6), job(7, Family::V4)];
+        for j in &mut jobs {
+            j.host = CString::new("web.test").unwrap();
+        }
+        r.submit(jobs);
+        let (answers, services) = collect(&mut poll, &r, 2);
+        assert!(services.is_empty());
+        assert_eq!(answers.len(), 2);
+        for a in &answers {
+            let want_ttl = if a.key.family == Family::V6 { 1 } else { 40 };
+            assert_eq!(a.ttl, Some(Duration::from_secs(want_ttl)));
+            let c = &a.result.as_ref().unwrap()[0];
+            assert_eq!((c.addr.port(), c.source), (80, Some(c.addr.ip())), "the port and a source address");
+        }
+        assert_eq!(r.submitted.load(Ordering::Relaxed), 2);
+        assert_eq!(server.asked().iter().map(|(_, t)| *t).collect::<Vec<_>>(), [RecordType::AAAA, RecordType::A]);
+        let [v6, v4] = r.cache.get("web.test", 8080);
+        assert!(v6.is_some() && v4.is_some());
+        std::thread::sleep(Duration::from_millis(1100));
+        let [v6, v4] = r.cache.get("web.test", 8080);
+        assert!(v6.is_none(), "the AAAA answer's 1 s TTL passed");
+        assert!(v4.is_some(), "the A answer's 40 s TTL did not");
+        r.shutdown();
+    }
+
+    #[test]
+    fn a_name_job_may_ask_https_alone_and_its_answer_reaches_the_loop() {
+        use crate::runtime::dns::fake::{self, FakeServer};
+        use hickory_proto::rr::rdata::SVCB;
+        let server = FakeServer::start(|q, _| {
+            vec![fake::answer(q, vec![fake::https("svc.test", 90, SVCB::new(1, fake::name("."), vec![]))])]
+        });
+        let mut poll = mio::Poll::new().unwrap();
+        // Addresses from getaddrinfo (nsswitch says so): HTTPS still over DNS.
+        let mut client = dns_client(server.addr);
+        client = DnsClient::new(client.conf.clone(), Default::default(), false);
+        let r = Resolver::with_dns(waker(&poll), client);
+        r.submit_name(name_job("svc.test", vec![], true));
+        let (answers, services) = collect(&mut poll, &r, 1);
+        assert!(answers.is_empty());
+        let s = &services[0];
+        assert_eq!((s.race, s.endpoint), (7, 1));
+        let (records, ttl) = s.result.as_ref().unwrap();
+        assert_eq!((records.len(), records[0].priority, *ttl), (1, 1, Some(Duration::from_secs(90))));
+        r.shutdown();
+    }
+
+    #[test]
+    fn shutdown_does_not_wait_on_a_silent_dns_server() {
+        use crate::runtime::dns::fake::FakeServer;
+        let server = FakeServer::start(|_, _| vec![]);
+        let poll = mio::Poll::new().unwrap();
+        let mut client = dns_client(server.addr);
+        client.conf.timeout = Duration::from_secs(5);
+        let r = Resolver::with_dns(waker(&poll), client);
+        r.submit_name(name_job("silent.test", vec![Family::V6, Family::V4], true));
+        wait_for(&r, |q| q.busy == 1);
+        let started = Instant::now();
+        r.shutdown();
+        let took = started.elapsed();
+        assert!(took < SHUTDOWN_GRACE, "left at the stop flag: {took:?}");
+        let q = r.queue.lock();
+        assert_eq!((q.workers, q.threads.len()), (0, 0), "the worker left and was joined");
+        drop(q);
+        assert!(r.take_answers().is_empty() && r.take_service_answers().is_empty());
     }
 
     #[test]

@@ -34,8 +34,13 @@ pub struct AttemptReport {
     pub interface: Option<Arc<CStr>>,
     /// Start, µs since the race was initiated.
     pub started_us: u64,
-    /// End, µs since the race was initiated; `None` while running.
+    /// End, µs since the race was initiated; `None` while running. With a
+    /// security stage, when the stage reported (its handshake's end).
     pub ended_us: Option<u64>,
+    /// With a security stage (HEv3 §6.1): when the attempt's TCP
+    /// connection came up, µs since the race was initiated; the stage ran
+    /// from then to `ended_us`. `None` without a stage, or before.
+    pub connected_us: Option<u64>,
     /// How it ended.
     pub outcome: AttemptOutcome,
     /// errno of a failed attempt, else 0.

@@ -1,14 +1,17 @@
 //! The operating system's side of the loop, as mio keeps its `sys`: TCP
 //! and UDP sockets (socket2, bound to a path), the interfaces that are up
 //! (getifaddrs), the clock with its timerfd, and the system resolver
-//! (getaddrinfo on worker threads; the source address of a destination). Nothing here knows about
+//! (getaddrinfo on worker threads; the source address of a destination;
+//! the DNS client's sockets and random query ids). Nothing here knows about
 //! races, pools or groups; the loop calls in with plain values (addresses,
 //! interface names, times).
 
 pub(crate) mod clock;
+pub(crate) mod dns_io;
 pub(crate) mod getaddrinfo;
 pub(crate) mod interfaces;
 pub(crate) mod netlink;
+pub(crate) mod random;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 

@@ -1,0 +1,257 @@
+//! The library's own DNS client: a careful stub resolver that asks the
+//! name servers of /etc/resolv.conf for HTTPS (RFC 9460), AAAA and A
+//! records at once, with their TTLs, which getaddrinfo cannot give.
+//!
+//! Which path a name takes (see docs/guide/dns.md):
+//!
+//! 1. RFC 6761 names: "localhost" (and names under it) are the loopback
+//!    addresses, ".invalid" names do not exist; nothing is asked.
+//! 2. The hosts file ([`hosts`]): a name in it is answered from it alone,
+//!    both families; its HTTPS records still come from DNS.
+//! 3. DNS ([`exchange`]), when nsswitch.conf's `hosts:` has the sources
+//!    `files` and `dns` alone ([`nsswitch`]); with any other source the
+//!    addresses come from getaddrinfo (src/runtime/resolver.rs) as they
+//!    always did, and only HTTPS queries go over DNS.
+//!
+//! # Where the exchange runs
+//!
+//! On the loop's resolver workers (src/runtime/resolver.rs), beside the
+//! loop: one worker job per name runs its queries with poll(2) over their
+//! sockets ([`exchange::run`]) and hands each answer to the loop through
+//! the path the getaddrinfo answers take (the resolver's outbox and the
+//! loop's waker). Why there and not on the mio loop: the worker pool
+//! already starts threads on demand, lets idle ones exit and joins them
+//! at shutdown; the loop thread stays free of file reads (the
+//! configuration, the hosts file) and of the source-address probes each
+//! answer needs (RFC 6724); a retransmission schedule, TCP fallback and
+//! search list are plain sequential code there, tested without a loop.
+//! The worker checks the pool's stop flag at least every 20 ms, so a
+//! loop's shutdown never waits on a silent server longer than its grace.
+//!
+//! # Configuration
+//!
+//! Read once per loop ([`DnsClient::load`]): /etc/resolv.conf
+//! ([`conf`]), /etc/hosts, /etc/nsswitch.conf, when the first
+//! Preconnection with a host name is made on it (on that thread, outside
+//! the loop's lock) or, failing that, at its first name lookup. A loop
+//! made after a change sees it; a running loop keeps what it read.
+//!
+//! Testing aid: when the environment variable `TAPS_RESOLV_CONF` names a
+//! file when a loop reads its configuration, that file is its
+//! resolv.conf, and the `hosts` and `nsswitch.conf` beside it (if any:
+//! none means an empty hosts file and "hosts: files dns") replace the
+//! system's. That lets a
+//! test, in Rust or C, point a loop at a DNS server of its own on a
+//! loopback port (a `nameserver` may carry a port: `127.0.0.1:5353`)
+//! without root and without touching /etc. It is read per loop, not per
+//! process, so one test binary may run loops with and without it.
+
+pub(crate) mod conf;
+pub(crate) mod exchange;
+#[doc(hidden)]
+pub mod fuzz;
+pub(crate) mod hosts;
+pub(crate) mod https;
+pub(crate) mod message;
+pub(crate) mod nsswitch;
+
+use crate::vocabulary::svcb::ServiceRecord;
+use conf::ResolvConf;
+use hosts::Hosts;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::time::Duration;
+
+/// The environment variable naming a resolv.conf for tests (see the
+/// module docs).
+pub(crate) const TEST_CONF_VAR: &str = "TAPS_RESOLV_CONF";
+
+/// A query type the client asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// HTTPS (type 65, RFC 9460 §9).
+    Https,
+    /// AAAA (type 28).
+    Aaaa,
+    /// A (type 1).
+    A,
+}
+
+/// The records of a positive answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Records {
+    /// A or AAAA: the addresses, in the server's order, without repeats.
+    Addresses(Vec<IpAddr>),
+    /// HTTPS: the usable records (see [`https`]); AliasMode ones alone
+    /// when the set has one (RFC 9460 §2.4.1).
+    Services(Vec<ServiceRecord>),
+}
+
+/// A positive answer and how long it may be kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub records: Records,
+    /// The smallest TTL of the records and CNAMEs used; `None` for the
+    /// hosts file and RFC 6761 names, which have none.
+    pub ttl: Option<Duration>,
+}
+
+/// Why a query has no records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DnsError {
+    /// NXDOMAIN: the name does not exist; kept for `ttl` (RFC 2308).
+    NxDomain { ttl: Option<Duration> },
+    /// NOERROR without records of the type ("no data"); kept for `ttl`.
+    NoData { ttl: Option<Duration> },
+    /// Every server failed (SERVFAIL, REFUSED, unreachable...).
+    ServerFailure,
+    /// No reply within `timeout × attempts × servers`.
+    Timeout,
+    /// A reply to the question that cannot be decoded.
+    Malformed(&'static str),
+    /// The name cannot be a DNS name (a label over 63 bytes...).
+    BadName,
+    /// A system call failed (errno).
+    Io(i32),
+}
+
+impl DnsError {
+    /// The getaddrinfo code a race reports for it (the resolution cache
+    /// keeps EAI_NONAME and EAI_NODATA ones).
+    pub(crate) fn eai(&self) -> i32 {
+        match self {
+            DnsError::NxDomain { .. } | DnsError::BadName => libc::EAI_NONAME,
+            DnsError::NoData { .. } => libc::EAI_NODATA,
+            DnsError::ServerFailure | DnsError::Timeout => libc::EAI_AGAIN,
+            DnsError::Malformed(_) => libc::EAI_FAIL,
+            DnsError::Io(_) => libc::EAI_SYSTEM,
+        }
+    }
+
+    /// How long a negative answer may be kept.
+    pub(crate) fn ttl(&self) -> Option<Duration> {
+        match self {
+            DnsError::NxDomain { ttl } | DnsError::NoData { ttl } => *ttl,
+            _ => None,
+        }
+    }
+}
+
+/// A query's outcome.
+pub(crate) type Outcome = Result<Found, DnsError>;
+
+/// A loop's DNS client: its configuration, read once.
+#[derive(Clone, Debug)]
+pub(crate) struct DnsClient {
+    pub(crate) conf: ResolvConf,
+    pub(crate) hosts: Hosts,
+    addresses: bool,
+}
+
+/// A file's text, `None` when it cannot be read.
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+impl DnsClient {
+    /// A client with this configuration; `addresses`: whether it answers
+    /// for A and AAAA (nsswitch allows), else only HTTPS.
+    pub(crate) fn new(conf: ResolvConf, hosts: Hosts, addresses: bool) -> DnsClient {
+        DnsClient { conf, hosts, addresses }
+    }
+
+    /// The system's configuration (or the test's, see the module docs).
+    pub(crate) fn load() -> DnsClient {
+        if let Some(file) = std::env::var_os(TEST_CONF_VAR) {
+            let file = Path::new(&file);
+            let dir = file.parent().unwrap_or(Path::new("."));
+            return DnsClient::new(
+                ResolvConf::parse(&read(file).unwrap_or_default()),
+                Hosts::parse(&read(&dir.join("hosts")).unwrap_or_default()),
+                nsswitch::dns_answers_addresses(read(&dir.join("nsswitch.conf")).as_deref()),
+            );
+        }
+        DnsClient::new(
+            ResolvConf::parse(&read(Path::new("/etc/resolv.conf")).unwrap_or_default()),
+            Hosts::parse(&read(Path::new("/etc/hosts")).unwrap_or_default()),
+            nsswitch::dns_answers_addresses(read(Path::new("/etc/nsswitch.conf")).as_deref()),
+        )
+    }
+
+    /// Whether A and AAAA are this client's to answer (else getaddrinfo's).
+    pub(crate) fn answers_addresses(&self) -> bool {
+        self.addresses
+    }
+
+    /// Ask `kinds` for `name` (host name as the user gave it), handing each
+    /// answer to `deliver` as it is known (see [`exchange`]); RFC 6761
+    /// names and hosts-file names are answered here without DNS. Returns
+    /// when all are handed on, or when `stop` returns true.
+    pub(crate) fn lookup(&self, name: &str, kinds: &[Kind], stop: &dyn Fn() -> bool, deliver: &mut dyn FnMut(Kind, Outcome)) {
+        let lower = name.trim_end_matches('.').to_ascii_lowercase();
+        if lower == "invalid" || lower.ends_with(".invalid") {
+            return kinds.iter().for_each(|&k| deliver(k, Err(DnsError::NxDomain { ttl: None })));
+        }
+        let local = lower == "localhost" || lower.ends_with(".localhost");
+        let hosts = if local { None } else { self.hosts.lookup(&lower) };
+        let mut ask = Vec::with_capacity(kinds.len());
+        for &kind in kinds {
+            let known: Option<Vec<IpAddr>> = match kind {
+                // A name the hosts file answers is not asked HTTPS either:
+                // the file pins its addresses, and a record from DNS must not
+                // send its races elsewhere (another port, a TargetName).
+                Kind::Https if local || hosts.is_some() => {
+                    deliver(kind, Err(DnsError::NoData { ttl: None }));
+                    continue;
+                }
+                Kind::Https => None,
+                Kind::Aaaa if local => Some(vec![Ipv6Addr::LOCALHOST.into()]),
+                Kind::A if local => Some(vec![Ipv4Addr::LOCALHOST.into()]),
+                _ => hosts.map(|h| h.iter().copied().filter(|ip| ip.is_ipv6() == (kind == Kind::Aaaa)).collect()),
+            };
+            match known {
+                Some(ips) if ips.is_empty() => deliver(kind, Err(DnsError::NoData { ttl: None })),
+                Some(ips) => deliver(kind, Ok(Found { records: Records::Addresses(ips), ttl: None })),
+                None => ask.push(kind),
+            }
+        }
+        if !ask.is_empty() {
+            exchange::run(&self.conf, name, &ask, stop, deliver);
+        }
+    }
+
+    /// The HTTPS records of `name` and how long they may be kept, or why
+    /// there are none (a blocking call: a worker's, or a test's). The
+    /// worker pool asks HTTPS through [`DnsClient::lookup`]; this is the
+    /// one-query form, for the HEv3 rules to come and for tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn lookup_https(&self, name: &str) -> Result<(Vec<ServiceRecord>, Option<Duration>), DnsError> {
+        let mut out = Err(DnsError::Timeout);
+        self.lookup(name, &[Kind::Https], &|| false, &mut |_, o| {
+            out = o.and_then(|f| match f.records {
+                Records::Services(s) => Ok((s, f.ttl)),
+                Records::Addresses(_) => Err(DnsError::Malformed("addresses for an HTTPS query")),
+            })
+        });
+        out
+    }
+
+    /// The addresses of `name` of one kind (A or AAAA) and their TTL (a
+    /// blocking call, for tests).
+    #[cfg(test)]
+    pub(crate) fn lookup_addresses(&self, name: &str, kind: Kind) -> Result<(Vec<IpAddr>, Option<Duration>), DnsError> {
+        let mut out = Err(DnsError::Timeout);
+        self.lookup(name, &[kind], &|| false, &mut |_, o| {
+            out = o.and_then(|f| match f.records {
+                Records::Addresses(a) => Ok((a, f.ttl)),
+                Records::Services(_) => Err(DnsError::Malformed("services for an address query")),
+            })
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod tests;
