@@ -474,6 +474,40 @@ static void case_no_default_alpn(void) {
   mock_finish(&h.m);
 }
 
+/* HEv3 §6.2, RFC 9460 §7.1.2: with the caller's ALPN list
+ * (taps_preconnection_set_alpn), a record whose ALPN set has none of its
+ * ids is skipped; the next record is used, its ids in the caller's order. */
+static void case_alpn_list_skips_records_without_a_common_id(void) {
+  Hev3 h;
+  setup(&h, "list.test");
+  const char *mine[] = {"http/1.1", "h2"};
+  CHECK_CODE(taps_preconnection_set_alpn(h.m.pre, mine, 2), TAPS_OK);
+  mock_initiate(&h.m);
+  const char *h3[] = {"h3"};
+  const char *h2[] = {"h2"};
+  taps_service_record rs[2] = {record(1, "."), record(2, ".")};
+  rs[0].alpn = h3;
+  rs[0].alpn_count = 1;
+  rs[0].no_default_alpn = true;
+  rs[0].port = 8443;
+  rs[1].alpn = h2;
+  rs[1].alpn_count = 1;
+  rs[1].port = 8444;
+  answer_https(&h, "list.test", rs, 2);
+  answer(&h, "AAAA", "list.test", none, 0);
+  answer(&h, "A", "list.test", lo4, 1);
+  mock_run(&h.m);
+  MOCK_EXPECT(&h.m, "resolve HTTPS list.test", "resolve AAAA list.test", "resolve A list.test",
+              "m start 127.0.0.1:8444 at 0");
+  CHECK_EQ(taps_connection_get_https_record_count(h.m.conn), 1);
+  CHECK_RECORD(&h, 0, 2, "list.test", 8444, 2, false);
+  CHECK_SERVICE(&h, 0, 2, 0);
+  CHECK_EQ(taps_connection_get_attempt_alpn_count(h.m.conn, 0), 2);
+  check_alpn(taps_connection_get_attempt_alpn(h.m.conn, 0, 0), "http/1.1");
+  check_alpn(taps_connection_get_attempt_alpn(h.m.conn, 0, 1), "h2");
+  mock_finish(&h.m);
+}
+
 /* HEv3 §6.3: with ECH required, racing waits for the HTTPS answer (here
  * 300 ms, not the 50 ms Resolution Delay), and the record with an ECH
  * config goes first although its SvcPriority is higher. */
@@ -623,6 +657,7 @@ static void case_resolver_without_https_keeps_timing(void) {
 MOCK_MAIN(MOCK_CASE(late_https_costs_only_the_resolution_delay), MOCK_CASE(record_port_replaces_the_callers),
           MOCK_CASE(alias_followed), MOCK_CASE(alias_loop_falls_back),
           MOCK_CASE(two_priorities_second_wins_and_late_answers), MOCK_CASE(hints_dropped_when_not_confirmed),
-          MOCK_CASE(unknown_mandatory_key_skipped), MOCK_CASE(no_default_alpn), MOCK_CASE(ech_required_waits_for_https),
+          MOCK_CASE(unknown_mandatory_key_skipped), MOCK_CASE(no_default_alpn),
+          MOCK_CASE(alpn_list_skips_records_without_a_common_id), MOCK_CASE(ech_required_waits_for_https),
           MOCK_CASE(policy_off_asks_nothing), MOCK_CASE(policy_on_other_port), MOCK_CASE(https_failure_falls_back),
           MOCK_CASE(answer_checks_and_copies), MOCK_CASE(resolver_without_https_keeps_timing))
