@@ -1026,6 +1026,22 @@ ROW(taps_event_loop_get_pref64, "NULL buf, length 8", TAPS_ERROR_NULL_ARGUMENT,
 ROW(taps_event_loop_get_pref64, "none set", 0, pref64_get(f, NULL, 64))
 ROW(taps_event_loop_get_pref64, "set: its length", 16, pref64_get(f, "2001:db8:64::/96", 64))
 ROW(taps_event_loop_get_pref64, "no room for the NUL", TAPS_ERROR_OUT_OF_RANGE, pref64_get(f, "2001:db8:64::/96", 16))
+ROW(taps_event_loop_set_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_history(NULL, true))
+ROW(taps_event_loop_set_history, "off", TAPS_OK, taps_event_loop_set_history(fx_loop(f), false))
+ROW(taps_event_loop_set_history, "on", TAPS_OK, taps_event_loop_set_history(fx_loop(f), true))
+ROW(taps_event_loop_clear_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_clear_history(NULL))
+ROW(taps_event_loop_clear_history, "a loop", TAPS_OK, taps_event_loop_clear_history(fx_loop(f)))
+ROW(taps_event_loop_history_size, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_history_size(NULL, NULL, NULL))
+ROW(taps_event_loop_history_size, "NULL outputs", TAPS_OK, taps_event_loop_history_size(fx_loop(f), NULL, NULL))
+ROW(taps_event_loop_export_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_export_history(NULL, NULL, 0))
+ROW(taps_event_loop_export_history, "NULL buffer: the length", 0,
+    taps_event_loop_export_history(fx_loop(f), NULL, 0) > 0 ? 0 : -1)
+ROW(taps_event_loop_import_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(NULL, "x"))
+ROW(taps_event_loop_import_history, "NULL text", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(fx_loop(f), NULL))
+ROW(taps_event_loop_import_history, "another version", TAPS_ERROR_INVALID_ARGUMENT,
+    taps_event_loop_import_history(fx_loop(f), "taps-racing-history 2\n"))
+ROW(taps_event_loop_import_history, "not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_import_history(fx_loop(f), "\xff"))
+ROW(taps_event_loop_import_history, "no entry", 0, taps_event_loop_import_history(fx_loop(f), "taps-racing-history 1\n"))
 
 /* preconnections */
 ROW(taps_racing_options_default, "the documented defaults", 0, defaults_ok(f))

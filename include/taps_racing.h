@@ -1021,6 +1021,53 @@ int taps_event_loop_advance_clock(struct taps_event_loop *event_loop, uint64_t u
 // value); 0 for NULL.
 uint64_t taps_event_loop_now_us(const struct taps_event_loop *event_loop);
 
+// Turn the loop's history of earlier races on (`enabled` true, the
+// default) or off. With history, each race sorts the addresses that
+// failed recently on this network behind the others, addresses with a
+// lower RTT and used before first (HEv3 draft -04 §5.3), and its
+// Connection Attempt Delay follows the RTTs known when it is the default
+// 250 ms (3 × RTT, within 100 ms to 2 s; RFC 8305 §5). Off, races neither
+// consult nor feed it; what it holds is kept (taps_event_loop_clear_history
+// forgets it). Per loop: on a shared loop it applies to every client; its
+// pools and groups use the same history. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT.
+int taps_event_loop_set_history(struct taps_event_loop *event_loop, bool enabled);
+
+// Forget everything the loop's history holds. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT.
+int taps_event_loop_clear_history(struct taps_event_loop *event_loop);
+
+// How much the loop's history holds: `*entries` (destination × protocol ×
+// network, at most 256) and `*bytes` (memory of its tables, an estimate);
+// either pointer may be NULL. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT (no loop).
+int taps_event_loop_history_size(struct taps_event_loop *event_loop,
+                                 size_t *entries,
+                                 size_t *bytes);
+
+// Write the loop's history as text into `buf` (`size` bytes, NUL
+// included), in the versioned format of docs/guide/history.md (first line
+// "taps-racing-history 1"). It names the hosts this loop connected to:
+// keep it private. With `buf` NULL or too small, nothing is written.
+// Any thread.
+//
+// Returns the text's length in bytes without its NUL (>= 0: when it is
+// `size` or more, call again with a larger buffer), or
+// TAPS_ERROR_NULL_ARGUMENT (no loop).
+int taps_event_loop_export_history(struct taps_event_loop *event_loop, char *buf, size_t size);
+
+// Add the entries of `text` (NUL-terminated, as written by
+// taps_event_loop_export_history, from this or another process) to the
+// loop's history; expired entries are skipped. Any thread.
+//
+// Returns the number of entries read (>= 0), TAPS_ERROR_NULL_ARGUMENT, or
+// TAPS_ERROR_INVALID_ARGUMENT (not UTF-8, another version, a line that
+// cannot be read; nothing is taken then).
+int taps_event_loop_import_history(struct taps_event_loop *event_loop, const char *text);
+
 // A new, empty remote endpoint (no host, no port). Free it with
 // taps_remote_endpoint_free. NULL only if memory is exhausted.
 struct taps_remote_endpoint *taps_remote_endpoint_new(void);

@@ -27,6 +27,7 @@
 
 pub mod connection;
 pub mod event_loop;
+pub mod history;
 pub mod options;
 pub mod preconnection;
 pub mod group;

@@ -159,7 +159,8 @@ impl LoopCore {
                 self.route_target_answer(st, answer.race, answer.key, answer.result);
                 continue;
             }
-            if let Some(entry) = st.races.get_mut(&answer.race) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(entry) = races.get_mut(&answer.race) {
                 let at = now.saturating_sub(entry.started_at);
                 LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
                 let ttl = match answer.ttl {
@@ -167,6 +168,9 @@ impl LoopCore {
                     _ => String::new(),
                 };
                 log_answer(answer.race, &answer.key, &answer.result, at, &ttl);
+                if let Ok(candidates) = &answer.result {
+                    history.hint_answer(&mut entry.tree, answer.race, &entry.paths, protocols, candidates, now);
+                }
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }

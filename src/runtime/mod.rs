@@ -35,6 +35,7 @@ mod events;
 pub(crate) mod https;
 pub(crate) mod group;
 pub(crate) mod nat64;
+pub(crate) mod history;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod protocol;
@@ -84,6 +85,9 @@ const TIMER: Token = Token(1);
 /// groups, the callbacks waiting to be delivered, who runs the loop.
 struct LoopState {
     races: race_table::RaceTable<RaceEntry>,
+    /// What earlier races taught, per network (shared by every race,
+    /// pool and group of the loop).
+    history: history::LoopHistory,
     tokens: SocketTokens,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -195,6 +199,7 @@ impl LoopCore {
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
                 races: race_table::RaceTable::default(),
+                history: history::LoopHistory::default(),
                 tokens: SocketTokens::default(),
                 timers: TimerHeap::default(),
                 wake_timer,

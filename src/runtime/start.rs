@@ -73,7 +73,10 @@ impl LoopCore {
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, st.pref64.as_ref());
+        let LoopState { history, protocols, pref64, .. } = &mut *st;
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref(), |tree, candidates| {
+            history.hint_answer(tree, id, &paths, protocols, candidates, now)
+        });
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
@@ -122,9 +125,13 @@ impl LoopCore {
         }
         self.resolver.submit(jobs);
         if !cached.is_empty() {
-            if let Some(e) = st.races.get_mut(&id) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(e) = races.get_mut(&id) {
                 for (key, answer) in &cached {
                     super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
+                    if let Ok(candidates) = answer {
+                        history.hint_answer(&mut e.tree, id, &e.paths, protocols, candidates, now);
+                    }
                 }
                 e.tree.on_answers(now, cached);
                 e.from_cache = true;
@@ -242,13 +249,15 @@ impl QueryPlan {
 /// alone is given as one answer (no list of them). `need_sources`: look up
 /// each one's source address (for sorting). With a NAT64 prefix, an IPv4
 /// literal the host has no IPv4 route to is raced as its synthesized IPv6
-/// address (RFC 8305 §7.1); those are returned.
+/// address (RFC 8305 §7.1); those are returned. `hint` gives the race
+/// what history knows of the candidates before they are answered.
 fn answer_literals(
     tree: &mut Tree,
     remotes: &[RemoteEndpoint],
     need_sources: bool,
     now: Micros,
     pref64: Option<&crate::engine::nat64::Pref64>,
+    mut hint: impl FnMut(&mut Tree, &[Candidate]),
 ) -> super::nat64::Synthesized {
     let mut first = None;
     let mut literals = Vec::new();
@@ -271,8 +280,16 @@ fn answer_literals(
         }
     }
     if let Some((key, answer)) = first {
+        if let Ok(candidates) = &answer {
+            hint(tree, candidates);
+        }
         tree.on_answer(now, key, answer);
     } else if !literals.is_empty() {
+        for (_, answer) in &literals {
+            if let Ok(candidates) = answer {
+                hint(tree, candidates);
+            }
+        }
         tree.on_answers(now, literals);
     }
     synthesized

@@ -21,6 +21,8 @@
 //! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
 //!   ports, ALPN, SvcPriority, ECH required.
 //! - [`selection`]: selection properties pruning and ordering branches.
+//! - [`history`]: what earlier races taught (HEv3 §5.3, §6), and the
+//!   10 ms rule of RFC 8305 §5.
 //! - [`pool`] and [`group`]: the warm pool's and the connection group's
 //!   policies.
 //!
@@ -34,6 +36,7 @@ mod candidate_tree;
 mod failure;
 mod group;
 mod hev3;
+mod history;
 mod invariants;
 mod pool;
 mod race_end;
