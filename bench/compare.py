@@ -350,7 +350,8 @@ def measure_ttc(bed, exes, runs, rounds, max_steal, tries, quiet_wait, block):
     [round, steal %, kept, probe readings]."""
     per = [runs // rounds + (i < runs % rounds) for i in range(rounds)]
     dns_samples, got, steal = {}, {}, []
-    cases = ttc_cases({k: 0.0 for k in ("aaaa300.slow.test a", "aaaa20.slow.test aaaa", "aaaa150.slow.test a")})
+    cases = ttc_cases({k: 0.0 for k in ("aaaa300.slow.test a", "aaaa20.slow.test aaaa", "aaaa150.slow.test a",
+                                         "https300.slow.test a", "https300.slow.test aaaa")})
     for rnd, k in enumerate(per):
         tried = []  # (steal %, DNS samples, figures, wake probes) of each try
         for attempt in range(tries):
