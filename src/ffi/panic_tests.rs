@@ -137,6 +137,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_event_loop_set_resolution_cache(null_mut(), 0));
     code!(taps_event_loop_set_pref64(null_mut(), null()));
     code!(taps_event_loop_get_pref64(null(), null_mut(), 0));
+    code!(taps_event_loop_get_pref64_source(null()));
     code!(taps_event_loop_advance_clock(null_mut(), 1));
     value!(taps_event_loop_now_us(null()), 0);
     no_op!(taps_event_loop_release(null_mut()));

@@ -10,6 +10,7 @@
 
 use crate::engine::nat64::{is_host_or_link_scoped, synthesize, Pref64};
 use super::sys::netlink::{path_route, NoRoute};
+use crate::vocabulary::endpoint::{Host, RemoteEndpoint};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 /// The destinations a race synthesized: each IPv6 address with the IPv4
@@ -38,6 +39,16 @@ impl Synthesized {
 /// route, so that synthesis only replaces what cannot work).
 pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
     !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
+}
+
+/// Whether `remotes` has an IPv4 literal that a prefix would synthesize:
+/// not host- or link-scoped, and `routed(v4)` says the host has no IPv4
+/// route to it.
+pub(crate) fn needs_prefix(remotes: &[RemoteEndpoint], routed: impl Fn(Ipv4Addr) -> bool) -> bool {
+    remotes.iter().any(|ep| match ep.host() {
+        Some(Host::Ip(IpAddr::V4(v4))) => !is_host_or_link_scoped(*v4) && !routed(*v4),
+        _ => false,
+    })
 }
 
 /// The destination to race for the literal `addr`: `addr` itself, or,
@@ -125,6 +136,23 @@ mod tests {
         assert_eq!(literal_destination(Some(&wkp), sa("10.0.0.1:80"), &mut out, |_| false), sa("10.0.0.1:80"));
         assert!(out.is_empty());
         assert_eq!(literal_destination(Some(&wkp), sa("8.8.8.8:53"), &mut out, |_| false), sa("[64:ff9b::808:808]:53"));
+    }
+
+    #[test]
+    fn a_prefix_is_needed_only_for_an_unrouted_global_or_private_ipv4_literal() {
+        let ep = |ip: &str| {
+            let mut e = RemoteEndpoint::new();
+            match ip.parse::<IpAddr>().unwrap() {
+                IpAddr::V4(a) => e.with_ipv4(a),
+                IpAddr::V6(a) => e.with_ipv6(a),
+            };
+            e
+        };
+        let mut name = RemoteEndpoint::new();
+        name.with_hostname("example.com").unwrap();
+        assert!(needs_prefix(&[ep("10.64.0.2")], |_| false));
+        assert!(!needs_prefix(&[ep("10.64.0.2")], |_| true), "routed");
+        assert!(!needs_prefix(&[ep("127.0.0.1"), ep("169.254.1.1"), ep("2001:db8::1"), name], |_| false));
     }
 
     #[test]

@@ -24,6 +24,7 @@ impl LoopCore {
     /// (RFC 9623 §4.1): paths × protocols kept by the selection
     /// properties, each racing the resolved endpoints.
     pub(crate) fn start_race(self: &Arc<Self>, conn: &Arc<ConnCore>, spec: &RaceSpec<'_>) -> Result<()> {
+        self.discover_pref64_for(spec.remotes);
         let mut st = lock(&self.state);
         if st.shut_down || st.stop_requested || conn.client.is_released() {
             return Err(Error::InvalidState);
@@ -73,7 +74,7 @@ impl LoopCore {
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, st.pref64.as_ref());
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, self.pref64_locked(st).as_ref());
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
