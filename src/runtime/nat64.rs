@@ -9,6 +9,7 @@
 //! Without a prefix nothing changes, and no route is looked up.
 
 use crate::engine::nat64::{is_host_or_link_scoped, synthesize, Pref64};
+use crate::engine::Candidate;
 use super::sys::netlink::{path_route, NoRoute};
 use crate::vocabulary::endpoint::{Host, RemoteEndpoint};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -41,14 +42,25 @@ pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
     !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
 }
 
-/// Whether `remotes` has an IPv4 literal that a prefix would synthesize:
-/// not host- or link-scoped, and `routed(v4)` says the host has no IPv4
-/// route to it.
+/// A global IPv4 address whose route says whether the host has IPv4
+/// connectivity (a route lookup only: nothing is sent to it).
+pub(crate) const IPV4_PROBE: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+
+/// Whether `remotes` may need a prefix: an IPv4 literal that is not host-
+/// or link-scoped and that `routed(v4)` says the host has no IPv4 route
+/// to, or a host name (its A answers) when the host has no IPv4
+/// connectivity (`routed(IPV4_PROBE)` is false).
 pub(crate) fn needs_prefix(remotes: &[RemoteEndpoint], routed: impl Fn(Ipv4Addr) -> bool) -> bool {
-    remotes.iter().any(|ep| match ep.host() {
+    let mut names = false;
+    let literal = remotes.iter().any(|ep| match ep.host() {
         Some(Host::Ip(IpAddr::V4(v4))) => !is_host_or_link_scoped(*v4) && !routed(*v4),
+        Some(Host::Name(_)) => {
+            names = true;
+            false
+        }
         _ => false,
-    })
+    });
+    literal || (names && !routed(IPV4_PROBE))
 }
 
 /// The destination to race for the literal `addr`: `addr` itself, or,
@@ -81,6 +93,49 @@ pub(crate) fn literal_destination(
             log::warn!("{v4} has no IPv4 route and is not synthesized: {e}");
             addr
         }
+    }
+}
+
+/// An A answer's candidates on a host without an IPv4 route to them
+/// (HEv3 -04 §8.2: "such translation also applies to any IPv4 addresses
+/// received in A records"): each candidate the resolver found no source
+/// address for (no route, RFC 6724 rule 1) and that `routed` confirms has
+/// none becomes its synthesis under `prefix`, as [`literal_destination`]
+/// does, with its source looked up again by `source_of`. Candidates with a
+/// source (a dual-stack host) are left alone without any lookup.
+pub(crate) fn synthesize_answer(
+    prefix: &Pref64,
+    candidates: &mut [Candidate],
+    out: &mut Synthesized,
+    routed: impl Fn(Ipv4Addr) -> bool,
+    source_of: impl Fn(SocketAddr) -> Option<IpAddr>,
+) {
+    for c in candidates.iter_mut().filter(|c| c.source.is_none() && c.addr.is_ipv4()) {
+        let addr = literal_destination(Some(prefix), c.addr, out, &routed);
+        if addr != c.addr {
+            c.addr = addr;
+            c.source = source_of(addr);
+        }
+    }
+}
+
+/// A race's A answer, with the loop's prefix (`None`: nothing to do):
+/// [`synthesize_answer`] with the kernel's routes and source addresses;
+/// what it synthesized goes into the race's report.
+pub(super) fn on_a_answer(
+    prefix: Option<Pref64>,
+    entry: &mut super::race::RaceEntry,
+    key: &crate::engine::QueryKey,
+    result: &mut Result<Vec<Candidate>, i32>,
+) {
+    let (Some(prefix), crate::engine::Family::V4, Ok(candidates)) = (prefix, key.family, result) else { return };
+    if candidates.iter().all(|c| c.source.is_some()) {
+        return;
+    }
+    let out = entry.nat64.get_or_insert_with(Default::default);
+    synthesize_answer(&prefix, candidates, out, has_ipv4_route, super::resolver::source_address);
+    if out.is_empty() {
+        entry.nat64 = None;
     }
 }
 
@@ -152,7 +207,37 @@ mod tests {
         name.with_hostname("example.com").unwrap();
         assert!(needs_prefix(&[ep("10.64.0.2")], |_| false));
         assert!(!needs_prefix(&[ep("10.64.0.2")], |_| true), "routed");
-        assert!(!needs_prefix(&[ep("127.0.0.1"), ep("169.254.1.1"), ep("2001:db8::1"), name], |_| false));
+        assert!(!needs_prefix(&[ep("127.0.0.1"), ep("169.254.1.1"), ep("2001:db8::1")], |_| false));
+        // A name: only without IPv4 connectivity.
+        assert!(needs_prefix(std::slice::from_ref(&name), |_| false));
+        assert!(!needs_prefix(std::slice::from_ref(&name), |v4| v4 == IPV4_PROBE));
+    }
+
+    #[test]
+    fn a_answers_without_a_source_are_synthesized_with_a_new_source() {
+        let nsp: Pref64 = "2001:db8:64::/96".parse().unwrap();
+        let src: IpAddr = "2001:db8:46:1::2".parse().unwrap();
+        let mut answer = vec![
+            Candidate { addr: sa("10.64.0.2:80"), source: None },
+            Candidate { addr: sa("192.0.2.7:80"), source: Some("192.0.2.1".parse().unwrap()) },
+            Candidate { addr: sa("127.0.0.1:80"), source: None },
+        ];
+        let mut out = Synthesized::default();
+        let looked = std::cell::Cell::new(0);
+        synthesize_answer(&nsp, &mut answer, &mut out, |_| false, |a| {
+            looked.set(looked.get() + 1);
+            assert_eq!(a, sa("[2001:db8:64::a40:2]:80"));
+            Some(src)
+        });
+        assert_eq!(answer[0], Candidate { addr: sa("[2001:db8:64::a40:2]:80"), source: Some(src) });
+        assert_eq!(out.source_of(answer[0].addr), Some(Ipv4Addr::new(10, 64, 0, 2)));
+        assert_eq!(answer[1].addr, sa("192.0.2.7:80"), "a candidate with a source is routed");
+        assert_eq!(answer[2].addr, sa("127.0.0.1:80"), "host-scoped: never");
+        assert_eq!(looked.get(), 1);
+        // The route lookup has the last word: a route, no synthesis.
+        let mut answer = vec![Candidate { addr: sa("10.64.0.2:80"), source: None }];
+        synthesize_answer(&nsp, &mut answer, &mut out, |_| true, |_| unreachable!());
+        assert_eq!(answer[0].addr, sa("10.64.0.2:80"));
     }
 
     #[test]

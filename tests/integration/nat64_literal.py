@@ -18,6 +18,10 @@ server 10.64.0.2:7101) and runs `taps_race --json` in the client namespace:
   (c) `--pref64 64:ff9b::/96` (the Well-Known Prefix): 10.64.0.2 is a
       private address, which the Well-Known Prefix never carries (RFC 6052
       §3.1): not synthesized, fails as (b);
+  (g) the A-only name v4only.nat64.test behind the resolver without dns64
+      (TAPS_RESOLV_CONF): its A answer is synthesized under the RA's prefix
+      and connects, reported as synthesized from 10.64.0.2;
+  (h) the same name behind the DNS64 (its AAAA is synthesized) connects;
   (d) a bad prefix (/80) is a usage error (exit 2) naming RFC 6052's lengths;
   then on a second bed without the RA sender:
   (e) no --pref64: the prefix comes from the DNS64's AAAA answer for
@@ -77,6 +81,21 @@ def main():
                     f"(b) the winner is {v6}, synthesized from {v4}")
             t.check(all(j["pref64"] == nat64bed.NSP and j["pref64_source"] == "ra" for _, j in res),
                     "(b) the JSON names the prefix, learnt from the RA")
+        # (g) an A-only name behind a resolver without dns64: its A answer
+        # is synthesized under the prefix learnt from the RA.
+        conf = os.path.join(bed.tmp, "plain-resolv.conf")
+        with open(conf, "w") as f:
+            f.write(f"nameserver {bed.plain_resolver}\noptions timeout:1 attempts:1\n")
+        code, j = race_env(bed, exe, {"TAPS_RESOLV_CONF": conf}, "v4only.nat64.test", port)
+        ok = code == 0 and j is not None and j["winner"] and j["winner"]["address"] == v6
+        t.check(ok, f"(g) v4only.nat64.test, no dns64: connects to {v6}: {j and nettest.summary(j)}")
+        t.check(ok and any(a["synthesized_from"] == v4 for a in j["attempts"]) and j["pref64_source"] == "ra",
+                f"(g) its attempt is reported as synthesized from {v4}, prefix from the RA")
+        # (h) the same name behind the DNS64: its AAAA is the synthesized
+        # address (and its A synthesizes to the same one): connects.
+        code, j = nettest.race(bed, exe, "v4only.nat64.test", port)
+        ok = code == 0 and j is not None and j["winner"] and j["winner"]["address"] == v6
+        t.check(ok, f"(h) v4only.nat64.test through the DNS64: connects to {v6}: {j and nettest.summary(j)}")
         # (c) the Well-Known Prefix never carries a private address.
         code, j = nettest.race(bed, exe, v4, port, "--pref64", "64:ff9b::/96")
         ok = code == 1 and j is not None and [a["address"] for a in j["attempts"]] == [v4]
@@ -91,6 +110,17 @@ def main():
         bed.down()
     no_ra(exe, t)
     return t.finish()
+
+
+def race_env(bed, exe, env, host, port):
+    """nettest.race with environment variables set for taps_race."""
+    argv = bed.client(["env"] + [f"{k}={v}" for k, v in env.items()] + [exe, "--json", host, str(port)])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        return p.returncode, json.loads(p.stdout)
+    except ValueError:
+        print(f"  taps_race exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}", flush=True)
+        return p.returncode, None
 
 
 def no_ra(exe, t):
@@ -112,14 +142,8 @@ def no_ra(exe, t):
         conf = os.path.join(bed.tmp, "plain-resolv.conf")
         with open(conf, "w") as f:
             f.write(f"nameserver {bed.plain_resolver}\noptions timeout:1 attempts:1\n")
-        argv = bed.client(["env", f"TAPS_RESOLV_CONF={conf}", exe, "--json", v4, port])
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        try:
-            j = json.loads(p.stdout)
-        except ValueError:
-            print(f"  taps_race exit {p.returncode}, stdout {p.stdout!r}, stderr {p.stderr!r}", flush=True)
-            j = None
-        ok = p.returncode == 1 and j is not None and [a["error"] for a in j["attempts"]] == ["Network is unreachable"]
+        code, j = race_env(bed, exe, {"TAPS_RESOLV_CONF": conf}, v4, port)
+        ok = code == 1 and j is not None and [a["error"] for a in j["attempts"]] == ["Network is unreachable"]
         t.check(ok, f"(f) no prefix anywhere: fails with ENETUNREACH: {j and nettest.summary(j)}")
         t.check(ok and j["attempts"][0]["synthesized_from"] is None and j["pref64"] is None,
                 "(f) nothing synthesized, no prefix")
