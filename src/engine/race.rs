@@ -237,6 +237,8 @@ pub struct Race {
     racing: bool,
     /// Addresses to attempt only after every other (see `set_avoided`).
     avoided: Box<[SocketAddr]>,
+    /// The NAT64 prefix whose addresses sort as IPv4 (see `set_pref64`).
+    pref64: Option<super::nat64::Pref64>,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -281,6 +283,7 @@ impl Race {
             attempts: Vec::new(),
             racing: false,
             avoided: Box::default(),
+            pref64: None,
             held: false,
             first_a_answer: None,
             aaaa_answered: false,
@@ -440,6 +443,14 @@ impl Race {
         self.reorder();
     }
 
+    /// Sort the candidates inside the NAT64 prefix `pref64` (DNS64 answers,
+    /// synthesized addresses) as the IPv4 addresses they carry (see
+    /// [`super::sort::order_with_pref64`]).
+    pub fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        self.pref64 = pref64;
+        self.reorder();
+    }
+
     /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
     /// addresses last.
     fn reorder(&mut self) {
@@ -452,7 +463,8 @@ impl Race {
             self.ordered = Box::default();
             return;
         }
-        let mut ordered = super::sort::order(&self.known, self.config.first_address_family_count);
+        let mut ordered =
+            super::sort::order_with_pref64(&self.known, self.config.first_address_family_count, self.pref64.as_ref());
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }

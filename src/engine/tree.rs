@@ -204,6 +204,12 @@ impl Tree {
         each_shape!(&mut self.0, t => t.set_avoided(addrs))
     }
 
+    /// Sort addresses inside the NAT64 prefix as IPv4, in every branch
+    /// (see [`Race::set_pref64`]). Call before the answers come.
+    pub fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        each_shape!(&mut self.0, t => t.set_pref64(pref64))
+    }
+
     /// The user gave up: cancel everything, then `Failed{Cancelled}`.
     pub fn cancel(&mut self, now: Micros) {
         each_shape!(&mut self.0, t => t.cancel(now))
@@ -360,6 +366,14 @@ impl Branches {
     fn set_avoided(&mut self, addrs: &[SocketAddr]) {
         for leaf in &mut self.leaves {
             leaf.race.set_avoided(addrs);
+        }
+    }
+
+    /// Sort addresses inside the NAT64 prefix as IPv4 (see
+    /// [`Race::set_pref64`]).
+    fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        for leaf in &mut self.leaves {
+            leaf.race.set_pref64(pref64);
         }
     }
 

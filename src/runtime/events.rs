@@ -159,10 +159,10 @@ impl LoopCore {
                 self.route_target_answer(st, answer.race, answer.key, answer.result);
                 continue;
             }
-            let prefix = if answer.key.family == crate::engine::Family::V4 { self.pref64_locked(st) } else { None };
+            let prefix = self.pref64_locked(st);
             if let Some(entry) = st.races.get_mut(&answer.race) {
                 let mut answer = answer;
-                super::nat64::on_a_answer(prefix, entry, &answer.key, &mut answer.result);
+                super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
                 let at = now.saturating_sub(entry.started_at);
                 LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
                 let ttl = match answer.ttl {

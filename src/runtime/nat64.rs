@@ -119,16 +119,28 @@ pub(crate) fn synthesize_answer(
     }
 }
 
-/// A race's A answer, with the loop's prefix (`None`: nothing to do):
-/// [`synthesize_answer`] with the kernel's routes and source addresses;
-/// what it synthesized goes into the race's report.
-pub(super) fn on_a_answer(
+/// A race's answer, with the loop's prefix (`None`: nothing to do): an A
+/// answer goes through [`synthesize_answer`] with the kernel's routes and
+/// source addresses, what it synthesized into the race's report; an AAAA
+/// answer's addresses inside the prefix (DNS64) are logged, as the race
+/// sorts them as IPv4 (see [`crate::engine::sort::order_with_pref64`]).
+pub(super) fn on_answer(
     prefix: Option<Pref64>,
     entry: &mut super::race::RaceEntry,
     key: &crate::engine::QueryKey,
     result: &mut Result<Vec<Candidate>, i32>,
 ) {
-    let (Some(prefix), crate::engine::Family::V4, Ok(candidates)) = (prefix, key.family, result) else { return };
+    let (Some(prefix), Ok(candidates)) = (prefix, result) else { return };
+    if key.family == crate::engine::Family::V6 {
+        for c in candidates.iter() {
+            if let (SocketAddr::V6(a), true) = (c.addr, log::log_enabled!(log::Level::Debug)) {
+                if let Some(v4) = crate::engine::nat64::extract(&prefix, *a.ip()) {
+                    log::debug!("{} is inside the NAT64 prefix {prefix} (DNS64): sorted as IPv4 {v4}", a.ip());
+                }
+            }
+        }
+        return;
+    }
     if candidates.iter().all(|c| c.source.is_some()) {
         return;
     }

@@ -72,9 +72,14 @@ impl LoopCore {
         if !spec.avoid.is_empty() {
             tree.set_avoided(spec.avoid);
         }
+        // HEv3 -04 §8: addresses inside the NAT64 prefix sort as IPv4.
+        let pref64 = self.pref64_locked(st);
+        if pref64.is_some() {
+            tree.set_pref64(pref64);
+        }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, self.pref64_locked(st).as_ref());
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref());
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),

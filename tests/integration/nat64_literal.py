@@ -22,6 +22,8 @@ server 10.64.0.2:7101) and runs `taps_race --json` in the client namespace:
       (TAPS_RESOLV_CONF): its A answer is synthesized under the RA's prefix
       and connects, reported as synthesized from 10.64.0.2;
   (h) the same name behind the DNS64 (its AAAA is synthesized) connects;
+  (i) dual.nat64.test (a real AAAA nobody answers, and an A): the real
+      IPv6 first, then the A answer's synthesis, which wins;
   (d) a bad prefix (/80) is a usage error (exit 2) naming RFC 6052's lengths;
   then on a second bed without the RA sender:
   (e) no --pref64: the prefix comes from the DNS64's AAAA answer for
@@ -96,6 +98,13 @@ def main():
         code, j = nettest.race(bed, exe, "v4only.nat64.test", port)
         ok = code == 0 and j is not None and j["winner"] and j["winner"]["address"] == v6
         t.check(ok, f"(h) v4only.nat64.test through the DNS64: connects to {v6}: {j and nettest.summary(j)}")
+        # (i) dual.nat64.test: a real AAAA (nobody answers it) and an A
+        # synthesized under the prefix, raced after it as IPv4.
+        code, j = nettest.race(bed, exe, "dual.nat64.test", port)
+        ok = code == 0 and j is not None and j["winner"] and j["winner"]["address"] == v6
+        t.check(ok and [(a["address"], a["synthesized_from"]) for a in j["attempts"]] == [
+            (nat64bed.DUAL6, None), (v6, v4)], f"(i) dual.nat64.test: the real AAAA first, then {v6} "
+                                                f"(from the A answer) wins: {j and nettest.summary(j)}")
         # (c) the Well-Known Prefix never carries a private address.
         code, j = nettest.race(bed, exe, v4, port, "--pref64", "64:ff9b::/96")
         ok = code == 1 and j is not None and [a["address"] for a in j["attempts"]] == [v4]

@@ -20,6 +20,8 @@
 //!   failover branches of paths and protocols.
 //! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
 //!   ports, ALPN, SvcPriority, ECH required.
+//! - [`nat64`]: HEv3 -04 §8, addresses inside the NAT64 prefix (DNS64
+//!   answers, synthesized A answers) sorted and interleaved as IPv4.
 //! - [`selection`]: selection properties pruning and ordering branches.
 //! - [`pool`] and [`group`]: the warm pool's and the connection group's
 //!   policies.
@@ -35,6 +37,7 @@ mod failure;
 mod group;
 mod hev3;
 mod invariants;
+mod nat64;
 mod pool;
 mod race_end;
 mod resolution;
