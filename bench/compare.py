@@ -327,6 +327,15 @@ def measure_nat64(exes, runs):
         bed.down()
 
 
+def nat64_json(nat):
+    """measure_nat64's figures for write_json: per tool, the median and
+    the errors."""
+    if not nat or "skipped" in nat:
+        return nat
+    return {t: {"median": r["median"], "connected": len(r["ms"]), "errors": sorted(set(map(str, r["errors"])))}
+            for t, r in nat["tools"].items()}
+
+
 def nat64_lines(nat):
     """The report's section for measure_nat64."""
     if not nat or "skipped" in nat:
@@ -955,6 +964,7 @@ def write_json(path, ctx):
                                 ("taps_literal", "asyncio_literal"), ("taps_name", "asyncio_name"))},
         "memory": [{k: r.get(k) for k in ("races", "heap_per_race", "rss_per_race", "ok")} for r in ctx["mem"]],
         "targets": ctx["targets"],
+        "nat64": nat64_json(ctx.get("nat64")),
     }
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
