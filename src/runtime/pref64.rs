@@ -176,7 +176,7 @@ impl Discovery {
             let now = Instant::now();
             let expired = {
                 let k = self.known.lock();
-                k.rounds > 0 && choose(None, k.ra, k.dns, now).is_none() && (k.ra.is_some() || k.dns.is_some())
+                [k.ra, k.dns].iter().flatten().any(|l| l.until <= now)
             };
             if (pending || expired) && last_round.is_none_or(|t| now.duration_since(t) >= MIN_ROUND_GAP) {
                 pending = false;
@@ -194,6 +194,14 @@ impl Discovery {
     /// One round: a Router Solicitation, an RA for [`RA_WAIT`], else RFC
     /// 7050; then the waiting race is told.
     fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient) {
+        {
+            // What expired is forgotten: a round that learns nothing
+            // leaves nothing to expire again (no round a second).
+            let mut k = self.known.lock();
+            let now = Instant::now();
+            k.ra = k.ra.filter(|l| l.until > now);
+            k.dns = k.dns.filter(|l| l.until > now);
+        }
         if let Some(m) = monitor {
             if solicit() {
                 let deadline = Instant::now() + RA_WAIT;
@@ -207,10 +215,9 @@ impl Discovery {
             }
         }
         if self.current_ra().is_none() && !self.stopped() {
-            let learnt = rfc7050(dns, &|| self.stopped());
-            let mut k = self.known.lock();
-            if learnt.is_some() || k.dns.is_some_and(|l| l.until <= Instant::now()) {
-                k.dns = learnt;
+            // A failed query keeps a prefix that has not expired.
+            if let Some(learnt) = rfc7050(dns, &|| self.stopped()) {
+                self.known.lock().dns = Some(learnt);
             }
         }
         let mut k = self.known.lock();
@@ -362,6 +369,27 @@ mod tests {
         assert_eq!(d.current(), Some((p("2001:db8:64::/96"), Pref64Source::RouterAdvertisement)));
         d.set_ra(p("2001:db8:64::/96"), 0);
         assert_eq!(d.current(), None);
+    }
+
+    #[test]
+    fn a_round_forgets_what_expired_and_keeps_what_holds() {
+        use crate::runtime::dns::fake::{self, FakeServer};
+        let server = FakeServer::start(|q, _| vec![fake::answer(q, vec![])]); // no data: no prefix
+        let mut conf = crate::runtime::dns::conf::ResolvConf::with_servers(&[server.addr]);
+        conf.timeout = Duration::from_secs(2);
+        conf.attempts = 1;
+        let client = DnsClient::new(conf, Default::default(), true);
+        let d = Discovery::default();
+        let now = Instant::now();
+        let gone = Some(Learnt { prefix: p("2001:db8:1::/96"), until: now });
+        let live = Some(Learnt { prefix: p("2001:db8:2::/96"), until: now + Duration::from_secs(60) });
+        {
+            let mut k = d.known.lock();
+            (k.ra, k.dns) = (gone, live);
+        }
+        d.round(None, &client);
+        let k = d.known.lock();
+        assert_eq!((k.ra, k.dns, k.rounds), (None, live, 1), "the failed query keeps the live RFC 7050 prefix");
     }
 
     #[test]
