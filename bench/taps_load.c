@@ -9,11 +9,14 @@
  *       and a new race starts, until MAX_RACES started or MAX_SECONDS passed.
  *       CACHE_MS: the loop's resolution cache lifetime (default: the
  *       library's default; 0: every race resolves the name).
- *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS]
+ *   taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS [HISTORY]]
  *       Time to connected, in one process: RUNS sequential races (after one
  *       warm-up race) on one loop, a new taps_preconnection each. CACHE_MS: the
  *       loop's resolution cache lifetime (default: the library's; 0: every
- *       race asks the resolver). A HOST with "%d" gets the run's number
+ *       race asks the resolver; -1: the default). HISTORY: 1 keeps the loop's
+ *       history of earlier races on (each run then learns from the warm-up
+ *       and the runs before it: a "second race"); default 0, off, so that
+ *       every run is a first race. A HOST with "%d" gets the run's number
  *       there (a name of its own per run: the cache cannot answer); prints
  *       {"ms": [...], "family": [...], "errors": [...]}, ms from initiate to
  *       the ready callback (name resolution included).
@@ -197,9 +200,12 @@ static int ttc_done(taps_connection *c, void *ud) {
   return 0;
 }
 
-static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay, long cache_ms) {
+static int cmd_ttc(const char *host, uint16_t port, int runs, uint32_t delay, uint32_t res_delay, long cache_ms,
+                   int history) {
   taps_event_loop *loop = taps_event_loop_new();
   if (loop == NULL) die_taps("taps_event_loop_new", taps_last_error());
+  int hrc = taps_event_loop_set_history(loop, history != 0);
+  if (hrc != TAPS_OK) die_taps("taps_event_loop_set_history", hrc);
   if (cache_ms >= 0) {
     int rc = taps_event_loop_set_resolution_cache(loop, (uint32_t)cache_ms);
     if (rc != TAPS_OK) die_taps("taps_event_loop_set_resolution_cache", rc);
@@ -404,14 +410,14 @@ static int cmd_memory(const char *host, const char *ports_s, long n, uint32_t ho
 int main(int argc, char **argv) {
   if ((argc == 7 || argc == 8) && strcmp(argv[1], "cps") == 0)
     return cmd_cps(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]), argc == 8 ? atol(argv[7]) : -1);
-  if ((argc == 7 || argc == 8) && strcmp(argv[1], "ttc") == 0)
+  if (argc >= 7 && argc <= 9 && strcmp(argv[1], "ttc") == 0)
     return cmd_ttc(argv[2], (uint16_t)atoi(argv[3]), atoi(argv[4]), (uint32_t)atol(argv[5]),
-                   (uint32_t)atol(argv[6]), argc == 8 ? atol(argv[7]) : -1);
+                   (uint32_t)atol(argv[6]), argc >= 8 ? atol(argv[7]) : -1, argc == 9 ? atoi(argv[8]) : 0);
   if (argc == 6 && strcmp(argv[1], "memory") == 0)
     return cmd_memory(argv[2], argv[3], atol(argv[4]), (uint32_t)atol(argv[5]));
   fprintf(stderr,
           "usage: taps_load cps HOST PORTS IN_FLIGHT MAX_RACES MAX_SECONDS [CACHE_MS]\n"
-          "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS]\n"
+          "       taps_load ttc HOST PORT RUNS ATTEMPT_DELAY_MS RESOLUTION_DELAY_MS [CACHE_MS [HISTORY]]\n"
           "       taps_load memory HOST PORTS N HOLD_MS\n");
   return 2;
 }

@@ -2,8 +2,9 @@
  * ttc_floor: the floor under time to connected for bench/compare.py. Plain
  * C, no library: the RFC 8305 §5 schedule over the answers, IPv6 first and
  * the families alternating: the next attempt after the attempt delay, or at
- * once when the running one fails; the first to connect wins and every
- * other socket is closed.
+ * once when the running one fails, but never within 10 ms of the previous
+ * start (RFC 8305 §5, as the library does); the first to connect wins and
+ * every other socket is closed.
  *
  * This is what any program pays on this machine for the same schedule:
  * glibc's lookup, the kernel's connects, the wakes from poll. It has no
@@ -45,6 +46,8 @@
 #include <unistd.h>
 
 #define MAX_ADDRS 16
+/* RFC 8305 §5: no start within 10 ms of the previous one. */
+#define MIN_GAP_MS 10.0
 /* Resolver threads, as many as the library's MAX_WORKERS: a race that IPv4
  * wins in 50 ms leaves its 300 ms AAAA lookup running, so several lookups
  * are busy at once. */
@@ -173,15 +176,18 @@ static const char *race(int tfd, const char *host, const char *port, double dela
   }
   Attempts a = {.open_n = 0};
   int next = 0;
-  double next_at = t0;
+  double next_at = t0, last_start = -MIN_GAP_MS;
   const char *won = NULL;
   while (won == NULL && (next < n || a.open_n > 0)) {
     if (next < n && now_ms() >= next_at) {
-      if (attempt_start(&a, &order[next++])) next_at = now_ms() + delay;
-      continue; /* failed at once: the next one now */
+      last_start = now_ms();
+      /* Failed at once: the next one as soon as the 10 ms gap allows. */
+      next_at = attempt_start(&a, &order[next++]) ? now_ms() + delay : last_start + MIN_GAP_MS;
+      continue;
     }
     attempts_wait(&a, tfd, next < n ? next_at : -1.0, -1);
     won = attempt_results(&a, t0, ms, &next_at);
+    if (next_at < last_start + MIN_GAP_MS) next_at = last_start + MIN_GAP_MS;
   }
   attempts_close(&a);
   return won;
@@ -256,7 +262,7 @@ static const char *race_dns(Pool *pool, unsigned long race_id, int tfd, const ch
   pool_ask(pool, race_id, AF_INET, host, port);
   struct sockaddr_storage v6[MAX_ADDRS], v4[MAX_ADDRS];
   int n6 = 0, n4 = 0, used6 = 0, used4 = 0, got6 = 0, got4 = 0, racing = 0, last = AF_INET;
-  double a_at = 0, next_at = 0;
+  double a_at = 0, next_at = 0, last_start = -MIN_GAP_MS;
   Attempts a = {.open_n = 0};
   const char *won = NULL;
   while (won == NULL) {
@@ -274,8 +280,10 @@ static const char *race_dns(Pool *pool, unsigned long race_id, int tfd, const ch
       int v6_next = used6 < n6 && (last == AF_INET || used4 == n4);
       struct sockaddr_storage *sa = v6_next ? &v6[used6++] : &v4[used4++];
       last = sa->ss_family;
-      if (attempt_start(&a, sa)) next_at = now_ms() + delay;
-      continue; /* failed at once: the next one now */
+      last_start = now_ms();
+      /* Failed at once: the next one as soon as the 10 ms gap allows. */
+      next_at = attempt_start(&a, sa) ? now_ms() + delay : last_start + MIN_GAP_MS;
+      continue;
     }
     if (racing && pending == 0 && a.open_n == 0 && got6 && got4) break; /* every attempt failed */
     double wake = racing ? (pending > 0 ? next_at : -1.0) : (n4 > 0 ? a_at + rd : -1.0);
@@ -299,6 +307,7 @@ static const char *race_dns(Pool *pool, unsigned long race_id, int tfd, const ch
       }
     }
     won = attempt_results(&a, t0, ms, &next_at);
+    if (next_at < last_start + MIN_GAP_MS) next_at = last_start + MIN_GAP_MS;
   }
   attempts_close(&a);
   return won;

@@ -596,6 +596,18 @@ static long long synthesized_from_past_end(Fixture *f) {
   return taps_connection_get_attempt_synthesized_from(c, taps_connection_attempt_count(c), &ss, &len);
 }
 
+/* The history note of an established connection's attempt `index`
+ * (SIZE_MAX: the attempt count, one past the end): the text's length (a
+ * first race on a fresh loop: empty). */
+static long long attempt_history(Fixture *f, size_t index, int null_buf) {
+  taps_connection *c = fx_established(f);
+  if (index == SIZE_MAX) index = taps_connection_attempt_count(c);
+  char buf[128];
+  long long n = taps_connection_get_attempt_history(c, index, null_buf ? NULL : buf, null_buf ? 0 : sizeof buf);
+  if (n == 0 && !null_buf && buf[0] != '\0') return -1000;
+  return n;
+}
+
 static long long remote_address_of(Fixture *f, taps_connection *c, int null_out, int null_len) {
   (void)f;
   struct sockaddr_storage ss;
@@ -997,6 +1009,22 @@ ROW(taps_event_loop_get_pref64_source, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, ta
 ROW(taps_event_loop_get_pref64_source, "none", TAPS_PREF64_SOURCE_NONE, taps_event_loop_get_pref64_source(fx_loop(f)))
 ROW(taps_event_loop_get_pref64_source, "set by the caller", TAPS_PREF64_SOURCE_CALLER,
     (pref64_get(f, "2001:db8:64::/96", 64), taps_event_loop_get_pref64_source(fx_loop(f))))
+ROW(taps_event_loop_set_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_history(NULL, true))
+ROW(taps_event_loop_set_history, "off", TAPS_OK, taps_event_loop_set_history(fx_loop(f), false))
+ROW(taps_event_loop_set_history, "on", TAPS_OK, taps_event_loop_set_history(fx_loop(f), true))
+ROW(taps_event_loop_clear_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_clear_history(NULL))
+ROW(taps_event_loop_clear_history, "a loop", TAPS_OK, taps_event_loop_clear_history(fx_loop(f)))
+ROW(taps_event_loop_history_size, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_history_size(NULL, NULL, NULL))
+ROW(taps_event_loop_history_size, "NULL outputs", TAPS_OK, taps_event_loop_history_size(fx_loop(f), NULL, NULL))
+ROW(taps_event_loop_export_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_export_history(NULL, NULL, 0))
+ROW(taps_event_loop_export_history, "NULL buffer: the length", 0,
+    taps_event_loop_export_history(fx_loop(f), NULL, 0) > 0 ? 0 : -1)
+ROW(taps_event_loop_import_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(NULL, "x"))
+ROW(taps_event_loop_import_history, "NULL text", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_import_history(fx_loop(f), NULL))
+ROW(taps_event_loop_import_history, "another version", TAPS_ERROR_INVALID_ARGUMENT,
+    taps_event_loop_import_history(fx_loop(f), "taps-racing-history 2\n"))
+ROW(taps_event_loop_import_history, "not UTF-8", TAPS_ERROR_INVALID_ARGUMENT, taps_event_loop_import_history(fx_loop(f), "\xff"))
+ROW(taps_event_loop_import_history, "no entry", 0, taps_event_loop_import_history(fx_loop(f), "taps-racing-history 1\n"))
 
 /* preconnections */
 ROW(taps_racing_options_default, "the documented defaults", 0, defaults_ok(f))
@@ -1071,6 +1099,11 @@ ROW(taps_connection_get_attempt, "index == count", TAPS_ERROR_OUT_OF_RANGE, atte
 ROW(taps_connection_get_attempt, "index count + 1000", TAPS_ERROR_OUT_OF_RANGE, attempt_past_end(f, 1000))
 ROW(taps_connection_get_attempt, "index SIZE_MAX", TAPS_ERROR_OUT_OF_RANGE, attempt_at_max(f))
 ROW(taps_connection_get_attempt, "no attempt yet, index 0", TAPS_ERROR_OUT_OF_RANGE, attempt_of_establishing(f))
+ROW(taps_connection_get_attempt_history, "NULL connection", TAPS_ERROR_NULL_ARGUMENT,
+    taps_connection_get_attempt_history(NULL, 0, NULL, 0))
+ROW(taps_connection_get_attempt_history, "first race: history knew nothing", 0, attempt_history(f, 0, 0))
+ROW(taps_connection_get_attempt_history, "NULL buffer: the length", 0, attempt_history(f, 0, 1))
+ROW(taps_connection_get_attempt_history, "index == count", TAPS_ERROR_OUT_OF_RANGE, attempt_history(f, SIZE_MAX, 0))
 ROW(taps_connection_get_attempt_synthesized_from, "NULL connection", TAPS_ERROR_NULL_ARGUMENT,
     taps_connection_get_attempt_synthesized_from(NULL, 0, &(struct sockaddr_storage){0}, &(socklen_t){0}))
 ROW(taps_connection_get_attempt_synthesized_from, "NULL out", TAPS_ERROR_NULL_ARGUMENT, synthesized_from_routed(f, 1))
@@ -1422,6 +1455,65 @@ ROW(taps_connection_group_member_fd, "a live member", 1, group_fd(f, 0))
 ROW(taps_connection_group_members, "NULL", 0, taps_connection_group_members(NULL, NULL, 0))
 ROW(taps_connection_group_members, "none live", 0, taps_connection_group_members(group_dead(f), NULL, 0))
 ROW(taps_connection_group_free, "NULL", 0, (taps_connection_group_free(NULL), 0))
+
+/* a user protocol's attempt: its ALPN ids and ECH config (HEv3 §6.1, §6.3) */
+static taps_protocol_attempt *alpn_attempt(Fixture *f) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  const char *ids[] = {"h2", "http/1.1"};
+  CHECK_CODE(taps_preconnection_set_alpn(f->pre, ids, 2), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
+  CHECK(f->proto.handles[0] != NULL);
+  return f->proto.handles[0];
+}
+static long long proto_alpn_is(Fixture *f, size_t index, const char *want) {
+  const char *id = taps_protocol_attempt_get_alpn(alpn_attempt(f), index);
+  return want ? (id != NULL && strcmp(id, want) == 0) : id == NULL;
+}
+static long long proto_wire_len(Fixture *f, int null_attempt) {
+  size_t len = 99;
+  const uint8_t *w = taps_protocol_attempt_get_alpn_wire(null_attempt ? NULL : alpn_attempt(f), &len);
+  if (null_attempt) return w == NULL && len == 0;
+  return w != NULL && w[0] == 2 && memcmp(w + 1, "h2", 2) == 0 ? (long long)len : -1;
+}
+static long long proto_ech_none(Fixture *f, int null_attempt) {
+  size_t len = 99;
+  const uint8_t *e = taps_protocol_attempt_get_ech_config(null_attempt ? NULL : alpn_attempt(f), &len);
+  return e == NULL && len == 0;
+}
+ROW(taps_protocol_attempt_get_alpn_count, "NULL: 0", 0, taps_protocol_attempt_get_alpn_count(NULL))
+ROW(taps_protocol_attempt_get_alpn_count, "no HTTPS record: the Preconnection's 2", 2, taps_protocol_attempt_get_alpn_count(alpn_attempt(f)))
+ROW(taps_protocol_attempt_get_alpn, "NULL: NULL", 1, taps_protocol_attempt_get_alpn(NULL, 0) == NULL)
+ROW(taps_protocol_attempt_get_alpn, "index 0: h2", 1, proto_alpn_is(f, 0, "h2"))
+ROW(taps_protocol_attempt_get_alpn, "index 1: http/1.1", 1, proto_alpn_is(f, 1, "http/1.1"))
+ROW(taps_protocol_attempt_get_alpn, "index 2: NULL", 1, proto_alpn_is(f, 2, NULL))
+ROW(taps_protocol_attempt_get_alpn_wire, "NULL attempt: NULL, 0", 1, proto_wire_len(f, 1))
+ROW(taps_protocol_attempt_get_alpn_wire, "NULL out_len: NULL", 1, taps_protocol_attempt_get_alpn_wire(NULL, NULL) == NULL)
+ROW(taps_protocol_attempt_get_alpn_wire, "h2, http/1.1: 12 bytes", 12, proto_wire_len(f, 0))
+ROW(taps_protocol_attempt_get_ech_config, "NULL attempt: NULL, 0", 1, proto_ech_none(f, 1))
+ROW(taps_protocol_attempt_get_ech_config, "no HTTPS record: NULL, 0", 1, proto_ech_none(f, 0))
+static long long set_protocol_alpn(Fixture *f, const char *name, const char *const *ids, size_t n) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  return taps_preconnection_set_protocol_alpn(f->pre, name, ids, n);
+}
+/* A race where "hx" serves h3 only and the address has no HTTPS record:
+   no branch races it (the loop's "tcp" is not selected by hx_props). */
+static long long hx_h3_only_starts_nothing(Fixture *f) {
+  fx_mock_pre(f, "127.0.0.1", NULL);
+  CHECK_CODE(taps_preconnection_set_protocol_alpn(f->pre, "hx", (const char *const[]){"h3"}, 1), TAPS_OK);
+  CHECK_CODE(taps_preconnection_initiate_with_racing(f->pre, test_callbacks(&f->rec), &f->conn), TAPS_OK);
+  CHECK_CODE(taps_event_loop_run(f->mloop), TAPS_OK);
+  return (long long)f->proto.starts;
+}
+ROW(taps_preconnection_set_protocol_alpn, "NULL preconnection", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_protocol_alpn(NULL, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL protocol name", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, NULL, NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "NULL ids, count 1", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", NULL, 1))
+ROW(taps_preconnection_set_protocol_alpn, "a NULL id", TAPS_ERROR_NULL_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){"h3", NULL}, 2))
+ROW(taps_preconnection_set_protocol_alpn, "no protocol of that name", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "quic", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "an empty id", TAPS_ERROR_INVALID_ARGUMENT, set_protocol_alpn(f, "hx", (const char *const[]){""}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "h3 for hx", TAPS_OK, set_protocol_alpn(f, "hx", (const char *const[]){"h3"}, 1))
+ROW(taps_preconnection_set_protocol_alpn, "count 0: cleared", TAPS_OK, set_protocol_alpn(f, "tcp", NULL, 0))
+ROW(taps_preconnection_set_protocol_alpn, "hx serving h3 gets no fallback address", 0, hx_h3_only_starts_nothing(f))
 
 /* ---- coverage of the header ------------------------------------------- */
 

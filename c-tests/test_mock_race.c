@@ -97,7 +97,8 @@ static void case_close_winner(void) {
   mock_finish(&m);
 }
 
-/* Every candidate fails: a failure starts the next at once, the last one
+/* Every candidate fails: a failure starts the next at once (10 ms after the
+ * previous start at the earliest, RFC 8305 §5), the last one
  * ends the race with establishment_error exactly once, and every attempt's
  * errno stays readable. */
 static void case_all_fail(void) {
@@ -108,10 +109,12 @@ static void case_all_fail(void) {
   mock_advance(&m, 1000);
   mock_fail(&m, 0, ECONNREFUSED);
   mock_run(&m);
-  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 1000");
-  mock_advance_to(&m, 251000);
-  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 1000", "m start 127.0.0.3:443 at 251000");
+  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
+  mock_advance_to(&m, 10000);
+  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 10000");
   mock_advance_to(&m, 260000);
+  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 10000", "m start 127.0.0.3:443 at 260000");
+  mock_advance_to(&m, 270000);
   mock_fail(&m, 1, EHOSTUNREACH);
   mock_run(&m);
   CHECK_EQ(m.establishment_error, 0); /* attempt #2 still runs */
@@ -128,8 +131,8 @@ static void case_all_fail(void) {
   CHECK_EQ(taps_connection_get_fd(m.conn), -1);
   CHECK_EQ(taps_connection_attempt_count(m.conn), 3);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 1000, TAPS_ATTEMPT_OUTCOME_FAILED, ECONNREFUSED);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 1000, 260000, TAPS_ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
-  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 251000, 300000, TAPS_ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 10000, 270000, TAPS_ATTEMPT_OUTCOME_FAILED, EHOSTUNREACH);
+  MOCK_CHECK_ATTEMPT(&m, 2, "m", "127.0.0.3:443", 260000, 300000, TAPS_ATTEMPT_OUTCOME_FAILED, ETIMEDOUT);
   taps_attempt_info past;
   CHECK_CODE(taps_connection_get_attempt(m.conn, 3, &past), TAPS_ERROR_OUT_OF_RANGE);
   /* No cancel or close for failed attempts, no second callback. */
@@ -142,19 +145,23 @@ static void case_all_fail(void) {
 }
 
 /* `start` returning an errno fails the attempt at once, and the next
- * starts at once, in the same turn. */
+ * starts as soon as allowed: 10 ms after the previous start (RFC 8305 §5),
+ * not after the 250 ms attempt delay. */
 static void case_start_error_fails_at_once(void) {
   Mock m;
   MockProtocol *mp = mock_setup(&m, three, 2, NULL);
   mp->start_errno = ENETUNREACH;
   mock_initiate(&m);
-  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 0");
+  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0");
+  CHECK_EQ(taps_event_loop_get_timeout_ms(m.loop), 10);
+  mock_advance_to(&m, 10000);
+  MOCK_EXPECT(&m, "m start 127.0.0.1:443 at 0", "m start 127.0.0.2:443 at 10000");
   CHECK_EQ(m.establishment_error, 1);
-  CHECK_EQ(m.done_at_us, 0);
+  CHECK_EQ(m.done_at_us, 10000);
   CHECK_CODE(taps_connection_get_error(m.conn), TAPS_ERROR_ALL_ATTEMPTS_FAILED);
   CHECK_EQ(taps_connection_get_os_error(m.conn), ENETUNREACH);
   MOCK_CHECK_ATTEMPT(&m, 0, "m", "127.0.0.1:443", 0, 0, TAPS_ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
-  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 0, 0, TAPS_ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
+  MOCK_CHECK_ATTEMPT(&m, 1, "m", "127.0.0.2:443", 10000, 10000, TAPS_ATTEMPT_OUTCOME_FAILED, ENETUNREACH);
   mock_finish(&m);
 }
 

@@ -2,7 +2,7 @@
  * and print the timeline of the race.
  *
  *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
- *             [--interface IF]... [--pref64 PREFIX] [--json] [-v] [HOST PORT]
+ *             [--interface IF]... [--pref64 PREFIX] [--history FILE] [--json] [-v] [HOST PORT]
  *
  * PORT is a number or a service name ("https"). With no HOST and PORT the
  * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
@@ -12,6 +12,11 @@
  * -v prints the library's log lines (debug level, through
  * taps_set_log_callback) on stderr with their times. On a terminal, a race
  * still running after 1 s shows a live line of the attempts it waits for.
+ *
+ * --history FILE loads the loop's history of earlier races from FILE (if it
+ * exists) before the race and writes it back after: run twice, the second
+ * run skips an address that failed in the first (HEv3 draft -04 §5.3). The
+ * file names the hosts you connected to; it is written with mode 0600.
  *
  * Exit status: 0 connected, 1 the race failed, 2 bad usage.
  *
@@ -33,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,7 +51,7 @@ static const char *prog = "taps_race";
 static void usage(FILE *out) {
   fprintf(out,
           "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--pref64 PREFIX]\n"
-          "       [--json] [-v] [HOST PORT]\n"
+          "       [--history FILE] [--json] [-v] [HOST PORT]\n"
           "\n"
           "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
           "or a service name) as RFC 8305 (Happy Eyeballs v2) describes, and prints\n"
@@ -58,6 +64,7 @@ static void usage(FILE *out) {
           "                         other with the attempt delay, RFC 9623 §4.3; needs CAP_NET_RAW)\n"
           "  --pref64 PREFIX        NAT64 prefix (\"2001:db8:64::/96\"): an IPv4 literal with no IPv4 route\n"
           "                         is raced as its IPv6 address under it (RFC 6052, RFC 8305 §7.1)\n"
+          "  --history FILE         load the history of earlier races from FILE, save it after\n"
           "  --json                 print one JSON object on stdout, nothing else\n"
           "  -v                     print the library's log lines (debug) on stderr, with their times\n"
           "  -h, --help             this help\n"
@@ -419,6 +426,57 @@ static int demo_listen(uint16_t *port, int *v6_reserved) {
   return -1;
 }
 
+/* ---- history file ------------------------------------------------------ */
+
+/* Load `path` into the loop's history; a missing file is an empty history.
+ * Returns 0, or -1 after a message. */
+static int history_load(taps_event_loop *loop, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return errno == ENOENT ? 0 : (fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno)), -1);
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (len + n + 1 > cap) {
+      cap = (len + n + 1) * 2;
+      char *grown = realloc(text, cap);
+      if (grown == NULL) {
+        free(text);
+        fclose(f);
+        return -1;
+      }
+      text = grown;
+    }
+    memcpy(text + len, chunk, n);
+    len += n;
+  }
+  fclose(f);
+  int rc = text == NULL ? 0 : (text[len] = '\0', taps_event_loop_import_history(loop, text));
+  free(text);
+  if (rc < 0) fprintf(stderr, "%s: %s: not a history file (%s); ignored\n", prog, path, taps_strerror(rc));
+  return 0;
+}
+
+/* Write the loop's history to `path` (mode 0600). */
+static void history_save(taps_event_loop *loop, const char *path) {
+  int n = taps_event_loop_export_history(loop, NULL, 0);
+  if (n < 0) return;
+  char *text = malloc((size_t)n + 1);
+  if (text == NULL) return;
+  if (taps_event_loop_export_history(loop, text, (size_t)n + 1) == n) {
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+      fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+    } else {
+      fchmod(fileno(f), 0600);
+      fwrite(text, 1, (size_t)n, f);
+      fclose(f);
+    }
+  }
+  free(text);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -431,6 +489,7 @@ int main(int argc, char **argv) {
   int verbose = 0;
   t_start_ms = now_ms();
   const char *pos[2] = {NULL, NULL};
+  const char *history_file = NULL;
   const char *interfaces[16];
   int n_interfaces = 0;
   const char *pref64 = NULL;
@@ -460,6 +519,9 @@ int main(int argc, char **argv) {
       else
         opts.total_timeout_ms = v;
       i++;
+    } else if (!only_pos && strcmp(arg, "--history") == 0) {
+      if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs a file name", arg);
+      history_file = argv[++i];
     } else if (!only_pos && strcmp(arg, "--interface") == 0) {
       if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs an interface name", arg);
       if (n_interfaces >= 16) return usage_error("%s", "at most 16 --interface options");
@@ -549,6 +611,11 @@ int main(int argc, char **argv) {
       taps_event_loop_free(loop);
       return EXIT_USAGE;
     }
+  }
+  if (history_file != NULL && history_load(loop, history_file) != 0) {
+    for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
+    taps_event_loop_free(loop);
+    return EXIT_RACE_FAILED;
   }
   taps_preconnection *pre =
       taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n_remotes, NULL, &opts);
@@ -645,6 +712,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
 
   int status = (st.done && st.won) ? EXIT_CONNECTED : EXIT_RACE_FAILED;
+  if (history_file != NULL) history_save(loop, history_file);
   taps_connection_free(conn);
   taps_preconnection_free(pre);
   taps_event_loop_free(loop);

@@ -574,7 +574,8 @@ typedef struct taps_group_member_metrics {
 // level). Copied by taps_event_loop_add_protocol. The functions run on the
 // loop's thread with the loop locked: they must not call the library,
 // except taps_protocol_attempt_ready / taps_protocol_attempt_failed (any thread,
-// also from inside `start`), taps_protocol_attempt_index and taps_event_loop_now_us.
+// also from inside `start`), taps_protocol_attempt_index, the
+// taps_protocol_attempt_get_* getters and taps_event_loop_now_us.
 // If `cancel` comes for an attempt the protocol has just reported ready
 // from another thread, the library closes that connection with `close`
 // when it sees the report: `cancel` need not.
@@ -861,6 +862,68 @@ int taps_event_loop_advance_clock(struct taps_event_loop *event_loop, uint64_t u
 // value); 0 for NULL.
 uint64_t taps_event_loop_now_us(const struct taps_event_loop *event_loop);
 
+// Turn the loop's history of earlier races on (`enabled` true, the
+// default) or off. With history, each race sorts the addresses that
+// failed recently on this network behind the others, addresses with a
+// lower RTT and used before first (HEv3 draft -04 §5.3), and its
+// Connection Attempt Delay follows the RTTs known when it is the default
+// 250 ms (3 × RTT, within 100 ms to 2 s; RFC 8305 §5). Off, races neither
+// consult nor feed it; what it holds is kept (taps_event_loop_clear_history
+// forgets it). Per loop: on a shared loop it applies to every client; its
+// pools and groups use the same history. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT.
+int taps_event_loop_set_history(struct taps_event_loop *event_loop, bool enabled);
+
+// Forget everything the loop's history holds. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT.
+int taps_event_loop_clear_history(struct taps_event_loop *event_loop);
+
+// How much the loop's history holds: `*entries` (destination × protocol ×
+// network, at most 256) and `*bytes` (memory of its tables, an estimate);
+// either pointer may be NULL. Any thread.
+//
+// Returns 0 or TAPS_ERROR_NULL_ARGUMENT (no loop).
+int taps_event_loop_history_size(struct taps_event_loop *event_loop,
+                                 size_t *entries,
+                                 size_t *bytes);
+
+// Write the loop's history as text into `buf` (`size` bytes, NUL
+// included), in the versioned format of docs/guide/history.md (first line
+// "taps-racing-history 1"). It names the hosts this loop connected to:
+// keep it private. With `buf` NULL or too small, nothing is written.
+// Any thread.
+//
+// Returns the text's length in bytes without its NUL (>= 0: when it is
+// `size` or more, call again with a larger buffer), or
+// TAPS_ERROR_NULL_ARGUMENT (no loop).
+int taps_event_loop_export_history(struct taps_event_loop *event_loop, char *buf, size_t size);
+
+// Add the entries of `text` (NUL-terminated, as written by
+// taps_event_loop_export_history, from this or another process) to the
+// loop's history; expired entries are skipped. Any thread.
+//
+// Returns the number of entries read (>= 0), TAPS_ERROR_NULL_ARGUMENT, or
+// TAPS_ERROR_INVALID_ARGUMENT (not UTF-8, another version, a line that
+// cannot be read; nothing is taken then).
+int taps_event_loop_import_history(struct taps_event_loop *event_loop, const char *text);
+
+// What the loop's history knew of attempt `index`'s destination (start
+// order) when its race sorted it (HEv3 draft -04 §5.3), as text: "12.0 ms
+// RTT, used, 3 race(s) ago", or "failed recently (errno 111), 2 race(s)
+// ago"; empty when history knew nothing of it (or was off). Written with
+// its NUL into `buf` when `size` is larger than its length (with `buf`
+// NULL or too small, nothing is written). Any thread.
+//
+// Returns the text's length in bytes without its NUL (>= 0), or
+// TAPS_ERROR_NULL_ARGUMENT (no connection), TAPS_ERROR_OUT_OF_RANGE
+// (index >= taps_connection_attempt_count).
+int taps_connection_get_attempt_history(const struct taps_connection *c,
+                                        size_t index,
+                                        char *buf,
+                                        size_t size);
+
 // A new, empty remote endpoint (no host, no port). Free it with
 // taps_remote_endpoint_free. NULL only if memory is exhausted.
 struct taps_remote_endpoint *taps_remote_endpoint_new(void);
@@ -1035,6 +1098,29 @@ int taps_preconnection_set_racing_type(struct taps_preconnection *p,
 // initiating. Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_INVALID_ARGUMENT
 // (an id empty, over 255 bytes or not UTF-8; over 64 ids; nothing changes).
 int taps_preconnection_set_alpn(struct taps_preconnection *p, const char *const *ids, size_t count);
+
+// Say which ALPN ids (RFC 7301) the protocol named `protocol_name` serves
+// (draft-ietf-happy-happyeyeballs-v3-04 §5.1, §6), e.g. a QUIC user
+// protocol "h3", built-in "tcp" "h2" and "http/1.1". `protocol_name` is a
+// protocol registered on `p`'s loop ("tcp", "udp", or one given to
+// taps_event_loop_add_protocol); `ids` is an array of `count`
+// NUL-terminated strings (copied; `count` 0 clears the protocol's ids;
+// `ids` may then be NULL). Each PROTOCOL branch of the races initiated
+// later races only the addresses of HTTPS services (RFC 9460) whose
+// usable ALPN ids share one with its protocol's, and the fallback
+// (addresses with no record; every address of a race that asks no HTTPS
+// record) only when its ids have "http/1.1"; a protocol with no ids races
+// every candidate. Its attempts' ALPN lists keep only its ids
+// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). Call
+// before initiating; not at the same time as another call on `p`.
+// Errors (nothing changes): TAPS_ERROR_NULL_ARGUMENT (p, protocol_name, a
+// NULL id, or ids NULL with count > 0), TAPS_ERROR_INVALID_ARGUMENT (no
+// protocol of that name on the loop; a name or id not UTF-8; an id empty
+// or over 255 bytes; over 64 ids).
+int taps_preconnection_set_protocol_alpn(struct taps_preconnection *p,
+                                         const char *protocol_name,
+                                         const char *const *ids,
+                                         size_t count);
 
 // The socket of an established connection (non-blocking, owned by the
 // connection: do not close it), or -1 (not established, closed, or NULL).
@@ -1233,6 +1319,33 @@ int taps_protocol_attempt_failed(struct taps_protocol_attempt *attempt, int os_e
 // -1 for NULL.
 int taps_protocol_attempt_index(const struct taps_protocol_attempt *attempt);
 
+// How many ALPN ids (RFC 7301) the attempt is for
+// (draft-ietf-happy-happyeyeballs-v3-04 §6.1): for an address that came
+// with an HTTPS record (RFC 9460), its service's usable ids (the record's
+// ALPN set, RFC 9460 §7.1.2, kept to the taps_preconnection_set_alpn ids
+// in their order when some were set); for any other address the
+// taps_preconnection_set_alpn list. 0 for none or NULL.
+size_t taps_protocol_attempt_get_alpn_count(const struct taps_protocol_attempt *attempt);
+
+// ALPN id `index` (0: the most preferred) of the attempt, NUL-terminated;
+// NULL past the end or for NULL. Valid as long as the attempt handle.
+const char *taps_protocol_attempt_get_alpn(const struct taps_protocol_attempt *attempt,
+                                           size_t index);
+
+// The attempt's ALPN ids in the extension's wire format (each id prefixed
+// by its length in one byte, as OpenSSL's SSL_set_alpn_protos and QUIC
+// libraries take them), its length in bytes into `*out_len`. NULL (and 0)
+// for no ids or a NULL argument. Valid as long as the attempt handle.
+const uint8_t *taps_protocol_attempt_get_alpn_wire(const struct taps_protocol_attempt *attempt,
+                                                   size_t *out_len);
+
+// The attempt's ECHConfigList (draft-ietf-tls-esni): the "ech" SvcParam of
+// the HTTPS record its address came with (HEv3 §6.3), its length in bytes
+// into `*out_len`. NULL (and 0) for none (no record, a record without
+// "ech") or a NULL argument. Valid as long as the attempt handle.
+const uint8_t *taps_protocol_attempt_get_ech_config(const struct taps_protocol_attempt *attempt,
+                                                    size_t *out_len);
+
 // Resolve host names of the loop's races with `resolver` (copied); NULL
 // goes back to the system resolver (getaddrinfo on worker threads).
 // Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
@@ -1282,8 +1395,10 @@ int taps_stage_attempt_get_remote(const struct taps_stage_attempt *attempt,
 // (or for NULL).
 const char *taps_stage_attempt_get_host_name(const struct taps_stage_attempt *attempt);
 
-// How many ALPN ids the attempt offers (taps_preconnection_set_alpn); 0
-// for NULL.
+// How many ALPN ids the attempt offers: its HTTPS record's usable ids
+// (RFC 9460 §7.1.2, in the order of taps_preconnection_set_alpn) when its
+// address came with one, else the taps_preconnection_set_alpn list
+// (draft-ietf-happy-happyeyeballs-v3-04 §6.1); 0 for NULL.
 size_t taps_stage_attempt_get_alpn_count(const struct taps_stage_attempt *attempt);
 
 // ALPN id `index` (0: the most preferred) of the attempt; NULL past the
@@ -1298,8 +1413,8 @@ const uint8_t *taps_stage_attempt_get_alpn_wire(const struct taps_stage_attempt 
                                                 size_t *out_len);
 
 // The attempt's ECHConfigList (draft-ietf-tls-esni) and its length in
-// bytes into `*out_len`; NULL (and 0) for none, which is every attempt
-// until HTTPS records give attempts theirs.
+// bytes into `*out_len`: the "ech" SvcParam of the HTTPS record the
+// attempt's address came with (HEv3 §6.3); NULL (and 0) for none.
 const uint8_t *taps_stage_attempt_get_ech_config(const struct taps_stage_attempt *attempt,
                                                  size_t *out_len);
 

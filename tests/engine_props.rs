@@ -25,7 +25,8 @@
 //!   after the terminal action, every start justified by the RFC 8305 §5
 //!   rules (initial batch, a failure at that instant, the attempt delay
 //!   since the previous start, or nothing running) and no start later than
-//!   the rules allow (a failure starts the next pending candidate at once;
+//!   the rules allow (a failure starts the next pending candidate at once,
+//!   but never within 10 ms of the previous start;
 //!   the next one starts at the delay boundary, or on arrival once that
 //!   has passed).
 //!
@@ -42,9 +43,12 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use taps_racing::engine::race::{Action, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
 use taps_racing::engine::tree::{self, PathBranch, ProtocolBranch, RacingType, Tree};
+use taps_racing::engine::history::Hint;
 use taps_racing::engine::{AttemptId, Candidate, Family, Micros, QueryKey};
 
 const MS: Micros = 1000;
+/// RFC 8305 §5: no start within 10 ms of the previous one.
+const GAP: Micros = taps_racing::engine::race::MIN_ATTEMPT_GAP;
 /// Errnos a driver reports. ETIMEDOUT is left out: it is the engine's own
 /// attempt timeout, which the checks tell apart from reported failures.
 const ERRNOS: [i32; 5] = [libc::ECONNREFUSED, libc::ENETUNREACH, libc::EHOSTUNREACH, libc::EMFILE, libc::ECONNRESET];
@@ -316,6 +320,9 @@ struct Model {
     last_start: Option<Micros>,
     /// Failures in the current input.
     failures: usize,
+    /// Starts owed since they came within 10 ms of the previous start
+    /// (RFC 8305 §5): each is due 10 ms after the previous start.
+    owed: usize,
     last_errno: i32,
     last_resolution_error: i32,
     finished: bool,
@@ -344,6 +351,7 @@ impl Model {
             v6_with_addresses: false,
             last_start: None,
             failures: 0,
+            owed: 0,
             last_errno: 0,
             last_resolution_error: 0,
             finished: false,
@@ -398,6 +406,7 @@ impl Model {
             let id = self.attempts.len();
             self.attempts.push(AttemptRecord { candidate: c, started: now, ended: None, outcome: Outcome::Running });
             self.last_start = Some(now);
+            self.owed = self.owed.saturating_sub(1);
             self.out.push_back(Action::Start { attempt: id, addr: c.addr });
             started += 1;
         }
@@ -488,14 +497,36 @@ impl Model {
                 started += self.repeat(now, race_count);
             }
         } else {
-            started += self.start(now, failures);
+            // A failure starts the next candidate at once, but not within
+            // 10 ms of the previous start: then the start is owed.
+            for _ in 0..failures {
+                if self.pending().is_empty() {
+                    break;
+                }
+                if self.within_gap(now) {
+                    // At most one owed start per pending candidate.
+                    if self.owed < self.pending().len() {
+                        self.owed += 1;
+                    }
+                } else {
+                    started += self.start(now, 1);
+                }
+            }
             let top_up = race_count.saturating_sub(self.attempts.len());
             started += self.start(now, top_up);
             started += self.repeat(now, race_count);
+            if started == 0 && self.running().is_empty() && self.owed == 0 && !self.pending().is_empty() {
+                if self.within_gap(now) {
+                    self.owed += 1;
+                } else {
+                    started += self.start(now, 1);
+                }
+            }
             if started == 0 {
                 let boundary = self.last_start.map(|t| t.saturating_add(self.cfg.connection_attempt_delay));
                 let boundary_due = self.cfg.connection_attempt_delay != Micros::MAX && boundary.is_some_and(|b| now >= b);
-                if self.running().is_empty() || boundary_due {
+                let owed_due = self.owed > 0 && self.last_start.is_some_and(|t| now >= t.saturating_add(GAP));
+                if boundary_due || owed_due {
                     started += self.start(now, 1);
                 }
             }
@@ -511,6 +542,11 @@ impl Model {
             };
             self.end_failed(now, error);
         }
+    }
+
+    /// Whether a start now comes within 10 ms of the previous one.
+    fn within_gap(&self, now: Micros) -> bool {
+        self.last_start.is_some_and(|t| now < t.saturating_add(GAP))
     }
 
     fn on_answer(&mut self, now: Micros, query: QueryKey, answer: Result<Vec<Candidate>, i32>) {
@@ -622,6 +658,7 @@ impl Model {
         }
         instants.extend(self.first_a.map(|t| t.saturating_add(self.cfg.resolution_delay)));
         instants.extend(self.last_start.map(|t| t.saturating_add(self.cfg.connection_attempt_delay)));
+        instants.extend(self.last_start.map(|t| t.saturating_add(GAP)));
         instants.sort_unstable();
         instants.dedup();
         for t in instants.into_iter().filter(|&t| t > self.now && t != Micros::MAX) {
@@ -1087,8 +1124,11 @@ fn check_schedule(s: &Scenario, run: &Run) {
         let boundary = delay != Micros::MAX && t >= prev.saturating_add(delay);
         let failure = failed_at(t) > 0;
         let none_running = records[..k].iter().all(|p| p.started < t && p.ended.is_some_and(|e| e <= t));
+        // A start owed since it came within 10 ms of the previous one
+        // (RFC 8305 §5) comes exactly 10 ms after it (the model checks why).
+        let owed = t == prev.saturating_add(GAP);
         assert!(
-            boundary || failure || none_running || delay == 0,
+            boundary || failure || none_running || owed || delay == 0,
             "start {k} at {t} has no reason: previous start {prev}, delay {delay}: {:?}",
             run.trace
         );
@@ -1128,7 +1168,8 @@ fn check_schedule(s: &Scenario, run: &Run) {
     }
     // A failure starts the next pending candidate at once: at an instant
     // with f failures and p candidates pending (arrived before, not
-    // started), at least min(f, p) start, unless the race ended then.
+    // started), at least min(f, p) start, unless the race ended then; or,
+    // within 10 ms of the previous start, one starts by 10 ms after it.
     let mut instants: Vec<Micros> = records.iter().filter_map(|r| r.ended).collect();
     instants.sort_unstable();
     instants.dedup();
@@ -1141,6 +1182,19 @@ fn check_schedule(s: &Scenario, run: &Run) {
             records.iter().filter(|r| r.started < t).map(|r| r.candidate.addr).collect();
         let pending = run.arrivals.iter().filter(|(at, a)| *at < t && !started_before.contains(a)).count();
         let started_now = records.iter().filter(|r| r.started == t).count();
+        // RFC 8305 §5: within 10 ms of the previous start, the start is
+        // owed until then.
+        let gap_end = records.iter().map(|r| r.started).filter(|&st| st <= t).max().map(|l| l + GAP);
+        if started_now < f.min(pending) {
+            if let Some(g) = gap_end.filter(|&g| g > t) {
+                assert!(
+                    g >= end_time || records.iter().any(|r| r.started > t && r.started <= g),
+                    "{f} failures at {t} within 10 ms of a start, none started by {g}: {:?}",
+                    run.trace
+                );
+                continue;
+            }
+        }
         assert!(started_now >= f.min(pending), "{f} failures at {t} with {pending} pending started {started_now}: {:?}", run.trace);
     }
 }
@@ -1308,4 +1362,127 @@ fn tree_starts_nothing_at_its_total_timeout() {
     let tree_actions: Vec<tree::Action> = std::iter::from_fn(|| t.poll_action()).collect();
     assert_eq!(race_actions, vec![Action::Failed { error: RaceError::TimedOut }]);
     assert_eq!(tree_actions, vec![tree::Action::Failed { error: RaceError::TimedOut }], "the tree started an attempt");
+}
+
+// ---------------------------------------------------------------------------
+// History (HEv3 draft -04 §5.3): with the same outcomes, history changes the
+// order and the delay, never whether a race is won.
+// ---------------------------------------------------------------------------
+
+/// What one address does when attempted.
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    Ready(Micros),
+    Fail(Micros),
+    Hang,
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        ms(0, 400).prop_map(Fate::Ready),
+        ms(0, 400).prop_map(Fate::Fail),
+        Just(Fate::Hang),
+    ]
+}
+
+/// A hint for an address, or none: failed, srtt (µs), used.
+fn maybe_hint() -> impl Strategy<Value = Option<Hint>> {
+    proptest::option::of((any::<bool>(), proptest::option::of(1u32..300_000), any::<bool>()).prop_map(
+        |(failed, srtt, used)| Hint { srtt, used, failed: failed.then_some(libc::ETIMEDOUT), races_ago: 1, age: 0 },
+    ))
+}
+
+/// Run one race to its end in virtual time: AAAA answers at `t6` with the
+/// IPv6 addresses, A at `t4` with the IPv4 ones; each attempt does what its
+/// address's fate says. Returns the winner's address.
+fn run_with(
+    cfg: RaceConfig,
+    addrs: &[(Candidate, Fate, Option<Hint>)],
+    t6: Micros,
+    t4: Micros,
+    history: Option<bool>,
+) -> Option<SocketAddr> {
+    let q6 = QueryKey { endpoint: 0, family: Family::V6 };
+    let q4 = QueryKey { endpoint: 0, family: Family::V4 };
+    let mut race = Race::new(cfg, 0, &[q6, q4]);
+    if let Some(adapt) = history {
+        for (c, _, h) in addrs {
+            if let Some(h) = h {
+                race.add_history(c.addr, *h, adapt);
+            }
+        }
+    }
+    let of = |f: Family| addrs.iter().filter(|(c, ..)| Family::of(&c.addr) == f).map(|(c, ..)| *c).collect::<Vec<_>>();
+    let mut events: BTreeMap<(Micros, u64), (AttemptId, bool)> = BTreeMap::new();
+    let mut answers = vec![(t6, q6, of(Family::V6)), (t4, q4, of(Family::V4))];
+    answers.sort_by_key(|a| a.0);
+    let mut seq = 0;
+    let mut now = 0;
+    for _ in 0..10_000 {
+        while let Some(a) = race.poll_action() {
+            match a {
+                Action::Start { attempt, addr } => {
+                    let fate = addrs.iter().find(|(c, ..)| c.addr == addr).unwrap().1;
+                    seq += 1;
+                    match fate {
+                        Fate::Ready(d) => drop(events.insert((now + d, seq), (attempt, true))),
+                        Fate::Fail(d) => drop(events.insert((now + d, seq), (attempt, false))),
+                        Fate::Hang => {}
+                    }
+                }
+                Action::Won { attempt } => return race.attempt(attempt).map(|r| r.candidate.addr),
+                Action::Failed { .. } => return None,
+                _ => {}
+            }
+        }
+        let next_answer = answers.first().map(|a| a.0);
+        let next_event = events.keys().next().map(|k| k.0);
+        let Some(t) = [next_answer, next_event, race.next_deadline()].into_iter().flatten().min() else { return None };
+        now = t;
+        if next_answer == Some(t) {
+            let (_, q, list) = answers.remove(0);
+            race.on_answer(now, q, Ok(list));
+        } else if next_event == Some(t) {
+            let key = *events.keys().next().unwrap();
+            let (attempt, ready) = events.remove(&key).unwrap();
+            if ready {
+                race.on_attempt_ready(now, attempt);
+            } else {
+                race.on_attempt_failed(now, attempt, libc::ECONNREFUSED);
+            }
+        } else {
+            race.on_timer(now);
+        }
+    }
+    panic!("the race did not end");
+}
+
+proptest! {
+    #![proptest_config(cases())]
+
+    /// History never makes a race fail that would have succeeded without
+    /// it, nor the other way round, and the winner is always an address
+    /// that can connect.
+    #[test]
+    fn history_never_changes_whether_a_race_is_won(
+        cands in proptest::collection::vec((any::<bool>(), fate(), maybe_hint()), 1..7),
+        t6 in ms(0, 100),
+        t4 in ms(0, 100),
+        delay in ms(10, 300),
+        adapt in any::<bool>(),
+    ) {
+        let mut addrs = Vec::new();
+        for (i, (is_v6, f, h)) in cands.iter().enumerate() {
+            let c = if *is_v6 { v6(i as u8 + 1, 443, true) } else { v4(i as u8 + 1, 443, true) };
+            addrs.push((c, *f, *h));
+        }
+        let cfg = RaceConfig { connection_attempt_delay: delay, ..RaceConfig::default() };
+        let without = run_with(cfg, &addrs, t6, t4, None);
+        let with = run_with(cfg, &addrs, t6, t4, Some(adapt));
+        prop_assert_eq!(without.is_some(), with.is_some(), "without {:?}, with {:?}", without, with);
+        for w in [without, with].into_iter().flatten() {
+            let fate = addrs.iter().find(|(c, ..)| c.addr == w).unwrap().1;
+            prop_assert!(matches!(fate, Fate::Ready(_)));
+        }
+    }
 }

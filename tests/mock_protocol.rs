@@ -132,13 +132,15 @@ fn a_late_ready_is_closed_and_failures_start_the_next_at_once() {
     let out = Arc::new(Mutex::new(Outcome::default()));
     let conn = pre.initiate(Box::new(H(Arc::clone(&out)))).unwrap();
     lp.run().unwrap();
-    lp.advance_clock(3_000).unwrap();
+    // Refused 13 ms after its start (past the 10 ms of RFC 8305 §5): the
+    // next starts at once.
+    lp.advance_clock(13_000).unwrap();
     mock.attempt(0).failed(libc::ECONNREFUSED);
     lp.run().unwrap();
-    assert_eq!(mock.log()[1], "mock start 127.0.0.2:443 at 3");
+    assert_eq!(mock.log()[1], "mock start 127.0.0.2:443 at 13");
     lp.advance_clock(250_000).unwrap();
     lp.run().unwrap();
-    assert_eq!(mock.log()[2], "mock start 127.0.0.3:443 at 253");
+    assert_eq!(mock.log()[2], "mock start 127.0.0.3:443 at 263");
     // Both ready in the same tick: the first reported wins, the other is closed.
     mock.attempt(2).ready(None, 3);
     mock.attempt(1).ready(None, 2);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-pub use crate::vocabulary::report::{AttemptOutcome, AttemptReport};
+pub use crate::vocabulary::report::{AttemptOutcome, AttemptReport, HistoryNote};
 pub use crate::vocabulary::state::ConnectionState;
 
 /// The user's callbacks for one Connection, called on the thread that runs

@@ -27,6 +27,7 @@
 
 pub mod connection;
 pub mod event_loop;
+pub mod history;
 pub mod options;
 pub mod preconnection;
 pub mod group;
@@ -39,7 +40,7 @@ pub mod stage;
 
 pub use crate::vocabulary::{endpoint, error};
 
-pub use connection::{AttemptOutcome, AttemptReport, Connection, ConnectionHandler, ConnectionState};
+pub use connection::{AttemptOutcome, AttemptReport, Connection, ConnectionHandler, ConnectionState, HistoryNote};
 pub use endpoint::{Host, LocalEndpoint, RemoteEndpoint};
 pub use error::{Error, Result};
 pub use event_loop::EventLoop;

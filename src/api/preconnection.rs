@@ -67,6 +67,9 @@ pub struct Preconnection {
     ech_required: bool,
     /// The ALPN ids to offer (set_alpn).
     alpn: Arc<AlpnList>,
+    /// The ALPN ids each protocol serves (set_protocol_alpn), by protocol
+    /// name.
+    protocol_alpn: Vec<(String, Vec<String>)>,
     /// The security stage each TCP attempt runs (set_security_stage).
     stage: Option<Arc<dyn UserStage>>,
 }
@@ -122,6 +125,7 @@ impl Preconnection {
             https: HttpsPolicy::default(),
             ech_required: false,
             alpn: Arc::default(),
+            protocol_alpn: Vec::new(),
             stage: None,
         })
     }
@@ -191,6 +195,7 @@ impl Preconnection {
             https: self.https,
             alpn: &self.alpn.names,
             ech_required: self.ech_required,
+            protocol_alpn: &self.protocol_alpn,
         };
         let started = self.lp.start_race(&conn.core, &spec);
         if started.is_err() {
@@ -254,6 +259,47 @@ impl Preconnection {
         &self.alpn.names
     }
 
+    /// Say which ALPN ids (RFC 7301) `protocol` serves (HEv3 draft §5.1,
+    /// §6), e.g. a QUIC user protocol `"h3"`, built-in `"tcp"` `"h2"` and
+    /// `"http/1.1"`. `protocol` is a name registered on the loop (`"tcp"`,
+    /// `"udp"`, or one given to [`super::EventLoop::add_protocol`]). Each
+    /// PROTOCOL branch of the races initiated later then races only:
+    /// - the addresses of HTTPS services (RFC 9460) whose usable ALPN ids
+    ///   (RFC 9460 §7.1.2, kept to [`Preconnection::set_alpn`]'s when set)
+    ///   share one with `ids`;
+    /// - the fallback (addresses no record claims, and every address of a
+    ///   race that asks no HTTPS record) only when `ids` has `"http/1.1"`.
+    ///
+    /// A protocol with no ids set (the default, or `ids` = `&[]`) races
+    /// every candidate, as without HTTPS records. The branches race each
+    /// other as [`Preconnection::set_racing_type`] says for the PROTOCOL
+    /// level, one race of endpoints per branch.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (nothing changes) when no protocol of
+    /// that name is registered on the loop, for an id that is empty,
+    /// longer than 255 bytes or holds a NUL byte, or more than 64 ids.
+    pub fn set_protocol_alpn(&mut self, protocol: &str, ids: &[&str]) -> Result<()> {
+        if !self.lp.has_protocol(protocol) {
+            return Err(Error::InvalidArgument("no protocol of this name is registered on the loop"));
+        }
+        if ids.len() > 64 {
+            return Err(Error::InvalidArgument("at most 64 ALPN ids"));
+        }
+        let list = AlpnList::new(ids).map_err(Error::InvalidArgument)?;
+        self.protocol_alpn.retain(|(name, _)| name != protocol);
+        if !ids.is_empty() {
+            self.protocol_alpn.push((protocol.to_owned(), list.names));
+        }
+        Ok(())
+    }
+
+    /// The ALPN ids `protocol` serves ([`Preconnection::set_protocol_alpn`]);
+    /// empty for none set.
+    pub fn protocol_alpn(&self, protocol: &str) -> &[String] {
+        self.protocol_alpn.iter().find(|(n, _)| n == protocol).map_or(&[], |(_, ids)| ids)
+    }
+
     /// Run `stage` (the caller's TLS) on the connected socket of each
     /// built-in TCP attempt of the races this Preconnection initiates: an
     /// attempt then wins when its stage reports ready, at the end of its
@@ -277,6 +323,10 @@ impl Preconnection {
             selection: self.properties.selection.clone(),
             config: self.racing.apply(self.config),
             racing: self.racing,
+            https: self.https,
+            alpn: self.alpn.names.clone(),
+            ech_required: self.ech_required,
+            protocol_alpn: self.protocol_alpn.clone(),
         }
     }
 

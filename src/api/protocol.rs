@@ -62,6 +62,34 @@ impl ProtocolAttempt {
         self.0.attempt
     }
 
+    /// The ALPN ids (RFC 7301) the attempt is for, most preferred first
+    /// (draft-ietf-happy-happyeyeballs-v3-04 §6.1): for an address that
+    /// came with an HTTPS record (RFC 9460), its service's usable ids (the
+    /// record's ALPN set, RFC 9460 §7.1.2, kept to the caller's ids in the
+    /// caller's order when [`super::Preconnection::set_alpn`] gave some);
+    /// for any other address, the Preconnection's list (empty for none).
+    pub fn alpn(&self) -> &[String] {
+        &self.0.security.alpn.names
+    }
+
+    /// [`ProtocolAttempt::alpn`] in the extension's wire format (each id
+    /// prefixed by its length in one byte).
+    pub fn alpn_wire(&self) -> &[u8] {
+        &self.0.security.alpn.wire
+    }
+
+    /// [`ProtocolAttempt::alpn`] as C strings, for the C ABI.
+    pub(crate) fn alpn_c(&self) -> &[std::ffi::CString] {
+        &self.0.security.alpn.c_names
+    }
+
+    /// The ECHConfigList (draft-ietf-tls-esni) of the HTTPS record the
+    /// attempt's address came with ("ech" SvcParam, HEv3 §6.3); `None` for
+    /// an address with no record or a record without one.
+    pub fn ech_config(&self) -> Option<&[u8]> {
+        self.0.security.ech.as_deref()
+    }
+
     /// The attempt's address, stable while any clone of it lives: the
     /// handle the C ABI gives to a protocol's `start` and `cancel`.
     pub fn as_raw(&self) -> *const std::ffi::c_void {

@@ -84,8 +84,12 @@ impl StageAttempt {
         self.0.host.as_deref().and_then(|h| h.to_str().ok())
     }
 
-    /// The ALPN ids to offer (RFC 7301), most preferred first: the
-    /// Preconnection's ([`super::Preconnection::set_alpn`]); empty for none.
+    /// The ALPN ids to offer (RFC 7301), most preferred first
+    /// (draft-ietf-happy-happyeyeballs-v3-04 §6.1): for an address that
+    /// came with an HTTPS record (RFC 9460), its service's usable ids (RFC
+    /// 9460 §7.1.2, kept to the caller's ids in the caller's order); for
+    /// any other address, the Preconnection's
+    /// ([`super::Preconnection::set_alpn`]); empty for none.
     pub fn alpn(&self) -> &[String] {
         &self.0.security.alpn.names
     }
@@ -96,8 +100,9 @@ impl StageAttempt {
         &self.0.security.alpn.wire
     }
 
-    /// The ECHConfigList to use (draft-ietf-tls-esni), `None` for none
-    /// (always `None` until HTTPS records give attempts theirs).
+    /// The ECHConfigList to use (draft-ietf-tls-esni): the "ech" SvcParam
+    /// of the HTTPS record the attempt's address came with (HEv3 §6.3);
+    /// `None` for none.
     pub fn ech_config(&self) -> Option<&[u8]> {
         self.0.security.ech.as_deref()
     }

@@ -4,6 +4,8 @@
 //! clock) and returns actions. It never makes a syscall, reads a clock or
 //! spawns a thread, so every schedule can be tested in virtual time.
 //!
+//! - [`history`]: what earlier races taught, per network (RTTs, use,
+//!   failures), the HEv3 §5.3 sort rules and the attempt delay from RTT.
 //! - [`sort`]: RFC 6724 §6 destination address selection and RFC 8305 §4
 //!   family interleaving.
 //! - [`race`]: one race over endpoints, RFC 8305 §3 (Resolution Delay),
@@ -27,6 +29,7 @@
 
 pub mod group;
 pub mod nat64;
+pub mod history;
 pub mod pool;
 pub mod race;
 pub mod select;

@@ -16,10 +16,17 @@
 //! - RFC 8305 §5, Connection Attempt Delay: when racing starts,
 //!   `race_count` attempts start at once (distinct candidates, default 1);
 //!   after that one attempt starts every `connection_attempt_delay` after
-//!   the previous start, or at once when any running attempt fails. When
-//!   nothing is running and new candidates arrive, the next one starts at
-//!   once. Earlier attempts keep running: only their own `attempt_timeout`
+//!   the previous start (or the delay history gives, see
+//!   [`Race::add_history`]), or at once when any running attempt fails.
+//!   When nothing is running and new candidates arrive, the next one
+//!   starts at once. "At once" is never within [`MIN_ATTEMPT_GAP`] (10 ms)
+//!   of the previous start (RFC 8305 §5): such a start waits until then.
+//!   Earlier attempts keep running: only their own `attempt_timeout`
 //!   (failure with ETIMEDOUT) or the end of the race stops them.
+//! - History (HEv3 draft -04 §5.3, [`Race::add_history`]): the order of
+//!   [`super::history::order`]; while every known candidate failed recently
+//!   and a query is outstanding, racing waits for it, at most the
+//!   Resolution Delay after [`Race::new`].
 //! - `total_timeout`: the race fails with [`RaceError::TimedOut`] when it
 //!   has not been won that long after [`Race::new`].
 //! - RFC 9623 §4.3: the first attempt reported ready wins; every other
@@ -34,6 +41,13 @@ mod hev3;
 mod rules;
 
 pub use hev3::AttemptService;
+/// RFC 8305 §5: "a subsequent connection MUST NOT be started within 10
+/// milliseconds of the previous attempt", µs. A start that a failure or a
+/// late answer calls for waits until then; the starts of the first batch
+/// (`race_count`, immediate racing) are simultaneous by request.
+///
+/// cbindgen:ignore
+pub const MIN_ATTEMPT_GAP: Micros = 10_000;
 
 /// Timing and counts for one race, already validated and clamped by the
 /// API layer.
@@ -197,7 +211,8 @@ pub enum Action {
 /// - The Resolution Delay runs from the first A answer that carries at
 ///   least one address.
 /// - A failure (reported, or an attempt timeout) starts one pending
-///   candidate at once, if there is one; a failure with nothing pending
+///   candidate at once (at the earliest [`MIN_ATTEMPT_GAP`] after the
+///   previous start), if there is one; a failure with nothing pending
 ///   starts nothing later on. The Connection Attempt Delay then runs from
 ///   that start. When a failure and the delay boundary fall on the same
 ///   instant, one attempt starts.
@@ -239,6 +254,13 @@ pub struct Race {
     avoided: Box<[SocketAddr]>,
     /// The NAT64 prefix whose addresses sort as IPv4 (see `set_pref64`).
     pref64: Option<super::nat64::Pref64>,
+    /// What history knows of the candidates (see `add_history`); `None`
+    /// (no allocation) when it knows nothing.
+    history: Option<Box<super::history::RaceHistory>>,
+    /// Starts owed to failures or late answers that came within
+    /// [`MIN_ATTEMPT_GAP`] of the previous start: each is due that long
+    /// after the previous start.
+    deferred: u16,
     /// Created held by a branch scheduler: answers are taken, nothing
     /// starts until [`Race::activate`].
     held: bool,
@@ -249,7 +271,7 @@ pub struct Race {
     /// When the last attempt started.
     last_start: Option<Micros>,
     /// Failures not yet answered by a start (within one input).
-    start_credits: u32,
+    start_credits: u16,
     /// errno of the last attempt failure.
     last_errno: i32,
     /// Last error code given by a query.
@@ -284,6 +306,8 @@ impl Race {
             racing: false,
             avoided: Box::default(),
             pref64: None,
+            history: None,
+            deferred: 0,
             held: false,
             first_a_answer: None,
             aaaa_answered: false,
@@ -451,6 +475,33 @@ impl Race {
         self.reorder();
     }
 
+    /// What history knows of destination `addr` (HEv3 draft -04 §5.3,
+    /// [`super::history`]): it sorts by it, and when `adapt_delay`, the
+    /// Connection Attempt Delay follows the RTTs known (RFC 8305 §5). Give
+    /// it before the answer that carries `addr`.
+    pub fn add_history(&mut self, addr: SocketAddr, hint: super::history::Hint, adapt_delay: bool) {
+        let h = self.history.get_or_insert_with(Box::default);
+        h.adapt_delay = adapt_delay;
+        h.set(addr, hint);
+        if self.known.iter().any(|c| c.addr == addr) {
+            self.reorder();
+        }
+    }
+
+    /// What history told the race (see [`Race::add_history`]).
+    pub fn history(&self) -> Option<&super::history::RaceHistory> {
+        self.history.as_deref()
+    }
+
+    /// The Connection Attempt Delay in force: from history's RTTs when it
+    /// adapts, else the configured one.
+    pub fn attempt_delay(&self) -> Micros {
+        if self.config.connection_attempt_delay == Micros::MAX {
+            return Micros::MAX;
+        }
+        self.history.as_ref().and_then(|h| h.attempt_delay()).unwrap_or(self.config.connection_attempt_delay)
+    }
+
     /// Sort every known candidate (RFC 6724, RFC 8305 §4), avoided
     /// addresses last.
     fn reorder(&mut self) {
@@ -463,8 +514,10 @@ impl Race {
             self.ordered = Box::default();
             return;
         }
-        let mut ordered =
-            super::sort::order_with_pref64(&self.known, self.config.first_address_family_count, self.pref64.as_ref());
+        let mut ordered = match &self.history {
+            Some(h) => super::history::order(&self.known, self.config.first_address_family_count, h),
+            None => super::sort::order_with_pref64(&self.known, self.config.first_address_family_count, self.pref64.as_ref()),
+        };
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));
         }
@@ -557,6 +610,9 @@ impl Race {
             consider(t);
         }
         if let Some(t) = self.attempt_delay_deadline() {
+            consider(t);
+        }
+        if let Some(t) = self.fallback_hold_deadline() {
             consider(t);
         }
         deadline

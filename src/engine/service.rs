@@ -69,7 +69,7 @@
 //! An address is one candidate: when two services claim it, it goes with
 //! the first service in the order above.
 
-use super::{Candidate, Family};
+use super::{Candidate, Family, Micros};
 use crate::vocabulary::svcb::{key, ServiceRecord};
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -222,7 +222,18 @@ pub(crate) struct ServiceState {
     resolves: VecDeque<Resolve>,
     /// Records seen, for the shuffle.
     seen: u64,
+    /// Until when the fallback addresses wait for the services' TargetName
+    /// answers once racing has started (see [`ServiceState::holds_fallback`]);
+    /// `None` before racing starts.
+    pub(crate) fallback_hold: Option<Micros>,
+    /// The ALPN ids the race's protocol serves (HEv3 §5.1, §6); `None`:
+    /// every candidate (see [`ServiceState::set_served`]).
+    served: Option<Box<[Box<str>]>>,
 }
+
+/// The ALPN id of the fallback (addresses with no HTTPS record): HTTP/1.1,
+/// the SVCB default ALPN of HTTPS (RFC 9460 §7.1.2).
+pub const DEFAULT_ALPN: &str = "http/1.1";
 
 /// splitmix64: a small seeded mixer for the shuffle rank.
 fn mix(mut x: u64) -> u64 {
@@ -283,6 +294,8 @@ impl ServiceState {
             tags: Vec::new(),
             resolves: VecDeque::new(),
             seen: 0,
+            fallback_hold: None,
+            served: None,
         };
         for q in spec.queries {
             if state.chains.iter().any(|c| c.query.endpoint == q.endpoint) {
@@ -292,6 +305,25 @@ impl ServiceState {
             state.chains.push(Chain { asked: vec![q.qname.as_str().into()], query: q, done: false });
         }
         state
+    }
+
+    /// Keep only the candidates a protocol serving `ids` can use (HEv3
+    /// §5.1, §6: a protocol branch races the services whose ALPN set has
+    /// one of its ids): a service's addresses when its usable ALPN ids
+    /// ([`Service::alpn`]) share one with `ids`, and the fallback only when
+    /// `ids` has [`DEFAULT_ALPN`]. The service table itself is unchanged.
+    pub(crate) fn set_served(&mut self, ids: &[impl AsRef<str>]) {
+        self.served = Some(ids.iter().map(|i| i.as_ref().into()).collect());
+    }
+
+    /// Whether the protocol serves a service with these ALPN ids (the
+    /// fallback: `None`).
+    fn serves(&self, alpn: Option<&[Box<str>]>) -> bool {
+        let Some(served) = &self.served else { return true };
+        match alpn {
+            Some(ids) => ids.iter().any(|a| served.contains(a)),
+            None => served.iter().any(|a| &**a == DEFAULT_ALPN),
+        }
     }
 
     /// The next question for the runtime.
@@ -306,6 +338,61 @@ impl ServiceState {
     /// Whether every HTTPS question has ended.
     pub(crate) fn https_done(&self) -> bool {
         self.chains.iter().all(|c| c.done)
+    }
+
+    /// Whether the service information counts as received (HEv3 §4.2:
+    /// "SVCB/HTTPS service information has been received"). §4.2.1 does
+    /// not count it until ServiceMode records are available; the library
+    /// also waits, in service order, for the first service that has an
+    /// address (its TargetName's answer or its hints) or whose TargetName
+    /// questions have not all ended empty: otherwise the fallback addresses
+    /// (§5.2: last) would be raced, and on a fast path won, before the
+    /// records' own targets had a chance. The Resolution Delay still
+    /// bounds the wait.
+    pub(crate) fn service_info_ready(&self) -> bool {
+        if !self.https_done() {
+            return false;
+        }
+        for si in self.service_order() {
+            let s = &self.services[si];
+            if !s.hints.is_empty() {
+                return true;
+            }
+            let own = if s.is_host { None } else { Some(&*s.target) };
+            let Some(n) = self.names.iter().find(|n| n.endpoint == s.endpoint && n.name.as_deref() == own) else {
+                continue;
+            };
+            if [Family::V6, Family::V4].into_iter().any(|f| n.get(f).is_some_and(|l| !l.is_empty())) {
+                return true;
+            }
+            if n.open6 || n.open4 {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the fallback addresses (no record, §5.2: the last group)
+    /// are held back at `now`, once a service's attempt has been made
+    /// (the race checks that): while a service's TargetName questions are
+    /// open, until [`ServiceState::fallback_hold`] (racing's start plus one
+    /// Connection Attempt Delay). HEv3 §6: the groups are attempted in
+    /// order, and a service whose target has not answered yet is an
+    /// earlier group than the fallback: a failed first service then goes
+    /// on to the second one's target, not to the host's own addresses,
+    /// when its answer comes within that time.
+    pub(crate) fn holds_fallback(&self, now: Micros) -> bool {
+        self.fallback_hold.is_some_and(|t| now < t) && self.targets_open()
+    }
+
+    /// Whether known candidate `i` is a fallback address (no record).
+    pub(crate) fn is_fallback(&self, i: u32) -> bool {
+        self.tags.get(i as usize).is_some_and(|t| t.service == NO_SERVICE)
+    }
+
+    /// Whether a TargetName's AAAA or A question is open.
+    pub(crate) fn targets_open(&self) -> bool {
+        self.names.iter().any(|n| n.name.is_some() && (n.open6 || n.open4))
     }
 
     /// Whether a question (HTTPS or a TargetName's address) is open.
@@ -431,6 +518,9 @@ impl ServiceState {
         };
         for &si in &self.service_order() {
             let s = &self.services[si];
+            if !self.serves(Some(&s.alpn)) {
+                continue;
+            }
             let port = s.port.unwrap_or_else(|| self.caller_port(s.endpoint));
             let name = self.names.iter().find(|n| n.endpoint == s.endpoint && n.name.as_deref() == if s.is_host { None } else { Some(&*s.target) });
             for family in [Family::V6, Family::V4] {
@@ -447,7 +537,8 @@ impl ServiceState {
             }
         }
         // The fallback: host addresses no usable service claims.
-        for n in self.names.iter().filter(|n| n.name.is_none()) {
+        let fallback = self.serves(None);
+        for n in self.names.iter().filter(|n| fallback && n.name.is_none()) {
             if self.services.iter().any(|s| s.endpoint == n.endpoint && s.is_host) {
                 continue;
             }

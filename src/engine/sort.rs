@@ -168,6 +168,15 @@ fn key(c: &Candidate) -> Key {
     }
 }
 
+/// The sort key with the history rules of HEv3 draft -04 §5.3 (see
+/// [`super::history`]): a destination that `failed` recently is known
+/// unreachable (rule 1); between rules 8 and 9, a lower smoothed RTT
+/// (`srtt`, µs; known before unknown), then a destination `used` before.
+pub(crate) fn key_with_history(c: &Candidate, failed: bool, srtt: Option<u32>, used: bool) -> impl Ord {
+    let k = key(c);
+    (k.0 || failed, k.1, k.2, k.3, k.4, (srtt.is_none(), srtt), !used, k.5)
+}
+
 /// Sort candidates by RFC 6724 §6 rules 1, 2, 5, 6, 8, 9 only (stable),
 /// without interleaving. See the module documentation for the details.
 pub fn rfc6724_sort(candidates: &[Candidate]) -> Vec<Candidate> {

@@ -210,6 +210,37 @@ impl Tree {
         each_shape!(&mut self.0, t => t.set_pref64(pref64))
     }
 
+    /// What history knows of `candidates` (HEv3 draft -04 §5.3): `hint`
+    /// is asked for each leaf's path id, protocol id and candidate; a
+    /// leaf's Connection Attempt Delay follows the RTTs when it is the
+    /// default (see [`Race::add_history`]). Call before the answer that
+    /// carries them.
+    pub fn add_history(
+        &mut self,
+        candidates: &[Candidate],
+        mut hint: impl FnMut(usize, usize, &Candidate) -> Option<super::history::Hint>,
+    ) {
+        let mut give = |race: &mut Race, path: usize, protocol: usize| {
+            let adapt = race.config().connection_attempt_delay == RaceConfig::default().connection_attempt_delay;
+            for c in candidates {
+                if let Some(h) = hint(path, protocol, c) {
+                    race.add_history(c.addr, h, adapt);
+                }
+            }
+        };
+        match &mut self.0 {
+            Shape::OneLeaf(t) => {
+                let (path, protocol) = (t.path, t.protocol);
+                give(&mut t.race, path, protocol);
+            }
+            Shape::Branches(t) => {
+                for leaf in t.leaves.iter_mut() {
+                    give(&mut leaf.race, leaf.path, leaf.protocol);
+                }
+            }
+        }
+    }
+
     /// The user gave up: cancel everything, then `Failed{Cancelled}`.
     pub fn cancel(&mut self, now: Micros) {
         each_shape!(&mut self.0, t => t.cancel(now))
@@ -254,6 +285,20 @@ impl Tree {
             Shape::Branches(t) => (None, Some(t.attempts())),
         };
         one.into_iter().flatten().chain(branches.into_iter().flatten())
+    }
+
+    /// What history told the race of attempt `attempt`'s destination (see
+    /// [`Tree::add_history`]), if anything: for the race report.
+    pub fn history_hint(&self, attempt: AttemptId) -> Option<super::history::Hint> {
+        let (race, local) = match &self.0 {
+            Shape::OneLeaf(t) => (&t.race, attempt),
+            Shape::Branches(t) => {
+                let (leaf, local) = t.locate(attempt)?;
+                (&t.leaves[leaf].race, local)
+            }
+        };
+        let addr = race.attempt(local)?.candidate.addr;
+        race.history()?.hint(&addr).copied()
     }
 
     /// When each path branch was activated (`None`: not yet), in branch order.

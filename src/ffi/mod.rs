@@ -19,6 +19,7 @@ use std::ffi::{c_char, c_int, CString};
 // In the order of the header: each handle's types and functions in its
 // own file.
 pub mod event_loop;
+pub mod history;
 pub mod endpoint;
 pub mod properties;
 pub mod preconnection;

@@ -14,6 +14,7 @@ use super::endpoint::*;
 use super::event_loop::*;
 use super::group::*;
 use super::nat64::*;
+use super::history::*;
 use super::pool::*;
 use super::preconnection::*;
 use super::properties::*;
@@ -138,6 +139,11 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_event_loop_set_pref64(null_mut(), null()));
     code!(taps_event_loop_get_pref64(null(), null_mut(), 0));
     code!(taps_event_loop_get_pref64_source(null()));
+    code!(taps_event_loop_set_history(null_mut(), true));
+    code!(taps_event_loop_clear_history(null_mut()));
+    code!(taps_event_loop_history_size(null_mut(), null_mut(), null_mut()));
+    code!(taps_event_loop_export_history(null_mut(), null_mut(), 0));
+    code!(taps_event_loop_import_history(null_mut(), null()));
     code!(taps_event_loop_advance_clock(null_mut(), 1));
     value!(taps_event_loop_now_us(null()), 0);
     no_op!(taps_event_loop_release(null_mut()));
@@ -159,6 +165,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     value!(taps_connection_attempt_count(null()), 0);
     code!(taps_connection_get_attempt(null(), 0, null_mut()));
     code!(taps_connection_get_attempt_synthesized_from(null(), 0, null_mut(), null_mut()));
+    code!(taps_connection_get_attempt_history(null(), 0, null_mut(), 0));
     no_op!(taps_connection_close(null_mut()));
     no_op!(taps_connection_free(null_mut()));
 
@@ -166,6 +173,11 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_protocol_attempt_ready(null_mut(), -1, null_mut()));
     code!(taps_protocol_attempt_failed(null_mut(), 1));
     value!(taps_protocol_attempt_index(null()), -1);
+    value!(taps_protocol_attempt_get_alpn_count(null()), 0);
+    null!(taps_protocol_attempt_get_alpn(null(), 0));
+    null!(taps_protocol_attempt_get_alpn_wire(null(), null_mut()));
+    null!(taps_protocol_attempt_get_ech_config(null(), null_mut()));
+    code!(taps_preconnection_set_protocol_alpn(null_mut(), null(), null(), 0));
     // Security stages and ALPN.
     code!(taps_preconnection_set_security_stage(null_mut(), null(), null_mut()));
     code!(taps_preconnection_set_alpn(null_mut(), null(), 0));

@@ -246,3 +246,50 @@ pub extern "C" fn taps_preconnection_set_alpn(p: *mut Preconnection, ids: *const
         status(p.0.set_alpn(&list))
     })
 }
+
+/// Say which ALPN ids (RFC 7301) the protocol named `protocol_name` serves
+/// (draft-ietf-happy-happyeyeballs-v3-04 §5.1, §6), e.g. a QUIC user
+/// protocol "h3", built-in "tcp" "h2" and "http/1.1". `protocol_name` is a
+/// protocol registered on `p`'s loop ("tcp", "udp", or one given to
+/// taps_event_loop_add_protocol); `ids` is an array of `count`
+/// NUL-terminated strings (copied; `count` 0 clears the protocol's ids;
+/// `ids` may then be NULL). Each PROTOCOL branch of the races initiated
+/// later races only the addresses of HTTPS services (RFC 9460) whose
+/// usable ALPN ids share one with its protocol's, and the fallback
+/// (addresses with no record; every address of a race that asks no HTTPS
+/// record) only when its ids have "http/1.1"; a protocol with no ids races
+/// every candidate. Its attempts' ALPN lists keep only its ids
+/// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). Call
+/// before initiating; not at the same time as another call on `p`.
+/// Errors (nothing changes): TAPS_ERROR_NULL_ARGUMENT (p, protocol_name, a
+/// NULL id, or ids NULL with count > 0), TAPS_ERROR_INVALID_ARGUMENT (no
+/// protocol of that name on the loop; a name or id not UTF-8; an id empty
+/// or over 255 bytes; over 64 ids).
+#[no_mangle]
+pub extern "C" fn taps_preconnection_set_protocol_alpn(
+    p: *mut Preconnection,
+    protocol_name: *const c_char,
+    ids: *const *const c_char,
+    count: usize,
+) -> c_int {
+    guard!(fail(Error::Panic), {
+        let p = try_mut!(p);
+        if protocol_name.is_null() || (ids.is_null() && count > 0) {
+            return fail(Error::NullArgument);
+        }
+        let name = try_str!(protocol_name, Error::InvalidArgument("a protocol name is UTF-8"));
+        if count > 64 {
+            return fail(Error::InvalidArgument("at most 64 ALPN ids"));
+        }
+        let mut list = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: ids holds count pointers, per the contract.
+            let id = unsafe { *ids.add(i) };
+            if id.is_null() {
+                return fail(Error::NullArgument);
+            }
+            list.push(try_str!(id, Error::InvalidArgument("an ALPN id is UTF-8")));
+        }
+        status(p.0.set_protocol_alpn(name, &list))
+    })
+}

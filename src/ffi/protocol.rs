@@ -58,7 +58,8 @@ fn protocol_traits(flags: u32) -> Result<ProtocolTraits, Error> {
 /// level). Copied by taps_event_loop_add_protocol. The functions run on the
 /// loop's thread with the loop locked: they must not call the library,
 /// except taps_protocol_attempt_ready / taps_protocol_attempt_failed (any thread,
-/// also from inside `start`), taps_protocol_attempt_index and taps_event_loop_now_us.
+/// also from inside `start`), taps_protocol_attempt_index, the
+/// taps_protocol_attempt_get_* getters and taps_event_loop_now_us.
 /// If `cancel` comes for an attempt the protocol has just reported ready
 /// from another thread, the library closes that connection with `close`
 /// when it sees the report: `cancel` need not.
@@ -198,5 +199,64 @@ pub extern "C" fn taps_protocol_attempt_index(attempt: *const ProtocolAttempt) -
     guard!(-1, {
         // SAFETY: NULL or valid per the contract.
         try_ref!(attempt, else -1).api().index() as c_int
+    })
+}
+
+/// How many ALPN ids (RFC 7301) the attempt is for
+/// (draft-ietf-happy-happyeyeballs-v3-04 §6.1): for an address that came
+/// with an HTTPS record (RFC 9460), its service's usable ids (the record's
+/// ALPN set, RFC 9460 §7.1.2, kept to the taps_preconnection_set_alpn ids
+/// in their order when some were set); for any other address the
+/// taps_preconnection_set_alpn list. 0 for none or NULL.
+#[no_mangle]
+pub extern "C" fn taps_protocol_attempt_get_alpn_count(attempt: *const ProtocolAttempt) -> usize {
+    guard!(0, { try_ref!(attempt, else 0).api().alpn().len() })
+}
+
+/// ALPN id `index` (0: the most preferred) of the attempt, NUL-terminated;
+/// NULL past the end or for NULL. Valid as long as the attempt handle.
+#[no_mangle]
+pub extern "C" fn taps_protocol_attempt_get_alpn(attempt: *const ProtocolAttempt, index: usize) -> *const c_char {
+    guard!(std::ptr::null(), {
+        let a = try_ref!(attempt, else std::ptr::null()).api();
+        a.alpn_c().get(index).map_or(std::ptr::null(), |id| id.as_ptr())
+    })
+}
+
+/// The attempt's ALPN ids in the extension's wire format (each id prefixed
+/// by its length in one byte, as OpenSSL's SSL_set_alpn_protos and QUIC
+/// libraries take them), its length in bytes into `*out_len`. NULL (and 0)
+/// for no ids or a NULL argument. Valid as long as the attempt handle.
+#[no_mangle]
+pub extern "C" fn taps_protocol_attempt_get_alpn_wire(attempt: *const ProtocolAttempt, out_len: *mut usize) -> *const u8 {
+    guard!(std::ptr::null(), {
+        // SAFETY: the C contract: NULL or valid for this call.
+        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
+        *out_len = 0;
+        let a = try_ref!(attempt, else std::ptr::null()).api();
+        let wire = a.alpn_wire();
+        *out_len = wire.len();
+        if wire.is_empty() { std::ptr::null() } else { wire.as_ptr() }
+    })
+}
+
+/// The attempt's ECHConfigList (draft-ietf-tls-esni): the "ech" SvcParam of
+/// the HTTPS record its address came with (HEv3 §6.3), its length in bytes
+/// into `*out_len`. NULL (and 0) for none (no record, a record without
+/// "ech") or a NULL argument. Valid as long as the attempt handle.
+#[no_mangle]
+pub extern "C" fn taps_protocol_attempt_get_ech_config(attempt: *const ProtocolAttempt, out_len: *mut usize) -> *const u8 {
+    guard!(std::ptr::null(), {
+        // SAFETY: the C contract: NULL or valid for this call.
+        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
+        *out_len = 0;
+        let a = try_ref!(attempt, else std::ptr::null()).api();
+        match a.ech_config() {
+            Some(ech) if !ech.is_empty() => {
+                *out_len = ech.len();
+                ech.as_ptr()
+            }
+            _ => std::ptr::null(),
+        }
     })
 }

@@ -185,8 +185,10 @@ pub extern "C" fn taps_stage_attempt_get_host_name(attempt: *const StageAttempt)
     })
 }
 
-/// How many ALPN ids the attempt offers (taps_preconnection_set_alpn); 0
-/// for NULL.
+/// How many ALPN ids the attempt offers: its HTTPS record's usable ids
+/// (RFC 9460 §7.1.2, in the order of taps_preconnection_set_alpn) when its
+/// address came with one, else the taps_preconnection_set_alpn list
+/// (draft-ietf-happy-happyeyeballs-v3-04 §6.1); 0 for NULL.
 #[no_mangle]
 pub extern "C" fn taps_stage_attempt_get_alpn_count(attempt: *const StageAttempt) -> usize {
     guard!(0, { try_ref!(attempt, else 0).api().alpn().len() })
@@ -220,8 +222,8 @@ pub extern "C" fn taps_stage_attempt_get_alpn_wire(attempt: *const StageAttempt,
 }
 
 /// The attempt's ECHConfigList (draft-ietf-tls-esni) and its length in
-/// bytes into `*out_len`; NULL (and 0) for none, which is every attempt
-/// until HTTPS records give attempts theirs.
+/// bytes into `*out_len`: the "ech" SvcParam of the HTTPS record the
+/// attempt's address came with (HEv3 §6.3); NULL (and 0) for none.
 #[no_mangle]
 pub extern "C" fn taps_stage_attempt_get_ech_config(attempt: *const StageAttempt, out_len: *mut usize) -> *const u8 {
     guard!(std::ptr::null(), {

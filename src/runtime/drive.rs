@@ -37,10 +37,13 @@ impl LoopCore {
         // read-modify-write (this runs twice per race).
         let steps = self.progress.load(Ordering::Relaxed);
         self.progress.store(steps + 1, Ordering::Release);
-        let LoopState { races, tokens, timers, protocols, .. } = &mut *st;
+        let LoopState { races, tokens, timers, protocols, history, .. } = &mut *st;
         let Some(entry) = races.get_mut(&id) else { return };
         let mut spares: Vec<AttemptId> = Vec::new();
         let end = self.carry_out_actions(entry, tokens, protocols, id, now, &mut spares);
+        if let Some(end) = end {
+            history.record_end(entry, id, protocols, end, now);
+        }
         if matches!(end, Some(Err(_))) && entry.from_cache {
             // The kept addresses failed: the next race asks again.
             let tried: Vec<std::net::IpAddr> = entry.tree.attempts().map(|a| a.record.candidate.addr.ip()).collect();
@@ -88,7 +91,9 @@ impl LoopCore {
                         protocols[protocol].name.to_string_lossy(),
                         entry.paths[path],
                     );
-                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, id, attempt);
+                    let (tree, alpn, served) = (&entry.tree, &entry.alpn, entry.served(protocol));
+                    let security = || super::stage::attempt_security(alpn, served, tree, attempt);
+                    let started = protocol::start(&protocols[protocol], &entry.paths[path].path, addr, &self.me, (id, attempt), security);
                     let (io, ready) = match started {
                         Ok(Started::Pending(io)) => (io, false),
                         Ok(Started::Ready(io)) => (io, true),

@@ -160,7 +160,8 @@ impl LoopCore {
                 continue;
             }
             let prefix = self.pref64_locked(st);
-            if let Some(entry) = st.races.get_mut(&answer.race) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(entry) = races.get_mut(&answer.race) {
                 let mut answer = answer;
                 super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
                 let at = now.saturating_sub(entry.started_at);
@@ -170,6 +171,9 @@ impl LoopCore {
                     _ => String::new(),
                 };
                 log_answer(answer.race, &answer.key, &answer.result, at, &ttl);
+                if let Ok(candidates) = &answer.result {
+                    history.hint_answer(&mut entry.tree, answer.race, &entry.paths, protocols, candidates, now);
+                }
                 entry.tree.on_answer(now, answer.key, answer.result);
                 self.drive(st, answer.race, now);
             }

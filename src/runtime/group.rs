@@ -15,7 +15,7 @@ use super::conn::{ConnCore, HeldBy};
 use super::pool::OwnedSpec;
 use super::timers::{GroupId, RaceId, TimerOwner};
 use super::protocol::Transport;
-use super::{arm_race, lock, LoopCore, LoopState, RaceSpec};
+use super::{arm_race, lock, LoopCore, LoopState};
 use crate::vocabulary::report::AttemptReport;
 use crate::vocabulary::error::{Error, Result};
 use crate::vocabulary::events::{GroupEvent, GroupEventHandler, GroupEventKind};
@@ -156,27 +156,11 @@ impl Groups {
         if missing > 0 && entry.race.is_none() && !blocked {
             entry.backoff_until = None;
             let config = RaceConfig { race_count: missing, keep_losers: true, ..entry.spec.config };
-            let owned = OwnedSpec {
-                remotes: entry.spec.remotes.clone(),
-                locals: entry.spec.locals.clone(),
-                selection: entry.spec.selection.clone(),
-                config,
-                racing: entry.spec.racing,
-            };
+            let owned = OwnedSpec { config, ..entry.spec.clone() };
             // Diversity: the live members' addresses come last.
             let avoid: Vec<SocketAddr> = entry.members.values().filter_map(|m| m.lock().remote()).collect();
             let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
-            let spec = RaceSpec {
-                remotes: &owned.remotes,
-                locals: &owned.locals,
-                selection: &owned.selection,
-                config,
-                racing: owned.racing,
-                avoid: &avoid,
-                https: crate::vocabulary::svcb::HttpsPolicy::Off,
-                alpn: &[],
-                ech_required: false,
-            };
+            let spec = owned.race(&avoid);
             // Mark the build as started before the race can report back
             // (it may end inside start_race_locked), so that no second
             // race starts meanwhile. Race ids start at 1: 0 is "starting".

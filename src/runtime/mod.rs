@@ -35,6 +35,7 @@ mod events;
 pub(crate) mod https;
 pub(crate) mod group;
 pub(crate) mod nat64;
+pub(crate) mod history;
 pub(crate) mod paths;
 pub(crate) mod pool;
 pub(crate) mod pref64;
@@ -85,6 +86,9 @@ const TIMER: Token = Token(1);
 /// groups, the callbacks waiting to be delivered, who runs the loop.
 struct LoopState {
     races: race_table::RaceTable<RaceEntry>,
+    /// What earlier races taught, per network (shared by every race,
+    /// pool and group of the loop).
+    history: history::LoopHistory,
     tokens: SocketTokens,
     timers: TimerHeap,
     wake_timer: Option<WakeTimer>,
@@ -198,6 +202,7 @@ impl LoopCore {
             progress: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(LoopState {
                 races: race_table::RaceTable::default(),
+                history: history::LoopHistory::default(),
                 tokens: SocketTokens::default(),
                 timers: TimerHeap::default(),
                 wake_timer,
@@ -257,6 +262,11 @@ impl LoopCore {
         }
         st.protocols.push(Arc::new(entry));
         Ok(st.protocols.len() - 1)
+    }
+
+    /// Whether a protocol named `name` is registered.
+    pub(crate) fn has_protocol(&self, name: &str) -> bool {
+        lock(&self.state).protocols.iter().any(|p| p.name.to_bytes() == name.as_bytes())
     }
 
     /// How long the system resolver's answers are kept for later races

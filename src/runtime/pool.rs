@@ -34,12 +34,39 @@ use std::sync::Arc;
 pub(crate) use crate::engine::pool::RaceKind;
 
 /// A Preconnection's contents, owned by a pool.
+#[derive(Clone)]
 pub(crate) struct OwnedSpec {
     pub remotes: Vec<RemoteEndpoint>,
     pub locals: Vec<LocalEndpoint>,
     pub selection: SelectionProperties,
     pub config: RaceConfig,
     pub racing: BranchRacing,
+    /// When to ask HTTPS records (HEv3), the Preconnection's.
+    pub https: crate::vocabulary::svcb::HttpsPolicy,
+    /// The caller's ALPN ids (HEv3 draft §6.2).
+    pub alpn: Vec<String>,
+    /// Never race before the HTTPS answers (HEv3 draft §6.3).
+    pub ech_required: bool,
+    /// The ALPN ids each protocol serves, by name (HEv3 draft §5.1, §6).
+    pub protocol_alpn: Vec<(String, Vec<String>)>,
+}
+
+impl OwnedSpec {
+    /// The race of this spec, avoiding `avoid` (see [`RaceSpec::avoid`]).
+    pub(crate) fn race<'a>(&'a self, avoid: &'a [SocketAddr]) -> RaceSpec<'a> {
+        RaceSpec {
+            remotes: &self.remotes,
+            locals: &self.locals,
+            selection: &self.selection,
+            config: self.config,
+            racing: self.racing,
+            avoid,
+            https: self.https,
+            alpn: &self.alpn,
+            ech_required: self.ech_required,
+            protocol_alpn: &self.protocol_alpn,
+        }
+    }
 }
 
 /// The user's side of a pool: its event callback.
@@ -337,36 +364,9 @@ impl Pools {
         let Some(entry) = st.pools.get(&pool) else { return };
         let conn = ConnCore::new(lp.me.upgrade().expect("the loop is alive"), Arc::clone(&entry.client));
         let config = RaceConfig { race_count: count, keep_losers: true, ..entry.spec.config };
-        let spec = RaceSpec {
-            remotes: &entry.spec.remotes,
-            locals: &entry.spec.locals,
-            selection: &entry.spec.selection,
-            config,
-            racing: entry.spec.racing,
-            avoid: &[],
-            https: crate::vocabulary::svcb::HttpsPolicy::Off,
-            alpn: &[],
-            ech_required: false,
-        };
-        // The spec borrows the pool entry; copy what the race needs first.
-        let owned = OwnedSpec {
-            remotes: spec.remotes.to_vec(),
-            locals: spec.locals.to_vec(),
-            selection: spec.selection.clone(),
-            config,
-            racing: spec.racing,
-        };
-        let spec = RaceSpec {
-            remotes: &owned.remotes,
-            locals: &owned.locals,
-            selection: &owned.selection,
-            config: owned.config,
-            racing: owned.racing,
-            avoid: &[],
-            https: crate::vocabulary::svcb::HttpsPolicy::Off,
-            alpn: &[],
-            ech_required: false,
-        };
+        // A copy: the race's spec must not borrow the pool entry.
+        let owned = OwnedSpec { config, ..entry.spec.clone() };
+        let spec = owned.race(&[]);
         Pools::event(st, pool, PoolEventKind::RaceStarted, count as u32, 0, 0);
         // The pool knows its race before it starts: attempts that end
         // inside the start are reported like later ones.

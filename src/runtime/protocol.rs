@@ -65,6 +65,8 @@ pub(crate) struct AttemptHandle {
     /// The protocol, to close a connection reported ready after the race
     /// let go of the attempt.
     pub protocol: Arc<ProtocolEntry>,
+    /// Its ALPN list and ECH config ([`super::stage::attempt_security`]).
+    pub security: super::stage::AttemptSecurity,
     done: AtomicBool,
 }
 
@@ -138,14 +140,15 @@ pub(crate) enum Started {
 }
 
 /// Start an attempt with `entry` to `addr` on `path`. A user protocol gets
-/// a handle that reports back to race `race`, attempt `attempt` on `lp`.
+/// a handle that reports back to race `race`, attempt `attempt` on `lp`,
+/// with the ALPN list and ECH config `security` gives.
 pub(crate) fn start(
     entry: &Arc<ProtocolEntry>,
     path: &Path,
     addr: SocketAddr,
     lp: &Weak<LoopCore>,
-    race: u64,
-    attempt: usize,
+    (race, attempt): (u64, usize),
+    security: impl FnOnce() -> super::stage::AttemptSecurity,
 ) -> Result<Started, i32> {
     match &entry.kind {
         ProtocolKind::Tcp => {
@@ -164,6 +167,7 @@ pub(crate) fn start(
                 race,
                 attempt,
                 protocol: Arc::clone(entry),
+                security: security(),
                 done: AtomicBool::new(false),
             });
             let info = PathInfo { interface: path.interface.clone(), local: path.local };

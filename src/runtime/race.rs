@@ -61,6 +61,13 @@ pub(super) struct RaceEntry {
     /// The IPv6 destinations synthesized from IPv4 literals (NAT64), for
     /// the report; `None` when there are none.
     pub(super) nat64: Option<Box<super::nat64::Synthesized>>,
+    /// The Preconnection's ALPN list (RFC 7301), given to the attempts of
+    /// user protocols whose address has no HTTPS record
+    /// ([`super::stage::attempt_security`]).
+    pub(super) alpn: Arc<super::stage::AlpnList>,
+    /// The ALPN ids each protocol serves (protocol id, ids), for the
+    /// protocols the Preconnection gave ids (HEv3 draft §5.1, §6).
+    pub(super) served: Box<[(usize, Vec<String>)]>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -161,6 +168,9 @@ pub(crate) struct RaceSpec<'a> {
     pub alpn: &'a [String],
     /// Never race before the HTTPS answers (HEv3 draft §6.3).
     pub ech_required: bool,
+    /// The ALPN ids each protocol serves, by protocol name (HEv3 draft
+    /// §5.1, §6); a protocol not listed races every candidate.
+    pub protocol_alpn: &'a [(String, Vec<String>)],
 }
 
 /// Push the race's next deadline on the heap if it moved.
@@ -217,6 +227,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                 svc_priority: service.map(|s| s.priority),
                 from_hint: tag.is_some_and(|t| t.from_hint),
                 synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(r.candidate.addr)),
+                history: entry.tree.history_hint(i).as_ref().map(super::history::note),
             }
         })
         .collect()
@@ -252,6 +263,12 @@ impl std::fmt::Display for RacePath {
 }
 
 impl RaceEntry {
+    /// The ALPN ids protocol `protocol` serves in this race, if it was
+    /// given some.
+    pub(super) fn served(&self, protocol: usize) -> Option<&[String]> {
+        self.served.iter().find(|(p, _)| *p == protocol).map(|(_, ids)| ids.as_slice())
+    }
+
     /// Log (debug) how an attempt ended and when, from its record.
     pub(super) fn log_attempt_end(&self, id: RaceId, attempt: AttemptId, protocols: &[Arc<ProtocolEntry>]) {
         if !log::log_enabled!(log::Level::Debug) {

@@ -28,6 +28,7 @@ use super::race::RaceEntry;
 use super::sync::Mutex;
 use super::timers::RaceId;
 use super::LoopCore;
+use crate::engine::tree::Tree;
 use crate::engine::{AttemptId, Micros};
 use crate::vocabulary::report::AttemptReport;
 use std::ffi::{CStr, CString};
@@ -73,6 +74,25 @@ impl AlpnList {
         }
         Ok(list)
     }
+
+    /// The list of the ids of `ids` that can be ALPN ids (1 to 255 bytes,
+    /// no NUL): an HTTPS record's, which a hostile answer may fill with
+    /// anything; the others are left out.
+    pub(crate) fn lossy(ids: &[impl AsRef<str>]) -> AlpnList {
+        let valid: Vec<&str> = ids.iter().map(AsRef::as_ref).filter(|id| AlpnList::new(&[id]).is_ok()).collect();
+        AlpnList::new(&valid).unwrap_or_default()
+    }
+
+    /// The list of `ids` for a race: an empty one is shared by every race
+    /// (most races have no ALPN list: no allocation for them).
+    pub(crate) fn for_race(ids: &[impl AsRef<str>]) -> Arc<AlpnList> {
+        static EMPTY: once_cell::sync::Lazy<Arc<AlpnList>> = once_cell::sync::Lazy::new(Arc::default);
+        if ids.is_empty() {
+            Arc::clone(&EMPTY)
+        } else {
+            Arc::new(AlpnList::lossy(ids))
+        }
+    }
 }
 
 /// What a Preconnection gives its races about security: the stage, the
@@ -104,14 +124,30 @@ pub(crate) struct AttemptSecurity {
     pub ech: Option<Arc<[u8]>>,
 }
 
-/// The ALPN list and ECH config of the attempt to `remote`: the one place
-/// that decides them. Today every attempt gets the Preconnection's ALPN
-/// list and no ECH config; with HTTPS records (HEv3 §4.2, RFC 9460) an
-/// attempt will get the ALPN set and ECH config of the record its address
-/// came from.
-pub(crate) fn attempt_security(setup: &StageSetup, remote: SocketAddr) -> AttemptSecurity {
-    let _ = remote;
-    AttemptSecurity { alpn: Arc::clone(&setup.alpn), ech: None }
+/// The ALPN list and ECH config of tree attempt `attempt` (HEv3 §6.1,
+/// §6.3): the one place that decides them, for security stages and user
+/// protocols alike. An attempt whose address came with an HTTPS record
+/// (RFC 9460) gets its service's ALPN ids (the usable ones of RFC 9460
+/// §7.1.2, in the caller's order, as [`crate::engine::service::Service::alpn`]
+/// has them) and its "ech" SvcParam; any other attempt (a fallback
+/// address, a race without HTTPS records) gets `caller`, the
+/// Preconnection's ALPN list, and no ECH config. When the attempt's
+/// protocol serves registered ids (`served`, HEv3 §5.1, §6), the list
+/// keeps only those (in its own order).
+pub(crate) fn attempt_security(caller: &Arc<AlpnList>, served: Option<&[String]>, tree: &Tree, attempt: AttemptId) -> AttemptSecurity {
+    let service = tree.attempt_service(attempt).and_then(|t| t.service).and_then(|s| tree.services().get(s as usize));
+    let keep = |id: &&str| served.is_none_or(|ids| ids.iter().any(|s| s == id));
+    match (service, served) {
+        (Some(s), _) => {
+            let ids: Vec<&str> = s.alpn.iter().map(|a| &**a).filter(keep).collect();
+            AttemptSecurity { alpn: Arc::new(AlpnList::lossy(&ids)), ech: s.ech.clone() }
+        }
+        (None, None) => AttemptSecurity { alpn: Arc::clone(caller), ech: None },
+        (None, Some(_)) => {
+            let ids: Vec<&str> = caller.names.iter().map(String::as_str).filter(keep).collect();
+            AttemptSecurity { alpn: Arc::new(AlpnList::lossy(&ids)), ech: None }
+        }
+    }
 }
 
 /// Where a staged attempt is.
@@ -274,7 +310,9 @@ impl LoopCore {
         let stage = Arc::clone(&race.setup.stage);
         let Some(AttemptIo::Tcp(token, stream)) = entry.io.remove(attempt) else { return };
         race.connected.lock().push((attempt, now));
-        let remote = entry.tree.attempts().nth(attempt).map(|a| a.record.candidate.addr);
+        let tree_attempt = entry.tree.attempts().nth(attempt);
+        let protocol = tree_attempt.map_or(usize::MAX, |a| a.protocol);
+        let remote = tree_attempt.map(|a| a.record.candidate.addr);
         let remote = remote.unwrap_or_else(|| stream.peer_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))));
         let handle = Arc::new(StageHandle {
             lp: self.me.clone(),
@@ -284,7 +322,7 @@ impl LoopCore {
             token,
             remote,
             host: race.setup.host.clone(),
-            security: attempt_security(&race.setup, remote),
+            security: attempt_security(&race.setup.alpn, entry.served(protocol), &entry.tree, attempt),
             tcp: Arc::clone(tcp),
             state: Mutex::new(HandleState { phase: Phase::Running, wanted: (false, false), selected: None }),
         });

@@ -69,6 +69,20 @@ impl LoopCore {
         if let Some(services) = services {
             tree.expect_services(services);
         }
+        // HEv3 §5.1, §6: each protocol branch races what its ALPN ids serve.
+        let served: Box<[(usize, Vec<String>)]> = if spec.protocol_alpn.is_empty() {
+            Box::default()
+        } else {
+            (st.protocols.iter().enumerate())
+                .filter_map(|(i, p)| {
+                    let name = p.name.to_bytes();
+                    spec.protocol_alpn.iter().find(|(n, _)| n.as_bytes() == name).map(|(_, ids)| (i, ids.clone()))
+                })
+                .collect()
+        };
+        if !served.is_empty() {
+            tree.serve_alpn(|p| served.iter().find(|(i, _)| *i == p).map(|(_, ids)| ids.clone()));
+        }
         if !spec.avoid.is_empty() {
             tree.set_avoided(spec.avoid);
         }
@@ -79,7 +93,10 @@ impl LoopCore {
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref());
+        let LoopState { history, protocols, .. } = &mut *st;
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref(), |tree, candidates| {
+            history.hint_answer(tree, id, &paths, protocols, candidates, now)
+        });
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
@@ -92,6 +109,8 @@ impl LoopCore {
             from_cache: false,
             dns: None,
             nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
+            alpn: super::stage::AlpnList::for_race(spec.alpn),
+            served,
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);
@@ -128,9 +147,13 @@ impl LoopCore {
         }
         self.resolver.submit(jobs);
         if !cached.is_empty() {
-            if let Some(e) = st.races.get_mut(&id) {
+            let LoopState { races, history, protocols, .. } = &mut *st;
+            if let Some(e) = races.get_mut(&id) {
                 for (key, answer) in &cached {
                     super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
+                    if let Ok(candidates) = answer {
+                        history.hint_answer(&mut e.tree, id, &e.paths, protocols, candidates, now);
+                    }
                 }
                 e.tree.on_answers(now, cached);
                 e.from_cache = true;
@@ -248,13 +271,15 @@ impl QueryPlan {
 /// alone is given as one answer (no list of them). `need_sources`: look up
 /// each one's source address (for sorting). With a NAT64 prefix, an IPv4
 /// literal the host has no IPv4 route to is raced as its synthesized IPv6
-/// address (RFC 8305 §7.1); those are returned.
+/// address (RFC 8305 §7.1); those are returned. `hint` gives the race
+/// what history knows of the candidates before they are answered.
 fn answer_literals(
     tree: &mut Tree,
     remotes: &[RemoteEndpoint],
     need_sources: bool,
     now: Micros,
     pref64: Option<&crate::engine::nat64::Pref64>,
+    mut hint: impl FnMut(&mut Tree, &[Candidate]),
 ) -> super::nat64::Synthesized {
     let mut first = None;
     let mut literals = Vec::new();
@@ -277,8 +302,16 @@ fn answer_literals(
         }
     }
     if let Some((key, answer)) = first {
+        if let Ok(candidates) = &answer {
+            hint(tree, candidates);
+        }
         tree.on_answer(now, key, answer);
     } else if !literals.is_empty() {
+        for (_, answer) in &literals {
+            if let Ok(candidates) = answer {
+                hint(tree, candidates);
+            }
+        }
         tree.on_answers(now, literals);
     }
     synthesized

@@ -59,6 +59,38 @@ pub struct AttemptReport {
     /// under the loop's NAT64 prefix (RFC 6052, RFC 8305 §7.1): that IPv4
     /// address; else `None`.
     pub synthesized_from: Option<std::net::Ipv4Addr>,
+    /// What the loop's history knew of the destination when the race
+    /// sorted it (HEv3 draft -04 §5.3); `None` when it knew nothing.
+    pub history: Option<HistoryNote>,
+}
+
+/// What the loop's history knew of an attempt's destination on this
+/// network when the race sorted it (HEv3 draft -04 §5.3): shown as "12.0
+/// ms RTT, used, 3 race(s) ago".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryNote {
+    /// Smoothed RTT of earlier connections, µs.
+    pub srtt_us: Option<u32>,
+    /// It connected before on this network.
+    pub used: bool,
+    /// It failed recently, with this errno: sorted behind the others.
+    pub failed: Option<i32>,
+    /// Races on this network since it last connected or failed.
+    pub races_ago: u64,
+}
+
+impl std::fmt::Display for HistoryNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.failed, self.srtt_us) {
+            (Some(errno), _) => write!(f, "failed recently (errno {errno})")?,
+            (None, Some(srtt)) => write!(f, "{:.1} ms RTT", f64::from(srtt) / 1000.0)?,
+            (None, None) => write!(f, "no RTT")?,
+        }
+        if self.used {
+            write!(f, ", used")?;
+        }
+        write!(f, ", {} race(s) ago", self.races_ago)
+    }
 }
 
 /// A DNS record type in the race report.

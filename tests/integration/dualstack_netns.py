@@ -13,7 +13,8 @@ at exit, also on failure and on signals) and runs
       elapsed_ms is within 5 ms of 250 and every run within 15 ms; IPv6 was
       tried first and cancelled;
   (b) IPv6 refused (refused.test 7002: nothing listens on IPv6): IPv4 wins,
-      median elapsed_ms under 10 ms (not the 250 ms attempt delay), the IPv6
+      median elapsed_ms under 15 ms (not the 250 ms attempt delay; IPv4
+      starts 10 ms after IPv6 at the earliest, RFC 8305 §5), the IPv6
       attempt failed with ECONNREFUSED;
   (c) both work (both.test 7003): IPv6 wins at once (one attempt, median
       under 10 ms).
@@ -66,7 +67,8 @@ def main():
         if t.check(all_won_by(res, "ipv4"), "(b) v6 refused: every run exits 0 and ipv4 wins"):
             el = [j["elapsed_ms"] for _, j in res]
             med = median(el)
-            t.check(med < 10.0, f"(b) v6 refused: median elapsed_ms {med:.2f} under 10 ms ({el})")
+            # RFC 8305 §5: IPv4 starts 10 ms after IPv6 at the earliest.
+            t.check(med < 15.0, f"(b) v6 refused: median elapsed_ms {med:.2f} under 15 ms ({el})")
             ok = all(any(a["family"] == "ipv6" and a["outcome"] == "failed" and a["error"] == "Connection refused"
                          for a in j["attempts"]) for _, j in res)
             t.check(ok, "(b) v6 refused: the IPv6 attempt failed with Connection refused")

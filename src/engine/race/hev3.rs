@@ -34,6 +34,26 @@ impl Race {
         self.svc = Some(Box::new(ServiceState::new(spec)));
     }
 
+    /// Race only the candidates a protocol serving the ALPN ids `ids` can
+    /// use (HEv3 §5.1, §6): the addresses of services whose usable ALPN
+    /// ids share one with `ids`, and the fallback (addresses with no HTTPS
+    /// record, or every address of a race without HTTPS records) only when
+    /// `ids` has [`crate::engine::service::DEFAULT_ALPN`]. Call after
+    /// [`Race::expect_services`] (if any), before any answer; a race that
+    /// expects no services then applies the rules to no query (its
+    /// addresses are all fallback). Ignored once an answer was taken.
+    pub fn serve_alpn(&mut self, ids: &[impl AsRef<str>]) {
+        if self.finished || self.queries.iter().any(|(_, answered)| *answered) {
+            return;
+        }
+        if self.svc.is_none() {
+            self.svc = Some(Box::new(ServiceState::new(ServiceSpec::default())));
+        }
+        if let Some(svc) = &mut self.svc {
+            svc.set_served(ids);
+        }
+    }
+
     /// The next question for the runtime (see [`crate::engine::service`]).
     pub fn poll_resolve(&mut self) -> Option<Resolve> {
         self.svc.as_mut()?.poll_resolve()

@@ -3,7 +3,7 @@
 //! `Race::pump`, which applies the rules of RFC 8305 §3 and §5 (the "Rules"
 //! in the docs of `engine::race`) until nothing more is due at `now`.
 
-use super::{Action, Attempt, Outcome, Race, RaceError};
+use super::{Action, Attempt, Outcome, Race, RaceError, MIN_ATTEMPT_GAP};
 use crate::engine::{Family, Micros};
 
 impl Race {
@@ -20,26 +20,109 @@ impl Race {
         if self.svc.as_ref().is_some_and(|s| s.ech_required && !s.https_done()) {
             return None;
         }
+        let held_by_history = self.all_known_failed().then(|| self.created.saturating_add(self.config.resolution_delay));
         self.first_a_answer
             .map(|t| t.saturating_add(self.config.resolution_delay))
+            .into_iter()
+            .chain(held_by_history)
+            .min()
     }
 
-    /// When the next attempt starts for the Connection Attempt Delay, while
-    /// a candidate is pending.
+    /// Whether history says every known candidate failed recently while a
+    /// query is still outstanding: then racing waits for the other answers
+    /// (the other family), at most the Resolution Delay after the race
+    /// began (HEv3 draft -04 §5.3 with RFC 8305 §3).
+    fn all_known_failed(&self) -> bool {
+        let Some(h) = &self.history else { return false };
+        self.is_resolving()
+            && !self.known.is_empty()
+            && self.known.iter().all(|c| h.hint(&c.addr).is_some_and(|x| x.failed.is_some()))
+    }
+
+    /// When the next attempt starts, while a candidate is pending: the
+    /// Connection Attempt Delay after the previous start, or
+    /// [`MIN_ATTEMPT_GAP`] after it when a start is owed (`deferred`).
     pub(super) fn attempt_delay_deadline(&self) -> Option<Micros> {
-        // Micros::MAX: failover racing of endpoints (only a failure starts
-        // the next one).
-        if !self.racing || self.next_pending().is_none() || self.config.connection_attempt_delay == Micros::MAX {
+        if !self.racing || self.next_pending().is_none() {
             return None;
         }
-        self.last_start
-            .map(|t| t.saturating_add(self.config.connection_attempt_delay))
+        let last = self.last_start?;
+        let owed = (self.deferred > 0).then(|| last.saturating_add(MIN_ATTEMPT_GAP));
+        // Micros::MAX: failover racing of endpoints (only a failure starts
+        // the next one).
+        let delay = self.attempt_delay();
+        let timer = (delay != Micros::MAX).then(|| last.saturating_add(delay));
+        let due = owed.into_iter().chain(timer).min()?;
+        // A fallback address the HTTPS services hold back starts no sooner
+        // than the hold ends.
+        Some(match self.held_fallback_until() {
+            Some(hold) => due.max(hold),
+            None => due,
+        })
+    }
+
+    /// When the held-back fallback addresses may start, if the next
+    /// pending candidate is one (see [`Race::next_startable`]).
+    fn held_fallback_until(&self) -> Option<Micros> {
+        let svc = self.svc.as_ref()?;
+        let hold = svc.fallback_hold?;
+        (!self.attempts.is_empty() && svc.targets_open() && self.next_pending().is_some_and(|i| svc.is_fallback(i)))
+            .then_some(hold)
+    }
+
+    /// Whether a start now would come within [`MIN_ATTEMPT_GAP`] of the
+    /// previous one (RFC 8305 §5).
+    fn within_gap(&self, now: Micros) -> bool {
+        self.last_start.is_some_and(|t| now < t.saturating_add(MIN_ATTEMPT_GAP))
+    }
+
+    /// Start the next pending candidate now, or owe the start until
+    /// [`MIN_ATTEMPT_GAP`] after the previous one; false if no candidate is
+    /// pending or the start is owed.
+    fn start_soon(&mut self, now: Micros) -> bool {
+        if self.next_pending().is_none() {
+            return false;
+        }
+        if self.within_gap(now) {
+            // At most one owed start per pending candidate: a failure with
+            // nothing left to start starts nothing later on.
+            let pending = self.order().iter().filter(|&&i| !self.attempts.iter().any(|a| a.candidate == i)).count();
+            if usize::from(self.deferred) < pending {
+                self.deferred = self.deferred.saturating_add(1);
+            }
+            return false;
+        }
+        self.start_next(now)
     }
 
     /// The first candidate in order not attempted yet, as its index in
     /// `known`.
     fn next_pending(&self) -> Option<u32> {
         self.order().iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
+    }
+
+    /// The first candidate in order that may start at `now`: as
+    /// [`Race::next_pending`], without the fallback addresses while the
+    /// HTTPS services hold them back
+    /// ([`crate::engine::service::ServiceState::holds_fallback`]).
+    fn next_startable(&self, now: Micros) -> Option<u32> {
+        // Only once a service's attempt has been made: a race that starts
+        // with fallback addresses alone (its targets silent past the
+        // Resolution Delay) races them at once.
+        let Some(svc) = self.svc.as_ref().filter(|s| !self.attempts.is_empty() && s.holds_fallback(now)) else {
+            return self.next_pending();
+        };
+        self.order()
+            .iter()
+            .copied()
+            .find(|&i| !self.attempts.iter().any(|a| a.candidate == i) && !svc.is_fallback(i))
+    }
+
+    /// When a fallback address held back by the services may start, if
+    /// that is what the race waits for with nothing running (with an
+    /// attempt running, [`Race::attempt_delay_deadline`] says when).
+    pub(super) fn fallback_hold_deadline(&self) -> Option<Micros> {
+        self.held_fallback_until().filter(|_| self.racing && self.running() == 0)
     }
 
     pub(super) fn running(&self) -> usize {
@@ -60,10 +143,13 @@ impl Race {
         if self.held || self.known.is_empty() {
             return false;
         }
+        if self.all_known_failed() && now < self.created.saturating_add(self.config.resolution_delay) {
+            return false;
+        }
         if let Some(svc) = &self.svc {
             // HEv3 §4.2 (the ECH rule is in `resolution_deadline`).
             return !self.order().is_empty()
-                && ((svc.https_done() && (self.aaaa_answered || self.aaaa_all_ended()))
+                && ((svc.service_info_ready() && (self.aaaa_answered || self.aaaa_all_ended()))
                     || self.resolution_deadline().is_some_and(|t| t <= now));
         }
         self.aaaa_answered
@@ -73,7 +159,7 @@ impl Race {
 
     /// Start the next pending candidate; false if there is none.
     fn start_next(&mut self, now: Micros) -> bool {
-        let Some(candidate) = self.next_pending() else {
+        let Some(candidate) = self.next_startable(now) else {
             return false;
         };
         self.start(now, candidate);
@@ -85,6 +171,7 @@ impl Race {
         let attempt = self.attempts.len();
         crate::engine::push_first_exact(&mut self.attempts, Attempt { candidate, outcome: Outcome::Running, started: now, ended: None });
         self.last_start = Some(now);
+        self.deferred = self.deferred.saturating_sub(1);
         self.actions.push_back(Action::Start { attempt, addr: self.known[candidate as usize].addr });
     }
 
@@ -157,6 +244,10 @@ impl Race {
                 return self.check_end(now);
             }
             self.racing = true;
+            let hold = now.saturating_add(self.attempt_delay().min(2_000_000));
+            if let Some(svc) = self.svc.as_mut() {
+                svc.fallback_hold = Some(hold);
+            }
             for _ in 0..self.config.race_count.max(1) {
                 if !self.start_next(now) {
                     break;
@@ -164,13 +255,16 @@ impl Race {
             }
             return true;
         }
-        // RFC 8305 §5: a failure starts the next candidate at once.
-        if self.start_credits > 0 {
+        // RFC 8305 §5: a failure starts the next candidate at once, but
+        // not within 10 ms of the previous start.
+        while self.start_credits > 0 {
             self.start_credits -= 1;
-            if self.start_next(now) {
+            if self.start_soon(now) {
                 return true;
             }
-            self.start_credits = 0;
+            if self.next_pending().is_none() {
+                self.start_credits = 0;
+            }
         }
         // The initial batch of race_count is not complete (racing started
         // with fewer candidates): late candidates join it at once.
@@ -190,11 +284,12 @@ impl Race {
             self.start_again(now, index);
             return true;
         }
-        // Nothing running (late answers): start at once.
-        if self.running() == 0 && self.start_next(now) {
+        // Nothing running (late answers): start at once, but not within
+        // 10 ms of the previous start.
+        if self.running() == 0 && self.deferred == 0 && self.start_soon(now) {
             return true;
         }
-        // Connection Attempt Delay.
+        // Connection Attempt Delay, or a start owed since the 10 ms gap.
         if self.attempt_delay_deadline().is_some_and(|t| t <= now) && self.start_next(now) {
             return true;
         }

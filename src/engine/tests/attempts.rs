@@ -36,11 +36,13 @@ fn v6_refused_v4_starts_at_once() {
     r.on_answer(0, q6(0), Ok(vec![v6(1)]));
     r.on_answer(0, q4(0), Ok(vec![v4(1)]));
     assert_eq!(drain(&mut r), [start(0, v6(1))]);
-    r.on_attempt_failed(3 * MS, 0, ECONNREFUSED);
+    // Refused 13 ms after its start (past the 10 ms gap of RFC 8305 §5):
+    // the next starts at once.
+    r.on_attempt_failed(13 * MS, 0, ECONNREFUSED);
     assert_eq!(drain(&mut r), [start(1, v4(1))]);
-    assert_eq!(r.attempt(1).unwrap().started, 3 * MS);
+    assert_eq!(r.attempt(1).unwrap().started, 13 * MS);
     assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ECONNREFUSED));
-    assert_eq!(r.attempt(0).unwrap().ended, Some(3 * MS));
+    assert_eq!(r.attempt(0).unwrap().ended, Some(13 * MS));
     assert_eq!(r.next_deadline(), None);
     r.on_attempt_ready(20 * MS, 1);
     assert_eq!(drain(&mut r), [Action::Won { attempt: 1 }]);
@@ -129,8 +131,13 @@ fn sync_failure_while_draining() {
             r.on_attempt_failed(0, 0, libc::ENETUNREACH);
         }
     }
-    assert_eq!(seen, [start(0, v6(1)), start(1, v4(1)), start(2, v6(2))]);
-    assert!(r.attempts().all(|a| a.started == 0));
+    // The first batch starts together; the start the failure calls for
+    // waits for the 10 ms gap of RFC 8305 §5.
+    assert_eq!(seen, [start(0, v6(1)), start(1, v4(1))]);
+    assert_eq!(r.next_deadline(), Some(10 * MS));
+    r.on_timer(10 * MS);
+    assert_eq!(drain(&mut r), [start(2, v6(2))]);
+    assert_eq!(r.attempts().map(|a| a.started).collect::<Vec<_>>(), [0, 0, 10 * MS]);
 }
 
 #[test]

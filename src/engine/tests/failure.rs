@@ -14,7 +14,7 @@ fn all_fail() {
     let mut actions = drain(&mut r);
     let errnos = [libc::ECONNREFUSED, libc::ENETUNREACH, libc::EHOSTUNREACH, libc::ECONNRESET];
     for (i, e) in errnos.iter().enumerate() {
-        r.on_attempt_failed((i as Micros + 1) * MS, i, *e);
+        r.on_attempt_failed((i as Micros + 1) * 20 * MS, i, *e);
         actions.extend(drain(&mut r));
     }
     assert_eq!(
@@ -30,10 +30,10 @@ fn all_fail() {
     for (i, e) in errnos.iter().enumerate() {
         let a = r.attempt(i).unwrap();
         assert_eq!(a.outcome, Outcome::Failed(*e));
-        assert_eq!(a.started, i as Micros * MS);
-        assert_eq!(a.ended, Some((i as Micros + 1) * MS));
+        assert_eq!(a.started, i as Micros * 20 * MS);
+        assert_eq!(a.ended, Some((i as Micros + 1) * 20 * MS));
     }
-    assert_over(&mut r, 4 * MS);
+    assert_over(&mut r, 80 * MS);
 }
 
 #[test]

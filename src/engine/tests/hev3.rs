@@ -129,6 +129,42 @@ fn alias_followed_to_its_target_addresses() {
     assert_eq!(r.candidates(), [v6(7), v6(1)]);
 }
 
+/// The host's own addresses are in (the fallback), the alias' ServiceMode
+/// record too, but its TargetName has not answered: the race waits for
+/// that answer (it would otherwise race, and on a fast path win, the
+/// fallback ahead of the record's target); an empty answer ends the wait.
+#[test]
+fn fallback_waits_for_the_preferred_targets_first_answer() {
+    let mut r = race(spec());
+    r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    r.on_answer(0, q4(0), Ok(vec![v4(1)]));
+    r.on_service_answer(MS, 0, Ok(vec![alias("cdn.example.net")]));
+    r.on_service_answer(2 * MS, 0, Ok(vec![service(1, ".", port(8443))]));
+    assert_eq!(resolves(&mut r).len(), 3, "HTTPS for the alias, then its AAAA and A");
+    assert_eq!(drain(&mut r), [], "the target's addresses are still asked");
+    r.on_target_answer(3 * MS, 0, "cdn.example.net", Family::V4, Ok(vec![v4(7)]));
+    assert_eq!(drain(&mut r), [start(0, at(v4(7), 8443))]);
+    assert_eq!(r.attempt(0).unwrap().started, 3 * MS);
+
+    // A target with no address at all: the fallback goes at once.
+    let mut r = race(spec());
+    r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    r.on_service_answer(MS, 0, Ok(vec![service(1, "gone.example", port(8443))]));
+    r.on_target_answer(2 * MS, 0, "gone.example", Family::V6, Ok(vec![]));
+    assert_eq!(drain(&mut r), []);
+    r.on_target_answer(4 * MS, 0, "gone.example", Family::V4, Err(3));
+    assert_eq!(drain(&mut r), [start(0, v6(1))]);
+    assert_eq!(r.attempt(0).unwrap().started, 4 * MS);
+
+    // A silent target: the Resolution Delay from the first address answer.
+    let mut r = race(spec());
+    r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    r.on_service_answer(MS, 0, Ok(vec![service(1, "slow.example", port(8443))]));
+    assert_eq!(drain(&mut r), []);
+    r.on_timer(50 * MS);
+    assert_eq!(drain(&mut r), [start(0, v6(1))]);
+}
+
 #[test]
 fn alias_loop_falls_back_to_the_hosts_addresses() {
     let mut r = race(spec());
@@ -296,8 +332,52 @@ fn fallback_addresses_keep_the_callers_port() {
     assert_eq!(r.candidates(), [hint(v6(5), 8443), v6(1)]);
     assert_eq!(drain(&mut r), [start(0, hint(v6(5), 8443))]);
     r.on_attempt_failed(2 * MS, 0, ECONNREFUSED);
+    // svc.example's own AAAA/A are still asked: the fallback waits for
+    // them, at most until racing's start plus the attempt delay.
+    assert_eq!(drain(&mut r), []);
+    assert_eq!(r.next_deadline(), Some(251 * MS));
+    r.on_target_answer(3 * MS, 0, "svc.example", Family::V6, Ok(vec![]));
+    assert_eq!(drain(&mut r), []);
+    r.on_target_answer(4 * MS, 0, "svc.example", Family::V4, Err(3));
+    // Released; RFC 8305 §5: not within 10 ms of the previous start.
+    assert_eq!(drain(&mut r), []);
+    assert_eq!(r.next_deadline(), Some(11 * MS));
+    r.on_timer(11 * MS);
     assert_eq!(drain(&mut r), [start(1, v6(1))]);
     assert_eq!(r.attempt_service(1), Some(AttemptService { service: None, from_hint: false }));
+
+    // A silent target: the fallback starts when the hold ends.
+    let mut r = race(spec());
+    let params = SvcParams { port: Some(8443), ipv6hint: vec![v6_ip(5)], ..SvcParams::default() };
+    r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    r.on_service_answer(MS, 0, Ok(vec![service(1, "svc.example", params)]));
+    assert_eq!(drain(&mut r), [start(0, hint(v6(5), 8443))]);
+    r.on_attempt_failed(2 * MS, 0, ECONNREFUSED);
+    assert_eq!(drain(&mut r), []);
+    r.on_timer(251 * MS);
+    assert_eq!(drain(&mut r), [start(1, v6(1))]);
+}
+
+/// Two services whose targets are asked after the HTTPS answer: the
+/// first (SvcPriority 1) fails at once, the second's target has not
+/// answered yet: its answer, not the host's own addresses, gets the next
+/// attempt (HEv3 §6: groups in order, fallback last).
+#[test]
+fn a_failed_first_service_goes_on_to_the_second_not_the_fallback() {
+    let mut r = race(spec());
+    r.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    r.on_service_answer(MS, 0, Ok(vec![service(1, "one.example", port(8446)), service(2, "two.example", SvcParams::default())]));
+    r.on_target_answer(2 * MS, 0, "one.example", Family::V6, Ok(vec![v6(11)]));
+    assert_eq!(drain(&mut r), [start(0, at(v6(11), 8446))]);
+    r.on_attempt_failed(3 * MS, 0, ECONNREFUSED);
+    assert_eq!(drain(&mut r), [], "two.example is still asked");
+    r.on_target_answer(5 * MS, 0, "two.example", Family::V6, Ok(vec![v6(22)]));
+    // RFC 8305 §5: not within 10 ms of the previous start (2 ms).
+    assert_eq!(drain(&mut r), []);
+    r.on_timer(12 * MS);
+    assert_eq!(drain(&mut r), [start(1, at(v6(22), 443))]);
+    r.on_attempt_ready(16 * MS, 1);
+    assert_eq!(drain(&mut r), [Action::Won { attempt: 1 }]);
 }
 
 #[test]

@@ -18,11 +18,14 @@
 //!   invariants.
 //! - [`candidate_tree`]: RFC 9623 §4.1 / §4.3, immediate, delayed and
 //!   failover branches of paths and protocols.
+//! - [`alpn_branches`]: protocol branches by ALPN (HEv3 draft §5.1, §6).
 //! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
 //!   ports, ALPN, SvcPriority, ECH required.
 //! - [`nat64`]: HEv3 -04 §8, addresses inside the NAT64 prefix (DNS64
 //!   answers, synthesized A answers) sorted and interleaved as IPv4.
 //! - [`selection`]: selection properties pruning and ordering branches.
+//! - [`history`]: what earlier races taught (HEv3 §5.3, §6), and the
+//!   10 ms rule of RFC 8305 §5.
 //! - [`pool`] and [`group`]: the warm pool's and the connection group's
 //!   policies.
 //!
@@ -31,11 +34,13 @@
 
 mod support;
 
+mod alpn_branches;
 mod attempts;
 mod candidate_tree;
 mod failure;
 mod group;
 mod hev3;
+mod history;
 mod invariants;
 mod nat64;
 mod pool;

@@ -49,9 +49,9 @@ fn ready_for_failed_attempt_gets_cancel() {
     r.on_answer(0, q6(0), Ok(vec![v6(1)]));
     r.on_answer(0, q4(0), Ok(vec![v4(1)]));
     drain(&mut r);
-    r.on_attempt_failed(MS, 0, ECONNREFUSED);
+    r.on_attempt_failed(10 * MS, 0, ECONNREFUSED);
     assert_eq!(drain(&mut r), [start(1, v4(1))]);
-    r.on_attempt_ready(2 * MS, 0);
+    r.on_attempt_ready(12 * MS, 0);
     assert_eq!(drain(&mut r), [cancel(0)]);
     assert!(!r.is_finished());
     assert_eq!(r.attempt(0).unwrap().outcome, Outcome::Failed(ECONNREFUSED));

@@ -153,9 +153,14 @@ fn duplicate_of_started_not_restarted() {
     // Endpoint 1 resolves to the same address: nothing new.
     r.on_answer(2 * MS, q6(1), Ok(vec![v6(1)]));
     assert_eq!(drain(&mut r), []);
+    // Nothing runs: the new candidate starts, 10 ms after the previous
+    // start (RFC 8305 §5).
     r.on_answer(3 * MS, q4(1), Ok(vec![v4(1)]));
+    assert_eq!(drain(&mut r), []);
+    assert_eq!(r.next_deadline(), Some(10 * MS));
+    r.on_timer(10 * MS);
     assert_eq!(drain(&mut r), [start(1, v4(1))]);
-    assert_eq!(r.attempt(1).unwrap().started, 3 * MS);
+    assert_eq!(r.attempt(1).unwrap().started, 10 * MS);
 }
 
 #[test]

@@ -20,6 +20,30 @@ impl Tree {
         }
     }
 
+    /// The ALPN ids each protocol branch serves (HEv3 §5.1, §6): `served`
+    /// gives, for a leaf's protocol id, its ids, or `None` for a protocol
+    /// that races every candidate. A leaf with ids races only the
+    /// candidates they serve ([`Race::serve_alpn`]): the services whose
+    /// usable ALPN ids share one with them, and the fallback only with
+    /// "http/1.1". Call after [`Tree::expect_services`] (if any), before
+    /// any answer.
+    pub fn serve_alpn(&mut self, served: impl Fn(usize) -> Option<Vec<String>>) {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => {
+                if let Some(ids) = served(t.protocol()) {
+                    t.race_mut().serve_alpn(&ids);
+                }
+            }
+            Shape::Branches(t) => {
+                for leaf in t.leaves.iter_mut() {
+                    if let Some(ids) = served(leaf.protocol) {
+                        leaf.race.serve_alpn(&ids);
+                    }
+                }
+            }
+        }
+    }
+
     /// The next question for the runtime (see [`crate::engine::service`]).
     pub fn poll_resolve(&mut self) -> Option<Resolve> {
         match &mut self.0 {

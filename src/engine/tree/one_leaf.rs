@@ -24,11 +24,11 @@ use std::net::SocketAddr;
 #[derive(Debug)]
 pub(super) struct OneLeaf {
     /// The leaf's race; its own `total_timeout` is `None`.
-    race: Race,
+    pub(super) race: Race,
     /// The driver's path id.
-    path: usize,
+    pub(super) path: usize,
     /// The driver's protocol id.
-    protocol: usize,
+    pub(super) protocol: usize,
     /// When the tree times out.
     total_deadline: Option<Micros>,
     /// The total deadline ended the race: its `Failed` is reported as
@@ -73,6 +73,10 @@ impl OneLeaf {
         let was_finished = self.race.is_finished();
         feed(&mut self.race);
         self.settle(now, was_finished);
+    }
+
+    pub(super) fn protocol(&self) -> usize {
+        self.protocol
     }
 
     pub(super) fn race(&self) -> &Race {

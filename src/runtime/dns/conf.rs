@@ -10,8 +10,28 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-/// glibc's MAXNS: the name servers after the third are ignored.
+/// glibc's MAXNS: three name servers are asked at most (each silent one
+/// costs a timeout per attempt).
 pub(crate) const MAX_NAMESERVERS: usize = 3;
+/// Name server lines read before choosing (a bound on a hostile file).
+const MAX_LISTED: usize = 64;
+
+/// The servers to ask, from those listed (HEv3 draft -04 §4.5): IPv6
+/// ones first ("queries SHOULD be sent over IPv6 first"), each family in
+/// the file's order; of [`MAX_NAMESERVERS`] at most, "at least one address
+/// from each address family" when the file has both.
+fn choose_servers(mut listed: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    listed.sort_by_key(|a| a.is_ipv4());
+    let first_v4 = listed.iter().position(SocketAddr::is_ipv4);
+    let mut chosen: Vec<SocketAddr> = listed.iter().copied().take(MAX_NAMESERVERS).collect();
+    if let Some(i) = first_v4 {
+        if !chosen.iter().any(SocketAddr::is_ipv4) {
+            let last = chosen.len() - 1;
+            chosen[last] = listed[i];
+        }
+    }
+    chosen
+}
 /// glibc's MAXDNSRCH: the search domains after the sixth are ignored.
 pub(crate) const MAX_SEARCH: usize = 6;
 /// glibc's caps: ndots 15, timeout 30 s (RES_MAXRETRANS), attempts 5
@@ -86,7 +106,7 @@ impl ResolvConf {
             match words.next() {
                 Some("nameserver") => {
                     if let Some(addr) = words.next().and_then(nameserver) {
-                        if conf.nameservers.len() < MAX_NAMESERVERS {
+                        if conf.nameservers.len() < MAX_LISTED {
                             conf.nameservers.push(addr);
                         }
                     }
@@ -100,6 +120,7 @@ impl ResolvConf {
         if conf.nameservers.is_empty() {
             conf.nameservers = ResolvConf::default().nameservers;
         }
+        conf.nameservers = choose_servers(std::mem::take(&mut conf.nameservers));
         conf
     }
 
@@ -154,6 +175,22 @@ mod tests {
         assert_eq!(c.nameservers, vec!["127.0.0.1:53".parse::<SocketAddr>().unwrap()]);
     }
 
+    /// HEv3 draft -04 §4.5: IPv6 servers first; with a limit, one of each
+    /// family.
+    #[test]
+    fn ipv6_servers_first_and_one_of_each_family() {
+        let servers = |text: &str| -> Vec<String> { ResolvConf::parse(text).nameservers.iter().map(|a| a.ip().to_string()).collect() };
+        assert_eq!(
+            servers("nameserver 192.0.2.1\nnameserver 192.0.2.2\nnameserver 192.0.2.3\nnameserver 2001:db8::1\n"),
+            ["2001:db8::1", "192.0.2.1", "192.0.2.2"]
+        );
+        assert_eq!(
+            servers("nameserver 2001:db8::1\nnameserver 2001:db8::2\nnameserver 2001:db8::3\nnameserver 2001:db8::4\nnameserver 192.0.2.9\n"),
+            ["2001:db8::1", "2001:db8::2", "192.0.2.9"]
+        );
+        assert_eq!(servers("nameserver 192.0.2.1\nnameserver 192.0.2.2\n"), ["192.0.2.1", "192.0.2.2"]);
+    }
+
     #[test]
     fn reads_servers_search_and_options_with_caps() {
         let c = ResolvConf::parse(
@@ -162,11 +199,11 @@ mod tests {
              search A.example. b.example\noptions ndots:3 timeout:99 attempts:0 rotate edns0 ndots:x\n",
         );
         let want: Vec<SocketAddr> = vec![
-            "192.0.2.1:53".parse().unwrap(),
             "[2001:db8::1]:53".parse().unwrap(),
             SocketAddr::V6(std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, 2)),
+            "192.0.2.1:53".parse().unwrap(),
         ];
-        assert_eq!(c.nameservers, want, "three at most, in order");
+        assert_eq!(c.nameservers, want, "three at most, IPv6 first, one IPv4 kept");
         assert_eq!(c.search, vec!["a.example", "b.example"]);
         assert_eq!((c.ndots, c.timeout, c.attempts), (3, Duration::from_secs(30), 1));
         let c = ResolvConf::parse("options ndots:40 timeout:0 attempts:9\nsearch x.example\ndomain d.example\n");
@@ -177,7 +214,7 @@ mod tests {
     #[test]
     fn a_test_may_give_a_port() {
         let c = ResolvConf::parse("nameserver 127.0.0.1:5353\nnameserver [::1]:5354\n");
-        assert_eq!(c.nameservers, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap(), "[::1]:5354".parse().unwrap()]);
+        assert_eq!(c.nameservers, vec!["[::1]:5354".parse::<SocketAddr>().unwrap(), "127.0.0.1:5353".parse().unwrap()]);
     }
 
     #[test]

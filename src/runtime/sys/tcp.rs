@@ -57,6 +57,28 @@ pub(crate) fn progress_after(stream: &mio::net::TcpStream, writable: Option<bool
     }
 }
 
+/// The kernel's smoothed RTT of a connected TCP socket, µs (`TCP_INFO`'s
+/// `tcpi_rtt`; right after the handshake, the SYN/ACK's RTT as the kernel
+/// measured it). `None` if the socket does not say.
+pub(crate) fn smoothed_rtt_us(stream: &mio::net::TcpStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid fd, a buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && info.tcpi_rtt > 0).then_some(info.tcpi_rtt)
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +103,14 @@ mod tests {
                 assert_eq!(p, Progress::Failed(libc::ECONNREFUSED));
             }
         }
+    }
+
+    #[test]
+    fn a_connected_socket_reports_its_smoothed_rtt() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = mio::net::TcpStream::from_std(s);
+        let rtt = smoothed_rtt_us(&stream).expect("TCP_INFO after the handshake");
+        assert!(rtt < 1_000_000, "{rtt} µs on loopback");
     }
 }
