@@ -44,10 +44,18 @@ const INIT_MACROS: &str = "\n\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }\n\
 #define TAPS_STAGE_CALLBACKS_INIT { (uint32_t)sizeof(taps_stage_callbacks) }\n\
+#define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { (uint32_t)sizeof(taps_https_resolver_implementation) }\n\
+#define TAPS_SERVICE_RECORD_INIT { (uint32_t)sizeof(taps_service_record) }\n\
+#define TAPS_HTTPS_RECORD_INFO_INIT { (uint32_t)sizeof(taps_https_record_info) }\n\
+#define TAPS_DNS_ANSWER_INFO_INIT { (uint32_t)sizeof(taps_dns_answer_info) }\n\
 #else\n\
 #define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }\n\
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }\n\
 #define TAPS_STAGE_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_stage_callbacks) }\n\
+#define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { .struct_size = (uint32_t)sizeof(taps_https_resolver_implementation) }\n\
+#define TAPS_SERVICE_RECORD_INIT { .struct_size = (uint32_t)sizeof(taps_service_record) }\n\
+#define TAPS_HTTPS_RECORD_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_https_record_info) }\n\
+#define TAPS_DNS_ANSWER_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_dns_answer_info) }\n\
 #endif";
 
 /// The TAPS_RACING_VERSION_* macros, from Cargo.toml's version (the same

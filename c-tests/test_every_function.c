@@ -716,6 +716,39 @@ static long long set_resolver(Fixture *f, int null_resolve) {
   return taps_event_loop_set_resolver(fx_loop(f), &impl);
 }
 
+/* HEv3 (HTTPS records): a resolver that refuses everything, through the
+ * growable taps_https_resolver_implementation. */
+static int dummy_resolve_https(taps_service_query *q, const char *name, void *ud) {
+  (void)q, (void)name, (void)ud;
+  return -2;
+}
+
+static long long set_https_resolver(Fixture *f, int null_resolve, uint32_t struct_size) {
+  taps_https_resolver_implementation impl = TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT;
+  impl.struct_size = struct_size;
+  impl.resolve = null_resolve ? NULL : dummy_resolve;
+  impl.resolve_https = dummy_resolve_https;
+  return taps_event_loop_set_https_resolver(fx_loop(f), &impl);
+}
+
+/* The DNS report of a race that asked no HTTPS record (a literal): empty. */
+static long long https_record_of(Fixture *f, size_t index, int null_out) {
+  taps_https_record_info r = TAPS_HTTPS_RECORD_INFO_INIT;
+  return taps_connection_get_https_record(fx_established(f), index, null_out ? NULL : &r);
+}
+
+static long long dns_answer_of(Fixture *f, size_t index, int null_out) {
+  taps_dns_answer_info a = TAPS_DNS_ANSWER_INFO_INIT;
+  return taps_connection_get_dns_answer(fx_established(f), index, null_out ? NULL : &a);
+}
+
+static long long service_priority_of(Fixture *f, size_t index, int null_out) {
+  uint16_t p = 7;
+  long long rc = taps_connection_get_attempt_service_priority(fx_established(f), index, null_out ? NULL : &p);
+  CHECK_EQ(p, 7); /* untouched: no record */
+  return rc;
+}
+
 /* Completing a user protocol's attempt twice: the second is ignored. */
 static long long attempt_ready_twice(Fixture *f) {
   fx_mock_race(f, "127.0.0.1");
@@ -1067,6 +1100,12 @@ ROW(taps_preconnection_set_racing_type, "kind 3", TAPS_ERROR_INVALID_ARGUMENT, t
 ROW(taps_preconnection_set_racing_type, "kind -1", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_racing_type(fx_pre(f), -1, TAPS_RACING_TYPE_DELAYED, 0))
 ROW(taps_preconnection_set_racing_type, "racing type 3", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_racing_type(fx_pre(f), TAPS_BRANCH_KIND_PATH, 3, 0))
 ROW(taps_preconnection_set_racing_type, "delay UINT32_MAX (clamped)", TAPS_OK, taps_preconnection_set_racing_type(fx_pre(f), TAPS_BRANCH_KIND_PROTOCOL, TAPS_RACING_TYPE_DELAYED, UINT32_MAX))
+ROW(taps_preconnection_set_https_policy, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_https_policy(NULL, TAPS_HTTPS_POLICY_ON))
+ROW(taps_preconnection_set_https_policy, "policy 3", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_https_policy(fx_pre(f), 3))
+ROW(taps_preconnection_set_https_policy, "policy -1", TAPS_ERROR_INVALID_ARGUMENT, taps_preconnection_set_https_policy(fx_pre(f), -1))
+ROW(taps_preconnection_set_https_policy, "ON", TAPS_OK, taps_preconnection_set_https_policy(fx_pre(f), TAPS_HTTPS_POLICY_ON))
+ROW(taps_preconnection_set_ech_required, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_preconnection_set_ech_required(NULL, true))
+ROW(taps_preconnection_set_ech_required, "true", TAPS_OK, taps_preconnection_set_ech_required(fx_pre(f), true))
 
 /* connections */
 ROW(taps_connection_get_fd, "NULL", -1, taps_connection_get_fd(NULL))
@@ -1109,6 +1148,30 @@ ROW(taps_connection_get_attempt_synthesized_from, "NULL connection", TAPS_ERROR_
 ROW(taps_connection_get_attempt_synthesized_from, "NULL out", TAPS_ERROR_NULL_ARGUMENT, synthesized_from_routed(f, 1))
 ROW(taps_connection_get_attempt_synthesized_from, "index == count", TAPS_ERROR_OUT_OF_RANGE, synthesized_from_past_end(f))
 ROW(taps_connection_get_attempt_synthesized_from, "IPv4 with a route: not synthesized", 0, synthesized_from_routed(f, 0))
+ROW(taps_connection_get_attempt_alpn_count, "NULL", 0, taps_connection_get_attempt_alpn_count(NULL, 0))
+ROW(taps_connection_get_attempt_alpn_count, "a literal: no ALPN", 0, taps_connection_get_attempt_alpn_count(fx_established(f), 0))
+ROW(taps_connection_get_attempt_alpn_count, "index == count", 0, taps_connection_get_attempt_alpn_count(fx_established(f), 1))
+ROW(taps_connection_get_attempt_alpn, "NULL", 1, taps_connection_get_attempt_alpn(NULL, 0, 0) == NULL)
+ROW(taps_connection_get_attempt_alpn, "a literal: NULL", 1, taps_connection_get_attempt_alpn(fx_established(f), 0, 0) == NULL)
+ROW(taps_connection_get_attempt_service_priority, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_service_priority(NULL, 0, &(uint16_t){0}))
+ROW(taps_connection_get_attempt_service_priority, "NULL out", TAPS_ERROR_NULL_ARGUMENT, service_priority_of(f, 0, 1))
+ROW(taps_connection_get_attempt_service_priority, "index == count", TAPS_ERROR_OUT_OF_RANGE, service_priority_of(f, 1, 0))
+ROW(taps_connection_get_attempt_service_priority, "a literal: none", 0, service_priority_of(f, 0, 0))
+ROW(taps_connection_get_attempt_from_hint, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_attempt_from_hint(NULL, 0))
+ROW(taps_connection_get_attempt_from_hint, "index == count", TAPS_ERROR_OUT_OF_RANGE, taps_connection_get_attempt_from_hint(fx_established(f), 1))
+ROW(taps_connection_get_attempt_from_hint, "a literal: 0", 0, taps_connection_get_attempt_from_hint(fx_established(f), 0))
+ROW(taps_connection_get_https_record_count, "NULL", 0, taps_connection_get_https_record_count(NULL))
+ROW(taps_connection_get_https_record_count, "asked none", 0, taps_connection_get_https_record_count(fx_established(f)))
+ROW(taps_connection_get_https_record, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_https_record(NULL, 0, &(taps_https_record_info){0}))
+ROW(taps_connection_get_https_record, "NULL out", TAPS_ERROR_NULL_ARGUMENT, https_record_of(f, 0, 1))
+ROW(taps_connection_get_https_record, "index == count", TAPS_ERROR_OUT_OF_RANGE, https_record_of(f, 0, 0))
+ROW(taps_connection_get_https_record_alpn, "NULL", 1, taps_connection_get_https_record_alpn(NULL, 0, 0) == NULL)
+ROW(taps_connection_get_https_record_alpn, "no record: NULL", 1, taps_connection_get_https_record_alpn(fx_established(f), 0, 0) == NULL)
+ROW(taps_connection_get_dns_answer_count, "NULL", 0, taps_connection_get_dns_answer_count(NULL))
+ROW(taps_connection_get_dns_answer_count, "asked none", 0, taps_connection_get_dns_answer_count(fx_established(f)))
+ROW(taps_connection_get_dns_answer, "NULL connection", TAPS_ERROR_NULL_ARGUMENT, taps_connection_get_dns_answer(NULL, 0, &(taps_dns_answer_info){0}))
+ROW(taps_connection_get_dns_answer, "NULL out", TAPS_ERROR_NULL_ARGUMENT, dns_answer_of(f, 0, 1))
+ROW(taps_connection_get_dns_answer, "index == count", TAPS_ERROR_OUT_OF_RANGE, dns_answer_of(f, 0, 0))
 ROW(taps_connection_close, "NULL", 0, (taps_connection_close(NULL), 0))
 ROW(taps_connection_close, "closed twice: `closed` once", 1, close_twice(f))
 ROW(taps_connection_close, "a failed connection: nothing", 10, close_failed(f))
@@ -1286,6 +1349,13 @@ ROW(taps_resolver_query_answer, "NULL addrs, n 0: empty answers", TAPS_ERROR_RES
 ROW(taps_resolver_query_answer, "AF_UNIX addresses: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, AF_UNIX))
 ROW(taps_resolver_query_answer, "family 0: ignored", TAPS_ERROR_RESOLUTION_FAILED, query_answer(f, 0, 2, 0))
 ROW(taps_resolver_query_fail, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_resolver_query_fail(NULL, -2))
+ROW(taps_event_loop_set_https_resolver, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_https_resolver(NULL, NULL))
+ROW(taps_event_loop_set_https_resolver, "NULL resolve", TAPS_ERROR_NULL_ARGUMENT, set_https_resolver(f, 1, 0))
+ROW(taps_event_loop_set_https_resolver, "struct_size 2", TAPS_ERROR_INVALID_ARGUMENT, set_https_resolver(f, 0, 2))
+ROW(taps_event_loop_set_https_resolver, "NULL resolver: the system's", TAPS_OK, taps_event_loop_set_https_resolver(fx_loop(f), NULL))
+ROW(taps_event_loop_set_https_resolver, "a resolver (struct_size 0)", TAPS_OK, set_https_resolver(f, 0, 0))
+ROW(taps_service_query_answer, "NULL query", TAPS_ERROR_NULL_ARGUMENT, taps_service_query_answer(NULL, NULL, 0, 60))
+ROW(taps_service_query_fail, "NULL", TAPS_ERROR_NULL_ARGUMENT, taps_service_query_fail(NULL, -2))
 
 /* connection pools */
 static long long pool_defaults_ok(Fixture *f) {

@@ -2,7 +2,8 @@
  * and print the timeline of the race.
  *
  *   taps_race [--attempt-delay MS] [--resolution-delay MS] [--timeout MS]
- *             [--interface IF]... [--pref64 PREFIX] [--history FILE] [--json] [-v] [HOST PORT]
+ *             [--interface IF]... [--pref64 PREFIX] [--history FILE]
+ *             [--https auto|on|off] [--ech-required] [--json] [-v] [HOST PORT]
  *
  * PORT is a number or a service name ("https"). With no HOST and PORT the
  * program demonstrates itself: it listens on 127.0.0.1 (ephemeral port) and
@@ -51,7 +52,7 @@ static const char *prog = "taps_race";
 static void usage(FILE *out) {
   fprintf(out,
           "usage: %s [--attempt-delay MS] [--resolution-delay MS] [--timeout MS] [--interface IF]... [--pref64 PREFIX]\n"
-          "       [--history FILE] [--json] [-v] [HOST PORT]\n"
+          "       [--history FILE] [--https auto|on|off] [--ech-required] [--json] [-v] [HOST PORT]\n"
           "\n"
           "Races TCP connections to HOST (a name or an IP literal) on PORT (a number\n"
           "or a service name) as RFC 8305 (Happy Eyeballs v2) describes, and prints\n"
@@ -64,6 +65,9 @@ static void usage(FILE *out) {
           "                         other with the attempt delay, RFC 9623 §4.3; needs CAP_NET_RAW)\n"
           "  --pref64 PREFIX        NAT64 prefix (\"2001:db8:64::/96\"): an IPv4 literal with no IPv4 route\n"
           "                         is raced as its IPv6 address under it (RFC 6052, RFC 8305 §7.1)\n"
+          "  --https auto|on|off    when the race asks HTTPS records (HEv3 draft §4.1; default auto: port 443\n"
+          "                         only); asked only of a resolver that answers them\n"
+          "  --ech-required         wait for the HTTPS records and try ECH services first (HEv3 draft §6.3)\n"
           "  --history FILE         load the history of earlier races from FILE, save it after\n"
           "  --json                 print one JSON object on stdout, nothing else\n"
           "  -v                     print the library's log lines (debug) on stderr, with their times\n"
@@ -270,6 +274,82 @@ static int synthesized_from(const taps_connection *c, size_t i, Addr *a) {
   return 1;
 }
 
+/* ---- HTTPS records (HEv3) in --json ----------------------------------- */
+
+/* A JSON array of C strings got(c, i, 0..n). */
+static void json_alpn(FILE *out, const taps_connection *c, size_t i, size_t n,
+                      const char *(*get)(const taps_connection *, size_t, size_t)) {
+  fputc('[', out);
+  for (size_t j = 0; j < n; j++) {
+    if (j) fputs(", ", out);
+    json_string(out, get(c, i, j));
+  }
+  fputc(']', out);
+}
+
+/* Attempt i's HEv3 fields: "alpn", "service_priority", "from_hint". */
+static void json_attempt_https(FILE *out, const taps_connection *c, size_t i) {
+  fputs(", \"alpn\": ", out);
+  json_alpn(out, c, i, taps_connection_get_attempt_alpn_count(c, i), taps_connection_get_attempt_alpn);
+  uint16_t prio = 0;
+  if (taps_connection_get_attempt_service_priority(c, i, &prio) == 1)
+    fprintf(out, ", \"service_priority\": %u", prio);
+  else
+    fputs(", \"service_priority\": null", out);
+  fprintf(out, ", \"from_hint\": %s", taps_connection_get_attempt_from_hint(c, i) == 1 ? "true" : "false");
+}
+
+static const char *dns_type_name(taps_dns_type t) {
+  switch (t) {
+    case TAPS_DNS_TYPE_HTTPS: return "HTTPS";
+    case TAPS_DNS_TYPE_AAAA: return "AAAA";
+    case TAPS_DNS_TYPE_A: return "A";
+  }
+  return "unknown";
+}
+
+/* The race's "https_records" and "dns_answers" (empty when it asked no
+   HTTPS record). */
+static void json_dns_report(FILE *out, const taps_connection *c) {
+  fputs(", \"https_records\": [", out);
+  size_t n = taps_connection_get_https_record_count(c);
+  for (size_t i = 0; i < n; i++) {
+    taps_https_record_info r = TAPS_HTTPS_RECORD_INFO_INIT;
+    if (taps_connection_get_https_record(c, i, &r) != TAPS_OK) continue;
+    fprintf(out, "%s{\"priority\": %u, \"target\": ", i ? ", " : "", r.priority);
+    json_string(out, r.target);
+    if (r.port != 0)
+      fprintf(out, ", \"port\": %u", r.port);
+    else
+      fputs(", \"port\": null", out);
+    fputs(", \"alpn\": ", out);
+    json_alpn(out, c, i, r.alpn_count, taps_connection_get_https_record_alpn);
+    fprintf(out, ", \"ech\": %s}", r.ech ? "true" : "false");
+  }
+  fputs("], \"dns_answers\": [", out);
+  n = taps_connection_get_dns_answer_count(c);
+  for (size_t i = 0; i < n; i++) {
+    taps_dns_answer_info a = TAPS_DNS_ANSWER_INFO_INIT;
+    if (taps_connection_get_dns_answer(c, i, &a) != TAPS_OK) continue;
+    fprintf(out, "%s{\"type\": \"%s\", \"name\": ", i ? ", " : "", dns_type_name(a.record_type));
+    json_string(out, a.name);
+    fprintf(out, ", \"ms\": %.2f, ", (double)a.at_us / 1000.0);
+    if (a.error == 0)
+      fprintf(out, "\"count\": %zu}", a.count);
+    else
+      fprintf(out, "\"error\": %d}", a.error);
+  }
+  fputc(']', out);
+}
+
+/* --https and --ech-required on the preconnection; 0 or a taps_error. */
+static int apply_https_options(taps_preconnection *pre, int https_policy, int ech_required) {
+  int rc = TAPS_OK;
+  if (https_policy >= 0) rc = taps_preconnection_set_https_policy(pre, https_policy);
+  if (rc == TAPS_OK && ech_required) rc = taps_preconnection_set_ech_required(pre, true);
+  return rc;
+}
+
 static void print_json(const taps_connection *c, const RaceState *st) {
   FILE *out = stdout;
   fputs("{\"pref64\": ", out);
@@ -322,9 +402,12 @@ static void print_json(const taps_connection *c, const RaceState *st) {
     Addr from;
     fputs(", \"synthesized_from\": ", out);
     json_string(out, synthesized_from(c, i, &from) ? from.text : NULL);
+    json_attempt_https(out, c, i);
     fputs("}", out);
   }
-  fputs("]}\n", out);
+  fputs("]", out);
+  json_dns_report(out, c);
+  fputs("}\n", out);
 }
 
 static void print_timeline(const taps_connection *c, const RaceState *st) {
@@ -493,6 +576,8 @@ int main(int argc, char **argv) {
   const char *interfaces[16];
   int n_interfaces = 0;
   const char *pref64 = NULL;
+  int https_policy = -1; /* --https: the library's default */
+  int ech_required = 0;
   int npos = 0, only_pos = 0;
 
   for (int i = 1; i < argc; i++) {
@@ -529,6 +614,18 @@ int main(int argc, char **argv) {
     } else if (!only_pos && strcmp(arg, "--pref64") == 0) {
       if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("%s needs a prefix (2001:db8:64::/96)", arg);
       pref64 = argv[++i];
+    } else if (!only_pos && strcmp(arg, "--https") == 0) {
+      const char *v = i + 1 < argc ? argv[++i] : "";
+      if (strcmp(v, "auto") == 0)
+        https_policy = TAPS_HTTPS_POLICY_AUTO;
+      else if (strcmp(v, "on") == 0)
+        https_policy = TAPS_HTTPS_POLICY_ON;
+      else if (strcmp(v, "off") == 0)
+        https_policy = TAPS_HTTPS_POLICY_OFF;
+      else
+        return usage_error("--https takes auto, on or off, not '%s'", v);
+    } else if (!only_pos && strcmp(arg, "--ech-required") == 0) {
+      ech_required = 1;
     } else if (!only_pos && arg[0] == '-' && arg[1] != '\0') {
       return usage_error("unknown option '%s'", arg);
     } else {
@@ -620,6 +717,13 @@ int main(int argc, char **argv) {
   taps_preconnection *pre =
       taps_preconnection_new(loop, (const taps_remote_endpoint *const *)remotes, n_remotes, NULL, &opts);
   int pre_error = pre ? TAPS_OK : taps_last_error();
+  if (pre != NULL && apply_https_options(pre, https_policy, ech_required) != TAPS_OK) {
+    fprintf(stderr, "%s: --https / --ech-required: %s\n", prog, taps_last_error_message());
+    for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
+    taps_preconnection_free(pre);
+    taps_event_loop_free(loop);
+    return EXIT_USAGE;
+  }
   /* Each --interface is a path branch: a local endpoint bound to it. */
   for (int i = 0; pre != NULL && i < n_interfaces; i++) {
     taps_local_endpoint *local = taps_local_endpoint_new();

@@ -51,10 +51,18 @@
 #define TAPS_CONNECTION_CALLBACKS_INIT { (uint32_t)sizeof(taps_connection_callbacks) }
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { (uint32_t)sizeof(taps_event_loop_options) }
 #define TAPS_STAGE_CALLBACKS_INIT { (uint32_t)sizeof(taps_stage_callbacks) }
+#define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { (uint32_t)sizeof(taps_https_resolver_implementation) }
+#define TAPS_SERVICE_RECORD_INIT { (uint32_t)sizeof(taps_service_record) }
+#define TAPS_HTTPS_RECORD_INFO_INIT { (uint32_t)sizeof(taps_https_record_info) }
+#define TAPS_DNS_ANSWER_INFO_INIT { (uint32_t)sizeof(taps_dns_answer_info) }
 #else
 #define TAPS_CONNECTION_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_connection_callbacks) }
 #define TAPS_EVENT_LOOP_OPTIONS_INIT { .struct_size = (uint32_t)sizeof(taps_event_loop_options) }
 #define TAPS_STAGE_CALLBACKS_INIT { .struct_size = (uint32_t)sizeof(taps_stage_callbacks) }
+#define TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT { .struct_size = (uint32_t)sizeof(taps_https_resolver_implementation) }
+#define TAPS_SERVICE_RECORD_INIT { .struct_size = (uint32_t)sizeof(taps_service_record) }
+#define TAPS_HTTPS_RECORD_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_https_record_info) }
+#define TAPS_DNS_ANSWER_INFO_INIT { .struct_size = (uint32_t)sizeof(taps_dns_answer_info) }
 #endif
 
 // How an attempt ended, or that it has not.
@@ -131,6 +139,17 @@ typedef enum taps_log_level {
   // Everything, including the event loop library's own records.
   TAPS_LOG_LEVEL_TRACE = 5,
 } taps_log_level;
+
+// The record type of a DNS answer in the race report.
+//
+typedef enum taps_dns_type {
+  // HTTPS (RFC 9460, type 65).
+  TAPS_DNS_TYPE_HTTPS,
+  // AAAA.
+  TAPS_DNS_TYPE_AAAA,
+  // A.
+  TAPS_DNS_TYPE_A,
+} taps_dns_type;
 
 // How a group picks the member for the next stream.
 //
@@ -264,6 +283,19 @@ typedef enum taps_protocol_flag {
   TAPS_PROTOCOL_FLAG_MULTISTREAMING = 4,
 } taps_protocol_flag;
 
+// When a race asks HTTPS records for its host names (HEv3 draft §4.1),
+// for taps_preconnection_set_https_policy.
+//
+typedef enum taps_https_policy {
+  // Port 443: ask the host name (the default); other ports: do not ask.
+  TAPS_HTTPS_POLICY_AUTO,
+  // Any port: the host name for 443, `_PORT._https.host` for others
+  // (RFC 9460 §9.1).
+  TAPS_HTTPS_POLICY_ON,
+  // Never ask.
+  TAPS_HTTPS_POLICY_OFF,
+} taps_https_policy;
+
 // Where a loop's NAT64 prefix comes from (taps_event_loop_get_pref64_source).
 typedef enum taps_pref64_source {
   // No prefix: none set, none discovered.
@@ -352,6 +384,13 @@ typedef struct taps_remote_endpoint taps_remote_endpoint;
 // taps_resolver_query_answer / taps_resolver_query_fail call for it returns, or
 // until `cancel` for it returns, whichever comes first.
 typedef struct taps_resolver_query taps_resolver_query;
+
+// One HTTPS question of a race (HEv3 draft §4.1), asked of a user
+// resolver's `resolve_https`. Valid from `resolve_https` until the
+// resolver's taps_service_query_answer / taps_service_query_fail call for
+// it returns, or until `cancel_https` for it returns, whichever comes
+// first.
+typedef struct taps_service_query taps_service_query;
 
 // One attempt of a security stage: a connected TCP socket whose
 // handshake the stage runs. Valid from `start` until the stage's own
@@ -682,6 +721,139 @@ typedef void (*taps_log_callback)(enum taps_log_level level,
                                   const char *target,
                                   const char *message,
                                   void *user_data);
+
+// A user resolver that answers HTTPS records (RFC 9460) besides A and
+// AAAA, for HEv3 (draft-ietf-happy-happyeyeballs-v3-04 §4). Set with
+// taps_event_loop_set_https_resolver, which copies it. The functions run
+// on the loop's thread with the loop locked: they must not call the
+// library, except taps_resolver_query_answer / taps_resolver_query_fail
+// and taps_service_query_answer / taps_service_query_fail, which may be
+// called from any thread, also from inside `resolve` / `resolve_https`.
+//
+// A separate struct (not new members of taps_resolver_implementation,
+// which has no struct_size): a program built with an older header keeps
+// passing its taps_resolver_implementation unchanged, and its races ask
+// no HTTPS record. Initialize with designated initializers (struct_size 0:
+// this header's struct) or TAPS_HTTPS_RESOLVER_IMPLEMENTATION_INIT.
+typedef struct taps_https_resolver_implementation {
+  // sizeof(taps_https_resolver_implementation) of the caller's header,
+  // in bytes; 0 means this header's full struct (docs/ABI.md). Functions
+  // past it are NULL to the library.
+  uint32_t struct_size;
+  // Resolve `hostname` for `family` (AF_INET6 or AF_INET): a host name
+  // or an HTTPS record's TargetName. As in taps_resolver_implementation.
+  // Required.
+  int (*resolve)(struct taps_resolver_query *query,
+                 const char *hostname,
+                 int family,
+                 void *user_data);
+  // The race ended before the query was answered; after it returns the
+  // handle is invalid. May be NULL.
+  void (*cancel)(struct taps_resolver_query *query, void *user_data);
+  // Resolve the HTTPS records of `name` (the host name,
+  // `_PORT._https.host`, or an AliasMode record's target; lower case,
+  // no final dot). Return 0 and answer later through `query`, once; or
+  // return an error code (≠ 0) to fail it at once (the race goes on
+  // with A/AAAA, with no extra wait). NULL: every HTTPS question is
+  // refused, and races keep the RFC 8305 schedule exactly.
+  int (*resolve_https)(struct taps_service_query *query, const char *name, void *user_data);
+  // The race ended before the HTTPS query was answered; after it returns
+  // the handle is invalid. May be NULL.
+  void (*cancel_https)(struct taps_service_query *query, void *user_data);
+  // Passed to every function.
+  void *user_data;
+} taps_https_resolver_implementation;
+
+// One HTTPS resource record (RFC 9460 §2.2) for
+// taps_service_query_answer; everything is copied before it returns.
+// Start from zero (`{.priority = 1}`; struct_size 0 means this header's
+// struct) or TAPS_SERVICE_RECORD_INIT. Every element of one array has the
+// same struct_size (the array's stride).
+typedef struct taps_service_record {
+  // sizeof(taps_service_record) of the caller's header, in bytes; 0
+  // means this header's full struct (docs/ABI.md).
+  uint32_t struct_size;
+  // SvcPriority: 0 is AliasMode (RFC 9460 §2.4.2: the target is asked
+  // next), ≥ 1 ServiceMode, lower preferred (HEv3 draft §5).
+  uint16_t priority;
+  // The "port" SvcParam (§7.2), replacing the caller's; 0: none.
+  uint16_t port;
+  // TargetName (any case, final dot optional); NULL, "" or "." is the
+  // owner name (in AliasMode: no service).
+  const char *target;
+  // The "alpn" ids (§7.1), `alpn_count` non-empty C strings; NULL when
+  // alpn_count is 0.
+  const char *const *alpn;
+  // Number of `alpn` ids.
+  size_t alpn_count;
+  // The "no-default-alpn" key (§7.1.1): "http/1.1" is not in the set.
+  bool no_default_alpn;
+  // The "mandatory" keys (§8), SvcParamKey numbers; a record listing a
+  // key the library does not know is skipped. NULL when
+  // mandatory_count is 0.
+  const uint16_t *mandatory;
+  // Number of `mandatory` keys.
+  size_t mandatory_count;
+  // The "ipv4hint" addresses (§7.3); NULL when ipv4hint_count is 0.
+  const struct in_addr *ipv4hint;
+  // Number of `ipv4hint` addresses.
+  size_t ipv4hint_count;
+  // The "ipv6hint" addresses (§7.3); NULL when ipv6hint_count is 0.
+  const struct in6_addr *ipv6hint;
+  // Number of `ipv6hint` addresses.
+  size_t ipv6hint_count;
+  // The "ech" ECHConfigList bytes; NULL when ech_len is 0 (no ECH).
+  const uint8_t *ech;
+  // Bytes of `ech`; 0: the record has no ECH config.
+  size_t ech_len;
+} taps_service_record;
+
+// One HTTPS ServiceMode record a race used (RFC 9460 §2.4.3), for
+// taps_connection_get_https_record. Set struct_size (or
+// TAPS_HTTPS_RECORD_INFO_INIT; 0 means this header's struct): the library
+// writes only the fields that fit.
+typedef struct taps_https_record_info {
+  // sizeof(taps_https_record_info) of the caller's header, in bytes; 0
+  // means this header's full struct (docs/ABI.md).
+  uint32_t struct_size;
+  // SvcPriority (≥ 1).
+  uint16_t priority;
+  // The "port" SvcParam (RFC 9460 §7.2); 0: none (the caller's).
+  uint16_t port;
+  // Index of the remote endpoint in the Preconnection.
+  size_t endpoint;
+  // The effective TargetName (the owner name for "."), lower case; the
+  // library's, valid until taps_connection_free.
+  const char *target;
+  // Number of usable ALPN ids (taps_connection_get_https_record_alpn).
+  size_t alpn_count;
+  // Whether the record carried an ECH config.
+  bool ech;
+} taps_https_record_info;
+
+// One DNS answer a race got (HEv3 draft §4.2), for
+// taps_connection_get_dns_answer. Set struct_size (or
+// TAPS_DNS_ANSWER_INFO_INIT; 0 means this header's struct): the library
+// writes only the fields that fit.
+typedef struct taps_dns_answer_info {
+  // sizeof(taps_dns_answer_info) of the caller's header, in bytes; 0
+  // means this header's full struct (docs/ABI.md).
+  uint32_t struct_size;
+  // The record type asked.
+  enum taps_dns_type record_type;
+  // Index of the remote endpoint in the Preconnection.
+  size_t endpoint;
+  // The name asked (the host, an alias target or a TargetName); the
+  // library's, valid until taps_connection_free.
+  const char *name;
+  // Arrival, µs since taps_preconnection_initiate_with_racing.
+  uint64_t at_us;
+  // The number of records (addresses, or HTTPS records) when `error` is
+  // 0.
+  size_t count;
+  // The resolver's error code, or 0 for an answer.
+  int error;
+} taps_dns_answer_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1347,7 +1519,9 @@ const uint8_t *taps_protocol_attempt_get_ech_config(const struct taps_protocol_a
                                                     size_t *out_len);
 
 // Resolve host names of the loop's races with `resolver` (copied); NULL
-// goes back to the system resolver (getaddrinfo on worker threads).
+// goes back to the system resolver (getaddrinfo on worker threads). This
+// resolver answers A/AAAA only: races ask it no HTTPS record (see
+// taps_event_loop_set_https_resolver).
 // Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
 // (loop NULL, or resolve NULL).
 int taps_event_loop_set_resolver(struct taps_event_loop *event_loop,
@@ -1515,6 +1689,109 @@ int taps_connection_get_attempt_synthesized_from(const struct taps_connection *c
                                                  size_t index,
                                                  struct sockaddr_storage *out,
                                                  socklen_t *out_len);
+
+// Resolve host names of the loop's races with `resolver` (copied),
+// including HTTPS records for races that ask them
+// (taps_preconnection_set_https_policy; HEv3 draft §4.1); NULL goes back
+// to the system resolver (getaddrinfo, which asks no HTTPS record).
+// Replaces a resolver set by taps_event_loop_set_resolver. Races already
+// running keep theirs. Any thread. Errors: TAPS_ERROR_NULL_ARGUMENT
+// (loop NULL, or resolve NULL), TAPS_ERROR_INVALID_ARGUMENT (struct_size,
+// as for taps_preconnection_new).
+int taps_event_loop_set_https_resolver(struct taps_event_loop *event_loop,
+                                       const struct taps_https_resolver_implementation *resolver);
+
+// Answer an HTTPS query with `n` records (n may be 0: NODATA) and their
+// TTL in seconds (RFC 9460; HEv3 draft §4.2: AliasMode records are
+// followed, ServiceMode records used). Everything is copied before it
+// returns. Any thread; once per query (later answers are ignored).
+// Errors: TAPS_ERROR_NULL_ARGUMENT (query NULL, records NULL with n > 0,
+// an array field NULL with a count > 0, an alpn id NULL),
+// TAPS_ERROR_INVALID_ARGUMENT (struct_size, text not UTF-8, an empty
+// alpn id): the query is then not answered.
+int taps_service_query_answer(struct taps_service_query *query,
+                              const struct taps_service_record *records,
+                              size_t n,
+                              uint32_t ttl_s);
+
+// Fail an HTTPS query with an error code: the race goes on without HTTPS
+// records (HEv3 draft §4.2). Any thread; once per query. Errors:
+// TAPS_ERROR_NULL_ARGUMENT.
+int taps_service_query_fail(struct taps_service_query *query, int error);
+
+// When the Preconnection's races ask HTTPS records (HEv3 draft §4.1),
+// asked only of a resolver set with taps_event_loop_set_https_resolver.
+// Races already started keep theirs. Not while another call uses the
+// Preconnection. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_INVALID_ARGUMENT (not a taps_https_policy).
+int taps_preconnection_set_https_policy(struct taps_preconnection *pre, int policy);
+
+// ECH required (HEv3 draft §6.3, RFC 9460 §5.1): racing never starts
+// before every HTTPS question has ended, and records with an ECH config
+// are tried first. Default false. Not while another call uses the
+// Preconnection. Errors: TAPS_ERROR_NULL_ARGUMENT.
+int taps_preconnection_set_ech_required(struct taps_preconnection *pre, bool required);
+
+// Number of ALPN ids attempt `index` (start order) could negotiate: those
+// of its HTTPS record usable with the caller's list, in the caller's
+// order (HEv3 draft §6.2); 0 for an address no HTTPS record gave, for
+// NULL, or for an index past the end.
+size_t taps_connection_get_attempt_alpn_count(const struct taps_connection *c, size_t index);
+
+// ALPN id `j` of attempt `index` (see taps_connection_get_attempt_alpn_count),
+// or NULL (NULL connection, an index past the end). The string is the
+// library's, valid until taps_connection_free.
+const char *taps_connection_get_attempt_alpn(const struct taps_connection *c,
+                                             size_t index,
+                                             size_t j);
+
+// Whether attempt `index` (start order) went to an address of an HTTPS
+// ServiceMode record: 1, with its SvcPriority (≥ 1; HEv3 draft §5) into
+// `*out`; 0 for an address no record gave (`*out` unchanged). Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE (index ≥
+// taps_connection_attempt_count).
+int taps_connection_get_attempt_service_priority(const struct taps_connection *c,
+                                                 size_t index,
+                                                 uint16_t *out);
+
+// Whether attempt `index` (start order) went to an address an HTTPS
+// record's ipv4hint/ipv6hint gave before the TargetName's A/AAAA answer
+// (HEv3 draft §7): 1 or 0. Errors: TAPS_ERROR_NULL_ARGUMENT,
+// TAPS_ERROR_OUT_OF_RANGE.
+int taps_connection_get_attempt_from_hint(const struct taps_connection *c, size_t index);
+
+// Number of HTTPS ServiceMode records the race used (0 for a race that
+// asked none, and for NULL). Any thread.
+size_t taps_connection_get_https_record_count(const struct taps_connection *c);
+
+// HTTPS record `index` the race used (in the order tried, HEv3 draft §5)
+// into `*out` (its struct_size set by the caller). Errors:
+// TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE (index ≥
+// taps_connection_get_https_record_count), TAPS_ERROR_INVALID_ARGUMENT
+// (out->struct_size below its smallest layout or inside a field).
+int taps_connection_get_https_record(const struct taps_connection *c,
+                                     size_t index,
+                                     struct taps_https_record_info *out);
+
+// ALPN id `j` of HTTPS record `index` (taps_connection_get_https_record),
+// or NULL (NULL connection, an index past the end). The string is the
+// library's, valid until taps_connection_free.
+const char *taps_connection_get_https_record_alpn(const struct taps_connection *c,
+                                                  size_t index,
+                                                  size_t j);
+
+// Number of DNS answers of a race that asked HTTPS records, including
+// those taken up to 1 s after the win (HEv3 draft §6; they start
+// nothing); 0 for a race that asked none, and for NULL. Any thread.
+size_t taps_connection_get_dns_answer_count(const struct taps_connection *c);
+
+// DNS answer `index` (arrival order) into `*out` (its struct_size set by
+// the caller). Errors: TAPS_ERROR_NULL_ARGUMENT, TAPS_ERROR_OUT_OF_RANGE
+// (index ≥ taps_connection_get_dns_answer_count),
+// TAPS_ERROR_INVALID_ARGUMENT (out->struct_size).
+int taps_connection_get_dns_answer(const struct taps_connection *c,
+                                   size_t index,
+                                   struct taps_dns_answer_info *out);
 
 #ifdef __cplusplus
 }  // extern "C"

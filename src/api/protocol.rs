@@ -176,6 +176,23 @@ impl ServiceQuery {
     pub fn name(&self) -> &str {
         &self.0.name
     }
+
+    /// The query's address, stable while any clone of it lives: the handle
+    /// the C ABI gives to a resolver's `resolve_https` and `cancel_https`.
+    pub fn as_raw(&self) -> *const std::ffi::c_void {
+        Arc::as_ptr(&self.0) as *const std::ffi::c_void
+    }
+
+    /// A clone of the query whose address [`ServiceQuery::as_raw`] gave.
+    ///
+    /// # Safety
+    /// `raw` came from `as_raw` of a query that is still alive (the library
+    /// holds it until the race ends).
+    pub unsafe fn from_raw(raw: *const std::ffi::c_void) -> ServiceQuery {
+        let ptr = raw as *const crate::runtime::https::ServiceQueryHandle;
+        Arc::increment_strong_count(ptr);
+        ServiceQuery(Arc::from_raw(ptr))
+    }
 }
 
 impl std::fmt::Debug for ServiceQuery {

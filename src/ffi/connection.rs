@@ -403,7 +403,10 @@ pub extern "C" fn taps_connection_free(c: *mut Connection) {
         if !c.is_null() {
             // SAFETY: from taps_preconnection_initiate_with_racing (or a pool's
             // acquire), freed once.
-            drop(unsafe { Connection::into_api(c) });
+            let conn = unsafe { Connection::into_api(c) };
+            let id = conn.id();
+            drop(conn);
+            super::dns_report::forget(id);
         }
     })
 }

@@ -31,6 +31,8 @@ pub mod resolver;
 pub mod stage;
 pub mod log;
 pub mod nat64;
+pub mod https;
+pub mod dns_report;
 
 mod handle;
 
@@ -310,6 +312,20 @@ pub(crate) fn value_growable<T: Growable>(value: T, struct_size: u32, default: T
     }
     // SAFETY: value is a whole T.
     Ok(unsafe { overlay(&value as *const T as *const u8, size, default) })
+}
+
+/// Write `value` into a growable struct the caller reads: only the fields
+/// that fit in the caller's `struct_size` (0: this library's struct); the
+/// caller's `struct_size` is kept.
+///
+/// # Safety
+/// `out` points at a writable struct of its `struct_size` bytes.
+pub(crate) unsafe fn write_growable<T: Growable>(out: *mut T, value: T) -> Result<(), Error> {
+    let struct_size = std::ptr::read_unaligned(out as *const u32);
+    let size = known_size::<T>(struct_size)?.min(std::mem::size_of::<T>());
+    // struct_size is the first 4 bytes: keep the caller's.
+    std::ptr::copy_nonoverlapping((&value as *const T as *const u8).add(4), (out as *mut u8).add(4), size - 4);
+    Ok(())
 }
 
 /// A static, NUL-terminated description of a status code; "unknown error"

@@ -12,7 +12,9 @@
 use super::connection::*;
 use super::endpoint::*;
 use super::event_loop::*;
+use super::dns_report::*;
 use super::group::*;
+use super::https::*;
 use super::nat64::*;
 use super::history::*;
 use super::pool::*;
@@ -166,6 +168,17 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_connection_get_attempt(null(), 0, null_mut()));
     code!(taps_connection_get_attempt_synthesized_from(null(), 0, null_mut(), null_mut()));
     code!(taps_connection_get_attempt_history(null(), 0, null_mut(), 0));
+    value!(taps_connection_get_attempt_alpn_count(null(), 0), 0);
+    null!(taps_connection_get_attempt_alpn(null(), 0, 0));
+    code!(taps_connection_get_attempt_service_priority(null(), 0, null_mut()));
+    code!(taps_connection_get_attempt_from_hint(null(), 0));
+    value!(taps_connection_get_https_record_count(null()), 0);
+    code!(taps_connection_get_https_record(null(), 0, null_mut()));
+    null!(taps_connection_get_https_record_alpn(null(), 0, 0));
+    value!(taps_connection_get_dns_answer_count(null()), 0);
+    code!(taps_connection_get_dns_answer(null(), 0, null_mut()));
+    code!(taps_preconnection_set_https_policy(null_mut(), 0));
+    code!(taps_preconnection_set_ech_required(null_mut(), true));
     no_op!(taps_connection_close(null_mut()));
     no_op!(taps_connection_free(null_mut()));
 
@@ -197,6 +210,9 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     value!(taps_stage_attempt_index(null()), -1);
     code!(taps_resolver_query_answer(null_mut(), null(), 0));
     code!(taps_resolver_query_fail(null_mut(), 1));
+    code!(taps_event_loop_set_https_resolver(null_mut(), null()));
+    code!(taps_service_query_answer(null_mut(), null(), 0, 0));
+    code!(taps_service_query_fail(null_mut(), 1));
 
     // Pools and groups.
     null!(taps_connection_pool_new(null(), null(), None, null_mut()));

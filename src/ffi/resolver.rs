@@ -46,7 +46,20 @@ pub struct ResolverImplementation {
     pub user_data: *mut c_void,
 }
 
-struct CResolver(ResolverImplementation);
+/// The functions of a C resolver, from a taps_resolver_implementation
+/// (no HTTPS) or a taps_https_resolver_implementation.
+#[derive(Clone, Copy)]
+pub(super) struct CResolver {
+    pub(super) resolve: Option<
+        extern "C" fn(query: *mut ResolverQuery, hostname: *const c_char, family: c_int, user_data: *mut c_void) -> c_int,
+    >,
+    pub(super) cancel: Option<extern "C" fn(query: *mut ResolverQuery, user_data: *mut c_void)>,
+    pub(super) resolve_https: Option<
+        extern "C" fn(query: *mut super::https::ServiceQuery, name: *const c_char, user_data: *mut c_void) -> c_int,
+    >,
+    pub(super) cancel_https: Option<extern "C" fn(query: *mut super::https::ServiceQuery, user_data: *mut c_void)>,
+    pub(super) user_data: *mut c_void,
+}
 
 // SAFETY: as for CProtocol.
 unsafe impl Send for CResolver {}
@@ -55,27 +68,46 @@ unsafe impl Sync for CResolver {}
 
 impl api::Resolver for CResolver {
     fn resolve(&self, query: api::ResolverQuery, host: &str, family: Family) -> Result<(), i32> {
-        let Some(resolve) = self.0.resolve else { return Err(libc::EAI_SYSTEM) };
+        let Some(resolve) = self.resolve else { return Err(libc::EAI_SYSTEM) };
         let Ok(host) = CString::new(host) else { return Err(libc::EAI_NONAME) };
         let af = match family {
             Family::V6 => libc::AF_INET6,
             Family::V4 => libc::AF_INET,
         };
-        match resolve(query.as_raw() as *mut ResolverQuery, host.as_ptr(), af, self.0.user_data) {
+        match resolve(query.as_raw() as *mut ResolverQuery, host.as_ptr(), af, self.user_data) {
             0 => Ok(()),
             code => Err(code),
         }
     }
 
     fn cancel(&self, query: &api::ResolverQuery) {
-        if let Some(cancel) = self.0.cancel {
-            cancel(query.as_raw() as *mut ResolverQuery, self.0.user_data);
+        if let Some(cancel) = self.cancel {
+            cancel(query.as_raw() as *mut ResolverQuery, self.user_data);
+        }
+    }
+
+    fn resolve_https(&self, query: api::ServiceQuery, name: &str) -> Result<(), i32> {
+        // No resolve_https: refused as the Rust default does, so the race
+        // keeps the RFC 8305 schedule.
+        let Some(resolve_https) = self.resolve_https else { return Err(libc::ENOTSUP) };
+        let Ok(name) = CString::new(name) else { return Err(libc::EAI_NONAME) };
+        match resolve_https(query.as_raw() as *mut super::https::ServiceQuery, name.as_ptr(), self.user_data) {
+            0 => Ok(()),
+            code => Err(code),
+        }
+    }
+
+    fn cancel_https(&self, query: &api::ServiceQuery) {
+        if let Some(cancel_https) = self.cancel_https {
+            cancel_https(query.as_raw() as *mut super::https::ServiceQuery, self.user_data);
         }
     }
 }
 
 /// Resolve host names of the loop's races with `resolver` (copied); NULL
-/// goes back to the system resolver (getaddrinfo on worker threads).
+/// goes back to the system resolver (getaddrinfo on worker threads). This
+/// resolver answers A/AAAA only: races ask it no HTTPS record (see
+/// taps_event_loop_set_https_resolver).
 /// Races already running keep theirs. Errors: TAPS_ERROR_NULL_ARGUMENT
 /// (loop NULL, or resolve NULL).
 #[no_mangle]
@@ -85,7 +117,13 @@ pub extern "C" fn taps_event_loop_set_resolver(event_loop: *mut EventLoop, resol
         match opt_ref!(resolver) {
             None => lp.0.set_resolver(None),
             Some(r) if r.resolve.is_none() => return fail(Error::NullArgument),
-            Some(r) => lp.0.set_resolver(Some(Arc::new(CResolver(*r)))),
+            Some(r) => lp.0.set_resolver(Some(Arc::new(CResolver {
+                resolve: r.resolve,
+                cancel: r.cancel,
+                resolve_https: None,
+                cancel_https: None,
+                user_data: r.user_data,
+            }))),
         }
         0
     })

@@ -45,7 +45,7 @@ def main():
     for args in (["--bogus"], ["--attempt-delay"], ["--attempt-delay", "abc"], ["--timeout", "-5"],
                  ["--resolution-delay", "99999999999"], ["127.0.0.1"], ["--json", "127.0.0.1"],
                  ["127.0.0.1", "0"], ["127.0.0.1", "65536"], ["127.0.0.1", "12x"],
-                 ["127.0.0.1", "80", "extra"], ["", "80"]):
+                 ["127.0.0.1", "80", "extra"], ["", "80"], ["--https"], ["--https", "maybe", "127.0.0.1", "80"]):
         code, out, err = run(exe, *args)
         check(code == 2 and "usage" in err and out == "",
               f"bad usage {args} -> exit 2 with usage on stderr (got {code}, stdout {out!r})")
@@ -85,6 +85,13 @@ def main():
               "demo --json: exactly one attempt won, over IPv4")
         keys = {"address", "port", "family", "started_ms", "ended_ms", "outcome", "error"}
         check(all(keys <= set(a) for a in atts), "demo --json: every attempt has the documented keys")
+        # HTTPS records (HEv3): the system resolver asks none, so every
+        # attempt has no ALPN, no SvcPriority, no hint, and the lists are empty.
+        check(all(a.get("alpn") == [] and "service_priority" in a and a["service_priority"] is None
+                  and a.get("from_hint") is False for a in atts),
+              "demo --json: every attempt has alpn [], service_priority null, from_hint false")
+        check(j.get("https_records") == [] and j.get("dns_answers") == [],
+              "demo --json: https_records and dns_answers empty (no HTTPS asked)")
 
     # A literal that refuses: exit 1, winner null, error text.
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
