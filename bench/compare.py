@@ -321,6 +321,73 @@ def ttc_batch(bed, exes, tool, host, port, runs, key=""):
                           str(runs), str(DELAY_MS)])
 
 
+NAT64_TOOLS = ["taps_race", "curl", "asyncio", "node", "floor_cold"]
+
+
+def measure_nat64(exes, runs):
+    """Time to connected on the IPv6-only bed (tests/netbed/nat64bed.py:
+    tayga NAT64, unbound DNS64, RAs with PREF64), to the IPv4 literal of
+    its IPv4-only server: taps_race with its defaults (the prefix learnt
+    from the RA, the literal synthesized, RFC 8305 §7.1), curl, asyncio
+    and Node (connected or their error: they do not synthesize), and the
+    floor, ttc_floor to the synthesized address itself. Each run is a
+    fresh process (the library's includes learning the prefix)."""
+    import nat64bed  # noqa: E402 - tests/netbed is on the path
+    why = nat64bed.can_run()
+    if why:
+        return {"skipped": why}
+    bed = nat64bed.Nat64Bed()
+    bed.up()
+    try:
+        v4, port = bed.server_v4, bed.port
+        v6 = nat64bed.synthesized(v4)
+        out = {"literal": v4, "synthesized": v6, "prefix": bed.nsp, "tools": {}}
+        for tool in NAT64_TOOLS:
+            if tool == "taps_race":
+                r = ttc_taps(bed, exes["taps_race"], v4, port, runs)
+            elif tool == "curl":
+                r = ttc_curl(bed, v4, port, runs)
+            elif tool == "floor_cold":
+                r = ttc_floor_cold(bed, exes["ttc_floor"], v6, port, runs)
+            else:
+                script = "peer_asyncio.py" if tool == "asyncio" else "peer_node.js"
+                argv = [sys.executable] if tool == "asyncio" else ["node"]
+                r = ttc_peer(bed, argv + [os.path.join(ROOT, "bench", script), "ttc", v4, str(port), str(runs),
+                                          str(DELAY_MS)])
+            r["median"] = f2(statistics.median(r["ms"])) if r["ms"] else None
+            out["tools"][tool] = r
+            log(f"  nat64 {tool}: median {r['median']} ms, {len(r['ms'])} connected, errors {sorted(set(map(str, r['errors'])))[:3]}")
+        return out
+    finally:
+        bed.down()
+
+
+def nat64_json(nat):
+    """measure_nat64's figures for write_json: per tool, the median and
+    the errors."""
+    if not nat or "skipped" in nat:
+        return nat
+    return {t: {"median": r["median"], "connected": len(r["ms"]), "errors": sorted(set(map(str, r["errors"])))}
+            for t, r in nat["tools"].items()}
+
+
+def nat64_lines(nat):
+    """The report's section for measure_nat64."""
+    if not nat or "skipped" in nat:
+        return [f"NAT64 bed not measured: {nat.get('skipped') if nat else 'not run'}", ""]
+    L = ["## IPv6-only network with NAT64: an IPv4 literal", "",
+         f"`{nat['literal']}` (an IPv4-only server) from an IPv6-only client "
+         f"(tests/netbed/nat64bed.py, prefix {nat['prefix']} announced by RA). The floor connects "
+         f"to `{nat['synthesized']}` directly.", "",
+         "| Tool | Connected | Median ms | Errors |", "|---|---|---|---|"]
+    for tool, r in nat["tools"].items():
+        errs = ", ".join(sorted(set(map(str, r["errors"]))))[:80] or "-"
+        L.append(f"| {TOOL_LABEL.get(tool, tool)} | {len(r['ms'])} | {r['median'] if r['median'] is not None else '-'} "
+                 f"| {errs} |")
+    L.append("")
+    return L
+
+
 def dns_lookups(rounds):
     """Lookups per name and family at the start of each round."""
     return max(3, 15 // rounds)
@@ -924,6 +991,7 @@ def write_report(path, ctx):
         for site, b in hs["sites"]:
             w(f"| `{site}` | {b:,.0f} |")
         w("")
+    L.extend(nat64_lines(ctx.get("nat64")))
     w("## Targets")
     w("")
     for line in ctx["targets"]:
@@ -950,6 +1018,7 @@ def write_json(path, ctx):
                                 ("taps_dns_nocache", "node_dns"))},
         "memory": [{k: r.get(k) for k in ("races", "heap_per_race", "rss_per_race", "ok")} for r in ctx["mem"]],
         "targets": ctx["targets"],
+        "nat64": nat64_json(ctx.get("nat64")),
     }
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
@@ -1046,6 +1115,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", help="also write the figures (medians, p99s, rates, targets) to this JSON file")
+    ap.add_argument("--nat64-only", action="store_true",
+                    help="only the NAT64 bed's IPv4-literal case, --runs runs per tool, printed as JSON (no report)")
     args = ap.parse_args()
     if args.round_tries < 1:
         ap.error(f"--round-tries must be at least 1 (got {args.round_tries})")
@@ -1072,6 +1143,9 @@ def main():
         log(f"compare.py: building {' '.join(missing)} in {args.build}")
         run(["cmake", "--build", args.build, "-j2", "--target"] + missing, timeout=3600)
 
+    if args.nat64_only:
+        print(json.dumps(measure_nat64(exes, args.runs), indent=1))
+        return 0
     cmd = "sudo python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ctx = {"command": cmd, "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
            "machine": machine(), "versions": versions(exes), "runs": args.runs, "rounds": args.rounds, "block": args.block,
@@ -1107,6 +1181,8 @@ def main():
         marks.append(cpu_ticks())
     finally:
         bed.down()
+    log("4. NAT64")
+    ctx["nat64"] = measure_nat64(exes, args.runs)
     ctx["loads"] = " → ".join(f"({x})" for x in loads)
     ctx["steal"] = [steal_pct(a, b) for a, b in zip(marks, marks[1:])]
     ctx["took"] = time.monotonic() - t_start

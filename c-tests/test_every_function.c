@@ -1038,6 +1038,10 @@ ROW(taps_event_loop_get_pref64, "NULL buf, length 8", TAPS_ERROR_NULL_ARGUMENT,
 ROW(taps_event_loop_get_pref64, "none set", 0, pref64_get(f, NULL, 64))
 ROW(taps_event_loop_get_pref64, "set: its length", 16, pref64_get(f, "2001:db8:64::/96", 64))
 ROW(taps_event_loop_get_pref64, "no room for the NUL", TAPS_ERROR_OUT_OF_RANGE, pref64_get(f, "2001:db8:64::/96", 16))
+ROW(taps_event_loop_get_pref64_source, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_get_pref64_source(NULL))
+ROW(taps_event_loop_get_pref64_source, "none", TAPS_PREF64_SOURCE_NONE, taps_event_loop_get_pref64_source(fx_loop(f)))
+ROW(taps_event_loop_get_pref64_source, "set by the caller", TAPS_PREF64_SOURCE_CALLER,
+    (pref64_get(f, "2001:db8:64::/96", 64), taps_event_loop_get_pref64_source(fx_loop(f))))
 ROW(taps_event_loop_set_history, "NULL loop", TAPS_ERROR_NULL_ARGUMENT, taps_event_loop_set_history(NULL, true))
 ROW(taps_event_loop_set_history, "off", TAPS_OK, taps_event_loop_set_history(fx_loop(f), false))
 ROW(taps_event_loop_set_history, "on", TAPS_OK, taps_event_loop_set_history(fx_loop(f), true))

@@ -250,8 +250,19 @@ static void json_string(FILE *out, const char *s) {
   fputc('"', out);
 }
 
-/* The loop's NAT64 prefix as text, "" when none (--pref64). */
+/* The loop's NAT64 prefix as text, "" when none (--pref64, or discovered),
+   and where it came from (taps_event_loop_get_pref64_source). */
 static char pref64_text[64];
+static int pref64_source;
+
+static const char *pref64_source_name(int source) {
+  switch (source) {
+    case TAPS_PREF64_SOURCE_CALLER: return "caller";
+    case TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT: return "ra";
+    case TAPS_PREF64_SOURCE_DNS: return "dns";
+    default: return NULL;
+  }
+}
 
 /* The IPv4 address attempt `i` was synthesized from, into `a`; 0 when it
    was not synthesized. */
@@ -343,6 +354,8 @@ static void print_json(const taps_connection *c, const RaceState *st) {
   FILE *out = stdout;
   fputs("{\"pref64\": ", out);
   json_string(out, pref64_text[0] ? pref64_text : NULL);
+  fputs(", \"pref64_source\": ", out);
+  json_string(out, pref64_source_name(pref64_source));
   fputs(", \"winner\": ", out);
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;
@@ -695,7 +708,6 @@ int main(int argc, char **argv) {
       taps_event_loop_free(loop);
       return EXIT_USAGE;
     }
-    taps_event_loop_get_pref64(loop, pref64_text, sizeof pref64_text);
   }
   if (history_file != NULL && history_load(loop, history_file) != 0) {
     for (size_t j = 0; j < n_remotes; j++) taps_remote_endpoint_free(remotes[j]);
@@ -793,10 +805,14 @@ int main(int argc, char **argv) {
   if (rc < 0) fprintf(stderr, "%s: event_loop_run: %s\n", prog, taps_strerror(rc));
   if (!st.done) st.elapsed_ms = now_ms() - st.t_initiate_ms;
 
-  if (json)
+  if (json) {
+    /* The prefix the race used: set, or discovered while it started. */
+    taps_event_loop_get_pref64(loop, pref64_text, sizeof pref64_text);
+    pref64_source = taps_event_loop_get_pref64_source(loop);
     print_json(conn, &st);
-  else
+  } else {
     print_timeline(conn, &st);
+  }
   fflush(stdout);
 
   int status = (st.done && st.won) ? EXIT_CONNECTED : EXIT_RACE_FAILED;

@@ -296,6 +296,18 @@ typedef enum taps_https_policy {
   TAPS_HTTPS_POLICY_OFF,
 } taps_https_policy;
 
+// Where a loop's NAT64 prefix comes from (taps_event_loop_get_pref64_source).
+typedef enum taps_pref64_source {
+  // No prefix: none set, none discovered.
+  TAPS_PREF64_SOURCE_NONE = 0,
+  // Set with taps_event_loop_set_pref64.
+  TAPS_PREF64_SOURCE_CALLER = 1,
+  // A Router Advertisement's PREF64 option (RFC 8781).
+  TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT = 2,
+  // The DNS64 answer for ipv4only.arpa (RFC 7050).
+  TAPS_PREF64_SOURCE_DNS = 3,
+} taps_pref64_source;
+
 // A connection: establishing, established, failed or closed. Owned by the
 // caller of taps_preconnection_initiate_with_racing; free with taps_connection_free.
 //
@@ -1629,7 +1641,10 @@ int taps_stage_attempt_index(const struct taps_stage_attempt *attempt);
 int taps_set_log_callback(int min_level, taps_log_callback callback, void *user_data);
 
 // Synthesize IPv4 literals under the NAT64 prefix `prefix` (text such as
-// "2001:db8:64::/96"; NULL: no synthesis, the default). In races started
+// "2001:db8:64::/96"; NULL, the default: the prefix the loop discovers
+// from Router Advertisements (RFC 8781) or else DNS64 (RFC 7050), see
+// taps_event_loop_get_pref64_source; a prefix set here wins over a
+// discovered one). In races started
 // after the call, an IPv4 literal the kernel has no route to (a route
 // lookup over rtnetlink finds none: ENETUNREACH, EHOSTUNREACH) is raced as
 // its RFC 6052 IPv6 address under the prefix, as an IPv6 candidate;
@@ -1646,13 +1661,23 @@ int taps_set_log_callback(int min_level, taps_log_callback callback, void *user_
 // 64-71 of a /96 set, an IPv4-mapped, zero, multicast or link-local prefix.
 int taps_event_loop_set_pref64(struct taps_event_loop *event_loop, const char *prefix);
 
-// The loop's NAT64 prefix (taps_event_loop_set_pref64) as text
+// The loop's NAT64 prefix (taps_event_loop_set_pref64, else the one
+// discovered that has not expired) as text
 // ("2001:db8:64::/96") into `buf` of `buf_len` bytes, NUL-terminated; 50
 // bytes always suffice. Returns the text's length (> 0), 0 when no
 // prefix is set (`buf` gets "" when buf_len > 0), TAPS_ERROR_NULL_ARGUMENT
 // (NULL loop, or NULL buf with buf_len > 0), or TAPS_ERROR_OUT_OF_RANGE
 // when the text and its NUL do not fit (`buf` unchanged). Any thread.
 int taps_event_loop_get_pref64(const struct taps_event_loop *event_loop, char *buf, size_t buf_len);
+
+// Where the loop's NAT64 prefix (taps_event_loop_get_pref64) comes from:
+// TAPS_PREF64_SOURCE_NONE (0, no prefix), TAPS_PREF64_SOURCE_CALLER
+// (taps_event_loop_set_pref64), TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT
+// (an RA's PREF64 option, RFC 8781), TAPS_PREF64_SOURCE_DNS (the DNS64
+// answer for ipv4only.arpa, RFC 7050); TAPS_ERROR_NULL_ARGUMENT for a
+// NULL loop. Discovery starts the first time a race has an IPv4 literal
+// the host has no IPv4 route to. Any thread.
+int taps_event_loop_get_pref64_source(const struct taps_event_loop *event_loop);
 
 // Whether attempt `index` (start order) went to an IPv6 address the race
 // synthesized from an IPv4 literal under the loop's NAT64 prefix: 1, with

@@ -4,12 +4,15 @@
 //! [`crate::engine::nat64`] (RFC 6052); see docs/guide/ipv6-only.md.
 
 pub use crate::engine::nat64::{Pref64, Pref64Error, SynthesisError};
+pub use crate::runtime::pref64::Pref64Source;
 use super::event_loop::EventLoop;
 use crate::vocabulary::error::{Error, Result};
 
 impl EventLoop {
-    /// Synthesize IPv4 literals under the NAT64 prefix `prefix` (`None`:
-    /// no synthesis, the default): in races started after the call, an
+    /// Synthesize IPv4 literals under the NAT64 prefix `prefix` (`None`,
+    /// the default: the prefix the loop discovers, RFC 8781 Router
+    /// Advertisements then RFC 7050, see docs/guide/ipv6-only.md; a prefix
+    /// set here wins over a discovered one): in races started after the call, an
     /// IPv4 literal the kernel has no route to (a route lookup over
     /// rtnetlink: `ENETUNREACH` or `EHOSTUNREACH`) is raced as its RFC 6052
     /// IPv6 address under `prefix`, as an IPv6 candidate; its
@@ -22,9 +25,16 @@ impl EventLoop {
         self.shared.set_pref64(prefix);
     }
 
-    /// The NAT64 prefix set with [`set_pref64`](Self::set_pref64), if any.
+    /// The NAT64 prefix races use now: the one set with
+    /// [`set_pref64`](Self::set_pref64), else the one discovered (that
+    /// has not expired), if any.
     pub fn pref64(&self) -> Option<Pref64> {
-        self.shared.pref64()
+        self.shared.pref64().map(|(p, _)| p)
+    }
+
+    /// Where [`pref64`](Self::pref64) came from (`None`: no prefix).
+    pub fn pref64_source(&self) -> Option<Pref64Source> {
+        self.shared.pref64().map(|(_, s)| s)
     }
 }
 

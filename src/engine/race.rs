@@ -252,6 +252,8 @@ pub struct Race {
     racing: bool,
     /// Addresses to attempt only after every other (see `set_avoided`).
     avoided: Box<[SocketAddr]>,
+    /// The NAT64 prefix whose addresses sort as IPv4 (see `set_pref64`).
+    pref64: Option<super::nat64::Pref64>,
     /// What history knows of the candidates (see `add_history`); `None`
     /// (no allocation) when it knows nothing.
     history: Option<Box<super::history::RaceHistory>>,
@@ -303,6 +305,7 @@ impl Race {
             attempts: Vec::new(),
             racing: false,
             avoided: Box::default(),
+            pref64: None,
             history: None,
             deferred: 0,
             held: false,
@@ -464,6 +467,14 @@ impl Race {
         self.reorder();
     }
 
+    /// Sort the candidates inside the NAT64 prefix `pref64` (DNS64 answers,
+    /// synthesized addresses) as the IPv4 addresses they carry (see
+    /// [`super::sort::order_with_pref64`]).
+    pub fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        self.pref64 = pref64;
+        self.reorder();
+    }
+
     /// What history knows of destination `addr` (HEv3 draft -04 §5.3,
     /// [`super::history`]): it sorts by it, and when `adapt_delay`, the
     /// Connection Attempt Delay follows the RTTs known (RFC 8305 §5). Give
@@ -505,7 +516,7 @@ impl Race {
         }
         let mut ordered = match &self.history {
             Some(h) => super::history::order(&self.known, self.config.first_address_family_count, h),
-            None => super::sort::order(&self.known, self.config.first_address_family_count),
+            None => super::sort::order_with_pref64(&self.known, self.config.first_address_family_count, self.pref64.as_ref()),
         };
         if !self.avoided.is_empty() {
             ordered.sort_by_key(|c| self.avoided.contains(&c.addr));

@@ -33,9 +33,10 @@
 //! up to rule 6 are always of the same family for rule 9), so the
 //! comparison is a total order.
 
+use super::nat64::{extract, Pref64};
 use super::{Candidate, Family};
 use std::cmp::Reverse;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One row of the RFC 6724 §2.1 policy table.
 struct Policy {
@@ -216,6 +217,44 @@ pub fn interleave(sorted: &[Candidate], first_address_family_count: usize) -> Ve
 /// each family while both last, then the rest.
 pub fn order(candidates: &[Candidate], first_address_family_count: usize) -> Vec<Candidate> {
     interleave(&rfc6724_sort(candidates), first_address_family_count)
+}
+
+/// [`order`] on a network with NAT64 (HEv3 -04 §8, the editors' copy's
+/// MUST): a candidate inside `pref64` (a DNS64 answer, or an address the
+/// race synthesized) is sorted as the IPv4 address it carries (RFC 6724 §6
+/// on that address, RFC 6052 extraction; its source stays the IPv6 one, so
+/// it sorts after native IPv6 by rules 5 and 6) and counts as IPv4 when
+/// the families are interleaved, so that native IPv6 interleaves with
+/// translated IPv4. Without a prefix, or with no candidate inside it,
+/// exactly [`order`].
+pub fn order_with_pref64(candidates: &[Candidate], first_address_family_count: usize, pref64: Option<&Pref64>) -> Vec<Candidate> {
+    let view = |c: &Candidate| match (pref64, c.addr) {
+        (Some(p), SocketAddr::V6(a)) => extract(p, *a.ip()).map(|v4| Candidate {
+            addr: SocketAddr::new(IpAddr::V4(v4), a.port()),
+            source: c.source,
+        }),
+        _ => None,
+    };
+    let views: Vec<Option<Candidate>> = candidates.iter().map(view).collect();
+    if views.iter().all(Option::is_none) {
+        return order(candidates, first_address_family_count);
+    }
+    let seen = |i: usize| views[i].as_ref().unwrap_or(&candidates[i]);
+    let mut idx: Vec<usize> = (0..candidates.len()).collect();
+    idx.sort_by_cached_key(|&i| key(seen(i)));
+    let Some(&first) = idx.first() else { return Vec::new() };
+    let first_family = Family::of(&seen(first).addr);
+    let (a, b): (Vec<usize>, Vec<usize>) = idx.iter().partition(|&&i| Family::of(&seen(i).addr) == first_family);
+    let mut out = Vec::with_capacity(candidates.len());
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    out.extend(a.by_ref().take(first_address_family_count.max(1)));
+    loop {
+        match (b.next(), a.next()) {
+            (None, None) => break,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+    out.into_iter().map(|i| candidates[i]).collect()
 }
 
 #[cfg(test)]

@@ -204,6 +204,12 @@ impl Tree {
         each_shape!(&mut self.0, t => t.set_avoided(addrs))
     }
 
+    /// Sort addresses inside the NAT64 prefix as IPv4, in every branch
+    /// (see [`Race::set_pref64`]). Call before the answers come.
+    pub fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        each_shape!(&mut self.0, t => t.set_pref64(pref64))
+    }
+
     /// What history knows of `candidates` (HEv3 draft -04 §5.3): `hint`
     /// is asked for each leaf's path id, protocol id and candidate; a
     /// leaf's Connection Attempt Delay follows the RTTs when it is the
@@ -405,6 +411,14 @@ impl Branches {
     fn set_avoided(&mut self, addrs: &[SocketAddr]) {
         for leaf in &mut self.leaves {
             leaf.race.set_avoided(addrs);
+        }
+    }
+
+    /// Sort addresses inside the NAT64 prefix as IPv4 (see
+    /// [`Race::set_pref64`]).
+    fn set_pref64(&mut self, pref64: Option<super::nat64::Pref64>) {
+        for leaf in &mut self.leaves {
+            leaf.race.set_pref64(pref64);
         }
     }
 

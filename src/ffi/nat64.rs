@@ -5,12 +5,16 @@ use super::connection::{write_sockaddr, Connection};
 use super::event_loop::EventLoop;
 use super::handle::{try_mut, try_ok, try_ref, try_str};
 use super::{fail, guard};
+use crate::api::nat64::Pref64Source;
 use crate::api::Error;
 use std::ffi::{c_char, c_int};
 use std::net::SocketAddr;
 
 /// Synthesize IPv4 literals under the NAT64 prefix `prefix` (text such as
-/// "2001:db8:64::/96"; NULL: no synthesis, the default). In races started
+/// "2001:db8:64::/96"; NULL, the default: the prefix the loop discovers
+/// from Router Advertisements (RFC 8781) or else DNS64 (RFC 7050), see
+/// taps_event_loop_get_pref64_source; a prefix set here wins over a
+/// discovered one). In races started
 /// after the call, an IPv4 literal the kernel has no route to (a route
 /// lookup over rtnetlink finds none: ENETUNREACH, EHOSTUNREACH) is raced as
 /// its RFC 6052 IPv6 address under the prefix, as an IPv6 candidate;
@@ -40,7 +44,8 @@ pub extern "C" fn taps_event_loop_set_pref64(event_loop: *mut EventLoop, prefix:
     })
 }
 
-/// The loop's NAT64 prefix (taps_event_loop_set_pref64) as text
+/// The loop's NAT64 prefix (taps_event_loop_set_pref64, else the one
+/// discovered that has not expired) as text
 /// ("2001:db8:64::/96") into `buf` of `buf_len` bytes, NUL-terminated; 50
 /// bytes always suffice. Returns the text's length (> 0), 0 when no
 /// prefix is set (`buf` gets "" when buf_len > 0), TAPS_ERROR_NULL_ARGUMENT
@@ -68,6 +73,42 @@ pub extern "C" fn taps_event_loop_get_pref64(event_loop: *const EventLoop, buf: 
         }
         text.len() as c_int
     })
+}
+
+/// Where the loop's NAT64 prefix (taps_event_loop_get_pref64) comes from:
+/// TAPS_PREF64_SOURCE_NONE (0, no prefix), TAPS_PREF64_SOURCE_CALLER
+/// (taps_event_loop_set_pref64), TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT
+/// (an RA's PREF64 option, RFC 8781), TAPS_PREF64_SOURCE_DNS (the DNS64
+/// answer for ipv4only.arpa, RFC 7050); TAPS_ERROR_NULL_ARGUMENT for a
+/// NULL loop. Discovery starts the first time a race has an IPv4 literal
+/// the host has no IPv4 route to. Any thread.
+#[no_mangle]
+pub extern "C" fn taps_event_loop_get_pref64_source(event_loop: *const EventLoop) -> c_int {
+    guard!(fail(Error::Panic), {
+        let lp = try_ref!(event_loop);
+        let source = match lp.0.pref64_source() {
+            None => taps_pref64_source::TAPS_PREF64_SOURCE_NONE,
+            Some(Pref64Source::Caller) => taps_pref64_source::TAPS_PREF64_SOURCE_CALLER,
+            Some(Pref64Source::RouterAdvertisement) => taps_pref64_source::TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT,
+            Some(Pref64Source::Dns) => taps_pref64_source::TAPS_PREF64_SOURCE_DNS,
+        };
+        source as c_int
+    })
+}
+
+/// Where a loop's NAT64 prefix comes from (taps_event_loop_get_pref64_source).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum taps_pref64_source {
+    /// No prefix: none set, none discovered.
+    TAPS_PREF64_SOURCE_NONE = 0,
+    /// Set with taps_event_loop_set_pref64.
+    TAPS_PREF64_SOURCE_CALLER = 1,
+    /// A Router Advertisement's PREF64 option (RFC 8781).
+    TAPS_PREF64_SOURCE_ROUTER_ADVERTISEMENT = 2,
+    /// The DNS64 answer for ipv4only.arpa (RFC 7050).
+    TAPS_PREF64_SOURCE_DNS = 3,
 }
 
 /// Whether attempt `index` (start order) went to an IPv6 address the race
@@ -114,6 +155,7 @@ mod tests {
         assert_eq!(taps_event_loop_get_pref64(lp, buf.as_mut_ptr(), buf.len()), 0);
         assert_eq!(taps_event_loop_set_pref64(lp, c"2001:db8:64::/96".as_ptr()), 0);
         assert_eq!(taps_event_loop_get_pref64(lp, buf.as_mut_ptr(), buf.len()), 16);
+        assert_eq!(taps_event_loop_get_pref64_source(lp), taps_pref64_source::TAPS_PREF64_SOURCE_CALLER as c_int);
         // SAFETY: the library wrote a NUL-terminated string.
         assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap(), "2001:db8:64::/96");
         // Too small for text and NUL: out of range, buffer untouched.
@@ -129,6 +171,8 @@ mod tests {
         assert_eq!(taps_event_loop_get_pref64(lp, buf.as_mut_ptr(), buf.len()), 0);
         assert_eq!(buf[0], 0);
         assert_eq!(taps_event_loop_get_pref64(lp, std::ptr::null_mut(), 0), 0);
+        assert_eq!(taps_event_loop_get_pref64_source(lp), taps_pref64_source::TAPS_PREF64_SOURCE_NONE as c_int);
+        assert_eq!(taps_event_loop_get_pref64_source(std::ptr::null()), Error::NullArgument.code());
         assert_eq!(taps_event_loop_set_pref64(std::ptr::null_mut(), std::ptr::null()), Error::NullArgument.code());
         super::super::event_loop::taps_event_loop_free(lp);
     }

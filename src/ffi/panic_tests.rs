@@ -140,6 +140,7 @@ fn a_panic_in_any_extern_fn_is_a_code_not_an_abort() {
     code!(taps_event_loop_set_resolution_cache(null_mut(), 0));
     code!(taps_event_loop_set_pref64(null_mut(), null()));
     code!(taps_event_loop_get_pref64(null(), null_mut(), 0));
+    code!(taps_event_loop_get_pref64_source(null()));
     code!(taps_event_loop_set_history(null_mut(), true));
     code!(taps_event_loop_clear_history(null_mut()));
     code!(taps_event_loop_history_size(null_mut(), null_mut(), null_mut()));

@@ -159,8 +159,11 @@ impl LoopCore {
                 self.route_target_answer(st, answer.race, answer.key, answer.result);
                 continue;
             }
+            let prefix = self.pref64_locked(st);
             let LoopState { races, history, protocols, .. } = &mut *st;
             if let Some(entry) = races.get_mut(&answer.race) {
+                let mut answer = answer;
+                super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
                 let at = now.saturating_sub(entry.started_at);
                 LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
                 let ttl = match answer.ttl {

@@ -38,6 +38,7 @@ pub(crate) mod nat64;
 pub(crate) mod history;
 pub(crate) mod paths;
 pub(crate) mod pool;
+pub(crate) mod pref64;
 pub(crate) mod protocol;
 pub(crate) mod race;
 pub(crate) mod race_table;
@@ -167,6 +168,8 @@ pub(crate) struct LoopCore {
     progress: std::sync::atomic::AtomicU64,
     /// See [`LoopState::wake_ahead`]: the value while the library waits.
     wake_ahead: Micros,
+    /// The NAT64 prefix learnt from the network (see [`pref64`]).
+    discovery: Arc<pref64::Discovery>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -231,6 +234,7 @@ impl LoopCore {
             wake_ahead: clock::WAKE_AHEAD,
             completions: Mutex::new(Vec::new()),
             service_answers: Mutex::new(Vec::new()),
+            discovery: Arc::default(),
         }))
     }
 
@@ -280,14 +284,32 @@ impl LoopCore {
     }
 
     /// Synthesize IPv4 literals under `prefix` in races started from now
-    /// on (None: no synthesis; see [`nat64`]).
+    /// on (None: the prefix discovered, if any; see [`nat64`], [`pref64`]).
     pub(crate) fn set_pref64(&self, prefix: Option<crate::engine::nat64::Pref64>) {
         lock(&self.state).pref64 = prefix;
     }
 
-    /// The NAT64 prefix set with [`set_pref64`](Self::set_pref64).
-    pub(crate) fn pref64(&self) -> Option<crate::engine::nat64::Pref64> {
-        lock(&self.state).pref64
+    /// The NAT64 prefix races use now and where it came from: the one set
+    /// with [`set_pref64`](Self::set_pref64), else the discovered one.
+    pub(crate) fn pref64(&self) -> Option<(crate::engine::nat64::Pref64, pref64::Pref64Source)> {
+        let caller = lock(&self.state).pref64;
+        pref64::choose(caller, None, None, std::time::Instant::now()).or_else(|| self.discovery.current())
+    }
+
+    /// [`pref64`](Self::pref64) with the state locked, without its source.
+    fn pref64_locked(&self, st: &LoopState) -> Option<crate::engine::nat64::Pref64> {
+        st.pref64.or_else(|| self.discovery.current().map(|(p, _)| p))
+    }
+
+    /// Before a race starts: when it has an IPv4 literal the host has no
+    /// IPv4 route to, or a name on a host without IPv4 connectivity (its A
+    /// answers), and the loop knows no prefix, start PREF64 discovery and
+    /// wait for its first round (at most [`pref64::FIRST_ROUND_WAIT`]).
+    fn discover_pref64_for(&self, remotes: &[crate::vocabulary::endpoint::RemoteEndpoint]) {
+        if self.pref64().is_some() || !nat64::needs_prefix(remotes, nat64::has_ipv4_route) {
+            return;
+        }
+        self.discovery.ensure(|| self.resolver.dns(), pref64::FIRST_ROUND_WAIT);
     }
 
     /// Use `resolver` instead of the system resolver (None: back to it).
@@ -328,6 +350,7 @@ impl LoopCore {
 impl Drop for LoopCore {
     fn drop(&mut self) {
         self.resolver.shutdown();
+        self.discovery.shutdown();
     }
 }
 

@@ -9,7 +9,9 @@
 //! Without a prefix nothing changes, and no route is looked up.
 
 use crate::engine::nat64::{is_host_or_link_scoped, synthesize, Pref64};
+use crate::engine::Candidate;
 use super::sys::netlink::{path_route, NoRoute};
+use crate::vocabulary::endpoint::{Host, RemoteEndpoint};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 /// The destinations a race synthesized: each IPv6 address with the IPv4
@@ -38,6 +40,27 @@ impl Synthesized {
 /// route, so that synthesis only replaces what cannot work).
 pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
     !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
+}
+
+/// A global IPv4 address whose route says whether the host has IPv4
+/// connectivity (a route lookup only: nothing is sent to it).
+pub(crate) const IPV4_PROBE: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+
+/// Whether `remotes` may need a prefix: an IPv4 literal that is not host-
+/// or link-scoped and that `routed(v4)` says the host has no IPv4 route
+/// to, or a host name (its A answers) when the host has no IPv4
+/// connectivity (`routed(IPV4_PROBE)` is false).
+pub(crate) fn needs_prefix(remotes: &[RemoteEndpoint], routed: impl Fn(Ipv4Addr) -> bool) -> bool {
+    let mut names = false;
+    let literal = remotes.iter().any(|ep| match ep.host() {
+        Some(Host::Ip(IpAddr::V4(v4))) => !is_host_or_link_scoped(*v4) && !routed(*v4),
+        Some(Host::Name(_)) => {
+            names = true;
+            false
+        }
+        _ => false,
+    });
+    literal || (names && !routed(IPV4_PROBE))
 }
 
 /// The destination to race for the literal `addr`: `addr` itself, or,
@@ -70,6 +93,61 @@ pub(crate) fn literal_destination(
             log::warn!("{v4} has no IPv4 route and is not synthesized: {e}");
             addr
         }
+    }
+}
+
+/// An A answer's candidates on a host without an IPv4 route to them
+/// (HEv3 -04 §8.2: "such translation also applies to any IPv4 addresses
+/// received in A records"): each candidate the resolver found no source
+/// address for (no route, RFC 6724 rule 1) and that `routed` confirms has
+/// none becomes its synthesis under `prefix`, as [`literal_destination`]
+/// does, with its source looked up again by `source_of`. Candidates with a
+/// source (a dual-stack host) are left alone without any lookup.
+pub(crate) fn synthesize_answer(
+    prefix: &Pref64,
+    candidates: &mut [Candidate],
+    out: &mut Synthesized,
+    routed: impl Fn(Ipv4Addr) -> bool,
+    source_of: impl Fn(SocketAddr) -> Option<IpAddr>,
+) {
+    for c in candidates.iter_mut().filter(|c| c.source.is_none() && c.addr.is_ipv4()) {
+        let addr = literal_destination(Some(prefix), c.addr, out, &routed);
+        if addr != c.addr {
+            c.addr = addr;
+            c.source = source_of(addr);
+        }
+    }
+}
+
+/// A race's answer, with the loop's prefix (`None`: nothing to do): an A
+/// answer goes through [`synthesize_answer`] with the kernel's routes and
+/// source addresses, what it synthesized into the race's report; an AAAA
+/// answer's addresses inside the prefix (DNS64) are logged, as the race
+/// sorts them as IPv4 (see [`crate::engine::sort::order_with_pref64`]).
+pub(super) fn on_answer(
+    prefix: Option<Pref64>,
+    entry: &mut super::race::RaceEntry,
+    key: &crate::engine::QueryKey,
+    result: &mut Result<Vec<Candidate>, i32>,
+) {
+    let (Some(prefix), Ok(candidates)) = (prefix, result) else { return };
+    if key.family == crate::engine::Family::V6 {
+        for c in candidates.iter() {
+            if let (SocketAddr::V6(a), true) = (c.addr, log::log_enabled!(log::Level::Debug)) {
+                if let Some(v4) = crate::engine::nat64::extract(&prefix, *a.ip()) {
+                    log::debug!("{} is inside the NAT64 prefix {prefix} (DNS64): sorted as IPv4 {v4}", a.ip());
+                }
+            }
+        }
+        return;
+    }
+    if candidates.iter().all(|c| c.source.is_some()) {
+        return;
+    }
+    let out = entry.nat64.get_or_insert_with(Default::default);
+    synthesize_answer(&prefix, candidates, out, has_ipv4_route, super::resolver::source_address);
+    if out.is_empty() {
+        entry.nat64 = None;
     }
 }
 
@@ -125,6 +203,53 @@ mod tests {
         assert_eq!(literal_destination(Some(&wkp), sa("10.0.0.1:80"), &mut out, |_| false), sa("10.0.0.1:80"));
         assert!(out.is_empty());
         assert_eq!(literal_destination(Some(&wkp), sa("8.8.8.8:53"), &mut out, |_| false), sa("[64:ff9b::808:808]:53"));
+    }
+
+    #[test]
+    fn a_prefix_is_needed_only_for_an_unrouted_global_or_private_ipv4_literal() {
+        let ep = |ip: &str| {
+            let mut e = RemoteEndpoint::new();
+            match ip.parse::<IpAddr>().unwrap() {
+                IpAddr::V4(a) => e.with_ipv4(a),
+                IpAddr::V6(a) => e.with_ipv6(a),
+            };
+            e
+        };
+        let mut name = RemoteEndpoint::new();
+        name.with_hostname("example.com").unwrap();
+        assert!(needs_prefix(&[ep("10.64.0.2")], |_| false));
+        assert!(!needs_prefix(&[ep("10.64.0.2")], |_| true), "routed");
+        assert!(!needs_prefix(&[ep("127.0.0.1"), ep("169.254.1.1"), ep("2001:db8::1")], |_| false));
+        // A name: only without IPv4 connectivity.
+        assert!(needs_prefix(std::slice::from_ref(&name), |_| false));
+        assert!(!needs_prefix(std::slice::from_ref(&name), |v4| v4 == IPV4_PROBE));
+    }
+
+    #[test]
+    fn a_answers_without_a_source_are_synthesized_with_a_new_source() {
+        let nsp: Pref64 = "2001:db8:64::/96".parse().unwrap();
+        let src: IpAddr = "2001:db8:46:1::2".parse().unwrap();
+        let mut answer = vec![
+            Candidate { addr: sa("10.64.0.2:80"), source: None },
+            Candidate { addr: sa("192.0.2.7:80"), source: Some("192.0.2.1".parse().unwrap()) },
+            Candidate { addr: sa("127.0.0.1:80"), source: None },
+        ];
+        let mut out = Synthesized::default();
+        let looked = std::cell::Cell::new(0);
+        synthesize_answer(&nsp, &mut answer, &mut out, |_| false, |a| {
+            looked.set(looked.get() + 1);
+            assert_eq!(a, sa("[2001:db8:64::a40:2]:80"));
+            Some(src)
+        });
+        assert_eq!(answer[0], Candidate { addr: sa("[2001:db8:64::a40:2]:80"), source: Some(src) });
+        assert_eq!(out.source_of(answer[0].addr), Some(Ipv4Addr::new(10, 64, 0, 2)));
+        assert_eq!(answer[1].addr, sa("192.0.2.7:80"), "a candidate with a source is routed");
+        assert_eq!(answer[2].addr, sa("127.0.0.1:80"), "host-scoped: never");
+        assert_eq!(looked.get(), 1);
+        // The route lookup has the last word: a route, no synthesis.
+        let mut answer = vec![Candidate { addr: sa("10.64.0.2:80"), source: None }];
+        synthesize_answer(&nsp, &mut answer, &mut out, |_| true, |_| unreachable!());
+        assert_eq!(answer[0].addr, sa("10.64.0.2:80"));
     }
 
     #[test]

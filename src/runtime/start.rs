@@ -24,6 +24,7 @@ impl LoopCore {
     /// (RFC 9623 §4.1): paths × protocols kept by the selection
     /// properties, each racing the resolved endpoints.
     pub(crate) fn start_race(self: &Arc<Self>, conn: &Arc<ConnCore>, spec: &RaceSpec<'_>) -> Result<()> {
+        self.discover_pref64_for(spec.remotes);
         let mut st = lock(&self.state);
         if st.shut_down || st.stop_requested || conn.client.is_released() {
             return Err(Error::InvalidState);
@@ -85,9 +86,14 @@ impl LoopCore {
         if !spec.avoid.is_empty() {
             tree.set_avoided(spec.avoid);
         }
+        // HEv3 -04 §8: addresses inside the NAT64 prefix sort as IPv4.
+        let pref64 = self.pref64_locked(st);
+        if pref64.is_some() {
+            tree.set_pref64(pref64);
+        }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
-        let LoopState { history, protocols, pref64, .. } = &mut *st;
+        let LoopState { history, protocols, .. } = &mut *st;
         let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref(), |tree, candidates| {
             history.hint_answer(tree, id, &paths, protocols, candidates, now)
         });

@@ -36,12 +36,16 @@ Layout (nothing is added to, or routed through, the host's namespace):
     dual.nat64.test       A 10.64.0.2 and a real AAAA 2001:db8:46:9::1: not synthesized
     ipv4only.arpa         A 192.0.0.170, 192.0.0.171 (RFC 7050 §2.2, RFC 8880):
                           AAAA synthesized, so RFC 7050 discovery works
+- a third unbound on [2001:db8:46:1::53]:53 without dns64 (the "plain
+  resolver", same stub zones): an A-only name has no AAAA there. Tests
+  point a loop at it with TAPS_RESOLV_CONF.
 - the RA sender (this file, a raw ICMPv6 socket) sends a Router
   Advertisement every second on r0, router lifetime 0 (not a default
   router: the client's default route is static), with the PREF64 option of
   RFC 8781 for 2001:db8:64::/96, lifetime 1800 s. Debian 12's radvd (2.19)
   cannot send that option. The client's kernel hands the option to user
-  space as RTM_NEWNDUSEROPT.
+  space as RTM_NEWNDUSEROPT. It answers a Router Solicitation at once.
+  `Nat64Bed(ra=False)` builds the bed without it (RFC 7050 alone).
 
 Needs root, `ip`, `tayga`, `unbound` and `kdig` (or `dig`). Without them it exits 77
 (skip) with a message, except under CI=true, where that is a failure.
@@ -79,6 +83,7 @@ PORT = 7101
 DNS_PORT = 53
 AUTH_PORT = 5353
 DUAL6 = "2001:db8:46:9::1"
+PLAIN6 = "2001:db8:46:1::53"
 PREF64_LIFETIME = 1800
 
 RTM_NEWNDUSEROPT = 68
@@ -159,7 +164,9 @@ def _on_signal(signum, frame):
 class Nat64Bed:
     """One bed. `up()` creates it, `down()` removes it; both idempotent."""
 
-    def __init__(self):
+    def __init__(self, ra=True):
+        """`ra`: run the RA sender (False: the client learns no prefix from
+        RAs, only by RFC 7050 from the DNS64)."""
         global _counter
         _counter += 1
         base = f"{PREFIX}{os.getpid()}-{_counter}"
@@ -168,6 +175,8 @@ class Nat64Bed:
         self.procs = []
         self.nsp, self.server_v4, self.port, self.resolver = NSP, S4, PORT, R6
         self.client_if = "c0"
+        self.ra = ra
+        self.plain_resolver = PLAIN6
 
     def client(self, argv):
         return ["ip", "netns", "exec", self.client_ns] + list(argv)
@@ -183,7 +192,8 @@ class Nat64Bed:
                 "client": {"interface": "c0", "ipv6": C6, "gateway": R6},
                 "nat64": {"translator": "tayga", "prefix": NSP, "pool4": POOL4},
                 "dns64": {"resolver": R6, "port": DNS_PORT, "prefix": NSP},
-                "ra": {"interface": "r0", "pref64": NSP, "lifetime_s": PREF64_LIFETIME},
+                "plain_resolver": {"resolver": PLAIN6, "port": DNS_PORT},
+                "ra": {"interface": "r0", "pref64": NSP, "lifetime_s": PREF64_LIFETIME} if self.ra else None,
                 "server": {"ipv4": S4, "port": PORT, "synthesized": synthesized(S4)},
                 "names": {"v4only.nat64.test": {"A": S4}, "dual.nat64.test": {"A": S4, "AAAA": DUAL6},
                           "ipv4only.arpa": {"A": ["192.0.0.170", "192.0.0.171"]}}}
@@ -259,6 +269,7 @@ class Nat64Bed:
         sh("ip", "-n", R, "link", "add", "r1", "type", "veth", "peer", "name", "s0", "netns", S)
         sh("ip", "-n", C, "addr", "add", f"{C6}/64", "dev", "c0", "nodad")
         sh("ip", "-n", R, "addr", "add", f"{R6}/64", "dev", "r0", "nodad")
+        sh("ip", "-n", R, "addr", "add", f"{PLAIN6}/64", "dev", "r0", "nodad")
         sh("ip", "-n", R, "addr", "add", f"{R4}/24", "dev", "r1")
         sh("ip", "-n", S, "addr", "add", f"{S4}/24", "dev", "s0")
         for ns, dev in ((C, "c0"), (R, "r0"), (R, "r1"), (S, "s0")):
@@ -272,8 +283,9 @@ class Nat64Bed:
         with open(os.path.join(self._etc(), "hosts"), "w") as f:
             f.write("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
         self._start(self.server([sys.executable, HERE, "_serve"]), "IPv4 server", ready_line=True)
-        self._start(self.router([sys.executable, HERE, "_ra", "r0", NSP, str(PREF64_LIFETIME)]), "RA sender",
-                    ready_line=True)
+        if self.ra:
+            self._start(self.router([sys.executable, HERE, "_ra", "r0", NSP, str(PREF64_LIFETIME)]), "RA sender",
+                        ready_line=True)
         self._wait(lambda: self.probe(synthesized(S4), PORT, 1.0) == "connected", "the server through tayga")
         self._wait(lambda: synthesized(S4) in self.dig("AAAA", "v4only.nat64.test"), "unbound's dns64")
 
@@ -348,7 +360,13 @@ stub-zone:
 remote-control:
   control-enable: no
 """)
-        for conf in (auth, res):
+        plain = os.path.join(self.tmp, "plain.conf")
+        with open(plain, "w") as f:
+            f.write(open(res).read().replace(f"interface: {R6}", f"interface: {PLAIN6}")
+                    .replace('  module-config: "dns64 iterator"\n', '  module-config: "iterator"\n')
+                    .replace(f"  dns64-prefix: {NSP}\n", "")
+                    .replace("resolver.pid", "plain.pid"))
+        for conf in (auth, res, plain):
             sh(*self.router(["unbound-checkconf", conf]))
             self._start(self.router(["unbound", "-d", "-c", conf]), "unbound")
 
@@ -379,9 +397,10 @@ remote-control:
         argv = [sys.executable, netbed.HERE, "_probe", addr, str(port), str(timeout)]
         return sh(*self.client(argv), check=False).stdout.strip()
 
-    def dig(self, rtype, name):
-        """The client's resolver's answer (kdig/dig +short), one record a line."""
-        p = sh(*self.client(_dig() + [f"@{R6}", rtype, name]), check=False)
+    def dig(self, rtype, name, server=R6):
+        """The client's resolver's answer (kdig/dig +short), one record a line
+        (server: PLAIN6 for the resolver without dns64)."""
+        p = sh(*self.client(_dig() + [f"@{server}", rtype, name]), check=False)
         return p.stdout.split()
 
 
@@ -425,7 +444,20 @@ def _ra(ifname, prefix, lifetime):
                 pass  # link-local address not there yet
             time.sleep(1.0)
 
+    def answer_solicitations():
+        # RFC 4861 §6.2.6: a router answers a Router Solicitation with an
+        # RA (here at once, to all nodes). The router namespace forwards,
+        # so its kernel listens on ff02::2.
+        while True:
+            try:
+                data, _ = s.recvfrom(1500)
+                if data[:1] == b"\x85":  # type 133
+                    s.sendto(ra, ("ff02::1", 0, 0, ifindex))
+            except OSError:
+                time.sleep(0.1)
+
     threading.Thread(target=send_forever, daemon=True).start()
+    threading.Thread(target=answer_solicitations, daemon=True).start()
     return [s]
 
 
@@ -484,6 +516,8 @@ def self_check(bed, out=sys.stdout):
     check(ans == [v6], f"dns64: AAAA v4only.nat64.test synthesized: {ans}")
     ans = bed.dig("A", "v4only.nat64.test")
     check(ans == [S4], f"dns64: A v4only.nat64.test passed through: {ans}")
+    ans = bed.dig("AAAA", "v4only.nat64.test", PLAIN6) + bed.dig("A", "v4only.nat64.test", PLAIN6)
+    check(ans == [S4], f"plain resolver {PLAIN6}: v4only.nat64.test has its A and no AAAA (no dns64): {ans}")
     ans = bed.dig("AAAA", "dual.nat64.test")
     check(ans == [DUAL6], f"dns64: AAAA dual.nat64.test is the real one, not synthesized: {ans}")
     ans = sorted(bed.dig("AAAA", "ipv4only.arpa"))

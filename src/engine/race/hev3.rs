@@ -151,7 +151,8 @@ impl Race {
     }
 
     /// HEv3 §5: groups in service order, fallback last; inside a group
-    /// RFC 6724 and interleaving; avoided addresses last. Removed
+    /// RFC 6724 and interleaving (addresses inside the NAT64 prefix as
+    /// IPv4, HEv3 §8); avoided addresses last. Removed
     /// candidates are left out.
     pub(super) fn reorder_services(&mut self) {
         let Some(svc) = &self.svc else { return };
@@ -160,7 +161,8 @@ impl Race {
         let mut ordered = Vec::with_capacity(live.len());
         for group in live.chunk_by(|&a, &b| svc.tags[a as usize].service == svc.tags[b as usize].service) {
             let cands: Vec<Candidate> = group.iter().map(|&i| self.known[i as usize]).collect();
-            for c in crate::engine::sort::order(&cands, self.config.first_address_family_count) {
+            let order = crate::engine::sort::order_with_pref64;
+            for c in order(&cands, self.config.first_address_family_count, self.pref64.as_ref()) {
                 let i = group.iter().copied().find(|&i| self.known[i as usize].addr == c.addr).expect("sorted from the group");
                 ordered.push(i);
             }

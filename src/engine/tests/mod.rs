@@ -21,6 +21,8 @@
 //! - [`alpn_branches`]: protocol branches by ALPN (HEv3 draft §5.1, §6).
 //! - [`hev3`]: HTTPS records (HEv3 draft §4.2–§7): aliases, hints,
 //!   ports, ALPN, SvcPriority, ECH required.
+//! - [`nat64`]: HEv3 -04 §8, addresses inside the NAT64 prefix (DNS64
+//!   answers, synthesized A answers) sorted and interleaved as IPv4.
 //! - [`selection`]: selection properties pruning and ordering branches.
 //! - [`history`]: what earlier races taught (HEv3 §5.3, §6), and the
 //!   10 ms rule of RFC 8305 §5.
@@ -40,6 +42,7 @@ mod group;
 mod hev3;
 mod history;
 mod invariants;
+mod nat64;
 mod pool;
 mod race_end;
 mod resolution;

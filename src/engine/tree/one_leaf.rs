@@ -123,6 +123,10 @@ impl OneLeaf {
         self.race.set_avoided(addrs);
     }
 
+    pub(super) fn set_pref64(&mut self, pref64: Option<crate::engine::nat64::Pref64>) {
+        self.race.set_pref64(pref64);
+    }
+
     pub(super) fn cancel(&mut self, now: Micros) {
         self.race.cancel(now);
     }

@@ -29,10 +29,10 @@
 //!
 //! The loop uses [`path_route`] (NAT64 synthesis: does an IPv4 literal
 //! have a route) and [`check_bound_path`] (an attempt on a path bound to
-//! an interface that cannot reach a local destination fails at once). The [`Monitor`] and the Router Solicitation are not on
-//! the loop yet (PREF64 discovery from RAs and refreshing connectivity on
-//! change come with them: the items marked `allow(dead_code)`); their
-//! tests run them against a real kernel.
+//! an interface that cannot reach a local destination fails at once);
+//! PREF64 discovery (src/runtime/pref64.rs) reads a [`Monitor`] on its
+//! thread and sends Router Solicitations. Their tests run them against a
+//! real kernel.
 
 use crate::engine::nat64::{parse_pref64_option, Pref64Option, RaOptionError, ND_OPT_PREF64};
 use std::io;
@@ -41,11 +41,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const NLMSG_HDRLEN: usize = 16;
 const RTMSG_LEN: usize = 12;
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 const NDUSEROPTMSG_LEN: usize = 16;
 /// The attribute of an `RTM_NEWNDUSEROPT` message carrying the router's
 /// address (`NDUSEROPT_SRCADDR` in linux/neighbour.h).
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 const NDUSEROPT_SRCADDR: u16 = 1;
 
 /// Round up to the 4-byte alignment of netlink messages and attributes.
@@ -275,7 +273,6 @@ pub(crate) fn check_bound_path(dst: IpAddr, name: &str) -> Result<(), i32> {
 
 /// What changed, from the notifications a [`Monitor`] reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 pub(crate) enum NetEvent {
     /// A Router Advertisement with a PREF64 option arrived on interface
     /// `ifindex` from `router` (RFC 8781).
@@ -297,7 +294,6 @@ pub(crate) enum NetEvent {
 /// nduseroptmsg (family, pad, opts_len, ifindex, icmp type and code, pad),
 /// the ND options (`opts_len` bytes), then attributes (the router's
 /// address). Other ND options (RDNSS, DNSSL, captive portal) are skipped.
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 fn parse_nduseropt(body: &[u8], out: &mut Vec<NetEvent>) {
     if body.len() < NDUSEROPTMSG_LEN {
         return;
@@ -328,7 +324,6 @@ fn parse_nduseropt(body: &[u8], out: &mut Vec<NetEvent>) {
 
 /// The events in a buffer of netlink messages as the kernel sends them
 /// to a [`Monitor`].
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 pub(crate) fn parse_notifications(mut buf: &[u8]) -> Vec<NetEvent> {
     let mut out = Vec::new();
     while buf.len() >= NLMSG_HDRLEN {
@@ -355,12 +350,10 @@ pub(crate) fn parse_notifications(mut buf: &[u8]) -> Vec<NetEvent> {
 /// address and route changes and to ND user options (PREF64 from RAs):
 /// register [`fd`](Self::fd) for readability on the loop and call
 /// [`read`](Self::read) when it is readable. Needs no privilege.
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 pub(crate) struct Monitor {
     fd: OwnedFd,
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 impl Monitor {
     /// Open and subscribe; an io error when the kernel refuses the socket.
     pub(crate) fn open() -> io::Result<Monitor> {
@@ -419,7 +412,6 @@ impl Monitor {
 /// (ff02::2) out of interface `ifindex`, so that routers answer with an
 /// RA (and its PREF64 option) now. Needs `CAP_NET_RAW` (an ICMPv6 raw
 /// socket; EPERM otherwise); the kernel fills in the checksum.
-#[cfg_attr(not(test), allow(dead_code))] // not on the loop yet (module docs)
 pub(crate) fn send_router_solicitation(ifindex: u32) -> io::Result<()> {
     let sock = socket2::Socket::new(
         socket2::Domain::IPV6,
