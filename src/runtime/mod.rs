@@ -170,6 +170,9 @@ pub(crate) struct LoopCore {
     wake_ahead: Micros,
     /// The NAT64 prefix learnt from the network (see [`pref64`]).
     discovery: Arc<pref64::Discovery>,
+    /// Route lookups for [`LoopCore::discover_pref64_for`], remembered a
+    /// second.
+    routes: nat64::RouteMemo,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -235,6 +238,7 @@ impl LoopCore {
             completions: Mutex::new(Vec::new()),
             service_answers: Mutex::new(Vec::new()),
             discovery: Arc::default(),
+            routes: nat64::RouteMemo::default(),
         }))
     }
 
@@ -306,7 +310,7 @@ impl LoopCore {
     /// answers), and the loop knows no prefix, start PREF64 discovery and
     /// wait for its first round (at most [`pref64::FIRST_ROUND_WAIT`]).
     fn discover_pref64_for(&self, remotes: &[crate::vocabulary::endpoint::RemoteEndpoint]) {
-        if self.pref64().is_some() || !nat64::needs_prefix(remotes, nat64::has_ipv4_route) {
+        if self.pref64().is_some() || !nat64::needs_prefix(remotes, |v4| self.routes.routed(v4)) {
             return;
         }
         self.discovery.ensure(|| self.resolver.dns(), pref64::FIRST_ROUND_WAIT);

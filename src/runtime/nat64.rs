@@ -42,6 +42,37 @@ pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
     !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
 }
 
+/// How long a route lookup is remembered by a [`RouteMemo`].
+const ROUTE_MEMO: std::time::Duration = std::time::Duration::from_secs(1);
+/// How many destinations a [`RouteMemo`] remembers.
+const ROUTE_MEMO_SIZE: usize = 16;
+
+/// [`has_ipv4_route`] remembered for [`ROUTE_MEMO`] per destination: a
+/// loop that races many connections (a race per connection, to the same
+/// few destinations) pays one rtnetlink round trip a second, not one per
+/// race. A route that appears or goes is seen within that second.
+#[derive(Default)]
+pub(crate) struct RouteMemo(super::sync::Mutex<Vec<(Ipv4Addr, std::time::Instant, bool)>>);
+
+impl RouteMemo {
+    /// Whether the host has an IPv4 route to `v4`, as looked up at most
+    /// [`ROUTE_MEMO`] ago.
+    pub(crate) fn routed(&self, v4: Ipv4Addr) -> bool {
+        let now = std::time::Instant::now();
+        let mut memo = self.0.lock();
+        memo.retain(|(_, at, _)| now.duration_since(*at) < ROUTE_MEMO);
+        if let Some((_, _, routed)) = memo.iter().find(|(a, _, _)| *a == v4) {
+            return *routed;
+        }
+        let routed = has_ipv4_route(v4);
+        if memo.len() >= ROUTE_MEMO_SIZE {
+            memo.remove(0);
+        }
+        memo.push((v4, now, routed));
+        routed
+    }
+}
+
 /// A global IPv4 address whose route says whether the host has IPv4
 /// connectivity (a route lookup only: nothing is sent to it).
 pub(crate) const IPV4_PROBE: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
@@ -157,6 +188,18 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn route_lookups_are_remembered_and_bounded() {
+        let memo = RouteMemo::default();
+        assert!(memo.routed(Ipv4Addr::LOCALHOST));
+        assert!(memo.routed(Ipv4Addr::LOCALHOST));
+        assert_eq!(memo.0.lock().len(), 1, "the second answer came from the memo");
+        for i in 0..20 {
+            memo.routed(Ipv4Addr::new(127, 0, 0, i + 2));
+        }
+        assert_eq!(memo.0.lock().len(), ROUTE_MEMO_SIZE);
     }
 
     #[test]
