@@ -306,11 +306,11 @@ impl LoopCore {
     }
 
     /// Before a race starts: when it has an IPv4 literal the host has no
-    /// IPv4 route to, or a name on a host without IPv4 connectivity (its A
+    /// IPv4 route to, or a name on an IPv6-only host (its A
     /// answers), and the loop knows no prefix, start PREF64 discovery and
     /// wait for its first round (at most [`pref64::FIRST_ROUND_WAIT`]).
     fn discover_pref64_for(&self, remotes: &[crate::vocabulary::endpoint::RemoteEndpoint]) {
-        if self.pref64().is_some() || !nat64::needs_prefix(remotes, |v4| self.routes.routed(v4)) {
+        if self.pref64().is_some() || !nat64::needs_prefix(remotes, |ip| self.routes.routed(ip)) {
             return;
         }
         self.discovery.ensure(|| self.resolver.dns(), pref64::FIRST_ROUND_WAIT);

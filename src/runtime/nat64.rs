@@ -39,7 +39,12 @@ impl Synthesized {
 /// a lookup that fails for another reason than "no route" counts as a
 /// route, so that synthesis only replaces what cannot work).
 pub(crate) fn has_ipv4_route(v4: Ipv4Addr) -> bool {
-    !matches!(path_route(IpAddr::V4(v4), None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
+    has_route(IpAddr::V4(v4))
+}
+
+/// Whether the kernel has a route to `ip` (as [`has_ipv4_route`]).
+pub(crate) fn has_route(ip: IpAddr) -> bool {
+    !matches!(path_route(ip, None), Err(NoRoute::Errno(libc::ENETUNREACH | libc::EHOSTUNREACH)))
 }
 
 /// How long a route lookup is remembered by a [`RouteMemo`].
@@ -52,23 +57,23 @@ const ROUTE_MEMO_SIZE: usize = 16;
 /// few destinations) pays one rtnetlink round trip a second, not one per
 /// race. A route that appears or goes is seen within that second.
 #[derive(Default)]
-pub(crate) struct RouteMemo(super::sync::Mutex<Vec<(Ipv4Addr, std::time::Instant, bool)>>);
+pub(crate) struct RouteMemo(super::sync::Mutex<Vec<(IpAddr, std::time::Instant, bool)>>);
 
 impl RouteMemo {
-    /// Whether the host has an IPv4 route to `v4`, as looked up at most
+    /// Whether the host has a route to `ip`, as looked up at most
     /// [`ROUTE_MEMO`] ago.
-    pub(crate) fn routed(&self, v4: Ipv4Addr) -> bool {
+    pub(crate) fn routed(&self, ip: IpAddr) -> bool {
         let now = std::time::Instant::now();
         let mut memo = self.0.lock();
         memo.retain(|(_, at, _)| now.duration_since(*at) < ROUTE_MEMO);
-        if let Some((_, _, routed)) = memo.iter().find(|(a, _, _)| *a == v4) {
+        if let Some((_, _, routed)) = memo.iter().find(|(a, _, _)| *a == ip) {
             return *routed;
         }
-        let routed = has_ipv4_route(v4);
+        let routed = has_route(ip);
         if memo.len() >= ROUTE_MEMO_SIZE {
             memo.remove(0);
         }
-        memo.push((v4, now, routed));
+        memo.push((ip, now, routed));
         routed
     }
 }
@@ -76,22 +81,29 @@ impl RouteMemo {
 /// A global IPv4 address whose route says whether the host has IPv4
 /// connectivity (a route lookup only: nothing is sent to it).
 pub(crate) const IPV4_PROBE: Ipv4Addr = Ipv4Addr::new(1, 1, 1, 1);
+/// A global IPv6 address whose route says whether the host has IPv6
+/// connectivity beyond its links (a route lookup only).
+pub(crate) const IPV6_PROBE: Ipv6Addr = Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888);
 
 /// Whether `remotes` may need a prefix: an IPv4 literal that is not host-
-/// or link-scoped and that `routed(v4)` says the host has no IPv4 route
-/// to, or a host name (its A answers) when the host has no IPv4
-/// connectivity (`routed(IPV4_PROBE)` is false).
-pub(crate) fn needs_prefix(remotes: &[RemoteEndpoint], routed: impl Fn(Ipv4Addr) -> bool) -> bool {
+/// or link-scoped and that `routed` says the host has no route to, or a
+/// host name (its A answers) on an IPv6-only host: no route to a global
+/// IPv4 address ([`IPV4_PROBE`]) but one to a global IPv6 address
+/// ([`IPV6_PROBE`]). A host with neither (links only, as in a test
+/// namespace) is not IPv6-only: its names' races do not wait for
+/// discovery (HEv3 -04 §8: these features only on IPv6-only or
+/// IPv6-mostly networks).
+pub(crate) fn needs_prefix(remotes: &[RemoteEndpoint], routed: impl Fn(IpAddr) -> bool) -> bool {
     let mut names = false;
     let literal = remotes.iter().any(|ep| match ep.host() {
-        Some(Host::Ip(IpAddr::V4(v4))) => !is_host_or_link_scoped(*v4) && !routed(*v4),
+        Some(Host::Ip(IpAddr::V4(v4))) => !is_host_or_link_scoped(*v4) && !routed(IpAddr::V4(*v4)),
         Some(Host::Name(_)) => {
             names = true;
             false
         }
         _ => false,
     });
-    literal || (names && !routed(IPV4_PROBE))
+    literal || (names && !routed(IpAddr::V4(IPV4_PROBE)) && routed(IpAddr::V6(IPV6_PROBE)))
 }
 
 /// The destination to race for the literal `addr`: `addr` itself, or,
@@ -193,11 +205,11 @@ mod tests {
     #[test]
     fn route_lookups_are_remembered_and_bounded() {
         let memo = RouteMemo::default();
-        assert!(memo.routed(Ipv4Addr::LOCALHOST));
-        assert!(memo.routed(Ipv4Addr::LOCALHOST));
+        assert!(memo.routed(Ipv4Addr::LOCALHOST.into()));
+        assert!(memo.routed(Ipv4Addr::LOCALHOST.into()));
         assert_eq!(memo.0.lock().len(), 1, "the second answer came from the memo");
         for i in 0..20 {
-            memo.routed(Ipv4Addr::new(127, 0, 0, i + 2));
+            memo.routed(IpAddr::V4(Ipv4Addr::new(127, 0, 0, i + 2)));
         }
         assert_eq!(memo.0.lock().len(), ROUTE_MEMO_SIZE);
     }
@@ -264,8 +276,10 @@ mod tests {
         assert!(!needs_prefix(&[ep("10.64.0.2")], |_| true), "routed");
         assert!(!needs_prefix(&[ep("127.0.0.1"), ep("169.254.1.1"), ep("2001:db8::1")], |_| false));
         // A name: only without IPv4 connectivity.
-        assert!(needs_prefix(std::slice::from_ref(&name), |_| false));
-        assert!(!needs_prefix(std::slice::from_ref(&name), |v4| v4 == IPV4_PROBE));
+        let v6_only = |ip: IpAddr| ip == IpAddr::V6(IPV6_PROBE);
+        assert!(needs_prefix(std::slice::from_ref(&name), v6_only), "IPv6-only: a name waits");
+        assert!(!needs_prefix(std::slice::from_ref(&name), |_| false), "links only: not IPv6-only");
+        assert!(!needs_prefix(std::slice::from_ref(&name), |_| true), "dual-stack");
     }
 
     #[test]
