@@ -143,8 +143,10 @@ def main():
         res = check_case(t, bed, exe, "alpn", opts)
         recs = [optional(j, "https_records") for _, j in res]
         if all(r is not None for r in recs):
-            t.check(all([x.get("alpn") for x in r] == [["h3", "h2"]] for r in recs),
-                    f"alpn.hev3.test: https_records alpn [h3, h2] ({recs})")
+            # The record's ALPN set (RFC 9460 §7.1.2): its ids, then the
+            # default "http/1.1" (no no-default-alpn).
+            t.check(all([x.get("alpn") for x in r] == [["h3", "h2", "http/1.1"]] for r in recs),
+                    f"alpn.hev3.test: https_records alpn [h3, h2, http/1.1] ({recs})")
         check_case(t, bed, exe, "h3only", opts)
 
         res = check_case(t, bed, exe, "norecord", opts)
