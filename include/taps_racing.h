@@ -1734,8 +1734,10 @@ int taps_preconnection_set_ech_required(struct taps_preconnection *pre, bool req
 
 // Number of ALPN ids attempt `index` (start order) could negotiate: those
 // of its HTTPS record usable with the caller's list, in the caller's
-// order (HEv3 draft §6.2); 0 for an address no HTTPS record gave, for
-// NULL, or for an index past the end.
+// order (HEv3 draft §6.2), kept to the ids its protocol serves
+// (taps_preconnection_set_protocol_alpn) as its protocol or stage got
+// them (§6.1); 0 for an address no HTTPS record gave, for NULL, or for
+// an index past the end.
 size_t taps_connection_get_attempt_alpn_count(const struct taps_connection *c, size_t index);
 
 // ALPN id `j` of attempt `index` (see taps_connection_get_attempt_alpn_count),

@@ -213,6 +213,12 @@ fn stage_without_a_record_gets_the_callers_list_and_no_ech() {
 /// 127.0.0.1:443 is refused or connects: either way an attempt); which
 /// (address, protocol) pairs were attempted, and what "quic" was given.
 fn by_alpn(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, Vec<Vec<String>>) {
+    let (got, offered, _) = by_alpn_report(host, records);
+    (got, offered)
+}
+
+/// [`by_alpn`], with each attempt's protocol and report ALPN ids, sorted.
+fn by_alpn_report(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, Vec<Vec<String>>, Vec<(String, Vec<String>)>) {
     let lp = Arc::new(EventLoop::with_manual_clock().unwrap());
     let quic = Arc::new(Mock::default());
     let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: true, multistreaming: true };
@@ -233,8 +239,10 @@ fn by_alpn(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, V
     let mut got: Vec<(String, String)> = conn.attempts().iter().map(|a| (a.address.to_string(), a.protocol.to_string_lossy().into_owned())).collect();
     got.sort();
     let offered = quic.seen.lock().unwrap().iter().map(|(_, alpn, _)| alpn.clone()).collect();
+    let mut reported: Vec<(String, Vec<String>)> = conn.attempts().iter().map(|a| (a.protocol.to_string_lossy().into_owned(), a.alpn.clone())).collect();
+    reported.sort();
     drop(conn);
-    (got, offered)
+    (got, offered, reported)
 }
 
 fn record(ids: &[&str]) -> ServiceRecord {
@@ -251,6 +259,17 @@ fn record_h3_h2_attempts_on_both_protocol_branches() {
     let (got, offered) = by_alpn("both.test", vec![record(&["h3", "h2"])]);
     assert_eq!(got, pairs(&[("127.0.0.1:443", "quic"), ("127.0.0.1:443", "tcp")]));
     assert_eq!(offered, [strings(&["h3"])]);
+}
+
+#[test]
+fn report_alpn_is_what_each_protocol_was_given() {
+    // alpn=h3,h2 (with the default http/1.1): the QUIC attempt got "h3",
+    // the TCP one "h2" and "http/1.1", and the report says so, not the
+    // service's whole set on both.
+    let params = SvcParams { alpn: vec!["h3".into(), "h2".into()], ..SvcParams::default() };
+    let (_, offered, reported) = by_alpn_report("report.test", vec![ServiceRecord { priority: 1, target: ".".into(), params }]);
+    assert_eq!(offered, [strings(&["h3"])]);
+    assert_eq!(reported, [("quic".to_string(), strings(&["h3"])), ("tcp".to_string(), strings(&["h2", "http/1.1"]))]);
 }
 
 #[test]
