@@ -2,9 +2,10 @@
 // and a refused port through lambdas, exceptions thrown by callbacks come
 // out of EventLoop::run() (or a handler) and never reach the library,
 // connections destroyed inside their own callbacks, moves, errors as
-// taps::Error, a pool and a group. Built with g++ (cxx_wrapper) and, when
-// installed, clang++ (cxx_wrapper_clang); under valgrind as
-// cxx_wrapper_memcheck.
+// taps::Error, a pool and a group, an HTTPS resolver and a security stage
+// (HEv3) with the report's HTTPS fields, and the loop's history. Built
+// with g++ (cxx_wrapper) and, when installed, clang++ (cxx_wrapper_clang);
+// under valgrind as cxx_wrapper_memcheck.
 #include "taps_racing.hpp"
 
 #include <arpa/inet.h>
@@ -458,6 +459,156 @@ void case_pool_and_group() {
   CHECK(threw);
 }
 
+// A resolver that answers svc.test: A 127.0.0.1, AAAA none, and one
+// HTTPS record (priority 1, port `port`, alpn h2, an ECH config).
+struct MockDns : taps::HttpsResolver {
+  uint16_t port = 0;
+  std::vector<std::string> https_names;
+  int resolve(taps::ResolverQuery q, const std::string &host, int family) override {
+    CHECK(host == "svc.test");
+    if (family == AF_INET) {
+      q.answer({taps::Address::from_ip("127.0.0.1")});
+    } else {
+      q.answer({});
+    }
+    return 0;
+  }
+  int resolve_https(taps::ServiceQuery q, const std::string &name) override {
+    https_names.push_back(name);
+    taps::ServiceRecord r;
+    r.priority = 1;
+    r.port = port;
+    r.alpn = {"h2"};
+    r.no_default_alpn = true;
+    r.ech = {0x00, 0x04, 1, 2, 3, 4};
+    q.answer({r}, 60);
+    return 0;
+  }
+};
+
+// A stage that records what its attempt offers and is ready at once (or
+// throws from start).
+struct ReadyStage : taps::SecurityStage {
+  bool throws = false;
+  int starts = 0;
+  std::vector<std::string> alpn;
+  std::vector<uint8_t> wire, ech;
+  std::string host;
+  uint16_t port = 0;
+  int start(taps::StageAttempt a) override {
+    starts++;
+    if (throws) throw Boom(9);
+    CHECK(a.fd() >= 0 && a.index() == 0);
+    alpn = a.alpn();
+    wire = a.alpn_wire();
+    ech = a.ech_config();
+    host = a.host_name();
+    port = a.remote().port();
+    a.ready(alpn.empty() ? "" : alpn.front());
+    return 0;
+  }
+};
+
+// HEv3: an HTTPS resolver and a security stage in C++; the race report's
+// HTTPS fields.
+void case_https_resolver_and_stage() {
+  Listener l(true);
+  taps::EventLoop loop;
+  auto dns = std::make_shared<MockDns>();
+  dns->port = l.port;
+  loop.set_https_resolver(dns);
+  taps::Preconnection pre(loop, taps::RemoteEndpoint().hostname("svc.test").port(443));
+  pre.set_alpn({"h2", "http/1.1"});
+  pre.set_https_policy(TAPS_HTTPS_POLICY_AUTO);
+  auto stage = std::make_shared<ReadyStage>();
+  pre.set_security_stage(stage);
+  int ready = 0;
+  taps::Connection c = pre.initiate(taps::Callbacks().on_ready([&](taps::Connection &) { ready++; }));
+  loop.run();
+  CHECK(ready == 1 && c.fd() >= 0);
+  CHECK(dns->https_names == std::vector<std::string>{"svc.test"});
+  // The stage got the record's ALPN id, its ECH config, the host name, and
+  // the record's port.
+  CHECK(stage->starts == 1 && stage->alpn == std::vector<std::string>{"h2"});
+  CHECK((stage->wire == std::vector<uint8_t>{2, 'h', '2'}));
+  CHECK((stage->ech == std::vector<uint8_t>{0x00, 0x04, 1, 2, 3, 4}));
+  CHECK(stage->host == "svc.test" && stage->port == l.port);
+  CHECK(c.alpn() == "h2");
+  CHECK(c.attempt_alpn(0) == std::vector<std::string>{"h2"});
+  CHECK(c.attempt_service_priority(0) == std::optional<uint16_t>(1));
+  CHECK(!c.attempt_from_hint(0));
+  std::vector<taps::HttpsRecord> records = c.https_records();
+  CHECK(records.size() == 1 && records[0].priority == 1 && records[0].port == l.port);
+  CHECK(records[0].target == "svc.test" && records[0].alpn == std::vector<std::string>{"h2"} && records[0].ech);
+  bool https_answer = false;
+  for (const taps::DnsAnswer &a : c.dns_answers())
+    https_answer = https_answer || (a.type == TAPS_DNS_TYPE_HTTPS && a.name == "svc.test" && a.count == 1 && a.error == 0);
+  CHECK(https_answer);
+  bool threw = false;
+  try {
+    c.attempt_service_priority(99);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_OUT_OF_RANGE;
+  }
+  CHECK(threw);
+
+  // A stage that throws: the attempt fails (EIO), the race with it, and
+  // the exception comes out of run().
+  taps::Preconnection pre2(loop, taps::RemoteEndpoint().hostname("svc.test").port(443));
+  auto thrower = std::make_shared<ReadyStage>();
+  thrower->throws = true;
+  pre2.set_security_stage(thrower);
+  int failed = 0;
+  taps::Connection d = pre2.initiate(taps::Callbacks().on_establishment_error([&](taps::Connection &) { failed++; }));
+  bool got = false;
+  for (int i = 0; i < 10; i++) {
+    try {
+      loop.run();
+      break;
+    } catch (const Boom &b) {
+      got = b.value == 9;
+    }
+  }
+  CHECK(got && thrower->starts == 1 && failed == 1);
+  std::vector<taps_attempt_info> a = d.attempts();
+  CHECK(a.size() == 1 && a[0].outcome == TAPS_ATTEMPT_OUTCOME_FAILED && a[0].os_error == EIO);
+}
+
+// History: on, a second race knows the address; export, import, clear.
+void case_history() {
+  Listener l(true);
+  taps::EventLoop loop;
+  loop.set_history(true);
+  taps::Preconnection pre(loop, loopback(l.port));
+  taps::Connection first = pre.initiate(taps::Callbacks());
+  loop.run();
+  CHECK(first.fd() >= 0 && first.attempt_history(0).empty());
+  taps::Connection second = pre.initiate(taps::Callbacks());
+  loop.run();
+  CHECK(second.fd() >= 0 && second.attempt_history(0).find("used") != std::string::npos);
+  CHECK(loop.history_size().entries >= 1 && loop.history_size().bytes > 0);
+  std::string text = loop.export_history();
+  CHECK(text.rfind("taps-racing-history 1", 0) == 0 && text.find('\0') == std::string::npos);
+  taps::EventLoop other;
+  CHECK(other.import_history(text) >= 1 && other.history_size().entries >= 1);
+  loop.clear_history();
+  CHECK(loop.history_size().entries == 0);
+  bool threw = false;
+  try {
+    second.attempt_history(99);
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_OUT_OF_RANGE;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    other.import_history("not a history");
+  } catch (const taps::Error &e) {
+    threw = e.code() == TAPS_ERROR_INVALID_ARGUMENT;
+  }
+  CHECK(threw);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -475,6 +626,8 @@ int main(int argc, char **argv) {
       {"moves", case_moves},
       {"errors", case_errors},
       {"pool_and_group", case_pool_and_group},
+      {"https_resolver_and_stage", case_https_resolver_and_stage},
+      {"history", case_history},
   };
   for (const Case &c : cases) {
     if (argc > 1 && std::strcmp(argv[1], c.name) != 0) continue;

@@ -19,6 +19,11 @@
  * run skips an address that failed in the first (HEv3 draft -04 §5.3). The
  * file names the hosts you connected to; it is written with mode 0600.
  *
+ * With HTTPS records (HEv3), the timeline shows under each attempt its ALPN
+ * ids, SvcPriority and whether its address came from a hint, and after it
+ * the records used (priority, target, port, alpn, ECH); a race without
+ * them prints none of it.
+ *
  * Exit status: 0 connected, 1 the race failed, 2 bad usage.
  *
  * Uses only the public header taps_racing.h.
@@ -410,6 +415,60 @@ static void print_json(const taps_connection *c, const RaceState *st) {
   fputs("}\n", out);
 }
 
+/* ---- HTTPS records (HEv3) in the readable output ---------------------- */
+
+/* got(c, i, 0..n) joined by ',' into buf (size > 0). */
+static void text_alpn(char *buf, size_t size, const taps_connection *c, size_t i, size_t n,
+                      const char *(*get)(const taps_connection *, size_t, size_t)) {
+  buf[0] = '\0';
+  for (size_t j = 0; j < n; j++) {
+    const char *id = get(c, i, j);
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s", j ? "," : "", id ? id : "?");
+  }
+}
+
+/* Attempt i's HEv3 fields (ALPN, SvcPriority, from a hint) on a line of
+   their own under its row; nothing when it has none (no HTTPS record). */
+static void text_attempt_https(const taps_connection *c, size_t i) {
+  char line[512] = "";
+  size_t n = taps_connection_get_attempt_alpn_count(c, i);
+  if (n > 0) {
+    char alpn[400];
+    text_alpn(alpn, sizeof alpn, c, i, n, taps_connection_get_attempt_alpn);
+    snprintf(line, sizeof line, "  alpn %s", alpn);
+  }
+  uint16_t prio = 0;
+  if (taps_connection_get_attempt_service_priority(c, i, &prio) == 1) {
+    size_t len = strlen(line);
+    snprintf(line + len, sizeof line - len, "  SvcPriority %u", prio);
+  }
+  if (taps_connection_get_attempt_from_hint(c, i) == 1) {
+    size_t len = strlen(line);
+    snprintf(line + len, sizeof line - len, "  from hint");
+  }
+  if (line[0]) printf("   %s\n", line);
+}
+
+/* The HTTPS records the race used, one a line; nothing when none. */
+static void text_https_records(const taps_connection *c) {
+  size_t n = taps_connection_get_https_record_count(c);
+  if (n == 0) return;
+  printf("\nHTTPS records:\n");
+  for (size_t i = 0; i < n; i++) {
+    taps_https_record_info r = TAPS_HTTPS_RECORD_INFO_INIT;
+    if (taps_connection_get_https_record(c, i, &r) != TAPS_OK) continue;
+    printf("  priority %u  target %s", r.priority, r.target ? r.target : "?");
+    if (r.port != 0) printf("  port %u", r.port);
+    if (r.alpn_count > 0) {
+      char alpn[400];
+      text_alpn(alpn, sizeof alpn, c, i, r.alpn_count, taps_connection_get_https_record_alpn);
+      printf("  alpn %s", alpn);
+    }
+    printf("%s\n", r.ech ? "  ECH" : "");
+  }
+}
+
 static void print_timeline(const taps_connection *c, const RaceState *st) {
   size_t n = taps_connection_attempt_count(c);
   printf("\n  #  %-42s %10s %10s  %-9s  %s\n", "address", "start ms", "end ms", "outcome", "error");
@@ -443,7 +502,9 @@ static void print_timeline(const taps_connection *c, const RaceState *st) {
       snprintf(end, sizeof end, "%.2f", (double)info.ended_us / 1000.0);
     printf("%3zu  %-42s %10.2f %10s  %-9s  %s\n", i + 1, where, (double)info.started_us / 1000.0, end,
            outcome_name(info.outcome), info.os_error ? strerror(info.os_error) : "-");
+    text_attempt_https(c, i);
   }
+  text_https_records(c);
   printf("\n");
   struct sockaddr_storage ra;
   socklen_t ralen = sizeof ra;

@@ -1283,8 +1283,14 @@ int taps_preconnection_set_alpn(struct taps_preconnection *p, const char *const 
 // (addresses with no record; every address of a race that asks no HTTPS
 // record) only when its ids have "http/1.1"; a protocol with no ids races
 // every candidate. Its attempts' ALPN lists keep only its ids
-// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). Call
-// before initiating; not at the same time as another call on `p`.
+// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). When
+// every protocol of a path has ids (and race_count is 1), the protocols
+// do not race as branches (the PROTOCOL racing type is not used): their
+// (address, protocol) candidates are one list in HEv3 order (§5: service
+// groups by SvcPriority, each address with the protocols serving it in
+// protocol order), one attempt at a time with the Connection Attempt
+// Delay between starts (§6): e.g. QUIC at 0 ms, TCP to the same address
+// at 250 ms. Call before initiating; not at the same time as another call on `p`.
 // Errors (nothing changes): TAPS_ERROR_NULL_ARGUMENT (p, protocol_name, a
 // NULL id, or ids NULL with count > 0), TAPS_ERROR_INVALID_ARGUMENT (no
 // protocol of that name on the loop; a name or id not UTF-8; an id empty
@@ -1734,8 +1740,10 @@ int taps_preconnection_set_ech_required(struct taps_preconnection *pre, bool req
 
 // Number of ALPN ids attempt `index` (start order) could negotiate: those
 // of its HTTPS record usable with the caller's list, in the caller's
-// order (HEv3 draft §6.2); 0 for an address no HTTPS record gave, for
-// NULL, or for an index past the end.
+// order (HEv3 draft §6.2), kept to the ids its protocol serves
+// (taps_preconnection_set_protocol_alpn) as its protocol or stage got
+// them (§6.1); 0 for an address no HTTPS record gave, for NULL, or for
+// an index past the end.
 size_t taps_connection_get_attempt_alpn_count(const struct taps_connection *c, size_t index);
 
 // ALPN id `j` of attempt `index` (see taps_connection_get_attempt_alpn_count),

@@ -43,6 +43,13 @@
  *   loop destroyed with exceptions pending drops them.
  * - Pool and group event callbacks (std::function taking the event) are
  *   wrapped the same way.
+ * - Objects the library calls back (taps::SecurityStage,
+ *   taps::HttpsResolver) are subclassed and handed over as shared_ptrs,
+ *   kept by the EventLoop object and every object made from it (a
+ *   Preconnection, a Connection) while one lives: on a shared loop, keep
+ *   the client that set them while races may call them. Their handles (StageAttempt, ResolverQuery, ServiceQuery) are
+ *   views, valid as the C handles are. Exceptions from their functions
+ *   are reported as a callback's are, and fail the attempt or query.
  * - Threads: as in C. A Connection may be moved on one thread while its
  *   callback runs on the loop's thread: the trampoline holds a lock of the
  *   connection's state while the lambda runs, and a move takes it (so do
@@ -58,6 +65,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -65,6 +73,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -124,7 +133,16 @@ T *check_ptr(T *p, const char *function) {
 struct LoopState {
   std::mutex mu;
   std::deque<std::exception_ptr> pending;  // oldest first
+  // The states of security stages and resolvers handed to the library
+  // (their user_data): kept as long as anything that may call them.
+  std::vector<std::shared_ptr<void>> keep;
 };
+
+// Keep `state` alive as long as `loop`.
+inline void keep(LoopState &loop, std::shared_ptr<void> state) {
+  std::lock_guard<std::mutex> g(loop.mu);
+  loop.keep.push_back(std::move(state));
+}
 
 using ExceptionHandler = std::function<void(std::exception_ptr)>;
 
@@ -183,6 +201,13 @@ inline ExceptionHandler set_exception_handler(ExceptionHandler handler) {
 // ---------------------------------------------------------------------------
 
 class Preconnection;
+class HttpsResolver;
+
+// How much a loop's history holds (taps_event_loop_history_size).
+struct HistorySize {
+  size_t entries = 0;  // destination × protocol × network, at most 256
+  size_t bytes = 0;    // memory of its tables, an estimate
+};
 
 // An owned taps_event_loop (or a handle on a shared loop).
 class EventLoop {
@@ -258,6 +283,42 @@ class EventLoop {
     detail::check(taps_event_loop_advance_clock(loop_, us), "taps_event_loop_advance_clock");
   }
   uint64_t now_us() const { return taps_event_loop_now_us(loop_); }
+
+  // History of earlier races (HEv3 draft -04 §5.3): taps_event_loop_set_history.
+  void set_history(bool enabled) {
+    detail::check(taps_event_loop_set_history(loop_, enabled), "taps_event_loop_set_history");
+  }
+  // taps_event_loop_clear_history.
+  void clear_history() { detail::check(taps_event_loop_clear_history(loop_), "taps_event_loop_clear_history"); }
+  // taps_event_loop_history_size.
+  HistorySize history_size() const {
+    HistorySize h;
+    detail::check(taps_event_loop_history_size(loop_, &h.entries, &h.bytes), "taps_event_loop_history_size");
+    return h;
+  }
+  // The history as text (taps_event_loop_export_history; it names the
+  // hosts connected to: keep it private).
+  std::string export_history() const {
+    std::string text;
+    for (;;) {
+      int len = detail::check(taps_event_loop_export_history(loop_, text.empty() ? nullptr : &text[0], text.size()),
+                              "taps_event_loop_export_history");
+      if (static_cast<size_t>(len) < text.size()) {
+        text.resize(static_cast<size_t>(len));
+        return text;
+      }
+      text.assign(static_cast<size_t>(len) + 1, '\0');
+    }
+  }
+  // Add the entries of an exported text (taps_event_loop_import_history):
+  // the number read.
+  int import_history(const std::string &text) {
+    return detail::check(taps_event_loop_import_history(loop_, text.c_str()), "taps_event_loop_import_history");
+  }
+  // Resolve host names, and HTTPS records (HEv3 draft §4.1), with
+  // `resolver` (taps_event_loop_set_https_resolver); nullptr: the system
+  // resolver again. The loop keeps `resolver` as long as a race may call it.
+  inline void set_https_resolver(std::shared_ptr<HttpsResolver> resolver);
 
   // Rethrow (and forget) the oldest exception a callback threw, if any.
   void rethrow_pending() {
@@ -448,6 +509,45 @@ struct Address {
     a.len = l;
     return a;
   }
+  // An IPv4 or IPv6 literal ("192.0.2.1", "2001:db8::1") and a port;
+  // throws taps::Error (TAPS_ERROR_INVALID_ARGUMENT) for other text.
+  static Address from_ip(const std::string &ip, uint16_t port = 0) {
+    Address a;
+    auto *s4 = reinterpret_cast<sockaddr_in *>(&a.storage);
+    auto *s6 = reinterpret_cast<sockaddr_in6 *>(&a.storage);
+    if (inet_pton(AF_INET, ip.c_str(), &s4->sin_addr) == 1) {
+      s4->sin_family = AF_INET;
+      s4->sin_port = htons(port);
+      a.len = sizeof *s4;
+    } else if (inet_pton(AF_INET6, ip.c_str(), &s6->sin6_addr) == 1) {
+      s6->sin6_family = AF_INET6;
+      s6->sin6_port = htons(port);
+      a.len = sizeof *s6;
+    } else {
+      throw Error(TAPS_ERROR_INVALID_ARGUMENT, "taps::Address::from_ip: not an IP address: " + ip);
+    }
+    return a;
+  }
+};
+
+// An HTTPS ServiceMode record a race used (taps_connection_get_https_record).
+struct HttpsRecord {
+  uint16_t priority = 0;        // SvcPriority (≥ 1)
+  uint16_t port = 0;            // the "port" SvcParam; 0: none
+  size_t endpoint = 0;          // index of the remote endpoint
+  std::string target;           // effective TargetName, lower case
+  std::vector<std::string> alpn;  // usable ALPN ids
+  bool ech = false;             // it carried an ECH config
+};
+
+// A DNS answer a race got (taps_connection_get_dns_answer, HEv3 draft §4.2).
+struct DnsAnswer {
+  taps_dns_type type = TAPS_DNS_TYPE_A;
+  size_t endpoint = 0;
+  std::string name;  // the name asked
+  uint64_t at_us = 0;  // arrival, µs since the race started
+  size_t count = 0;  // records, when error is 0
+  int error = 0;     // the resolver's error code, or 0
 };
 
 namespace detail {
@@ -516,6 +616,85 @@ class Connection {
       std::memset(&info, 0, sizeof info);
       if (taps_connection_get_attempt(conn_, i, &info) != TAPS_OK) break;
       v.push_back(info);
+    }
+    return v;
+  }
+  // What the loop's history knew of attempt `index`'s destination
+  // (taps_connection_get_attempt_history): "" when nothing.
+  std::string attempt_history(size_t index) const {
+    char buf[128];
+    int len = detail::check(taps_connection_get_attempt_history(conn_, index, buf, sizeof buf),
+                            "taps_connection_get_attempt_history");
+    if (static_cast<size_t>(len) < sizeof buf) return std::string(buf, static_cast<size_t>(len));
+    std::string text(static_cast<size_t>(len) + 1, '\0');
+    detail::check(taps_connection_get_attempt_history(conn_, index, &text[0], text.size()),
+                  "taps_connection_get_attempt_history");
+    text.resize(static_cast<size_t>(len));
+    return text;
+  }
+  // The ALPN id the winner's security stage reported (taps_connection_get_alpn); "" for none.
+  std::string alpn() const {
+    const char *a = taps_connection_get_alpn(conn_);
+    return a != nullptr ? a : "";
+  }
+  // Attempt `index`'s ALPN ids (taps_connection_get_attempt_alpn; HEv3 draft §6.1).
+  std::vector<std::string> attempt_alpn(size_t index) const {
+    std::vector<std::string> ids;
+    size_t n = taps_connection_get_attempt_alpn_count(conn_, index);
+    for (size_t j = 0; j < n; j++) {
+      const char *id = taps_connection_get_attempt_alpn(conn_, index, j);
+      if (id != nullptr) ids.emplace_back(id);
+    }
+    return ids;
+  }
+  // Attempt `index`'s SvcPriority, none for an address no HTTPS record gave
+  // (taps_connection_get_attempt_service_priority; throws for a bad index).
+  std::optional<uint16_t> attempt_service_priority(size_t index) const {
+    uint16_t prio = 0;
+    if (detail::check(taps_connection_get_attempt_service_priority(conn_, index, &prio),
+                      "taps_connection_get_attempt_service_priority") == 1)
+      return prio;
+    return std::nullopt;
+  }
+  // Whether attempt `index`'s address came from an ipv4hint/ipv6hint
+  // (taps_connection_get_attempt_from_hint; throws for a bad index).
+  bool attempt_from_hint(size_t index) const {
+    return detail::check(taps_connection_get_attempt_from_hint(conn_, index),
+                         "taps_connection_get_attempt_from_hint") == 1;
+  }
+  // The HTTPS records the race used, in the order tried.
+  std::vector<HttpsRecord> https_records() const {
+    std::vector<HttpsRecord> v;
+    size_t n = taps_connection_get_https_record_count(conn_);
+    for (size_t i = 0; i < n; i++) {
+      taps_https_record_info r;
+      std::memset(&r, 0, sizeof r);
+      r.struct_size = sizeof r;
+      detail::check(taps_connection_get_https_record(conn_, i, &r), "taps_connection_get_https_record");
+      HttpsRecord h;
+      h.priority = r.priority;
+      h.port = r.port;
+      h.endpoint = r.endpoint;
+      h.target = r.target != nullptr ? r.target : "";
+      for (size_t j = 0; j < r.alpn_count; j++) {
+        const char *id = taps_connection_get_https_record_alpn(conn_, i, j);
+        if (id != nullptr) h.alpn.emplace_back(id);
+      }
+      h.ech = r.ech;
+      v.push_back(std::move(h));
+    }
+    return v;
+  }
+  // The DNS answers of a race that asked HTTPS records, in arrival order.
+  std::vector<DnsAnswer> dns_answers() const {
+    std::vector<DnsAnswer> v;
+    size_t n = taps_connection_get_dns_answer_count(conn_);
+    for (size_t i = 0; i < n; i++) {
+      taps_dns_answer_info a;
+      std::memset(&a, 0, sizeof a);
+      a.struct_size = sizeof a;
+      detail::check(taps_connection_get_dns_answer(conn_, i, &a), "taps_connection_get_dns_answer");
+      v.push_back(DnsAnswer{a.record_type, a.endpoint, a.name != nullptr ? a.name : "", a.at_us, a.count, a.error});
     }
     return v;
   }
@@ -605,6 +784,300 @@ class Connection {
 };
 
 // ---------------------------------------------------------------------------
+// Security stages (HEv3 draft §6.1)
+// ---------------------------------------------------------------------------
+
+// One attempt of a security stage (taps_stage_attempt): a connected TCP
+// socket whose handshake the stage runs. A view: valid as the C handle is
+// (from start until the stage's ready/failed returns, or until cancel
+// returns).
+class StageAttempt {
+ public:
+  explicit StageAttempt(taps_stage_attempt *a) noexcept : a_(a) {}
+  // The connected, non-blocking socket (the library's: do not close it).
+  int fd() const noexcept { return taps_stage_attempt_get_fd(a_); }
+  // The remote address and port.
+  Address remote() const {
+    Address r;
+    r.len = sizeof r.storage;
+    detail::check(taps_stage_attempt_get_remote(a_, &r.storage, &r.len), "taps_stage_attempt_get_remote");
+    return r;
+  }
+  // The host name for SNI; "" when every remote endpoint is an address.
+  std::string host_name() const {
+    const char *h = taps_stage_attempt_get_host_name(a_);
+    return h != nullptr ? h : "";
+  }
+  // The ALPN ids to offer, most preferred first (taps_stage_attempt_get_alpn).
+  std::vector<std::string> alpn() const {
+    std::vector<std::string> ids;
+    size_t n = taps_stage_attempt_get_alpn_count(a_);
+    for (size_t i = 0; i < n; i++) {
+      const char *id = taps_stage_attempt_get_alpn(a_, i);
+      if (id != nullptr) ids.emplace_back(id);
+    }
+    return ids;
+  }
+  // The same in the extension's wire format (SSL_set_alpn_protos's).
+  std::vector<uint8_t> alpn_wire() const {
+    size_t n = 0;
+    const uint8_t *p = taps_stage_attempt_get_alpn_wire(a_, &n);
+    return p != nullptr ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
+  }
+  // The ECHConfigList of the attempt's HTTPS record (HEv3 §6.3); empty for none.
+  std::vector<uint8_t> ech_config() const {
+    size_t n = 0;
+    const uint8_t *p = taps_stage_attempt_get_ech_config(a_, &n);
+    return p != nullptr ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
+  }
+  // Call the stage's io when the socket is readable / writable.
+  void want_read() { detail::check(taps_stage_attempt_want_read(a_), "taps_stage_attempt_want_read"); }
+  void want_write() { detail::check(taps_stage_attempt_want_write(a_), "taps_stage_attempt_want_write"); }
+  // The handshake is done; `selected_alpn` is the server's choice ("": none).
+  void ready(const std::string &selected_alpn = std::string()) {
+    detail::check(taps_stage_attempt_ready(a_, selected_alpn.empty() ? nullptr : selected_alpn.c_str()),
+                  "taps_stage_attempt_ready");
+  }
+  // The handshake failed with `os_error` (an errno > 0).
+  void failed(int os_error) { detail::check(taps_stage_attempt_failed(a_, os_error), "taps_stage_attempt_failed"); }
+  // The attempt's index in its race (Connection::attempts()).
+  int index() const noexcept { return taps_stage_attempt_index(a_); }
+
+  taps_stage_attempt *get() const noexcept { return a_; }
+
+ private:
+  taps_stage_attempt *a_;
+};
+
+// The program's TLS as a stage on each built-in TCP attempt
+// (taps_stage_callbacks; Preconnection::set_security_stage): the same
+// rules as in C. The functions run on the loop's thread with the loop
+// locked. An exception from start fails the attempt (EIO) at once; from io,
+// the attempt fails with EIO; either way (and from cancel) it is reported
+// as a connection callback's is (set_exception_handler, else rethrown from
+// EventLoop::run()).
+class SecurityStage {
+ public:
+  virtual ~SecurityStage() = default;
+  // The TCP connection is up: start the handshake. 0, or an errno (> 0) to
+  // fail the attempt at once.
+  virtual int start(StageAttempt attempt) = 0;
+  // The socket is readable and/or writable, as asked.
+  virtual void io(StageAttempt attempt, bool readable, bool writable) {
+    (void)attempt;
+    (void)readable;
+    (void)writable;
+  }
+  // The race no longer needs the attempt: free its state (not the fd).
+  virtual void cancel(StageAttempt attempt) { (void)attempt; }
+};
+
+namespace detail {
+
+struct StageState {
+  std::shared_ptr<SecurityStage> stage;
+  LoopState *loop = nullptr;  // its keeper
+};
+
+inline int stage_start(taps_stage_attempt *a, void *user_data) noexcept {
+  auto *st = static_cast<StageState *>(user_data);
+  try {
+    return st->stage->start(StageAttempt(a));
+  } catch (...) {
+    report(st->loop, std::current_exception());
+    return EIO;
+  }
+}
+
+inline void stage_io(taps_stage_attempt *a, bool readable, bool writable, void *user_data) noexcept {
+  auto *st = static_cast<StageState *>(user_data);
+  try {
+    st->stage->io(StageAttempt(a), readable, writable);
+  } catch (...) {
+    report(st->loop, std::current_exception());
+    taps_stage_attempt_failed(a, EIO);
+  }
+}
+
+inline void stage_cancel(taps_stage_attempt *a, void *user_data) noexcept {
+  auto *st = static_cast<StageState *>(user_data);
+  try {
+    st->stage->cancel(StageAttempt(a));
+  } catch (...) {
+    report(st->loop, std::current_exception());
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------
+// Resolvers with HTTPS records (HEv3 draft §4)
+// ---------------------------------------------------------------------------
+
+// One address query of a user resolver (taps_resolver_query): a view,
+// valid until it is answered or cancelled.
+class ResolverQuery {
+ public:
+  explicit ResolverQuery(taps_resolver_query *q) noexcept : q_(q) {}
+  // Answer with addresses (their ports are ignored; may be empty).
+  void answer(const std::vector<Address> &addrs) {
+    std::vector<sockaddr_storage> v;
+    v.reserve(addrs.size());
+    for (const Address &a : addrs) v.push_back(a.storage);
+    detail::check(taps_resolver_query_answer(q_, v.data(), v.size()), "taps_resolver_query_answer");
+  }
+  // Fail it with an error code.
+  void fail(int error) { detail::check(taps_resolver_query_fail(q_, error), "taps_resolver_query_fail"); }
+  taps_resolver_query *get() const noexcept { return q_; }
+
+ private:
+  taps_resolver_query *q_;
+};
+
+// One HTTPS resource record (RFC 9460 §2.2) to answer with
+// (taps_service_record).
+struct ServiceRecord {
+  uint16_t priority = 1;  // 0: AliasMode; ≥ 1: ServiceMode, lower preferred
+  uint16_t port = 0;      // the "port" SvcParam; 0: none
+  std::string target;     // TargetName; "" or ".": the owner name
+  std::vector<std::string> alpn;
+  bool no_default_alpn = false;
+  std::vector<uint16_t> mandatory;
+  std::vector<in_addr> ipv4hint;
+  std::vector<in6_addr> ipv6hint;
+  std::vector<uint8_t> ech;  // the ECHConfigList; empty: none
+};
+
+// One HTTPS query of a user resolver (taps_service_query): a view, valid
+// until it is answered or cancelled.
+class ServiceQuery {
+ public:
+  explicit ServiceQuery(taps_service_query *q) noexcept : q_(q) {}
+  // Answer with `records` (empty: NODATA) and their TTL in seconds.
+  void answer(const std::vector<ServiceRecord> &records, uint32_t ttl_s) {
+    std::vector<std::vector<const char *>> alpn(records.size());
+    std::vector<taps_service_record> c(records.size());
+    for (size_t i = 0; i < records.size(); i++) {
+      const ServiceRecord &r = records[i];
+      for (const std::string &id : r.alpn) alpn[i].push_back(id.c_str());
+      taps_service_record &o = c[i];
+      std::memset(&o, 0, sizeof o);
+      o.struct_size = sizeof o;
+      o.priority = r.priority;
+      o.port = r.port;
+      o.target = r.target.c_str();
+      o.alpn = alpn[i].empty() ? nullptr : alpn[i].data();
+      o.alpn_count = alpn[i].size();
+      o.no_default_alpn = r.no_default_alpn;
+      o.mandatory = r.mandatory.empty() ? nullptr : r.mandatory.data();
+      o.mandatory_count = r.mandatory.size();
+      o.ipv4hint = r.ipv4hint.empty() ? nullptr : r.ipv4hint.data();
+      o.ipv4hint_count = r.ipv4hint.size();
+      o.ipv6hint = r.ipv6hint.empty() ? nullptr : r.ipv6hint.data();
+      o.ipv6hint_count = r.ipv6hint.size();
+      o.ech = r.ech.empty() ? nullptr : r.ech.data();
+      o.ech_len = r.ech.size();
+    }
+    detail::check(taps_service_query_answer(q_, c.empty() ? nullptr : c.data(), c.size(), ttl_s),
+                  "taps_service_query_answer");
+  }
+  // Fail it: the race goes on without HTTPS records.
+  void fail(int error) { detail::check(taps_service_query_fail(q_, error), "taps_service_query_fail"); }
+  taps_service_query *get() const noexcept { return q_; }
+
+ private:
+  taps_service_query *q_;
+};
+
+// A resolver that answers A, AAAA and HTTPS records
+// (taps_https_resolver_implementation; EventLoop::set_https_resolver).
+// The functions run on the loop's thread with the loop locked; the
+// queries may be answered from any thread, also from inside them. An
+// exception from resolve or resolve_https fails that query (EIO) and is
+// reported as a connection callback's is.
+class HttpsResolver {
+ public:
+  virtual ~HttpsResolver() = default;
+  // Resolve `hostname` for `family` (AF_INET6 or AF_INET): 0 and answer
+  // later through `query`, or an error code (≠ 0) to fail it at once.
+  virtual int resolve(ResolverQuery query, const std::string &hostname, int family) = 0;
+  // The race ended before `query` was answered.
+  virtual void cancel(ResolverQuery query) { (void)query; }
+  // Resolve the HTTPS records of `name`: 0 and answer later, or an error
+  // code to fail it at once (the race goes on with A/AAAA).
+  virtual int resolve_https(ServiceQuery query, const std::string &name) = 0;
+  // The race ended before `query` was answered.
+  virtual void cancel_https(ServiceQuery query) { (void)query; }
+};
+
+namespace detail {
+
+struct ResolverState {
+  std::shared_ptr<HttpsResolver> resolver;
+  LoopState *loop = nullptr;  // its keeper
+};
+
+inline int resolver_resolve(taps_resolver_query *q, const char *host, int family, void *user_data) noexcept {
+  auto *st = static_cast<ResolverState *>(user_data);
+  try {
+    return st->resolver->resolve(ResolverQuery(q), host, family);
+  } catch (...) {
+    report(st->loop, std::current_exception());
+    return EIO;
+  }
+}
+
+inline void resolver_cancel(taps_resolver_query *q, void *user_data) noexcept {
+  auto *st = static_cast<ResolverState *>(user_data);
+  try {
+    st->resolver->cancel(ResolverQuery(q));
+  } catch (...) {
+    report(st->loop, std::current_exception());
+  }
+}
+
+inline int resolver_resolve_https(taps_service_query *q, const char *name, void *user_data) noexcept {
+  auto *st = static_cast<ResolverState *>(user_data);
+  try {
+    return st->resolver->resolve_https(ServiceQuery(q), name);
+  } catch (...) {
+    report(st->loop, std::current_exception());
+    return EIO;
+  }
+}
+
+inline void resolver_cancel_https(taps_service_query *q, void *user_data) noexcept {
+  auto *st = static_cast<ResolverState *>(user_data);
+  try {
+    st->resolver->cancel_https(ServiceQuery(q));
+  } catch (...) {
+    report(st->loop, std::current_exception());
+  }
+}
+
+}  // namespace detail
+
+inline void EventLoop::set_https_resolver(std::shared_ptr<HttpsResolver> resolver) {
+  if (!resolver) {
+    detail::check(taps_event_loop_set_https_resolver(loop_, nullptr), "taps_event_loop_set_https_resolver");
+    return;
+  }
+  auto st = std::make_shared<detail::ResolverState>();
+  st->resolver = std::move(resolver);
+  st->loop = state_.get();
+  taps_https_resolver_implementation impl;
+  std::memset(&impl, 0, sizeof impl);
+  impl.struct_size = sizeof impl;
+  impl.resolve = &detail::resolver_resolve;
+  impl.cancel = &detail::resolver_cancel;
+  impl.resolve_https = &detail::resolver_resolve_https;
+  impl.cancel_https = &detail::resolver_cancel_https;
+  impl.user_data = st.get();
+  detail::keep(*state_, st);
+  detail::check(taps_event_loop_set_https_resolver(loop_, &impl), "taps_event_loop_set_https_resolver");
+}
+
+// ---------------------------------------------------------------------------
 // Preconnection
 // ---------------------------------------------------------------------------
 
@@ -661,9 +1134,58 @@ class Preconnection {
     detail::check(taps_preconnection_set_racing_type(p_, kind, type, delay_ms), "taps_preconnection_set_racing_type");
   }
 
+  // Run `stage` (the program's TLS) on each built-in TCP attempt of the
+  // races initiated from now on (taps_preconnection_set_security_stage;
+  // HEv3 draft §6.1); nullptr removes it. The loop keeps `stage` as long
+  // as a race may call it.
+  void set_security_stage(std::shared_ptr<SecurityStage> stage) {
+    if (!stage) {
+      detail::check(taps_preconnection_set_security_stage(p_, nullptr, nullptr), "taps_preconnection_set_security_stage");
+      return;
+    }
+    auto st = std::make_shared<detail::StageState>();
+    st->stage = std::move(stage);
+    st->loop = loop_.get();
+    taps_stage_callbacks cb;
+    std::memset(&cb, 0, sizeof cb);
+    cb.struct_size = sizeof cb;
+    cb.start = &detail::stage_start;
+    cb.io = &detail::stage_io;
+    cb.cancel = &detail::stage_cancel;
+    detail::keep(*loop_, st);
+    detail::check(taps_preconnection_set_security_stage(p_, &cb, st.get()), "taps_preconnection_set_security_stage");
+  }
+  // The ALPN ids TLS offers, most preferred first (taps_preconnection_set_alpn).
+  void set_alpn(const std::vector<std::string> &ids) {
+    std::vector<const char *> v = c_strings(ids);
+    detail::check(taps_preconnection_set_alpn(p_, v.empty() ? nullptr : v.data(), v.size()),
+                  "taps_preconnection_set_alpn");
+  }
+  // The ALPN ids protocol `name` serves (taps_preconnection_set_protocol_alpn; HEv3 §5.1, §6).
+  void set_protocol_alpn(const std::string &name, const std::vector<std::string> &ids) {
+    std::vector<const char *> v = c_strings(ids);
+    detail::check(taps_preconnection_set_protocol_alpn(p_, name.c_str(), v.empty() ? nullptr : v.data(), v.size()),
+                  "taps_preconnection_set_protocol_alpn");
+  }
+  // When races ask HTTPS records (taps_preconnection_set_https_policy).
+  void set_https_policy(taps_https_policy policy) {
+    detail::check(taps_preconnection_set_https_policy(p_, policy), "taps_preconnection_set_https_policy");
+  }
+  // ECH required (taps_preconnection_set_ech_required; HEv3 §6.3).
+  void set_ech_required(bool required) {
+    detail::check(taps_preconnection_set_ech_required(p_, required), "taps_preconnection_set_ech_required");
+  }
+
   taps_preconnection *get() const noexcept { return p_; }
 
  private:
+  static std::vector<const char *> c_strings(const std::vector<std::string> &ids) {
+    std::vector<const char *> v;
+    v.reserve(ids.size());
+    for (const std::string &id : ids) v.push_back(id.c_str());
+    return v;
+  }
+
   friend class ConnectionPool;
   friend class ConnectionGroup;
   taps_preconnection *p_ = nullptr;

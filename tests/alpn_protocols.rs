@@ -207,12 +207,20 @@ fn stage_without_a_record_gets_the_callers_list_and_no_ech() {
 }
 
 /// A manual-clock loop with a mock "quic" protocol serving "h3" beside
-/// the built-in TCP serving "h2" and "http/1.1", racing each other at
-/// once; a Preconnection to `host`:443. The test answers HTTPS with
-/// `records` (an empty list: NODATA) and A with 127.0.0.1 (TCP to
-/// 127.0.0.1:443 is refused or connects: either way an attempt); which
+/// the built-in TCP serving "h2" and "http/1.1": one list of (address,
+/// protocol) candidates (HEv3 §5–§6); a Preconnection to `host`:443. The
+/// test answers HTTPS with `records` (an empty list: NODATA) and A with
+/// 127.0.0.1 (TCP to 127.0.0.1:443 is refused or connects: either way an
+/// attempt), then lets 250 ms pass (the mock never completes); which
 /// (address, protocol) pairs were attempted, and what "quic" was given.
 fn by_alpn(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, Vec<Vec<String>>) {
+    let (got, offered, _) = by_alpn_report(host, records);
+    (got, offered)
+}
+
+/// [`by_alpn`], with each attempt's protocol, report ALPN ids and start
+/// (µs), in start order.
+fn by_alpn_report(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, Vec<Vec<String>>, Vec<(String, Vec<String>, u64)>) {
     let lp = Arc::new(EventLoop::with_manual_clock().unwrap());
     let quic = Arc::new(Mock::default());
     let traits = ProtocolTraits { reliable: true, preserves_msg_boundaries: true, multistreaming: true };
@@ -230,11 +238,14 @@ fn by_alpn(host: &str, records: Vec<ServiceRecord>) -> (Vec<(String, String)>, V
     dns.addr(host, Family::V6).answer(&[]);
     dns.addr(host, Family::V4).answer(&ips(&["127.0.0.1"]));
     lp.run().unwrap();
+    lp.advance_clock(250_000).unwrap();
+    lp.run().unwrap();
     let mut got: Vec<(String, String)> = conn.attempts().iter().map(|a| (a.address.to_string(), a.protocol.to_string_lossy().into_owned())).collect();
     got.sort();
     let offered = quic.seen.lock().unwrap().iter().map(|(_, alpn, _)| alpn.clone()).collect();
+    let reported = conn.attempts().iter().map(|a| (a.protocol.to_string_lossy().into_owned(), a.alpn.clone(), a.started_us)).collect();
     drop(conn);
-    (got, offered)
+    (got, offered, reported)
 }
 
 fn record(ids: &[&str]) -> ServiceRecord {
@@ -247,10 +258,26 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn record_h3_h2_attempts_on_both_protocol_branches() {
-    let (got, offered) = by_alpn("both.test", vec![record(&["h3", "h2"])]);
+fn record_h3_h2_attempts_on_both_protocols_one_list() {
+    // One list (HEv3 §5–§6): QUIC for h3 at 0, TCP for h2 on the same
+    // address after the Connection Attempt Delay.
+    let (got, offered, reported) = by_alpn_report("both.test", vec![record(&["h3", "h2"])]);
     assert_eq!(got, pairs(&[("127.0.0.1:443", "quic"), ("127.0.0.1:443", "tcp")]));
     assert_eq!(offered, [strings(&["h3"])]);
+    let starts: Vec<(String, u64)> = reported.into_iter().map(|(p, _, at)| (p, at)).collect();
+    assert_eq!(starts, [("quic".to_string(), 0), ("tcp".to_string(), 250_000)]);
+}
+
+#[test]
+fn report_alpn_is_what_each_protocol_was_given() {
+    // alpn=h3,h2 (with the default http/1.1): the QUIC attempt got "h3",
+    // the TCP one "h2" and "http/1.1", and the report says so, not the
+    // service's whole set on both.
+    let params = SvcParams { alpn: vec!["h3".into(), "h2".into()], ..SvcParams::default() };
+    let (_, offered, reported) = by_alpn_report("report.test", vec![ServiceRecord { priority: 1, target: ".".into(), params }]);
+    assert_eq!(offered, [strings(&["h3"])]);
+    let reported: Vec<(String, Vec<String>)> = reported.into_iter().map(|(p, alpn, _)| (p, alpn)).collect();
+    assert_eq!(reported, [("quic".to_string(), strings(&["h3"])), ("tcp".to_string(), strings(&["h2", "http/1.1"]))]);
 }
 
 #[test]

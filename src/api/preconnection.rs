@@ -271,9 +271,18 @@ impl Preconnection {
     ///   race that asks no HTTPS record) only when `ids` has `"http/1.1"`.
     ///
     /// A protocol with no ids set (the default, or `ids` = `&[]`) races
-    /// every candidate, as without HTTPS records. The branches race each
-    /// other as [`Preconnection::set_racing_type`] says for the PROTOCOL
-    /// level, one race of endpoints per branch.
+    /// every candidate, as without HTTPS records.
+    ///
+    /// When every protocol of a path has ids (and `race_count` is 1), the
+    /// protocols do not race as branches: their (address, protocol)
+    /// candidates are one list in HEv3 §5 order (service groups by
+    /// SvcPriority, fallback last; each address with the protocols that
+    /// serve it, in protocol order), raced one attempt at a time with the
+    /// Connection Attempt Delay between starts (HEv3 §6): QUIC to an
+    /// address at 0 ms, TCP to it at 250 ms, the next address's QUIC at
+    /// 500 ms; a failure starts the next at once. Otherwise the branches
+    /// race each other as [`Preconnection::set_racing_type`] says for the
+    /// PROTOCOL level, one race of endpoints per branch.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] (nothing changes) when no protocol of

@@ -38,9 +38,11 @@ use super::{AttemptId, Candidate, Family, Micros, QueryKey};
 use std::net::SocketAddr;
 
 mod hev3;
+mod joint;
 mod rules;
 
 pub use hev3::AttemptService;
+pub use joint::JointKey;
 /// RFC 8305 §5: "a subsequent connection MUST NOT be started within 10
 /// milliseconds of the previous attempt", µs. A start that a failure or a
 /// late answer calls for waits until then; the starts of the first batch

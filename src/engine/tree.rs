@@ -16,7 +16,9 @@
 //! - [`RacingType::Failover`]: only when every earlier sibling has failed.
 //!
 //! The first branch of a level is activated with its parent. A branch has
-//! failed when every leaf below it has failed. The first attempt ready in
+//! failed when every leaf below it has failed. A path whose protocols all
+//! serve registered ALPN ids races its protocols as one list instead
+//! (HEv3 §5–§6, `joint`). The first attempt ready in
 //! any leaf wins; every other attempt in every leaf is cancelled.
 //!
 //! A tree of one leaf (one path, one protocol: most races) is kept as its
@@ -24,6 +26,7 @@
 //! scheduler (`Branches`). Both behave the same on one leaf.
 
 mod hev3;
+mod joint;
 mod one_leaf;
 
 use super::race::{Action as RaceAction, AttemptRecord, Outcome, Race, RaceConfig, RaceError};
@@ -122,6 +125,9 @@ struct PathNode {
     activated: Option<Micros>,
     /// Indices into `Branches::leaves`.
     leaves: std::ops::Range<usize>,
+    /// Its leaves scheduled as one list (protocols by ALPN, see `joint`);
+    /// `None`: they race as branches.
+    joint: Option<joint::Joint>,
 }
 
 /// A race over a candidate tree.
@@ -342,7 +348,7 @@ impl Branches {
                 });
             }
             if leaves.len() > first {
-                nodes.push(PathNode { racing: p.racing, activated: None, leaves: first..leaves.len() });
+                nodes.push(PathNode { racing: p.racing, activated: None, leaves: first..leaves.len(), joint: None });
             }
         }
         let mut tree = Branches {
@@ -459,7 +465,10 @@ impl Branches {
         }
         let path_state: Vec<_> = self.paths.iter().map(|p| (p.racing, p.activated, self.path_failed(p))).collect();
         consider(delay_deadline(&path_state));
-        for p in self.paths.iter().filter(|p| p.activated.is_some()) {
+        for p in 0..self.paths.len() {
+            consider(self.joint_deadline(p));
+        }
+        for p in self.paths.iter().filter(|p| p.activated.is_some() && p.joint.is_none()) {
             let leaf_state: Vec<_> = self.leaves[p.leaves.clone()].iter().map(|l| (l.racing, l.activated, l.failed)).collect();
             consider(delay_deadline(&leaf_state));
         }
@@ -592,6 +601,12 @@ impl Branches {
                 continue;
             }
             let range = self.paths[p].leaves.clone();
+            if self.paths[p].joint.is_some() {
+                let activated = self.paths[p].activated;
+                self.leaves[range].iter_mut().for_each(|l| l.activated = l.activated.or(activated));
+                changed |= self.step_joint(p, now);
+                continue;
+            }
             let leaf_state: Vec<_> = self.leaves[range.clone()].iter().map(|l| (l.racing, l.activated, l.failed)).collect();
             for i in due(&leaf_state, now) {
                 let leaf = &mut self.leaves[range.start + i];

@@ -43,8 +43,10 @@ pub(super) fn forget(id: u64) {
 
 /// Number of ALPN ids attempt `index` (start order) could negotiate: those
 /// of its HTTPS record usable with the caller's list, in the caller's
-/// order (HEv3 draft §6.2); 0 for an address no HTTPS record gave, for
-/// NULL, or for an index past the end.
+/// order (HEv3 draft §6.2), kept to the ids its protocol serves
+/// (taps_preconnection_set_protocol_alpn) as its protocol or stage got
+/// them (§6.1); 0 for an address no HTTPS record gave, for NULL, or for
+/// an index past the end.
 #[no_mangle]
 pub extern "C" fn taps_connection_get_attempt_alpn_count(c: *const Connection, index: usize) -> usize {
     guard!(0, {

@@ -14,6 +14,7 @@
 //! - [`opt_ref!`] reads an optional pointer (NULL: the defaults).
 //! - [`try_str!`] reads a NUL-terminated UTF-8 argument.
 //! - [`try_ok!`] unwraps an `api::Result`, or returns its error as above.
+//! - [`bytes_out`] hands a byte string out as a pointer and a length.
 
 use super::fail;
 use crate::api::Error;
@@ -78,6 +79,27 @@ pub(crate) unsafe fn c_str<'a>(ptr: *const c_char, bad: Error) -> Result<&'a str
     CStr::from_ptr(ptr).to_str().map_err(|_| bad)
 }
 
+/// A byte string for C: its pointer, and its length in bytes into
+/// `*out_len`. NULL (and 0) for none, an empty one or a NULL `out_len`
+/// (then nothing is written). The pointer is valid as long as `bytes`.
+///
+/// `*out_len` is 0 from the start, so a getter whose handle is NULL
+/// answers with `bytes_out(None, out_len)`.
+pub(crate) fn bytes_out(bytes: Option<&[u8]>, out_len: *mut usize) -> *const u8 {
+    // SAFETY: the C contract: NULL or valid for this call.
+    let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
+    match bytes {
+        Some(b) if !b.is_empty() => {
+            *out_len = b.len();
+            b.as_ptr()
+        }
+        _ => {
+            *out_len = 0;
+            std::ptr::null()
+        }
+    }
+}
+
 /// `&*ptr`, or return the function's error value for a NULL argument (or
 /// the value after `else`, quietly).
 macro_rules! try_ref {
@@ -139,3 +161,23 @@ macro_rules! try_ok {
 }
 
 pub(crate) use {opt_ref, try_mut, try_ok, try_ref, try_str};
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_out;
+
+    #[test]
+    fn bytes_out_gives_pointer_and_length_or_null_and_zero() {
+        let bytes = [2u8, b'h', b'2'];
+        let mut len = 99usize;
+        assert_eq!(bytes_out(Some(&bytes), &mut len), bytes.as_ptr());
+        assert_eq!(len, 3);
+        len = 99;
+        assert!(bytes_out(Some(&[]), &mut len).is_null());
+        assert_eq!(len, 0);
+        len = 99;
+        assert!(bytes_out(None, &mut len).is_null());
+        assert_eq!(len, 0);
+        assert!(bytes_out(Some(&bytes), std::ptr::null_mut()).is_null());
+    }
+}

@@ -259,8 +259,14 @@ pub extern "C" fn taps_preconnection_set_alpn(p: *mut Preconnection, ids: *const
 /// (addresses with no record; every address of a race that asks no HTTPS
 /// record) only when its ids have "http/1.1"; a protocol with no ids races
 /// every candidate. Its attempts' ALPN lists keep only its ids
-/// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). Call
-/// before initiating; not at the same time as another call on `p`.
+/// (taps_protocol_attempt_get_alpn, taps_stage_attempt_get_alpn). When
+/// every protocol of a path has ids (and race_count is 1), the protocols
+/// do not race as branches (the PROTOCOL racing type is not used): their
+/// (address, protocol) candidates are one list in HEv3 order (§5: service
+/// groups by SvcPriority, each address with the protocols serving it in
+/// protocol order), one attempt at a time with the Connection Attempt
+/// Delay between starts (§6): e.g. QUIC at 0 ms, TCP to the same address
+/// at 250 ms. Call before initiating; not at the same time as another call on `p`.
 /// Errors (nothing changes): TAPS_ERROR_NULL_ARGUMENT (p, protocol_name, a
 /// NULL id, or ids NULL with count > 0), TAPS_ERROR_INVALID_ARGUMENT (no
 /// protocol of that name on the loop; a name or id not UTF-8; an id empty

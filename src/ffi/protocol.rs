@@ -2,7 +2,7 @@
 //! UDP, and their attempts (`taps_protocol_attempt`).
 
 use super::event_loop::EventLoop;
-use super::handle::{try_ok, try_ref, try_str};
+use super::handle::{bytes_out, opt_ref, try_ok, try_ref, try_str};
 use super::{fail, guard, status};
 use crate::api::{self, Error, PathInfo, ProtocolConnection, ProtocolTraits};
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -230,13 +230,8 @@ pub extern "C" fn taps_protocol_attempt_get_alpn(attempt: *const ProtocolAttempt
 #[no_mangle]
 pub extern "C" fn taps_protocol_attempt_get_alpn_wire(attempt: *const ProtocolAttempt, out_len: *mut usize) -> *const u8 {
     guard!(std::ptr::null(), {
-        // SAFETY: the C contract: NULL or valid for this call.
-        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
-        *out_len = 0;
-        let a = try_ref!(attempt, else std::ptr::null()).api();
-        let wire = a.alpn_wire();
-        *out_len = wire.len();
-        if wire.is_empty() { std::ptr::null() } else { wire.as_ptr() }
+        let a = opt_ref!(attempt).map(|a| a.api());
+        bytes_out(a.as_ref().map(|a| a.alpn_wire()), out_len)
     })
 }
 
@@ -247,16 +242,7 @@ pub extern "C" fn taps_protocol_attempt_get_alpn_wire(attempt: *const ProtocolAt
 #[no_mangle]
 pub extern "C" fn taps_protocol_attempt_get_ech_config(attempt: *const ProtocolAttempt, out_len: *mut usize) -> *const u8 {
     guard!(std::ptr::null(), {
-        // SAFETY: the C contract: NULL or valid for this call.
-        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
-        *out_len = 0;
-        let a = try_ref!(attempt, else std::ptr::null()).api();
-        match a.ech_config() {
-            Some(ech) if !ech.is_empty() => {
-                *out_len = ech.len();
-                ech.as_ptr()
-            }
-            _ => std::ptr::null(),
-        }
+        let a = opt_ref!(attempt).map(|a| a.api());
+        bytes_out(a.as_ref().and_then(|a| a.ech_config()), out_len)
     })
 }

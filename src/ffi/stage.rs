@@ -4,7 +4,7 @@
 //! ALPN list.
 
 use super::connection::write_sockaddr;
-use super::handle::{try_mut, try_ok, try_ref};
+use super::handle::{bytes_out, opt_ref, try_mut, try_ok, try_ref};
 use super::preconnection::Preconnection;
 use super::{fail, growable, guard, read_growable};
 use crate::api::{self, Error};
@@ -211,13 +211,8 @@ pub extern "C" fn taps_stage_attempt_get_alpn(attempt: *const StageAttempt, inde
 #[no_mangle]
 pub extern "C" fn taps_stage_attempt_get_alpn_wire(attempt: *const StageAttempt, out_len: *mut usize) -> *const u8 {
     guard!(std::ptr::null(), {
-        // SAFETY: the C contract: NULL or valid for this call.
-        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
-        *out_len = 0;
-        let a = try_ref!(attempt, else std::ptr::null()).api();
-        let wire = a.alpn_wire();
-        *out_len = wire.len();
-        if wire.is_empty() { std::ptr::null() } else { wire.as_ptr() }
+        let a = opt_ref!(attempt).map(|a| a.api());
+        bytes_out(a.as_ref().map(|a| a.alpn_wire()), out_len)
     })
 }
 
@@ -227,17 +222,8 @@ pub extern "C" fn taps_stage_attempt_get_alpn_wire(attempt: *const StageAttempt,
 #[no_mangle]
 pub extern "C" fn taps_stage_attempt_get_ech_config(attempt: *const StageAttempt, out_len: *mut usize) -> *const u8 {
     guard!(std::ptr::null(), {
-        // SAFETY: the C contract: NULL or valid for this call.
-        let Some(out_len) = (unsafe { out_len.as_mut() }) else { return std::ptr::null() };
-        *out_len = 0;
-        let a = try_ref!(attempt, else std::ptr::null()).api();
-        match a.ech_config() {
-            Some(ech) if !ech.is_empty() => {
-                *out_len = ech.len();
-                ech.as_ptr()
-            }
-            _ => std::ptr::null(),
-        }
+        let a = opt_ref!(attempt).map(|a| a.api());
+        bytes_out(a.as_ref().and_then(|a| a.ech_config()), out_len)
     })
 }
 

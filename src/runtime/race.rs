@@ -223,7 +223,12 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                     Outcome::Failed(e) => e,
                     _ => 0,
                 },
-                alpn: service.map_or_else(Vec::new, |s| s.alpn.iter().map(|a| a.to_string()).collect()),
+                // What the attempt's protocol or stage was given: the
+                // service's ids, kept to those the protocol serves.
+                alpn: match service {
+                    Some(_) => super::stage::attempt_security(&entry.alpn, entry.served(a.protocol), &entry.tree, i).alpn.names.clone(),
+                    None => Vec::new(),
+                },
                 svc_priority: service.map(|s| s.priority),
                 from_hint: tag.is_some_and(|t| t.from_hint),
                 synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(r.candidate.addr)),

@@ -45,9 +45,12 @@ pub struct AttemptReport {
     pub outcome: AttemptOutcome,
     /// errno of a failed attempt, else 0.
     pub os_error: i32,
-    /// The ALPN ids usable with the attempt's HTTPS service (RFC 9460
-    /// §7.1.2, filtered by the Preconnection's ALPN list, in its order);
-    /// empty for an address no HTTPS record gave (HEv3 draft §6.1).
+    /// The ALPN ids the attempt's protocol or security stage was given
+    /// (HEv3 draft §6.1): those usable with its HTTPS service (RFC 9460
+    /// §7.1.2, filtered by the Preconnection's ALPN list, in its order),
+    /// kept to the ids its protocol serves when the Preconnection gave it
+    /// some (HEv3 draft §5.1, §6); empty for an address no HTTPS record
+    /// gave.
     pub alpn: Vec<String>,
     /// SvcPriority of the attempt's HTTPS service; `None` for an address
     /// no HTTPS record gave.

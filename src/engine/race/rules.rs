@@ -13,7 +13,15 @@ impl Race {
 
     /// When the Resolution Delay ends, while it is running.
     pub(super) fn resolution_deadline(&self) -> Option<Micros> {
-        if self.racing || self.held {
+        if self.held {
+            return None;
+        }
+        self.resolution_due()
+    }
+
+    /// [`Race::resolution_deadline`] as if the race were not held.
+    pub(super) fn resolution_due(&self) -> Option<Micros> {
+        if self.racing {
             return None;
         }
         // HEv3 §6.3: ECH required never races before the HTTPS answers.
@@ -63,7 +71,7 @@ impl Race {
 
     /// When the held-back fallback addresses may start, if the next
     /// pending candidate is one (see [`Race::next_startable`]).
-    fn held_fallback_until(&self) -> Option<Micros> {
+    pub(super) fn held_fallback_until(&self) -> Option<Micros> {
         let svc = self.svc.as_ref()?;
         let hold = svc.fallback_hold?;
         (!self.attempts.is_empty() && svc.targets_open() && self.next_pending().is_some_and(|i| svc.is_fallback(i)))
@@ -97,7 +105,7 @@ impl Race {
 
     /// The first candidate in order not attempted yet, as its index in
     /// `known`.
-    fn next_pending(&self) -> Option<u32> {
+    pub(super) fn next_pending(&self) -> Option<u32> {
         self.order().iter().copied().find(|&i| !self.attempts.iter().any(|a| a.candidate == i))
     }
 
@@ -105,7 +113,7 @@ impl Race {
     /// [`Race::next_pending`], without the fallback addresses while the
     /// HTTPS services hold them back
     /// ([`crate::engine::service::ServiceState::holds_fallback`]).
-    fn next_startable(&self, now: Micros) -> Option<u32> {
+    pub(super) fn next_startable(&self, now: Micros) -> Option<u32> {
         // Only once a service's attempt has been made: a race that starts
         // with fallback addresses alone (its targets silent past the
         // Resolution Delay) races them at once.
@@ -140,7 +148,12 @@ impl Race {
 
     /// RFC 8305 §3: whether racing may start now.
     fn may_start_racing(&self, now: Micros) -> bool {
-        if self.held || self.known.is_empty() {
+        !self.held && self.ready_to_race(now)
+    }
+
+    /// [`Race::may_start_racing`] as if the race were not held.
+    pub(super) fn ready_to_race(&self, now: Micros) -> bool {
+        if self.known.is_empty() {
             return false;
         }
         if self.all_known_failed() && now < self.created.saturating_add(self.config.resolution_delay) {
@@ -150,15 +163,15 @@ impl Race {
             // HEv3 §4.2 (the ECH rule is in `resolution_deadline`).
             return !self.order().is_empty()
                 && ((svc.service_info_ready() && (self.aaaa_answered || self.aaaa_all_ended()))
-                    || self.resolution_deadline().is_some_and(|t| t <= now));
+                    || self.resolution_due().is_some_and(|t| t <= now));
         }
         self.aaaa_answered
             || self.aaaa_all_ended()
-            || self.resolution_deadline().is_some_and(|t| t <= now)
+            || self.resolution_due().is_some_and(|t| t <= now)
     }
 
     /// Start the next pending candidate; false if there is none.
-    fn start_next(&mut self, now: Micros) -> bool {
+    pub(super) fn start_next(&mut self, now: Micros) -> bool {
         let Some(candidate) = self.next_startable(now) else {
             return false;
         };

@@ -2,13 +2,16 @@
 //! candidate tree races only the candidates whose HTTPS service's ALPN set
 //! has one of the ids its protocol serves; the fallback (addresses no
 //! record claims) goes only to protocols serving "http/1.1" or serving no
-//! registered ids.
+//! registered ids. When every protocol of the path has ids, the
+//! (endpoint, protocol) candidates are one list (HEv3 §5–§6), raced one at
+//! a time with the Connection Attempt Delay; otherwise the protocols race
+//! as branches (RFC 9623 §4.3).
 
 use super::support::*;
 use crate::engine::race::{AttemptService, RaceError};
 use crate::engine::service::{HttpsQuery, ServiceSpec};
 use crate::engine::tree::{Action, PathBranch, ProtocolBranch, RacingType, Tree};
-use crate::engine::Candidate;
+use crate::engine::{Candidate, Micros};
 use crate::vocabulary::svcb::{ServiceRecord, SvcParams};
 use std::net::SocketAddr;
 
@@ -58,28 +61,101 @@ fn addr(c: Candidate) -> SocketAddr {
     c.addr
 }
 
+/// Drive `t` from `now` through its deadlines up to `until`, failing the
+/// attempts `fail` names (attempt id, at) on the way: every start as (ms,
+/// address, protocol).
+fn timeline(t: &mut Tree, mut now: Micros, until: Micros, fail: &[(usize, Micros)]) -> Vec<(Micros, SocketAddr, usize)> {
+    let mut out = Vec::new();
+    loop {
+        out.extend(starts(&drain(t)).into_iter().map(|(a, p)| (now / MS, a, p)));
+        let next_fail = fail.iter().filter(|(_, at)| *at > now).map(|(_, at)| *at).min();
+        let next = [t.next_deadline(), next_fail].into_iter().flatten().min();
+        let Some(next) = next.filter(|&n| n <= until) else { return out };
+        now = now.max(next);
+        for &(attempt, _) in fail.iter().filter(|(_, at)| *at == now) {
+            t.on_attempt_failed(now, attempt, libc::ECONNREFUSED);
+        }
+        t.on_timer(now);
+    }
+}
+
 #[test]
-fn record_h3_h2_races_both_branches_on_its_address() {
+fn record_h3_h2_is_one_list_h3_then_h2_on_each_address() {
+    // HEv3 §5–§6: one sorted list of (endpoint, protocol), each address
+    // with h3 (QUIC) first, then h2 (TCP); 250 ms between starts.
     let mut t = tree(RacingType::Immediate, true, false);
     t.on_service_answer(0, 0, Ok(vec![alpn(&["h3", "h2"])]));
     t.on_answer(0, q6(0), Ok(vec![v6(1)]));
-    assert_eq!(starts(&drain(&mut t)), [(addr(v6(1)), QUIC), (addr(v6(1)), TCP)]);
+    t.on_answer(0, q4(0), Ok(vec![v4(1)]));
+    let got = timeline(&mut t, 0, 2000 * MS, &[]);
+    let want = [(0, addr(v6(1)), QUIC), (250, addr(v6(1)), TCP), (500, addr(v4(1)), QUIC), (750, addr(v4(1)), TCP)];
+    assert_eq!(got, want);
     assert_eq!(t.attempt_service(0), Some(AttemptService { service: Some(0), from_hint: false }));
     assert_eq!(t.attempt_service(1), Some(AttemptService { service: Some(0), from_hint: false }));
 }
 
 #[test]
-fn record_h2_only_goes_to_tcp_and_quic_fails_over_at_once() {
-    // TCP is failover: it starts once QUIC, which has no candidate, fails.
+fn a_failure_starts_the_next_of_the_list_at_once_on_either_protocol() {
+    // QUIC to v6(1) fails at 30 ms: TCP to v6(1) starts then, and the
+    // attempt delay runs from there.
+    let mut t = tree(RacingType::Immediate, true, false);
+    t.on_service_answer(0, 0, Ok(vec![alpn(&["h3", "h2"])]));
+    t.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    t.on_answer(0, q4(0), Ok(vec![v4(1)]));
+    let got = timeline(&mut t, 0, 2000 * MS, &[(0, 30 * MS)]);
+    let want = [(0, addr(v6(1)), QUIC), (30, addr(v6(1)), TCP), (280, addr(v4(1)), QUIC), (530, addr(v4(1)), TCP)];
+    assert_eq!(got, want);
+    // A failure within 10 ms of the previous start waits until 10 ms after it.
+    let mut t = tree(RacingType::Immediate, true, false);
+    t.on_service_answer(0, 0, Ok(vec![alpn(&["h3", "h2"])]));
+    t.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    t.on_answer(0, q4(0), Ok(vec![v4(1)]));
+    let got = timeline(&mut t, 0, 300 * MS, &[(0, 2 * MS)]);
+    assert_eq!(got, [(0, addr(v6(1)), QUIC), (10, addr(v6(1)), TCP), (260, addr(v4(1)), QUIC)]);
+}
+
+#[test]
+fn the_list_follows_svc_priority_across_protocols() {
+    // Priority 1 serves h2 only (TCP), priority 2 h3 only (QUIC), both on
+    // the name's own addresses: every priority 1 candidate comes first,
+    // whatever protocol is listed first (HEv3 §5.2, §6).
+    let mut t = tree(RacingType::Immediate, true, false);
+    let mut h2 = alpn(&["h2"]);
+    h2.params.ipv6hint = vec!["2001:db8::7".parse().unwrap()];
+    let mut h3 = alpn(&["h3"]);
+    h3.priority = 2;
+    h3.params.ipv6hint = vec!["2001:db8::8".parse().unwrap()];
+    h3.target = "quic.example.com".into();
+    h2.target = "tcp.example.com".into();
+    t.on_service_answer(0, 0, Ok(vec![h3, h2]));
+    t.on_answer(0, q6(0), Ok(Vec::new()));
+    t.on_answer(0, q4(0), Ok(Vec::new()));
+    let hint = |n: u16| SocketAddr::new(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n).into(), 443);
+    let got = timeline(&mut t, 0, 1000 * MS, &[]);
+    assert_eq!(got[..2], [(0, hint(7), TCP), (250, hint(8), QUIC)], "{got:?}");
+}
+
+#[test]
+fn record_h2_only_goes_to_tcp_from_the_start() {
+    // No QUIC candidate: TCP's list starts at once (no branch waits for
+    // QUIC to fail), its addresses 250 ms apart.
     let mut t = tree(RacingType::Failover, true, false);
     t.on_service_answer(0, 0, Ok(vec![alpn(&["h2"])]));
     t.on_answer(0, q6(0), Ok(vec![v6(1)]));
-    assert_eq!(starts(&drain(&mut t)), []);
-    t.on_answer(5 * MS, q4(0), Ok(vec![v4(1)]));
     assert_eq!(starts(&drain(&mut t)), [(addr(v6(1)), TCP)]);
-    t.on_timer(5 * MS + 250 * MS);
-    assert_eq!(starts(&drain(&mut t)), [(addr(v4(1)), TCP)]);
+    t.on_answer(5 * MS, q4(0), Ok(vec![v4(1)]));
+    let got = timeline(&mut t, 5 * MS, 1000 * MS, &[]);
+    assert_eq!(got, [(250, addr(v4(1)), TCP)]);
     assert!(t.attempts().all(|a| a.protocol == TCP));
+}
+
+#[test]
+fn protocols_without_registered_ids_still_race_as_branches() {
+    // TCP has no ids: the protocols race as branches (immediate: at once).
+    let mut t = tree(RacingType::Immediate, true, true);
+    t.on_service_answer(0, 0, Ok(vec![alpn(&["h3", "h2"])]));
+    t.on_answer(0, q6(0), Ok(vec![v6(1)]));
+    assert_eq!(starts(&drain(&mut t)), [(addr(v6(1)), QUIC), (addr(v6(1)), TCP)]);
 }
 
 #[test]
@@ -200,5 +276,72 @@ fn randomized_every_attempt_is_served_by_its_branch() {
         }
         // The unregistered protocol races every candidate: something starts.
         assert!(started > 0, "seed {seed}");
+    }
+}
+
+#[test]
+fn randomized_one_list_keeps_the_delay_between_any_two_starts() {
+    // Both protocols with ids: one list. Whatever the records, answer
+    // times and failures, two starts are never within 10 ms, and a start
+    // comes before the Connection Attempt Delay only when an attempt
+    // failed since the previous start or none is running (RFC 8305 §5).
+    const IDS: [&str; 3] = ["h3", "h2", "http/1.1"];
+    for seed in 0..300 {
+        let mut rng = Rng(seed);
+        let mut t = tree(RacingType::Immediate, true, false);
+        let records: Vec<ServiceRecord> = (0..1 + rng.below(3))
+            .map(|_| {
+                let alpn = IDS.iter().filter(|_| rng.below(2) == 0).map(|s| s.to_string()).collect();
+                let params = SvcParams {
+                    alpn,
+                    no_default_alpn: rng.below(2) == 0,
+                    ipv4hint: vec![std::net::Ipv4Addr::new(192, 0, 2, 10 + rng.below(3) as u8)],
+                    ..SvcParams::default()
+                };
+                ServiceRecord { priority: 1 + rng.below(3) as u16, target: ".".into(), params }
+            })
+            .collect();
+        let answers_at: Vec<Micros> = (0..3).map(|_| rng.below(80) * MS).collect();
+        let (mut now, mut last, mut failed_since, mut running) = (0, None::<Micros>, false, 0usize);
+        let mut inputs_done = [false; 3];
+        for _ in 0..200 {
+            for a in drain(&mut t) {
+                if let Action::Start { attempt, protocol, .. } = a {
+                    if let Some(prev) = last {
+                        assert!(now >= prev + 10 * MS, "seed {seed}: start at {now} within 10 ms of {prev}");
+                        assert!(failed_since || running == 0 || now >= prev + 250 * MS, "seed {seed}: attempt {attempt} ({protocol}) at {now}, previous at {prev}");
+                    }
+                    last = Some(now);
+                    failed_since = false;
+                }
+            }
+            running = t.running_count();
+            let next_input = (0..3).filter(|&i| !inputs_done[i]).map(|i| answers_at[i]).min();
+            let Some(next) = [t.next_deadline(), next_input, (running > 0).then(|| now + 1 + rng.below(400) * MS)].into_iter().flatten().min() else { break };
+            now = now.max(next);
+            for i in 0..3 {
+                if inputs_done[i] || answers_at[i] > now {
+                    continue;
+                }
+                inputs_done[i] = true;
+                match i {
+                    0 => t.on_service_answer(now, 0, Ok(records.clone())),
+                    1 => t.on_answer(now, q6(0), Ok(vec![v6(1 + rng.below(2) as u16)])),
+                    _ => t.on_answer(now, q4(0), Ok(vec![v4(1 + rng.below(2) as u8)])),
+                }
+            }
+            // Sometimes the oldest running attempt fails now.
+            if running > 0 && rng.below(3) == 0 {
+                let oldest = t.attempts().position(|a| a.record.outcome == crate::engine::race::Outcome::Running);
+                if let Some(id) = oldest {
+                    t.on_attempt_failed(now, id, libc::ECONNREFUSED);
+                    failed_since = true;
+                }
+            }
+            t.on_timer(now);
+            if t.is_finished() {
+                break;
+            }
+        }
     }
 }

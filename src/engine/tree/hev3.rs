@@ -25,8 +25,10 @@ impl Tree {
     /// that races every candidate. A leaf with ids races only the
     /// candidates they serve ([`Race::serve_alpn`]): the services whose
     /// usable ALPN ids share one with them, and the fallback only with
-    /// "http/1.1". Call after [`Tree::expect_services`] (if any), before
-    /// any answer.
+    /// "http/1.1". When every protocol of a path has ids (and `race_count`
+    /// is 1), its protocols no longer race as branches: their candidates
+    /// are one list, one attempt at a time (HEv3 §5–§6, see `joint`).
+    /// Call after [`Tree::expect_services`] (if any), before any answer.
     pub fn serve_alpn(&mut self, served: impl Fn(usize) -> Option<Vec<String>>) {
         match &mut self.0 {
             Shape::OneLeaf(t) => {
@@ -40,6 +42,7 @@ impl Tree {
                         leaf.race.serve_alpn(&ids);
                     }
                 }
+                t.join_served(|leaf| served(leaf.protocol).is_some());
             }
         }
     }
