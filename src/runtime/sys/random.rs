@@ -3,7 +3,7 @@
 
 /// Fill `buf` from getrandom(2); /dev/urandom when the kernel has no
 /// getrandom (before Linux 3.17).
-fn fill(buf: &mut [u8]) -> std::io::Result<()> {
+pub(crate) fn fill(buf: &mut [u8]) -> std::io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the pointer and length describe the unfilled part of buf.
