@@ -43,7 +43,9 @@ pub(crate) mod protocol;
 pub(crate) mod race;
 pub(crate) mod race_table;
 pub(crate) mod resolver;
+mod dns_loop;
 pub(crate) mod runner;
+pub(crate) mod sources;
 pub(crate) mod stage;
 mod start;
 pub(crate) mod sync;
@@ -134,6 +136,8 @@ struct LoopState {
     /// The NAT64 prefix IPv4 literals are synthesized under when the host
     /// has no IPv4 route to them (see [`nat64`]); `None`: no synthesis.
     pref64: Option<crate::engine::nat64::Pref64>,
+    /// The DNS client's exchanges running on the loop (see [`dns_loop`]).
+    exchanges: dns_loop::LoopExchanges,
 }
 
 struct Poller {
@@ -225,6 +229,7 @@ impl LoopCore {
                 default_tree: None,
                 lingering: Vec::new(),
                 pref64: None,
+                exchanges: dns_loop::LoopExchanges::default(),
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,

@@ -184,24 +184,37 @@ impl DnsClient {
     }
 
     /// Ask `kinds` for `name` (host name as the user gave it), handing each
-    /// answer to `deliver` as it is known (see [`exchange`]); RFC 6761
+    /// answer to `deliver` as it is known (see [`exchange::run`]); RFC 6761
     /// names and hosts-file names are answered here without DNS. Returns
-    /// when all are handed on, or when `stop` returns true.
+    /// when all are handed on, or when `stop` returns true. (The loop runs
+    /// its exchanges itself: src/runtime/dns_loop.rs.)
     pub(crate) fn lookup(&self, name: &str, kinds: &[Kind], stop: &dyn Fn() -> bool, deliver: &mut dyn FnMut(Kind, Outcome)) {
+        let (known, ask) = self.begin(name, kinds);
+        for (kind, outcome) in known {
+            deliver(kind, outcome);
+        }
+        if !ask.is_empty() {
+            exchange::run(&self.conf, name, &ask, stop, deliver);
+        }
+    }
+
+    /// The answers known without DNS (RFC 6761 names, the hosts file), in
+    /// `kinds` order, and the kinds left to ask a server.
+    pub(crate) fn begin(&self, name: &str, kinds: &[Kind]) -> (Vec<(Kind, Outcome)>, Vec<Kind>) {
         let lower = name.trim_end_matches('.').to_ascii_lowercase();
         if lower == "invalid" || lower.ends_with(".invalid") {
-            return kinds.iter().for_each(|&k| deliver(k, Err(DnsError::NxDomain { ttl: None })));
+            return (kinds.iter().map(|&k| (k, Err(DnsError::NxDomain { ttl: None }))).collect(), Vec::new());
         }
         let local = lower == "localhost" || lower.ends_with(".localhost");
         let hosts = if local { None } else { self.hosts.lookup(&lower) };
-        let mut ask = Vec::with_capacity(kinds.len());
+        let (mut known, mut ask) = (Vec::new(), Vec::with_capacity(kinds.len()));
         for &kind in kinds {
-            let known: Option<Vec<IpAddr>> = match kind {
+            let found: Option<Vec<IpAddr>> = match kind {
                 // A name the hosts file answers is not asked HTTPS either:
                 // the file pins its addresses, and a record from DNS must not
                 // send its races elsewhere (another port, a TargetName).
                 Kind::Https if local || hosts.is_some() => {
-                    deliver(kind, Err(DnsError::NoData { ttl: None }));
+                    known.push((kind, Err(DnsError::NoData { ttl: None })));
                     continue;
                 }
                 Kind::Https => None,
@@ -209,15 +222,13 @@ impl DnsClient {
                 Kind::A if local => Some(vec![Ipv4Addr::LOCALHOST.into()]),
                 _ => hosts.map(|h| h.iter().copied().filter(|ip| ip.is_ipv6() == (kind == Kind::Aaaa)).collect()),
             };
-            match known {
-                Some(ips) if ips.is_empty() => deliver(kind, Err(DnsError::NoData { ttl: None })),
-                Some(ips) => deliver(kind, Ok(Found { records: Records::Addresses(ips), ttl: None })),
+            match found {
+                Some(ips) if ips.is_empty() => known.push((kind, Err(DnsError::NoData { ttl: None }))),
+                Some(ips) => known.push((kind, Ok(Found { records: Records::Addresses(ips), ttl: None }))),
                 None => ask.push(kind),
             }
         }
-        if !ask.is_empty() {
-            exchange::run(&self.conf, name, &ask, stop, deliver);
-        }
+        (known, ask)
     }
 
     /// The HTTPS records of `name` and how long they may be kept, or why

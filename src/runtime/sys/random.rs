@@ -25,6 +25,7 @@ pub(crate) fn fill(buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// A random 16-bit value (a DNS message id).
+#[cfg(test)]
 pub(crate) fn random_u16() -> std::io::Result<u16> {
     let mut b = [0u8; 2];
     fill(&mut b)?;
