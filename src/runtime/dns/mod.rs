@@ -15,18 +15,29 @@
 //!
 //! # Where the exchange runs
 //!
-//! On the loop's resolver workers (src/runtime/resolver.rs), beside the
-//! loop: one worker job per name runs its queries with poll(2) over their
-//! sockets ([`exchange::run`]) and hands each answer to the loop through
-//! the path the getaddrinfo answers take (the resolver's outbox and the
-//! loop's waker). Why there and not on the mio loop: the worker pool
-//! already starts threads on demand, lets idle ones exit and joins them
-//! at shutdown; the loop thread stays free of file reads (the
-//! configuration, the hosts file) and of the source-address probes each
-//! answer needs (RFC 6724); a retransmission schedule, TCP fallback and
-//! search list are plain sequential code there, tested without a loop.
-//! The worker checks the pool's stop flag at least every 20 ms, so a
-//! loop's shutdown never waits on a silent server longer than its grace.
+//! On the mio loop itself (src/runtime/dns_loop.rs): a name job's
+//! [`exchange::Exchange`], a state machine without I/O, has its UDP
+//! sockets (one per server it asks, carrying the name's queries, each
+//! with its own random id) registered on the loop's poller with tokens of
+//! their own, its retransmission deadlines on the loop's timers, and its
+//! replies read when epoll says a socket is readable and handed straight
+//! to the exchange, whose answers go straight to their race. No thread,
+//! queue or wake-up stands between a reply and its race: an answer costs
+//! the system calls of its query (a share of one getrandom for the ids, a
+//! socket, connect, epoll registration and close per server asked, a
+//! sendto and a recvfrom per query) and nothing more. The exchange ends
+//! with the loop: its sockets are the loop's and close with it.
+//!
+//! Exceptions, on the loop's resolver workers (src/runtime/resolver.rs):
+//! the TCP retry after a truncated reply (rare: a blocking connect, write
+//! and read, its reply handed back to the loop's exchange), and
+//! getaddrinfo where nsswitch.conf names other sources than `files` and
+//! `dns`. [`DnsClient::lookup`] drives the same state machine with
+//! poll(2) on the calling thread ([`exchange::run`]), for PREF64
+//! discovery's thread (its RFC 7050 AAAA query for ipv4only.arpa) and
+//! tests. The source addresses of answered addresses (RFC 6724) are
+//! probed on the loop, at most once a second per destination prefix
+//! (src/runtime/sources.rs).
 //!
 //! # Configuration
 //!
