@@ -15,6 +15,9 @@
 //! to [`LoopCore::on_tcp_replies`]; on the loop it would need a
 //! connection state machine for a path that almost never runs.
 //!
+//! Deadlines are on the loop's clock: under a manual clock (tests), a
+//! silent server's try times out when the clock is moved past it.
+//!
 //! A socket is closed when its exchange ends, without a deregistration:
 //! closing the last descriptor of a socket removes it from the epoll set.
 //! An exchange outlives its race (as a worker's lookup did): its answers
@@ -160,7 +163,9 @@ impl LoopCore {
     pub(super) fn exchange_readable(&self, st: &mut LoopState, id: u64, server: usize, now: Micros) {
         let Some(e) = st.exchanges.running.get_mut(&id) else { return };
         let mut buf = [0u8; UDP_BUFFER];
-        while let Some((sock, _)) = &e.socks[server] {
+        // Until the socket has nothing more, or the exchange has every
+        // answer (its sockets close: no need for the last, empty read).
+        while let (Some((sock, _)), false) = (&e.socks[server], e.x.is_done()) {
             match sock.recv(&mut buf) {
                 Ok(n) => e.x.on_datagram(server, &buf[..n], now),
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
