@@ -20,8 +20,10 @@
 //!   [`tokens`] find races by id, by deadline and by socket;
 //! - [`pool`] and [`group`]: pools and groups, with their own tables;
 //! - [`conn`], [`client`], [`protocol`], [`paths`], [`resolver`],
-//!   [`cache`], [`dns`]: connections, clients, protocols, paths, name
-//!   resolution (getaddrinfo workers, the cache, the DNS client);
+//!   [`cache`], [`dns`], `dns_loop`, [`sources`]: connections, clients,
+//!   protocols, paths, name resolution (getaddrinfo workers, the cache,
+//!   the DNS client and its exchanges on the loop, RFC 6724 source
+//!   addresses);
 //! - [`sys`]: the operating system's side (sockets, interfaces, clock).
 
 pub(crate) mod cache;
@@ -285,7 +287,8 @@ impl LoopCore {
     }
 
     /// Start the system resolver's threads for a race to come (no-op with
-    /// a user resolver, or when they are running).
+    /// a user resolver, when they are running, or when the DNS client,
+    /// which runs on the loop, answers for addresses).
     pub(crate) fn prepare_resolver(&self) {
         if lock(&self.state).user_resolver.is_none() {
             self.resolver.prepare();
