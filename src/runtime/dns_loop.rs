@@ -314,6 +314,40 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_server_is_left_for_the_next_at_once() {
+        let good = FakeServer::start(|q, _| {
+            let rec = match q.queries[0].query_type() {
+                RecordType::AAAA => fake::aaaa("web.test", 30, "::1"),
+                _ => fake::a("web.test", 30, "127.0.0.1"),
+            };
+            vec![fake::answer(q, vec![rec])]
+        });
+        // ICMP port unreachable: an error event on the loop's socket.
+        let lp = loop_with(&[fake::closed_udp(), good.addr], Duration::from_secs(3), 1);
+        ask(&lp, "web.test");
+        let took = run_until_done(&lp);
+        assert!(took < Duration::from_secs(2), "no timeout waited: {took:?}");
+        let [v6, v4] = lp.resolver.cache.get("web.test", 443);
+        assert!(v6.unwrap().is_ok() && v4.unwrap().is_ok());
+        assert_eq!(good.seen().len(), 2);
+    }
+
+    #[test]
+    fn a_loop_freed_with_an_exchange_running_waits_for_nothing() {
+        let silent = FakeServer::start(|_, _| vec![]);
+        let lp = loop_with(&[silent.addr], Duration::from_secs(5), 2);
+        ask(&lp, "silent.test");
+        lp.poll_once(Some(Duration::from_millis(20))).unwrap();
+        assert_eq!(lock(&lp.state).exchanges.len(), 1);
+        let resolver = Arc::clone(&lp.resolver);
+        let started = Instant::now();
+        drop(lp);
+        assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+        assert_eq!(resolver.thread_counts(), (0, 0), "no thread ran it");
+        assert_eq!(Arc::strong_count(&resolver), 1);
+    }
+
+    #[test]
     fn a_truncated_reply_is_asked_again_over_tcp_by_a_worker() {
         let s = FakeServer::start(|q, tcp| {
             if tcp {
