@@ -1117,6 +1117,8 @@ def main():
     ap.add_argument("--json", help="also write the figures (medians, p99s, rates, targets) to this JSON file")
     ap.add_argument("--nat64-only", action="store_true",
                     help="only the NAT64 bed's IPv4-literal case, --runs runs per tool, printed as JSON (no report)")
+    ap.add_argument("--syscalls-only", action="store_true",
+                    help="only the system calls per connection (strace -f -c), printed as JSON (no report)")
     args = ap.parse_args()
     if args.round_tries < 1:
         ap.error(f"--round-tries must be at least 1 (got {args.round_tries})")
@@ -1135,8 +1137,8 @@ def main():
         if shutil.which(tool) is None:
             log(f"compare.py: `{tool}` is missing: run scripts/deps --test")
             return 1
-    exes = {"taps_race": os.path.join(args.build, "examples", "taps_race")}
-    for p in ("taps_load", "epoll_connect", "fast_server", "ttc_floor"):
+    exes = {} if args.syscalls_only else {"taps_race": os.path.join(args.build, "examples", "taps_race")}
+    for p in ("taps_load", "epoll_connect", "fast_server") + (() if args.syscalls_only else ("ttc_floor",)):
         exes[p] = os.path.join(args.build, "bench", p)
     missing = [k for k, p in exes.items() if not os.access(p, os.X_OK)]
     if missing:
@@ -1145,6 +1147,12 @@ def main():
 
     if args.nat64_only:
         print(json.dumps(measure_nat64(exes, args.runs), indent=1))
+        return 0
+    if args.syscalls_only:
+        with netbed.Bed() as bed:
+            bed.start_server_process(
+                [exes["fast_server"], f"{bed.server_v4},{bed.server_v6}", ",".join(map(str, CPS_PORTS))], "fast_server")
+            print(json.dumps(measure_syscalls(bed, exes), indent=1))
         return 0
     cmd = "sudo python3 bench/compare.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     ctx = {"command": cmd, "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),

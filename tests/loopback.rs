@@ -199,7 +199,7 @@ fn attempt_timeout_fails_the_attempt_with_etimedout() {
 }
 
 #[test]
-fn host_names_resolve_on_worker_threads() {
+fn host_names_resolve_and_connect() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let lp = EventLoop::new().unwrap();

@@ -343,11 +343,15 @@ mod tests {
         let conn = pre.initiate(Box::new(Quiet)).unwrap();
         lp.run().unwrap();
         assert_eq!(resolver.submitted.load(std::sync::atomic::Ordering::Relaxed), 2, "AAAA and A asked");
-        assert!(resolver.thread_counts().0 > 0, "the workers wait for more work");
+        if resolver.dns().answers_addresses() {
+            assert_eq!(resolver.thread_counts().0, 0, "the loop ran the DNS client's exchange itself");
+        } else {
+            assert!(resolver.thread_counts().0 > 0, "the workers wait for more work");
+        }
         drop(conn);
         drop(pre);
         // More queries in flight as the loop goes: workers busy, starting.
-        resolver.submit((0..2 * MAX_WORKERS as u64).map(|i| job(i, Family::V4)).collect());
+        resolver.submit_lookups((0..2 * MAX_WORKERS as u64).map(|i| job(i, Family::V4)).collect());
         drop(lp);
         assert_eq!(resolver.thread_counts(), (0, 0), "every worker left and was joined");
         assert_eq!(Arc::strong_count(&resolver), 1, "no worker holds the resolver");

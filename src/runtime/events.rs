@@ -66,6 +66,7 @@ impl LoopCore {
                     self.connection_event(st, token, &conn, event, now);
                 }
             }
+            Some(Watched::Dns { exchange, server }) => self.exchange_readable(st, exchange, server, now),
             None => {}
         }
     }
@@ -140,43 +141,12 @@ impl LoopCore {
     /// races; returns how many there were.
     pub(super) fn take_queues(&self, st: &mut LoopState, now: Micros) -> usize {
         let answers = self.resolver.take_answers();
-        let services = self.resolver.take_service_answers();
+        let tcp = self.resolver.take_tcp_replies();
         let completions = std::mem::take(&mut *lock(&self.completions));
-        // HTTPS answers first: a resolver answers HTTPS before AAAA and A
-        // when it answers all at once (HEv3 §4.1 order).
-        let n = self.take_service_answers(st) + services.len() + answers.len() + completions.len();
-        for answer in services {
-            self.system_service_answer(st, answer);
-        }
+        let n = self.take_service_answers(st) + tcp.len() + answers.len() + completions.len();
+        self.on_tcp_replies(st, tcp, now);
         for answer in answers {
-            if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
-                // A won race's late answer: into its report only.
-                let count = answer.result.as_ref().map(Vec::len).map_err(|c| *c);
-                self.lingering_answer(st, answer.race, Some(answer.key), answer.key.endpoint, count);
-                continue;
-            }
-            if answer.key.endpoint >= super::https::TARGET_KEY_BASE {
-                self.route_target_answer(st, answer.race, answer.key, answer.result);
-                continue;
-            }
-            let prefix = self.pref64_locked(st);
-            let LoopState { races, history, protocols, .. } = &mut *st;
-            if let Some(entry) = races.get_mut(&answer.race) {
-                let mut answer = answer;
-                super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
-                let at = now.saturating_sub(entry.started_at);
-                LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
-                let ttl = match answer.ttl {
-                    Some(ttl) if log::log_enabled!(log::Level::Debug) => format!(" (ttl {} s)", ttl.as_secs()),
-                    _ => String::new(),
-                };
-                log_answer(answer.race, &answer.key, &answer.result, at, &ttl);
-                if let Ok(candidates) = &answer.result {
-                    history.hint_answer(&mut entry.tree, answer.race, &entry.paths, protocols, candidates, now);
-                }
-                entry.tree.on_answer(now, answer.key, answer.result);
-                self.drive(st, answer.race, now);
-            }
+            self.feed_answer(st, answer, now);
         }
         // Mark every ready attempt first: when one of them wins, the others
         // that reported ready in the same batch are closed, not cancelled.
@@ -227,6 +197,37 @@ impl LoopCore {
         n
     }
 
+    /// A resolver's AAAA or A answer (a worker's, a user resolver's, the
+    /// loop's DNS client's), to its race.
+    pub(super) fn feed_answer(&self, st: &mut LoopState, answer: super::resolver::Answer, now: Micros) {
+        if !st.lingering.is_empty() && st.races.get(&answer.race).is_none() {
+            // A won race's late answer: into its report only.
+            let count = answer.result.as_ref().map(Vec::len).map_err(|c| *c);
+            self.lingering_answer(st, answer.race, Some(answer.key), answer.key.endpoint, count);
+            return;
+        }
+        if answer.key.endpoint >= super::https::TARGET_KEY_BASE {
+            return self.route_target_answer(st, answer.race, answer.key, answer.result);
+        }
+        let prefix = self.pref64_locked(st);
+        let LoopState { races, history, protocols, .. } = &mut *st;
+        let Some(entry) = races.get_mut(&answer.race) else { return };
+        let mut answer = answer;
+        super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
+        let at = now.saturating_sub(entry.started_at);
+        LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
+        let ttl = match answer.ttl {
+            Some(ttl) if log::log_enabled!(log::Level::Debug) => format!(" (ttl {} s)", ttl.as_secs()),
+            _ => String::new(),
+        };
+        log_answer(answer.race, &answer.key, &answer.result, at, &ttl);
+        if let Ok(candidates) = &answer.result {
+            history.hint_answer(&mut entry.tree, answer.race, &entry.paths, protocols, candidates, now);
+        }
+        entry.tree.on_answer(now, answer.key, answer.result);
+        self.drive(st, answer.race, now);
+    }
+
     /// An HTTPS answer from the library's DNS client: to the race's HEv3
     /// rules ([`LoopCore::on_service_answer`]) with its TTL in seconds (0
     /// when unknown) or its error as an EAI_* code.
@@ -252,6 +253,10 @@ impl LoopCore {
                     Groups::timer(self, st, group, at, now);
                     continue;
                 }
+                TimerOwner::Dns(exchange) => {
+                    self.exchange_timer(st, exchange, at, now);
+                    continue;
+                }
                 TimerOwner::Race(id) => id,
             };
             let Some(entry) = st.races.get_mut(&id) else {
@@ -269,12 +274,16 @@ impl LoopCore {
 
     /// Arm the timerfd for the earliest deadline somebody still wants
     /// (early by the wake-ahead while the library waits itself).
+    /// The name jobs queued for the loop start first (see
+    /// src/runtime/dns_loop.rs): their deadlines join the others.
     pub(super) fn sync_wake_timer(&self, st: &mut LoopState) {
-        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, lingering, .. } = st;
+        self.start_name_jobs(st);
+        let LoopState { timers, races, pools, groups, wake_timer, wake_ahead, lingering, exchanges, .. } = st;
         timers.drop_stale_top(|at, owner| match owner {
             TimerOwner::Race(id) => races.get(&id).is_some_and(|e| e.armed == at) || LoopCore::lingers_until(lingering, id, at),
             TimerOwner::Pool(id) => pools.is_armed_at(id, at),
             TimerOwner::Group(id) => groups.is_armed_at(id, at),
+            TimerOwner::Dns(id) => exchanges.is_armed_at(id, at),
         });
         if let Some(t) = wake_timer.as_mut() {
             // Early by the wake-ahead while that is still in the future;

@@ -20,8 +20,10 @@
 //!   [`tokens`] find races by id, by deadline and by socket;
 //! - [`pool`] and [`group`]: pools and groups, with their own tables;
 //! - [`conn`], [`client`], [`protocol`], [`paths`], [`resolver`],
-//!   [`cache`], [`dns`]: connections, clients, protocols, paths, name
-//!   resolution (getaddrinfo workers, the cache, the DNS client);
+//!   [`cache`], [`dns`], `dns_loop`, [`sources`]: connections, clients,
+//!   protocols, paths, name resolution (getaddrinfo workers, the cache,
+//!   the DNS client and its exchanges on the loop, RFC 6724 source
+//!   addresses);
 //! - [`sys`]: the operating system's side (sockets, interfaces, clock).
 
 pub(crate) mod cache;
@@ -43,7 +45,9 @@ pub(crate) mod protocol;
 pub(crate) mod race;
 pub(crate) mod race_table;
 pub(crate) mod resolver;
+mod dns_loop;
 pub(crate) mod runner;
+pub(crate) mod sources;
 pub(crate) mod stage;
 mod start;
 pub(crate) mod sync;
@@ -134,6 +138,8 @@ struct LoopState {
     /// The NAT64 prefix IPv4 literals are synthesized under when the host
     /// has no IPv4 route to them (see [`nat64`]); `None`: no synthesis.
     pref64: Option<crate::engine::nat64::Pref64>,
+    /// The DNS client's exchanges running on the loop (see [`dns_loop`]).
+    exchanges: dns_loop::LoopExchanges,
 }
 
 struct Poller {
@@ -225,6 +231,7 @@ impl LoopCore {
                 default_tree: None,
                 lingering: Vec::new(),
                 pref64: None,
+                exchanges: dns_loop::LoopExchanges::default(),
             }),
             poller: Mutex::new(Poller { poll, events: Events::with_capacity(1024) }),
             registry,
@@ -280,7 +287,8 @@ impl LoopCore {
     }
 
     /// Start the system resolver's threads for a race to come (no-op with
-    /// a user resolver, or when they are running).
+    /// a user resolver, when they are running, or when the DNS client,
+    /// which runs on the loop, answers for addresses).
     pub(crate) fn prepare_resolver(&self) {
         if lock(&self.state).user_resolver.is_none() {
             self.resolver.prepare();

@@ -28,6 +28,9 @@ pub(crate) enum TimerOwner {
     Pool(PoolId),
     /// A group's rebuild backoff.
     Group(GroupId),
+    /// A DNS exchange's next deadline (a try's timeout), see
+    /// src/runtime/dns_loop.rs; its own ids.
+    Dns(u64),
 }
 
 /// Which kind of owner an entry of the second heap has.
@@ -35,13 +38,15 @@ pub(crate) enum TimerOwner {
 enum PoolOrGroup {
     Pool,
     Group,
+    Dns,
 }
 
 /// Min-heaps of (deadline, owner).
 #[derive(Debug, Default)]
 pub(crate) struct TimerHeap {
     races: BinaryHeap<Reverse<(Micros, RaceId)>>,
-    /// Ordered by deadline, then id (unique across pools and groups).
+    /// Ordered by deadline, then id (unique across pools and groups;
+    /// DNS exchanges' ids are told apart by the kind).
     others: BinaryHeap<Reverse<(Micros, u64, PoolOrGroup)>>,
 }
 
@@ -52,6 +57,7 @@ impl TimerHeap {
             TimerOwner::Race(id) => self.races.push(Reverse((at, id))),
             TimerOwner::Pool(id) => self.others.push(Reverse((at, id, PoolOrGroup::Pool))),
             TimerOwner::Group(id) => self.others.push(Reverse((at, id, PoolOrGroup::Group))),
+            TimerOwner::Dns(id) => self.others.push(Reverse((at, id, PoolOrGroup::Dns))),
         }
     }
 
@@ -64,6 +70,7 @@ impl TimerHeap {
             let owner = match kind {
                 PoolOrGroup::Pool => TimerOwner::Pool(*id),
                 PoolOrGroup::Group => TimerOwner::Group(*id),
+                PoolOrGroup::Dns => TimerOwner::Dns(*id),
             };
             (*at, owner)
         })
@@ -81,7 +88,7 @@ impl TimerHeap {
     fn pop_owner(&mut self, owner: TimerOwner) {
         match owner {
             TimerOwner::Race(_) => drop(self.races.pop()),
-            TimerOwner::Pool(_) | TimerOwner::Group(_) => drop(self.others.pop()),
+            TimerOwner::Pool(_) | TimerOwner::Group(_) | TimerOwner::Dns(_) => drop(self.others.pop()),
         }
     }
 
@@ -147,7 +154,9 @@ mod tests {
         h.push(100, Pool(5));
         h.push(200, Race(5));
         h.push(50, Race(9));
+        h.push(60, TimerOwner::Dns(5));
         assert_eq!(h.pop_due(1000), Some((50, Race(9))));
+        assert_eq!(h.pop_due(1000), Some((60, TimerOwner::Dns(5))), "not pool 5's");
         assert_eq!(h.pop_due(1000), Some((100, Pool(5))));
         // A race's timer goes first at the same deadline.
         assert_eq!(h.pop_due(1000), Some((200, Race(5))));

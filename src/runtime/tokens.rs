@@ -23,6 +23,9 @@ pub(crate) enum Watched {
     Attempt { race: u64, attempt: AttemptId },
     /// An established connection, watched for errors and hang-ups.
     Established(Weak<ConnCore>),
+    /// A DNS exchange's UDP socket to one of its servers (see
+    /// src/runtime/dns_loop.rs).
+    Dns { exchange: u64, server: usize },
 }
 
 /// The loop's socket tokens. Race ids start at 1, so attempt tokens never
@@ -55,6 +58,11 @@ impl SocketTokens {
     /// A token for an established connection.
     pub(crate) fn established(&mut self, conn: Weak<ConnCore>) -> Token {
         self.map(Watched::Established(conn))
+    }
+
+    /// A token for a DNS exchange's socket to server `server`.
+    pub(crate) fn dns(&mut self, exchange: u64, server: usize) -> Token {
+        self.map(Watched::Dns { exchange, server })
     }
 
     /// What `token` belongs to; `None` for a forgotten mapped token.
@@ -107,5 +115,8 @@ mod tests {
         assert!(matches!(t.get(tok), Some(Watched::Established(_))));
         t.forget(tok);
         assert!(t.get(tok).is_none());
+        let dns = t.dns(4, 1);
+        assert_ne!(dns, tok);
+        assert!(matches!(t.get(dns), Some(Watched::Dns { exchange: 4, server: 1 })));
     }
 }

@@ -17,6 +17,8 @@ pub(crate) struct Seen {
     pub at: Instant,
     pub msg: Message,
     pub tcp: bool,
+    /// Where it came from (its source port).
+    pub from: SocketAddr,
 }
 
 /// What the server does with a query (and whether it came over TCP): the
@@ -50,7 +52,7 @@ impl FakeServer {
             while !st.load(Ordering::Relaxed) {
                 let Ok((n, from)) = udp.recv_from(&mut buf) else { continue };
                 let Ok(msg) = Message::from_vec(&buf[..n]) else { continue };
-                s.lock().unwrap().push(Seen { at: Instant::now(), msg: msg.clone(), tcp: false });
+                s.lock().unwrap().push(Seen { at: Instant::now(), msg: msg.clone(), tcp: false, from });
                 for reply in h(&msg, false) {
                     let _ = udp.send_to(&reply, from);
                 }
@@ -59,7 +61,7 @@ impl FakeServer {
         let (h, s, st) = (handler, Arc::clone(&seen), Arc::clone(&stop));
         let t = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
-                let Ok((mut c, _)) = tcp.accept() else {
+                let Ok((mut c, from)) = tcp.accept() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
@@ -74,7 +76,7 @@ impl FakeServer {
                     continue;
                 }
                 let Ok(msg) = Message::from_vec(&q) else { continue };
-                s.lock().unwrap().push(Seen { at: Instant::now(), msg: msg.clone(), tcp: true });
+                s.lock().unwrap().push(Seen { at: Instant::now(), msg: msg.clone(), tcp: true, from });
                 for reply in h(&msg, true) {
                     let _ = c.write_all(&(reply.len() as u16).to_be_bytes());
                     let _ = c.write_all(&reply);

@@ -15,18 +15,29 @@
 //!
 //! # Where the exchange runs
 //!
-//! On the loop's resolver workers (src/runtime/resolver.rs), beside the
-//! loop: one worker job per name runs its queries with poll(2) over their
-//! sockets ([`exchange::run`]) and hands each answer to the loop through
-//! the path the getaddrinfo answers take (the resolver's outbox and the
-//! loop's waker). Why there and not on the mio loop: the worker pool
-//! already starts threads on demand, lets idle ones exit and joins them
-//! at shutdown; the loop thread stays free of file reads (the
-//! configuration, the hosts file) and of the source-address probes each
-//! answer needs (RFC 6724); a retransmission schedule, TCP fallback and
-//! search list are plain sequential code there, tested without a loop.
-//! The worker checks the pool's stop flag at least every 20 ms, so a
-//! loop's shutdown never waits on a silent server longer than its grace.
+//! On the mio loop itself (src/runtime/dns_loop.rs): a name job's
+//! [`exchange::Exchange`], a state machine without I/O, has its UDP
+//! sockets (one per server it asks, carrying the name's queries, each
+//! with its own random id) registered on the loop's poller with tokens of
+//! their own, its retransmission deadlines on the loop's timers, and its
+//! replies read when epoll says a socket is readable and handed straight
+//! to the exchange, whose answers go straight to their race. No thread,
+//! queue or wake-up stands between a reply and its race: an answer costs
+//! the system calls of its query (a share of one getrandom for the ids, a
+//! socket, connect, epoll registration and close per server asked, a
+//! sendto and a recvfrom per query) and nothing more. The exchange ends
+//! with the loop: its sockets are the loop's and close with it.
+//!
+//! Exceptions, on the loop's resolver workers (src/runtime/resolver.rs):
+//! the TCP retry after a truncated reply (rare: a blocking connect, write
+//! and read, its reply handed back to the loop's exchange), and
+//! getaddrinfo where nsswitch.conf names other sources than `files` and
+//! `dns`. [`DnsClient::lookup`] drives the same state machine with
+//! poll(2) on the calling thread ([`exchange::run`]), for PREF64
+//! discovery's thread (its RFC 7050 AAAA query for ipv4only.arpa) and
+//! tests. The source addresses of answered addresses (RFC 6724) are
+//! probed on the loop, at most once a second per destination prefix
+//! (src/runtime/sources.rs).
 //!
 //! # Configuration
 //!
@@ -184,24 +195,37 @@ impl DnsClient {
     }
 
     /// Ask `kinds` for `name` (host name as the user gave it), handing each
-    /// answer to `deliver` as it is known (see [`exchange`]); RFC 6761
+    /// answer to `deliver` as it is known (see [`exchange::run`]); RFC 6761
     /// names and hosts-file names are answered here without DNS. Returns
-    /// when all are handed on, or when `stop` returns true.
+    /// when all are handed on, or when `stop` returns true. (The loop runs
+    /// its exchanges itself: src/runtime/dns_loop.rs.)
     pub(crate) fn lookup(&self, name: &str, kinds: &[Kind], stop: &dyn Fn() -> bool, deliver: &mut dyn FnMut(Kind, Outcome)) {
+        let (known, ask) = self.begin(name, kinds);
+        for (kind, outcome) in known {
+            deliver(kind, outcome);
+        }
+        if !ask.is_empty() {
+            exchange::run(&self.conf, name, &ask, stop, deliver);
+        }
+    }
+
+    /// The answers known without DNS (RFC 6761 names, the hosts file), in
+    /// `kinds` order, and the kinds left to ask a server.
+    pub(crate) fn begin(&self, name: &str, kinds: &[Kind]) -> (Vec<(Kind, Outcome)>, Vec<Kind>) {
         let lower = name.trim_end_matches('.').to_ascii_lowercase();
         if lower == "invalid" || lower.ends_with(".invalid") {
-            return kinds.iter().for_each(|&k| deliver(k, Err(DnsError::NxDomain { ttl: None })));
+            return (kinds.iter().map(|&k| (k, Err(DnsError::NxDomain { ttl: None }))).collect(), Vec::new());
         }
         let local = lower == "localhost" || lower.ends_with(".localhost");
         let hosts = if local { None } else { self.hosts.lookup(&lower) };
-        let mut ask = Vec::with_capacity(kinds.len());
+        let (mut known, mut ask) = (Vec::new(), Vec::with_capacity(kinds.len()));
         for &kind in kinds {
-            let known: Option<Vec<IpAddr>> = match kind {
+            let found: Option<Vec<IpAddr>> = match kind {
                 // A name the hosts file answers is not asked HTTPS either:
                 // the file pins its addresses, and a record from DNS must not
                 // send its races elsewhere (another port, a TargetName).
                 Kind::Https if local || hosts.is_some() => {
-                    deliver(kind, Err(DnsError::NoData { ttl: None }));
+                    known.push((kind, Err(DnsError::NoData { ttl: None })));
                     continue;
                 }
                 Kind::Https => None,
@@ -209,15 +233,13 @@ impl DnsClient {
                 Kind::A if local => Some(vec![Ipv4Addr::LOCALHOST.into()]),
                 _ => hosts.map(|h| h.iter().copied().filter(|ip| ip.is_ipv6() == (kind == Kind::Aaaa)).collect()),
             };
-            match known {
-                Some(ips) if ips.is_empty() => deliver(kind, Err(DnsError::NoData { ttl: None })),
-                Some(ips) => deliver(kind, Ok(Found { records: Records::Addresses(ips), ttl: None })),
+            match found {
+                Some(ips) if ips.is_empty() => known.push((kind, Err(DnsError::NoData { ttl: None }))),
+                Some(ips) => known.push((kind, Ok(Found { records: Records::Addresses(ips), ttl: None }))),
                 None => ask.push(kind),
             }
         }
-        if !ask.is_empty() {
-            exchange::run(&self.conf, name, &ask, stop, deliver);
-        }
+        (known, ask)
     }
 
     /// The HTTPS records of `name` and how long they may be kept, or why

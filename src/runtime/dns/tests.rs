@@ -456,3 +456,50 @@ fn a_server_without_edns_is_asked_again_without_the_opt_record() {
     let edns: Vec<bool> = s.seen().iter().map(|q| q.msg.edns.is_some()).collect();
     assert_eq!(edns, [true, false], "attempts 1: the retry without OPT is the same try");
 }
+
+#[test]
+fn the_exchange_is_a_state_machine_driven_without_io() {
+    use super::exchange::{Exchange, Step};
+    let servers: Vec<SocketAddr> = vec!["192.0.2.53:53".parse().unwrap(), "192.0.2.54:53".parse().unwrap()];
+    let mut conf = ResolvConf::with_servers(&servers);
+    conf.timeout = Duration::from_secs(1);
+    conf.attempts = 1;
+    let steps = |x: &mut Exchange| std::iter::from_fn(|| x.step()).collect::<Vec<_>>();
+    let sent = |steps: Vec<Step>, to: usize| -> Vec<Message> {
+        steps
+            .into_iter()
+            .map(|s| match s {
+                Step::Send { server, bytes } if server == to => Message::from_vec(&bytes).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let mut x = Exchange::new(&conf, "web.test", &[Kind::Aaaa, Kind::A], 0);
+    let first = sent(steps(&mut x), 0);
+    assert_eq!(first.iter().map(qtype).collect::<Vec<_>>(), [RecordType::AAAA, RecordType::A]);
+    assert_eq!(x.deadline(), Some(1_000_000));
+    // The AAAA question under the A query's id: nobody's.
+    let mut forged = first[0].clone();
+    forged.metadata.id = first[1].metadata.id;
+    x.on_datagram(0, &fake::answer(&forged, vec![fake::aaaa("web.test", 5, "2001:db8::66")]), 10);
+    assert!(steps(&mut x).is_empty(), "dropped, both keep waiting");
+    // SERVFAIL to A: server 1 at once, a new id.
+    x.on_datagram(0, &fake::rcode(&first[1], ResponseCode::ServFail), 20);
+    let a = sent(steps(&mut x), 1).remove(0);
+    assert_ne!(a.metadata.id, first[1].metadata.id);
+    // AAAA's try times out at 1 s: server 1; its old id's late answer is dropped.
+    x.on_time(999_999);
+    assert!(steps(&mut x).is_empty());
+    x.on_time(1_000_000);
+    let aaaa = sent(steps(&mut x), 1).remove(0);
+    x.on_datagram(0, &fake::answer(&first[0], vec![fake::aaaa("web.test", 5, "2001:db8::1")]), 1_000_001);
+    assert!(steps(&mut x).is_empty());
+    x.on_datagram(1, &fake::answer(&aaaa, vec![fake::aaaa("web.test", 7, "2001:db8::2")]), 1_000_002);
+    let got = steps(&mut x);
+    assert!(matches!(&got[..], [Step::Answer(Kind::Aaaa, Ok(Found { records: Records::Addresses(ips), .. }))] if ips == &["2001:db8::2".parse::<IpAddr>().unwrap()]));
+    assert!(!x.is_done());
+    // Server 1's socket fails: A has no try left.
+    x.on_server_error(1, 1_000_003);
+    assert!(matches!(&steps(&mut x)[..], [Step::Answer(Kind::A, Err(DnsError::ServerFailure))]));
+    assert!(x.is_done() && x.deadline().is_none());
+}

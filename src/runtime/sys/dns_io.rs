@@ -1,10 +1,10 @@
 //! The DNS client's sockets (src/runtime/dns/exchange.rs): a connected
-//! UDP socket per try (the kernel picks a random source port, RFC 5452
-//! §9.2, and a connected socket takes datagrams from its server only),
-//! poll(2) over them, and one query over TCP (RFC 7766, after a truncated
-//! UDP reply), all with deadlines and a stop check every
-//! [`STOP_SLICE`], so that a worker leaves a silent server at once when
-//! its loop shuts down.
+//! UDP socket per name and server (the kernel picks a random source port,
+//! RFC 5452 §9.2, and a connected socket takes datagrams from its server
+//! only), poll(2) over them for the blocking driver, and one query over
+//! TCP (RFC 7766, after a truncated UDP reply), all with deadlines and a
+//! stop check every [`STOP_SLICE`], so that a thread leaves a silent
+//! server at once when its loop shuts down.
 
 use super::errno;
 use socket2::{Protocol, SockAddr, Type};

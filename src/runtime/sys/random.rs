@@ -3,7 +3,7 @@
 
 /// Fill `buf` from getrandom(2); /dev/urandom when the kernel has no
 /// getrandom (before Linux 3.17).
-fn fill(buf: &mut [u8]) -> std::io::Result<()> {
+pub(crate) fn fill(buf: &mut [u8]) -> std::io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: the pointer and length describe the unfilled part of buf.
@@ -25,6 +25,7 @@ fn fill(buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// A random 16-bit value (a DNS message id).
+#[cfg(test)]
 pub(crate) fn random_u16() -> std::io::Result<u16> {
     let mut b = [0u8; 2];
     fill(&mut b)?;
