@@ -14,10 +14,14 @@
 //!    is up (needs `CAP_NET_RAW`; without it only the routers' periodic
 //!    RAs teach the prefix).
 //! 3. RFC 7050: an AAAA query for `ipv4only.arpa` through the loop's DNS
-//!    client, read by [`discover_rfc7050`]; kept for the answer's TTL. Only
-//!    asked when no RA gave a prefix within [`RA_WAIT`] of the
-//!    solicitation. A prefix learnt this way is used for synthesis (and
-//!    for recognizing DNS64 answers when sorting), never as a route.
+//!    client, read by [`discover_rfc7050`]; kept for the answer's TTL.
+//!    Asked at the same time as the Router Solicitation, so that a network
+//!    without RAs learns its prefix in one DNS round trip; when both
+//!    answer, the RA's prefix is used (RFC 8781 over RFC 7050: the router
+//!    speaks for the link it is on, the DNS64 answer may come from a
+//!    resolver elsewhere, and RFC 7050 is not authenticated). A prefix
+//!    learnt this way is used for synthesis (and for recognizing DNS64
+//!    answers when sorting), never as a route.
 //!
 //! # When
 //!
@@ -53,8 +57,8 @@ pub enum Pref64Source {
     Dns,
 }
 
-/// How long a round waits for an RA after its Router Solicitation before
-/// asking DNS (RFC 7050).
+/// How long a round waits for an RA after its Router Solicitation (the
+/// RFC 7050 query runs meanwhile).
 pub(crate) const RA_WAIT: Duration = Duration::from_millis(300);
 /// How long the first race that needs a prefix waits for the first round.
 pub(crate) const FIRST_ROUND_WAIT: Duration = Duration::from_secs(2);
@@ -113,8 +117,9 @@ impl Discovery {
         choose(None, k.ra, k.dns, Instant::now())
     }
 
-    /// Start the thread unless it runs, then wait for its first round, at
-    /// most `wait`; the prefix known then.
+    /// Start the thread unless it runs, then wait until its first round
+    /// has a prefix (from an RA or RFC 7050, whichever comes first) or has
+    /// ended, at most `wait`; the prefix known then.
     pub(crate) fn ensure(self: &Arc<Self>, dns: impl FnOnce() -> Arc<DnsClient>, wait: Duration) -> Option<(Pref64, Pref64Source)> {
         let mut k = self.known.lock();
         if !k.started {
@@ -127,7 +132,8 @@ impl Discovery {
             }
         }
         let deadline = Instant::now() + wait;
-        while k.rounds == 0 && self.thread.lock().is_some() {
+        let now = Instant::now();
+        while k.rounds == 0 && choose(None, k.ra, k.dns, now).is_none() && self.thread.lock().is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -165,6 +171,7 @@ impl Discovery {
         }
         let until = Instant::now() + Duration::from_secs(u64::from(lifetime_s));
         k.ra = Some(Learnt { prefix, until });
+        self.round_done.notify_all();
     }
 
     /// The thread: rounds, and listening between them.
@@ -191,8 +198,11 @@ impl Discovery {
         }
     }
 
-    /// One round: a Router Solicitation, an RA for [`RA_WAIT`], else RFC
-    /// 7050; then the waiting race is told.
+    /// One round: a Router Solicitation and, at the same time, the RFC
+    /// 7050 query; the RA is waited for at most [`RA_WAIT`] (less once it
+    /// came). The waiting race is told as soon as either gives a prefix
+    /// (see [`Discovery::ensure`]), and again at the round's end. With
+    /// both, the RA's is used (see [`choose`]).
     fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient) {
         {
             // What expired is forgotten: a round that learns nothing
@@ -202,24 +212,38 @@ impl Discovery {
             k.ra = k.ra.filter(|l| l.until > now);
             k.dns = k.dns.filter(|l| l.until > now);
         }
-        if let Some(m) = monitor {
-            if solicit() {
-                let deadline = Instant::now() + RA_WAIT;
-                while !self.stopped() && self.current_ra().is_none() {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
+        std::thread::scope(|scope| {
+            // RFC 7050 on a thread of the round's own: a network without
+            // RAs learns the prefix in one DNS round trip, not RA_WAIT
+            // plus one. An RA that arrives first ends the wait for it.
+            let asked = std::thread::Builder::new().name("taps-pref64-dns".into()).spawn_scoped(scope, || {
+                // A failed query keeps a prefix that has not expired.
+                if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
+                    self.known.lock().dns = Some(learnt);
+                    self.round_done.notify_all();
+                }
+            });
+            if let Err(e) = &asked {
+                log::debug!("PREF64: no thread for RFC 7050 ({e}): asked after the RA wait");
+            }
+            if let Some(m) = monitor {
+                if solicit() {
+                    let deadline = Instant::now() + RA_WAIT;
+                    while !self.stopped() && self.current_ra().is_none() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.listen(m, left.min(POLL_STEP));
                     }
-                    self.listen(m, left.min(POLL_STEP));
                 }
             }
-        }
-        if self.current_ra().is_none() && !self.stopped() {
-            // A failed query keeps a prefix that has not expired.
-            if let Some(learnt) = rfc7050(dns, &|| self.stopped()) {
-                self.known.lock().dns = Some(learnt);
+            if asked.is_err() && self.current_ra().is_none() && !self.stopped() {
+                if let Some(learnt) = rfc7050(dns, &|| self.stopped()) {
+                    self.known.lock().dns = Some(learnt);
+                }
             }
-        }
+        });
         let mut k = self.known.lock();
         k.rounds += 1;
         self.round_done.notify_all();
