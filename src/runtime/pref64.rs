@@ -41,6 +41,7 @@ use super::dns::{DnsClient, Kind, Records};
 use super::sys::netlink::{send_router_solicitation, Monitor, NetEvent};
 use super::sync::{Condvar, Mutex};
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -99,6 +100,11 @@ struct Known {
     /// Rounds finished since the thread started.
     rounds: u64,
     started: bool,
+    /// The monitor, handed from the first race's thread (which waited for
+    /// the first RA on it) to the discovery thread.
+    handoff: Option<Monitor>,
+    /// A network change seen during that wait: a new round is due.
+    changed: bool,
 }
 
 /// A loop's discovery: what it learnt and its thread.
@@ -121,17 +127,45 @@ impl Discovery {
     /// has a prefix (from an RA or RFC 7050, whichever comes first) or has
     /// ended, at most `wait`; the prefix known then.
     pub(crate) fn ensure(self: &Arc<Self>, dns: impl FnOnce() -> Arc<DnsClient>, wait: Duration) -> Option<(Pref64, Pref64Source)> {
+        let deadline = Instant::now() + wait;
         let mut k = self.known.lock();
         if !k.started {
             k.started = true;
-            let me = Arc::clone(self);
+            // The monitor and the first Router Solicitation on the caller's
+            // thread, which then waits for the RA on the monitor itself
+            // while the discovery thread starts and asks RFC 7050: neither
+            // the thread's start nor a wake-up between threads delays the
+            // RA's prefix.
+            let monitor = Monitor::open().map_err(|e| log::warn!("PREF64: no rtnetlink monitor ({e}): RFC 7050 only")).ok();
+            let solicited = monitor.is_some() && solicit();
             let dns = dns();
-            match std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run(&dns)) {
-                Ok(h) => *self.thread.lock() = Some(h),
-                Err(e) => log::warn!("no PREF64 discovery: cannot start its thread: {e}"),
+            let wake = if solicited { event_fd().map(Arc::new).ok() } else { None };
+            let me = Arc::clone(self);
+            let spawned = match (monitor, wake) {
+                (Some(m), Some(wake)) => {
+                    let w = Arc::clone(&wake);
+                    let spawned = std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run_after_first_query(&dns, &w));
+                    if let Ok(h) = spawned {
+                        *self.thread.lock() = Some(h);
+                        drop(k);
+                        self.first_ra_wait(&m, &wake, deadline);
+                        let mut k = self.known.lock();
+                        k.handoff = Some(m);
+                        self.round_done.notify_all();
+                        drop(k);
+                        return self.current();
+                    }
+                    spawned.map(drop)
+                }
+                (monitor, _) => std::thread::Builder::new()
+                    .name("taps-pref64".into())
+                    .spawn(move || me.run(&dns, monitor, solicited, false))
+                    .map(|h| *self.thread.lock() = Some(h)),
+            };
+            if let Err(e) = spawned {
+                log::warn!("no PREF64 discovery: cannot start its thread: {e}");
             }
         }
-        let deadline = Instant::now() + wait;
         let now = Instant::now();
         while k.rounds == 0 && choose(None, k.ra, k.dns, now).is_none() && self.thread.lock().is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -142,6 +176,63 @@ impl Discovery {
         }
         drop(k);
         self.current()
+    }
+
+    /// The first race's wait on its own thread: the RA on `m` (at most
+    /// [`RA_WAIT`] once the RFC 7050 query ended, which `wake` says) or a
+    /// prefix from either, at most until `deadline`.
+    fn first_ra_wait(&self, m: &Monitor, wake: &OwnedFd, deadline: Instant) {
+        let ra_deadline = deadline.min(Instant::now() + RA_WAIT);
+        let mut queried = false;
+        while self.current().is_none() && !self.stopped() {
+            let until = if queried { ra_deadline } else { deadline };
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut pfd = [
+                libc::pollfd { fd: m.fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let ms = left.as_micros().div_ceil(1000).clamp(1, 1000) as libc::c_int;
+            // SAFETY: two pollfds, valid for the call.
+            if unsafe { libc::poll(pfd.as_mut_ptr(), 2, ms) } <= 0 {
+                continue;
+            }
+            if pfd[0].revents != 0 && self.take_events(m) {
+                self.known.lock().changed = true;
+            }
+            queried |= pfd[1].revents != 0;
+        }
+    }
+
+    /// The discovery thread after a first race waited for the RA itself:
+    /// the first RFC 7050 query (`wake` told when it ends), then the
+    /// monitor from that race and [`Discovery::run`].
+    fn run_after_first_query(&self, dns: &DnsClient, wake: &OwnedFd) {
+        // A failed query keeps a prefix that has not expired.
+        if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
+            self.known.lock().dns = Some(learnt);
+            self.round_done.notify_all();
+        }
+        let one = 1u64;
+        // SAFETY: 8 bytes from a live u64 to an eventfd the Arc keeps open.
+        unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let mut k = self.known.lock();
+        let monitor = loop {
+            if let Some(m) = k.handoff.take() {
+                break m;
+            }
+            if self.stopped() {
+                return;
+            }
+            k = self.round_done.wait_timeout(k, POLL_STEP).0;
+        };
+        k.rounds += 1;
+        let changed = std::mem::take(&mut k.changed);
+        self.round_done.notify_all();
+        drop(k);
+        self.run(dns, Some(monitor), false, !changed);
     }
 
     /// Stop the thread and wait for it.
@@ -174,11 +265,13 @@ impl Discovery {
         self.round_done.notify_all();
     }
 
-    /// The thread: rounds, and listening between them.
-    fn run(&self, dns: &DnsClient) {
-        let monitor = Monitor::open().map_err(|e| log::warn!("PREF64: no rtnetlink monitor ({e}): RFC 7050 only")).ok();
-        let mut last_round = None::<Instant>;
-        let mut pending = true;
+    /// The thread: rounds, and listening between them. `solicited`: the
+    /// first round's Router Solicitation was sent already; `first_done`:
+    /// the first round is over (no round until the network changes or a
+    /// prefix expires).
+    fn run(&self, dns: &DnsClient, monitor: Option<Monitor>, mut solicited: bool, first_done: bool) {
+        let mut last_round = first_done.then(Instant::now);
+        let mut pending = !first_done;
         while !self.stopped() {
             let now = Instant::now();
             let expired = {
@@ -188,7 +281,7 @@ impl Discovery {
             if (pending || expired) && last_round.is_none_or(|t| now.duration_since(t) >= MIN_ROUND_GAP) {
                 pending = false;
                 last_round = Some(now);
-                self.round(monitor.as_ref(), dns);
+                self.round(monitor.as_ref(), dns, std::mem::take(&mut solicited));
                 continue;
             }
             match &monitor {
@@ -203,7 +296,8 @@ impl Discovery {
     /// came). The waiting race is told as soon as either gives a prefix
     /// (see [`Discovery::ensure`]), and again at the round's end. With
     /// both, the RA's is used (see [`choose`]).
-    fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient) {
+    /// `solicited`: the solicitation was sent already (the first round).
+    fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient, solicited: bool) {
         {
             // What expired is forgotten: a round that learns nothing
             // leaves nothing to expire again (no round a second).
@@ -212,6 +306,9 @@ impl Discovery {
             k.ra = k.ra.filter(|l| l.until > now);
             k.dns = k.dns.filter(|l| l.until > now);
         }
+        // The solicitation first: the router's answer is on its way while
+        // the query's thread starts.
+        let solicited = monitor.is_some() && (solicited || solicit());
         std::thread::scope(|scope| {
             // RFC 7050 on a thread of the round's own: a network without
             // RAs learns the prefix in one DNS round trip, not RA_WAIT
@@ -226,16 +323,14 @@ impl Discovery {
             if let Err(e) = &asked {
                 log::debug!("PREF64: no thread for RFC 7050 ({e}): asked after the RA wait");
             }
-            if let Some(m) = monitor {
-                if solicit() {
-                    let deadline = Instant::now() + RA_WAIT;
-                    while !self.stopped() && self.current_ra().is_none() {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        self.listen(m, left.min(POLL_STEP));
+            if let (Some(m), true) = (monitor, solicited) {
+                let deadline = Instant::now() + RA_WAIT;
+                while !self.stopped() && self.current_ra().is_none() {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
                     }
+                    self.listen(m, left.min(POLL_STEP));
                 }
             }
             if asked.is_err() && self.current_ra().is_none() && !self.stopped() {
@@ -263,6 +358,12 @@ impl Discovery {
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             return false;
         }
+        self.take_events(m)
+    }
+
+    /// Read what the monitor has: PREF64 options are taken; whether the
+    /// network changed.
+    fn take_events(&self, m: &Monitor) -> bool {
         let mut changed = false;
         match m.read() {
             Ok(events) => {
@@ -284,6 +385,17 @@ impl Discovery {
         }
         changed
     }
+}
+
+/// A non-blocking eventfd.
+fn event_fd() -> std::io::Result<OwnedFd> {
+    // SAFETY: no pointers; the fd is checked before it is owned.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Send a Router Solicitation on every interface that is up and not the
@@ -411,7 +523,7 @@ mod tests {
             let mut k = d.known.lock();
             (k.ra, k.dns) = (gone, live);
         }
-        d.round(None, &client);
+        d.round(None, &client, false);
         let k = d.known.lock();
         assert_eq!((k.ra, k.dns, k.rounds), (None, live, 1), "the failed query keeps the live RFC 7050 prefix");
     }
