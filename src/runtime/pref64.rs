@@ -28,8 +28,11 @@
 //! Discovery starts the first time a race needs a prefix (an IPv4
 //! destination the host has no IPv4 route to) and none is known: a loop on
 //! a dual-stack network never starts it. That race waits for the first
-//! round, at most [`FIRST_ROUND_WAIT`] (in the bed, a few ms: the router
-//! answers the solicitation at once). From then on a thread of the loop
+//! round to give a prefix, at most [`FIRST_ROUND_WAIT`] (in the bed, under
+//! a ms: the router answers the solicitation at once). Its own thread
+//! sends the solicitation and reads the RA from the monitor, while the
+//! discovery thread starts and asks RFC 7050; the monitor then goes to
+//! that thread. From then on the thread of the loop
 //! (`taps-pref64`) keeps listening: a PREF64 option updates or (lifetime
 //! 0) withdraws the RA prefix; a link, address or route change, or the
 //! expiry of the prefix, starts a new round (at most one a second). The
