@@ -49,7 +49,7 @@
 //!   answers (an answer replaces them, an error keeps them); a hint not
 //!   confirmed and not yet attempted is then dropped.
 //! - HEv3 -04 §8.2, RFC 8305 §7.1: on a path with no IPv4 route and a
-//!   NAT64 prefix (the runtime decides, [`ServiceState::set_hint_synthesis`]),
+//!   NAT64 prefix (the runtime decides, [`super::race::Race::set_hint_synthesis`]),
 //!   ipv4hints are raced as their RFC 6052 synthesis, as A answers are.
 //! - RFC 9460 §7.2: a service's port replaces the caller's on its
 //!   candidates. The host's addresses belong to a ServiceMode record with

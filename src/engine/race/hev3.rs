@@ -35,8 +35,10 @@ impl Race {
     }
 
     /// Race the IPv4 hints of the HTTPS records as their RFC 6052
-    /// synthesis under `prefix` (HEv3 -04 §8.2; the rules are
-    /// [`ServiceState::set_hint_synthesis`]'s); `None`: as they are. The
+    /// synthesis under `prefix` (HEv3 -04 §8.2): each ipv4hint becomes the
+    /// address [`crate::engine::nat64::synthesize`] gives, except a host- or
+    /// link-scoped one (HEv3 -04 §8.1) and one the Well-Known Prefix may
+    /// not carry (RFC 6052 §3.1), which stay IPv4; `None`: as they are. The
     /// runtime calls it when the path has no IPv4 route to them and knows
     /// a NAT64 prefix. Takes effect at the next answer; no-op on a race
     /// that expects no services.
