@@ -24,6 +24,10 @@ server 10.64.0.2:7101) and runs `taps_race --json` in the client namespace:
   (h) the same name behind the DNS64 (its AAAA is synthesized) connects;
   (i) dual.nat64.test (a real AAAA nobody answers, and an A): the real
       IPv6 first, then the A answer's synthesis, which wins;
+  (j) hint.nat64.test with --https on: its HTTPS record (_7101._https)
+      has only an ipv4hint, 10.64.0.2 (the name and the record's TargetName
+      have no address records): the hint is raced as its synthesis
+      (HEv3 -04 §8.2), connects, reported as synthesized from 10.64.0.2;
   (d) a bad prefix (/80) is a usage error (exit 2) naming RFC 6052's lengths;
   then on a second bed without the RA sender:
   (e) no --pref64: the prefix comes from the DNS64's AAAA answer for
@@ -107,6 +111,13 @@ def main():
         t.check(ok and [(a["address"], a["synthesized_from"]) for a in j["attempts"]] == [
             (nat64bed.DUAL6, None), (v6, v4)], f"(i) dual.nat64.test: the real AAAA first, then {v6} "
                                                 f"(from the A answer) wins: {j and nettest.summary(j)}")
+        # (j) an HTTPS record whose only address is an ipv4hint: raced as
+        # its synthesis (HEv3 -04 §8.2) and connected through tayga.
+        code, j = nettest.race(bed, exe, "hint.nat64.test", port, "--https", "on")
+        ok = code == 0 and j is not None and j["winner"] and j["winner"]["address"] == v6
+        t.check(ok and [(a["address"], a["synthesized_from"]) for a in j["attempts"]] == [(v6, v4)],
+                f"(j) hint.nat64.test, ipv4hint={v4} only: connects to {v6}, synthesized from {v4}: "
+                f"{j and nettest.summary(j)}")
         # (c) the Well-Known Prefix never carries a private address.
         code, j = nettest.race(bed, exe, v4, port, "--pref64", "64:ff9b::/96")
         ok = code == 1 and j is not None and [a["address"] for a in j["attempts"]] == [v4]
