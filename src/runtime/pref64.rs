@@ -129,7 +129,11 @@ impl Discovery {
     /// Start the thread unless it runs, then wait until its first round
     /// has a prefix (from an RA or RFC 7050, whichever comes first) or has
     /// ended, at most `wait`; the prefix known then.
-    pub(crate) fn ensure(self: &Arc<Self>, dns: impl FnOnce() -> Arc<DnsClient>, wait: Duration) -> Option<(Pref64, Pref64Source)> {
+    pub(crate) fn ensure(
+        self: &Arc<Self>,
+        dns: impl FnOnce() -> Arc<DnsClient> + Send + 'static,
+        wait: Duration,
+    ) -> Option<(Pref64, Pref64Source)> {
         let deadline = Instant::now() + wait;
         let mut k = self.known.lock();
         if !k.started {
@@ -141,13 +145,13 @@ impl Discovery {
             // RA's prefix.
             let monitor = Monitor::open().map_err(|e| log::warn!("PREF64: no rtnetlink monitor ({e}): RFC 7050 only")).ok();
             let solicited = monitor.is_some() && solicit();
-            let dns = dns();
+            // The DNS client (resolv.conf, hosts) is made on the thread.
             let wake = if solicited { event_fd().map(Arc::new).ok() } else { None };
             let me = Arc::clone(self);
             let spawned = match (monitor, wake) {
                 (Some(m), Some(wake)) => {
                     let w = Arc::clone(&wake);
-                    let spawned = std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run_after_first_query(&dns, &w));
+                    let spawned = std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run_after_first_query(&dns(), &w));
                     if let Ok(h) = spawned {
                         *self.thread.lock() = Some(h);
                         drop(k);
@@ -162,7 +166,7 @@ impl Discovery {
                 }
                 (monitor, _) => std::thread::Builder::new()
                     .name("taps-pref64".into())
-                    .spawn(move || me.run(&dns, monitor, solicited, false))
+                    .spawn(move || me.run(&dns(), monitor, solicited, false))
                     .map(|h| *self.thread.lock() = Some(h)),
             };
             if let Err(e) = spawned {
