@@ -41,7 +41,7 @@
 
 use crate::engine::nat64::{discover_rfc7050, Pref64};
 use super::dns::{DnsClient, Kind, Records};
-use super::sys::netlink::{send_router_solicitation, Monitor, NetEvent};
+use super::sys::netlink::{links, send_router_solicitation, Monitor, NetEvent};
 use super::sync::{Condvar, Mutex};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -217,10 +217,13 @@ impl Discovery {
     /// the first RFC 7050 query (`wake` told when it ends), then the
     /// monitor from that race and [`Discovery::run`].
     fn run_after_first_query(&self, dns: &DnsClient, wake: &OwnedFd) {
-        // A failed query keeps a prefix that has not expired.
-        if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
-            self.known.lock().dns = Some(learnt);
-            self.round_done.notify_all();
+        // A failed query keeps a prefix that has not expired; not asked
+        // when the RA came while the thread started.
+        if self.current_ra().is_none() {
+            if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
+                self.known.lock().dns = Some(learnt);
+                self.round_done.notify_all();
+            }
         }
         let one = 1u64;
         // SAFETY: 8 bytes from a live u64 to an eventfd the Arc keeps open.
@@ -406,34 +409,24 @@ fn event_fd() -> std::io::Result<OwnedFd> {
 }
 
 /// Send a Router Solicitation on every interface that is up and not the
-/// loopback; whether one was sent.
+/// loopback (one rtnetlink dump lists them); whether one was sent.
 fn solicit() -> bool {
+    let links = match links() {
+        Ok(links) => links,
+        Err(e) => {
+            log::debug!("no Router Solicitation: cannot list the interfaces: {e}");
+            return false;
+        }
+    };
     let mut sent = false;
-    for (index, name) in up_interfaces() {
+    let up = |flags: u32| flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_LOOPBACK as u32 == 0;
+    for (index, _) in links.into_iter().filter(|&(_, flags)| up(flags)) {
         match send_router_solicitation(index) {
             Ok(()) => sent = true,
-            Err(e) => log::debug!("no Router Solicitation on {name}: {e}"),
+            Err(e) => log::debug!("no Router Solicitation on interface {index}: {e}"),
         }
     }
     sent
-}
-
-/// The interfaces that are up, without the loopback: index and name.
-fn up_interfaces() -> Vec<(u32, String)> {
-    let Ok(dir) = std::fs::read_dir("/sys/class/net") else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        let index = std::fs::read_to_string(entry.path().join("ifindex")).ok().and_then(|s| s.trim().parse().ok());
-        if flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_LOOPBACK as u32 == 0 {
-            if let Some(index) = index {
-                out.push((index, name));
-            }
-        }
-    }
-    out
 }
 
 /// RFC 7050 §3: the AAAA records of `ipv4only.arpa` through `dns`, the
