@@ -537,8 +537,12 @@ mod tests {
         conf.attempts = 1;
         let client = Arc::new(DnsClient::new(conf, Default::default(), true));
         let d = Arc::new(Discovery::default());
+        let t = Instant::now();
         let got = d.ensure(|| client, Duration::from_secs(5));
         assert_eq!(got, Some((p("2001:db8:64::/96"), Pref64Source::Dns)));
+        // Asked beside the Router Solicitation (sent when the test may):
+        // the answer ends the wait, not the RA_WAIT for a router.
+        assert!(t.elapsed() < RA_WAIT - Duration::from_millis(50), "took {:?}", t.elapsed());
         let t = Instant::now();
         d.shutdown();
         assert!(t.elapsed() < Duration::from_secs(1), "joined in {:?}", t.elapsed());

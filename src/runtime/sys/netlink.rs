@@ -505,6 +505,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_link_dump_is_read_to_its_end_and_errors_are_errors() {
+        let msg = |ty: u16, body: &[u8]| {
+            let mut m = ((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes().to_vec();
+            m.extend_from_slice(&ty.to_ne_bytes());
+            m.extend_from_slice(&[0; 10]);
+            m.extend_from_slice(body);
+            m
+        };
+        let mut link = [0u8; IFINFOMSG_LEN];
+        link[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        link[8..12].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        let mut out = Vec::new();
+        assert!(!parse_links(&msg(libc::RTM_NEWLINK, &link), &mut out).unwrap(), "more to come");
+        let mut two = msg(libc::RTM_NEWLINK, &link);
+        two.extend(msg(libc::NLMSG_DONE as u16, &[0; 4]));
+        assert!(parse_links(&two, &mut out).unwrap());
+        assert_eq!(out, [(7, libc::IFF_UP as u32), (7, libc::IFF_UP as u32)]);
+        let err = parse_links(&msg(libc::NLMSG_ERROR as u16, &(-libc::EPERM).to_ne_bytes()), &mut out).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        assert!(parse_links(&msg(libc::RTM_NEWLINK, &link)[..20], &mut out).is_err(), "a cut message");
+    }
+
+    #[test]
     fn the_link_dump_has_the_loopback_up() {
         let links = links().unwrap();
         assert!(links.iter().any(|&(i, f)| i > 0 && f & libc::IFF_LOOPBACK as u32 != 0), "{links:?}");
