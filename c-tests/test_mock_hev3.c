@@ -12,6 +12,7 @@
 #include "mock.h"
 
 #include <errno.h>
+#include <sched.h>
 
 #define DNS_MAX 32
 
@@ -654,10 +655,63 @@ static void case_resolver_without_https_keeps_timing(void) {
   }
 }
 
+/* Attempt i's synthesized_from (NULL: not synthesized). */
+static void check_synthesized_from_(const Hev3 *h, size_t i, const char *v4, int line) {
+  struct sockaddr_storage ss;
+  socklen_t len = 0;
+  int got = taps_connection_get_attempt_synthesized_from(h->m.conn, i, &ss, &len);
+  char buf[INET_ADDRSTRLEN] = "";
+  if (got == 1) inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, sizeof buf);
+  if (got != (v4 != NULL) || (v4 && strcmp(buf, v4) != 0)) {
+    fprintf(stderr, "line %d: attempt %zu synthesized_from %d %s, expected %s\n", line, i, got, buf, v4 ? v4 : "none");
+    exit(1);
+  }
+}
+#define CHECK_SYNTHESIZED_FROM(h, i, v4) check_synthesized_from_((h), (i), (v4), __LINE__)
+
+/* HEv3 -04 §8.2 on a host without IPv4 routes (a network namespace of its
+ * own: only the loopback, down) and with the caller's NAT64 prefix: the
+ * ipv4hints race as their RFC 6052 synthesis at once, and the TargetName's
+ * A answer, when it comes, is synthesized too; the report names the IPv4
+ * address of each. Runs last: the process stays in the namespace. */
+static void case_ipv4_hints_and_target_a_answers_synthesized_without_ipv4(void) {
+  if (unshare(CLONE_NEWNET) != 0) test_skip("no network namespace of its own (needs CAP_SYS_ADMIN)");
+  Hev3 h;
+  setup(&h, "syn.test");
+  CHECK_CODE(taps_event_loop_set_pref64(h.m.loop, "2001:db8:64::/96"), TAPS_OK);
+  mock_initiate(&h.m);
+  answer(&h, "AAAA", "syn.test", none, 0);
+  answer(&h, "A", "syn.test", none, 0);
+  struct in_addr hints[2];
+  CHECK(inet_pton(AF_INET, "10.64.0.2", &hints[0]) == 1);
+  CHECK(inet_pton(AF_INET, "10.64.0.3", &hints[1]) == 1);
+  taps_service_record r = record(1, "t.test");
+  r.ipv4hint = hints;
+  r.ipv4hint_count = 2;
+  answer_https(&h, "syn.test", &r, 1);
+  mock_run(&h.m);
+  mock_advance(&h.m, 10000);
+  answer(&h, "A", "t.test", (const char *const[]){"10.64.0.4"}, 1);
+  mock_run(&h.m);
+  mock_advance_to(&h.m, 250000);
+  MOCK_EXPECT(&h.m, "resolve HTTPS syn.test", "resolve AAAA syn.test", "resolve A syn.test",
+              "resolve AAAA t.test", "resolve A t.test", "m start [2001:db8:64::a40:2]:443 at 0",
+              "m start [2001:db8:64::a40:4]:443 at 250000");
+  mock_ready(&h.m, 1, -1, 2);
+  mock_run(&h.m);
+  CHECK_EQ(h.m.ready, 1);
+  CHECK_SERVICE(&h, 0, 1, 1);
+  CHECK_SERVICE(&h, 1, 1, 0);
+  CHECK_SYNTHESIZED_FROM(&h, 0, "10.64.0.2");
+  CHECK_SYNTHESIZED_FROM(&h, 1, "10.64.0.4");
+  mock_finish(&h.m);
+}
+
 MOCK_MAIN(MOCK_CASE(late_https_costs_only_the_resolution_delay), MOCK_CASE(record_port_replaces_the_callers),
           MOCK_CASE(alias_followed), MOCK_CASE(alias_loop_falls_back),
           MOCK_CASE(two_priorities_second_wins_and_late_answers), MOCK_CASE(hints_dropped_when_not_confirmed),
           MOCK_CASE(unknown_mandatory_key_skipped), MOCK_CASE(no_default_alpn),
           MOCK_CASE(alpn_list_skips_records_without_a_common_id), MOCK_CASE(ech_required_waits_for_https),
           MOCK_CASE(policy_off_asks_nothing), MOCK_CASE(policy_on_other_port), MOCK_CASE(https_failure_falls_back),
-          MOCK_CASE(answer_checks_and_copies), MOCK_CASE(resolver_without_https_keeps_timing))
+          MOCK_CASE(answer_checks_and_copies), MOCK_CASE(resolver_without_https_keeps_timing),
+          MOCK_CASE(ipv4_hints_and_target_a_answers_synthesized_without_ipv4))

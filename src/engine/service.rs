@@ -48,6 +48,9 @@
 //!   its TargetName's addresses of one family until that family's query
 //!   answers (an answer replaces them, an error keeps them); a hint not
 //!   confirmed and not yet attempted is then dropped.
+//! - HEv3 -04 §8.2, RFC 8305 §7.1: on a path with no IPv4 route and a
+//!   NAT64 prefix (the runtime decides, [`super::race::Race::set_hint_synthesis`]),
+//!   ipv4hints are raced as their RFC 6052 synthesis, as A answers are.
 //! - RFC 9460 §7.2: a service's port replaces the caller's on its
 //!   candidates. The host's addresses belong to a ServiceMode record with
 //!   TargetName "." (at the end of the alias chain, "." is the alias'
@@ -69,6 +72,7 @@
 //! An address is one candidate: when two services claim it, it goes with
 //! the first service in the order above.
 
+use super::nat64::{is_host_or_link_scoped, synthesize, Pref64};
 use super::{Candidate, Family, Micros};
 use crate::vocabulary::svcb::{key, ServiceRecord};
 use std::collections::VecDeque;
@@ -229,6 +233,9 @@ pub(crate) struct ServiceState {
     /// The ALPN ids the race's protocol serves (HEv3 §5.1, §6); `None`:
     /// every candidate (see [`ServiceState::set_served`]).
     served: Option<Box<[Box<str>]>>,
+    /// The NAT64 prefix IPv4 hints are synthesized under (see
+    /// [`ServiceState::set_hint_synthesis`]); `None`: hints as they are.
+    hint_synthesis: Option<Pref64>,
 }
 
 /// The ALPN id of the fallback (addresses with no HTTPS record): HTTP/1.1,
@@ -296,6 +303,7 @@ impl ServiceState {
             seen: 0,
             fallback_hold: None,
             served: None,
+            hint_synthesis: None,
         };
         for q in spec.queries {
             if state.chains.iter().any(|c| c.query.endpoint == q.endpoint) {
@@ -314,6 +322,31 @@ impl ServiceState {
     /// `ids` has [`DEFAULT_ALPN`]. The service table itself is unchanged.
     pub(crate) fn set_served(&mut self, ids: &[impl AsRef<str>]) {
         self.served = Some(ids.iter().map(|i| i.as_ref().into()).collect());
+    }
+
+    /// Synthesize the IPv4 hints under `prefix` (HEv3 -04 §8.2: on an
+    /// IPv6-only path the ipv4hint addresses are translated as A answers
+    /// are; RFC 8305 §7.1); `None`: no synthesis. An ipv4hint becomes the
+    /// IPv6 address [`super::nat64::synthesize`] gives, its own source
+    /// (as every hint), on the service's port; a host- or link-scoped one
+    /// (0/8, 127/8, 169.254/16, broadcast, HEv3 -04 §8.1) and one the
+    /// Well-Known Prefix may not carry (RFC 6052 §3.1) stay IPv4. The
+    /// synthesized hints still stand in for the TargetName's A answer
+    /// (replaced when it comes). Takes effect at the next derivation (the
+    /// next answer).
+    pub(crate) fn set_hint_synthesis(&mut self, prefix: Option<Pref64>) {
+        self.hint_synthesis = prefix;
+    }
+
+    /// The address to race for hint `a`: its synthesis under the hint
+    /// prefix when `a` is IPv4 and may be synthesized, else `a`.
+    fn hint_address(&self, a: IpAddr) -> IpAddr {
+        match (a, &self.hint_synthesis) {
+            (IpAddr::V4(v4), Some(prefix)) if !is_host_or_link_scoped(v4) => {
+                synthesize(prefix, v4).map_or(a, IpAddr::V6)
+            }
+            _ => a,
+        }
     }
 
     /// Whether the protocol serves a service with these ALPN ids (the
@@ -532,7 +565,8 @@ impl ServiceState {
                         .hints
                         .iter()
                         .filter(|a| Family::of(&SocketAddr::new(**a, 0)) == family)
-                        .for_each(|&a| push(Candidate { addr: SocketAddr::new(a, port), source: Some(a) }, tag)),
+                        .map(|&a| self.hint_address(a))
+                        .for_each(|a| push(Candidate { addr: SocketAddr::new(a, port), source: Some(a) }, tag)),
                 }
             }
         }

@@ -216,6 +216,15 @@ impl Tree {
         each_shape!(&mut self.0, t => t.set_pref64(pref64))
     }
 
+    /// Synthesize IPv4 hints under `prefix` in every leaf (see
+    /// [`Race::set_hint_synthesis`]). Call before the HTTPS answer.
+    pub fn set_hint_synthesis(&mut self, prefix: Option<super::nat64::Pref64>) {
+        match &mut self.0 {
+            Shape::OneLeaf(t) => t.race_mut().set_hint_synthesis(prefix),
+            Shape::Branches(t) => t.leaves.iter_mut().for_each(|l| l.race.set_hint_synthesis(prefix)),
+        }
+    }
+
     /// What history knows of `candidates` (HEv3 draft -04 §5.3): `hint`
     /// is asked for each leaf's path id, protocol id and candidate; a
     /// leaf's Connection Attempt Delay follows the RTTs when it is the

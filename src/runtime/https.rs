@@ -213,6 +213,7 @@ impl LoopCore {
         ttl: u32,
     ) {
         let now = self.clock.now();
+        let prefix = self.pref64_locked(st);
         let Some(entry) = st.races.get_mut(&race) else {
             self.lingering_answer(st, race, None, endpoint, result.as_ref().map(Vec::len).map_err(|c| *c));
             return;
@@ -230,6 +231,17 @@ impl LoopCore {
                 }
             );
             dns.record(RecordType::Https, endpoint, name, at, result.as_ref().map(Vec::len).map_err(|c| *c));
+        }
+        if let Ok(records) = &result {
+            // HEv3 -04 §8.2: ipv4hints on a path without IPv4 are synthesized.
+            let out = entry.nat64.get_or_insert_with(Default::default);
+            let synth = super::nat64::hint_synthesis(prefix, records, out, |v4| self.routes.routed(v4.into()));
+            if out.is_empty() {
+                entry.nat64 = None;
+            }
+            if synth.is_some() {
+                entry.tree.set_hint_synthesis(synth);
+            }
         }
         entry.tree.on_service_answer(now, endpoint, result);
         self.ask_resolves(st, race);
@@ -251,7 +263,11 @@ impl LoopCore {
         result: Result<Vec<Candidate>, i32>,
     ) {
         let now = self.clock.now();
+        let prefix = self.pref64_locked(st);
         let Some(entry) = st.races.get_mut(&race) else { return };
+        let mut result = result;
+        // HEv3 -04 §8.2: a TargetName's A answer is synthesized as the host's.
+        super::nat64::on_answer(prefix, entry, &QueryKey { endpoint, family }, &mut result);
         let at = now.saturating_sub(entry.started_at);
         if let Some(dns) = entry.dns.as_mut() {
             dns.record(record_type(family), endpoint, name.to_string(), at, result.as_ref().map(Vec::len).map_err(|c| *c));

@@ -321,7 +321,8 @@ impl LoopCore {
         if self.pref64().is_some() || !nat64::needs_prefix(remotes, |ip| self.routes.routed(ip)) {
             return;
         }
-        self.discovery.ensure(|| self.resolver.dns(), pref64::FIRST_ROUND_WAIT);
+        let resolver = Arc::clone(&self.resolver);
+        self.discovery.ensure(move || resolver.dns(), pref64::FIRST_ROUND_WAIT);
     }
 
     /// Use `resolver` instead of the system resolver (None: back to it).

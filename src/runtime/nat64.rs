@@ -194,6 +194,30 @@ pub(super) fn on_answer(
     }
 }
 
+/// An HTTPS answer's ipv4hints, with the loop's prefix (`None`: nothing
+/// to do; HEv3 -04 §8.2, "such translation also applies to ... the
+/// ipv4hint"): each hint that is not host- or link-scoped and that
+/// `routed` says the host has no route to is recorded in `out` with its
+/// synthesis under `prefix`, as [`literal_destination`] does; the prefix
+/// the race's engine then synthesizes its IPv4 hints under (see
+/// [`crate::engine::race::Race::set_hint_synthesis`], the same RFC 6052
+/// rules), `None` when no hint needs it (a dual-stack host: one route
+/// lookup per hint, remembered by the loop's [`RouteMemo`]).
+pub(crate) fn hint_synthesis(
+    prefix: Option<Pref64>,
+    records: &[crate::vocabulary::svcb::ServiceRecord],
+    out: &mut Synthesized,
+    routed: impl Fn(Ipv4Addr) -> bool,
+) -> Option<Pref64> {
+    let prefix = prefix?;
+    let mut any = false;
+    for v4 in records.iter().flat_map(|r| r.params.ipv4hint.iter()) {
+        let addr = SocketAddr::V4(std::net::SocketAddrV4::new(*v4, 0));
+        any |= literal_destination(Some(&prefix), addr, out, &routed) != addr;
+    }
+    any.then_some(prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +331,30 @@ mod tests {
         let mut answer = vec![Candidate { addr: sa("10.64.0.2:80"), source: None }];
         synthesize_answer(&nsp, &mut answer, &mut out, |_| true, |_| unreachable!());
         assert_eq!(answer[0].addr, sa("10.64.0.2:80"));
+    }
+
+    #[test]
+    fn unrouted_ipv4_hints_turn_on_hint_synthesis_and_are_reported() {
+        use crate::vocabulary::svcb::{ServiceRecord, SvcParams};
+        let nsp: Pref64 = "2001:db8:64::/96".parse().unwrap();
+        let rec = |hints: &[&str]| ServiceRecord {
+            priority: 1,
+            target: ".".into(),
+            params: SvcParams { ipv4hint: hints.iter().map(|h| h.parse().unwrap()).collect(), ..SvcParams::default() },
+        };
+        let mut out = Synthesized::default();
+        let records = [rec(&["10.64.0.2"]), rec(&["127.0.0.1", "10.64.0.3"])];
+        assert_eq!(hint_synthesis(Some(nsp), &records, &mut out, |_| false), Some(nsp));
+        assert_eq!(out.source_of(sa("[2001:db8:64::a40:2]:443")), Some(Ipv4Addr::new(10, 64, 0, 2)));
+        assert_eq!(out.source_of(sa("[2001:db8:64::a40:3]:8443")), Some(Ipv4Addr::new(10, 64, 0, 3)));
+        assert_eq!(out.pairs.len(), 2, "the loopback hint is not synthesized");
+        // Routed (dual-stack), no prefix, scoped or refused hints only: none.
+        let mut out = Synthesized::default();
+        assert_eq!(hint_synthesis(Some(nsp), &records, &mut out, |_| true), None);
+        assert_eq!(hint_synthesis(None, &records, &mut out, |_| false), None);
+        assert_eq!(hint_synthesis(Some(nsp), &[rec(&["127.0.0.1"])], &mut out, |_| false), None);
+        assert_eq!(hint_synthesis(Some(Pref64::WELL_KNOWN), &[rec(&["10.0.0.1"])], &mut out, |_| false), None);
+        assert!(out.is_empty());
     }
 
     #[test]

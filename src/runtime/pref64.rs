@@ -14,18 +14,25 @@
 //!    is up (needs `CAP_NET_RAW`; without it only the routers' periodic
 //!    RAs teach the prefix).
 //! 3. RFC 7050: an AAAA query for `ipv4only.arpa` through the loop's DNS
-//!    client, read by [`discover_rfc7050`]; kept for the answer's TTL. Only
-//!    asked when no RA gave a prefix within [`RA_WAIT`] of the
-//!    solicitation. A prefix learnt this way is used for synthesis (and
-//!    for recognizing DNS64 answers when sorting), never as a route.
+//!    client, read by [`discover_rfc7050`]; kept for the answer's TTL.
+//!    Asked at the same time as the Router Solicitation, so that a network
+//!    without RAs learns its prefix in one DNS round trip; when both
+//!    answer, the RA's prefix is used (RFC 8781 over RFC 7050: the router
+//!    speaks for the link it is on, the DNS64 answer may come from a
+//!    resolver elsewhere, and RFC 7050 is not authenticated). A prefix
+//!    learnt this way is used for synthesis (and for recognizing DNS64
+//!    answers when sorting), never as a route.
 //!
 //! # When
 //!
 //! Discovery starts the first time a race needs a prefix (an IPv4
 //! destination the host has no IPv4 route to) and none is known: a loop on
 //! a dual-stack network never starts it. That race waits for the first
-//! round, at most [`FIRST_ROUND_WAIT`] (in the bed, a few ms: the router
-//! answers the solicitation at once). From then on a thread of the loop
+//! round to give a prefix, at most [`FIRST_ROUND_WAIT`] (in the bed, under
+//! a ms: the router answers the solicitation at once). Its own thread
+//! sends the solicitation and reads the RA from the monitor, while the
+//! discovery thread starts and asks RFC 7050; the monitor then goes to
+//! that thread. From then on the thread of the loop
 //! (`taps-pref64`) keeps listening: a PREF64 option updates or (lifetime
 //! 0) withdraws the RA prefix; a link, address or route change, or the
 //! expiry of the prefix, starts a new round (at most one a second). The
@@ -34,9 +41,10 @@
 
 use crate::engine::nat64::{discover_rfc7050, Pref64};
 use super::dns::{DnsClient, Kind, Records};
-use super::sys::netlink::{send_router_solicitation, Monitor, NetEvent};
+use super::sys::netlink::{links, send_router_solicitation, Monitor, NetEvent};
 use super::sync::{Condvar, Mutex};
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -53,8 +61,8 @@ pub enum Pref64Source {
     Dns,
 }
 
-/// How long a round waits for an RA after its Router Solicitation before
-/// asking DNS (RFC 7050).
+/// How long a round waits for an RA after its Router Solicitation (the
+/// RFC 7050 query runs meanwhile).
 pub(crate) const RA_WAIT: Duration = Duration::from_millis(300);
 /// How long the first race that needs a prefix waits for the first round.
 pub(crate) const FIRST_ROUND_WAIT: Duration = Duration::from_secs(2);
@@ -95,6 +103,11 @@ struct Known {
     /// Rounds finished since the thread started.
     rounds: u64,
     started: bool,
+    /// The monitor, handed from the first race's thread (which waited for
+    /// the first RA on it) to the discovery thread.
+    handoff: Option<Monitor>,
+    /// A network change seen during that wait: a new round is due.
+    changed: bool,
 }
 
 /// A loop's discovery: what it learnt and its thread.
@@ -113,21 +126,55 @@ impl Discovery {
         choose(None, k.ra, k.dns, Instant::now())
     }
 
-    /// Start the thread unless it runs, then wait for its first round, at
-    /// most `wait`; the prefix known then.
-    pub(crate) fn ensure(self: &Arc<Self>, dns: impl FnOnce() -> Arc<DnsClient>, wait: Duration) -> Option<(Pref64, Pref64Source)> {
+    /// Start the thread unless it runs, then wait until its first round
+    /// has a prefix (from an RA or RFC 7050, whichever comes first) or has
+    /// ended, at most `wait`; the prefix known then.
+    pub(crate) fn ensure(
+        self: &Arc<Self>,
+        dns: impl FnOnce() -> Arc<DnsClient> + Send + 'static,
+        wait: Duration,
+    ) -> Option<(Pref64, Pref64Source)> {
+        let deadline = Instant::now() + wait;
         let mut k = self.known.lock();
         if !k.started {
             k.started = true;
+            // The monitor and the first Router Solicitation on the caller's
+            // thread, which then waits for the RA on the monitor itself
+            // while the discovery thread starts and asks RFC 7050: neither
+            // the thread's start nor a wake-up between threads delays the
+            // RA's prefix.
+            let monitor = Monitor::open().map_err(|e| log::warn!("PREF64: no rtnetlink monitor ({e}): RFC 7050 only")).ok();
+            let solicited = monitor.is_some() && solicit();
+            // The DNS client (resolv.conf, hosts) is made on the thread.
+            let wake = if solicited { event_fd().map(Arc::new).ok() } else { None };
             let me = Arc::clone(self);
-            let dns = dns();
-            match std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run(&dns)) {
-                Ok(h) => *self.thread.lock() = Some(h),
-                Err(e) => log::warn!("no PREF64 discovery: cannot start its thread: {e}"),
+            let spawned = match (monitor, wake) {
+                (Some(m), Some(wake)) => {
+                    let w = Arc::clone(&wake);
+                    let spawned = std::thread::Builder::new().name("taps-pref64".into()).spawn(move || me.run_after_first_query(&dns(), &w));
+                    if let Ok(h) = spawned {
+                        *self.thread.lock() = Some(h);
+                        drop(k);
+                        self.first_ra_wait(&m, &wake, deadline);
+                        let mut k = self.known.lock();
+                        k.handoff = Some(m);
+                        self.round_done.notify_all();
+                        drop(k);
+                        return self.current();
+                    }
+                    spawned.map(drop)
+                }
+                (monitor, _) => std::thread::Builder::new()
+                    .name("taps-pref64".into())
+                    .spawn(move || me.run(&dns(), monitor, solicited, false))
+                    .map(|h| *self.thread.lock() = Some(h)),
+            };
+            if let Err(e) = spawned {
+                log::warn!("no PREF64 discovery: cannot start its thread: {e}");
             }
         }
-        let deadline = Instant::now() + wait;
-        while k.rounds == 0 && self.thread.lock().is_some() {
+        let now = Instant::now();
+        while k.rounds == 0 && choose(None, k.ra, k.dns, now).is_none() && self.thread.lock().is_some() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -136,6 +183,66 @@ impl Discovery {
         }
         drop(k);
         self.current()
+    }
+
+    /// The first race's wait on its own thread: the RA on `m` (at most
+    /// [`RA_WAIT`] once the RFC 7050 query ended, which `wake` says) or a
+    /// prefix from either, at most until `deadline`.
+    fn first_ra_wait(&self, m: &Monitor, wake: &OwnedFd, deadline: Instant) {
+        let ra_deadline = deadline.min(Instant::now() + RA_WAIT);
+        let mut queried = false;
+        while self.current().is_none() && !self.stopped() {
+            let until = if queried { ra_deadline } else { deadline };
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut pfd = [
+                libc::pollfd { fd: m.fd(), events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: wake.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let ms = left.as_micros().div_ceil(1000).clamp(1, 1000) as libc::c_int;
+            // SAFETY: two pollfds, valid for the call.
+            if unsafe { libc::poll(pfd.as_mut_ptr(), 2, ms) } <= 0 {
+                continue;
+            }
+            if pfd[0].revents != 0 && self.take_events(m) {
+                self.known.lock().changed = true;
+            }
+            queried |= pfd[1].revents != 0;
+        }
+    }
+
+    /// The discovery thread after a first race waited for the RA itself:
+    /// the first RFC 7050 query (`wake` told when it ends), then the
+    /// monitor from that race and [`Discovery::run`].
+    fn run_after_first_query(&self, dns: &DnsClient, wake: &OwnedFd) {
+        // A failed query keeps a prefix that has not expired; not asked
+        // when the RA came while the thread started.
+        if self.current_ra().is_none() {
+            if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
+                self.known.lock().dns = Some(learnt);
+                self.round_done.notify_all();
+            }
+        }
+        let one = 1u64;
+        // SAFETY: 8 bytes from a live u64 to an eventfd the Arc keeps open.
+        unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let mut k = self.known.lock();
+        let monitor = loop {
+            if let Some(m) = k.handoff.take() {
+                break m;
+            }
+            if self.stopped() {
+                return;
+            }
+            k = self.round_done.wait_timeout(k, POLL_STEP).0;
+        };
+        k.rounds += 1;
+        let changed = std::mem::take(&mut k.changed);
+        self.round_done.notify_all();
+        drop(k);
+        self.run(dns, Some(monitor), false, !changed);
     }
 
     /// Stop the thread and wait for it.
@@ -165,13 +272,16 @@ impl Discovery {
         }
         let until = Instant::now() + Duration::from_secs(u64::from(lifetime_s));
         k.ra = Some(Learnt { prefix, until });
+        self.round_done.notify_all();
     }
 
-    /// The thread: rounds, and listening between them.
-    fn run(&self, dns: &DnsClient) {
-        let monitor = Monitor::open().map_err(|e| log::warn!("PREF64: no rtnetlink monitor ({e}): RFC 7050 only")).ok();
-        let mut last_round = None::<Instant>;
-        let mut pending = true;
+    /// The thread: rounds, and listening between them. `solicited`: the
+    /// first round's Router Solicitation was sent already; `first_done`:
+    /// the first round is over (no round until the network changes or a
+    /// prefix expires).
+    fn run(&self, dns: &DnsClient, monitor: Option<Monitor>, mut solicited: bool, first_done: bool) {
+        let mut last_round = first_done.then(Instant::now);
+        let mut pending = !first_done;
         while !self.stopped() {
             let now = Instant::now();
             let expired = {
@@ -181,7 +291,7 @@ impl Discovery {
             if (pending || expired) && last_round.is_none_or(|t| now.duration_since(t) >= MIN_ROUND_GAP) {
                 pending = false;
                 last_round = Some(now);
-                self.round(monitor.as_ref(), dns);
+                self.round(monitor.as_ref(), dns, std::mem::take(&mut solicited));
                 continue;
             }
             match &monitor {
@@ -191,9 +301,13 @@ impl Discovery {
         }
     }
 
-    /// One round: a Router Solicitation, an RA for [`RA_WAIT`], else RFC
-    /// 7050; then the waiting race is told.
-    fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient) {
+    /// One round: a Router Solicitation and, at the same time, the RFC
+    /// 7050 query; the RA is waited for at most [`RA_WAIT`] (less once it
+    /// came). The waiting race is told as soon as either gives a prefix
+    /// (see [`Discovery::ensure`]), and again at the round's end. With
+    /// both, the RA's is used (see [`choose`]).
+    /// `solicited`: the solicitation was sent already (the first round).
+    fn round(&self, monitor: Option<&Monitor>, dns: &DnsClient, solicited: bool) {
         {
             // What expired is forgotten: a round that learns nothing
             // leaves nothing to expire again (no round a second).
@@ -202,8 +316,24 @@ impl Discovery {
             k.ra = k.ra.filter(|l| l.until > now);
             k.dns = k.dns.filter(|l| l.until > now);
         }
-        if let Some(m) = monitor {
-            if solicit() {
+        // The solicitation first: the router's answer is on its way while
+        // the query's thread starts.
+        let solicited = monitor.is_some() && (solicited || solicit());
+        std::thread::scope(|scope| {
+            // RFC 7050 on a thread of the round's own: a network without
+            // RAs learns the prefix in one DNS round trip, not RA_WAIT
+            // plus one. An RA that arrives first ends the wait for it.
+            let asked = std::thread::Builder::new().name("taps-pref64-dns".into()).spawn_scoped(scope, || {
+                // A failed query keeps a prefix that has not expired.
+                if let Some(learnt) = rfc7050(dns, &|| self.stopped() || self.current_ra().is_some()) {
+                    self.known.lock().dns = Some(learnt);
+                    self.round_done.notify_all();
+                }
+            });
+            if let Err(e) = &asked {
+                log::debug!("PREF64: no thread for RFC 7050 ({e}): asked after the RA wait");
+            }
+            if let (Some(m), true) = (monitor, solicited) {
                 let deadline = Instant::now() + RA_WAIT;
                 while !self.stopped() && self.current_ra().is_none() {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -213,13 +343,12 @@ impl Discovery {
                     self.listen(m, left.min(POLL_STEP));
                 }
             }
-        }
-        if self.current_ra().is_none() && !self.stopped() {
-            // A failed query keeps a prefix that has not expired.
-            if let Some(learnt) = rfc7050(dns, &|| self.stopped()) {
-                self.known.lock().dns = Some(learnt);
+            if asked.is_err() && self.current_ra().is_none() && !self.stopped() {
+                if let Some(learnt) = rfc7050(dns, &|| self.stopped()) {
+                    self.known.lock().dns = Some(learnt);
+                }
             }
-        }
+        });
         let mut k = self.known.lock();
         k.rounds += 1;
         self.round_done.notify_all();
@@ -239,6 +368,12 @@ impl Discovery {
         if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
             return false;
         }
+        self.take_events(m)
+    }
+
+    /// Read what the monitor has: PREF64 options are taken; whether the
+    /// network changed.
+    fn take_events(&self, m: &Monitor) -> bool {
         let mut changed = false;
         match m.read() {
             Ok(events) => {
@@ -262,35 +397,36 @@ impl Discovery {
     }
 }
 
+/// A non-blocking eventfd.
+fn event_fd() -> std::io::Result<OwnedFd> {
+    // SAFETY: no pointers; the fd is checked before it is owned.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Send a Router Solicitation on every interface that is up and not the
-/// loopback; whether one was sent.
+/// loopback (one rtnetlink dump lists them); whether one was sent.
 fn solicit() -> bool {
+    let links = match links() {
+        Ok(links) => links,
+        Err(e) => {
+            log::debug!("no Router Solicitation: cannot list the interfaces: {e}");
+            return false;
+        }
+    };
     let mut sent = false;
-    for (index, name) in up_interfaces() {
+    let up = |flags: u32| flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_LOOPBACK as u32 == 0;
+    for (index, _) in links.into_iter().filter(|&(_, flags)| up(flags)) {
         match send_router_solicitation(index) {
             Ok(()) => sent = true,
-            Err(e) => log::debug!("no Router Solicitation on {name}: {e}"),
+            Err(e) => log::debug!("no Router Solicitation on interface {index}: {e}"),
         }
     }
     sent
-}
-
-/// The interfaces that are up, without the loopback: index and name.
-fn up_interfaces() -> Vec<(u32, String)> {
-    let Ok(dir) = std::fs::read_dir("/sys/class/net") else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
-        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        let index = std::fs::read_to_string(entry.path().join("ifindex")).ok().and_then(|s| s.trim().parse().ok());
-        if flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_LOOPBACK as u32 == 0 {
-            if let Some(index) = index {
-                out.push((index, name));
-            }
-        }
-    }
-    out
 }
 
 /// RFC 7050 §3: the AAAA records of `ipv4only.arpa` through `dns`, the
@@ -387,7 +523,7 @@ mod tests {
             let mut k = d.known.lock();
             (k.ra, k.dns) = (gone, live);
         }
-        d.round(None, &client);
+        d.round(None, &client, false);
         let k = d.known.lock();
         assert_eq!((k.ra, k.dns, k.rounds), (None, live, 1), "the failed query keeps the live RFC 7050 prefix");
     }
@@ -401,8 +537,12 @@ mod tests {
         conf.attempts = 1;
         let client = Arc::new(DnsClient::new(conf, Default::default(), true));
         let d = Arc::new(Discovery::default());
+        let t = Instant::now();
         let got = d.ensure(|| client, Duration::from_secs(5));
         assert_eq!(got, Some((p("2001:db8:64::/96"), Pref64Source::Dns)));
+        // Asked beside the Router Solicitation (sent when the test may):
+        // the answer ends the wait, not the RA_WAIT for a router.
+        assert!(t.elapsed() < RA_WAIT - Duration::from_millis(50), "took {:?}", t.elapsed());
         let t = Instant::now();
         d.shutdown();
         assert!(t.elapsed() < Duration::from_secs(1), "joined in {:?}", t.elapsed());

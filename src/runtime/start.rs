@@ -94,7 +94,10 @@ impl LoopCore {
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
         let LoopState { history, protocols, .. } = &mut *st;
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref(), |tree, candidates| {
+        // The literal's route was looked up (and remembered) when the race
+        // asked whether it needs a prefix: no second rtnetlink round trip.
+        let nat64 = (pref64.as_ref(), |v4: std::net::Ipv4Addr| self.routes.routed(v4.into()));
+        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, nat64, |tree, candidates| {
             history.hint_answer(tree, id, &paths, protocols, candidates, now)
         });
         let inserted = st.races.insert(RaceEntry {
@@ -271,27 +274,24 @@ impl QueryPlan {
 /// alone is given as one answer (no list of them). `need_sources`: look up
 /// each one's source address (for sorting). With a NAT64 prefix, an IPv4
 /// literal the host has no IPv4 route to is raced as its synthesized IPv6
-/// address (RFC 8305 §7.1); those are returned. `hint` gives the race
+/// address (RFC 8305 §7.1); those are returned. `nat64`: the prefix and
+/// whether the host has a route to an IPv4 address. `hint` gives the race
 /// what history knows of the candidates before they are answered.
 fn answer_literals(
     tree: &mut Tree,
     remotes: &[RemoteEndpoint],
     need_sources: bool,
     now: Micros,
-    pref64: Option<&crate::engine::nat64::Pref64>,
+    nat64: (Option<&crate::engine::nat64::Pref64>, impl Fn(std::net::Ipv4Addr) -> bool),
     mut hint: impl FnMut(&mut Tree, &[Candidate]),
 ) -> super::nat64::Synthesized {
+    let (pref64, routed) = nat64;
     let mut first = None;
     let mut literals = Vec::new();
     let mut synthesized = super::nat64::Synthesized::default();
     for (i, ep) in remotes.iter().enumerate() {
         if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
-            let addr = super::nat64::literal_destination(
-                pref64,
-                SocketAddr::new(*ip, port),
-                &mut synthesized,
-                super::nat64::has_ipv4_route,
-            );
+            let addr = super::nat64::literal_destination(pref64, SocketAddr::new(*ip, port), &mut synthesized, &routed);
             let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
             let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
             let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));

@@ -34,6 +34,9 @@ Layout (nothing is added to, or routed through, the host's namespace):
   resolver reaches it as a stub zone, so that dns64 sees the answers):
     v4only.nat64.test     A 10.64.0.2 only: AAAA synthesized 2001:db8:64::a40:2
     dual.nat64.test       A 10.64.0.2 and a real AAAA 2001:db8:46:9::1: not synthesized
+    _7101._https.hint.nat64.test
+                          HTTPS 1 svc.nat64.test. ipv4hint=10.64.0.2 (the name and its
+                          TargetName have no address records: only the hint)
     ipv4only.arpa         A 192.0.0.170, 192.0.0.171 (RFC 7050 §2.2, RFC 8880):
                           AAAA synthesized, so RFC 7050 discovery works
 - a third unbound on [2001:db8:46:1::53]:53 without dns64 (the "plain
@@ -326,6 +329,7 @@ class Nat64Bed:
   local-data: "v4only.nat64.test. 60 IN A {S4}"
   local-data: "dual.nat64.test. 60 IN A {S4}"
   local-data: "dual.nat64.test. 60 IN AAAA {DUAL6}"
+  local-data: "_{PORT}._https.hint.nat64.test. 60 IN HTTPS 1 svc.nat64.test. ipv4hint={S4}"
   local-zone: "ipv4only.arpa." static
   local-data: "ipv4only.arpa. 3600 IN A 192.0.0.170"
   local-data: "ipv4only.arpa. 3600 IN A 192.0.0.171"

@@ -34,6 +34,20 @@ impl Race {
         self.svc = Some(Box::new(ServiceState::new(spec)));
     }
 
+    /// Race the IPv4 hints of the HTTPS records as their RFC 6052
+    /// synthesis under `prefix` (HEv3 -04 §8.2): each ipv4hint becomes the
+    /// address [`crate::engine::nat64::synthesize`] gives, except a host- or
+    /// link-scoped one (HEv3 -04 §8.1) and one the Well-Known Prefix may
+    /// not carry (RFC 6052 §3.1), which stay IPv4; `None`: as they are. The
+    /// runtime calls it when the path has no IPv4 route to them and knows
+    /// a NAT64 prefix. Takes effect at the next answer; no-op on a race
+    /// that expects no services.
+    pub fn set_hint_synthesis(&mut self, prefix: Option<crate::engine::nat64::Pref64>) {
+        if let Some(svc) = &mut self.svc {
+            svc.set_hint_synthesis(prefix);
+        }
+    }
+
     /// Race only the candidates a protocol serving the ALPN ids `ids` can
     /// use (HEv3 §5.1, §6): the addresses of services whose usable ALPN
     /// ids share one with `ids`, and the fallback (addresses with no HTTPS

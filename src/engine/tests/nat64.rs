@@ -104,3 +104,122 @@ fn synthesized_a_answers_race_as_ipv4_after_the_resolution_delay() {
     r.on_answer(MS, q6(0), Err(0));
     assert_eq!(drain(&mut r), [start(0, synthesized)]);
 }
+
+/// HEv3 -04 §8.2 with HTTPS records: ipv4hints on a path without IPv4.
+mod hints {
+    use super::*;
+    use crate::engine::service::{HttpsQuery, ServiceSpec};
+    use crate::engine::tree::Tree;
+    use crate::vocabulary::svcb::{ServiceRecord, SvcParams};
+    use std::net::IpAddr;
+
+    /// A race at 0 over example.com's AAAA and A, expecting its HTTPS
+    /// records, hints synthesized under `prefix` (`None`: not).
+    fn race(prefix: Option<Pref64>) -> Race {
+        let mut r = dual(cfg());
+        r.expect_services(ServiceSpec {
+            queries: vec![HttpsQuery { endpoint: 0, host: "example.com".into(), qname: "example.com".into(), port: 443 }],
+            ..ServiceSpec::default()
+        });
+        while r.poll_resolve().is_some() {}
+        r.set_pref64(prefix);
+        r.set_hint_synthesis(prefix);
+        r
+    }
+
+    /// One ServiceMode record for the host with these ipv4hints.
+    fn record(hints: &[&str]) -> Vec<ServiceRecord> {
+        let params = SvcParams { ipv4hint: hints.iter().map(|h| h.parse().unwrap()).collect(), ..SvcParams::default() };
+        vec![ServiceRecord { priority: 1, target: ".".into(), params }]
+    }
+
+    /// A hint candidate as the engine makes it: `ip` on 443, its own source.
+    fn hint(ip: &str) -> Candidate {
+        let ip: IpAddr = ip.parse().unwrap();
+        Candidate { addr: SocketAddr::new(ip, 443), source: Some(ip) }
+    }
+
+    #[test]
+    fn ipv4_hints_race_as_their_synthesis_until_the_a_answer() {
+        let mut r = race(Some(nsp()));
+        r.on_service_answer(2 * MS, 0, Ok(record(&["10.64.0.2", "10.64.0.4"])));
+        // The hints are the first address answer: the Resolution Delay
+        // (50 ms) runs from 2 ms, AAAA still open.
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.next_deadline(), Some(52 * MS));
+        r.on_timer(52 * MS);
+        assert_eq!(drain(&mut r), [start(0, hint("2001:db8:64::a40:2"))]);
+        assert_eq!(r.attempt(0).unwrap().started, 52 * MS);
+        assert_eq!(r.candidates(), [hint("2001:db8:64::a40:2"), hint("2001:db8:64::a40:4")]);
+        // The A answer (synthesized by the runtime) replaces the hints: the
+        // attempt in flight goes on, the hint not attempted is dropped, the
+        // next attempt is the answer's, 250 ms after the first.
+        let answered = Candidate { addr: "[2001:db8:64::a40:3]:443".parse().unwrap(), source: Some(SRC.parse().unwrap()) };
+        r.on_answer(60 * MS, q4(0), Ok(vec![answered]));
+        assert_eq!(drain(&mut r), []);
+        assert_eq!(r.candidates(), [hint("2001:db8:64::a40:2"), answered]);
+        r.on_timer(302 * MS);
+        assert_eq!(drain(&mut r), [start(1, answered)]);
+    }
+
+    #[test]
+    fn the_well_known_prefix_keeps_a_private_hint_and_scoped_hints_stay_ipv4() {
+        let mut r = race(Some(Pref64::WELL_KNOWN));
+        r.on_service_answer(0, 0, Ok(record(&["10.0.0.1", "8.8.8.8", "127.0.0.1"])));
+        r.on_answer(MS, q6(0), Ok(vec![]));
+        let got = r.candidates();
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&hint("64:ff9b::808:808")), "{got:?}");
+        assert!(got.contains(&hint("10.0.0.1")), "RFC 6052 §3.1: {got:?}");
+        // Host- and link-scoped hints are never synthesized (HEv3 -04 §8.1).
+        assert!(got.contains(&hint("127.0.0.1")), "{got:?}");
+        let mut r = race(Some(nsp()));
+        r.on_service_answer(0, 0, Ok(record(&["169.254.0.9", "10.0.0.1"])));
+        r.on_answer(MS, q6(0), Ok(vec![]));
+        let got = r.candidates();
+        assert!(got.contains(&hint("169.254.0.9")) && got.contains(&hint("2001:db8:64::a00:1")), "{got:?}");
+    }
+
+    #[test]
+    fn without_hint_synthesis_hints_stay_ipv4() {
+        let mut r = race(None);
+        r.on_service_answer(0, 0, Ok(record(&["10.64.0.2"])));
+        r.on_answer(MS, q6(0), Ok(vec![]));
+        assert_eq!(drain(&mut r), [start(0, hint("10.64.0.2"))]);
+    }
+
+    #[test]
+    fn a_tree_synthesizes_hints_in_every_leaf() {
+        use crate::engine::tree::{self, PathBranch, ProtocolBranch, RacingType};
+        let two = PathBranch {
+            path: 0,
+            racing: RacingType::Immediate,
+            protocols: vec![
+                ProtocolBranch { protocol: 0, racing: RacingType::Immediate },
+                ProtocolBranch { protocol: 1, racing: RacingType::Immediate },
+            ],
+        };
+        let one = PathBranch { protocols: two.protocols[..1].to_vec(), ..two.clone() };
+        for (paths, leaves) in [(one, 1), (two, 2)] {
+            let mut t = Tree::new(cfg(), 0, &[q6(0), q4(0)], &[paths]);
+            t.expect_services(ServiceSpec {
+                queries: vec![HttpsQuery { endpoint: 0, host: "h".into(), qname: "h".into(), port: 443 }],
+                ..ServiceSpec::default()
+            });
+            while t.poll_resolve().is_some() {}
+            t.set_hint_synthesis(Some(nsp()));
+            t.on_service_answer(0, 0, Ok(record(&["10.64.0.2"])));
+            t.on_answer(MS, q6(0), Ok(vec![]));
+            let want: SocketAddr = "[2001:db8:64::a40:2]:443".parse().unwrap();
+            let started: Vec<_> = drain(&mut t)
+                .into_iter()
+                .filter_map(|a| match a {
+                    tree::Action::Start { addr, protocol, .. } => Some((addr, protocol)),
+                    _ => None,
+                })
+                .collect();
+            let expected: Vec<_> = (0..leaves).map(|p| (want, p)).collect();
+            assert_eq!(started, expected);
+        }
+    }
+}

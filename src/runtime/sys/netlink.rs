@@ -226,6 +226,79 @@ pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
     parse_route_reply(&buf[..n as usize])
 }
 
+/// The interfaces the kernel knows, by one `RTM_GETLINK` dump: each one's
+/// index and flags (`libc::IFF_UP`, `IFF_LOOPBACK`, ...). One round trip
+/// to the kernel instead of a file read per interface and attribute under
+/// /sys/class/net; a 1 s receive timeout.
+pub(crate) fn links() -> io::Result<Vec<(u32, u32)>> {
+    let fd = route_socket(0, false)?;
+    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+    // SAFETY: a timeval of the size given, on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+    // nlmsghdr, then struct ifinfomsg (16 bytes, all zero: every family).
+    let mut req = [0u8; NLMSG_HDRLEN + IFINFOMSG_LEN];
+    req[0..4].copy_from_slice(&((NLMSG_HDRLEN + IFINFOMSG_LEN) as u32).to_ne_bytes());
+    req[4..6].copy_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
+    req[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // SAFETY: req is a valid buffer of its length; the kernel is the
+    // default destination of an unconnected netlink socket.
+    if unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if parse_links(&buf[..n as usize], &mut out)? {
+            return Ok(out);
+        }
+    }
+}
+
+/// The length of struct ifinfomsg.
+const IFINFOMSG_LEN: usize = 16;
+
+/// One datagram of an `RTM_GETLINK` dump into `out` (index, flags);
+/// whether the dump is over (`NLMSG_DONE`).
+fn parse_links(mut b: &[u8], out: &mut Vec<(u32, u32)>) -> io::Result<bool> {
+    while b.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        if len < NLMSG_HDRLEN || len > b.len() {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        let body = &b[NLMSG_HDRLEN..len];
+        match ty {
+            t if t == libc::NLMSG_DONE as u16 => return Ok(true),
+            t if t == libc::NLMSG_ERROR as u16 => {
+                let err = body.get(..4).map_or(-libc::EIO, |e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]));
+                return Err(io::Error::from_raw_os_error(if err == 0 { libc::EIO } else { -err }));
+            }
+            libc::RTM_NEWLINK if body.len() >= IFINFOMSG_LEN => {
+                let index = u32::from_ne_bytes([body[4], body[5], body[6], body[7]]);
+                let flags = u32::from_ne_bytes([body[8], body[9], body[10], body[11]]);
+                out.push((index, flags));
+            }
+            _ => {}
+        }
+        b = &b[align4(len).min(b.len())..];
+    }
+    Ok(false)
+}
+
 /// Whether a path out of interface `oif` (any interface when `None`)
 /// reaches `dst`: the route, or why not. A destination that is local to
 /// this host is reached only through the lookup's own interface (`lo`):
@@ -430,6 +503,39 @@ pub(crate) fn send_router_solicitation(ifindex: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_dump_is_read_to_its_end_and_errors_are_errors() {
+        let msg = |ty: u16, body: &[u8]| {
+            let mut m = ((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes().to_vec();
+            m.extend_from_slice(&ty.to_ne_bytes());
+            m.extend_from_slice(&[0; 10]);
+            m.extend_from_slice(body);
+            m
+        };
+        let mut link = [0u8; IFINFOMSG_LEN];
+        link[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        link[8..12].copy_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        let mut out = Vec::new();
+        assert!(!parse_links(&msg(libc::RTM_NEWLINK, &link), &mut out).unwrap(), "more to come");
+        let mut two = msg(libc::RTM_NEWLINK, &link);
+        two.extend(msg(libc::NLMSG_DONE as u16, &[0; 4]));
+        assert!(parse_links(&two, &mut out).unwrap());
+        assert_eq!(out, [(7, libc::IFF_UP as u32), (7, libc::IFF_UP as u32)]);
+        let err = parse_links(&msg(libc::NLMSG_ERROR as u16, &(-libc::EPERM).to_ne_bytes()), &mut out).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+        assert!(parse_links(&msg(libc::RTM_NEWLINK, &link)[..20], &mut out).is_err(), "a cut message");
+    }
+
+    #[test]
+    fn the_link_dump_has_the_loopback_up() {
+        let links = links().unwrap();
+        assert!(links.iter().any(|&(i, f)| i > 0 && f & libc::IFF_LOOPBACK as u32 != 0), "{links:?}");
+        let mut seen = links.iter().map(|l| l.0).collect::<Vec<_>>();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), links.len(), "each interface once");
+    }
     use crate::engine::nat64::{encode_pref64_option, Pref64};
     use std::process::Command;
     use std::time::{Duration, Instant};
