@@ -39,7 +39,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-const NLMSG_HDRLEN: usize = 16;
+pub(super) const NLMSG_HDRLEN: usize = 16;
 const RTMSG_LEN: usize = 12;
 const NDUSEROPTMSG_LEN: usize = 16;
 /// The attribute of an `RTM_NEWNDUSEROPT` message carrying the router's
@@ -47,7 +47,7 @@ const NDUSEROPTMSG_LEN: usize = 16;
 const NDUSEROPT_SRCADDR: u16 = 1;
 
 /// Round up to the 4-byte alignment of netlink messages and attributes.
-fn align4(n: usize) -> usize {
+pub(super) fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -85,7 +85,7 @@ pub(crate) enum NoRoute {
 
 /// A `NETLINK_ROUTE` socket, close-on-exec, bound with `groups` (a
 /// `RTMGRP_*` mask); non-blocking when `nonblocking`.
-fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
+pub(super) fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
     let mut ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
@@ -110,7 +110,7 @@ fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
 }
 
 /// Append a route attribute (type, payload) to `msg`.
-fn push_attr(msg: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+pub(super) fn push_attr(msg: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let len = 4 + payload.len();
     msg.extend_from_slice(&(len as u16).to_ne_bytes());
     msg.extend_from_slice(&ty.to_ne_bytes());
@@ -141,7 +141,7 @@ fn route_request(dst: IpAddr, oif: Option<u32>, seq: u32) -> Vec<u8> {
 }
 
 /// The attributes of a message body: `(type, payload)` pairs.
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if b.len() < 4 {
             return None;
@@ -157,7 +157,7 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn ip_of(payload: &[u8]) -> Option<IpAddr> {
+pub(super) fn ip_of(payload: &[u8]) -> Option<IpAddr> {
     match payload.len() {
         4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(payload).ok()?))),
         16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(payload).ok()?))),
