@@ -61,7 +61,21 @@ impl LoopCore {
             c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
-        let queries = QueryPlan::of(spec.remotes);
+        // HEv3 -04 §4.1: the families the paths can send with, what may be
+        // pruned (see [`super::connectivity`]).
+        let reach = self.connectivity.for_race(&paths, &branches);
+        let pref64 = self.pref64_locked(st);
+        let ask = super::connectivity::ask_families(reach.ask, pref64.is_some());
+        // Only the DNS client's questions follow connectivity; a name it
+        // answers locally (hosts file, localhost) asks both.
+        let dns = (ask != [true, true] && st.user_resolver.is_none())
+            .then(|| self.resolver.dns())
+            .filter(|d| d.answers_addresses());
+        let queries = QueryPlan::of(spec.remotes, |host| match &dns {
+            Some(d) if !super::connectivity::answered_locally(d, host) => ask,
+            _ => [true, true],
+        });
+        let mut pruning = reach.pruning;
         let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
         // HEv3: the HTTPS questions, before any answer (literals too).
         let services = if self.resolves_https(st) { super::https::service_spec(spec, id ^ now) } else { None };
@@ -87,16 +101,24 @@ impl LoopCore {
             tree.set_avoided(spec.avoid);
         }
         // HEv3 -04 §8: addresses inside the NAT64 prefix sort as IPv4.
-        let pref64 = self.pref64_locked(st);
         if pref64.is_some() {
             tree.set_pref64(pref64);
         }
         // Sorting only matters with more than one candidate; a lone literal
         // needs no source address lookup.
         let LoopState { history, protocols, .. } = &mut *st;
-        let synthesized = answer_literals(&mut tree, spec.remotes, queries.keys().len() > 1, now, pref64.as_ref(), |tree, candidates| {
-            history.hint_answer(tree, id, &paths, protocols, candidates, now)
-        });
+        let connectivity = &self.connectivity;
+        let literals = Literals { need_sources: queries.keys().len() > 1, now, pref64: pref64.as_ref() };
+        let synthesized = literals.answer(
+            &mut tree,
+            spec.remotes,
+            |candidates| {
+                if let Some(p) = pruning.as_mut() {
+                    p.filter(candidates, 0, |ip, oif| connectivity.route(ip, oif));
+                }
+            },
+            |tree, candidates| history.hint_answer(tree, id, &paths, protocols, candidates, now),
+        );
         let inserted = st.races.insert(RaceEntry {
             tree,
             conn: Arc::clone(conn),
@@ -111,6 +133,7 @@ impl LoopCore {
             nat64: (!synthesized.is_empty()).then(|| Box::new(synthesized)),
             alpn: super::stage::AlpnList::for_race(spec.alpn),
             served,
+            pruning,
         });
         debug_assert_eq!(inserted, Some(id));
         log_start(id, owner, spec, &branches);
@@ -119,7 +142,7 @@ impl LoopCore {
             self.start_services(st, id, spec);
         }
         match st.user_resolver.clone() {
-            None => self.resolve_names(st, id, spec.remotes, now),
+            None => self.resolve_names(st, id, spec.remotes, queries.keys(), now),
             Some(r) => self.ask_user_resolver(st, id, &r, spec.remotes),
         }
         self.drive(st, id, now);
@@ -130,7 +153,7 @@ impl LoopCore {
     /// unless the resolution cache has them: cached answers are all known
     /// at once, like literals, and sorted together before the first
     /// attempt.
-    fn resolve_names(&self, st: &mut LoopState, id: RaceId, remotes: &[RemoteEndpoint], now: Micros) {
+    fn resolve_names(&self, st: &mut LoopState, id: RaceId, remotes: &[RemoteEndpoint], asked: &[QueryKey], now: Micros) {
         let mut cached = Vec::new();
         let mut jobs = Vec::new();
         for (i, ep) in remotes.iter().enumerate() {
@@ -138,6 +161,9 @@ impl LoopCore {
             let mut kept = self.resolver.cache.get(host, port);
             for (family, kept) in [Family::V6, Family::V4].into_iter().zip(&mut kept) {
                 let key = QueryKey { endpoint: i, family };
+                if !asked.contains(&key) {
+                    continue; // HEv3 -04 §4.1: no connectivity in this family
+                }
                 if let Some(answer) = kept.take() {
                     cached.push((key, answer));
                 } else if let Some(host) = ep.name_cstring() {
@@ -149,7 +175,10 @@ impl LoopCore {
         if !cached.is_empty() {
             let LoopState { races, history, protocols, .. } = &mut *st;
             if let Some(e) = races.get_mut(&id) {
-                for (key, answer) in &cached {
+                for (key, answer) in &mut cached {
+                    if let (Some(p), Ok(candidates)) = (e.pruning.as_mut(), answer.as_mut()) {
+                        p.filter(candidates, now.saturating_sub(e.started_at), |ip, oif| self.connectivity.route(ip, oif));
+                    }
                     super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
                     if let Ok(candidates) = answer {
                         history.hint_answer(&mut e.tree, id, &e.paths, protocols, candidates, now);
@@ -219,8 +248,10 @@ fn log_start(id: RaceId, owner: RaceOwner, spec: &RaceSpec<'_>, branches: &[crat
 }
 
 /// The queries a race waits for, in endpoint order: one per literal
-/// address (its family), AAAA and A per host name (RFC 8305 §3). On the
-/// stack for a few endpoints (the common case), else in a Vec.
+/// address (its family), AAAA and A per host name (RFC 8305 §3), each
+/// only when `ask(host)` (`[A, AAAA]`) says so (HEv3 -04 §4.1, see
+/// [`super::connectivity::ask_families`]). On the stack for a few
+/// endpoints (the common case), else in a Vec.
 struct QueryPlan {
     few: [QueryKey; 8],
     many: Vec<QueryKey>,
@@ -228,7 +259,7 @@ struct QueryPlan {
 }
 
 impl QueryPlan {
-    fn of(remotes: &[RemoteEndpoint]) -> QueryPlan {
+    fn of(remotes: &[RemoteEndpoint], ask: impl Fn(&str) -> [bool; 2]) -> QueryPlan {
         let mut plan = QueryPlan { few: [QueryKey { endpoint: 0, family: Family::V4 }; 8], many: Vec::new(), n: 0 };
         for (i, ep) in remotes.iter().enumerate() {
             match ep.host() {
@@ -236,9 +267,17 @@ impl QueryPlan {
                     let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
                     plan.push(QueryKey { endpoint: i, family });
                 }
-                _ => {
-                    plan.push(QueryKey { endpoint: i, family: Family::V6 });
-                    plan.push(QueryKey { endpoint: i, family: Family::V4 });
+                host => {
+                    let [a, aaaa] = match host {
+                        Some(Host::Name(name)) => ask(name),
+                        _ => [true, true],
+                    };
+                    if aaaa || !a {
+                        plan.push(QueryKey { endpoint: i, family: Family::V6 });
+                    }
+                    if a {
+                        plan.push(QueryKey { endpoint: i, family: Family::V4 });
+                    }
                 }
             }
         }
@@ -266,55 +305,70 @@ impl QueryPlan {
     }
 }
 
-/// Answer the queries of the literal addresses: all known at once, so the
-/// race sorts them together (RFC 6724) before its first attempt; the first
-/// alone is given as one answer (no list of them). `need_sources`: look up
-/// each one's source address (for sorting). With a NAT64 prefix, an IPv4
-/// literal the host has no IPv4 route to is raced as its synthesized IPv6
-/// address (RFC 8305 §7.1); those are returned. `hint` gives the race
-/// what history knows of the candidates before they are answered.
-fn answer_literals(
-    tree: &mut Tree,
-    remotes: &[RemoteEndpoint],
+/// How a race answers the queries of its literal addresses: `need_sources`:
+/// look up each one's source address (for sorting; a lone literal needs
+/// none); `pref64`: the NAT64 prefix.
+struct Literals<'a> {
     need_sources: bool,
     now: Micros,
-    pref64: Option<&crate::engine::nat64::Pref64>,
-    mut hint: impl FnMut(&mut Tree, &[Candidate]),
-) -> super::nat64::Synthesized {
-    let mut first = None;
-    let mut literals = Vec::new();
-    let mut synthesized = super::nat64::Synthesized::default();
-    for (i, ep) in remotes.iter().enumerate() {
-        if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
-            let addr = super::nat64::literal_destination(
-                pref64,
-                SocketAddr::new(*ip, port),
-                &mut synthesized,
-                super::nat64::has_ipv4_route,
-            );
-            let source = if need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
-            let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
-            let literal = (QueryKey { endpoint: i, family }, Ok(vec![Candidate { addr, source }]));
-            match first.take() {
-                None if literals.is_empty() => first = Some(literal),
-                earlier => literals.extend(earlier.into_iter().chain([literal])),
+    pref64: Option<&'a crate::engine::nat64::Pref64>,
+}
+
+impl Literals<'_> {
+    /// Answer the queries of the literal addresses: all known at once, so
+    /// the race sorts them together (RFC 6724) before its first attempt;
+    /// the first alone is given as one answer (no list of them). With a
+    /// NAT64 prefix, an IPv4 literal the host has no IPv4 route to is
+    /// raced as its synthesized IPv6 address (RFC 8305 §7.1); those are
+    /// returned. `prune` takes out what no path can route (HEv3 -04 §4.1),
+    /// before any source address lookup; `hint` gives the race what
+    /// history knows of the candidates before they are answered.
+    fn answer(
+        &self,
+        tree: &mut Tree,
+        remotes: &[RemoteEndpoint],
+        mut prune: impl FnMut(&mut Vec<Candidate>),
+        mut hint: impl FnMut(&mut Tree, &[Candidate]),
+    ) -> super::nat64::Synthesized {
+        let mut first = None;
+        let mut literals = Vec::new();
+        let mut synthesized = super::nat64::Synthesized::default();
+        for (i, ep) in remotes.iter().enumerate() {
+            if let (Some(Host::Ip(ip)), Some(port)) = (ep.host(), ep.port()) {
+                let addr = super::nat64::literal_destination(
+                    self.pref64,
+                    SocketAddr::new(*ip, port),
+                    &mut synthesized,
+                    super::nat64::has_ipv4_route,
+                );
+                let mut candidates = vec![Candidate { addr, source: None }];
+                prune(&mut candidates);
+                for c in &mut candidates {
+                    c.source = if self.need_sources { resolver::source_address(addr) } else { Some(addr.ip()) };
+                }
+                let family = if ip.is_ipv6() { Family::V6 } else { Family::V4 };
+                let literal = (QueryKey { endpoint: i, family }, Ok(candidates));
+                match first.take() {
+                    None if literals.is_empty() => first = Some(literal),
+                    earlier => literals.extend(earlier.into_iter().chain([literal])),
+                }
             }
         }
-    }
-    if let Some((key, answer)) = first {
-        if let Ok(candidates) = &answer {
-            hint(tree, candidates);
-        }
-        tree.on_answer(now, key, answer);
-    } else if !literals.is_empty() {
-        for (_, answer) in &literals {
-            if let Ok(candidates) = answer {
+        if let Some((key, answer)) = first {
+            if let Ok(candidates) = &answer {
                 hint(tree, candidates);
             }
+            tree.on_answer(self.now, key, answer);
+        } else if !literals.is_empty() {
+            for (_, answer) in &literals {
+                if let Ok(candidates) = answer {
+                    hint(tree, candidates);
+                }
+            }
+            tree.on_answers(self.now, literals);
         }
-        tree.on_answers(now, literals);
+        synthesized
     }
-    synthesized
 }
 
 #[cfg(test)]
@@ -336,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_name_waits_for_aaaa_and_a_a_literal_for_its_family() {
-        let plan = QueryPlan::of(&[name("example.com"), v6()]);
+        let plan = QueryPlan::of(&[name("example.com"), v6()], |_| [true, true]);
         let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
         assert_eq!(keys, [(0, Family::V6), (0, Family::V4), (1, Family::V6)]);
         assert!(plan.many.is_empty(), "a few queries stay on the stack");
@@ -345,9 +399,25 @@ mod tests {
     #[test]
     fn more_queries_than_fit_on_the_stack_are_all_kept_in_order() {
         let remotes: Vec<_> = (0..5).map(|i| name(&format!("h{i}.example"))).collect();
-        let plan = QueryPlan::of(&remotes);
+        let plan = QueryPlan::of(&remotes, |_| [true, true]);
         let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
         let want: Vec<_> = (0..5).flat_map(|i| [(i, Family::V6), (i, Family::V4)]).collect();
         assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn a_name_asks_only_the_families_connectivity_allows() {
+        let remotes = [name("v6.example"), name("v4.example"), name("hosts.example"), v6()];
+        let plan = QueryPlan::of(&remotes, |host| match host {
+            "v6.example" => [false, true],
+            "v4.example" => [true, false],
+            _ => [true, true],
+        });
+        let keys: Vec<_> = plan.keys().iter().map(|k| (k.endpoint, k.family)).collect();
+        assert_eq!(keys, [(0, Family::V6), (1, Family::V4), (2, Family::V6), (2, Family::V4), (3, Family::V6)]);
+        // A literal is never filtered (pruning handles it); [false, false]
+        // never happens, and would still ask AAAA rather than nothing.
+        let plan = QueryPlan::of(&[name("x.example")], |_| [false, false]);
+        assert_eq!(plan.keys().len(), 1);
     }
 }
