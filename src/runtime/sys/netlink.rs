@@ -45,6 +45,9 @@ const NDUSEROPTMSG_LEN: usize = 16;
 /// The attribute of an `RTM_NEWNDUSEROPT` message carrying the router's
 /// address (`NDUSEROPT_SRCADDR` in linux/neighbour.h).
 const NDUSEROPT_SRCADDR: u16 = 1;
+/// `RTM_F_LOOKUP_TABLE` (linux/rtnetlink.h): report the table a route
+/// lookup matched.
+const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
 
 /// Round up to the 4-byte alignment of netlink messages and attributes.
 pub(super) fn align4(n: usize) -> usize {
@@ -63,6 +66,10 @@ pub(crate) struct Route {
     pub gateway: Option<IpAddr>,
     /// The source address the kernel would pick.
     pub prefsrc: Option<IpAddr>,
+    /// The routing table the route came from; 0 when no table has one
+    /// (an IPv4 lookup with an output interface that matches no route:
+    /// the kernel then assumes the destination is on that link).
+    pub table: u32,
 }
 
 impl Route {
@@ -129,8 +136,10 @@ fn route_request(dst: IpAddr, oif: Option<u32>, seq: u32) -> Vec<u8> {
     msg[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     msg[8..12].copy_from_slice(&seq.to_ne_bytes());
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
-    // type, flags (u32).
-    msg.extend_from_slice(&[family, bits, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // type, flags (u32): RTM_F_LOOKUP_TABLE, so that the reply names the
+    // table the lookup matched (0: none).
+    msg.extend_from_slice(&[family, bits, 0, 0, 0, 0, 0, 0]);
+    msg.extend_from_slice(&RTM_F_LOOKUP_TABLE.to_ne_bytes());
     push_attr(&mut msg, libc::RTA_DST, &octets);
     if let Some(oif) = oif {
         push_attr(&mut msg, libc::RTA_OIF, &oif.to_ne_bytes());
@@ -181,12 +190,13 @@ fn parse_route_reply(buf: &[u8]) -> Result<Route, i32> {
     if ty != libc::RTM_NEWROUTE || body.len() < RTMSG_LEN {
         return Err(libc::EIO);
     }
-    let mut route = Route { kind: body[7], oif: None, gateway: None, prefsrc: None };
+    let mut route = Route { kind: body[7], oif: None, gateway: None, prefsrc: None, table: u32::from(body[4]) };
     for (t, p) in attrs(&body[RTMSG_LEN..]) {
         match t {
             libc::RTA_OIF if p.len() == 4 => route.oif = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             libc::RTA_GATEWAY => route.gateway = ip_of(p),
             libc::RTA_PREFSRC => route.prefsrc = ip_of(p),
+            libc::RTA_TABLE if p.len() == 4 => route.table = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]),
             _ => {}
         }
     }
@@ -233,6 +243,12 @@ pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
 /// gateway ([`NoRoute::LocalOffPath`]).
 pub(crate) fn path_route(dst: IpAddr, oif: Option<u32>) -> Result<Route, NoRoute> {
     let route = route_get(dst, oif).map_err(NoRoute::Errno)?;
+    if oif.is_some() && route.table == 0 && !route.is_local() {
+        // IPv4 with an output interface and no route: the kernel assumed
+        // the destination on that link (net/ipv4/route.c, "routing tables
+        // are wrong"); a connect would wait for ARP to give up.
+        return Err(NoRoute::Errno(libc::ENETUNREACH));
+    }
     if oif.is_some() && !route.is_local() {
         if let Ok(free) = route_get(dst, None) {
             if free.is_local() && free.oif != oif {
@@ -600,9 +616,13 @@ mod tests {
         ip("addr add 192.0.2.2/24 dev n64a");
         ip("link set n64a up");
         ip("link set n64b up");
+        let a = index("n64a");
+        // No route out of n64a but its link: the kernel's on-link guess
+        // (a route from no table) is no route.
+        assert_eq!(path_route("203.0.113.1".parse().unwrap(), Some(a)), Err(NoRoute::Errno(libc::ENETUNREACH)));
+        assert_eq!(path_route("192.0.2.9".parse().unwrap(), Some(a)).map(|r| r.table), Ok(254));
         ip("route add default via 192.0.2.1");
         assert!(wait_for(&mon, |e| *e == NetEvent::Route { family: libc::AF_INET as u8 }).is_some());
-        let a = index("n64a");
         // 127.0.0.1 out of n64a: the kernel routes it via the gateway.
         assert!(!route_get("127.0.0.1".parse().unwrap(), Some(a)).unwrap().is_local());
         assert_eq!(path_route("127.0.0.1".parse().unwrap(), Some(a)), Err(NoRoute::LocalOffPath));
