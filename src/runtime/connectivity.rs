@@ -176,6 +176,15 @@ impl Connectivity {
         self.inner.lock().monitor.as_ref().map(|m| m.fd())
     }
 
+    /// Leave out of `candidates` what no path of the race can route,
+    /// recorded in `pruning` at `at` (µs since the race started); nothing
+    /// to do without a pruning.
+    pub(crate) fn prune(&self, pruning: Option<&mut Pruning>, candidates: &mut Vec<Candidate>, at: Micros) {
+        if let Some(p) = pruning {
+            p.filter(candidates, at, |ip, oif| self.route(ip, oif));
+        }
+    }
+
     /// Why a path out of `oif` (any: `None`) cannot reach `ip`, `None`
     /// when it can; remembered until the state is read again.
     pub(crate) fn route(&self, ip: IpAddr, oif: Option<u32>) -> Option<i32> {

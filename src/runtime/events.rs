@@ -166,8 +166,8 @@ impl LoopCore {
                 let mut answer = answer;
                 super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
                 let at = now.saturating_sub(entry.started_at);
-                if let (Some(p), Ok(candidates)) = (entry.pruning.as_mut(), answer.result.as_mut()) {
-                    p.filter(candidates, at, |ip, oif| self.connectivity.route(ip, oif));
+                if let Ok(candidates) = answer.result.as_mut() {
+                    self.connectivity.prune(entry.pruning.as_deref_mut(), candidates, at);
                 }
                 LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
                 let ttl = match answer.ttl {

@@ -61,21 +61,8 @@ impl LoopCore {
             c.race = NonZeroU64::new(id);
         }
         let now = self.clock.now();
-        // HEv3 -04 §4.1: the families the paths can send with, what may be
-        // pruned (see [`super::connectivity`]).
-        let reach = self.connectivity.for_race(&paths, &branches);
         let pref64 = self.pref64_locked(st);
-        let ask = super::connectivity::ask_families(reach.ask, pref64.is_some());
-        // Only the DNS client's questions follow connectivity; a name it
-        // answers locally (hosts file, localhost) asks both.
-        let dns = (ask != [true, true] && st.user_resolver.is_none())
-            .then(|| self.resolver.dns())
-            .filter(|d| d.answers_addresses());
-        let queries = QueryPlan::of(spec.remotes, |host| match &dns {
-            Some(d) if !super::connectivity::answered_locally(d, host) => ask,
-            _ => [true, true],
-        });
-        let mut pruning = reach.pruning;
+        let (queries, mut pruning) = self.plan_queries(st, spec.remotes, &paths, &branches, pref64.is_some());
         let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
         // HEv3: the HTTPS questions, before any answer (literals too).
         let services = if self.resolves_https(st) { super::https::service_spec(spec, id ^ now) } else { None };
@@ -112,11 +99,7 @@ impl LoopCore {
         let synthesized = literals.answer(
             &mut tree,
             spec.remotes,
-            |candidates| {
-                if let Some(p) = pruning.as_mut() {
-                    p.filter(candidates, 0, |ip, oif| connectivity.route(ip, oif));
-                }
-            },
+            |candidates| connectivity.prune(pruning.as_deref_mut(), candidates, 0),
             |tree, candidates| history.hint_answer(tree, id, &paths, protocols, candidates, now),
         );
         let inserted = st.races.insert(RaceEntry {
@@ -149,6 +132,31 @@ impl LoopCore {
         Ok(id)
     }
 
+    /// HEv3 -04 §4.1: the queries of a race over `paths` (the families its
+    /// paths can send with; A also with a NAT64 prefix, `pref64`) and what
+    /// it may prune (see [`super::connectivity`]). Only the DNS client's
+    /// questions follow connectivity: a name it answers locally (hosts
+    /// file, localhost), getaddrinfo's and a user resolver's ask both.
+    fn plan_queries(
+        &self,
+        st: &LoopState,
+        remotes: &[RemoteEndpoint],
+        paths: &[super::race::RacePath],
+        branches: &[crate::engine::tree::PathBranch],
+        pref64: bool,
+    ) -> (QueryPlan, Option<Box<super::connectivity::Pruning>>) {
+        let reach = self.connectivity.for_race(paths, branches);
+        let ask = super::connectivity::ask_families(reach.ask, pref64);
+        let dns = (ask != [true, true] && st.user_resolver.is_none())
+            .then(|| self.resolver.dns())
+            .filter(|d| d.answers_addresses());
+        let queries = QueryPlan::of(remotes, |host| match &dns {
+            Some(d) if !super::connectivity::answered_locally(d, host) => ask,
+            _ => [true, true],
+        });
+        (queries, reach.pruning)
+    }
+
     /// Ask the system resolver for the race's host names (AAAA and A each),
     /// unless the resolution cache has them: cached answers are all known
     /// at once, like literals, and sorted together before the first
@@ -176,8 +184,8 @@ impl LoopCore {
             let LoopState { races, history, protocols, .. } = &mut *st;
             if let Some(e) = races.get_mut(&id) {
                 for (key, answer) in &mut cached {
-                    if let (Some(p), Ok(candidates)) = (e.pruning.as_mut(), answer.as_mut()) {
-                        p.filter(candidates, now.saturating_sub(e.started_at), |ip, oif| self.connectivity.route(ip, oif));
+                    if let Ok(candidates) = answer.as_mut() {
+                        self.connectivity.prune(e.pruning.as_deref_mut(), candidates, now.saturating_sub(e.started_at));
                     }
                     super::events::log_answer(id, key, answer, now.saturating_sub(e.started_at), " (from the cache)");
                     if let Ok(candidates) = answer {
