@@ -147,7 +147,8 @@ impl LoopCore {
     ) -> (QueryPlan, Option<Box<super::connectivity::Pruning>>) {
         let reach = self.connectivity.for_race(paths, branches);
         let ask = super::connectivity::ask_families(reach.ask, pref64);
-        let dns = (ask != [true, true] && st.user_resolver.is_none())
+        let names = remotes.iter().any(|ep| matches!(ep.host(), Some(Host::Name(_))));
+        let dns = (ask != [true, true] && names && st.user_resolver.is_none())
             .then(|| self.resolver.dns())
             .filter(|d| d.answers_addresses());
         let queries = QueryPlan::of(remotes, |host| match &dns {
