@@ -40,7 +40,9 @@
 //! it (a route lookup with `RTA_OIF`, [`path_route`]; `ENETUNREACH`,
 //! `EHOSTUNREACH`, `EACCES` for a prohibit route, `ENODEV`); or the path is
 //! not bound, the family has no connectivity, and the kernel has no route
-//! to the destination (so a loopback destination still races). Route
+//! to the destination (so a loopback destination still races). Only in
+//! races whose protocols are the library's TCP and UDP: a user protocol
+//! may reach its addresses by other means than the kernel's routes. Route
 //! lookups are remembered until the network changes. A candidate no path
 //! of its race can take is left out of the race, and the report lists it
 //! with the outcome `Pruned` and the errno as its reason; a race left
@@ -93,18 +95,25 @@ pub(crate) struct RaceReach {
 
 impl Connectivity {
     /// The families the race's `paths` have connectivity in and its
-    /// pruning; reads the state again first when it is stale.
-    pub(crate) fn for_race(&self, paths: &[super::race::RacePath], branches: &[PathBranch]) -> RaceReach {
+    /// pruning; reads the state again first when it is stale. `kernel`
+    /// says whether a protocol id is the library's TCP or UDP: a race
+    /// with a user protocol (which may not use the kernel's routes at
+    /// all: a tunnel, a proxy, a test's mock) prunes nothing.
+    pub(crate) fn for_race(&self, paths: &[super::race::RacePath], branches: &[PathBranch], kernel: impl Fn(usize) -> bool) -> RaceReach {
         let mut inner = self.inner.lock();
         self.refresh(&mut inner);
-        let checks: Vec<PathCheck> = paths.iter().map(|p| inner.path_check(&p.path)).collect();
-        let mut reach = [false; 2];
-        for c in &checks {
+        // No allocation unless something may be pruned (the common case:
+        // the default path on a dual-stack network).
+        let (mut reach, mut prunable) = ([false; 2], false);
+        for p in paths {
+            let c = inner.path_check(&p.path);
             reach[V4] |= c.reach[V4];
             reach[V6] |= c.reach[V6];
+            prunable |= !(c.reach == [true, true] && c.oif.is_none() && c.local.is_none());
         }
-        let none_to_prune = checks.iter().all(|c| c.reach == [true, true] && c.oif.is_none() && c.local.is_none());
-        let pruning = (!none_to_prune).then(|| {
+        prunable &= branches.iter().all(|b| b.protocols.iter().all(|p| kernel(p.protocol)));
+        let pruning = prunable.then(|| {
+            let checks = paths.iter().map(|p| inner.path_check(&p.path)).collect();
             let leaves = branches.iter().flat_map(|b| b.protocols.iter().map(move |p| (b.path, p.protocol))).collect();
             Box::new(Pruning { paths: checks, leaves, list: Vec::new() })
         });
@@ -422,15 +431,15 @@ mod tests {
         let poll = mio::Poll::new().unwrap();
         let c = Connectivity::new(poll.registry());
         let default = [super::super::race::RacePath::new(super::super::paths::Path::default_path())];
-        let first = c.for_race(&default, &[]);
+        let first = c.for_race(&default, &[], |_| true);
         let read_at = c.inner.lock().read_at;
         assert!(read_at.is_some());
         assert!(c.monitor_fd().is_some(), "the monitor is open");
-        let again = c.for_race(&default, &[]);
+        let again = c.for_race(&default, &[], |_| true);
         assert_eq!(first.ask, again.ask);
         assert_eq!(c.inner.lock().read_at, read_at, "a steady network: not read again");
         c.stale.store(true, Ordering::Release);
-        c.for_race(&default, &[]);
+        c.for_race(&default, &[], |_| true);
         assert_ne!(c.inner.lock().read_at, read_at, "read again after a change");
     }
 }

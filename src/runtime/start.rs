@@ -145,7 +145,8 @@ impl LoopCore {
         branches: &[crate::engine::tree::PathBranch],
         pref64: bool,
     ) -> (QueryPlan, Option<Box<super::connectivity::Pruning>>) {
-        let reach = self.connectivity.for_race(paths, branches);
+        let kernel = |p: usize| st.protocols.get(p).is_some_and(|e| !matches!(e.kind, super::protocol::ProtocolKind::User(_)));
+        let reach = self.connectivity.for_race(paths, branches, kernel);
         let ask = super::connectivity::ask_families(reach.ask, pref64);
         let names = remotes.iter().any(|ep| matches!(ep.host(), Some(Host::Name(_))));
         let dns = (ask != [true, true] && names && st.user_resolver.is_none())
