@@ -362,6 +362,7 @@ static inline const char *test_outcome_name(taps_attempt_outcome o) {
     case TAPS_ATTEMPT_OUTCOME_FAILED: return "failed";
     case TAPS_ATTEMPT_OUTCOME_CANCELLED: return "cancelled";
     case TAPS_ATTEMPT_OUTCOME_SPARE: return "spare";
+    case TAPS_ATTEMPT_OUTCOME_PRUNED: return "pruned";
   }
   return "?";
 }

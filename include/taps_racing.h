@@ -80,6 +80,14 @@ typedef enum taps_attempt_outcome {
   // Ready after another attempt won, and kept as a spare connection
   // (connection pools, race_count above 1).
   TAPS_ATTEMPT_OUTCOME_SPARE,
+  // Not attempted: no path of the race can route to the address (HEv3
+  // draft -04 §4.1); `os_error` says why (ENETUNREACH, EHOSTUNREACH,
+  // EACCES for a prohibit route, ENODEV for a missing interface,
+  // EAFNOSUPPORT for a local address of the other family). Listed
+  // after the attempts; `started_us` = `ended_us` = when it was left
+  // out. A race whose every candidate was left out fails at once with
+  // TAPS_ERROR_NO_CANDIDATES.
+  TAPS_ATTEMPT_OUTCOME_PRUNED,
 } taps_attempt_outcome;
 
 // What happened in a pool, for observability.
@@ -200,7 +208,10 @@ typedef enum taps_error {
   // loop's thread (reported by establishment_error).
   TAPS_ERROR_LOOP_STOPPED = -14,
   // The selection properties leave no path or no protocol to race
-  // (taps_preconnection_initiate_with_racing).
+  // (taps_preconnection_initiate_with_racing), or no path of the race
+  // can route to any address it has (HEv3 draft -04 §4.1; reported by
+  // establishment_error at once, the report lists each candidate left
+  // out as TAPS_ATTEMPT_OUTCOME_PRUNED with its errno).
   TAPS_ERROR_NO_CANDIDATES = -15,
   // taps_connection_group_assign: the group has no live member (it is
   // rebuilding).
@@ -492,7 +503,8 @@ typedef struct taps_attempt_info {
   // How it ended.
   enum taps_attempt_outcome outcome;
   // errno of a failed attempt (ECONNREFUSED, ETIMEDOUT for
-  // attempt_timeout_ms, ...), else 0.
+  // attempt_timeout_ms, ...), or why a pruned candidate was left out
+  // (TAPS_ATTEMPT_OUTCOME_PRUNED), else 0.
   int os_error;
   // The path's interface name, NULL for the default path (the system
   // routes); valid while the taps_connection lives.

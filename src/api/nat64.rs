@@ -93,7 +93,7 @@ mod tests {
     /// but loopback, the synthesized address 2001:db8:64::a40:2 a local
     /// address with a listener. The IPv4 literal 10.64.0.2 races as that
     /// IPv6 address, connects, and the report names 10.64.0.2; without the
-    /// prefix it fails with ENETUNREACH.
+    /// prefix it is pruned (no route: ENETUNREACH).
     #[test]
     fn ipv4_literal_without_route_races_as_its_synthesized_address() {
         let ran = std::thread::spawn(|| {
@@ -147,7 +147,8 @@ mod tests {
         assert_eq!(first.synthesized_from, Some(std::net::Ipv4Addr::new(10, 64, 0, 2)));
         let (remote, first, _) = race(None);
         assert_eq!(remote, None);
-        assert_eq!((first.outcome, first.os_error), (AttemptOutcome::Failed, libc::ENETUNREACH));
+        // No route: left out before the race (HEv3 -04 §4.1), not attempted.
+        assert_eq!((first.outcome, first.os_error), (AttemptOutcome::Pruned, libc::ENETUNREACH));
         assert_eq!(first.synthesized_from, None);
     }
 }

@@ -179,9 +179,17 @@ pub enum AttemptOutcome {
     /// Ready after another attempt won, and kept as a spare connection
     /// (connection pools, race_count above 1).
     Spare,
+    /// Not attempted: no path of the race can route to the address (HEv3
+    /// draft -04 §4.1); `os_error` says why (ENETUNREACH, EHOSTUNREACH,
+    /// EACCES for a prohibit route, ENODEV for a missing interface,
+    /// EAFNOSUPPORT for a local address of the other family). Listed
+    /// after the attempts; `started_us` = `ended_us` = when it was left
+    /// out. A race whose every candidate was left out fails at once with
+    /// TAPS_ERROR_NO_CANDIDATES.
+    Pruned,
 }
 
-c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not a taps_attempt_outcome", [Running, Won, Failed, Cancelled, Spare]);
+c_enum!(AttemptOutcome <=> api::AttemptOutcome, "not a taps_attempt_outcome", [Running, Won, Failed, Cancelled, Spare, Pruned]);
 
 /// One attempt of a race.
 #[repr(C)]
@@ -201,7 +209,8 @@ pub struct AttemptInfo {
     /// How it ended.
     pub outcome: AttemptOutcome,
     /// errno of a failed attempt (ECONNREFUSED, ETIMEDOUT for
-    /// attempt_timeout_ms, ...), else 0.
+    /// attempt_timeout_ms, ...), or why a pruned candidate was left out
+    /// (TAPS_ATTEMPT_OUTCOME_PRUNED), else 0.
     pub os_error: c_int,
     /// The path's interface name, NULL for the default path (the system
     /// routes); valid while the taps_connection lives.

@@ -77,7 +77,10 @@ pub enum TapsError {
     /// loop's thread (reported by establishment_error).
     TAPS_ERROR_LOOP_STOPPED = -14,
     /// The selection properties leave no path or no protocol to race
-    /// (taps_preconnection_initiate_with_racing).
+    /// (taps_preconnection_initiate_with_racing), or no path of the race
+    /// can route to any address it has (HEv3 draft -04 §4.1; reported by
+    /// establishment_error at once, the report lists each candidate left
+    /// out as TAPS_ATTEMPT_OUTCOME_PRUNED with its errno).
     TAPS_ERROR_NO_CANDIDATES = -15,
     /// taps_connection_group_assign: the group has no live member (it is
     /// rebuilding).
@@ -462,6 +465,7 @@ mod tests {
         assert!(RacingTypeCode::try_from(3).is_err());
         assert_eq!(AssignPolicy::from(crate::api::AssignPolicy::Weighted) as c_int, 2);
         assert_eq!(AttemptOutcome::from(crate::api::AttemptOutcome::Spare) as c_int, 4);
+        assert_eq!(AttemptOutcome::from(crate::api::AttemptOutcome::Pruned) as c_int, 5);
         assert_eq!(PoolEventKind::from(crate::api::PoolEventKind::Backoff) as c_int, 7);
         assert_eq!(GroupEventKind::from(crate::api::GroupEventKind::RebuildFailed) as c_int, 4);
     }

@@ -19,7 +19,7 @@ use super::pool::Pools;
 use super::sys::tcp;
 use super::timers::RaceId;
 use super::protocol::ProtocolEntry;
-use super::race::{arm_race, race_error, reports, Ms, RaceEntry, RaceOwner};
+use super::race::{arm_race, race_error_of, reports, Ms, RaceEntry, RaceOwner};
 use super::{lock, LoopCore, LoopState};
 use mio::Interest;
 use std::net::SocketAddr;
@@ -166,6 +166,7 @@ impl LoopCore {
         for io in entry.io.drain() {
             self.discard_attempt(tokens, io);
         }
+        let error = end.err().map(|e| race_error_of(&entry, e));
         let conn = entry.conn;
         let mut c = conn.lock();
         c.race_result().attempts = reports.into();
@@ -200,10 +201,10 @@ impl LoopCore {
                 c.race_result().error = Some(Error::Io(libc::EIO));
                 Some(Callback::EstablishmentError)
             }
-            (Err(error), _) => {
+            (Err(_), _) => {
                 if c.phase == ConnectionState::Establishing {
                     c.phase = ConnectionState::Failed;
-                    c.race_result().error = Some(race_error(error));
+                    c.race_result().error = error;
                     Some(Callback::EstablishmentError)
                 } else {
                     None

@@ -14,7 +14,7 @@ use super::group::Groups;
 use super::pool::Pools;
 use super::sys::tcp;
 use super::race::NOT_ARMED;
-use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, Poller};
+use super::{lock, io_err, LoopCore, LoopState, WAKER, TIMER, MONITOR, Poller};
 use mio::Token;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -47,6 +47,7 @@ impl LoopCore {
                         t.acknowledge();
                     }
                 }
+                MONITOR => self.connectivity.on_readable(),
                 token => self.socket_event(&mut st, token, event, now),
             }
         }
@@ -215,6 +216,9 @@ impl LoopCore {
         let mut answer = answer;
         super::nat64::on_answer(prefix, entry, &answer.key, &mut answer.result);
         let at = now.saturating_sub(entry.started_at);
+        if let Ok(candidates) = answer.result.as_mut() {
+            self.connectivity.prune(entry.pruning.as_deref_mut(), candidates, at);
+        }
         LoopCore::note_host_answer(entry, &answer.key, &answer.result, at);
         let ttl = match answer.ttl {
             Some(ttl) if log::log_enabled!(log::Level::Debug) => format!(" (ttl {} s)", ttl.as_secs()),

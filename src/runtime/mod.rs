@@ -31,6 +31,7 @@ pub(crate) mod callbacks;
 mod cancel;
 pub(crate) mod client;
 pub(crate) mod conn;
+pub(crate) mod connectivity;
 pub(crate) mod dns;
 mod drive;
 mod events;
@@ -85,6 +86,8 @@ pub(crate) type QueuedEvent = Box<dyn FnOnce() + Send>;
 
 const WAKER: Token = Token(0);
 const TIMER: Token = Token(1);
+/// The connectivity monitor's token (see [`connectivity`]).
+const MONITOR: Token = Token(2);
 
 /// What the loop's state lock guards: races, sockets, timers, pools,
 /// groups, the callbacks waiting to be delivered, who runs the loop.
@@ -179,6 +182,8 @@ pub(crate) struct LoopCore {
     /// Route lookups for [`LoopCore::discover_pref64_for`], remembered a
     /// second.
     routes: nat64::RouteMemo,
+    /// Which families and paths can route (HEv3 -04 §4.1).
+    connectivity: connectivity::Connectivity,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,6 +211,7 @@ impl LoopCore {
                 None
             }
         };
+        let connectivity = connectivity::Connectivity::new(&registry);
         Ok(Arc::new_cyclic(|me| LoopCore {
             me: me.clone(),
             progress: std::sync::atomic::AtomicU64::new(0),
@@ -246,6 +252,7 @@ impl LoopCore {
             service_answers: Mutex::new(Vec::new()),
             discovery: Arc::default(),
             routes: nat64::RouteMemo::default(),
+            connectivity,
         }))
     }
 

@@ -390,7 +390,7 @@ impl Pools {
                     Error::NoCandidates => RaceError::AllAttemptsFailed(0),
                     _ => RaceError::Cancelled,
                 };
-                Pools::race_failed(st, pool, kind, error, &[], now, now);
+                Pools::race_failed(st, pool, kind, (error, race_error(error)), &[], now, now);
             }
         }
     }
@@ -442,7 +442,7 @@ impl Pools {
             };
             match end {
                 Some(Ok(a)) => ready.extend(take(entry, a)),
-                Some(Err(e)) => failed = Some(e),
+                Some(Err(e)) => failed = Some((e, super::race::race_error_of(entry, e))),
                 None => {}
             }
             for a in spares {
@@ -479,7 +479,7 @@ impl Pools {
         st: &mut LoopState,
         pool: PoolId,
         kind: RaceKind,
-        error: RaceError,
+        (error, api_error): (RaceError, Error),
         reports: &[AttemptReport],
         started: Micros,
         now: Micros,
@@ -499,7 +499,7 @@ impl Pools {
             let mut c = w.lock();
             c.race_result().attempts = reports.into();
             c.phase = ConnectionState::Failed;
-            c.race_result().error = Some(race_error(error));
+            c.race_result().error = Some(api_error);
             c.held_by = None;
             let released = c.released;
             drop(c);

@@ -68,6 +68,10 @@ pub(super) struct RaceEntry {
     /// The ALPN ids each protocol serves (protocol id, ids), for the
     /// protocols the Preconnection gave ids (HEv3 draft §5.1, §6).
     pub(super) served: Box<[(usize, Vec<String>)]>,
+    /// What the race may leave out because its paths cannot route it, and
+    /// what it left out (HEv3 -04 §4.1); `None` when nothing can be (the
+    /// default path on a dual-stack network).
+    pub(super) pruning: Option<Box<super::connectivity::Pruning>>,
 }
 
 /// A race's queries to a user resolver, with the resolver that has them.
@@ -195,8 +199,43 @@ pub(super) fn race_error(e: RaceError) -> Error {
     }
 }
 
-/// The race report in the API's terms: times relative to the race start.
+/// The API error of a race's error: a race that found addresses but
+/// left every one out because no path routes it (and so asked nothing of
+/// the network) fails with [`Error::NoCandidates`], not as a resolution
+/// failure.
+pub(super) fn race_error_of(entry: &RaceEntry, e: RaceError) -> Error {
+    let pruned = entry.pruning.as_ref().is_some_and(|p| !p.list.is_empty());
+    match e {
+        RaceError::ResolutionFailed(_) if pruned && entry.tree.attempt_count() == 0 => Error::NoCandidates,
+        e => race_error(e),
+    }
+}
+
+/// The report entry of a candidate the race left out (outcome
+/// [`AttemptOutcome::Pruned`], its reason as `os_error`), after the
+/// attempts.
+fn pruned_report(entry: &RaceEntry, p: &super::connectivity::Pruned, protocols: &[Arc<ProtocolEntry>]) -> AttemptReport {
+    AttemptReport {
+        address: p.addr,
+        protocol: Arc::clone(&protocols[p.protocol].name),
+        interface: entry.paths[p.path].name.clone(),
+        started_us: p.at,
+        ended_us: Some(p.at),
+        connected_us: None,
+        outcome: AttemptOutcome::Pruned,
+        os_error: p.errno,
+        alpn: Vec::new(),
+        svc_priority: None,
+        from_hint: false,
+        synthesized_from: entry.nat64.as_ref().and_then(|s| s.source_of(p.addr)),
+        history: None,
+    }
+}
+
+/// The race report in the API's terms: times relative to the race start;
+/// the attempts, then the candidates left out.
 pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Vec<AttemptReport> {
+    let pruned = entry.pruning.as_ref().map_or(&[][..], |p| &p.list[..]);
     entry
         .tree
         .attempts()
@@ -235,6 +274,7 @@ pub(super) fn reports(entry: &RaceEntry, protocols: &[Arc<ProtocolEntry>]) -> Ve
                 history: entry.tree.history_hint(i).as_ref().map(super::history::note),
             }
         })
+        .chain(pruned.iter().map(|p| pruned_report(entry, p, protocols)))
         .collect()
 }
 
@@ -334,7 +374,7 @@ impl RaceEntry {
             Err(e) => log::info!(
                 "race {id}{owner}: failed at {at} after {} attempt(s): {}",
                 self.tree.attempt_count(),
-                race_error(e)
+                race_error_of(self, e)
             ),
         }
     }

@@ -38,7 +38,9 @@ pub enum Error {
     /// The race was cancelled because its loop's thread was stopped
     /// (`EventLoop::stop_thread`).
     LoopStopped,
-    /// The selection properties left no path or no protocol to race.
+    /// The selection properties left no path or no protocol to race, or
+    /// no path of the race can route to any of its addresses (HEv3 -04
+    /// §4.1: the report lists what was left out, and why).
     NoCandidates,
     /// A connection group has no live member.
     NoMember,
@@ -91,7 +93,7 @@ impl Error {
             -12 => "a system call failed",
             -13 => "internal error: a panic was caught at the C boundary",
             -14 => "the race was cancelled: its event loop's thread was stopped",
-            -15 => "no candidate: the selection properties leave no path or protocol to race",
+            -15 => "no candidate: the selection properties leave no path or protocol to race, or no path has a route to any address",
             -16 => "the connection group has no live member",
             -17 => "every member of the connection group carries its capacity of streams",
             _ => "unknown error",

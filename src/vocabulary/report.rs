@@ -21,6 +21,12 @@ pub enum AttemptOutcome {
     /// Ready after another attempt won, and kept as a spare connection
     /// (connection pools, race_count above 1).
     Spare,
+    /// Not attempted: no path of the race can route to the address (HEv3
+    /// -04 §4.1); `os_error` says why (ENETUNREACH, EHOSTUNREACH, EACCES
+    /// for a prohibit route, ENODEV for a missing interface, EAFNOSUPPORT
+    /// for a local address of the other family). Listed after the
+    /// attempts, with `started_us` = `ended_us` = when it was left out.
+    Pruned,
 }
 
 /// One attempt of a race, as reported after the fact.
@@ -43,7 +49,8 @@ pub struct AttemptReport {
     pub connected_us: Option<u64>,
     /// How it ended.
     pub outcome: AttemptOutcome,
-    /// errno of a failed attempt, else 0.
+    /// errno of a failed attempt, or why a pruned candidate was left out;
+    /// else 0.
     pub os_error: i32,
     /// The ALPN ids the attempt's protocol or security stage was given
     /// (HEv3 draft §6.1): those usable with its HTTPS service (RFC 9460

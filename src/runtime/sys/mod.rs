@@ -12,6 +12,7 @@ pub(crate) mod getaddrinfo;
 pub(crate) mod interfaces;
 pub(crate) mod netlink;
 pub(crate) mod random;
+pub(crate) mod reach;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 

@@ -39,15 +39,18 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-const NLMSG_HDRLEN: usize = 16;
+pub(super) const NLMSG_HDRLEN: usize = 16;
 const RTMSG_LEN: usize = 12;
 const NDUSEROPTMSG_LEN: usize = 16;
 /// The attribute of an `RTM_NEWNDUSEROPT` message carrying the router's
 /// address (`NDUSEROPT_SRCADDR` in linux/neighbour.h).
 const NDUSEROPT_SRCADDR: u16 = 1;
+/// `RTM_F_LOOKUP_TABLE` (linux/rtnetlink.h): report the table a route
+/// lookup matched.
+const RTM_F_LOOKUP_TABLE: u32 = 0x1000;
 
 /// Round up to the 4-byte alignment of netlink messages and attributes.
-fn align4(n: usize) -> usize {
+pub(super) fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -63,6 +66,10 @@ pub(crate) struct Route {
     pub gateway: Option<IpAddr>,
     /// The source address the kernel would pick.
     pub prefsrc: Option<IpAddr>,
+    /// The routing table the route came from; 0 when no table has one
+    /// (an IPv4 lookup with an output interface that matches no route:
+    /// the kernel then assumes the destination is on that link).
+    pub table: u32,
 }
 
 impl Route {
@@ -85,7 +92,7 @@ pub(crate) enum NoRoute {
 
 /// A `NETLINK_ROUTE` socket, close-on-exec, bound with `groups` (a
 /// `RTMGRP_*` mask); non-blocking when `nonblocking`.
-fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
+pub(super) fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
     let mut ty = libc::SOCK_RAW | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
@@ -110,7 +117,7 @@ fn route_socket(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
 }
 
 /// Append a route attribute (type, payload) to `msg`.
-fn push_attr(msg: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+pub(super) fn push_attr(msg: &mut Vec<u8>, ty: u16, payload: &[u8]) {
     let len = 4 + payload.len();
     msg.extend_from_slice(&(len as u16).to_ne_bytes());
     msg.extend_from_slice(&ty.to_ne_bytes());
@@ -129,8 +136,10 @@ fn route_request(dst: IpAddr, oif: Option<u32>, seq: u32) -> Vec<u8> {
     msg[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     msg[8..12].copy_from_slice(&seq.to_ne_bytes());
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope,
-    // type, flags (u32).
-    msg.extend_from_slice(&[family, bits, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // type, flags (u32): RTM_F_LOOKUP_TABLE, so that the reply names the
+    // table the lookup matched (0: none).
+    msg.extend_from_slice(&[family, bits, 0, 0, 0, 0, 0, 0]);
+    msg.extend_from_slice(&RTM_F_LOOKUP_TABLE.to_ne_bytes());
     push_attr(&mut msg, libc::RTA_DST, &octets);
     if let Some(oif) = oif {
         push_attr(&mut msg, libc::RTA_OIF, &oif.to_ne_bytes());
@@ -141,7 +150,7 @@ fn route_request(dst: IpAddr, oif: Option<u32>, seq: u32) -> Vec<u8> {
 }
 
 /// The attributes of a message body: `(type, payload)` pairs.
-fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if b.len() < 4 {
             return None;
@@ -157,7 +166,7 @@ fn attrs(mut b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn ip_of(payload: &[u8]) -> Option<IpAddr> {
+pub(super) fn ip_of(payload: &[u8]) -> Option<IpAddr> {
     match payload.len() {
         4 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(payload).ok()?))),
         16 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(payload).ok()?))),
@@ -181,12 +190,13 @@ fn parse_route_reply(buf: &[u8]) -> Result<Route, i32> {
     if ty != libc::RTM_NEWROUTE || body.len() < RTMSG_LEN {
         return Err(libc::EIO);
     }
-    let mut route = Route { kind: body[7], oif: None, gateway: None, prefsrc: None };
+    let mut route = Route { kind: body[7], oif: None, gateway: None, prefsrc: None, table: u32::from(body[4]) };
     for (t, p) in attrs(&body[RTMSG_LEN..]) {
         match t {
             libc::RTA_OIF if p.len() == 4 => route.oif = Some(u32::from_ne_bytes([p[0], p[1], p[2], p[3]])),
             libc::RTA_GATEWAY => route.gateway = ip_of(p),
             libc::RTA_PREFSRC => route.prefsrc = ip_of(p),
+            libc::RTA_TABLE if p.len() == 4 => route.table = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]),
             _ => {}
         }
     }
@@ -306,6 +316,12 @@ fn parse_links(mut b: &[u8], out: &mut Vec<(u32, u32)>) -> io::Result<bool> {
 /// gateway ([`NoRoute::LocalOffPath`]).
 pub(crate) fn path_route(dst: IpAddr, oif: Option<u32>) -> Result<Route, NoRoute> {
     let route = route_get(dst, oif).map_err(NoRoute::Errno)?;
+    if oif.is_some() && route.table == 0 && !route.is_local() {
+        // IPv4 with an output interface and no route: the kernel assumed
+        // the destination on that link (net/ipv4/route.c, "routing tables
+        // are wrong"); a connect would wait for ARP to give up.
+        return Err(NoRoute::Errno(libc::ENETUNREACH));
+    }
     if oif.is_some() && !route.is_local() {
         if let Ok(free) = route_get(dst, None) {
             if free.is_local() && free.oif != oif {
@@ -706,9 +722,13 @@ mod tests {
         ip("addr add 192.0.2.2/24 dev n64a");
         ip("link set n64a up");
         ip("link set n64b up");
+        let a = index("n64a");
+        // No route out of n64a but its link: the kernel's on-link guess
+        // (a route from no table) is no route.
+        assert_eq!(path_route("203.0.113.1".parse().unwrap(), Some(a)), Err(NoRoute::Errno(libc::ENETUNREACH)));
+        assert_eq!(path_route("192.0.2.9".parse().unwrap(), Some(a)).map(|r| r.table), Ok(254));
         ip("route add default via 192.0.2.1");
         assert!(wait_for(&mon, |e| *e == NetEvent::Route { family: libc::AF_INET as u8 }).is_some());
-        let a = index("n64a");
         // 127.0.0.1 out of n64a: the kernel routes it via the gateway.
         assert!(!route_get("127.0.0.1".parse().unwrap(), Some(a)).unwrap().is_local());
         assert_eq!(path_route("127.0.0.1".parse().unwrap(), Some(a)), Err(NoRoute::LocalOffPath));
