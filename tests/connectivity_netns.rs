@@ -79,12 +79,13 @@ fn in_namespace() {
 }
 
 /// A fake DNS server on 127.0.0.1 (in the namespace of the thread that
-/// calls this): every name under taps.test has AAAA ::1 and A 127.0.0.1;
-/// the queries it read, as (name, AAAA?) pairs.
+/// calls this): every name under taps.test has AAAA ::1 and A 127.0.0.1,
+/// and `_PORT._https.svc.taps.test` the HTTPS record `1 tgt.taps.test.`;
+/// the address queries it read, as (name, AAAA?) pairs.
 fn dns_server() -> std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> {
     use hickory_proto::op::{Message, MessageType, OpCode};
-    use hickory_proto::rr::rdata::{A, AAAA};
-    use hickory_proto::rr::{RData, Record, RecordType};
+    use hickory_proto::rr::rdata::{svcb::SVCB, A, AAAA, HTTPS};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
     let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("connectivity-{}", std::process::id()));
@@ -101,7 +102,9 @@ fn dns_server() -> std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> {
             let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
             let question = q.queries[0].clone();
             let name = question.name().to_ascii().to_ascii_lowercase();
-            seen.lock().unwrap().push((name, question.query_type() == RecordType::AAAA));
+            if question.query_type() != RecordType::HTTPS {
+                seen.lock().unwrap().push((name.clone(), question.query_type() == RecordType::AAAA));
+            }
             let mut m = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
             m.metadata.recursion_available = true;
             m.add_queries(q.queries.iter().cloned());
@@ -109,6 +112,10 @@ fn dns_server() -> std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>> {
             match question.query_type() {
                 RecordType::AAAA => m.add_answer(Record::from_rdata(qname, 60, RData::AAAA(AAAA("::1".parse().unwrap())))),
                 RecordType::A => m.add_answer(Record::from_rdata(qname, 60, RData::A(A("127.0.0.1".parse().unwrap())))),
+                RecordType::HTTPS if name.ends_with("._https.svc.taps.test.") => {
+                    let svcb = SVCB::new(1, Name::from_ascii("tgt.taps.test.").unwrap(), Vec::new());
+                    m.add_answer(Record::from_rdata(qname, 60, RData::HTTPS(HTTPS(svcb))))
+                }
                 _ => &mut m,
             };
             let _ = udp.send_to(&m.to_vec().unwrap(), from);
@@ -154,10 +161,11 @@ fn asks_in_namespace() {
         let of = |aaaa: bool| a.iter().filter(|(n, q)| n == &format!("{name}.") && *q == aaaa).count();
         (of(true), of(false))
     };
-    let race = |name: &str| {
+    let race_with = |name: &str, https: HttpsPolicy| {
         let mut ep = RemoteEndpoint::new();
         ep.with_hostname(name).unwrap().with_port(port).unwrap();
-        let pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+        let mut pre = Preconnection::new(&lp, &[ep], None, None).unwrap();
+        pre.set_https_policy(https);
         let conn = pre.initiate(Box::new(Quiet)).unwrap();
         lp.run().unwrap();
         // The server's thread may still be taking a query the race did
@@ -165,11 +173,15 @@ fn asks_in_namespace() {
         std::thread::sleep(Duration::from_millis(100));
         (conn.error(), count(name))
     };
+    let race = |name: &str| race_with(name, HttpsPolicy::Auto);
     // Let the loop take what the kernel announces (the monitor's events).
     let settle = || {
         let _ = lp.run_once(Some(Duration::from_millis(100)));
     };
     assert_eq!(race("v6only.taps.test"), (None, (1, 0)), "IPv6 only, no NAT64 prefix: AAAA alone");
+    // An HTTPS record's TargetName follows the same rule.
+    assert_eq!(race_with("svc.taps.test", HttpsPolicy::On), (None, (1, 0)), "the host: AAAA alone");
+    assert_eq!(count("tgt.taps.test"), (1, 0), "its TargetName: AAAA alone");
     lp.set_pref64(Some(taps_racing::api::nat64::parse_pref64("2001:db8:64::/96").unwrap()));
     assert_eq!(race("nat64.taps.test"), (None, (1, 1)), "IPv6 only with a NAT64 prefix: A too");
     lp.set_pref64(None);

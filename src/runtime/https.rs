@@ -93,6 +93,9 @@ pub(crate) struct RaceDns {
     /// The resolver took an HTTPS question (did not refuse it): after a
     /// win, the race's questions stay open for [`LINGER`].
     accepted: bool,
+    /// The families a TargetName asks the DNS client (`[A, AAAA]`, HEv3
+    /// -04 §4.1, [`super::connectivity::ask_families`]).
+    ask: [bool; 2],
 }
 
 /// How long a won race's open questions stay open and their answers go
@@ -100,6 +103,11 @@ pub(crate) struct RaceDns {
 /// replies … for a short period of time (recommended to be 1 second)").
 /// They start no attempt.
 pub(crate) const LINGER: Micros = 1_000_000;
+
+/// glibc's EAI_ADDRFAMILY ("address family for hostname not supported"),
+/// which the libc crate does not export: a TargetName's question of a
+/// family the race has no connectivity for, not asked.
+const EAI_ADDRFAMILY: i32 = -9;
 
 /// A won race's DNS side, kept for [`LINGER`] after the win.
 pub(crate) struct Lingering {
@@ -160,7 +168,8 @@ impl LoopCore {
 
     /// Set up the HEv3 side of race `id` (its tree already expects the
     /// services): the hosts for the report, then ask the first questions.
-    pub(super) fn start_services(&self, st: &mut LoopState, id: RaceId, spec: &RaceSpec<'_>) {
+    /// `ask`: the families a TargetName asks the DNS client (`[A, AAAA]`).
+    pub(super) fn start_services(&self, st: &mut LoopState, id: RaceId, spec: &RaceSpec<'_>, ask: [bool; 2]) {
         let Some(entry) = st.races.get_mut(&id) else { return };
         let hosts = spec
             .remotes
@@ -171,7 +180,7 @@ impl LoopCore {
                 _ => None,
             })
             .collect();
-        entry.dns = Some(Box::new(RaceDns { hosts, user: st.user_resolver.clone(), ..RaceDns::default() }));
+        entry.dns = Some(Box::new(RaceDns { hosts, user: st.user_resolver.clone(), ask, ..RaceDns::default() }));
         self.ask_resolves(st, id);
     }
 
@@ -299,7 +308,10 @@ impl LoopCore {
     /// user resolver): HTTPS over DNS; a TargetName's AAAA/A as the race's
     /// own names go (the DNS client, or getaddrinfo where nsswitch.conf
     /// needs it), with a query key at [`TARGET_KEY_BASE`] and above. A name
-    /// that cannot be a C string fails its question at once.
+    /// that cannot be a C string fails its question at once, and so does a
+    /// family the race's paths have no connectivity for (HEv3 -04 §4.1:
+    /// not asked; `EAI_ADDRFAMILY` in the report), unless the hosts file
+    /// or RFC 6761 answers the name.
     fn ask_dns_client(&self, dns: &mut RaceDns, id: RaceId, r: crate::engine::service::Resolve) {
         let host = std::ffi::CString::new(r.name.as_str());
         if r.kind == QueryKind::Https {
@@ -317,11 +329,15 @@ impl LoopCore {
             };
         }
         let family = if r.kind == QueryKind::Aaaa { Family::V6 } else { Family::V4 };
+        let asked = dns.ask[if family == Family::V6 { 1 } else { 0 }]
+            || super::connectivity::answered_locally(&self.resolver.dns(), &r.name);
         let key = QueryKey { endpoint: TARGET_KEY_BASE + dns.targets.len(), family };
         dns.targets.push((r.endpoint, r.name));
+        let fail = |code| self.resolver.deliver(super::resolver::Answer { race: id, key, result: Err(code), ttl: None });
         match host {
+            Ok(_) if !asked => fail(EAI_ADDRFAMILY),
             Ok(host) => self.resolver.submit(vec![super::resolver::Job { race: id, key, host, port: 0 }]),
-            Err(_) => self.resolver.deliver(super::resolver::Answer { race: id, key, result: Err(libc::EAI_NONAME), ttl: None }),
+            Err(_) => fail(libc::EAI_NONAME),
         }
     }
 

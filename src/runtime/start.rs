@@ -62,7 +62,7 @@ impl LoopCore {
         }
         let now = self.clock.now();
         let pref64 = self.pref64_locked(st);
-        let (queries, mut pruning) = self.plan_queries(st, spec.remotes, &paths, &branches, pref64.is_some());
+        let (queries, mut pruning, target_ask) = self.plan_queries(st, spec.remotes, &paths, &branches, pref64.is_some());
         let mut tree = Tree::new(spec.config, now, queries.keys(), &branches);
         // HEv3: the HTTPS questions, before any answer (literals too).
         let services = if self.resolves_https(st) { super::https::service_spec(spec, id ^ now) } else { None };
@@ -125,7 +125,7 @@ impl LoopCore {
         log_start(id, owner, spec, &branches);
         if hev3 {
             // HEv3 draft §4.1: the HTTPS question first, then AAAA, A.
-            self.start_services(st, id, spec);
+            self.start_services(st, id, spec, target_ask);
         }
         match st.user_resolver.clone() {
             None => self.resolve_names(st, id, spec.remotes, queries.keys(), now),
@@ -140,6 +140,8 @@ impl LoopCore {
     /// it may prune (see [`super::connectivity`]). Only the DNS client's
     /// questions follow connectivity: a name it answers locally (hosts
     /// file, localhost), getaddrinfo's and a user resolver's ask both.
+    /// The third value is the families an HTTPS TargetName asks the DNS
+    /// client (`[A, AAAA]`).
     fn plan_queries(
         &self,
         st: &LoopState,
@@ -147,7 +149,7 @@ impl LoopCore {
         paths: &[super::race::RacePath],
         branches: &[crate::engine::tree::PathBranch],
         pref64: bool,
-    ) -> (QueryPlan, Option<Box<super::connectivity::Pruning>>) {
+    ) -> (QueryPlan, Option<Box<super::connectivity::Pruning>>, [bool; 2]) {
         let kernel = |p: usize| st.protocols.get(p).is_some_and(|e| !matches!(e.kind, super::protocol::ProtocolKind::User(_)));
         let reach = self.connectivity.for_race(paths, branches, kernel);
         let ask = super::connectivity::ask_families(reach.ask, pref64);
@@ -159,7 +161,8 @@ impl LoopCore {
             Some(d) if !super::connectivity::answered_locally(d, host) => ask,
             _ => [true, true],
         });
-        (queries, reach.pruning)
+        let target_ask = if dns.is_some() { ask } else { [true, true] };
+        (queries, reach.pruning, target_ask)
     }
 
     /// Ask the system resolver for the race's host names (AAAA and A each),
