@@ -396,9 +396,9 @@ def nat64_lines(nat):
         L.append(f"| {TOOL_LABEL.get(tool, tool)} | {len(r['ms'])} | {r['median'] if r['median'] is not None else '-'} "
                  f"| {errs} |")
     L.append("")
-    med = {t: r["median"] for t, r in nat["tools"].items()}
+    med = {t: statistics.median(r["ms"]) for t, r in nat["tools"].items() if r["ms"]}
     for lib, floor in FLOOR_OF_NAT64.items():
-        if med.get(lib) is not None and med.get(floor) is not None:
+        if lib in med and floor in med:
             L.append(f"- {TOOL_LABEL[lib]}: {med[lib] - med[floor]:+.2f} ms over {TOOL_LABEL[floor]}.")
     L.append("")
     return L
@@ -1215,11 +1215,13 @@ def main():
         log("target: " + t)
     if not args.no_write:
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        write_report(args.out, ctx)
-        log(f"wrote {args.out}")
+    # The figures first: a fault in the report must not lose the run.
     if args.json:
         write_json(args.json, ctx)
         log(f"wrote {args.json}")
+    if not args.no_write:
+        write_report(args.out, ctx)
+        log(f"wrote {args.out}")
     return 0
 
 
