@@ -525,7 +525,7 @@ def measure_cps(bed, exes, server, seconds, repeats, max_conns):
         ("taps_name", "taps-racing C API, host name (both.test: AAAA+A from hosts; resolution cache on, "
          "the default)",
          lambda n: [exes["taps_load"], "cps", name, ports, str(n), str(max_conns), str(seconds)]),
-        ("taps_name_nocache", "taps-racing C API, host name, resolution cache off (getaddrinfo ×2 per race)",
+        ("taps_name_nocache", "taps-racing C API, host name, resolution cache off (the hosts file, read once per loop, asked per race)",
          lambda n: [exes["taps_load"], "cps", name, ports, str(n), str(max_conns), str(seconds), "0"]),
         ("node_name", "Node, host name (autoSelectFamily)",
          lambda n: ["node", os.path.join(ROOT, "bench", "peer_node.js"), "cps", name, ports, str(n),
