@@ -914,8 +914,8 @@ def write_report(path, ctx):
     w("")
     w("What each one does (as observed here and documented by each):")
     w("")
-    w("- **taps-racing**: RFC 8305 §3: AAAA and A asked separately (getaddrinfo per family on resolver "
-      "threads); racing starts on AAAA, or 50 ms after A if AAAA is late; late answers join the race; §5: "
+    w("- **taps-racing**: RFC 8305 §3: AAAA and A asked separately (its own DNS client on the event loop, "
+      "the hosts file first; HTTPS too on port 443); racing starts on AAAA, or 50 ms after A if AAAA is late; late answers join the race; §5: "
       "next attempt after the attempt delay or at once on failure, earlier attempts keep running.")
     w("- **curl** (threaded resolver): one getaddrinfo(AF_UNSPEC), so it waits for both answers; starts "
       "with the family of the first address, the other family after `--happy-eyeballs-timeout-ms`; the "
@@ -936,11 +936,11 @@ def write_report(path, ctx):
       "runs every client once, back to back), and a ratio between two clients is the median over the repeats "
       "of the ratio within each repeat, so that both sides of a ratio ran under the same load of the shared "
       "host. The library "
-      "runs one loop (one thread, plus its resolver threads for names), one Preconnection per port initiated "
+      "runs one loop (one thread; its DNS client runs on it), one Preconnection per port initiated "
       "again and again. The host name is `both.test` from the hosts file (AAAA and A; IPv6 wins at once). "
       "With the library's resolution cache on (its default, 60 s, like curl's DNS cache) only the first races "
-      "call getaddrinfo; the row with the cache off makes every race resolve the name (two getaddrinfo calls, "
-      "two source-address probes), as Node and asyncio do.")
+      "resolve the name; the row with the cache off makes every race resolve it (from the hosts file the "
+      "loop read once, source addresses remembered a second per prefix), as Node and asyncio do.")
     w("")
     w("| client | 100 in flight, conn/s | 1,000 in flight, conn/s | vs. epoll ceiling (100 / 1,000) | "
       "other jobs' CPU during the runs (100 / 1,000) |")
