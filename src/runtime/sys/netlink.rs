@@ -203,13 +203,11 @@ fn parse_route_reply(buf: &[u8]) -> Result<Route, i32> {
     Ok(route)
 }
 
-/// Ask the kernel for its route to `dst`, out of interface `oif` when
-/// given (`ip route get DST [oif IF]`): the route, or the errno of the
-/// failed lookup (`ENETUNREACH` when nothing routes there; `ENODEV` for an
-/// interface index that does not exist). A blocking round trip to the
-/// kernel (no network traffic), with a 1 s receive timeout.
-pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
-    let fd = route_socket(0, false).map_err(super::errno)?;
+/// A blocking rtnetlink socket for one request and its reply (or dump),
+/// with a 1 s receive timeout so that a kernel that never answers cannot
+/// hold the caller.
+pub(super) fn query_socket() -> io::Result<OwnedFd> {
+    let fd = route_socket(0, false)?;
     let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
     // SAFETY: a timeval of the size given, on a socket we own.
     unsafe {
@@ -221,6 +219,16 @@ pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
             std::mem::size_of::<libc::timeval>() as libc::socklen_t,
         );
     }
+    Ok(fd)
+}
+
+/// Ask the kernel for its route to `dst`, out of interface `oif` when
+/// given (`ip route get DST [oif IF]`): the route, or the errno of the
+/// failed lookup (`ENETUNREACH` when nothing routes there; `ENODEV` for an
+/// interface index that does not exist). A blocking round trip to the
+/// kernel (no network traffic), with a 1 s receive timeout.
+pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
+    let fd = query_socket().map_err(super::errno)?;
     let req = route_request(dst, oif, 1);
     // SAFETY: req is a valid buffer of req.len() bytes; the kernel is the
     // default destination of an unconnected netlink socket (send = sendto 0).
@@ -241,18 +249,7 @@ pub(crate) fn route_get(dst: IpAddr, oif: Option<u32>) -> Result<Route, i32> {
 /// to the kernel instead of a file read per interface and attribute under
 /// /sys/class/net; a 1 s receive timeout.
 pub(crate) fn links() -> io::Result<Vec<(u32, u32)>> {
-    let fd = route_socket(0, false)?;
-    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
-    // SAFETY: a timeval of the size given, on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
+    let fd = query_socket()?;
     // nlmsghdr, then struct ifinfomsg (16 bytes, all zero: every family).
     let mut req = [0u8; NLMSG_HDRLEN + IFINFOMSG_LEN];
     req[0..4].copy_from_slice(&((NLMSG_HDRLEN + IFINFOMSG_LEN) as u32).to_ne_bytes());

@@ -29,7 +29,7 @@
 //! ten system calls, and are only read again when the kernel says that
 //! something changed (the loop's rtnetlink monitor).
 
-use super::netlink::{align4, attrs, ip_of, route_socket, NLMSG_HDRLEN};
+use super::netlink::{align4, attrs, ip_of, query_socket, NLMSG_HDRLEN};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -220,18 +220,7 @@ impl Reach {
 /// a [`Reach`]; the errno of a dump that fails. About ten system calls
 /// (a socket, two requests, their replies); no network traffic.
 pub(crate) fn read_reach() -> Result<Reach, i32> {
-    let fd = route_socket(0, false).map_err(super::errno)?;
-    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
-    // SAFETY: a timeval of the size given, on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
+    let fd = query_socket().map_err(super::errno)?;
     let mut reach = Reach::default();
     let mut buf = vec![0u8; 32 * 1024];
     for (seq, (ty, body_len)) in [(libc::RTM_GETADDR, IFADDRMSG_LEN), (libc::RTM_GETROUTE, RTMSG_LEN)].into_iter().enumerate() {
